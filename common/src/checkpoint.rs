@@ -1,0 +1,54 @@
+//! Where a shard resumes: the pagination position after the last committed page. The sink
+//! stores it atomically with the rows (DESIGN §6); the coordinator keeps a copy for display.
+
+use serde::{Deserialize, Serialize};
+
+/// The next request a shard has to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "at", rename_all = "snake_case")]
+pub enum Position {
+    /// Nothing fetched yet.
+    Start,
+    /// `limit_offset`: the next offset.
+    Offset { offset: u64 },
+    /// `page_number`: the next page number.
+    Page { page: u64 },
+    /// `cursor`: the cursor value to send.
+    Cursor { cursor: String },
+    /// `next_url` and `link_header`: the URL to fetch next.
+    Url { url: String },
+    /// The source is exhausted; the shard is complete.
+    Done,
+}
+
+/// What the sink stores with every batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub position: Position,
+    /// Pages committed so far in this shard.
+    pub pages: u64,
+    /// Records committed so far in this shard.
+    pub records: u64,
+}
+
+impl Checkpoint {
+    pub fn start() -> Self {
+        Self {
+            position: Position::Start,
+            pages: 0,
+            records: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.position == Position::Done
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared foundation of ApiTap Cluster. Nothing here does heavy I/O.
+//!
+//! - [`spec`]: the pipeline YAML → validated types, `${ENV}` secrets, `{{ template }}` variables,
+//!   errors that carry file, line and column.
+//! - [`jsonpath`]: the small JSON path subset used to find records, cursors and flags.
+//! - [`shard`]: expanding `spec.shards` into the shards of a run (a pure function).
+//! - [`checkpoint`]: the resume position of a shard, shared by coordinator and worker.
+//! - [`retry`]: exponential back-off with jitter.
+//! - [`error`]: error classification (user / transient / internal).
+//! - [`telemetry`]: tracing set-up for every binary.
+//! - [`shutdown`]: a broadcast-based shutdown signal.
+
+pub mod checkpoint;
+pub mod error;
+pub mod jsonpath;
+pub mod retry;
+pub mod shard;
+pub mod shutdown;
+pub mod spec;
+pub mod telemetry;
+pub mod time;

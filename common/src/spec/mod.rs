@@ -1,0 +1,19 @@
+//! The pipeline spec: one YAML document per pipeline (docs/pipeline-reference.md).
+//!
+//! [`load`] parses and validates; every problem is reported with file, line, column, the
+//! key path and a hint. Strings may hold `${ENV}` secrets ([`secrets`]) and `{{ var }}`
+//! template variables ([`template`]); both are kept unresolved in the stored spec.
+
+mod duration;
+mod locate;
+mod parse;
+pub mod secrets;
+pub mod template;
+mod types;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use parse::{load, SpecError, SpecErrors};
+pub use types::*;

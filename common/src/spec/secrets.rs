@@ -1,0 +1,126 @@
+//! `${VAR}` secrets. The stored spec keeps the references; `apitapctl` sends the values
+//! beside the spec and workers substitute them when they build requests and connections, so
+//! a secret is never part of what `describe` prints or what logs show.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::types::Pipeline;
+
+/// Names of every `${VAR}` in `text`.
+pub fn references(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("${") {
+        let after = &rest[open + 2..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| "`${` without a closing `}`".to_string())?;
+        let name = &after[..close];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "`${{{name}}}` is not an environment variable name (letters, digits and _)"
+            ));
+        }
+        out.push(name.to_string());
+        rest = &after[close + 1..];
+    }
+    Ok(out)
+}
+
+/// Every (key path, variable) referenced anywhere in the pipeline.
+pub fn referenced_vars(p: &Pipeline) -> Vec<(String, Result<Vec<String>, String>)> {
+    let mut out = Vec::new();
+    let value = serde_json::to_value(p).unwrap_or(Value::Null);
+    walk(&value, String::new(), &mut |path, s| {
+        if s.contains("${") {
+            out.push((path.to_string(), references(s)));
+        }
+    });
+    out
+}
+
+/// Replaces every `${VAR}` with its value from `env`.
+pub fn substitute(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("${") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| "`${` without a closing `}`".to_string())?;
+        let name = &after[..close];
+        let value = env
+            .get(name)
+            .ok_or_else(|| format!("environment variable {name} is not set"))?;
+        out.push_str(value);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The pipeline with every secret substituted. Only workers call this, right before use.
+pub fn resolve(p: &Pipeline, env: &BTreeMap<String, String>) -> Result<Pipeline, String> {
+    let mut value = serde_json::to_value(p).map_err(|e| e.to_string())?;
+    let mut err = None;
+    walk_mut(&mut value, &mut |s| {
+        if s.contains("${") {
+            match substitute(s, env) {
+                Ok(v) => *s = v,
+                Err(e) => err = Some(e),
+            }
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+/// The values of the variables `p` references, taken from `env`; the error lists the
+/// missing ones.
+pub fn collect(p: &Pipeline, env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (_, names) in referenced_vars(p) {
+        for name in names.unwrap_or_default() {
+            if let Some(v) = env.get(&name) {
+                out.insert(name, v.clone());
+            }
+        }
+    }
+    out
+}
+
+fn walk(v: &Value, path: String, f: &mut impl FnMut(&str, &str)) {
+    match v {
+        Value::String(s) => f(&path, s),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                walk(x, format!("{path}[{i}]"), f);
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(x, p, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn walk_mut(v: &mut Value, f: &mut impl FnMut(&mut String)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter_mut().for_each(|x| walk_mut(x, f)),
+        Value::Object(o) => o.values_mut().for_each(|x| walk_mut(x, f)),
+        _ => {}
+    }
+}

@@ -1,0 +1,422 @@
+//! The typed shape of a pipeline document. Every struct denies unknown keys so that a typo
+//! is an error, not a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+
+pub const API_VERSION: &str = "apitap/v1";
+pub const KIND: &str = "Pipeline";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: PipelineSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+}
+
+fn default_namespace() -> String {
+    "default".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Shards>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
+    /// Declared shape of the source records; inferred from the data when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Vec<Field>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Transform>,
+    pub sink: Sink,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub every: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub http: HttpSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSource {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    /// JSON path of the record array in the body; `$` (the body is the array) by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+    #[serde(default)]
+    pub pagination: Pagination,
+    #[serde(default)]
+    pub retry: Retry,
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Exactly one of the fields is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyAuth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyAuth {
+    /// Header or query parameter name.
+    pub name: String,
+    pub value: String,
+    #[serde(default, rename = "in")]
+    pub location: ApiKeyLocation,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyLocation {
+    #[default]
+    Header,
+    Query,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaginationKind {
+    #[default]
+    None,
+    LimitOffset,
+    PageNumber,
+    Cursor,
+    NextUrl,
+    LinkHeader,
+}
+
+impl PaginationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaginationKind::None => "none",
+            PaginationKind::LimitOffset => "limit_offset",
+            PaginationKind::PageNumber => "page_number",
+            PaginationKind::Cursor => "cursor",
+            PaginationKind::NextUrl => "next_url",
+            PaginationKind::LinkHeader => "link_header",
+        }
+    }
+}
+
+/// One flat struct for every pagination kind: which keys apply to which kind is checked by
+/// validation, which gives clearer errors than a tagged enum would.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pagination {
+    #[serde(default)]
+    pub kind: PaginationKind,
+    /// Page size sent with `limit_offset`, `page_number` and `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_page: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_param: Option<String>,
+    /// JSON path of the next cursor in the body (`cursor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_path: Option<String>,
+    /// JSON path of a boolean "more pages" flag (`cursor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_more_path: Option<String>,
+    /// JSON path of the next page's URL in the body (`next_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_url_path: Option<String>,
+    /// JSON path of the total record count; fetching stops once it is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pages: Option<u64>,
+}
+
+impl Pagination {
+    pub const DEFAULT_SIZE: u64 = 100;
+
+    pub fn size(&self) -> u64 {
+        self.size.unwrap_or(Self::DEFAULT_SIZE)
+    }
+    pub fn limit_param(&self) -> &str {
+        self.limit_param.as_deref().unwrap_or("limit")
+    }
+    pub fn offset_param(&self) -> &str {
+        self.offset_param.as_deref().unwrap_or("offset")
+    }
+    pub fn page_param(&self) -> &str {
+        self.page_param.as_deref().unwrap_or("page")
+    }
+    pub fn size_param(&self) -> &str {
+        self.size_param.as_deref().unwrap_or(match self.kind {
+            PaginationKind::Cursor => "limit",
+            _ => "per_page",
+        })
+    }
+    pub fn start_page(&self) -> u64 {
+        self.start_page.unwrap_or(1)
+    }
+    pub fn cursor_param(&self) -> &str {
+        self.cursor_param.as_deref().unwrap_or("cursor")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_initial_backoff", with = "duration")]
+    pub initial_backoff: Duration,
+    #[serde(default = "default_max_backoff", with = "duration")]
+    pub max_backoff: Duration,
+}
+
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_initial_backoff() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub key: String,
+    pub requests_per_second: f64,
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    1
+}
+
+/// Exactly one of `values` and `range`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shards {
+    /// Template variable the shard binds (`{{ repo }}`, besides `{{ shard.value }}`).
+    pub param: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ShardRange>,
+}
+
+/// Integers `start..=end` cut into `count` contiguous shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRange {
+    pub start: i64,
+    pub end: i64,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    pub cursor_field: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: FieldType,
+    #[serde(default = "default_true")]
+    pub nullable: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Int64,
+    Float64,
+    Boolean,
+    /// Kept as JSON text (objects, arrays, anything).
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    /// DataFusion SQL over the table `source`.
+    pub sql: String,
+}
+
+/// Exactly one of the fields is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sink {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteSink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSink {
+    pub url: String,
+    pub table: String,
+    #[serde(default)]
+    pub mode: LoadMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSink {
+    #[serde(default = "default_sqlite_path")]
+    pub path: String,
+    pub table: String,
+    #[serde(default)]
+    pub mode: LoadMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
+}
+
+fn default_sqlite_path() -> String {
+    "apitap.db".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMode {
+    #[default]
+    Append,
+    Merge,
+}
+
+/// How a run treats failing shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Attempts per shard before the run fails.
+    #[serde(default = "default_shard_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_shard_attempts() -> u32 {
+    3
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_shard_attempts(),
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// The source records' JSON path (`$` when unset).
+    pub fn records_path(&self) -> &str {
+        self.spec.source.http.records.as_deref().unwrap_or("$")
+    }
+
+    pub fn sql(&self) -> &str {
+        self.spec
+            .transform
+            .as_ref()
+            .map(|t| t.sql.as_str())
+            .unwrap_or("SELECT * FROM source")
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,561 @@
+//! Checks that need more than types: consistency between keys, URLs, SQL, identifiers,
+//! secrets and template variables. Returns every problem, not just the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlparser::ast::{visit_relations, Statement};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use super::parse::Problem;
+use super::secrets;
+use super::template;
+use super::types::*;
+use crate::jsonpath::JsonPath;
+
+const HTTP: &str = "spec.source.http";
+const PAG: &str = "spec.source.http.pagination";
+
+pub(crate) fn validate(p: &Pipeline, env: Option<&BTreeMap<String, String>>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if p.api_version != API_VERSION {
+        out.push(
+            Problem::new(
+                "apiVersion",
+                format!("unsupported apiVersion {:?}", p.api_version),
+            )
+            .hint(format!("use apiVersion: {API_VERSION}")),
+        );
+    }
+    if p.kind != KIND {
+        out.push(
+            Problem::new("kind", format!("unsupported kind {:?}", p.kind))
+                .hint(format!("use kind: {KIND}")),
+        );
+    }
+    if !is_dns_label(&p.metadata.name) {
+        out.push(
+            Problem::new("metadata.name", format!("invalid pipeline name {:?}", p.metadata.name))
+                .hint("use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"),
+        );
+    }
+    if !is_dns_label(&p.metadata.namespace) {
+        out.push(Problem::new(
+            "metadata.namespace",
+            format!("invalid namespace {:?}", p.metadata.namespace),
+        ));
+    }
+    schedule(p, &mut out);
+    source(p, &mut out);
+    pagination(&p.spec.source.http.pagination, &mut out);
+    shards(p, &mut out);
+    templates(p, &mut out);
+    if let Some(rl) = &p.spec.rate_limit {
+        if !(rl.requests_per_second > 0.0 && rl.requests_per_second.is_finite()) {
+            out.push(
+                Problem::new(
+                    "spec.rate_limit.requests_per_second",
+                    "must be a positive number",
+                )
+                .hint("for example requests_per_second: 20"),
+            );
+        }
+        if rl.burst == 0 {
+            out.push(Problem::new("spec.rate_limit.burst", "must be at least 1"));
+        }
+        if rl.key.trim().is_empty() {
+            out.push(
+                Problem::new("spec.rate_limit.key", "must not be empty")
+                    .hint("usually the API host"),
+            );
+        }
+    }
+    if p.spec.incremental.is_some() {
+        out.push(
+            Problem::new(
+                "spec.incremental",
+                "incremental loads are not supported by this version yet",
+            )
+            .hint("remove spec.incremental; each run loads the whole source"),
+        );
+    }
+    schema(p, &mut out);
+    if let Some(t) = &p.spec.transform {
+        if let Err(e) = check_sql(&t.sql) {
+            out.push(Problem::new("spec.transform.sql", e).hint(
+                "write one SELECT over the table `source`, e.g. SELECT id, name FROM source",
+            ));
+        }
+    }
+    sink(p, &mut out);
+    if p.spec.policy.max_attempts == 0 || p.spec.policy.max_attempts > 100 {
+        out.push(Problem::new(
+            "spec.policy.max_attempts",
+            "must be between 1 and 100",
+        ));
+    }
+    secrets_present(p, env, &mut out);
+    out
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 63
+}
+
+fn schedule(p: &Pipeline, out: &mut Vec<Problem>) {
+    let Some(s) = &p.spec.schedule else { return };
+    match (&s.every, &s.cron) {
+        (Some(_), Some(_)) => out.push(
+            Problem::new("spec.schedule", "both `every` and `cron` are set")
+                .hint("keep one of them"),
+        ),
+        (None, None) => out.push(
+            Problem::new("spec.schedule", "a schedule needs `every`").hint(
+                "for example schedule: { every: 15m }, or remove spec.schedule to run on submit",
+            ),
+        ),
+        (Some(d), None) if d.as_millis() < 1000 => {
+            out.push(Problem::new("spec.schedule.every", "must be at least 1s"))
+        }
+        (None, Some(_)) => out.push(
+            Problem::new(
+                "spec.schedule.cron",
+                "cron schedules are not supported by this version yet",
+            )
+            .hint("use schedule: { every: 15m }"),
+        ),
+        _ => {}
+    }
+}
+
+fn source(p: &Pipeline, out: &mut Vec<Problem>) {
+    let h = &p.spec.source.http;
+    // Placeholders stand in for secrets and template variables, which are only known later.
+    let probe = h
+        .url
+        .replace("${", "x")
+        .replace("{{", "x")
+        .replace("}}", "x")
+        .replace('}', "x");
+    match url::Url::parse(&probe) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+            if u.host_str().is_none_or(str::is_empty) {
+                out.push(Problem::new(format!("{HTTP}.url"), "the URL has no host"));
+            }
+        }
+        Ok(u) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("unsupported URL scheme {:?}", u.scheme()),
+            )
+            .hint("use http:// or https://"),
+        ),
+        Err(e) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("invalid URL {:?}: {e}", h.url),
+            )
+            .hint("write a full URL such as https://api.example.com/v1/items"),
+        ),
+    }
+    if let Some(r) = &h.records {
+        if let Err(e) = JsonPath::parse(r) {
+            out.push(Problem::new(format!("{HTTP}.records"), e));
+        }
+    }
+    if let Some(a) = &h.auth {
+        let set = [a.bearer.is_some(), a.basic.is_some(), a.api_key.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        if set != 1 {
+            out.push(
+                Problem::new(
+                    format!("{HTTP}.auth"),
+                    format!("{set} auth methods are set; exactly one is needed"),
+                )
+                .hint("use one of bearer, basic or api_key"),
+            );
+        }
+        if let Some(k) = &a.api_key {
+            if k.name.trim().is_empty() {
+                out.push(Problem::new(
+                    format!("{HTTP}.auth.api_key.name"),
+                    "must not be empty",
+                ));
+            }
+        }
+    }
+    for name in h.headers.keys() {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            out.push(Problem::new(
+                format!("{HTTP}.headers"),
+                format!("invalid header name {name:?}"),
+            ));
+        }
+    }
+    let r = &h.retry;
+    if r.max_attempts == 0 || r.max_attempts > 100 {
+        out.push(Problem::new(
+            format!("{HTTP}.retry.max_attempts"),
+            "must be between 1 and 100",
+        ));
+    }
+    if r.initial_backoff > r.max_backoff {
+        out.push(Problem::new(
+            format!("{HTTP}.retry.initial_backoff"),
+            "is larger than max_backoff",
+        ));
+    }
+    if h.timeout.is_zero() {
+        out.push(Problem::new(
+            format!("{HTTP}.timeout"),
+            "must be more than 0s",
+        ));
+    }
+}
+
+fn pagination(pg: &Pagination, out: &mut Vec<Problem>) {
+    let kind = pg.kind.as_str();
+    let mut not_for = |key: &str, set: bool| {
+        if set {
+            out.push(
+                Problem::new(
+                    format!("{PAG}.{key}"),
+                    format!("`{key}` does not apply to pagination kind {kind}"),
+                )
+                .hint("remove it, or change `kind`"),
+            );
+        }
+    };
+    use PaginationKind::*;
+    let sized = matches!(pg.kind, LimitOffset | PageNumber | Cursor);
+    not_for("size", pg.size.is_some() && !sized);
+    not_for(
+        "limit_param",
+        pg.limit_param.is_some() && pg.kind != LimitOffset,
+    );
+    not_for(
+        "offset_param",
+        pg.offset_param.is_some() && pg.kind != LimitOffset,
+    );
+    not_for(
+        "page_param",
+        pg.page_param.is_some() && pg.kind != PageNumber,
+    );
+    not_for(
+        "start_page",
+        pg.start_page.is_some() && pg.kind != PageNumber,
+    );
+    not_for(
+        "size_param",
+        pg.size_param.is_some() && !matches!(pg.kind, PageNumber | Cursor),
+    );
+    not_for(
+        "cursor_param",
+        pg.cursor_param.is_some() && pg.kind != Cursor,
+    );
+    not_for("cursor_path", pg.cursor_path.is_some() && pg.kind != Cursor);
+    not_for(
+        "has_more_path",
+        pg.has_more_path.is_some() && pg.kind != Cursor,
+    );
+    not_for(
+        "next_url_path",
+        pg.next_url_path.is_some() && pg.kind != NextUrl,
+    );
+    not_for(
+        "total_path",
+        pg.total_path.is_some() && !matches!(pg.kind, LimitOffset | PageNumber),
+    );
+    not_for("max_pages", pg.max_pages.is_some() && pg.kind == None);
+    if pg.size == Some(0) {
+        out.push(Problem::new(
+            format!("{PAG}.size"),
+            "page size must be at least 1",
+        ));
+    }
+    if pg.max_pages == Some(0) {
+        out.push(Problem::new(
+            format!("{PAG}.max_pages"),
+            "must be at least 1",
+        ));
+    }
+    if pg.kind == LimitOffset && pg.limit_param() == pg.offset_param() {
+        out.push(Problem::new(
+            format!("{PAG}.offset_param"),
+            "limit_param and offset_param are the same query parameter",
+        ));
+    }
+    if pg.kind == PageNumber && pg.page_param() == pg.size_param() {
+        out.push(Problem::new(
+            format!("{PAG}.size_param"),
+            "page_param and size_param are the same query parameter",
+        ));
+    }
+    if pg.kind == Cursor && pg.cursor_path.is_none() {
+        out.push(
+            Problem::new(PAG, "pagination kind cursor needs `cursor_path`").hint(
+                "the JSON path of the next cursor in the response, e.g. cursor_path: $.next_cursor",
+            ),
+        );
+    }
+    if pg.kind == NextUrl && pg.next_url_path.is_none() {
+        out.push(
+            Problem::new(PAG, "pagination kind next_url needs `next_url_path`")
+                .hint("the JSON path of the next page's URL, e.g. next_url_path: $.next"),
+        );
+    }
+    for (key, path) in [
+        ("cursor_path", &pg.cursor_path),
+        ("has_more_path", &pg.has_more_path),
+        ("next_url_path", &pg.next_url_path),
+        ("total_path", &pg.total_path),
+    ] {
+        if let Some(path) = path {
+            if let Err(e) = JsonPath::parse(path) {
+                out.push(Problem::new(format!("{PAG}.{key}"), e));
+            }
+        }
+    }
+}
+
+fn shards(p: &Pipeline, out: &mut Vec<Problem>) {
+    let Some(s) = &p.spec.shards else { return };
+    if !is_identifier(&s.param) {
+        out.push(Problem::new(
+            "spec.shards.param",
+            format!("{:?} is not a valid variable name", s.param),
+        ));
+    }
+    match (&s.values, &s.range) {
+        (Some(values), None) => {
+            if values.is_empty() {
+                out.push(Problem::new("spec.shards.values", "the list is empty"));
+            }
+            let unique: BTreeSet<_> = values.iter().collect();
+            if unique.len() != values.len() {
+                out.push(Problem::new(
+                    "spec.shards.values",
+                    "values repeat; each shard needs its own value",
+                ));
+            }
+        }
+        (None, Some(r)) => {
+            if r.start > r.end {
+                out.push(Problem::new("spec.shards.range", "start is after end"));
+            } else if r.count == 0 || (r.count as i128) > (r.end as i128 - r.start as i128 + 1) {
+                out.push(Problem::new(
+                    "spec.shards.range.count",
+                    "count must be between 1 and the size of the range",
+                ));
+            }
+        }
+        _ => out.push(
+            Problem::new("spec.shards", "set exactly one of `values` and `range`")
+                .hint("values: [a, b]  or  range: { start: 1, end: 1000, count: 4 }"),
+        ),
+    }
+}
+
+/// Template variables the spec may use.
+fn known_vars(p: &Pipeline) -> BTreeSet<String> {
+    let mut vars = BTreeSet::new();
+    if let Some(s) = &p.spec.shards {
+        vars.insert(s.param.clone());
+        vars.insert("shard.value".into());
+        if s.range.is_some() {
+            vars.insert("shard.start".into());
+            vars.insert("shard.end".into());
+        }
+    }
+    vars.insert("shard.index".into());
+    vars
+}
+
+fn templates(p: &Pipeline, out: &mut Vec<Problem>) {
+    let known = known_vars(p);
+    let h = &p.spec.source.http;
+    let mut check = |path: String, text: &str| match template::variables(text) {
+        Ok(vars) => {
+            for v in vars.into_iter().filter(|v| !known.contains(v)) {
+                let list: Vec<_> = known.iter().cloned().collect();
+                out.push(
+                    Problem::new(
+                        path.clone(),
+                        format!("unknown template variable {{{{ {v} }}}}"),
+                    )
+                    .hint(format!("known here: {}", list.join(", "))),
+                );
+            }
+        }
+        Err(e) => out.push(Problem::new(path.clone(), e)),
+    };
+    check(format!("{HTTP}.url"), &h.url);
+    for (k, v) in &h.query {
+        check(format!("{HTTP}.query.{k}"), v);
+    }
+    for (k, v) in &h.headers {
+        check(format!("{HTTP}.headers.{k}"), v);
+    }
+}
+
+fn schema(p: &Pipeline, out: &mut Vec<Problem>) {
+    let Some(fields) = &p.spec.schema else { return };
+    if fields.is_empty() {
+        out.push(
+            Problem::new("spec.schema", "the field list is empty")
+                .hint("remove spec.schema to infer it"),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for f in fields {
+        if f.name.is_empty() {
+            out.push(Problem::new("spec.schema", "a field has an empty name"));
+        } else if !seen.insert(f.name.clone()) {
+            out.push(Problem::new(
+                "spec.schema",
+                format!("field {:?} is declared twice", f.name),
+            ));
+        }
+    }
+}
+
+/// Parses `sql` and checks it is one query that reads only `source`.
+pub fn check_sql(sql: &str) -> Result<(), String> {
+    let statements =
+        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| format!("invalid SQL: {e}"))?;
+    let [statement] = statements.as_slice() else {
+        return Err(format!(
+            "expected one SQL statement, found {}",
+            statements.len()
+        ));
+    };
+    if !matches!(statement, Statement::Query(_)) {
+        return Err("the transform must be a SELECT query".into());
+    }
+    let mut tables = BTreeSet::new();
+    let _ = visit_relations(statement, |rel| {
+        tables.insert(rel.to_string());
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    let others: Vec<_> = tables
+        .iter()
+        .filter(|t| t.as_str() != "source")
+        .cloned()
+        .collect();
+    if !others.is_empty() {
+        return Err(format!(
+            "the query reads {}; only the table `source` (the fetched records) exists",
+            others.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
+    let s = &p.spec.sink;
+    let count = [s.postgres.is_some(), s.sqlite.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if count != 1 {
+        out.push(
+            Problem::new(
+                "spec.sink",
+                format!("{count} sinks are set; exactly one is needed"),
+            )
+            .hint("use `postgres: {url, table}` or `sqlite: {path, table}`"),
+        );
+    }
+    fn table_rules(out: &mut Vec<Problem>, path: &str, table: &str, mode: LoadMode, pk: &[String]) {
+        if !table.split('.').all(is_identifier) || table.split('.').count() > 2 {
+            out.push(
+                Problem::new(
+                    format!("{path}.table"),
+                    format!("invalid table name {table:?}"),
+                )
+                .hint("letters, digits and _, optionally schema-qualified (analytics.users)"),
+            );
+        }
+        if mode == LoadMode::Merge && pk.is_empty() {
+            out.push(
+                Problem::new(
+                    format!("{path}.primary_key"),
+                    "mode merge needs a primary_key",
+                )
+                .hint("for example primary_key: [id]"),
+            );
+        }
+        for k in pk {
+            if !is_identifier(k) {
+                out.push(Problem::new(
+                    format!("{path}.primary_key"),
+                    format!("invalid column name {k:?}"),
+                ));
+            }
+        }
+    }
+    if let Some(pg) = &s.postgres {
+        table_rules(
+            out,
+            "spec.sink.postgres",
+            &pg.table,
+            pg.mode,
+            &pg.primary_key,
+        );
+        let probe = pg.url.replace("${", "x").replace('}', "x");
+        let ok = pg.url.starts_with("${")
+            || ((probe.starts_with("postgres://") || probe.starts_with("postgresql://"))
+                && url::Url::parse(&probe).is_ok());
+        if !ok {
+            out.push(
+                Problem::new("spec.sink.postgres.url", "not a PostgreSQL connection URL")
+                    .hint("postgres://user:password@host:5432/database, usually from a secret: url: \"${WAREHOUSE_URL}\""),
+            );
+        }
+    }
+    if let Some(sq) = &s.sqlite {
+        table_rules(out, "spec.sink.sqlite", &sq.table, sq.mode, &sq.primary_key);
+        if sq.path.trim().is_empty() {
+            out.push(Problem::new("spec.sink.sqlite.path", "must not be empty"));
+        }
+    }
+}
+
+fn secrets_present(p: &Pipeline, env: Option<&BTreeMap<String, String>>, out: &mut Vec<Problem>) {
+    for (path, names) in secrets::referenced_vars(p) {
+        let path = path.replace("api_version", "apiVersion");
+        match names {
+            Err(e) => out.push(Problem::new(path, e)),
+            Ok(names) => {
+                let Some(env) = env else { continue };
+                for name in names.into_iter().filter(|n| !env.contains_key(n)) {
+                    out.push(
+                        Problem::new(
+                            path.clone(),
+                            format!("environment variable {name} is not set"),
+                        )
+                        .hint(format!("export {name}=... before apitapctl submit")),
+                    );
+                }
+            }
+        }
+    }
+}
