@@ -1,1 +1,17 @@
+//! The coordinator of ApiTap Cluster: a Raft node (openraft + RocksDB) that stores
+//! pipelines, runs, shards and leases, and hands work to workers over gRPC.
+//!
+//! - [`raft`]: type config, RocksDB log store and state machine, network over tonic.
+//! - [`state`]: the replicated data model and its commands, applied deterministically.
+//! - [`scheduler`]: leader-only loop: schedules → runs, pending shards → lease grants,
+//!   missed heartbeats → lease expiry. Decisions are pure functions in `placement`.
+//! - [`api`]: the tonic services (control, worker, raft).
+//! - [`node`]: wires a node together from [`config::Config`].
 
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod node;
+pub mod raft;
+pub mod scheduler;
+pub mod state;

@@ -1,1 +1,12 @@
-fn main() {}
+use apitap_common::shutdown::Shutdown;
+use apitap_coordinator::config::Config;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    apitap_common::telemetry::init(config.log_format, "info,openraft=warn");
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_os_signal();
+    apitap_coordinator::node::run(config, shutdown.signal()).await
+}

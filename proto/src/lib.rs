@@ -1,1 +1,15 @@
+//! gRPC contracts of ApiTap Cluster, generated from `proto/*.proto`:
+//!
+//! - `ControlService`: apitapctl → coordinator (pipelines, runs, cluster membership).
+//! - `WorkerService`: workers → coordinator (register, heartbeat, leases, checkpoints).
+//! - `RaftService`: coordinator ↔ coordinator (openraft messages, serialized as JSON).
+//!
+//! A follower that receives a write answers `UNAVAILABLE` with the leader's address in the
+//! [`LEADER_HINT`] metadata key; clients retry there.
 
+pub mod v1 {
+    tonic::include_proto!("apitap.v1");
+}
+
+/// Response metadata key carrying the current leader's gRPC address.
+pub const LEADER_HINT: &str = "x-apitap-leader";

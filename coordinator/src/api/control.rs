@@ -1,0 +1,297 @@
+//! `ControlService`: what apitapctl talks to. Writes are Raft commands on the leader;
+//! reads are linearizable (served by the leader after `ensure_linearizable`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use apitap_common::spec;
+use apitap_proto::v1::control_service_server::ControlService;
+use apitap_proto::v1::*;
+use openraft::BasicNode;
+use tonic::{Request, Response, Status};
+
+use super::convert::{pipeline_info, run_info};
+use super::{linearizable, propose};
+use crate::error::Error;
+use crate::node::Node;
+use crate::state::command::{Command, CommandResult};
+
+pub struct ControlApi {
+    pub node: Arc<Node>,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn rejected(r: CommandResult) -> Status {
+    match r {
+        CommandResult::Rejected { reason } if reason.contains("not found") => Status::not_found(reason),
+        CommandResult::Rejected { reason } => Status::failed_precondition(reason),
+        other => Status::internal(format!("unexpected result {other:?}")),
+    }
+}
+
+fn sink_summary(s: &spec::Sink) -> String {
+    if let Some(pg) = &s.postgres {
+        format!("postgres:{}", pg.table)
+    } else if let Some(sq) = &s.sqlite {
+        format!("sqlite:{}:{}", sq.path, sq.table)
+    } else {
+        String::new()
+    }
+}
+
+/// The URL without query string, so that listings never show secrets.
+fn url_summary(url: &str) -> String {
+    url.split('?').next().unwrap_or_default().to_string()
+}
+
+impl ControlApi {
+    async fn status(&self) -> Result<ClusterStatusResponse, Status> {
+        let node = &self.node;
+        let m = node.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let replication = m.replication.clone().unwrap_or_default();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| {
+                let matched = replication.get(id).cloned().flatten().map(|l| l.index);
+                let is_self = *id == node.id;
+                MemberInfo {
+                    node_id: *id,
+                    addr: n.addr.clone(),
+                    voter: voters.contains(id),
+                    role: if m.current_leader == Some(*id) {
+                        "leader".into()
+                    } else if voters.contains(id) {
+                        "follower".into()
+                    } else {
+                        "learner".into()
+                    },
+                    reachable: is_self || matched.is_some(),
+                    matched_index: if is_self { m.last_applied.map(|l| l.index).unwrap_or(0) } else { matched.unwrap_or(0) },
+                }
+            })
+            .collect();
+        let now = std::time::Instant::now();
+        let ttl = node.config.lease_ttl;
+        let workers = {
+            let st = node.state.read().expect("state lock");
+            let held = st.state.leases_by_worker();
+            let live = node.liveness.lock().expect("liveness lock");
+            let workers = st
+                .state
+                .workers
+                .values()
+                .map(|w| {
+                    let seen = live.workers.get(&w.id).map(|s| now.duration_since(s.last_seen).as_millis() as u64);
+                    WorkerInfo {
+                        worker_id: w.id.clone(),
+                        addr: w.addr.clone(),
+                        slots: w.slots,
+                        leases: held.get(&w.id).copied().unwrap_or(0),
+                        live: live.is_live(&w.id, ttl, now),
+                        last_heartbeat_ms_ago: seen.unwrap_or(0),
+                    }
+                })
+                .collect::<Vec<_>>();
+            workers
+        };
+        Ok(ClusterStatusResponse {
+            node_id: node.id,
+            leader_id: m.current_leader.unwrap_or(0),
+            leader_addr: node.leader_addr().unwrap_or_default(),
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            members,
+            workers,
+            role: format!("{:?}", m.state).to_lowercase(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl ControlService for ControlApi {
+    async fn submit_pipeline(&self, req: Request<SubmitPipelineRequest>) -> Reply<SubmitPipelineResponse> {
+        let req = req.into_inner();
+        let file = if req.file.is_empty() { "pipeline.yaml" } else { &req.file };
+        let provided: BTreeMap<String, String> = req.secrets.clone().into_iter().collect();
+        // Validate again: the coordinator never trusts the client's check.
+        let pipeline = spec::load(file, &req.spec_yaml, Some(&provided))
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let secrets = spec::secrets::collect(&pipeline, &provided);
+        let start_run = (req.start_run && pipeline.spec.schedule.is_none())
+            .then(|| apitap_common::shard::expand(&pipeline.spec));
+        let cmd = Command::PutPipeline {
+            name: pipeline.name().to_string(),
+            spec_yaml: req.spec_yaml.clone(),
+            secrets,
+            every_ms: pipeline
+                .spec
+                .schedule
+                .as_ref()
+                .and_then(|s| s.every)
+                .map(|d| d.as_millis() as u64),
+            max_attempts: pipeline.spec.policy.max_attempts,
+            source_url: url_summary(&pipeline.spec.source.http.url),
+            sink: sink_summary(&pipeline.spec.sink),
+            start_run,
+            now_ms: apitap_common::time::now_ms(),
+        };
+        match propose(&self.node, cmd).await? {
+            CommandResult::PipelineStored {
+                version,
+                created,
+                run_id,
+            } => Ok(Response::new(SubmitPipelineResponse {
+                name: pipeline.name().to_string(),
+                version,
+                run_id: run_id.unwrap_or(0),
+                created,
+            })),
+            other => Err(rejected(other)),
+        }
+    }
+
+    async fn list_pipelines(&self, _: Request<ListPipelinesRequest>) -> Reply<ListPipelinesResponse> {
+        linearizable(&self.node).await?;
+        let st = self.node.state.read().expect("state lock");
+        let pipelines = st.state.pipelines.values().map(|p| pipeline_info(p, &st.state)).collect();
+        Ok(Response::new(ListPipelinesResponse { pipelines }))
+    }
+
+    async fn get_pipeline(&self, req: Request<GetPipelineRequest>) -> Reply<PipelineInfo> {
+        linearizable(&self.node).await?;
+        let name = req.into_inner().name;
+        let st = self.node.state.read().expect("state lock");
+        let p = st
+            .state
+            .pipelines
+            .get(&name)
+            .ok_or_else(|| Error::NotFound(format!("pipeline {name}")))?;
+        Ok(Response::new(pipeline_info(p, &st.state)))
+    }
+
+    async fn delete_pipeline(&self, req: Request<DeletePipelineRequest>) -> Reply<DeletePipelineResponse> {
+        let name = req.into_inner().name;
+        let cmd = Command::DeletePipeline {
+            name,
+            now_ms: apitap_common::time::now_ms(),
+        };
+        match propose(&self.node, cmd).await? {
+            CommandResult::PipelineDeleted { runs_cancelled } => Ok(Response::new(DeletePipelineResponse {
+                deleted: true,
+                runs_cancelled,
+            })),
+            other => Err(rejected(other)),
+        }
+    }
+
+    async fn start_run(&self, req: Request<StartRunRequest>) -> Reply<RunInfo> {
+        let name = req.into_inner().pipeline;
+        let spec_yaml = {
+            let st = self.node.state.read().expect("state lock");
+            st.state
+                .pipelines
+                .get(&name)
+                .map(|p| p.spec_yaml.clone())
+                .ok_or_else(|| Error::NotFound(format!("pipeline {name}")))?
+        };
+        let pipeline = spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let cmd = Command::StartRun {
+            pipeline: name,
+            shards: apitap_common::shard::expand(&pipeline.spec),
+            now_ms: apitap_common::time::now_ms(),
+        };
+        match propose(&self.node, cmd).await? {
+            CommandResult::RunStarted { run_id } => {
+                let st = self.node.state.read().expect("state lock");
+                let run = st.state.runs.get(&run_id).ok_or_else(|| Status::internal("run vanished"))?;
+                Ok(Response::new(run_info(run)))
+            }
+            other => Err(rejected(other)),
+        }
+    }
+
+    async fn list_runs(&self, req: Request<ListRunsRequest>) -> Reply<ListRunsResponse> {
+        linearizable(&self.node).await?;
+        let req = req.into_inner();
+        let limit = if req.limit == 0 { 50 } else { req.limit as usize };
+        let st = self.node.state.read().expect("state lock");
+        let runs = st
+            .state
+            .runs
+            .values()
+            .rev()
+            .filter(|r| req.pipeline.is_empty() || r.pipeline == req.pipeline)
+            .take(limit)
+            .map(run_info)
+            .collect();
+        Ok(Response::new(ListRunsResponse { runs }))
+    }
+
+    async fn get_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
+        linearizable(&self.node).await?;
+        let id = req.into_inner().run_id;
+        let st = self.node.state.read().expect("state lock");
+        let run = st
+            .state
+            .runs
+            .get(&id)
+            .ok_or_else(|| Error::NotFound(format!("run {id}")))?;
+        Ok(Response::new(run_info(run)))
+    }
+
+    async fn cluster_status(&self, _: Request<ClusterStatusRequest>) -> Reply<ClusterStatusResponse> {
+        Ok(Response::new(self.status().await?))
+    }
+
+    async fn cluster_init(&self, _: Request<ClusterInitRequest>) -> Reply<ClusterStatusResponse> {
+        let raft = &self.node.raft;
+        if raft.is_initialized().await.map_err(|e| Status::internal(e.to_string()))? {
+            return Err(Status::already_exists("the cluster is already initialized"));
+        }
+        let members = BTreeMap::from([(self.node.id, BasicNode { addr: self.node.addr.clone() })]);
+        raft.initialize(members)
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(self.status().await?))
+    }
+
+    async fn cluster_add(&self, req: Request<ClusterAddRequest>) -> Reply<ClusterStatusResponse> {
+        let req = req.into_inner();
+        if !self.node.is_leader() {
+            return Err(Error::NotLeader { leader_addr: self.node.leader_addr() }.into());
+        }
+        let raft = &self.node.raft;
+        raft.add_learner(req.node_id, BasicNode { addr: req.addr }, true)
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        if !req.learner_only {
+            let mut voters: BTreeSet<u64> = raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+            voters.insert(req.node_id);
+            raft.change_membership(voters, false)
+                .await
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        }
+        Ok(Response::new(self.status().await?))
+    }
+
+    async fn cluster_remove(&self, req: Request<ClusterRemoveRequest>) -> Reply<ClusterStatusResponse> {
+        let id = req.into_inner().node_id;
+        if !self.node.is_leader() {
+            return Err(Error::NotLeader { leader_addr: self.node.leader_addr() }.into());
+        }
+        let raft = &self.node.raft;
+        let mut voters: BTreeSet<u64> = raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        if !voters.remove(&id) {
+            return Err(Status::not_found(format!("node {id} is not a voter")));
+        }
+        raft.change_membership(voters, false)
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(self.status().await?))
+    }
+}

@@ -1,0 +1,63 @@
+//! Domain ↔ protobuf conversions, kept out of the service code.
+
+use apitap_proto::v1::{PipelineInfo, RunInfo, ShardInfo};
+
+use crate::state::model::{PipelineRecord, Run, State};
+
+pub fn pipeline_info(p: &PipelineRecord, state: &State) -> PipelineInfo {
+    let last = p.last_run_id.and_then(|id| state.runs.get(&id));
+    PipelineInfo {
+        name: p.name.clone(),
+        version: p.version,
+        spec_yaml: p.spec_yaml.clone(),
+        created_at_ms: p.created_at_ms,
+        updated_at_ms: p.updated_at_ms,
+        source_url: p.source_url.clone(),
+        sink: p.sink.clone(),
+        schedule: p
+            .every_ms
+            .map(|ms| format!("every {}", humanize_ms(ms)))
+            .unwrap_or_else(|| "manual".into()),
+        last_run_id: p.last_run_id.unwrap_or(0),
+        last_run_state: last.map(|r| r.state.as_str().to_string()).unwrap_or_default(),
+    }
+}
+
+fn humanize_ms(ms: u64) -> String {
+    if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+pub fn run_info(r: &Run) -> RunInfo {
+    RunInfo {
+        run_id: r.id,
+        pipeline: r.pipeline.clone(),
+        pipeline_version: r.pipeline_version,
+        state: r.state.as_str().to_string(),
+        created_at_ms: r.created_at_ms,
+        finished_at_ms: r.finished_at_ms.unwrap_or(0),
+        error: r.error.clone().unwrap_or_default(),
+        shards: r
+            .shards
+            .iter()
+            .map(|s| ShardInfo {
+                index: s.def.index,
+                key: s.def.key.clone(),
+                state: s.state.as_str().to_string(),
+                worker: s.worker.clone().unwrap_or_default(),
+                fence: s.fence,
+                pages: s.pages,
+                records: s.records,
+                attempts: s.attempts,
+                error: s.error.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,45 @@
+//! gRPC services of a coordinator node.
+
+pub mod control;
+mod convert;
+pub mod raft;
+pub mod worker;
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::node::Node;
+use crate::state::command::{Command, CommandResult};
+
+/// Proposes `cmd` through Raft on this node, which must be the leader.
+pub async fn propose(node: &Arc<Node>, cmd: Command) -> Result<CommandResult> {
+    match node.raft.client_write(cmd).await {
+        Ok(resp) => Ok(resp.data),
+        Err(e) => Err(map_write_error(node, e)),
+    }
+}
+
+fn map_write_error(
+    node: &Arc<Node>,
+    e: openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, openraft::BasicNode>>,
+) -> Error {
+    use openraft::error::{ClientWriteError, RaftError};
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader {
+            leader_addr: f.leader_node.map(|n| n.addr).or_else(|| node.leader_addr()),
+        },
+        other => Error::Raft(other.to_string()),
+    }
+}
+
+/// Waits until this node may serve a current read (it is the leader and knows it).
+pub async fn linearizable(node: &Arc<Node>) -> Result<()> {
+    use openraft::error::{CheckIsLeaderError, RaftError};
+    match node.raft.ensure_linearizable().await {
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(Error::NotLeader {
+            leader_addr: f.leader_node.map(|n| n.addr).or_else(|| node.leader_addr()),
+        }),
+        Err(e) => Err(Error::Raft(e.to_string())),
+    }
+}

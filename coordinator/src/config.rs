@@ -1,0 +1,51 @@
+//! Command-line configuration of a coordinator node; every flag has an `APITAP_*`
+//! environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "apitap-coordinator",
+    version,
+    about = "ApiTap Cluster coordinator: a Raft node that stores pipelines, runs and leases and hands work to workers",
+    long_about = None
+)]
+pub struct Config {
+    /// This node's Raft id; stable for the node's life (unique in the cluster).
+    #[arg(long, env = "APITAP_NODE_ID", default_value_t = 1)]
+    pub id: u64,
+    /// gRPC listen address (clients, workers and peers). Port 0 picks a free port.
+    #[arg(long, env = "APITAP_GRPC_ADDR", default_value = "127.0.0.1:7400")]
+    pub grpc_addr: SocketAddr,
+    /// Address peers and clients use to reach this node (defaults to the bound address).
+    #[arg(long, env = "APITAP_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Directory of the RocksDB store (Raft log, vote, state machine, snapshots).
+    #[arg(long, env = "APITAP_DATA_DIR", default_value = "./data/coordinator")]
+    pub data_dir: PathBuf,
+    /// Initialize a new cluster with this node as its only member, if it has no state yet.
+    #[arg(long, env = "APITAP_INIT")]
+    pub init: bool,
+    /// Raft heartbeat interval.
+    #[arg(long, env = "APITAP_RAFT_HEARTBEAT", default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub raft_heartbeat: Duration,
+    /// Lower bound of the Raft election timeout (the upper bound is twice this).
+    #[arg(long, env = "APITAP_ELECTION_TIMEOUT", default_value = "150ms", value_parser = humantime::parse_duration)]
+    pub election_timeout: Duration,
+    /// Build a snapshot after this many applied log entries.
+    #[arg(long, env = "APITAP_SNAPSHOT_EVERY", default_value_t = 5000)]
+    pub snapshot_every: u64,
+    /// How often workers heartbeat.
+    #[arg(long, env = "APITAP_WORKER_HEARTBEAT", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub worker_heartbeat: Duration,
+    /// A lease not renewed by a heartbeat within this time expires.
+    #[arg(long, env = "APITAP_LEASE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+    /// Log format: pretty or json.
+    #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
+    pub log_format: apitap_common::telemetry::LogFormat,
+}

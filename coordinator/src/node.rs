@@ -1,0 +1,134 @@
+//! One coordinator node: RocksDB, the Raft instance, the gRPC server and the scheduler,
+//! wired together in one place.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use apitap_common::shutdown::ShutdownSignal;
+use apitap_proto::v1::control_service_server::ControlServiceServer;
+use apitap_proto::v1::raft_service_server::RaftServiceServer;
+use apitap_proto::v1::worker_service_server::WorkerServiceServer;
+use openraft::{BasicNode, SnapshotPolicy};
+use tokio::net::TcpListener;
+
+use crate::api::{control::ControlApi, raft::RaftApi, worker::WorkerApi};
+use crate::config::Config;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::Network;
+use crate::raft::state_machine::{SharedState, StateMachine};
+use crate::raft::{store, Raft};
+use crate::scheduler::liveness::Liveness;
+
+pub struct Node {
+    pub id: u64,
+    /// Address peers, workers and clients use for this node.
+    pub addr: String,
+    pub raft: Raft,
+    /// The applied state, read directly by the API.
+    pub state: SharedState,
+    pub log_store: LogStore,
+    pub config: Config,
+    /// Leader-only soft state: worker heartbeats and lease deadlines.
+    pub liveness: Mutex<Liveness>,
+}
+
+impl Node {
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    pub fn leader_addr(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+}
+
+/// A distinct suffix for snapshot ids.
+pub fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        apitap_common::time::now_ms(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Starts a node and serves until `shutdown` fires; returns after a clean stop.
+pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = store::open(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", config.data_dir.display()))?;
+    let log_store = LogStore::new(db.clone());
+    let sm = StateMachine::open(db.clone()).map_err(|e| anyhow::anyhow!("cannot load the state machine: {e}"))?;
+    let state = sm.shared();
+
+    let listener = TcpListener::bind(config.grpc_addr).await?;
+    let bound = listener.local_addr()?;
+    let addr = config.advertise_addr.clone().unwrap_or_else(|| bound.to_string());
+
+    let heartbeat = config.raft_heartbeat.as_millis() as u64;
+    let election = config.election_timeout.as_millis() as u64;
+    let raft_config = openraft::Config {
+        cluster_name: "apitap".into(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: 500,
+        install_snapshot_timeout: 5_000,
+        ..Default::default()
+    }
+    .validate()?;
+    let raft = Raft::new(config.id, Arc::new(raft_config), Network, log_store.clone(), sm).await?;
+
+    let node = Arc::new(Node {
+        id: config.id,
+        addr: addr.clone(),
+        raft: raft.clone(),
+        state,
+        log_store,
+        config: config.clone(),
+        liveness: Mutex::new(Liveness::default()),
+    });
+
+    if config.init && !raft.is_initialized().await? {
+        let members = BTreeMap::from([(config.id, BasicNode { addr: addr.clone() })]);
+        raft.initialize(members).await?;
+        tracing::info!(node_id = config.id, "initialized a new cluster");
+    }
+
+    println!(
+        "{}",
+        serde_json::json!({"event": "listening", "node_id": config.id, "grpc": addr})
+    );
+    tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), "coordinator started");
+
+    let scheduler = tokio::spawn(crate::scheduler::run(node.clone(), shutdown.clone()));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server_shutdown = {
+        let mut s = shutdown.clone();
+        async move { s.wait().await }
+    };
+    let server = tonic::transport::Server::builder()
+        .add_service(ControlServiceServer::new(ControlApi { node: node.clone() }))
+        .add_service(WorkerServiceServer::new(WorkerApi { node: node.clone() }))
+        .add_service(RaftServiceServer::new(RaftApi { node: node.clone() }).max_decoding_message_size(64 << 20))
+        .serve_with_incoming_shutdown(incoming, server_shutdown);
+    let served = tokio::spawn(server);
+
+    shutdown.wait().await;
+    let started = std::time::Instant::now();
+    tracing::info!("shutting down: waiting for the scheduler, the gRPC server and raft");
+    let _ = scheduler.await;
+    let _ = served.await;
+    let _ = raft.shutdown().await;
+    drop(node);
+    drop(db);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "coordinator stopped");
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The Raft layer: openraft type configuration, RocksDB storage and the tonic network.
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+pub mod store;
+
+use std::io::Cursor;
+
+use crate::state::command::{Command, CommandResult};
+
+openraft::declare_raft_types!(
+    /// openraft types of the coordinator.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type SnapshotData = Cursor<Vec<u8>>;

@@ -1,0 +1,276 @@
+//! The state machine: [`State`] in memory for reads, persisted to RocksDB record by record.
+//! The records an apply touched, `last_applied` and the membership go into one write batch.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use rocksdb::{IteratorMode, WriteBatch, DB};
+use serde::{Deserialize, Serialize};
+
+use super::store::{sync_write, CF_META, CF_SM};
+use super::{NodeId, TypeConfig};
+use crate::state::command::{apply, CommandResult, Key};
+use crate::state::State;
+
+type StResult<T> = Result<T, StorageError<NodeId>>;
+type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+
+const KEY_APPLIED: &[u8] = b"m/last_applied";
+const KEY_MEMBERSHIP: &[u8] = b"m/membership";
+const KEY_NEXT_RUN: &[u8] = b"m/next_run_id";
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+
+/// State shared with the API layer, which reads it directly.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub state: State,
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: Membership,
+}
+
+pub type SharedState = Arc<RwLock<Applied>>;
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    data: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<DB>,
+    shared: SharedState,
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+}
+
+fn record_key(key: &Key) -> Vec<u8> {
+    match key {
+        Key::Pipeline(name) => format!("p/{name}").into_bytes(),
+        Key::Run(id) => format!("r/{id:020}").into_bytes(),
+        Key::Worker(id) => format!("w/{id}").into_bytes(),
+    }
+}
+
+impl StateMachine {
+    /// Opens the state machine, loading what RocksDB holds.
+    pub fn open(db: Arc<DB>) -> StResult<Self> {
+        let sm = Self {
+            db,
+            shared: SharedState::default(),
+        };
+        let loaded = sm.load()?;
+        *sm.shared.write().expect("state lock") = loaded;
+        Ok(sm)
+    }
+
+    pub fn shared(&self) -> SharedState {
+        self.shared.clone()
+    }
+
+    fn cf(&self) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(CF_SM).expect("column family sm exists")
+    }
+
+    fn load(&self) -> StResult<Applied> {
+        let mut applied = Applied::default();
+        for item in self.db.iterator_cf(self.cf(), IteratorMode::Start) {
+            let (k, v) = item.map_err(read_err)?;
+            let key = String::from_utf8_lossy(&k);
+            let st = &mut applied.state;
+            match key.split_once('/') {
+                Some(("p", name)) => {
+                    st.pipelines.insert(name.to_string(), serde_json::from_slice(&v).map_err(read_err)?);
+                }
+                Some(("r", _)) => {
+                    let run: crate::state::model::Run = serde_json::from_slice(&v).map_err(read_err)?;
+                    st.runs.insert(run.id, run);
+                }
+                Some(("w", id)) => {
+                    st.workers.insert(id.to_string(), serde_json::from_slice(&v).map_err(read_err)?);
+                }
+                Some(("m", "last_applied")) => applied.last_applied = serde_json::from_slice(&v).map_err(read_err)?,
+                Some(("m", "membership")) => applied.membership = serde_json::from_slice(&v).map_err(read_err)?,
+                Some(("m", "next_run_id")) => st.next_run_id = serde_json::from_slice(&v).map_err(read_err)?,
+                _ => {}
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Writes the touched records and the applied position in one batch.
+    fn persist(&self, a: &Applied, keys: &[Key]) -> StResult<()> {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf();
+        for key in keys {
+            let k = record_key(key);
+            let value = match key {
+                Key::Pipeline(n) => a.state.pipelines.get(n).map(serde_json::to_vec),
+                Key::Run(id) => a.state.runs.get(id).map(serde_json::to_vec),
+                Key::Worker(id) => a.state.workers.get(id).map(serde_json::to_vec),
+            };
+            match value {
+                Some(v) => batch.put_cf(cf, k, v.map_err(write_err)?),
+                None => batch.delete_cf(cf, k),
+            }
+        }
+        self.put_meta_records(&mut batch, a)?;
+        self.db.write_opt(batch, &sync_write()).map_err(write_err)
+    }
+
+    fn put_meta_records(&self, batch: &mut WriteBatch, a: &Applied) -> StResult<()> {
+        let cf = self.cf();
+        batch.put_cf(cf, KEY_APPLIED, serde_json::to_vec(&a.last_applied).map_err(write_err)?);
+        batch.put_cf(cf, KEY_MEMBERSHIP, serde_json::to_vec(&a.membership).map_err(write_err)?);
+        batch.put_cf(cf, KEY_NEXT_RUN, serde_json::to_vec(&a.state.next_run_id).map_err(write_err)?);
+        Ok(())
+    }
+
+    /// Replaces everything with `a` (snapshot install).
+    fn persist_all(&self, a: &Applied) -> StResult<()> {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf();
+        batch.delete_range_cf(cf, b"".as_slice(), b"\xff".as_slice());
+        let mut keys: Vec<Key> = a.state.pipelines.keys().cloned().map(Key::Pipeline).collect();
+        keys.extend(a.state.runs.keys().map(|id| Key::Run(*id)));
+        keys.extend(a.state.workers.keys().cloned().map(Key::Worker));
+        for key in &keys {
+            let v = match key {
+                Key::Pipeline(n) => serde_json::to_vec(&a.state.pipelines[n]),
+                Key::Run(id) => serde_json::to_vec(&a.state.runs[id]),
+                Key::Worker(id) => serde_json::to_vec(&a.state.workers[id]),
+            };
+            batch.put_cf(cf, record_key(key), v.map_err(write_err)?);
+        }
+        self.put_meta_records(&mut batch, a)?;
+        self.db.write_opt(batch, &sync_write()).map_err(write_err)
+    }
+
+    fn stored_snapshot(&self) -> StResult<Option<StoredSnapshot>> {
+        let meta_cf = self.db.cf_handle(CF_META).expect("column family meta exists");
+        match self.db.get_cf(meta_cf, KEY_SNAPSHOT).map_err(read_err)? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(read_err),
+        }
+    }
+
+    fn save_snapshot(&self, s: &StoredSnapshot) -> StResult<()> {
+        let meta_cf = self.db.cf_handle(CF_META).expect("column family meta exists");
+        let bytes = serde_json::to_vec(s).map_err(write_err)?;
+        self.db
+            .put_cf_opt(meta_cf, KEY_SNAPSHOT, bytes, &sync_write())
+            .map_err(write_err)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> StResult<Snapshot<TypeConfig>> {
+        let (data, last_applied, membership) = {
+            let a = self.shared.read().expect("state lock");
+            let data = serde_json::to_vec(&a.state).map_err(read_err)?;
+            (data, a.last_applied, a.membership.clone())
+        };
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, crate::node::unique_suffix()),
+            None => format!("empty-{}", crate::node::unique_suffix()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        self.save_snapshot(&StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        })?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> StResult<(Option<LogId<NodeId>>, Membership)> {
+        let a = self.shared.read().expect("state lock");
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StResult<Vec<CommandResult>>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut results = Vec::new();
+        let mut touched = Vec::new();
+        let mut guard = self.shared.write().expect("state lock");
+        for entry in entries {
+            guard.last_applied = Some(entry.log_id);
+            match &entry.payload {
+                EntryPayload::Blank => results.push(CommandResult::Done),
+                EntryPayload::Normal(cmd) => {
+                    let (result, keys) = apply(&mut guard.state, entry.log_id.index, cmd);
+                    touched.extend(keys);
+                    results.push(result);
+                }
+                EntryPayload::Membership(m) => {
+                    guard.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    results.push(CommandResult::Done);
+                }
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        self.persist(&guard, &touched)?;
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StResult<()> {
+        let data = snapshot.into_inner();
+        let state: State = serde_json::from_slice(&data).map_err(read_err)?;
+        let applied = Applied {
+            state,
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        self.persist_all(&applied)?;
+        self.save_snapshot(&StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        })?;
+        *self.shared.write().expect("state lock") = applied;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StResult<Option<Snapshot<TypeConfig>>> {
+        Ok(self.stored_snapshot()?.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}

@@ -1,0 +1,53 @@
+//! Leader memory: when each worker last heartbeated and when each lease runs out. Never
+//! replicated; a new leader starts from scratch and gives every lease a full TTL.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSoft {
+    pub last_seen: Instant,
+    pub free_slots: u32,
+    pub draining: bool,
+}
+
+/// (run, shard, fence) of a lease.
+pub type LeaseId = (u64, u32, u64);
+
+#[derive(Debug, Default)]
+pub struct Liveness {
+    /// The Raft term this soft state belongs to; a new term starts it over.
+    pub term: Option<u64>,
+    pub workers: HashMap<String, WorkerSoft>,
+    pub deadlines: HashMap<LeaseId, Instant>,
+}
+
+impl Liveness {
+    /// Resets for a new leadership term.
+    pub fn reset(&mut self, term: u64) {
+        self.term = Some(term);
+        self.workers.clear();
+        self.deadlines.clear();
+    }
+
+    pub fn heartbeat(&mut self, worker: &str, free_slots: u32, draining: bool, now: Instant) {
+        self.workers.insert(
+            worker.to_string(),
+            WorkerSoft {
+                last_seen: now,
+                free_slots,
+                draining,
+            },
+        );
+    }
+
+    pub fn renew(&mut self, lease: LeaseId, ttl: Duration, now: Instant) {
+        self.deadlines.insert(lease, now + ttl);
+    }
+
+    pub fn is_live(&self, worker: &str, ttl: Duration, now: Instant) -> bool {
+        self.workers
+            .get(worker)
+            .is_some_and(|w| now.duration_since(w.last_seen) < ttl)
+    }
+}

@@ -1,0 +1,134 @@
+//! The leader's control loop. Each tick it reads the applied state and its soft state,
+//! decides (pure functions), and proposes the resulting commands through Raft.
+
+pub mod liveness;
+pub mod placement;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apitap_common::shutdown::ShutdownSignal;
+
+use crate::api::propose;
+use crate::node::Node;
+use crate::state::command::Command;
+use crate::state::model::ShardState;
+use placement::{Candidate, PendingShard};
+
+const TICK: Duration = Duration::from_millis(100);
+
+pub async fn run(node: Arc<Node>, mut shutdown: ShutdownSignal) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = interval.tick() => {}
+        }
+        if !node.is_leader() {
+            continue;
+        }
+        for cmd in plan(&node, Instant::now()) {
+            if let Err(e) = propose(&node, cmd).await {
+                tracing::debug!(error = %e, "scheduler proposal failed");
+                break;
+            }
+        }
+    }
+}
+
+/// What the leader should propose now.
+fn plan(node: &Node, now: Instant) -> Vec<Command> {
+    let ttl = node.config.lease_ttl;
+    let term = node.raft.metrics().borrow().current_term;
+    let guard = node.state.read().expect("state lock");
+    let state = &guard.state;
+    let mut live = node.liveness.lock().expect("liveness lock");
+    if live.term != Some(term) {
+        live.reset(term);
+    }
+    let mut cmds = Vec::new();
+    let now_ms = apitap_common::time::now_ms();
+
+    // Expire leases whose holder stopped renewing them; a new term grants a full TTL first.
+    let mut held = std::collections::HashMap::<String, u32>::new();
+    for run in state.active_runs() {
+        for s in run.shards.iter().filter(|s| s.state == ShardState::Leased) {
+            let id = (run.id, s.def.index, s.fence);
+            let deadline = *live.deadlines.entry(id).or_insert(now + ttl);
+            if now > deadline {
+                tracing::info!(run_id = run.id, shard = s.def.index, fence = s.fence, worker = ?s.worker, "lease expired");
+                cmds.push(Command::ExpireLease {
+                    run_id: run.id,
+                    shard: s.def.index,
+                    fence: s.fence,
+                });
+            } else if let Some(w) = &s.worker {
+                *held.entry(w.clone()).or_default() += 1;
+            }
+        }
+    }
+    live.deadlines.retain(|(run_id, shard, fence), _| {
+        state.runs.get(run_id).is_some_and(|r| {
+            r.shards
+                .iter()
+                .any(|s| s.def.index == *shard && s.fence == *fence && s.state == ShardState::Leased)
+        })
+    });
+
+    // Grant pending shards to live workers with free slots.
+    let mut candidates: Vec<Candidate> = live
+        .workers
+        .iter()
+        .filter(|(id, w)| !w.draining && live.is_live(id, ttl, now))
+        .filter_map(|(id, _)| {
+            let slots = state.workers.get(id)?.slots;
+            let used = held.get(id).copied().unwrap_or(0);
+            Some(Candidate {
+                id: id.clone(),
+                free_slots: slots.saturating_sub(used),
+            })
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.id.cmp(&b.id));
+    let pending: Vec<PendingShard> = state
+        .active_runs()
+        .flat_map(|run| {
+            run.shards
+                .iter()
+                .filter(|s| s.state == ShardState::Pending && s.not_before_ms <= now_ms)
+                .map(|s| PendingShard {
+                    run_id: run.id,
+                    shard: s.def.index,
+                    key: s.def.key.clone(),
+                })
+        })
+        .collect();
+    for (p, worker) in placement::place(&pending, &candidates) {
+        cmds.push(Command::GrantLease {
+            run_id: p.run_id,
+            shard: p.shard,
+            worker,
+        });
+    }
+
+    // Fire schedules whose interval has passed and whose previous run is over.
+    for p in state.pipelines.values() {
+        let Some(every) = p.every_ms else { continue };
+        let last = p.last_run_id.and_then(|id| state.runs.get(&id));
+        let due = match last {
+            None => true,
+            Some(r) => r.state.is_terminal() && r.created_at_ms + every <= now_ms,
+        };
+        if due {
+            if let Ok(spec) = apitap_common::spec::load(&p.name, &p.spec_yaml, None) {
+                cmds.push(Command::StartRun {
+                    pipeline: p.name.clone(),
+                    shards: apitap_common::shard::expand(&spec.spec),
+                    now_ms,
+                });
+            }
+        }
+    }
+    cmds
+}

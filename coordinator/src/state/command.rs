@@ -1,0 +1,392 @@
+//! Commands of the replicated log and their deterministic application.
+
+use std::collections::BTreeMap;
+
+use apitap_common::shard::ShardDef;
+use serde::{Deserialize, Serialize};
+
+use super::model::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create or update a pipeline; optionally start a run of it.
+    PutPipeline {
+        name: String,
+        spec_yaml: String,
+        secrets: BTreeMap<String, String>,
+        every_ms: Option<u64>,
+        max_attempts: u32,
+        source_url: String,
+        sink: String,
+        start_run: Option<Vec<ShardDef>>,
+        now_ms: u64,
+    },
+    DeletePipeline {
+        name: String,
+        now_ms: u64,
+    },
+    StartRun {
+        pipeline: String,
+        shards: Vec<ShardDef>,
+        now_ms: u64,
+    },
+    RegisterWorker {
+        id: String,
+        addr: String,
+        slots: u32,
+        now_ms: u64,
+    },
+    /// Grant a pending shard to a worker; the fence is this entry's log index.
+    GrantLease {
+        run_id: u64,
+        shard: u32,
+        worker: String,
+    },
+    /// The holder missed its heartbeats for a TTL.
+    ExpireLease {
+        run_id: u64,
+        shard: u32,
+        fence: u64,
+    },
+    /// The holder gave the lease back (drain).
+    ReleaseLease {
+        run_id: u64,
+        shard: u32,
+        fence: u64,
+        checkpoint: Option<String>,
+    },
+    Checkpoint {
+        run_id: u64,
+        shard: u32,
+        fence: u64,
+        checkpoint: String,
+        pages: u64,
+        records: u64,
+    },
+    CompleteShard {
+        run_id: u64,
+        shard: u32,
+        fence: u64,
+        ok: bool,
+        /// False for errors retrying cannot fix (the user's).
+        retriable: bool,
+        error: Option<String>,
+        pages: u64,
+        records: u64,
+        now_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CommandResult {
+    Done,
+    PipelineStored {
+        version: u64,
+        created: bool,
+        run_id: Option<u64>,
+    },
+    RunStarted {
+        run_id: u64,
+    },
+    Granted {
+        fence: u64,
+    },
+    PipelineDeleted {
+        runs_cancelled: u32,
+    },
+    Rejected {
+        reason: String,
+    },
+}
+
+/// A record changed by a command; the state machine persists exactly these.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    Pipeline(String),
+    Run(u64),
+    Worker(String),
+}
+
+fn rejected(reason: impl Into<String>) -> CommandResult {
+    CommandResult::Rejected {
+        reason: reason.into(),
+    }
+}
+
+/// Applies `cmd`, committed at `log_index`, and returns its result and the records it touched.
+pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult, Vec<Key>) {
+    match cmd {
+        Command::PutPipeline {
+            name,
+            spec_yaml,
+            secrets,
+            every_ms,
+            max_attempts,
+            source_url,
+            sink,
+            start_run,
+            now_ms,
+        } => {
+            let mut keys = vec![Key::Pipeline(name.clone())];
+            let created = !state.pipelines.contains_key(name);
+            let record = state
+                .pipelines
+                .entry(name.clone())
+                .or_insert_with(|| PipelineRecord {
+                    name: name.clone(),
+                    version: 0,
+                    spec_yaml: String::new(),
+                    secrets: BTreeMap::new(),
+                    created_at_ms: *now_ms,
+                    updated_at_ms: *now_ms,
+                    every_ms: None,
+                    max_attempts: 1,
+                    last_run_id: None,
+                    source_url: String::new(),
+                    sink: String::new(),
+                });
+            if record.spec_yaml != *spec_yaml || record.secrets != *secrets {
+                record.version += 1;
+                record.updated_at_ms = *now_ms;
+            }
+            record.spec_yaml = spec_yaml.clone();
+            record.secrets = secrets.clone();
+            record.every_ms = *every_ms;
+            record.max_attempts = *max_attempts;
+            record.source_url = source_url.clone();
+            record.sink = sink.clone();
+            let version = record.version;
+            let run_id = start_run
+                .as_ref()
+                .map(|shards| start(state, name, shards, *now_ms, &mut keys));
+            (
+                CommandResult::PipelineStored {
+                    version,
+                    created,
+                    run_id,
+                },
+                keys,
+            )
+        }
+        Command::DeletePipeline { name, now_ms } => {
+            if state.pipelines.remove(name).is_none() {
+                return (rejected(format!("pipeline {name} not found")), vec![]);
+            }
+            let mut keys = vec![Key::Pipeline(name.clone())];
+            let mut cancelled = 0;
+            for run in state.runs.values_mut().filter(|r| r.pipeline == *name) {
+                if !run.state.is_terminal() {
+                    cancel(run, *now_ms);
+                    cancelled += 1;
+                    keys.push(Key::Run(run.id));
+                }
+            }
+            (
+                CommandResult::PipelineDeleted {
+                    runs_cancelled: cancelled,
+                },
+                keys,
+            )
+        }
+        Command::StartRun {
+            pipeline,
+            shards,
+            now_ms,
+        } => {
+            if !state.pipelines.contains_key(pipeline) {
+                return (rejected(format!("pipeline {pipeline} not found")), vec![]);
+            }
+            let mut keys = vec![Key::Pipeline(pipeline.clone())];
+            let run_id = start(state, pipeline, shards, *now_ms, &mut keys);
+            (CommandResult::RunStarted { run_id }, keys)
+        }
+        Command::RegisterWorker {
+            id,
+            addr,
+            slots,
+            now_ms,
+        } => {
+            state.workers.insert(
+                id.clone(),
+                WorkerRecord {
+                    id: id.clone(),
+                    addr: addr.clone(),
+                    slots: *slots,
+                    registered_at_ms: *now_ms,
+                },
+            );
+            (CommandResult::Done, vec![Key::Worker(id.clone())])
+        }
+        Command::GrantLease {
+            run_id,
+            shard,
+            worker,
+        } => {
+            let Some((run, i)) = shard_mut(state, *run_id, *shard) else {
+                return (rejected("no such shard"), vec![]);
+            };
+            let terminal = run.state.is_terminal();
+            let s = &mut run.shards[i];
+            if terminal || s.state != ShardState::Pending {
+                return (rejected(format!("shard is {}", s.state.as_str())), vec![]);
+            }
+            s.state = ShardState::Leased;
+            s.worker = Some(worker.clone());
+            s.fence = log_index;
+            s.attempts += 1;
+            run.state = RunState::Running;
+            (
+                CommandResult::Granted { fence: log_index },
+                vec![Key::Run(*run_id)],
+            )
+        }
+        Command::ExpireLease {
+            run_id,
+            shard,
+            fence,
+        }
+        | Command::ReleaseLease {
+            run_id,
+            shard,
+            fence,
+            ..
+        } => {
+            let Some((run, i)) = current_lease(state, *run_id, *shard, *fence) else {
+                return (rejected("lease is not current"), vec![]);
+            };
+            let s = &mut run.shards[i];
+            s.state = ShardState::Pending;
+            if let Command::ReleaseLease {
+                checkpoint: Some(cp),
+                ..
+            } = cmd
+            {
+                s.checkpoint = Some(cp.clone());
+            }
+            (CommandResult::Done, vec![Key::Run(*run_id)])
+        }
+        Command::Checkpoint {
+            run_id,
+            shard,
+            fence,
+            checkpoint,
+            pages,
+            records,
+        } => {
+            let Some((run, i)) = current_lease(state, *run_id, *shard, *fence) else {
+                return (rejected("lease is not current"), vec![]);
+            };
+            let s = &mut run.shards[i];
+            s.checkpoint = Some(checkpoint.clone());
+            s.pages = *pages;
+            s.records = *records;
+            (CommandResult::Done, vec![Key::Run(*run_id)])
+        }
+        Command::CompleteShard {
+            run_id,
+            shard,
+            fence,
+            ok,
+            retriable,
+            error,
+            pages,
+            records,
+            now_ms,
+        } => {
+            let Some((run, i)) = current_lease(state, *run_id, *shard, *fence) else {
+                return (rejected("lease is not current"), vec![]);
+            };
+            let max_attempts = run.max_attempts;
+            let s = &mut run.shards[i];
+            s.pages = *pages;
+            s.records = *records;
+            s.error = error.clone();
+            if *ok {
+                s.state = ShardState::Succeeded;
+            } else {
+                s.failures += 1;
+                if *retriable && s.failures < max_attempts {
+                    s.state = ShardState::Pending;
+                    s.not_before_ms = now_ms + retry_delay_ms(s.failures);
+                } else {
+                    s.state = ShardState::Failed;
+                }
+            }
+            finish_if_done(run, *now_ms);
+            (CommandResult::Done, vec![Key::Run(*run_id)])
+        }
+    }
+}
+
+/// Back-off before a failed shard is granted again.
+fn retry_delay_ms(failures: u32) -> u64 {
+    (1000u64 << failures.min(6)).min(60_000)
+}
+
+fn start(state: &mut State, pipeline: &str, shards: &[ShardDef], now_ms: u64, keys: &mut Vec<Key>) -> u64 {
+    state.next_run_id += 1;
+    let id = state.next_run_id;
+    let p = state.pipelines.get_mut(pipeline).expect("caller checked the pipeline");
+    p.last_run_id = Some(id);
+    state.runs.insert(
+        id,
+        Run {
+            id,
+            pipeline: pipeline.to_string(),
+            pipeline_version: p.version,
+            spec_yaml: p.spec_yaml.clone(),
+            max_attempts: p.max_attempts,
+            state: RunState::Pending,
+            created_at_ms: now_ms,
+            finished_at_ms: None,
+            shards: shards.iter().cloned().map(Shard::new).collect(),
+            error: None,
+        },
+    );
+    keys.push(Key::Run(id));
+    id
+}
+
+fn cancel(run: &mut Run, now_ms: u64) {
+    for s in run.shards.iter_mut().filter(|s| !s.state.is_terminal()) {
+        s.state = ShardState::Cancelled;
+    }
+    run.state = RunState::Cancelled;
+    run.finished_at_ms = Some(now_ms);
+}
+
+fn finish_if_done(run: &mut Run, now_ms: u64) {
+    if !run.shards.iter().all(|s| s.state.is_terminal()) {
+        return;
+    }
+    let failed: Vec<_> = run
+        .shards
+        .iter()
+        .filter(|s| s.state == ShardState::Failed)
+        .collect();
+    if failed.is_empty() {
+        run.state = RunState::Succeeded;
+    } else {
+        run.state = RunState::Failed;
+        run.error = Some(format!(
+            "{} of {} shards failed; first error: {}",
+            failed.len(),
+            run.shards.len(),
+            failed[0].error.clone().unwrap_or_default()
+        ));
+    }
+    run.finished_at_ms = Some(now_ms);
+}
+
+fn shard_mut(state: &mut State, run_id: u64, shard: u32) -> Option<(&mut Run, usize)> {
+    let run = state.runs.get_mut(&run_id)?;
+    let idx = run.shards.iter().position(|s| s.def.index == shard)?;
+    Some((run, idx))
+}
+
+/// The shard, if `fence` is its current, live lease.
+fn current_lease(state: &mut State, run_id: u64, shard: u32, fence: u64) -> Option<(&mut Run, usize)> {
+    let (run, i) = shard_mut(state, run_id, shard)?;
+    let s = &run.shards[i];
+    (s.state == ShardState::Leased && s.fence == fence && !run.state.is_terminal()).then_some((run, i))
+}

@@ -1,0 +1,170 @@
+//! What the coordinator stores: pipelines, runs with their shards, and registered workers.
+//! Lifecycles are explicit enums with named transitions in `command.rs`.
+
+use std::collections::BTreeMap;
+
+use apitap_common::shard::ShardDef;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRecord {
+    pub name: String,
+    /// Bumped whenever the spec text changes.
+    pub version: u64,
+    /// The document as submitted; `${VAR}` references unresolved.
+    pub spec_yaml: String,
+    /// Values for the `${VAR}` references (handed to workers with their leases only).
+    pub secrets: BTreeMap<String, String>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// `schedule.every`, if the pipeline runs on a schedule.
+    pub every_ms: Option<u64>,
+    /// Failed attempts per shard before the run fails.
+    pub max_attempts: u32,
+    pub last_run_id: Option<u64>,
+    /// One-line summaries for listings.
+    pub source_url: String,
+    pub sink: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunState::Succeeded | RunState::Failed | RunState::Cancelled)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Pending => "pending",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardState {
+    Pending,
+    Leased,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl ShardState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ShardState::Succeeded | ShardState::Failed | ShardState::Cancelled)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardState::Pending => "pending",
+            ShardState::Leased => "leased",
+            ShardState::Succeeded => "succeeded",
+            ShardState::Failed => "failed",
+            ShardState::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub def: ShardDef,
+    pub state: ShardState,
+    /// Holder of the current lease (while `Leased`) or of the last one.
+    pub worker: Option<String>,
+    /// Fence of the current or last lease: the Raft log index of its grant.
+    pub fence: u64,
+    /// Latest checkpoint the holder reported (the sink's copy is authoritative).
+    pub checkpoint: Option<String>,
+    pub pages: u64,
+    pub records: u64,
+    /// Leases granted so far.
+    pub attempts: u32,
+    /// Failed attempts reported by workers.
+    pub failures: u32,
+    /// Earliest time a failed shard may be granted again (back-off).
+    pub not_before_ms: u64,
+    pub error: Option<String>,
+}
+
+impl Shard {
+    pub fn new(def: ShardDef) -> Self {
+        Self {
+            def,
+            state: ShardState::Pending,
+            worker: None,
+            fence: 0,
+            checkpoint: None,
+            pages: 0,
+            records: 0,
+            attempts: 0,
+            failures: 0,
+            not_before_ms: 0,
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: u64,
+    pub pipeline: String,
+    pub pipeline_version: u64,
+    /// The spec this run executes, fixed at creation so that edits do not change a run.
+    pub spec_yaml: String,
+    pub max_attempts: u32,
+    pub state: RunState,
+    pub created_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+    pub shards: Vec<Shard>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub id: String,
+    pub addr: String,
+    pub slots: u32,
+    pub registered_at_ms: u64,
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub pipelines: BTreeMap<String, PipelineRecord>,
+    pub runs: BTreeMap<u64, Run>,
+    pub workers: BTreeMap<String, WorkerRecord>,
+    pub next_run_id: u64,
+}
+
+impl State {
+    pub fn active_runs(&self) -> impl Iterator<Item = &Run> {
+        self.runs.values().filter(|r| !r.state.is_terminal())
+    }
+
+    /// Number of leases each worker holds.
+    pub fn leases_by_worker(&self) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        for run in self.active_runs() {
+            for s in &run.shards {
+                if s.state == ShardState::Leased {
+                    if let Some(w) = &s.worker {
+                        *out.entry(w.clone()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
