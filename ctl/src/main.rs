@@ -1,1 +1,26 @@
-fn main() {}
+//! apitapctl: the command-line client of ApiTap Cluster.
+//!
+//! - `cli`: the clap command tree (what `--help` shows).
+//! - `client`: a `ControlService` client that finds the leader and retries.
+//! - `output`: tables, JSON and YAML.
+//! - `commands/`: one file per command group.
+
+mod cli;
+mod client;
+mod commands;
+mod output;
+
+use clap::Parser;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = cli::Cli::parse();
+    let code = match commands::dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,126 @@
+//! The command tree.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "apitapctl",
+    version,
+    about = "Submit and watch ApiTap Cluster pipelines: HTTP APIs → SQL → your warehouse",
+    after_help = "Examples:\n  apitapctl submit examples/pipelines/demo.yaml --watch\n  apitapctl get runs\n  apitapctl watch 3\n  apitapctl -o json describe pipeline demo\n  apitapctl --coordinator 10.0.0.1:7400 --coordinator 10.0.0.2:7400 cluster status"
+)]
+pub struct Cli {
+    /// Coordinator gRPC address; repeat it for several nodes (the leader is found). Also a
+    /// comma-separated list in APITAP_COORDINATOR.
+    #[arg(
+        long = "coordinator",
+        short = 'c',
+        global = true,
+        env = "APITAP_COORDINATOR",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7400"
+    )]
+    pub coordinators: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Give up on an unreachable cluster after this long.
+    #[arg(long, global = true, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a pipeline file and send it to the cluster (starts a run unless it has a
+    /// schedule or --no-run is given).
+    Submit {
+        file: PathBuf,
+        /// Store the pipeline without starting a run.
+        #[arg(long)]
+        no_run: bool,
+        /// Watch the started run until it ends.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// Check a pipeline file locally, without contacting the cluster.
+    Validate { file: PathBuf },
+    /// List pipelines or runs.
+    Get {
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+    /// Show one pipeline or run in detail.
+    Describe {
+        #[command(subcommand)]
+        what: DescribeWhat,
+    },
+    /// Start a run of a pipeline now.
+    Run {
+        pipeline: String,
+        /// Watch the run until it ends.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// Follow a run live: shards, pages and records, until it ends. Exits non-zero if the
+    /// run fails or is cancelled.
+    Watch { run_id: u64 },
+    /// Delete a pipeline (its active runs are cancelled; loaded data stays in the sink).
+    Delete { pipeline: String },
+    /// Inspect and change the coordinator cluster.
+    Cluster {
+        #[command(subcommand)]
+        what: ClusterWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetWhat {
+    /// All pipelines with their last run.
+    Pipelines,
+    /// Recent runs, newest first.
+    Runs {
+        /// Only runs of this pipeline.
+        #[arg(long, short = 'p')]
+        pipeline: Option<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DescribeWhat {
+    /// A pipeline and its stored spec.
+    Pipeline { name: String },
+    /// A run and its shards.
+    Run { run_id: u64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterWhat {
+    /// Members, roles, term, log and applied indexes, leader, workers.
+    Status,
+    /// Make the contacted node the first member of a new cluster.
+    Init,
+    /// Add a coordinator node (learner first, then voter).
+    Add {
+        node_id: u64,
+        addr: String,
+        /// Keep it a learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a coordinator node from the voters.
+    Remove { node_id: u64 },
+}

@@ -1,0 +1,153 @@
+//! `run`, `get runs`, `describe run`, `watch`.
+
+use std::time::Duration;
+
+use apitap_proto::v1::{GetRunRequest, ListRunsRequest, RunInfo, StartRunRequest};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::Format;
+use crate::client::Client;
+use crate::output::{self, duration_between, table};
+
+fn totals(run: &RunInfo) -> (usize, u64, u64) {
+    let done = run
+        .shards
+        .iter()
+        .filter(|s| matches!(s.state.as_str(), "succeeded" | "failed" | "cancelled"))
+        .count();
+    let pages = run.shards.iter().map(|s| s.pages).sum();
+    let records = run.shards.iter().map(|s| s.records).sum();
+    (done, pages, records)
+}
+
+fn is_terminal(state: &str) -> bool {
+    matches!(state, "succeeded" | "failed" | "cancelled")
+}
+
+pub async fn start(client: &mut Client, format: Format, pipeline: &str, watch_it: bool) -> anyhow::Result<i32> {
+    let pipeline = pipeline.to_string();
+    let run = client
+        .call(|mut c| {
+            let pipeline = pipeline.clone();
+            async move { c.start_run(StartRunRequest { pipeline }).await }
+        })
+        .await?;
+    if !output::structured(format, &run) {
+        println!("run {} of {} started ({} shards)", run.run_id, run.pipeline, run.shards.len());
+    }
+    if watch_it {
+        return watch(client, format, run.run_id).await;
+    }
+    Ok(0)
+}
+
+pub async fn list(client: &mut Client, format: Format, pipeline: Option<String>, limit: u32) -> anyhow::Result<i32> {
+    let pipeline = pipeline.unwrap_or_default();
+    let resp = client
+        .call(|mut c| {
+            let pipeline = pipeline.clone();
+            async move { c.list_runs(ListRunsRequest { pipeline, limit }).await }
+        })
+        .await?;
+    if output::structured(format, &resp.runs) {
+        return Ok(0);
+    }
+    if resp.runs.is_empty() {
+        println!("no runs yet");
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = resp
+        .runs
+        .iter()
+        .map(|r| {
+            let (done, pages, records) = totals(r);
+            vec![
+                r.run_id.to_string(),
+                r.pipeline.clone(),
+                r.state.clone(),
+                format!("{done}/{}", r.shards.len()),
+                pages.to_string(),
+                records.to_string(),
+                duration_between(r.created_at_ms, r.finished_at_ms),
+            ]
+        })
+        .collect();
+    table(&["RUN", "PIPELINE", "STATE", "SHARDS", "PAGES", "RECORDS", "DURATION"], &rows);
+    Ok(0)
+}
+
+async fn get(client: &mut Client, run_id: u64) -> Result<RunInfo, tonic::Status> {
+    client
+        .call(|mut c| async move { c.get_run(GetRunRequest { run_id }).await })
+        .await
+}
+
+fn print_run(run: &RunInfo) {
+    let (done, pages, records) = totals(run);
+    println!("Run:       {}", run.run_id);
+    println!("Pipeline:  {} (version {})", run.pipeline, run.pipeline_version);
+    println!("State:     {}", run.state);
+    println!("Duration:  {}", duration_between(run.created_at_ms, run.finished_at_ms));
+    println!("Shards:    {done}/{} done, {pages} pages, {records} records", run.shards.len());
+    if !run.error.is_empty() {
+        println!("Error:     {}", run.error);
+    }
+    let rows: Vec<Vec<String>> = run
+        .shards
+        .iter()
+        .map(|s| {
+            vec![
+                s.index.to_string(),
+                s.key.clone(),
+                s.state.clone(),
+                if s.worker.is_empty() { "-".into() } else { s.worker.clone() },
+                s.fence.to_string(),
+                s.attempts.to_string(),
+                s.pages.to_string(),
+                s.records.to_string(),
+                s.error.clone(),
+            ]
+        })
+        .collect();
+    println!();
+    table(&["SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "ERROR"], &rows);
+}
+
+pub async fn describe(client: &mut Client, format: Format, run_id: u64) -> anyhow::Result<i32> {
+    let run = get(client, run_id).await?;
+    if !output::structured(format, &run) {
+        print_run(&run);
+    }
+    Ok(0)
+}
+
+/// Polls the run until it ends, drawing a progress bar over its shards.
+pub async fn watch(client: &mut Client, format: Format, run_id: u64) -> anyhow::Result<i32> {
+    let mut run = get(client, run_id).await?;
+    let bar = ProgressBar::new(run.shards.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} run {prefix} [{bar:30}] {pos}/{len} shards  {msg}  {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(run_id.to_string());
+    if format != Format::Table {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    loop {
+        let (done, pages, records) = totals(&run);
+        bar.set_length(run.shards.len() as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("{} · {pages} pages · {records} records", run.state));
+        if is_terminal(&run.state) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        run = get(client, run_id).await?;
+    }
+    bar.finish_and_clear();
+    if !output::structured(format, &run) {
+        print_run(&run);
+    }
+    Ok(if run.state == "succeeded" { 0 } else { 1 })
+}

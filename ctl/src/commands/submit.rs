@@ -1,0 +1,95 @@
+//! `submit` and `validate`: check a pipeline file locally (with the submitter's
+//! environment for `${VAR}` secrets), then hand it to the cluster.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use apitap_common::spec;
+use apitap_proto::v1::SubmitPipelineRequest;
+
+use crate::cli::Format;
+use crate::client::Client;
+use crate::output;
+
+/// Reads and validates a file; prints every problem and returns None when invalid.
+fn load(file: &Path) -> anyhow::Result<Option<(String, spec::Pipeline, BTreeMap<String, String>)>> {
+    let name = file.display().to_string();
+    let text = match std::fs::read(file) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!("{name}: the file is not UTF-8 text; a pipeline is a YAML document");
+                return Ok(None);
+            }
+        },
+        Err(e) => {
+            eprintln!("{name}: cannot read the file: {e}");
+            return Ok(None);
+        }
+    };
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    match spec::load(&name, &text, Some(&env)) {
+        Ok(p) => {
+            let secrets = spec::secrets::collect(&p, &env);
+            Ok(Some((text, p, secrets)))
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{name}: rejected ({} problem{}); nothing was sent to the cluster",
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            );
+            Ok(None)
+        }
+    }
+}
+
+pub fn validate(file: &Path) -> anyhow::Result<i32> {
+    match load(file)? {
+        Some((_, p, _)) => {
+            println!("{}: pipeline {} is valid", file.display(), p.name());
+            Ok(0)
+        }
+        None => Ok(2),
+    }
+}
+
+pub async fn submit(client: &mut Client, format: Format, file: &Path, no_run: bool, watch: bool) -> anyhow::Result<i32> {
+    let Some((text, pipeline, secrets)) = load(file)? else {
+        return Ok(2);
+    };
+    let req = SubmitPipelineRequest {
+        spec_yaml: text,
+        secrets: secrets.into_iter().collect(),
+        start_run: !no_run,
+        file: file.display().to_string(),
+    };
+    let resp = match client.call(|mut c| {
+        let req = req.clone();
+        async move { c.submit_pipeline(req).await }
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            eprintln!("{}", status.message());
+            eprintln!("{}: rejected by the coordinator; nothing was stored", file.display());
+            return Ok(2);
+        }
+        Err(status) => anyhow::bail!("{}", status.message()),
+    };
+    if !output::structured(format, &resp) {
+        let verb = if resp.created { "created" } else { "updated" };
+        println!("pipeline {} {verb} (version {})", resp.name, resp.version);
+        if resp.run_id != 0 {
+            println!("run {} started; follow it with: apitapctl watch {}", resp.run_id, resp.run_id);
+        } else if pipeline.spec.schedule.is_some() {
+            println!("runs start on its schedule");
+        }
+    }
+    if watch && resp.run_id != 0 {
+        return super::runs::watch(client, Format::Table, resp.run_id).await;
+    }
+    Ok(0)
+}
