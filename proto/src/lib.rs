@@ -7,6 +7,8 @@
 //! A follower that receives a write answers `UNAVAILABLE` with the leader's address in the
 //! [`LEADER_HINT`] metadata key; clients retry there.
 
+pub mod client;
+
 pub mod v1 {
     tonic::include_proto!("apitap.v1");
 }

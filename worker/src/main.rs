@@ -1,1 +1,40 @@
-fn main() {}
+use actix::Actor;
+use apitap_worker::agent::{Agent, Drain};
+use apitap_worker::config::Config;
+use clap::Parser;
+use tokio::sync::watch;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    apitap_common::telemetry::init(config.log_format, "info");
+    // actix on a multi-threaded tokio runtime, so reqwest, sqlx, tonic and DataFusion share it.
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    });
+    let code = system.block_on(async move {
+        let id = config.worker_id();
+        let (drained_tx, mut drained) = watch::channel(false);
+        let agent = Agent::new(id.clone(), config.slots, config.coordinators.clone(), drained_tx).start();
+        println!("{}", serde_json::json!({"event": "started", "worker_id": id}));
+        tracing::info!(worker = %id, slots = config.slots, coordinators = ?config.coordinators, "worker started");
+        apitap_common::shutdown::wait_for_os_signal().await;
+        let started = std::time::Instant::now();
+        tracing::info!(timeout = ?config.drain_timeout, "shutdown signal: draining");
+        agent.do_send(Drain);
+        let finished = tokio::time::timeout(config.drain_timeout, drained.wait_for(|d| *d)).await;
+        match finished {
+            Ok(_) => {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "drained; leases released");
+                0
+            }
+            Err(_) => {
+                tracing::error!(timeout = ?config.drain_timeout, "drain did not finish in time; exiting with leases held");
+                1
+            }
+        }
+    });
+    std::process::exit(code);
+}

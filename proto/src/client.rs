@@ -1,0 +1,102 @@
+//! A channel to "the leader" of a coordinator cluster given several addresses: it follows
+//! the leader hints followers send, moves on from unreachable nodes, and retries with
+//! back-off until a deadline. apitapctl and workers both use it.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use apitap_common::retry::Backoff;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::LEADER_HINT;
+
+#[derive(Debug, Clone)]
+pub struct LeaderClient {
+    addrs: Vec<String>,
+    current: usize,
+    timeout: Duration,
+}
+
+impl LeaderClient {
+    /// `addrs` are `host:port` (or full URIs); `timeout` bounds the retries of one call.
+    pub fn new(addrs: Vec<String>, timeout: Duration) -> Self {
+        assert!(!addrs.is_empty(), "at least one coordinator address");
+        Self {
+            addrs,
+            current: 0,
+            timeout,
+        }
+    }
+
+    /// The address calls go to first.
+    pub fn current(&self) -> &str {
+        &self.addrs[self.current]
+    }
+
+    fn channel(&self) -> Result<Channel, Status> {
+        let addr = &self.addrs[self.current];
+        let uri = if addr.contains("://") {
+            addr.clone()
+        } else {
+            format!("http://{addr}")
+        };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| Status::invalid_argument(format!("bad coordinator address {addr:?}: {e}")))?;
+        Ok(endpoint
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .connect_lazy())
+    }
+
+    /// Runs `f` against the leader, retrying on unavailability until the deadline.
+    pub async fn call<T, F, Fut>(&mut self, mut f: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        let mut attempt = 0;
+        loop {
+            let err = match f(self.channel()?).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(e) => e,
+            };
+            let retriable = matches!(err.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled);
+            if !retriable {
+                return Err(err);
+            }
+            if Instant::now() >= deadline {
+                return Err(Status::unavailable(format!(
+                    "no coordinator answered within {:?} (tried {}): {}",
+                    self.timeout,
+                    self.addrs.join(", "),
+                    err.message()
+                )));
+            }
+            let hint = err
+                .metadata()
+                .get(LEADER_HINT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            match hint {
+                Some(leader) if leader != self.addrs[self.current] => {
+                    self.current = match self.addrs.iter().position(|a| *a == leader) {
+                        Some(p) => p,
+                        None => {
+                            self.addrs.push(leader);
+                            self.addrs.len() - 1
+                        }
+                    };
+                }
+                _ => {
+                    self.current = (self.current + 1) % self.addrs.len();
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! `Agent`: the worker's link to the coordinator. It registers, heartbeats with the leases
+//! it holds, starts a `ShardRunner` per new lease, stops revoked ones, reports checkpoints
+//! and completions (resending until the leader acknowledges them), and drains on shutdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use actix::prelude::*;
+use apitap_common::checkpoint::Checkpoint;
+use apitap_common::spec;
+use apitap_proto::client::LeaderClient;
+use apitap_proto::v1::worker_service_client::WorkerServiceClient;
+use apitap_proto::v1::*;
+use tokio::sync::watch;
+
+use crate::shard_loop::{LeaseWork, Outcome};
+use crate::shard_runner::{Abort, ShardRunner, StopAfterBatch};
+
+/// (run id, shard index).
+pub type LeaseKey = (u64, u32);
+
+/// A checkpoint was committed to the sink.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Progress {
+    pub key: LeaseKey,
+    pub fence: u64,
+    pub checkpoint: Checkpoint,
+}
+
+/// A runner's loop ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RunnerFinished {
+    pub key: LeaseKey,
+    pub fence: u64,
+    pub outcome: Outcome,
+}
+
+/// Stop taking leases, stop runners at their next batch boundary, release their leases.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// A report the leader has to acknowledge before the lease is forgotten.
+#[derive(Debug, Clone)]
+enum Report {
+    Complete(CompleteShardRequest),
+    Release(ReleaseLeaseRequest),
+}
+
+struct Running {
+    fence: u64,
+    addr: Addr<ShardRunner>,
+}
+
+pub struct Agent {
+    id: String,
+    slots: u32,
+    client: LeaderClient,
+    http: reqwest::Client,
+    heartbeat: Duration,
+    registered: bool,
+    draining: bool,
+    heartbeat_in_flight: bool,
+    runners: HashMap<LeaseKey, Running>,
+    /// Reports not yet acknowledged, by lease; their leases stay "held" until then.
+    reports: HashMap<LeaseKey, (u64, Report, bool)>,
+    /// Set to true once a drain has finished.
+    drained: watch::Sender<bool>,
+}
+
+impl Agent {
+    pub fn new(id: String, slots: u32, coordinators: Vec<String>, drained: watch::Sender<bool>) -> Self {
+        Self {
+            id,
+            slots,
+            client: LeaderClient::new(coordinators, Duration::from_secs(2)),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("apitap-worker/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            heartbeat: Duration::from_millis(500),
+            registered: false,
+            draining: false,
+            heartbeat_in_flight: false,
+            runners: HashMap::new(),
+            reports: HashMap::new(),
+            drained,
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if !self.registered {
+            self.register(ctx);
+        } else {
+            self.send_heartbeat(ctx);
+        }
+        self.send_reports(ctx);
+        self.check_drained();
+    }
+
+    fn register(&mut self, ctx: &mut Context<Self>) {
+        if self.heartbeat_in_flight {
+            return;
+        }
+        self.heartbeat_in_flight = true;
+        let req = RegisterRequest {
+            worker_id: self.id.clone(),
+            addr: String::new(),
+            slots: self.slots,
+        };
+        let mut client = self.client.clone();
+        let fut = async move {
+            let r = client
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { WorkerServiceClient::new(ch).register(req).await }
+                })
+                .await;
+            (client, r)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
+            act.client = client;
+            act.heartbeat_in_flight = false;
+            match r {
+                Ok(resp) => {
+                    act.registered = true;
+                    let hb = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
+                    if hb != act.heartbeat {
+                        act.heartbeat = hb;
+                        ctx.run_interval(hb, |act, ctx| act.tick(ctx));
+                    }
+                    tracing::info!(worker = %act.id, "registered with the coordinator");
+                    act.send_heartbeat(ctx);
+                }
+                Err(e) => tracing::warn!(error = %e.message(), "registration failed; retrying"),
+            }
+        }));
+    }
+
+    fn held(&self) -> Vec<LeaseRef> {
+        let running = self.runners.iter().map(|(k, r)| (*k, r.fence));
+        let reporting = self.reports.iter().map(|(k, (fence, _, _))| (*k, *fence));
+        running
+            .chain(reporting)
+            .map(|((run_id, shard), fence)| LeaseRef { run_id, shard, fence })
+            .collect()
+    }
+
+    fn send_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.heartbeat_in_flight {
+            return;
+        }
+        self.heartbeat_in_flight = true;
+        let busy = (self.runners.len() + self.reports.len()) as u32;
+        let req = HeartbeatRequest {
+            worker_id: self.id.clone(),
+            held: self.held(),
+            free_slots: if self.draining { 0 } else { self.slots.saturating_sub(busy) },
+            draining: self.draining,
+        };
+        let mut client = self.client.clone();
+        let fut = async move {
+            let r = client
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { WorkerServiceClient::new(ch).heartbeat(req).await }
+                })
+                .await;
+            (client, r)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
+            act.client = client;
+            act.heartbeat_in_flight = false;
+            match r {
+                Ok(resp) if !resp.registered => act.registered = false,
+                Ok(resp) => act.apply_heartbeat(resp, ctx),
+                Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
+            }
+        }));
+    }
+
+    fn apply_heartbeat(&mut self, resp: HeartbeatResponse, ctx: &mut Context<Self>) {
+        for r in resp.revoked {
+            let key = (r.run_id, r.shard);
+            if let Some(run) = self.runners.get(&key).filter(|run| run.fence == r.fence) {
+                tracing::warn!(run_id = r.run_id, shard = r.shard, fence = r.fence, "lease revoked; stopping its runner");
+                run.addr.do_send(Abort);
+                self.runners.remove(&key);
+            }
+            if self.reports.get(&key).is_some_and(|(f, _, _)| *f == r.fence) {
+                self.reports.remove(&key);
+            }
+        }
+        if self.draining {
+            return;
+        }
+        for lease in resp.leases {
+            let key = (lease.run_id, lease.shard);
+            if self.runners.contains_key(&key) || self.reports.contains_key(&key) {
+                continue;
+            }
+            let fence = lease.fence;
+            match self.lease_work(lease) {
+                Ok(work) => {
+                    tracing::info!(run_id = key.0, shard = key.1, fence, pipeline = %work.pipeline.name(), "lease started");
+                    let addr = ShardRunner::new(work, self.http.clone(), ctx.address()).start();
+                    self.runners.insert(key, Running { fence, addr });
+                }
+                Err(error) => {
+                    tracing::error!(run_id = key.0, shard = key.1, %error, "cannot start the lease");
+                    self.queue_complete(key, fence, false, error, "user", None);
+                }
+            }
+        }
+    }
+
+    /// Parses the lease's spec and substitutes its secrets (the worker's environment fills
+    /// in what the submitter did not send).
+    fn lease_work(&self, lease: Lease) -> Result<LeaseWork, String> {
+        let pipeline = spec::load(&lease.pipeline, &lease.spec_yaml, None).map_err(|e| e.to_string())?;
+        let mut env: BTreeMap<String, String> = std::env::vars().collect();
+        env.extend(lease.secrets);
+        let pipeline = spec::secrets::resolve(&pipeline, &env)?;
+        Ok(LeaseWork {
+            run_id: lease.run_id,
+            shard: lease.shard,
+            fence: lease.fence,
+            shard_key: lease.shard_key,
+            pipeline,
+            vars: lease.vars.into_iter().collect(),
+        })
+    }
+
+    fn queue_complete(&mut self, key: LeaseKey, fence: u64, ok: bool, error: String, class: &str, cp: Option<&Checkpoint>) {
+        let req = CompleteShardRequest {
+            worker_id: self.id.clone(),
+            lease: Some(LeaseRef { run_id: key.0, shard: key.1, fence }),
+            ok,
+            error,
+            error_class: class.to_string(),
+            pages: cp.map(|c| c.pages).unwrap_or(0),
+            records: cp.map(|c| c.records).unwrap_or(0),
+        };
+        self.reports.insert(key, (fence, Report::Complete(req), false));
+    }
+
+    fn send_reports(&mut self, ctx: &mut Context<Self>) {
+        let mut due = Vec::new();
+        for (key, (fence, report, in_flight)) in self.reports.iter_mut() {
+            if !*in_flight {
+                *in_flight = true;
+                due.push((*key, *fence, report.clone()));
+            }
+        }
+        for (key, fence, report) in due {
+            let mut client = self.client.clone();
+            let fut = async move {
+                client
+                    .call(|ch| {
+                        let report = report.clone();
+                        async move {
+                            let mut c = WorkerServiceClient::new(ch);
+                            match report {
+                                Report::Complete(r) => c.complete_shard(r).await,
+                                Report::Release(r) => c.release_lease(r).await,
+                            }
+                        }
+                    })
+                    .await
+            };
+            ctx.spawn(fut.into_actor(self).map(move |r, act, _| match r {
+                Ok(ack) => {
+                    if !ack.accepted {
+                        tracing::warn!(run_id = key.0, shard = key.1, fence, reason = %ack.reason, "report rejected by the coordinator");
+                    }
+                    if act.reports.get(&key).is_some_and(|(f, _, _)| *f == fence) {
+                        act.reports.remove(&key);
+                    }
+                    act.check_drained();
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = key.0, shard = key.1, error = %e.message(), "report failed; will resend");
+                    if let Some((_, _, in_flight)) = act.reports.get_mut(&key) {
+                        *in_flight = false;
+                    }
+                }
+            }));
+        }
+    }
+
+    fn check_drained(&self) {
+        if self.draining && self.runners.is_empty() && self.reports.is_empty() {
+            self.drained.send_replace(true);
+        }
+    }
+}
+
+impl Actor for Agent {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+        self.tick(ctx);
+        ctx.run_interval(self.heartbeat, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<Progress> for Agent {
+    type Result = ();
+    fn handle(&mut self, msg: Progress, ctx: &mut Self::Context) {
+        let req = CheckpointReport {
+            worker_id: self.id.clone(),
+            lease: Some(LeaseRef {
+                run_id: msg.key.0,
+                shard: msg.key.1,
+                fence: msg.fence,
+            }),
+            checkpoint_json: msg.checkpoint.to_json(),
+            pages: msg.checkpoint.pages,
+            records: msg.checkpoint.records,
+        };
+        let mut client = self.client.clone();
+        // Best effort: the sink holds the authoritative checkpoint.
+        ctx.spawn(
+            async move {
+                let _ = client
+                    .call(|ch| {
+                        let req = req.clone();
+                        async move { WorkerServiceClient::new(ch).report_checkpoint(req).await }
+                    })
+                    .await;
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<RunnerFinished> for Agent {
+    type Result = ();
+    fn handle(&mut self, msg: RunnerFinished, ctx: &mut Self::Context) {
+        let key = msg.key;
+        if self.runners.get(&key).is_some_and(|r| r.fence == msg.fence) {
+            self.runners.remove(&key);
+        }
+        match msg.outcome {
+            Outcome::Done(cp) => {
+                tracing::info!(run_id = key.0, shard = key.1, fence = msg.fence, pages = cp.pages, records = cp.records, "shard done");
+                self.queue_complete(key, msg.fence, true, String::new(), "", Some(&cp));
+            }
+            Outcome::Fenced { stored } => {
+                tracing::warn!(run_id = key.0, shard = key.1, fence = msg.fence, stored_fence = stored, "commit rejected: a newer lease owns the shard; dropping this lease");
+            }
+            Outcome::Stopped(cp) => {
+                let req = ReleaseLeaseRequest {
+                    worker_id: self.id.clone(),
+                    lease: Some(LeaseRef { run_id: key.0, shard: key.1, fence: msg.fence }),
+                    checkpoint_json: cp.to_json(),
+                };
+                self.reports.insert(key, (msg.fence, Report::Release(req), false));
+            }
+            Outcome::Failed { error, class, checkpoint } => {
+                tracing::error!(run_id = key.0, shard = key.1, fence = msg.fence, %error, "shard failed");
+                let class = match class {
+                    apitap_common::error::ErrorClass::User => "user",
+                    apitap_common::error::ErrorClass::Transient => "transient",
+                    apitap_common::error::ErrorClass::Internal => "internal",
+                };
+                self.queue_complete(key, msg.fence, false, error, class, checkpoint.as_ref());
+            }
+        }
+        self.send_reports(ctx);
+        self.check_drained();
+    }
+}
+
+impl Handler<Drain> for Agent {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        tracing::info!(runners = self.runners.len(), "draining: finishing current batches, then releasing leases");
+        self.draining = true;
+        for r in self.runners.values() {
+            r.addr.do_send(StopAfterBatch);
+        }
+        self.send_heartbeat(ctx);
+        self.check_drained();
+    }
+}

@@ -1,0 +1,41 @@
+//! Command-line configuration of a worker; every flag has an `APITAP_*` environment variable.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "apitap-worker",
+    version,
+    about = "ApiTap Cluster worker: takes shard leases from the coordinator, fetches, transforms and loads them",
+    long_about = None
+)]
+pub struct Config {
+    /// Coordinator gRPC addresses (repeat, or comma-separate in APITAP_COORDINATOR).
+    #[arg(long = "coordinator", short = 'c', env = "APITAP_COORDINATOR", value_delimiter = ',', default_value = "127.0.0.1:7400")]
+    pub coordinators: Vec<String>,
+    /// Stable id of this worker (default: hostname and process id).
+    #[arg(long, env = "APITAP_WORKER_ID")]
+    pub id: Option<String>,
+    /// How many shards this worker runs at once.
+    #[arg(long, env = "APITAP_WORKER_SLOTS", default_value_t = 4)]
+    pub slots: u32,
+    /// On SIGTERM, wait this long for the current batches to commit before giving up.
+    #[arg(long, env = "APITAP_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Log format: pretty or json.
+    #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
+    pub log_format: apitap_common::telemetry::LogFormat,
+}
+
+impl Config {
+    pub fn worker_id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "worker".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
