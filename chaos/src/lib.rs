@@ -1,1 +1,9 @@
+//! Testbed, mock API and drills of ApiTap Cluster.
+//!
+//! - [`mock_api`]: the deterministic REST API every test, demo and drill fetches from.
+//! - [`testbed`]: real coordinator/worker processes, a throwaway PostgreSQL, waiting helpers.
+//! - [`demo`]: the local end-to-end demo behind `apitap-chaos demo`.
+
+pub mod demo;
 pub mod mock_api;
+pub mod testbed;

@@ -1,1 +1,88 @@
-fn main() {}
+//! `apitap-chaos`: the local demo and the testbed playground.
+
+use std::path::PathBuf;
+
+use apitap_chaos::demo::{self, DemoOptions};
+use apitap_chaos::testbed::TestCluster;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "apitap-chaos", version, about = "Local clusters for demos, tests and chaos drills of ApiTap Cluster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local cluster, submit the demo pipeline, watch it, print what landed.
+    Demo {
+        /// Pipeline to submit.
+        #[arg(long, default_value = "examples/pipelines/demo.yaml")]
+        pipeline: PathBuf,
+        /// Folder for logs, data and the SQLite file (emptied first).
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Records served by the mock API.
+        #[arg(long, default_value_t = 2500)]
+        records: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Start a testbed and keep it running until Ctrl-C, printing every address.
+    Up {
+        #[arg(long, default_value_t = 1)]
+        coordinators: usize,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 10000)]
+        records: u64,
+        /// Print one JSON object with the addresses on the first line of stdout.
+        #[arg(long)]
+        json: bool,
+        /// Folder for logs and data.
+        #[arg(long, default_value = "out/up")]
+        out: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    apitap_common_log();
+    match Cli::parse().command {
+        Cmd::Demo { pipeline, out, records, workers } => demo::run(DemoOptions { pipeline, out, records, workers }).await,
+        Cmd::Up { coordinators, workers, records, json, out } => {
+            let cluster = TestCluster::builder()
+                .coordinators(coordinators)
+                .workers(workers)
+                .records(records)
+                .out_dir(&out)
+                .start()
+                .await?;
+            let info = serde_json::json!({
+                "coordinators": cluster.coordinator_addrs(),
+                "mock_api": cluster.mock.url(),
+                "logs": cluster.logs(),
+            });
+            if json {
+                println!("{info}");
+            } else {
+                println!("coordinators: {}", cluster.coordinator_addrs().join(", "));
+                println!("mock API:     {}", cluster.mock.url());
+                println!("logs:         {}", cluster.logs().display());
+                println!("try: APITAP_COORDINATOR={} MOCK_API_URL={} apitapctl submit examples/pipelines/demo.yaml --watch", cluster.coordinator_addrs().join(","), cluster.mock.url());
+                println!("Ctrl-C stops everything");
+            }
+            tokio::signal::ctrl_c().await?;
+            drop(cluster);
+            Ok(())
+        }
+    }
+}
+
+fn apitap_common_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

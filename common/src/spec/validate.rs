@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlparser::ast::{visit_relations, Statement};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Ident, ObjectName, Query, Statement, Visit, Visitor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
@@ -46,7 +48,7 @@ pub(crate) fn validate(p: &Pipeline, env: Option<&BTreeMap<String, String>>) -> 
         ));
     }
     schedule(p, &mut out);
-    source(p, &mut out);
+    source(p, env, &mut out);
     pagination(&p.spec.source.http.pagination, &mut out);
     shards(p, &mut out);
     templates(p, &mut out);
@@ -140,15 +142,36 @@ fn schedule(p: &Pipeline, out: &mut Vec<Problem>) {
     }
 }
 
-fn source(p: &Pipeline, out: &mut Vec<Problem>) {
+/// `text` with secrets taken from `env` where known and placeholders elsewhere; None when an
+/// unknown secret decides the URL's shape (it starts the URL).
+fn probe_url(text: &str, env: Option<&BTreeMap<String, String>>) -> Option<String> {
+    let empty = BTreeMap::new();
+    let env = env.unwrap_or(&empty);
+    if let Some(after) = text.strip_prefix("${") {
+        let name = after.split('}').next().unwrap_or_default();
+        if !env.contains_key(name) {
+            return None;
+        }
+    }
+    let mut probe = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("${") {
+        probe.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after.find('}').unwrap_or(after.len());
+        probe.push_str(env.get(&after[..close]).map(String::as_str).unwrap_or("x"));
+        rest = after.get(close + 1..).unwrap_or_default();
+    }
+    probe.push_str(rest);
+    Some(probe.replace("{{", "x").replace("}}", "x"))
+}
+
+fn source(p: &Pipeline, env: Option<&BTreeMap<String, String>>, out: &mut Vec<Problem>) {
     let h = &p.spec.source.http;
-    // Placeholders stand in for secrets and template variables, which are only known later.
-    let probe = h
-        .url
-        .replace("${", "x")
-        .replace("{{", "x")
-        .replace("}}", "x")
-        .replace('}', "x");
+    // Secrets and template variables are only known later; placeholders stand in for them.
+    let Some(probe) = probe_url(&h.url, env) else {
+        return;
+    };
     match url::Url::parse(&probe) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
             if u.host_str().is_none_or(str::is_empty) {
@@ -161,6 +184,16 @@ fn source(p: &Pipeline, out: &mut Vec<Problem>) {
                 format!("unsupported URL scheme {:?}", u.scheme()),
             )
             .hint("use http:// or https://"),
+        ),
+        Err(url::ParseError::RelativeUrlWithoutBase) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("the URL {:?} has no scheme", h.url),
+            )
+            .hint(format!(
+                "write it in full, starting with https:// or http://: https://{}",
+                h.url.trim_start_matches('/')
+            )),
         ),
         Err(e) => out.push(
             Problem::new(
@@ -298,16 +331,28 @@ fn pagination(pg: &Pagination, out: &mut Vec<Problem>) {
         ));
     }
     if pg.kind == LimitOffset && pg.limit_param() == pg.offset_param() {
-        out.push(Problem::new(
-            format!("{PAG}.offset_param"),
-            "limit_param and offset_param are the same query parameter",
-        ));
+        out.push(
+            Problem::new(
+                format!("{PAG}.offset_param"),
+                format!(
+                    "limit_param and offset_param are the same query parameter {:?}",
+                    pg.offset_param()
+                ),
+            )
+            .hint("give them different names (by default limit and offset)"),
+        );
     }
     if pg.kind == PageNumber && pg.page_param() == pg.size_param() {
-        out.push(Problem::new(
-            format!("{PAG}.size_param"),
-            "page_param and size_param are the same query parameter",
-        ));
+        out.push(
+            Problem::new(
+                format!("{PAG}.size_param"),
+                format!(
+                    "page_param and size_param are the same query parameter {:?}",
+                    pg.size_param()
+                ),
+            )
+            .hint("give them different names (by default page and per_page)"),
+        );
     }
     if pg.kind == Cursor && pg.cursor_path.is_none() {
         out.push(
@@ -396,12 +441,17 @@ fn templates(p: &Pipeline, out: &mut Vec<Problem>) {
         Ok(vars) => {
             for v in vars.into_iter().filter(|v| !known.contains(v)) {
                 let list: Vec<_> = known.iter().cloned().collect();
+                let more = if p.spec.shards.is_none() {
+                    "; spec.shards binds more ({{ shard.value }} and its `param`)"
+                } else {
+                    ""
+                };
                 out.push(
                     Problem::new(
                         path.clone(),
                         format!("unknown template variable {{{{ {v} }}}}"),
                     )
-                    .hint(format!("known here: {}", list.join(", "))),
+                    .hint(format!("known here: {}{more}", list.join(", "))),
                 );
             }
         }
@@ -439,26 +489,39 @@ fn schema(p: &Pipeline, out: &mut Vec<Problem>) {
 
 /// Parses `sql` and checks it is one query that reads only `source`.
 pub fn check_sql(sql: &str) -> Result<(), String> {
-    let statements =
-        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| format!("invalid SQL: {e}"))?;
-    let [statement] = statements.as_slice() else {
-        return Err(format!(
-            "expected one SQL statement, found {}",
-            statements.len()
-        ));
+    let statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| {
+        let e = e.to_string();
+        let e = e.strip_prefix("sql parser error: ").unwrap_or(&e);
+        format!(
+            "invalid SQL: {}",
+            e.replace("found: EOF", "found the end of the query")
+        )
+    })?;
+    let statement = match statements.as_slice() {
+        [statement] => statement,
+        [] => return Err("the SQL is empty".into()),
+        _ => {
+            return Err(format!(
+                "expected one SQL statement, found {} (separated by `;`)",
+                statements.len()
+            ))
+        }
     };
     if !matches!(statement, Statement::Query(_)) {
-        return Err("the transform must be a SELECT query".into());
+        let text = statement.to_string();
+        let verb = text.split_whitespace().next().unwrap_or("other");
+        return Err(format!(
+            "the transform must be a SELECT query, not a {} statement",
+            verb.to_ascii_uppercase()
+        ));
     }
-    let mut tables = BTreeSet::new();
-    let _ = visit_relations(statement, |rel| {
-        tables.insert(rel.to_string());
-        std::ops::ControlFlow::<()>::Continue(())
-    });
+    let mut tables = Tables::default();
+    let _ = statement.visit(&mut tables);
     let others: Vec<_> = tables
+        .read
         .iter()
-        .filter(|t| t.as_str() != "source")
-        .cloned()
+        .filter(|(name, _)| name.as_str() != "source" && !tables.ctes.contains(*name))
+        .map(|(_, shown)| shown.clone())
         .collect();
     if !others.is_empty() {
         return Err(format!(
@@ -467,6 +530,47 @@ pub fn check_sql(sql: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Tables a query reads (normalized name → as written) and the names its `WITH` clauses
+/// define, which are not tables.
+#[derive(Default)]
+struct Tables {
+    read: BTreeMap<String, String>,
+    ctes: BTreeSet<String>,
+}
+
+/// Unquoted identifiers are case-insensitive (DataFusion lowercases them).
+fn normalized(ident: &Ident) -> String {
+    match ident.quote_style {
+        None => ident.value.to_ascii_lowercase(),
+        Some(_) => ident.value.clone(),
+    }
+}
+
+impl Visitor for Tables {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.ctes.insert(normalized(&cte.alias.name));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        let name = match relation.0.as_slice() {
+            [part] => part
+                .as_ident()
+                .map(normalized)
+                .unwrap_or_else(|| relation.to_string()),
+            _ => relation.to_string(),
+        };
+        self.read.insert(name, relation.to_string());
+        ControlFlow::Continue(())
+    }
 }
 
 fn sink(p: &Pipeline, out: &mut Vec<Problem>) {

@@ -1,0 +1,74 @@
+//! `apitap-chaos demo`: start a local cluster (one coordinator, two workers, the mock API),
+//! submit `examples/pipelines/demo.yaml`, show the run's progress, and print what landed in
+//! the SQLite file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sqlx::{Connection, Row};
+
+use crate::testbed::{bins, TestCluster};
+
+pub struct DemoOptions {
+    pub pipeline: PathBuf,
+    pub out: PathBuf,
+    pub records: u64,
+    pub workers: usize,
+}
+
+pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    if opts.out.exists() {
+        std::fs::remove_dir_all(&opts.out)?;
+    }
+    std::fs::create_dir_all(&opts.out)?;
+    let out = std::fs::canonicalize(&opts.out)?;
+    let db = out.join("demo.db");
+    eprintln!("starting a local cluster: 1 coordinator, {} workers, mock API with {} records (logs in {})", opts.workers, opts.records, out.join("logs").display());
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(opts.workers)
+        .records(opts.records)
+        .out_dir(&out)
+        .start()
+        .await?;
+    eprintln!("cluster ready: coordinator {}, mock API {}", cluster.coordinator_addrs()[0], cluster.mock.url());
+    eprintln!("submitting {}", opts.pipeline.display());
+    let status = Command::new(bins::path("apitapctl")?)
+        .arg("--coordinator")
+        .arg(cluster.coordinator_addrs().join(","))
+        .arg("submit")
+        .arg(&opts.pipeline)
+        .arg("--watch")
+        .env("MOCK_API_URL", cluster.mock.url())
+        .env("DEMO_DB", &db)
+        .status()?;
+    if !status.success() {
+        anyhow::bail!("the demo run did not succeed; see the logs in {}", out.join("logs").display());
+    }
+    print_rows(&db).await?;
+    eprintln!("stopping the cluster");
+    drop(cluster);
+    Ok(())
+}
+
+async fn print_rows(db: &Path) -> anyhow::Result<()> {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+    let count: i64 = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&mut conn).await?.get(0);
+    println!();
+    println!("{count} rows landed in {} (table users); the first 5:", db.display());
+    let rows = sqlx::query("SELECT id, userName, email, score, city FROM users ORDER BY id LIMIT 5")
+        .fetch_all(&mut conn)
+        .await?;
+    println!("{:>4}  {:<12}  {:<22}  {:>7}  {}", "id", "userName", "email", "score", "city");
+    for r in rows {
+        let id: i64 = r.try_get(0).unwrap_or_default();
+        let user: String = r.try_get(1).unwrap_or_default();
+        let email: String = r.try_get(2).unwrap_or_default();
+        let score: f64 = r.try_get(3).unwrap_or_default();
+        let city: String = r.try_get(4).unwrap_or_default();
+        println!("{id:>4}  {user:<12}  {email:<22}  {score:>7.2}  {city}");
+    }
+    Ok(())
+}
+

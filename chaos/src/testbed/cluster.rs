@@ -1,0 +1,300 @@
+//! `TestCluster`: coordinators, workers and the mock API, started as real processes (the
+//! mock API runs in this process) on 127.0.0.1.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let cluster = apitap_chaos::testbed::TestCluster::builder().coordinators(1).workers(2).records(5000).start().await?;
+//! let out = cluster.ctl(&["get", "pipelines"])?;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use super::process::Proc;
+use super::{bins, free_port, wait};
+use crate::mock_api::{self, MockApiConfig, MockApiHandle};
+
+pub struct ClusterBuilder {
+    coordinators: usize,
+    workers: usize,
+    slots: u32,
+    records: u64,
+    out_dir: Option<PathBuf>,
+    lease_ttl: Duration,
+    worker_env: Vec<(String, String)>,
+}
+
+impl ClusterBuilder {
+    pub fn coordinators(mut self, n: usize) -> Self {
+        self.coordinators = n;
+        self
+    }
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    pub fn slots(mut self, n: u32) -> Self {
+        self.slots = n;
+        self
+    }
+    /// Size of the mock API's dataset.
+    pub fn records(mut self, n: u64) -> Self {
+        self.records = n;
+        self
+    }
+    /// Keep logs and data here instead of a temporary directory.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+    pub fn worker_env(mut self, key: &str, value: &str) -> Self {
+        self.worker_env.push((key.into(), value.into()));
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<TestCluster> {
+        let (tmp, out) = match &self.out_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                (None, d.clone())
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("apitap-cluster-").tempdir()?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let mock = mock_api::start(MockApiConfig::with_records(self.records), "127.0.0.1:0".parse()?).await?;
+        let mut cluster = TestCluster {
+            _tmp: tmp,
+            out,
+            coordinators: Vec::new(),
+            workers: Vec::new(),
+            mock,
+            slots: self.slots,
+            lease_ttl: self.lease_ttl,
+            worker_env: self.worker_env.clone(),
+        };
+        for i in 0..self.coordinators {
+            let id = i as u64 + 1;
+            cluster.coordinators.push(CoordinatorNode {
+                id,
+                addr: format!("127.0.0.1:{}", free_port()),
+                data_dir: cluster.out.join(format!("coordinator-{id}")),
+                proc: None,
+            });
+        }
+        for i in 0..self.coordinators {
+            cluster.start_coordinator(i)?;
+        }
+        cluster.wait_for_leader(Duration::from_secs(30))?;
+        for i in 1..self.coordinators {
+            let (id, addr) = (cluster.coordinators[i].id, cluster.coordinators[i].addr.clone());
+            cluster.ctl_ok(&["cluster", "add", &id.to_string(), &addr])?;
+        }
+        for i in 0..self.workers {
+            cluster.workers.push(WorkerNode {
+                id: format!("worker-{}", i + 1),
+                proc: None,
+            });
+            cluster.start_worker(i)?;
+        }
+        cluster.wait_for_workers(self.workers, Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+}
+
+pub struct CoordinatorNode {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub proc: Option<Proc>,
+}
+
+pub struct WorkerNode {
+    pub id: String,
+    pub proc: Option<Proc>,
+}
+
+pub struct TestCluster {
+    _tmp: Option<tempfile::TempDir>,
+    /// Logs and data of every process.
+    pub out: PathBuf,
+    pub coordinators: Vec<CoordinatorNode>,
+    pub workers: Vec<WorkerNode>,
+    pub mock: MockApiHandle,
+    slots: u32,
+    lease_ttl: Duration,
+    worker_env: Vec<(String, String)>,
+}
+
+impl TestCluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            coordinators: 1,
+            workers: 1,
+            slots: 4,
+            records: 1000,
+            out_dir: None,
+            lease_ttl: Duration::from_secs(5),
+            worker_env: Vec::new(),
+        }
+    }
+
+    pub fn coordinator_addrs(&self) -> Vec<String> {
+        self.coordinators.iter().map(|c| c.addr.clone()).collect()
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.out.join("logs")
+    }
+
+    /// (Re)starts coordinator `i` on its data directory and port.
+    pub fn start_coordinator(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &self.coordinators[i];
+        let mut cmd = Command::new(bins::path("apitap-coordinator")?);
+        cmd.arg("--id")
+            .arg(node.id.to_string())
+            .arg("--grpc-addr")
+            .arg(&node.addr)
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--lease-ttl")
+            .arg(humantime::format_duration(self.lease_ttl).to_string())
+            .env("RUST_LOG", "info,openraft=warn");
+        if node.id == 1 {
+            cmd.arg("--init");
+        }
+        let (proc, _) = Proc::spawn(&format!("coordinator-{}", node.id), cmd, &self.logs(), Duration::from_secs(30))?;
+        self.coordinators[i].proc = Some(proc);
+        Ok(())
+    }
+
+    /// (Re)starts worker `i`.
+    pub fn start_worker(&mut self, i: usize) -> anyhow::Result<()> {
+        let id = self.workers[i].id.clone();
+        let mut cmd = Command::new(bins::path("apitap-worker")?);
+        cmd.arg("--id")
+            .arg(&id)
+            .arg("--slots")
+            .arg(self.slots.to_string())
+            .arg("--coordinator")
+            .arg(self.coordinator_addrs().join(","))
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.worker_env {
+            cmd.env(k, v);
+        }
+        let (proc, _) = Proc::spawn(&id, cmd, &self.logs(), Duration::from_secs(30))?;
+        self.workers[i].proc = Some(proc);
+        Ok(())
+    }
+
+    pub fn coordinator_proc(&mut self, i: usize) -> Option<&mut Proc> {
+        self.coordinators[i].proc.as_mut()
+    }
+
+    pub fn worker_proc(&mut self, i: usize) -> Option<&mut Proc> {
+        self.workers[i].proc.as_mut()
+    }
+
+    /// Runs apitapctl against this cluster.
+    pub fn ctl(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let out = Command::new(bins::path("apitapctl")?)
+            .arg("--coordinator")
+            .arg(self.coordinator_addrs().join(","))
+            .args(args)
+            .env("MOCK_API_URL", self.mock.url())
+            .output()?;
+        Ok(out)
+    }
+
+    /// Runs apitapctl and fails with its output unless it exits 0.
+    pub fn ctl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.ctl(args)?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "apitapctl {} failed ({}):\n{}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// apitapctl with `-o json`, parsed.
+    pub fn ctl_json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all = vec!["-o", "json"];
+        all.extend_from_slice(args);
+        Ok(serde_json::from_str(&self.ctl_ok(&all)?)?)
+    }
+
+    pub fn cluster_status(&self) -> anyhow::Result<serde_json::Value> {
+        self.ctl_json(&["--timeout", "2s", "cluster", "status"])
+    }
+
+    pub fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        wait::until("a coordinator leader", timeout, || {
+            let s = self.cluster_status().ok()?;
+            s["leader_id"].as_u64().filter(|l| *l != 0)
+        })
+    }
+
+    pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
+        wait::until(&format!("{n} live workers"), timeout, || {
+            let s = self.cluster_status().ok()?;
+            let live = s["workers"].as_array()?.iter().filter(|w| w["live"] == true).count();
+            (live >= n).then_some(())
+        })
+    }
+
+    /// Writes `yaml` to the output folder and submits it; returns the started run id.
+    pub fn submit(&self, name: &str, yaml: &str) -> anyhow::Result<u64> {
+        let path = self.out.join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml)?;
+        let v = self.ctl_json(&["submit", &path.display().to_string()])?;
+        v["run_id"].as_u64().ok_or_else(|| anyhow::anyhow!("no run id in {v}"))
+    }
+
+    pub fn run_info(&self, run_id: u64) -> anyhow::Result<serde_json::Value> {
+        self.ctl_json(&["describe", "run", &run_id.to_string()])
+    }
+
+    /// Waits until the run ends and returns its final description.
+    pub fn wait_for_run(&self, run_id: u64, timeout: Duration) -> anyhow::Result<serde_json::Value> {
+        wait::until(&format!("run {run_id} to finish"), timeout, || {
+            let r = self.run_info(run_id).ok()?;
+            matches!(r["state"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(r)
+        })
+    }
+
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.logs().join(format!("{name}.log"))
+    }
+
+    pub fn out_path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.out.join(rel)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            if let Some(mut p) = w.proc.take() {
+                p.kill();
+            }
+        }
+        for c in &mut self.coordinators {
+            if let Some(mut p) = c.proc.take() {
+                p.kill();
+            }
+        }
+    }
+}

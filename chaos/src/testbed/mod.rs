@@ -1,0 +1,25 @@
+//! The testbed: real processes on 127.0.0.1 with ports chosen at run time, one
+//! implementation shared by cluster-tests, the demo and the playground.
+//!
+//! - [`bins`]: where the built binaries are.
+//! - [`process`]: a child process with its log file, killed on drop.
+//! - [`postgres`]: a throwaway PostgreSQL server (`TempPostgres`).
+//! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
+//! - [`wait`]: waiting on conditions with deadlines.
+
+pub mod bins;
+pub mod cluster;
+pub mod postgres;
+pub mod process;
+pub mod wait;
+
+pub use cluster::{ClusterBuilder, TestCluster};
+pub use postgres::TempPostgres;
+
+/// A port that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port on 127.0.0.1")
+}

@@ -1,0 +1,51 @@
+//! The coordinator dies mid-run (SIGKILL) and comes back on the same data directory: the
+//! pipeline and run are still there and the run finishes with exact data.
+
+use std::time::Duration;
+
+use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
+use apitap_cluster_tests::expect;
+
+const RECORDS: u64 = 6_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn coordinator_restart_mid_run_keeps_state_and_finishes_exactly() -> anyhow::Result<()> {
+    let pg = TempPostgres::start()?;
+    std::env::set_var("WAREHOUSE_URL", pg.url());
+    let mut cluster = TestCluster::builder().coordinators(1).workers(1).records(RECORDS).start().await?;
+    // Slow the source down so the run is still going when the coordinator dies.
+    cluster.mock.state().push_fault(apitap_chaos::mock_api::FaultSpec {
+        fault: apitap_chaos::mock_api::Fault::Latency { ms: 40 },
+        count: 60,
+    });
+    let yaml = r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata:
+  name: restart-users
+spec:
+  source:
+    http:
+      url: "${MOCK_API_URL}/v1/limit_offset"
+      records: $.data
+      pagination: { kind: limit_offset, size: 50 }
+  sink:
+    postgres: { url: "${WAREHOUSE_URL}", table: restart_users, mode: merge, primary_key: [id] }
+"#;
+    let run = cluster.submit("restart", yaml)?;
+    wait::until("the run to make progress", Duration::from_secs(60), || {
+        let r = cluster.run_info(run).ok()?;
+        (r["shards"][0]["records"].as_u64().unwrap_or(0) > 0).then_some(())
+    })?;
+
+    cluster.coordinator_proc(0).expect("running").kill();
+    cluster.start_coordinator(0)?;
+    cluster.wait_for_leader(Duration::from_secs(30))?;
+
+    let pipelines = cluster.ctl_json(&["get", "pipelines"])?;
+    assert_eq!(pipelines[0]["name"], "restart-users", "{pipelines:#}");
+    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let pool = sqlx::PgPool::connect(&pg.url()).await?;
+    expect::exact_dataset(&pool, "restart_users", RECORDS).await?;
+    Ok(())
+}
