@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, openraft's storage suite, apitapctl's bad-input
+# corpus, and the cluster tests (real coordinator/worker processes, a throwaway PostgreSQL,
+# the mock API). The cluster tests need the binaries, so they are built first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/prereqs.sh
+start=$(date +%s)
+cargo build --workspace --bins --tests
+cargo test --workspace "$@"
+echo "test suite passed in $(( $(date +%s) - start ))s" >&2
