@@ -7,12 +7,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .type_attribute(".apitap.v1", "#[derive(serde::Serialize)]")
         .compile_protos(
-        &[
-            "proto/control.proto",
-            "proto/worker.proto",
-            "proto/raft.proto",
-        ],
-        &["proto"],
-    )?;
+            &[
+                "proto/control.proto",
+                "proto/worker.proto",
+                "proto/raft.proto",
+            ],
+            &["proto"],
+        )?;
     Ok(())
 }

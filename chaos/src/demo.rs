@@ -31,7 +31,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .out_dir(&out)
         .start()
         .await?;
-    eprintln!("cluster ready: coordinator {}, mock API {}", cluster.coordinator_addrs()[0], cluster.mock.url());
+    eprintln!(
+        "cluster ready: coordinator {}, mock API {}",
+        cluster.coordinator_addrs()[0],
+        cluster.mock.url()
+    );
     eprintln!("submitting {}", opts.pipeline.display());
     let status = Command::new(bins::path("apitapctl")?)
         .arg("--coordinator")
@@ -43,7 +47,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .env("DEMO_DB", &db)
         .status()?;
     if !status.success() {
-        anyhow::bail!("the demo run did not succeed; see the logs in {}", out.join("logs").display());
+        anyhow::bail!(
+            "the demo run did not succeed; see the logs in {}",
+            out.join("logs").display()
+        );
     }
     print_rows(&db).await?;
     eprintln!("stopping the cluster");
@@ -54,13 +61,23 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 async fn print_rows(db: &Path) -> anyhow::Result<()> {
     let url = format!("sqlite://{}?mode=ro", db.display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await?;
-    let count: i64 = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&mut conn).await?.get(0);
+    let count: i64 = sqlx::query("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut conn)
+        .await?
+        .get(0);
     println!();
-    println!("{count} rows landed in {} (table users); the first 5:", db.display());
-    let rows = sqlx::query("SELECT id, userName, email, score, city FROM users ORDER BY id LIMIT 5")
-        .fetch_all(&mut conn)
-        .await?;
-    println!("{:>4}  {:<12}  {:<22}  {:>7}  {}", "id", "userName", "email", "score", "city");
+    println!(
+        "{count} rows landed in {} (table users); the first 5:",
+        db.display()
+    );
+    let rows =
+        sqlx::query("SELECT id, userName, email, score, city FROM users ORDER BY id LIMIT 5")
+            .fetch_all(&mut conn)
+            .await?;
+    println!(
+        "{:>4}  {:<12}  {:<22}  {:>7}  city",
+        "id", "userName", "email", "score"
+    );
     for r in rows {
         let id: i64 = r.try_get(0).unwrap_or_default();
         let user: String = r.try_get(1).unwrap_or_default();
@@ -71,4 +88,3 @@ async fn print_rows(db: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

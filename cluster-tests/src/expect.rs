@@ -10,30 +10,36 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 
 /// One row in canonical text form: the same for the mock record and the loaded row.
-fn canonical(id: i64, user: &str, email: &str, score: f64, active: bool, created: &str, tags: &Value, address: &Value) -> String {
-    format!("{id}|{user}|{email}|{score:.4}|{active}|{created}|{tags}|{address}")
-}
-
-fn expected_row(id: u64) -> String {
-    let r = record(id);
-    canonical(
-        r["id"].as_i64().unwrap_or_default(),
-        r["userName"].as_str().unwrap_or_default(),
-        r["email"].as_str().unwrap_or_default(),
-        r["score"].as_f64().unwrap_or_default(),
-        r["active"].as_bool().unwrap_or_default(),
-        r["createdAt"].as_str().unwrap_or_default(),
-        &r["tags"],
-        &r["address"],
+fn canonical(r: &Value) -> String {
+    format!(
+        "{}|{}|{}|{:.4}|{}|{}|{}|{}",
+        r["id"],
+        r["userName"],
+        r["email"],
+        r["score"].as_f64().unwrap_or(f64::NAN),
+        r["active"],
+        r["createdAt"],
+        r["tags"],
+        r["address"]
     )
 }
 
 /// Asserts that `table` holds exactly records `1..=n` of the mock dataset.
 pub async fn exact_dataset(pool: &PgPool, table: &str, n: u64) -> anyhow::Result<()> {
-    let count: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(pool).await?.get(0);
-    let distinct: i64 = sqlx::query(&format!("SELECT COUNT(DISTINCT id) FROM {table}")).fetch_one(pool).await?.get(0);
+    let count: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(pool)
+        .await?
+        .get(0);
+    let distinct: i64 = sqlx::query(&format!("SELECT COUNT(DISTINCT id) FROM {table}"))
+        .fetch_one(pool)
+        .await?
+        .get(0);
     anyhow::ensure!(count as u64 == n, "{table}: {count} rows, expected {n}");
-    anyhow::ensure!(distinct == count, "{table}: {} duplicate rows", count - distinct);
+    anyhow::ensure!(
+        distinct == count,
+        "{table}: {} duplicate rows",
+        count - distinct
+    );
     let rows = sqlx::query(&format!(
         r#"SELECT id, "userName", email, score, active, "createdAt", tags::text, address::text FROM {table} ORDER BY id"#
     ))
@@ -41,19 +47,37 @@ pub async fn exact_dataset(pool: &PgPool, table: &str, n: u64) -> anyhow::Result
     .await?;
     let ids: BTreeSet<u64> = rows.iter().map(|r| r.get::<i64, _>(0) as u64).collect();
     let want: BTreeSet<u64> = (1..=n).collect();
-    anyhow::ensure!(ids == want, "{table}: ids differ from 1..={n}: missing {:?}", want.difference(&ids).take(10).collect::<Vec<_>>());
+    anyhow::ensure!(
+        ids == want,
+        "{table}: ids differ from 1..={n}: missing {:?}",
+        want.difference(&ids).take(10).collect::<Vec<_>>()
+    );
     let mut got_hash = DefaultHasher::new();
     let mut want_hash = DefaultHasher::new();
     for r in &rows {
-        let tags: Value = serde_json::from_str(&r.get::<String, _>(6))?;
-        let address: Value = serde_json::from_str(&r.get::<String, _>(7))?;
         let id: i64 = r.get(0);
-        let got = canonical(id, &r.get::<String, _>(1), &r.get::<String, _>(2), r.get(3), r.get(4), &r.get::<String, _>(5), &tags, &address);
-        let want = expected_row(id as u64);
-        anyhow::ensure!(got == want, "{table}: row {id} differs:\n  got  {got}\n  want {want}");
+        let row = serde_json::json!({
+            "id": id,
+            "userName": r.get::<String, _>(1),
+            "email": r.get::<String, _>(2),
+            "score": r.get::<f64, _>(3),
+            "active": r.get::<bool, _>(4),
+            "createdAt": r.get::<String, _>(5),
+            "tags": serde_json::from_str::<Value>(&r.get::<String, _>(6))?,
+            "address": serde_json::from_str::<Value>(&r.get::<String, _>(7))?,
+        });
+        let got = canonical(&row);
+        let want = canonical(&record(id as u64));
+        anyhow::ensure!(
+            got == want,
+            "{table}: row {id} differs:\n  got  {got}\n  want {want}"
+        );
         got.hash(&mut got_hash);
         want.hash(&mut want_hash);
     }
-    anyhow::ensure!(got_hash.finish() == want_hash.finish(), "{table}: checksum differs");
+    anyhow::ensure!(
+        got_hash.finish() == want_hash.finish(),
+        "{table}: checksum differs"
+    );
     Ok(())
 }

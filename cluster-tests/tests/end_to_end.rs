@@ -33,13 +33,34 @@ spec:
 async fn every_pagination_kind_loads_the_exact_dataset() -> anyhow::Result<()> {
     let pg = TempPostgres::start()?;
     std::env::set_var("WAREHOUSE_URL", pg.url());
-    let cluster = TestCluster::builder().coordinators(1).workers(2).records(RECORDS).start().await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(2)
+        .records(RECORDS)
+        .start()
+        .await?;
 
     let cases = [
-        ("limit_offset", "{ kind: limit_offset, size: 100, total_path: $.total }", "records: $.data"),
-        ("page_number", "{ kind: page_number, size: 120 }", "records: $.data"),
-        ("cursor", "{ kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: 150 }", "records: $.data"),
-        ("next_url", "{ kind: next_url, next_url_path: $.next }", "records: $.data"),
+        (
+            "limit_offset",
+            "{ kind: limit_offset, size: 100, total_path: $.total }",
+            "records: $.data",
+        ),
+        (
+            "page_number",
+            "{ kind: page_number, size: 120 }",
+            "records: $.data",
+        ),
+        (
+            "cursor",
+            "{ kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: 150 }",
+            "records: $.data",
+        ),
+        (
+            "next_url",
+            "{ kind: next_url, next_url_path: $.next }",
+            "records: $.data",
+        ),
         ("link_header", "{ kind: link_header }", ""),
         ("all", "{ kind: none }", ""),
     ];
@@ -57,11 +78,20 @@ async fn every_pagination_kind_loads_the_exact_dataset() -> anyhow::Result<()> {
 
     // A rejected submit stores nothing.
     let bad = cluster.out_path("bad.yaml");
-    std::fs::write(&bad, pipeline("cursor", "{ kind: cursor }", "records: $.data").replace("users-cursor", "half-stored"))?;
+    std::fs::write(
+        &bad,
+        pipeline("cursor", "{ kind: cursor }", "records: $.data")
+            .replace("users-cursor", "half-stored"),
+    )?;
     let out = cluster.ctl(&["submit", &bad.display().to_string()])?;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let listed = cluster.ctl_json(&["get", "pipelines"])?;
-    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
     assert!(!names.contains(&"half-stored"), "{names:?}");
     assert_eq!(names.len(), 6, "{names:?}");
     Ok(())

@@ -12,12 +12,20 @@ const RECORDS: u64 = 6_000;
 async fn coordinator_restart_mid_run_keeps_state_and_finishes_exactly() -> anyhow::Result<()> {
     let pg = TempPostgres::start()?;
     std::env::set_var("WAREHOUSE_URL", pg.url());
-    let mut cluster = TestCluster::builder().coordinators(1).workers(1).records(RECORDS).start().await?;
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(1)
+        .records(RECORDS)
+        .start()
+        .await?;
     // Slow the source down so the run is still going when the coordinator dies.
-    cluster.mock.state().push_fault(apitap_chaos::mock_api::FaultSpec {
-        fault: apitap_chaos::mock_api::Fault::Latency { ms: 40 },
-        count: 60,
-    });
+    cluster
+        .mock
+        .state()
+        .push_fault(apitap_chaos::mock_api::FaultSpec {
+            fault: apitap_chaos::mock_api::Fault::Latency { ms: 40 },
+            count: 60,
+        });
     let yaml = r#"apiVersion: apitap/v1
 kind: Pipeline
 metadata:

@@ -61,15 +61,23 @@ pub fn unique_suffix() -> String {
 /// Starts a node and serves until `shutdown` fires; returns after a clean stop.
 pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let db = store::open(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", config.data_dir.display()))?;
+    let db = store::open(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     let log_store = LogStore::new(db.clone());
-    let sm = StateMachine::open(db.clone()).map_err(|e| anyhow::anyhow!("cannot load the state machine: {e}"))?;
+    let sm = StateMachine::open(db.clone())
+        .map_err(|e| anyhow::anyhow!("cannot load the state machine: {e}"))?;
     let state = sm.shared();
 
     let listener = TcpListener::bind(config.grpc_addr).await?;
     let bound = listener.local_addr()?;
-    let addr = config.advertise_addr.clone().unwrap_or_else(|| bound.to_string());
+    let addr = config
+        .advertise_addr
+        .clone()
+        .unwrap_or_else(|| bound.to_string());
 
     let heartbeat = config.raft_heartbeat.as_millis() as u64;
     let election = config.election_timeout.as_millis() as u64;
@@ -84,7 +92,14 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
         ..Default::default()
     }
     .validate()?;
-    let raft = Raft::new(config.id, Arc::new(raft_config), Network, log_store.clone(), sm).await?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        Network,
+        log_store.clone(),
+        sm,
+    )
+    .await?;
 
     let node = Arc::new(Node {
         id: config.id,
@@ -117,7 +132,10 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
     let server = tonic::transport::Server::builder()
         .add_service(ControlServiceServer::new(ControlApi { node: node.clone() }))
         .add_service(WorkerServiceServer::new(WorkerApi { node: node.clone() }))
-        .add_service(RaftServiceServer::new(RaftApi { node: node.clone() }).max_decoding_message_size(64 << 20))
+        .add_service(
+            RaftServiceServer::new(RaftApi { node: node.clone() })
+                .max_decoding_message_size(64 << 20),
+        )
         .serve_with_incoming_shutdown(incoming, server_shutdown);
     let served = tokio::spawn(server);
 
@@ -129,6 +147,9 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
     let _ = raft.shutdown().await;
     drop(node);
     drop(db);
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "coordinator stopped");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "coordinator stopped"
+    );
     Ok(())
 }

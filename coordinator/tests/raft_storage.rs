@@ -12,7 +12,9 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, StorageError};
 struct RocksBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = store::open(dir.path()).expect("open rocksdb");
         let sm = StateMachine::open(db.clone())?;
@@ -21,8 +23,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Roc
 }
 
 #[test]
-fn rocksdb_store_passes_the_openraft_suite() -> Result<(), StorageError<NodeId>> {
-    Suite::test_all(RocksBuilder)
+fn rocksdb_store_passes_the_openraft_suite() {
+    if let Err(e) = Suite::test_all(RocksBuilder) {
+        panic!("openraft storage suite failed: {e}");
+    }
 }
 
 #[tokio::test]

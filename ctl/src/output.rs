@@ -8,7 +8,10 @@ use crate::cli::Format;
 pub fn structured<T: Serialize>(format: Format, value: &T) -> bool {
     match format {
         Format::Json => {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
             true
         }
         Format::Yaml => {

@@ -41,8 +41,9 @@ impl LeaderClient {
         } else {
             format!("http://{addr}")
         };
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| Status::invalid_argument(format!("bad coordinator address {addr:?}: {e}")))?;
+        let endpoint = Endpoint::from_shared(uri).map_err(|e| {
+            Status::invalid_argument(format!("bad coordinator address {addr:?}: {e}"))
+        })?;
         Ok(endpoint
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
@@ -64,7 +65,10 @@ impl LeaderClient {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(e) => e,
             };
-            let retriable = matches!(err.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled);
+            let retriable = matches!(
+                err.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
+            );
             if !retriable {
                 return Err(err);
             }

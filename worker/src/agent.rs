@@ -71,7 +71,12 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(id: String, slots: u32, coordinators: Vec<String>, drained: watch::Sender<bool>) -> Self {
+    pub fn new(
+        id: String,
+        slots: u32,
+        coordinators: Vec<String>,
+        drained: watch::Sender<bool>,
+    ) -> Self {
         Self {
             id,
             slots,
@@ -144,7 +149,11 @@ impl Agent {
         let reporting = self.reports.iter().map(|(k, (fence, _, _))| (*k, *fence));
         running
             .chain(reporting)
-            .map(|((run_id, shard), fence)| LeaseRef { run_id, shard, fence })
+            .map(|((run_id, shard), fence)| LeaseRef {
+                run_id,
+                shard,
+                fence,
+            })
             .collect()
     }
 
@@ -157,7 +166,11 @@ impl Agent {
         let req = HeartbeatRequest {
             worker_id: self.id.clone(),
             held: self.held(),
-            free_slots: if self.draining { 0 } else { self.slots.saturating_sub(busy) },
+            free_slots: if self.draining {
+                0
+            } else {
+                self.slots.saturating_sub(busy)
+            },
             draining: self.draining,
         };
         let mut client = self.client.clone();
@@ -185,11 +198,20 @@ impl Agent {
         for r in resp.revoked {
             let key = (r.run_id, r.shard);
             if let Some(run) = self.runners.get(&key).filter(|run| run.fence == r.fence) {
-                tracing::warn!(run_id = r.run_id, shard = r.shard, fence = r.fence, "lease revoked; stopping its runner");
+                tracing::warn!(
+                    run_id = r.run_id,
+                    shard = r.shard,
+                    fence = r.fence,
+                    "lease revoked; stopping its runner"
+                );
                 run.addr.do_send(Abort);
                 self.runners.remove(&key);
             }
-            if self.reports.get(&key).is_some_and(|(f, _, _)| *f == r.fence) {
+            if self
+                .reports
+                .get(&key)
+                .is_some_and(|(f, _, _)| *f == r.fence)
+            {
                 self.reports.remove(&key);
             }
         }
@@ -219,7 +241,8 @@ impl Agent {
     /// Parses the lease's spec and substitutes its secrets (the worker's environment fills
     /// in what the submitter did not send).
     fn lease_work(&self, lease: Lease) -> Result<LeaseWork, String> {
-        let pipeline = spec::load(&lease.pipeline, &lease.spec_yaml, None).map_err(|e| e.to_string())?;
+        let pipeline =
+            spec::load(&lease.pipeline, &lease.spec_yaml, None).map_err(|e| e.to_string())?;
         let mut env: BTreeMap<String, String> = std::env::vars().collect();
         env.extend(lease.secrets);
         let pipeline = spec::secrets::resolve(&pipeline, &env)?;
@@ -233,17 +256,30 @@ impl Agent {
         })
     }
 
-    fn queue_complete(&mut self, key: LeaseKey, fence: u64, ok: bool, error: String, class: &str, cp: Option<&Checkpoint>) {
+    fn queue_complete(
+        &mut self,
+        key: LeaseKey,
+        fence: u64,
+        ok: bool,
+        error: String,
+        class: &str,
+        cp: Option<&Checkpoint>,
+    ) {
         let req = CompleteShardRequest {
             worker_id: self.id.clone(),
-            lease: Some(LeaseRef { run_id: key.0, shard: key.1, fence }),
+            lease: Some(LeaseRef {
+                run_id: key.0,
+                shard: key.1,
+                fence,
+            }),
             ok,
             error,
             error_class: class.to_string(),
             pages: cp.map(|c| c.pages).unwrap_or(0),
             records: cp.map(|c| c.records).unwrap_or(0),
         };
-        self.reports.insert(key, (fence, Report::Complete(req), false));
+        self.reports
+            .insert(key, (fence, Report::Complete(req), false));
     }
 
     fn send_reports(&mut self, ctx: &mut Context<Self>) {
@@ -346,21 +382,43 @@ impl Handler<RunnerFinished> for Agent {
         }
         match msg.outcome {
             Outcome::Done(cp) => {
-                tracing::info!(run_id = key.0, shard = key.1, fence = msg.fence, pages = cp.pages, records = cp.records, "shard done");
+                tracing::info!(
+                    run_id = key.0,
+                    shard = key.1,
+                    fence = msg.fence,
+                    pages = cp.pages,
+                    records = cp.records,
+                    "shard done"
+                );
                 self.queue_complete(key, msg.fence, true, String::new(), "", Some(&cp));
             }
             Outcome::Fenced { stored } => {
-                tracing::warn!(run_id = key.0, shard = key.1, fence = msg.fence, stored_fence = stored, "commit rejected: a newer lease owns the shard; dropping this lease");
+                tracing::warn!(
+                    run_id = key.0,
+                    shard = key.1,
+                    fence = msg.fence,
+                    stored_fence = stored,
+                    "commit rejected: a newer lease owns the shard; dropping this lease"
+                );
             }
             Outcome::Stopped(cp) => {
                 let req = ReleaseLeaseRequest {
                     worker_id: self.id.clone(),
-                    lease: Some(LeaseRef { run_id: key.0, shard: key.1, fence: msg.fence }),
+                    lease: Some(LeaseRef {
+                        run_id: key.0,
+                        shard: key.1,
+                        fence: msg.fence,
+                    }),
                     checkpoint_json: cp.to_json(),
                 };
-                self.reports.insert(key, (msg.fence, Report::Release(req), false));
+                self.reports
+                    .insert(key, (msg.fence, Report::Release(req), false));
             }
-            Outcome::Failed { error, class, checkpoint } => {
+            Outcome::Failed {
+                error,
+                class,
+                checkpoint,
+            } => {
                 tracing::error!(run_id = key.0, shard = key.1, fence = msg.fence, %error, "shard failed");
                 let class = match class {
                     apitap_common::error::ErrorClass::User => "user",
@@ -378,7 +436,10 @@ impl Handler<RunnerFinished> for Agent {
 impl Handler<Drain> for Agent {
     type Result = ();
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
-        tracing::info!(runners = self.runners.len(), "draining: finishing current batches, then releasing leases");
+        tracing::info!(
+            runners = self.runners.len(),
+            "draining: finishing current batches, then releasing leases"
+        );
         self.draining = true;
         for r in self.runners.values() {
             r.addr.do_send(StopAfterBatch);

@@ -13,7 +13,13 @@ use clap::Parser;
 )]
 pub struct Config {
     /// Coordinator gRPC addresses (repeat, or comma-separate in APITAP_COORDINATOR).
-    #[arg(long = "coordinator", short = 'c', env = "APITAP_COORDINATOR", value_delimiter = ',', default_value = "127.0.0.1:7400")]
+    #[arg(
+        long = "coordinator",
+        short = 'c',
+        env = "APITAP_COORDINATOR",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7400"
+    )]
     pub coordinators: Vec<String>,
     /// Stable id of this worker (default: hostname and process id).
     #[arg(long, env = "APITAP_WORKER_ID")]

@@ -35,7 +35,11 @@ pub enum Outcome {
     Fenced { stored: u64 },
     /// Stopped at a batch boundary on request (drain).
     Stopped(Checkpoint),
-    Failed { error: String, class: ErrorClass, checkpoint: Option<Checkpoint> },
+    Failed {
+        error: String,
+        class: ErrorClass,
+        checkpoint: Option<Checkpoint>,
+    },
 }
 
 fn fail(class: ErrorClass, error: impl ToString, checkpoint: Option<&Checkpoint>) -> Outcome {
@@ -74,7 +78,14 @@ pub async fn run(
         Ok(cp) => cp,
         Err(e) => return sink_outcome(e, None),
     };
-    tracing::info!(run_id = work.run_id, shard = work.shard, fence = work.fence, pages = cp.pages, records = cp.records, "lease claimed");
+    tracing::info!(
+        run_id = work.run_id,
+        shard = work.shard,
+        fence = work.fence,
+        pages = cp.pages,
+        records = cp.records,
+        "lease claimed"
+    );
     let fetcher = match Fetcher::new(http, &work.pipeline.spec.source.http, &work.vars) {
         Ok(f) => f,
         Err(e) => return fail(e.class(), e, Some(&cp)),

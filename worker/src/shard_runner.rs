@@ -59,9 +59,14 @@ impl Actor for ShardRunner {
                 checkpoint: cp.clone(),
             })
         };
-        let handle = tokio::spawn(shard_loop::run(work, self.http.clone(), progress, self.stop.subscribe()));
+        let handle = tokio::spawn(shard_loop::run(
+            work,
+            self.http.clone(),
+            progress,
+            self.stop.subscribe(),
+        ));
         self.task = Some(handle.abort_handle());
-        ctx.spawn(async move { handle.await }.into_actor(self).map(|res, act, ctx| {
+        ctx.spawn(handle.into_actor(self).map(|res, act, ctx| {
             let outcome = res.unwrap_or_else(|e| Outcome::Failed {
                 error: format!("shard task ended abnormally: {e}"),
                 class: ErrorClass::Internal,

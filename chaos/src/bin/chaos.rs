@@ -7,7 +7,11 @@ use apitap_chaos::testbed::TestCluster;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "apitap-chaos", version, about = "Local clusters for demos, tests and chaos drills of ApiTap Cluster")]
+#[command(
+    name = "apitap-chaos",
+    version,
+    about = "Local clusters for demos, tests and chaos drills of ApiTap Cluster"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -50,8 +54,27 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     apitap_common_log();
     match Cli::parse().command {
-        Cmd::Demo { pipeline, out, records, workers } => demo::run(DemoOptions { pipeline, out, records, workers }).await,
-        Cmd::Up { coordinators, workers, records, json, out } => {
+        Cmd::Demo {
+            pipeline,
+            out,
+            records,
+            workers,
+        } => {
+            demo::run(DemoOptions {
+                pipeline,
+                out,
+                records,
+                workers,
+            })
+            .await
+        }
+        Cmd::Up {
+            coordinators,
+            workers,
+            records,
+            json,
+            out,
+        } => {
             let cluster = TestCluster::builder()
                 .coordinators(coordinators)
                 .workers(workers)
@@ -82,7 +105,9 @@ async fn main() -> anyhow::Result<()> {
 
 fn apitap_common_log() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -65,12 +65,18 @@ impl ClusterBuilder {
                 (None, d.clone())
             }
             None => {
-                let t = tempfile::Builder::new().prefix("apitap-cluster-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("apitap-cluster-")
+                    .tempdir()?;
                 let p = t.path().to_path_buf();
                 (Some(t), p)
             }
         };
-        let mock = mock_api::start(MockApiConfig::with_records(self.records), "127.0.0.1:0".parse()?).await?;
+        let mock = mock_api::start(
+            MockApiConfig::with_records(self.records),
+            "127.0.0.1:0".parse()?,
+        )
+        .await?;
         let mut cluster = TestCluster {
             _tmp: tmp,
             out,
@@ -95,7 +101,10 @@ impl ClusterBuilder {
         }
         cluster.wait_for_leader(Duration::from_secs(30))?;
         for i in 1..self.coordinators {
-            let (id, addr) = (cluster.coordinators[i].id, cluster.coordinators[i].addr.clone());
+            let (id, addr) = (
+                cluster.coordinators[i].id,
+                cluster.coordinators[i].addr.clone(),
+            );
             cluster.ctl_ok(&["cluster", "add", &id.to_string(), &addr])?;
         }
         for i in 0..self.workers {
@@ -171,7 +180,12 @@ impl TestCluster {
         if node.id == 1 {
             cmd.arg("--init");
         }
-        let (proc, _) = Proc::spawn(&format!("coordinator-{}", node.id), cmd, &self.logs(), Duration::from_secs(30))?;
+        let (proc, _) = Proc::spawn(
+            &format!("coordinator-{}", node.id),
+            cmd,
+            &self.logs(),
+            Duration::from_secs(30),
+        )?;
         self.coordinators[i].proc = Some(proc);
         Ok(())
     }
@@ -250,7 +264,11 @@ impl TestCluster {
     pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
         wait::until(&format!("{n} live workers"), timeout, || {
             let s = self.cluster_status().ok()?;
-            let live = s["workers"].as_array()?.iter().filter(|w| w["live"] == true).count();
+            let live = s["workers"]
+                .as_array()?
+                .iter()
+                .filter(|w| w["live"] == true)
+                .count();
             (live >= n).then_some(())
         })
     }
@@ -260,7 +278,9 @@ impl TestCluster {
         let path = self.out.join(format!("{name}.yaml"));
         std::fs::write(&path, yaml)?;
         let v = self.ctl_json(&["submit", &path.display().to_string()])?;
-        v["run_id"].as_u64().ok_or_else(|| anyhow::anyhow!("no run id in {v}"))
+        v["run_id"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("no run id in {v}"))
     }
 
     pub fn run_info(&self, run_id: u64) -> anyhow::Result<serde_json::Value> {
@@ -268,10 +288,18 @@ impl TestCluster {
     }
 
     /// Waits until the run ends and returns its final description.
-    pub fn wait_for_run(&self, run_id: u64, timeout: Duration) -> anyhow::Result<serde_json::Value> {
+    pub fn wait_for_run(
+        &self,
+        run_id: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<serde_json::Value> {
         wait::until(&format!("run {run_id} to finish"), timeout, || {
             let r = self.run_info(run_id).ok()?;
-            matches!(r["state"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(r)
+            matches!(
+                r["state"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+            .then_some(r)
         })
     }
 

@@ -30,7 +30,11 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         }
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     versions.sort();
     versions
@@ -50,7 +54,12 @@ fn is_root() -> bool {
 }
 
 fn user_exists(name: &str) -> bool {
-    Command::new("id").arg("-u").arg(name).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .arg(name)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 impl TempPostgres {
@@ -62,22 +71,50 @@ impl TempPostgres {
                 .into_iter()
                 .find(|u| user_exists(u))
                 .ok_or_else(|| anyhow::anyhow!("running as root and neither a postgres nor a nobody user exists for initdb"))?;
-            let ok = Command::new("chown").arg("-R").arg(user).arg(dir.path()).status()?.success();
+            let ok = Command::new("chown")
+                .arg("-R")
+                .arg(user)
+                .arg(dir.path())
+                .status()?
+                .success();
             anyhow::ensure!(ok, "cannot chown {} to {user}", dir.path().display());
             Some(user.to_string())
         } else {
             None
         };
         let port = free_port();
-        let pg = Self { dir, bin, run_as, port };
+        let pg = Self {
+            dir,
+            bin,
+            run_as,
+            port,
+        };
         let data = pg.data_dir();
-        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])?;
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
         let opts = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
             pg.dir.path().display()
         );
         let log = pg.dir.path().join("postgres.log").display().to_string();
-        pg.run("pg_ctl", &["-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"])?;
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start",
+            ],
+        )?;
         Ok(pg)
     }
 
@@ -96,7 +133,9 @@ impl TempPostgres {
             None => Command::new(&exe),
         };
         cmd.args(args).current_dir(self.dir.path());
-        let out = cmd.output().map_err(|e| anyhow::anyhow!("cannot run {}: {e}", exe.display()))?;
+        let out = cmd
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", exe.display()))?;
         if !out.status.success() {
             anyhow::bail!(
                 "{tool} failed ({}):\n{}{}",

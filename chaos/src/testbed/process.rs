@@ -18,12 +18,19 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd`, waits up to `ready_timeout` for its first stdout line, and returns it
     /// parsed as JSON.
-    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path, ready_timeout: Duration) -> anyhow::Result<(Self, serde_json::Value)> {
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        log_dir: &Path,
+        ready_timeout: Duration,
+    ) -> anyhow::Result<(Self, serde_json::Value)> {
         std::fs::create_dir_all(log_dir)?;
         let log = log_dir.join(format!("{name}.log"));
         let stderr = File::options().create(true).append(true).open(&log)?;
         let mut stdout_log = stderr.try_clone()?;
-        cmd.stdout(Stdio::piped()).stderr(Stdio::from(stderr)).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .stdin(Stdio::null());
         let mut child = cmd
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start {name} ({:?}): {e}", cmd.get_program()))?;

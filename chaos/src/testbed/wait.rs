@@ -3,7 +3,11 @@
 use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns `Some`, or fails with `what` after `timeout`.
-pub fn until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub fn until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
@@ -17,7 +21,11 @@ pub fn until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option
 }
 
 /// The async form of [`until`].
-pub async fn until_async<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn until_async<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,

@@ -69,3 +69,95 @@ fn errors_name_the_place() {
     assert!(e.contains("API_TOKEN is not set"), "{e}");
     assert!(e.contains(":10:"), "{e}");
 }
+
+fn first_error(text: &str) -> String {
+    load("f.yaml", text, Some(&env()))
+        .unwrap_err()
+        .0
+        .remove(0)
+        .to_string()
+}
+
+#[test]
+fn a_bad_duration_names_its_key_and_line() {
+    let bad = GOOD.replace(
+        "        size: 50\n",
+        "        size: 50\n      timeout: fast\n",
+    );
+    let e = first_error(&bad);
+    assert!(
+        e.starts_with("f.yaml:17:16: spec.source.http.timeout: invalid duration \"fast\""),
+        "{e}"
+    );
+    let e = first_error(&GOOD.replace(
+        "        size: 50\n",
+        "        size: 50\n      timeout: 30\n",
+    ));
+    assert!(
+        e.contains("30 has no time unit; add one, for example 30s"),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_errors_keep_the_useful_position() {
+    let e = first_error(&GOOD.replace("  name: users\n", "  name: users\n  labels: [a\n"));
+    assert!(e.starts_with("f.yaml:7:5:"), "{e}");
+    assert!(
+        e.contains("flow sequence that starts at line 6 column 11"),
+        "{e}"
+    );
+
+    let e = first_error(&GOOD.replace("kind: Pipeline\n", "kind: Pipeline\nkind: Pipeline\n"));
+    assert!(
+        e.starts_with("f.yaml:4:1: the key `kind` appears twice"),
+        "{e}"
+    );
+
+    let e = first_error(&format!("{GOOD}---\n{GOOD}"));
+    assert!(
+        e.starts_with("f.yaml:21:1: the file holds more than one YAML document"),
+        "{e}"
+    );
+
+    let e = first_error(&GOOD.replace("  name: users\n", "\tname: users\n"));
+    assert!(
+        e.starts_with("f.yaml:5:1: not valid YAML: the line is indented with a tab"),
+        "{e}"
+    );
+
+    let e = first_error("# nothing here\n\n# still nothing\n");
+    assert!(e.starts_with("f.yaml: the file holds only comments"), "{e}");
+}
+
+#[test]
+fn serde_errors_speak_yaml_and_point_at_the_right_key() {
+    let e = first_error(&GOOD.replace("  name: users\n", "  namespace: crm\n"));
+    assert!(
+        e.starts_with("f.yaml:4:1: metadata: missing field `name`"),
+        "{e}"
+    );
+
+    let e = first_error(&GOOD.replace("        size: 50\n", "        size: lots\n"));
+    assert!(e.contains("expected a whole number, 0 or more"), "{e}");
+    assert!(!e.contains("u64"), "{e}");
+
+    let e = first_error(&GOOD.replace("        kind: cursor\n", "        kind: offset\n"));
+    assert!(e.contains("pagination.kind: unknown value `offset`"), "{e}");
+}
+
+#[test]
+fn sql_may_use_ctes_and_any_case_of_source() {
+    assert_eq!(
+        validate::check_sql("WITH recent AS (SELECT * FROM source) SELECT id FROM Recent"),
+        Ok(())
+    );
+    assert_eq!(validate::check_sql("SELECT * FROM SOURCE"), Ok(()));
+    let e = validate::check_sql("WITH x AS (SELECT 1) SELECT * FROM source JOIN users ON true")
+        .unwrap_err();
+    assert!(e.contains("the query reads users;"), "{e}");
+    let e = validate::check_sql("DELETE FROM source").unwrap_err();
+    assert!(e.contains("found DELETE"), "{e}");
+    let e = validate::check_sql("SELECT id FROM source WHERE").unwrap_err();
+    assert!(e.starts_with("invalid SQL: Expected: an expression"), "{e}");
+}

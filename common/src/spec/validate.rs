@@ -511,7 +511,7 @@ pub fn check_sql(sql: &str) -> Result<(), String> {
         let text = statement.to_string();
         let verb = text.split_whitespace().next().unwrap_or("other");
         return Err(format!(
-            "the transform must be a SELECT query, not a {} statement",
+            "the transform must be a SELECT query, found {}",
             verb.to_ascii_uppercase()
         ));
     }
@@ -647,7 +647,10 @@ fn secrets_present(p: &Pipeline, env: Option<&BTreeMap<String, String>>, out: &m
     for (path, names) in secrets::referenced_vars(p) {
         let path = path.replace("api_version", "apiVersion");
         match names {
-            Err(e) => out.push(Problem::new(path, e)),
+            Err(e) => out.push(
+                Problem::new(path, e)
+                    .hint("write a secret as ${NAME}, for example \"${API_TOKEN}\""),
+            ),
             Ok(names) => {
                 let Some(env) = env else { continue };
                 for name in names.into_iter().filter(|n| !env.contains_key(n)) {

@@ -24,7 +24,9 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn rejected(r: CommandResult) -> Status {
     match r {
-        CommandResult::Rejected { reason } if reason.contains("not found") => Status::not_found(reason),
+        CommandResult::Rejected { reason } if reason.contains("not found") => {
+            Status::not_found(reason)
+        }
         CommandResult::Rejected { reason } => Status::failed_precondition(reason),
         other => Status::internal(format!("unexpected result {other:?}")),
     }
@@ -69,7 +71,11 @@ impl ControlApi {
                         "learner".into()
                     },
                     reachable: is_self || matched.is_some(),
-                    matched_index: if is_self { m.last_applied.map(|l| l.index).unwrap_or(0) } else { matched.unwrap_or(0) },
+                    matched_index: if is_self {
+                        m.last_applied.map(|l| l.index).unwrap_or(0)
+                    } else {
+                        matched.unwrap_or(0)
+                    },
                 }
             })
             .collect();
@@ -84,7 +90,10 @@ impl ControlApi {
                 .workers
                 .values()
                 .map(|w| {
-                    let seen = live.workers.get(&w.id).map(|s| now.duration_since(s.last_seen).as_millis() as u64);
+                    let seen = live
+                        .workers
+                        .get(&w.id)
+                        .map(|s| now.duration_since(s.last_seen).as_millis() as u64);
                     WorkerInfo {
                         worker_id: w.id.clone(),
                         addr: w.addr.clone(),
@@ -114,9 +123,16 @@ impl ControlApi {
 
 #[tonic::async_trait]
 impl ControlService for ControlApi {
-    async fn submit_pipeline(&self, req: Request<SubmitPipelineRequest>) -> Reply<SubmitPipelineResponse> {
+    async fn submit_pipeline(
+        &self,
+        req: Request<SubmitPipelineRequest>,
+    ) -> Reply<SubmitPipelineResponse> {
         let req = req.into_inner();
-        let file = if req.file.is_empty() { "pipeline.yaml" } else { &req.file };
+        let file = if req.file.is_empty() {
+            "pipeline.yaml"
+        } else {
+            &req.file
+        };
         let provided: BTreeMap<String, String> = req.secrets.clone().into_iter().collect();
         // Validate again: the coordinator never trusts the client's check.
         let pipeline = spec::load(file, &req.spec_yaml, Some(&provided))
@@ -155,10 +171,18 @@ impl ControlService for ControlApi {
         }
     }
 
-    async fn list_pipelines(&self, _: Request<ListPipelinesRequest>) -> Reply<ListPipelinesResponse> {
+    async fn list_pipelines(
+        &self,
+        _: Request<ListPipelinesRequest>,
+    ) -> Reply<ListPipelinesResponse> {
         linearizable(&self.node).await?;
         let st = self.node.state.read().expect("state lock");
-        let pipelines = st.state.pipelines.values().map(|p| pipeline_info(p, &st.state)).collect();
+        let pipelines = st
+            .state
+            .pipelines
+            .values()
+            .map(|p| pipeline_info(p, &st.state))
+            .collect();
         Ok(Response::new(ListPipelinesResponse { pipelines }))
     }
 
@@ -174,17 +198,22 @@ impl ControlService for ControlApi {
         Ok(Response::new(pipeline_info(p, &st.state)))
     }
 
-    async fn delete_pipeline(&self, req: Request<DeletePipelineRequest>) -> Reply<DeletePipelineResponse> {
+    async fn delete_pipeline(
+        &self,
+        req: Request<DeletePipelineRequest>,
+    ) -> Reply<DeletePipelineResponse> {
         let name = req.into_inner().name;
         let cmd = Command::DeletePipeline {
             name,
             now_ms: apitap_common::time::now_ms(),
         };
         match propose(&self.node, cmd).await? {
-            CommandResult::PipelineDeleted { runs_cancelled } => Ok(Response::new(DeletePipelineResponse {
-                deleted: true,
-                runs_cancelled,
-            })),
+            CommandResult::PipelineDeleted { runs_cancelled } => {
+                Ok(Response::new(DeletePipelineResponse {
+                    deleted: true,
+                    runs_cancelled,
+                }))
+            }
             other => Err(rejected(other)),
         }
     }
@@ -199,7 +228,8 @@ impl ControlService for ControlApi {
                 .map(|p| p.spec_yaml.clone())
                 .ok_or_else(|| Error::NotFound(format!("pipeline {name}")))?
         };
-        let pipeline = spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let pipeline =
+            spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let cmd = Command::StartRun {
             pipeline: name,
             shards: apitap_common::shard::expand(&pipeline.spec),
@@ -208,7 +238,11 @@ impl ControlService for ControlApi {
         match propose(&self.node, cmd).await? {
             CommandResult::RunStarted { run_id } => {
                 let st = self.node.state.read().expect("state lock");
-                let run = st.state.runs.get(&run_id).ok_or_else(|| Status::internal("run vanished"))?;
+                let run = st
+                    .state
+                    .runs
+                    .get(&run_id)
+                    .ok_or_else(|| Status::internal("run vanished"))?;
                 Ok(Response::new(run_info(run)))
             }
             other => Err(rejected(other)),
@@ -218,7 +252,11 @@ impl ControlService for ControlApi {
     async fn list_runs(&self, req: Request<ListRunsRequest>) -> Reply<ListRunsResponse> {
         linearizable(&self.node).await?;
         let req = req.into_inner();
-        let limit = if req.limit == 0 { 50 } else { req.limit as usize };
+        let limit = if req.limit == 0 {
+            50
+        } else {
+            req.limit as usize
+        };
         let st = self.node.state.read().expect("state lock");
         let runs = st
             .state
@@ -244,16 +282,28 @@ impl ControlService for ControlApi {
         Ok(Response::new(run_info(run)))
     }
 
-    async fn cluster_status(&self, _: Request<ClusterStatusRequest>) -> Reply<ClusterStatusResponse> {
+    async fn cluster_status(
+        &self,
+        _: Request<ClusterStatusRequest>,
+    ) -> Reply<ClusterStatusResponse> {
         Ok(Response::new(self.status().await?))
     }
 
     async fn cluster_init(&self, _: Request<ClusterInitRequest>) -> Reply<ClusterStatusResponse> {
         let raft = &self.node.raft;
-        if raft.is_initialized().await.map_err(|e| Status::internal(e.to_string()))? {
+        if raft
+            .is_initialized()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+        {
             return Err(Status::already_exists("the cluster is already initialized"));
         }
-        let members = BTreeMap::from([(self.node.id, BasicNode { addr: self.node.addr.clone() })]);
+        let members = BTreeMap::from([(
+            self.node.id,
+            BasicNode {
+                addr: self.node.addr.clone(),
+            },
+        )]);
         raft.initialize(members)
             .await
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
@@ -263,14 +313,23 @@ impl ControlService for ControlApi {
     async fn cluster_add(&self, req: Request<ClusterAddRequest>) -> Reply<ClusterStatusResponse> {
         let req = req.into_inner();
         if !self.node.is_leader() {
-            return Err(Error::NotLeader { leader_addr: self.node.leader_addr() }.into());
+            return Err(Error::NotLeader {
+                leader_addr: self.node.leader_addr(),
+            }
+            .into());
         }
         let raft = &self.node.raft;
         raft.add_learner(req.node_id, BasicNode { addr: req.addr }, true)
             .await
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         if !req.learner_only {
-            let mut voters: BTreeSet<u64> = raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+            let mut voters: BTreeSet<u64> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
             voters.insert(req.node_id);
             raft.change_membership(voters, false)
                 .await
@@ -279,13 +338,25 @@ impl ControlService for ControlApi {
         Ok(Response::new(self.status().await?))
     }
 
-    async fn cluster_remove(&self, req: Request<ClusterRemoveRequest>) -> Reply<ClusterStatusResponse> {
+    async fn cluster_remove(
+        &self,
+        req: Request<ClusterRemoveRequest>,
+    ) -> Reply<ClusterStatusResponse> {
         let id = req.into_inner().node_id;
         if !self.node.is_leader() {
-            return Err(Error::NotLeader { leader_addr: self.node.leader_addr() }.into());
+            return Err(Error::NotLeader {
+                leader_addr: self.node.leader_addr(),
+            }
+            .into());
         }
         let raft = &self.node.raft;
-        let mut voters: BTreeSet<u64> = raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        let mut voters: BTreeSet<u64> = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
         if !voters.remove(&id) {
             return Err(Status::not_found(format!("node {id} is not a voter")));
         }

@@ -19,16 +19,18 @@ pub fn pipeline_info(p: &PipelineRecord, state: &State) -> PipelineInfo {
             .map(|ms| format!("every {}", humanize_ms(ms)))
             .unwrap_or_else(|| "manual".into()),
         last_run_id: p.last_run_id.unwrap_or(0),
-        last_run_state: last.map(|r| r.state.as_str().to_string()).unwrap_or_default(),
+        last_run_state: last
+            .map(|r| r.state.as_str().to_string())
+            .unwrap_or_default(),
     }
 }
 
 fn humanize_ms(ms: u64) -> String {
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

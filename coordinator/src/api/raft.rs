@@ -25,7 +25,10 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Response<RaftMessage>, Statu
 
 #[tonic::async_trait]
 impl RaftService for RaftApi {
-    async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let r = self.node.raft.append_entries(decode(req)?).await;
         encode(&r)
     }
@@ -35,7 +38,10 @@ impl RaftService for RaftApi {
         encode(&r)
     }
 
-    async fn install_snapshot(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let r = self.node.raft.install_snapshot(decode(req)?).await;
         encode(&r)
     }

@@ -77,11 +77,12 @@ impl WorkerService for WorkerApi {
             )
             .await?;
         }
-        self.node
-            .liveness
-            .lock()
-            .expect("liveness lock")
-            .heartbeat(&req.worker_id, req.slots, false, Instant::now());
+        self.node.liveness.lock().expect("liveness lock").heartbeat(
+            &req.worker_id,
+            req.slots,
+            false,
+            Instant::now(),
+        );
         tracing::info!(worker = %req.worker_id, addr = %req.addr, slots = req.slots, "worker registered");
         Ok(Response::new(RegisterResponse {
             heartbeat_interval_ms: self.node.config.worker_heartbeat.as_millis() as u64,
@@ -117,14 +118,18 @@ impl WorkerService for WorkerApi {
             if current.is_some() {
                 live.renew((h.run_id, h.shard, h.fence), ttl, now);
             } else {
-                revoked.push(h.clone());
+                revoked.push(*h);
             }
         }
         let mut leases = Vec::new();
         for run in st.state.active_runs() {
-            let Some(p) = st.state.pipelines.get(&run.pipeline) else { continue };
+            let Some(p) = st.state.pipelines.get(&run.pipeline) else {
+                continue;
+            };
             for s in &run.shards {
-                if s.state == ShardState::Leased && s.worker.as_deref() == Some(req.worker_id.as_str()) {
+                if s.state == ShardState::Leased
+                    && s.worker.as_deref() == Some(req.worker_id.as_str())
+                {
                     leases.push(Lease {
                         run_id: run.id,
                         shard: s.def.index,

@@ -37,11 +37,15 @@ impl LogStore {
     }
 
     fn logs(&self) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(CF_LOGS).expect("column family logs exists")
+        self.db
+            .cf_handle(CF_LOGS)
+            .expect("column family logs exists")
     }
 
     fn meta(&self) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(CF_META).expect("column family meta exists")
+        self.db
+            .cf_handle(CF_META)
+            .expect("column family meta exists")
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> StResult<Option<T>> {
@@ -58,7 +62,8 @@ impl LogStore {
     }
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> StResult<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
         self.db
             .put_cf_opt(self.meta(), key, bytes, &sync_write())
             .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
@@ -142,7 +147,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> StResult<Option<LogId<NodeId>>> {
-        Ok(self.get_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten())
+        Ok(self
+            .get_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?
+            .flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StResult<()>

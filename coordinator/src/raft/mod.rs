@@ -1,7 +1,10 @@
 //! The Raft layer: openraft type configuration, RocksDB storage and the tonic network.
 
+// openraft's storage traits fix `StorageError` as the error type, large as it is.
+#[allow(clippy::result_large_err)]
 pub mod log_store;
 pub mod network;
+#[allow(clippy::result_large_err)]
 pub mod state_machine;
 pub mod store;
 

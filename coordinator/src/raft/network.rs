@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use apitap_proto::v1::raft_service_client::RaftServiceClient;
 use apitap_proto::v1::RaftMessage;
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -47,16 +49,21 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
 impl Connection {
-    async fn call<Req, Resp, E>(&mut self, kind: RpcKind, req: &Req, timeout: Duration) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: RpcKind,
+        req: &Req,
+        timeout: Duration,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
         let Some(client) = self.client.as_mut() else {
-            return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
-                "invalid peer address",
-            ))));
+            return Err(RPCError::Unreachable(Unreachable::new(
+                &std::io::Error::other("invalid peer address"),
+            )));
         };
         let json = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(RaftMessage { json });
@@ -73,8 +80,8 @@ impl Connection {
             Ok(Err(status)) => return Err(RPCError::Unreachable(Unreachable::new(&status))),
             Ok(Ok(r)) => r.into_inner(),
         };
-        let result: Result<Resp, E> =
-            serde_json::from_slice(&reply.json).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, E> = serde_json::from_slice(&reply.json)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

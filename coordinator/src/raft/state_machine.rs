@@ -91,18 +91,31 @@ impl StateMachine {
             let st = &mut applied.state;
             match key.split_once('/') {
                 Some(("p", name)) => {
-                    st.pipelines.insert(name.to_string(), serde_json::from_slice(&v).map_err(read_err)?);
+                    st.pipelines.insert(
+                        name.to_string(),
+                        serde_json::from_slice(&v).map_err(read_err)?,
+                    );
                 }
                 Some(("r", _)) => {
-                    let run: crate::state::model::Run = serde_json::from_slice(&v).map_err(read_err)?;
+                    let run: crate::state::model::Run =
+                        serde_json::from_slice(&v).map_err(read_err)?;
                     st.runs.insert(run.id, run);
                 }
                 Some(("w", id)) => {
-                    st.workers.insert(id.to_string(), serde_json::from_slice(&v).map_err(read_err)?);
+                    st.workers.insert(
+                        id.to_string(),
+                        serde_json::from_slice(&v).map_err(read_err)?,
+                    );
                 }
-                Some(("m", "last_applied")) => applied.last_applied = serde_json::from_slice(&v).map_err(read_err)?,
-                Some(("m", "membership")) => applied.membership = serde_json::from_slice(&v).map_err(read_err)?,
-                Some(("m", "next_run_id")) => st.next_run_id = serde_json::from_slice(&v).map_err(read_err)?,
+                Some(("m", "last_applied")) => {
+                    applied.last_applied = serde_json::from_slice(&v).map_err(read_err)?
+                }
+                Some(("m", "membership")) => {
+                    applied.membership = serde_json::from_slice(&v).map_err(read_err)?
+                }
+                Some(("m", "next_run_id")) => {
+                    st.next_run_id = serde_json::from_slice(&v).map_err(read_err)?
+                }
                 _ => {}
             }
         }
@@ -131,9 +144,21 @@ impl StateMachine {
 
     fn put_meta_records(&self, batch: &mut WriteBatch, a: &Applied) -> StResult<()> {
         let cf = self.cf();
-        batch.put_cf(cf, KEY_APPLIED, serde_json::to_vec(&a.last_applied).map_err(write_err)?);
-        batch.put_cf(cf, KEY_MEMBERSHIP, serde_json::to_vec(&a.membership).map_err(write_err)?);
-        batch.put_cf(cf, KEY_NEXT_RUN, serde_json::to_vec(&a.state.next_run_id).map_err(write_err)?);
+        batch.put_cf(
+            cf,
+            KEY_APPLIED,
+            serde_json::to_vec(&a.last_applied).map_err(write_err)?,
+        );
+        batch.put_cf(
+            cf,
+            KEY_MEMBERSHIP,
+            serde_json::to_vec(&a.membership).map_err(write_err)?,
+        );
+        batch.put_cf(
+            cf,
+            KEY_NEXT_RUN,
+            serde_json::to_vec(&a.state.next_run_id).map_err(write_err)?,
+        );
         Ok(())
     }
 
@@ -142,7 +167,13 @@ impl StateMachine {
         let mut batch = WriteBatch::default();
         let cf = self.cf();
         batch.delete_range_cf(cf, b"".as_slice(), b"\xff".as_slice());
-        let mut keys: Vec<Key> = a.state.pipelines.keys().cloned().map(Key::Pipeline).collect();
+        let mut keys: Vec<Key> = a
+            .state
+            .pipelines
+            .keys()
+            .cloned()
+            .map(Key::Pipeline)
+            .collect();
         keys.extend(a.state.runs.keys().map(|id| Key::Run(*id)));
         keys.extend(a.state.workers.keys().cloned().map(Key::Worker));
         for key in &keys {
@@ -158,7 +189,10 @@ impl StateMachine {
     }
 
     fn stored_snapshot(&self) -> StResult<Option<StoredSnapshot>> {
-        let meta_cf = self.db.cf_handle(CF_META).expect("column family meta exists");
+        let meta_cf = self
+            .db
+            .cf_handle(CF_META)
+            .expect("column family meta exists");
         match self.db.get_cf(meta_cf, KEY_SNAPSHOT).map_err(read_err)? {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(read_err),
@@ -166,7 +200,10 @@ impl StateMachine {
     }
 
     fn save_snapshot(&self, s: &StoredSnapshot) -> StResult<()> {
-        let meta_cf = self.db.cf_handle(CF_META).expect("column family meta exists");
+        let meta_cf = self
+            .db
+            .cf_handle(CF_META)
+            .expect("column family meta exists");
         let bytes = serde_json::to_vec(s).map_err(write_err)?;
         self.db
             .put_cf_opt(meta_cf, KEY_SNAPSHOT, bytes, &sync_write())
@@ -182,7 +219,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             (data, a.last_applied, a.membership.clone())
         };
         let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, crate::node::unique_suffix()),
+            Some(l) => format!(
+                "{}-{}-{}",
+                l.leader_id,
+                l.index,
+                crate::node::unique_suffix()
+            ),
             None => format!("empty-{}", crate::node::unique_suffix()),
         };
         let meta = SnapshotMeta {

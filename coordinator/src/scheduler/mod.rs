@@ -70,9 +70,9 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
     }
     live.deadlines.retain(|(run_id, shard, fence), _| {
         state.runs.get(run_id).is_some_and(|r| {
-            r.shards
-                .iter()
-                .any(|s| s.def.index == *shard && s.fence == *fence && s.state == ShardState::Leased)
+            r.shards.iter().any(|s| {
+                s.def.index == *shard && s.fence == *fence && s.state == ShardState::Leased
+            })
         })
     });
 

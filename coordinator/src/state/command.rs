@@ -323,10 +323,19 @@ fn retry_delay_ms(failures: u32) -> u64 {
     (1000u64 << failures.min(6)).min(60_000)
 }
 
-fn start(state: &mut State, pipeline: &str, shards: &[ShardDef], now_ms: u64, keys: &mut Vec<Key>) -> u64 {
+fn start(
+    state: &mut State,
+    pipeline: &str,
+    shards: &[ShardDef],
+    now_ms: u64,
+    keys: &mut Vec<Key>,
+) -> u64 {
     state.next_run_id += 1;
     let id = state.next_run_id;
-    let p = state.pipelines.get_mut(pipeline).expect("caller checked the pipeline");
+    let p = state
+        .pipelines
+        .get_mut(pipeline)
+        .expect("caller checked the pipeline");
     p.last_run_id = Some(id);
     state.runs.insert(
         id,
@@ -385,8 +394,14 @@ fn shard_mut(state: &mut State, run_id: u64, shard: u32) -> Option<(&mut Run, us
 }
 
 /// The shard, if `fence` is its current, live lease.
-fn current_lease(state: &mut State, run_id: u64, shard: u32, fence: u64) -> Option<(&mut Run, usize)> {
+fn current_lease(
+    state: &mut State,
+    run_id: u64,
+    shard: u32,
+    fence: u64,
+) -> Option<(&mut Run, usize)> {
     let (run, i) = shard_mut(state, run_id, shard)?;
     let s = &run.shards[i];
-    (s.state == ShardState::Leased && s.fence == fence && !run.state.is_terminal()).then_some((run, i))
+    (s.state == ShardState::Leased && s.fence == fence && !run.state.is_terminal())
+        .then_some((run, i))
 }

@@ -39,7 +39,10 @@ pub enum RunState {
 
 impl RunState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunState::Succeeded | RunState::Failed | RunState::Cancelled)
+        matches!(
+            self,
+            RunState::Succeeded | RunState::Failed | RunState::Cancelled
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,7 +67,10 @@ pub enum ShardState {
 
 impl ShardState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, ShardState::Succeeded | ShardState::Failed | ShardState::Cancelled)
+        matches!(
+            self,
+            ShardState::Succeeded | ShardState::Failed | ShardState::Cancelled
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,6 +1,9 @@
 //! `cluster status|init|add|remove`.
 
-use apitap_proto::v1::{ClusterAddRequest, ClusterInitRequest, ClusterRemoveRequest, ClusterStatusRequest, ClusterStatusResponse};
+use apitap_proto::v1::{
+    ClusterAddRequest, ClusterInitRequest, ClusterRemoveRequest, ClusterStatusRequest,
+    ClusterStatusResponse,
+};
 
 use crate::cli::Format;
 use crate::client::Client;
@@ -13,10 +16,17 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
     println!("Node:      {} ({})", s.node_id, s.role);
     println!(
         "Leader:    {}",
-        if s.leader_id == 0 { "none".to_string() } else { format!("{} at {}", s.leader_id, s.leader_addr) }
+        if s.leader_id == 0 {
+            "none".to_string()
+        } else {
+            format!("{} at {}", s.leader_id, s.leader_addr)
+        }
     );
     println!("Term:      {}", s.term);
-    println!("Log:       last index {}, applied {}, snapshot {}", s.last_log_index, s.applied_index, s.snapshot_index);
+    println!(
+        "Log:       last index {}, applied {}, snapshot {}",
+        s.last_log_index, s.applied_index, s.snapshot_index
+    );
     println!();
     let rows: Vec<Vec<String>> = s
         .members
@@ -32,7 +42,17 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
             ]
         })
         .collect();
-    table(&["NODE", "ADDRESS", "ROLE", "MEMBERSHIP", "MATCHED", "REACHABLE"], &rows);
+    table(
+        &[
+            "NODE",
+            "ADDRESS",
+            "ROLE",
+            "MEMBERSHIP",
+            "MATCHED",
+            "REACHABLE",
+        ],
+        &rows,
+    );
     println!();
     if s.workers.is_empty() {
         println!("no workers registered");
@@ -50,7 +70,10 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
                 ]
             })
             .collect();
-        table(&["WORKER", "ADDRESS", "STATUS", "LEASES", "LAST HEARTBEAT"], &rows);
+        table(
+            &["WORKER", "ADDRESS", "STATUS", "LEASES", "LAST HEARTBEAT"],
+            &rows,
+        );
     }
 }
 
@@ -70,7 +93,13 @@ pub async fn init(client: &mut Client, format: Format) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub async fn add(client: &mut Client, format: Format, node_id: u64, addr: String, learner: bool) -> anyhow::Result<i32> {
+pub async fn add(
+    client: &mut Client,
+    format: Format,
+    node_id: u64,
+    addr: String,
+    learner: bool,
+) -> anyhow::Result<i32> {
     let s = client
         .call(|mut c| {
             let addr = addr.clone();

@@ -12,9 +12,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let format = cli.output;
     let mut client = Client::new(cli.coordinators.clone(), cli.timeout);
     match cli.command {
-        Command::Submit { file, no_run, watch } => submit::submit(&mut client, format, &file, no_run, watch).await,
+        Command::Submit {
+            file,
+            no_run,
+            watch,
+        } => submit::submit(&mut client, format, &file, no_run, watch).await,
         Command::Validate { file } => submit::validate(&file),
-        Command::Get { what: GetWhat::Pipelines } => pipelines::list(&mut client, format).await,
+        Command::Get {
+            what: GetWhat::Pipelines,
+        } => pipelines::list(&mut client, format).await,
         Command::Get {
             what: GetWhat::Runs { pipeline, limit },
         } => runs::list(&mut client, format, pipeline, limit).await,
@@ -24,13 +30,19 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Describe {
             what: DescribeWhat::Run { run_id },
         } => runs::describe(&mut client, format, run_id).await,
-        Command::Run { pipeline, watch } => runs::start(&mut client, format, &pipeline, watch).await,
+        Command::Run { pipeline, watch } => {
+            runs::start(&mut client, format, &pipeline, watch).await
+        }
         Command::Watch { run_id } => runs::watch(&mut client, format, run_id).await,
         Command::Delete { pipeline } => pipelines::delete(&mut client, format, &pipeline).await,
         Command::Cluster { what } => match what {
             ClusterWhat::Status => cluster::status(&mut client, format).await,
             ClusterWhat::Init => cluster::init(&mut client, format).await,
-            ClusterWhat::Add { node_id, addr, learner } => cluster::add(&mut client, format, node_id, addr, learner).await,
+            ClusterWhat::Add {
+                node_id,
+                addr,
+                learner,
+            } => cluster::add(&mut client, format, node_id, addr, learner).await,
             ClusterWhat::Remove { node_id } => cluster::remove(&mut client, format, node_id).await,
         },
     }

@@ -26,12 +26,19 @@ pub async fn list(client: &mut Client, format: Format) -> anyhow::Result<i32> {
                 p.version.to_string(),
                 p.schedule.clone(),
                 p.sink.clone(),
-                if p.last_run_id == 0 { "-".into() } else { format!("{} ({})", p.last_run_id, p.last_run_state) },
+                if p.last_run_id == 0 {
+                    "-".into()
+                } else {
+                    format!("{} ({})", p.last_run_id, p.last_run_state)
+                },
                 age(p.updated_at_ms),
             ]
         })
         .collect();
-    table(&["NAME", "VERSION", "SCHEDULE", "SINK", "LAST RUN", "UPDATED"], &rows);
+    table(
+        &["NAME", "VERSION", "SCHEDULE", "SINK", "LAST RUN", "UPDATED"],
+        &rows,
+    );
     Ok(0)
 }
 
@@ -71,7 +78,10 @@ pub async fn delete(client: &mut Client, format: Format, name: &str) -> anyhow::
         })
         .await?;
     if !output::structured(format, &resp) {
-        println!("pipeline {name} deleted ({} active runs cancelled)", resp.runs_cancelled);
+        println!(
+            "pipeline {name} deleted ({} active runs cancelled)",
+            resp.runs_cancelled
+        );
     }
     Ok(0)
 }

@@ -24,7 +24,12 @@ fn is_terminal(state: &str) -> bool {
     matches!(state, "succeeded" | "failed" | "cancelled")
 }
 
-pub async fn start(client: &mut Client, format: Format, pipeline: &str, watch_it: bool) -> anyhow::Result<i32> {
+pub async fn start(
+    client: &mut Client,
+    format: Format,
+    pipeline: &str,
+    watch_it: bool,
+) -> anyhow::Result<i32> {
     let pipeline = pipeline.to_string();
     let run = client
         .call(|mut c| {
@@ -33,7 +38,12 @@ pub async fn start(client: &mut Client, format: Format, pipeline: &str, watch_it
         })
         .await?;
     if !output::structured(format, &run) {
-        println!("run {} of {} started ({} shards)", run.run_id, run.pipeline, run.shards.len());
+        println!(
+            "run {} of {} started ({} shards)",
+            run.run_id,
+            run.pipeline,
+            run.shards.len()
+        );
     }
     if watch_it {
         return watch(client, format, run.run_id).await;
@@ -41,7 +51,12 @@ pub async fn start(client: &mut Client, format: Format, pipeline: &str, watch_it
     Ok(0)
 }
 
-pub async fn list(client: &mut Client, format: Format, pipeline: Option<String>, limit: u32) -> anyhow::Result<i32> {
+pub async fn list(
+    client: &mut Client,
+    format: Format,
+    pipeline: Option<String>,
+    limit: u32,
+) -> anyhow::Result<i32> {
     let pipeline = pipeline.unwrap_or_default();
     let resp = client
         .call(|mut c| {
@@ -72,7 +87,12 @@ pub async fn list(client: &mut Client, format: Format, pipeline: Option<String>,
             ]
         })
         .collect();
-    table(&["RUN", "PIPELINE", "STATE", "SHARDS", "PAGES", "RECORDS", "DURATION"], &rows);
+    table(
+        &[
+            "RUN", "PIPELINE", "STATE", "SHARDS", "PAGES", "RECORDS", "DURATION",
+        ],
+        &rows,
+    );
     Ok(0)
 }
 
@@ -85,10 +105,19 @@ async fn get(client: &mut Client, run_id: u64) -> Result<RunInfo, tonic::Status>
 fn print_run(run: &RunInfo) {
     let (done, pages, records) = totals(run);
     println!("Run:       {}", run.run_id);
-    println!("Pipeline:  {} (version {})", run.pipeline, run.pipeline_version);
+    println!(
+        "Pipeline:  {} (version {})",
+        run.pipeline, run.pipeline_version
+    );
     println!("State:     {}", run.state);
-    println!("Duration:  {}", duration_between(run.created_at_ms, run.finished_at_ms));
-    println!("Shards:    {done}/{} done, {pages} pages, {records} records", run.shards.len());
+    println!(
+        "Duration:  {}",
+        duration_between(run.created_at_ms, run.finished_at_ms)
+    );
+    println!(
+        "Shards:    {done}/{} done, {pages} pages, {records} records",
+        run.shards.len()
+    );
     if !run.error.is_empty() {
         println!("Error:     {}", run.error);
     }
@@ -100,7 +129,11 @@ fn print_run(run: &RunInfo) {
                 s.index.to_string(),
                 s.key.clone(),
                 s.state.clone(),
-                if s.worker.is_empty() { "-".into() } else { s.worker.clone() },
+                if s.worker.is_empty() {
+                    "-".into()
+                } else {
+                    s.worker.clone()
+                },
                 s.fence.to_string(),
                 s.attempts.to_string(),
                 s.pages.to_string(),
@@ -110,7 +143,12 @@ fn print_run(run: &RunInfo) {
         })
         .collect();
     println!();
-    table(&["SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "ERROR"], &rows);
+    table(
+        &[
+            "SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "ERROR",
+        ],
+        &rows,
+    );
 }
 
 pub async fn describe(client: &mut Client, format: Format, run_id: u64) -> anyhow::Result<i32> {
@@ -126,9 +164,11 @@ pub async fn watch(client: &mut Client, format: Format, run_id: u64) -> anyhow::
     let mut run = get(client, run_id).await?;
     let bar = ProgressBar::new(run.shards.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} run {prefix} [{bar:30}] {pos}/{len} shards  {msg}  {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} run {prefix} [{bar:30}] {pos}/{len} shards  {msg}  {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_prefix(run_id.to_string());
     if format != Format::Table {

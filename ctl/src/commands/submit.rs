@@ -11,8 +11,11 @@ use crate::cli::Format;
 use crate::client::Client;
 use crate::output;
 
+/// A validated file: its text, the pipeline, and the values of its secrets.
+type Loaded = (String, spec::Pipeline, BTreeMap<String, String>);
+
 /// Reads and validates a file; prints every problem and returns None when invalid.
-fn load(file: &Path) -> anyhow::Result<Option<(String, spec::Pipeline, BTreeMap<String, String>)>> {
+fn load(file: &Path) -> anyhow::Result<Option<Loaded>> {
     let name = file.display().to_string();
     let text = match std::fs::read(file) {
         Ok(bytes) => match String::from_utf8(bytes) {
@@ -55,7 +58,13 @@ pub fn validate(file: &Path) -> anyhow::Result<i32> {
     }
 }
 
-pub async fn submit(client: &mut Client, format: Format, file: &Path, no_run: bool, watch: bool) -> anyhow::Result<i32> {
+pub async fn submit(
+    client: &mut Client,
+    format: Format,
+    file: &Path,
+    no_run: bool,
+    watch: bool,
+) -> anyhow::Result<i32> {
     let Some((text, pipeline, secrets)) = load(file)? else {
         return Ok(2);
     };
@@ -65,16 +74,20 @@ pub async fn submit(client: &mut Client, format: Format, file: &Path, no_run: bo
         start_run: !no_run,
         file: file.display().to_string(),
     };
-    let resp = match client.call(|mut c| {
-        let req = req.clone();
-        async move { c.submit_pipeline(req).await }
-    })
-    .await
+    let resp = match client
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.submit_pipeline(req).await }
+        })
+        .await
     {
         Ok(r) => r,
         Err(status) if status.code() == tonic::Code::InvalidArgument => {
             eprintln!("{}", status.message());
-            eprintln!("{}: rejected by the coordinator; nothing was stored", file.display());
+            eprintln!(
+                "{}: rejected by the coordinator; nothing was stored",
+                file.display()
+            );
             return Ok(2);
         }
         Err(status) => anyhow::bail!("{}", status.message()),
@@ -83,7 +96,10 @@ pub async fn submit(client: &mut Client, format: Format, file: &Path, no_run: bo
         let verb = if resp.created { "created" } else { "updated" };
         println!("pipeline {} {verb} (version {})", resp.name, resp.version);
         if resp.run_id != 0 {
-            println!("run {} started; follow it with: apitapctl watch {}", resp.run_id, resp.run_id);
+            println!(
+                "run {} started; follow it with: apitapctl watch {}",
+                resp.run_id, resp.run_id
+            );
         } else if pipeline.spec.schedule.is_some() {
             println!("runs start on its schedule");
         }

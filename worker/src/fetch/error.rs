@@ -1,0 +1,132 @@
+//! What can go wrong while fetching a page, and whose fault it is.
+//!
+//! Every URL in these errors is printed as `scheme://host[:port]/path` (no query string) and
+//! every message has been scrubbed of the source's secrets, so errors can be logged and shown
+//! to users as they are.
+
+use std::time::Duration;
+
+use apitap_common::error::ErrorClass;
+
+/// A failed fetch. [`FetchError::class`] says whether retrying the shard can help.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The source cannot be turned into requests (bad URL, header, JSON path, template).
+    #[error("invalid http source: {message}")]
+    Config { message: String },
+
+    /// The position to fetch does not fit the pipeline's pagination kind (for example a
+    /// checkpoint written before the pagination kind was changed).
+    #[error("cannot fetch position {position} with pagination kind `{kind}`{hint}")]
+    PositionMismatch {
+        kind: &'static str,
+        position: String,
+        hint: &'static str,
+    },
+
+    /// `fetch` was called with [`Position::Done`](apitap_common::checkpoint::Position::Done).
+    #[error("fetch called for a shard that is already done")]
+    AlreadyDone,
+
+    /// The server answered with a status that is not a success.
+    #[error("GET {url}: HTTP {status}{}", body_suffix(.body))]
+    Status {
+        url: String,
+        status: u16,
+        /// The start of the response body, secrets removed.
+        body: String,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+
+    /// No (complete) response: connection refused or reset, DNS, TLS, timeout, a body cut
+    /// short.
+    #[error("GET {url}: {}{message}", if *.timeout { "timed out: " } else { "" })]
+    Transport {
+        url: String,
+        message: String,
+        timeout: bool,
+    },
+
+    /// The body is not valid JSON (usually a truncated body).
+    #[error("GET {url}: response body ({bytes} bytes) is not valid JSON: {message}")]
+    InvalidJson {
+        url: String,
+        bytes: u64,
+        message: String,
+    },
+
+    /// The body is larger than the fetcher accepts.
+    #[error("GET {url}: response body is larger than {limit} bytes")]
+    BodyTooLarge { url: String, limit: u64 },
+
+    /// The records path does not lead to an array of objects.
+    #[error("GET {url}: {message}")]
+    Records { url: String, message: String },
+
+    /// The body's pagination data is unusable (cursor of a wrong type, bad next URL, a
+    /// cursor that does not advance, ...).
+    #[error("GET {url}: pagination: {message}")]
+    Pagination { url: String, message: String },
+}
+
+fn body_suffix(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
+impl FetchError {
+    /// Who has to act: `User` for client errors and unusable bodies, `Transient` for
+    /// network trouble, server errors and throttling.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            FetchError::Config { .. }
+            | FetchError::PositionMismatch { .. }
+            | FetchError::BodyTooLarge { .. }
+            | FetchError::Records { .. }
+            | FetchError::Pagination { .. } => ErrorClass::User,
+            FetchError::AlreadyDone => ErrorClass::Internal,
+            FetchError::Status { status, .. } => {
+                if is_retriable_status(*status) {
+                    ErrorClass::Transient
+                } else {
+                    ErrorClass::User
+                }
+            }
+            FetchError::Transport { .. } | FetchError::InvalidJson { .. } => ErrorClass::Transient,
+        }
+    }
+
+    /// Whether the fetcher retries this error itself (before giving up).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => is_retriable_status(*status),
+            FetchError::Transport { .. } | FetchError::InvalidJson { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The server's `Retry-After` (e.g. with a 429), for a cluster-wide back-off.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// 408, 429 and every 5xx are worth retrying.
+pub(crate) fn is_retriable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..=599).contains(&status)
+}

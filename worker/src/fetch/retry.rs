@@ -1,0 +1,168 @@
+//! The retry loop around one page request: which failures are retried, how long to wait
+//! (`Retry-After` or jittered exponential back-off) and what is logged.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apitap_common::retry::Backoff;
+use apitap_common::spec::Retry;
+
+use super::error::FetchError;
+
+/// A `Retry-After` is never waited longer than this, whatever the retry settings.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// One retry the fetcher is about to wait for; handed to [`Fetcher::on_retry`](super::Fetcher::on_retry)
+/// observers (e.g. to turn a 429's `Retry-After` into a cluster-wide back-off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryEvent {
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+    /// The HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// The server's `Retry-After`, uncapped.
+    pub retry_after: Option<Duration>,
+    /// How long the fetcher waits before the next attempt.
+    pub wait: Duration,
+}
+
+pub(crate) type RetryObserver = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
+
+/// When and how long to retry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryPolicy {
+    pub(crate) max_attempts: u32,
+    backoff: Backoff,
+    retry_after_cap: Duration,
+}
+
+impl RetryPolicy {
+    pub(crate) fn new(retry: &Retry) -> Self {
+        Self {
+            max_attempts: retry.max_attempts.max(1),
+            backoff: Backoff::new(retry.initial_backoff, retry.max_backoff),
+            retry_after_cap: retry.max_backoff.saturating_mul(4).min(MAX_RETRY_AFTER),
+        }
+    }
+
+    /// The wait after failed attempt `attempt` (1-based): the server's `Retry-After` (capped
+    /// at 4 × `max_backoff` and 5 minutes) or else the jittered back-off.
+    pub(crate) fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(d) => d.min(self.retry_after_cap),
+            None => self.backoff.delay(attempt.saturating_sub(1)),
+        }
+    }
+}
+
+/// Runs `attempt(n)` (n = 1, 2, ...) until it succeeds, fails with an error that is not
+/// retriable, or `max_attempts` are used. Returns the value and the attempts used.
+pub(crate) async fn run<T, F, Fut>(
+    policy: &RetryPolicy,
+    url_shown: &str,
+    observer: Option<&RetryObserver>,
+    mut attempt: F,
+) -> Result<(T, u32), FetchError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, FetchError>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt(n).await {
+            Ok(v) => return Ok((v, n)),
+            Err(e) if e.is_retriable() && n < policy.max_attempts => {
+                let retry_after = e.retry_after();
+                let wait = policy.wait(n, retry_after);
+                tracing::warn!(
+                    attempt = n,
+                    max_attempts = policy.max_attempts,
+                    status = e.status().unwrap_or(0),
+                    wait_ms = wait.as_millis() as u64,
+                    url = %url_shown,
+                    error = %e,
+                    "retrying http request"
+                );
+                if let Some(observe) = observer {
+                    observe(&RetryEvent {
+                        attempt: n,
+                        status: e.status(),
+                        retry_after,
+                        wait,
+                    });
+                }
+                tokio::time::sleep(wait).await;
+                n += 1;
+            }
+            Err(e) => {
+                if e.is_retriable() {
+                    tracing::warn!(
+                        attempts = n,
+                        status = e.status().unwrap_or(0),
+                        url = %url_shown,
+                        error = %e,
+                        "giving up http request"
+                    );
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// A `Retry-After` value: delay seconds, or an HTTP date (IMF-fixdate, e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`) relative to `now`. `None` when unparseable.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = parse_imf_fixdate(v)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate (RFC 9110 §5.6.7).
+fn parse_imf_fixdate(v: &str) -> Option<u64> {
+    let parts: Vec<&str> = v.split_ascii_whitespace().collect();
+    let [_weekday, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let day: u64 = day.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m.eq_ignore_ascii_case(month))? as u64
+        + 1;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 || year < 1970 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3600 + m * 60 + s)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u64, day: u64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}

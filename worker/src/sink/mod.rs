@@ -1,0 +1,162 @@
+//! Sinks: where transformed rows land, atomically with the shard's checkpoint (DESIGN §6).
+//!
+//! Every sink implements [`Sink`]. The sink's database holds the authoritative checkpoint
+//! in the table `apitap_checkpoints`, keyed by (pipeline, run_id, shard), together with the
+//! fence of the lease that last claimed the shard. The protocol for one lease:
+//!
+//! 1. [`Sink::claim`] once, with the lease's fence: raises the stored fence (or refuses with
+//!    [`SinkError::Fenced`] when a newer lease already claimed the shard) and returns the
+//!    checkpoint to resume from.
+//! 2. For every page, fetch from that checkpoint's position, transform, then
+//!    [`Sink::commit`] the rows *and* the checkpoint after the page in one transaction;
+//!    only after it returns `Ok` report the checkpoint to the coordinator.
+//! 3. On [`SinkError::Fenced`] stop the shard at once: another worker owns it; nothing of
+//!    this page was written.
+//!
+//! A replayed page (crash after fetch, before commit) is fetched again from the last
+//! committed position, so each record is committed exactly once.
+//!
+//! Modules: [`postgres`] (COPY-based bulk load), [`sqlite`] (the embedded default),
+//! `checkpoint_sql` (the checkpoint table in both dialects), `table` (names, column
+//! plans and values shared by the sinks), `error` (sqlx error classification).
+
+mod checkpoint_sql;
+mod error;
+pub mod postgres;
+pub mod sqlite;
+mod table;
+
+#[cfg(test)]
+mod sqlite_tests;
+
+use std::future::Future;
+
+use apitap_common::checkpoint::Checkpoint;
+use apitap_common::error::ErrorClass;
+use arrow::record_batch::RecordBatch;
+
+pub use postgres::PostgresSink;
+pub use sqlite::SqliteSink;
+
+/// Which shard's checkpoint row a call is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShardRef {
+    /// The pipeline's name (the caller decides whether it includes the namespace; it must
+    /// be the same for every lease of the run).
+    pub pipeline: String,
+    pub run_id: u64,
+    pub shard: u32,
+}
+
+/// Why a sink call failed. Nothing of the failed call is committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// A lease with a newer fence owns the shard (or this lease never claimed it): stop
+    /// working on the shard and do not retry.
+    #[error("fenced out: the sink holds fence {stored}, this lease has fence {ours}")]
+    Fenced { stored: u64, ours: u64 },
+    /// Bad configuration or data: a wrong URL or password, a missing database, a value the
+    /// target column cannot hold, a duplicate key, a missing primary-key column, …
+    #[error("sink rejected the data or configuration: {0}")]
+    User(String),
+    /// Connection or I/O trouble, a lock timeout, a deadlock, a restarting server: retry.
+    #[error("sink temporarily unavailable: {0}")]
+    Transient(String),
+    /// A bug in ApiTap or a broken invariant (e.g. commit before claim).
+    #[error("internal sink error: {0}")]
+    Internal(String),
+}
+
+impl SinkError {
+    /// `Fenced` is reported as transient because it is not the shard's fault (the shard
+    /// goes on under the newer lease), but retrying *this* lease can never succeed: check
+    /// [`SinkError::is_fenced`] before retrying.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SinkError::User(_) => ErrorClass::User,
+            SinkError::Fenced { .. } | SinkError::Transient(_) => ErrorClass::Transient,
+            SinkError::Internal(_) => ErrorClass::Internal,
+        }
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, SinkError::Fenced { .. })
+    }
+}
+
+/// A transactional sink that stores rows and the shard checkpoint atomically.
+///
+/// Calls on one value are sequential (`&mut self`); open one sink per shard runner (or
+/// serialize access). A failed call leaves nothing behind, so the caller may retry
+/// transient errors with the same arguments.
+pub trait Sink: Send {
+    /// Claim the shard for the lease with `fence`, in one transaction: create the sink's
+    /// tables if needed (`apitap_checkpoints` keyed by (pipeline, run_id, shard)), raise the
+    /// row's fence to `fence` only if the stored fence is lower (insert the row if absent),
+    /// and read the checkpoint to resume from ([`Checkpoint::start`] for a new row).
+    /// Claiming again with the same fence is allowed and returns the stored checkpoint.
+    /// A stored fence higher than `fence` → [`SinkError::Fenced`].
+    fn claim(
+        &mut self,
+        shard: &ShardRef,
+        fence: u64,
+    ) -> impl Future<Output = Result<Checkpoint, SinkError>> + Send;
+
+    /// Commit one page, in one transaction: lock the checkpoint row, check its fence is
+    /// still `fence` (else roll back and return [`SinkError::Fenced`]), create or widen the
+    /// target table from the batch's Arrow schema, write the rows (append, or upsert on the
+    /// primary key in merge mode), store `checkpoint` (position, records, pages) with the
+    /// fence and the time, commit.
+    ///
+    /// `batch` `None` (or empty) is a page without rows: only the checkpoint advances.
+    /// `checkpoint` carries the shard's cumulative counts; the sink stores them as given.
+    fn commit(
+        &mut self,
+        shard: &ShardRef,
+        fence: u64,
+        batch: Option<&RecordBatch>,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// The sink a pipeline spec names.
+#[derive(Debug)]
+pub enum AnySink {
+    Postgres(PostgresSink),
+    Sqlite(SqliteSink),
+}
+
+impl Sink for AnySink {
+    async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
+        match self {
+            AnySink::Postgres(s) => s.claim(shard, fence).await,
+            AnySink::Sqlite(s) => s.claim(shard, fence).await,
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        shard: &ShardRef,
+        fence: u64,
+        batch: Option<&RecordBatch>,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), SinkError> {
+        match self {
+            AnySink::Postgres(s) => s.commit(shard, fence, batch, checkpoint).await,
+            AnySink::Sqlite(s) => s.commit(shard, fence, batch, checkpoint).await,
+        }
+    }
+}
+
+/// Connects to the sink `spec` names. The spec must have its `${ENV}` secrets substituted
+/// already. Exactly one sink must be set (validation guarantees it; a hand-made spec
+/// gets a user error).
+pub async fn open(spec: &apitap_common::spec::Sink) -> Result<AnySink, SinkError> {
+    match (&spec.postgres, &spec.sqlite) {
+        (Some(pg), None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
+        (None, Some(sq)) => Ok(AnySink::Sqlite(SqliteSink::open(sq).await?)),
+        _ => Err(SinkError::User(
+            "exactly one of sink.postgres and sink.sqlite must be set".into(),
+        )),
+    }
+}

@@ -1,0 +1,88 @@
+//! The transform step of a shard: fetched JSON records → Arrow → the pipeline's SQL →
+//! one Arrow batch for the sink.
+//!
+//! - [`infer`]: JSON → Arrow, with the declared schema or one inferred from the page;
+//! - [`sql`]: DataFusion over the table `source`, off the caller's thread.
+//!
+//! A [`Transformer`] is built once per shard and reused for every page; it holds no
+//! connection or session, so it is cheap and `Send + Sync`.
+
+pub mod infer;
+pub mod sql;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use apitap_common::error::ErrorClass;
+use apitap_common::spec::Field;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+pub use infer::{is_json_text, JSON_TEXT_METADATA_KEY};
+
+/// Why a page could not be transformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransformError {
+    /// The records do not fit the declared schema or are not JSON objects.
+    #[error("bad records: {0}")]
+    Records(String),
+    /// The SQL does not plan or fails on this data (unknown column, bad cast, …);
+    /// the message is DataFusion's.
+    #[error("transform SQL failed: {0}")]
+    Sql(String),
+    /// DataFusion ran out of memory or similar; another attempt may succeed.
+    #[error("transform ran out of resources: {0}")]
+    Resources(String),
+    /// A bug in ApiTap or DataFusion.
+    #[error("internal transform error: {0}")]
+    Internal(String),
+}
+
+impl TransformError {
+    /// Records and SQL problems are the user's; they fail the same way on retry.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            TransformError::Records(_) | TransformError::Sql(_) => ErrorClass::User,
+            TransformError::Resources(_) => ErrorClass::Transient,
+            TransformError::Internal(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+/// Turns one page of records into the rows to load.
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    sql: Arc<str>,
+    /// The declared source schema as Arrow; `None` means infer per page.
+    declared: Option<SchemaRef>,
+}
+
+impl Transformer {
+    /// `sql` runs over the table `source`; `declared` is `spec.schema` (inferred per page
+    /// when `None`).
+    pub fn new(sql: &str, declared: Option<&[Field]>) -> Self {
+        Self {
+            sql: Arc::from(sql),
+            declared: declared.map(infer::declared_schema),
+        }
+    }
+
+    /// JSON objects → Arrow (declared or inferred schema) → SQL → one batch.
+    ///
+    /// Returns `Ok(None)` when there is nothing to load: the page was empty or the query
+    /// produced no rows (the caller still commits the checkpoint). The JSON decoding runs on
+    /// the caller's task (it is fast); DataFusion runs on a blocking thread so it never
+    /// stalls an actor's thread.
+    pub async fn run(
+        &self,
+        records: &[serde_json::Value],
+    ) -> Result<Option<RecordBatch>, TransformError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let batch = infer::records_to_batch(records, self.declared.clone())?;
+        sql::run_off_thread(self.sql.clone(), batch).await
+    }
+}

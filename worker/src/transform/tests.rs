@@ -1,0 +1,178 @@
+use apitap_common::error::ErrorClass;
+use apitap_common::spec::{Field as SpecField, FieldType};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use serde_json::json;
+
+use super::*;
+
+fn records(v: serde_json::Value) -> Vec<serde_json::Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn mixed_int_and_float_widen_to_float64() {
+    let t = Transformer::new("SELECT * FROM source", None);
+    let batch = t
+        .run(&records(json!([{"a": 1}, {"a": 2.5}, {"a": null}])))
+        .await
+        .unwrap()
+        .unwrap();
+    let col = batch.column_by_name("a").unwrap();
+    assert_eq!(col.data_type(), &DataType::Float64);
+    let a = col.as_primitive::<Float64Type>();
+    assert_eq!(a.value(0), 1.0);
+    assert_eq!(a.value(1), 2.5);
+    assert!(a.is_null(2));
+}
+
+#[tokio::test]
+async fn nested_struct_and_list_are_kept() {
+    let t = Transformer::new(
+        "SELECT id, user, tags, user['login'] AS login FROM source",
+        None,
+    );
+    let rows = records(json!([
+        {"id": 1, "user": {"login": "ann", "id": 7}, "tags": ["a", "b"]},
+        {"id": 2, "user": {"login": "bob"}, "tags": []}
+    ]));
+    let batch = t.run(&rows).await.unwrap().unwrap();
+    let schema = batch.schema();
+    assert!(matches!(
+        schema.field_with_name("user").unwrap().data_type(),
+        DataType::Struct(_)
+    ));
+    assert!(matches!(
+        schema.field_with_name("tags").unwrap().data_type(),
+        DataType::List(_)
+    ));
+    let login = batch.column_by_name("login").unwrap().as_string::<i32>();
+    assert_eq!(login.value(1), "bob");
+}
+
+#[tokio::test]
+async fn camel_case_columns_select_unquoted() {
+    let t = Transformer::new(
+        "SELECT userName, postCount * 2 AS doubled FROM source WHERE postCount > 1",
+        None,
+    );
+    let rows = records(json!([
+        {"userName": "ann", "postCount": 3},
+        {"userName": "bob", "postCount": 1}
+    ]));
+    let batch = t.run(&rows).await.unwrap().unwrap();
+    assert_eq!(batch.num_rows(), 1);
+    assert_eq!(batch.schema().field(0).name(), "userName");
+    let names = batch.column(0).as_string::<i32>();
+    assert_eq!(names.value(0), "ann");
+    let doubled = batch.column(1).as_primitive::<Int64Type>();
+    assert_eq!(doubled.value(0), 6);
+}
+
+#[tokio::test]
+async fn unknown_column_is_a_user_error_with_datafusion_message() {
+    let t = Transformer::new("SELECT nope FROM source", None);
+    let err = t.run(&records(json!([{"a": 1}]))).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::User);
+    assert!(matches!(err, TransformError::Sql(_)));
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[tokio::test]
+async fn syntax_error_and_ddl_are_user_errors() {
+    for sql in ["SELEC a FROM source", "CREATE TABLE x (a INT)"] {
+        let t = Transformer::new(sql, None);
+        let err = t.run(&records(json!([{"a": 1}]))).await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::User, "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn empty_page_and_empty_result_give_none() {
+    let t = Transformer::new("SELECT * FROM source WHERE a > 10", None);
+    assert!(t.run(&[]).await.unwrap().is_none());
+    assert!(t.run(&records(json!([{"a": 1}]))).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn irregular_column_becomes_json_text() {
+    let t = Transformer::new("SELECT * FROM source", None);
+    let rows = records(json!([
+        {"id": 1, "v": {"x": 1}},
+        {"id": 2, "v": "plain"},
+        {"id": 3, "v": [1, 2]},
+        {"id": 4, "v": 5}
+    ]));
+    let batch = t.run(&rows).await.unwrap().unwrap();
+    let field = batch.schema().field_with_name("v").unwrap().clone();
+    assert_eq!(field.data_type(), &DataType::Utf8);
+    let v = batch.column_by_name("v").unwrap().as_string::<i32>();
+    assert_eq!(v.value(0), r#"{"x":1}"#);
+    assert_eq!(v.value(1), r#""plain""#);
+    assert_eq!(v.value(2), "[1,2]");
+    assert_eq!(
+        batch.column_by_name("id").unwrap().data_type(),
+        &DataType::Int64
+    );
+}
+
+#[tokio::test]
+async fn scalar_and_list_mix_is_not_an_error() {
+    let t = Transformer::new("SELECT * FROM source", None);
+    let rows = records(json!([{"v": 1}, {"v": [2, 3]}]));
+    assert!(t.run(&rows).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn declared_schema_with_json_field() {
+    let declared = vec![
+        SpecField {
+            name: "id".into(),
+            data_type: FieldType::Int64,
+            nullable: false,
+        },
+        SpecField {
+            name: "name".into(),
+            data_type: FieldType::String,
+            nullable: true,
+        },
+        SpecField {
+            name: "meta".into(),
+            data_type: FieldType::Json,
+            nullable: true,
+        },
+    ];
+    let t = Transformer::new("SELECT * FROM source", Some(&declared));
+    let rows = records(json!([
+        {"id": 1, "name": 42, "meta": {"a": [1]}, "ignored": true},
+        {"id": 2, "meta": null}
+    ]));
+    let batch = t.run(&rows).await.unwrap().unwrap();
+    assert_eq!(batch.num_columns(), 3);
+    let name = batch.column_by_name("name").unwrap().as_string::<i32>();
+    assert_eq!(name.value(0), "42");
+    assert!(name.is_null(1));
+    let meta = batch.column_by_name("meta").unwrap().as_string::<i32>();
+    assert_eq!(meta.value(0), r#"{"a":[1]}"#);
+    assert!(meta.is_null(1));
+    // The JSON marker survives a plain projection so the sink can pick a JSON type.
+    assert!(is_json_text(
+        batch.schema().field_with_name("meta").unwrap()
+    ));
+}
+
+#[tokio::test]
+async fn declared_schema_mismatch_and_non_objects_are_user_errors() {
+    let declared = vec![SpecField {
+        name: "id".into(),
+        data_type: FieldType::Int64,
+        nullable: false,
+    }];
+    let t = Transformer::new("SELECT * FROM source", Some(&declared));
+    let err = t.run(&records(json!([{"id": "x"}]))).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::User, "{err}");
+
+    let t = Transformer::new("SELECT * FROM source", None);
+    let err = t.run(&records(json!([1, 2]))).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::User, "{err}");
+}
