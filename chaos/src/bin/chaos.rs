@@ -33,6 +33,22 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
+    /// Benchmarks that print figures (not tests): `bench load` measures end-to-end
+    /// records/s from submit to a succeeded run into a throwaway PostgreSQL.
+    Bench {
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        #[arg(long, default_value_t = 1000)]
+        page_size: u64,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Split the id range into this many shards.
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// Repeat the measurement.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+    },
     /// Start a testbed and keep it running until Ctrl-C, printing every address.
     Up {
         #[arg(long, default_value_t = 1)]
@@ -67,6 +83,25 @@ async fn main() -> anyhow::Result<()> {
                 workers,
             })
             .await
+        }
+        Cmd::Bench {
+            records,
+            page_size,
+            workers,
+            shards,
+            repeat,
+        } => {
+            for _ in 0..repeat {
+                let figures = apitap_chaos::bench::load(apitap_chaos::bench::LoadBench {
+                    records,
+                    page_size,
+                    workers,
+                    shards,
+                })
+                .await?;
+                println!("{figures}");
+            }
+            Ok(())
         }
         Cmd::Up {
             coordinators,
