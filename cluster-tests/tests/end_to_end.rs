@@ -32,8 +32,8 @@ spec:
 #[tokio::test(flavor = "multi_thread")]
 async fn every_pagination_kind_loads_the_exact_dataset() -> anyhow::Result<()> {
     let pg = TempPostgres::start()?;
-    std::env::set_var("WAREHOUSE_URL", pg.url());
     let cluster = TestCluster::builder()
+        .secret("WAREHOUSE_URL", &pg.url())
         .coordinators(1)
         .workers(2)
         .records(RECORDS)

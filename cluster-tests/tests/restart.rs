@@ -11,8 +11,8 @@ const RECORDS: u64 = 6_000;
 #[tokio::test(flavor = "multi_thread")]
 async fn coordinator_restart_mid_run_keeps_state_and_finishes_exactly() -> anyhow::Result<()> {
     let pg = TempPostgres::start()?;
-    std::env::set_var("WAREHOUSE_URL", pg.url());
     let mut cluster = TestCluster::builder()
+        .secret("WAREHOUSE_URL", &pg.url())
         .coordinators(1)
         .workers(1)
         .records(RECORDS)

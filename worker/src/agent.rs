@@ -68,6 +68,8 @@ pub struct Agent {
     reports: HashMap<LeaseKey, (u64, Report, bool)>,
     /// Set to true once a drain has finished.
     drained: watch::Sender<bool>,
+    /// Fault injection: do not stop revoked runners (see `Config::fault_ignore_revocations`).
+    ignore_revocations: bool,
 }
 
 impl Agent {
@@ -76,6 +78,7 @@ impl Agent {
         slots: u32,
         coordinators: Vec<String>,
         drained: watch::Sender<bool>,
+        ignore_revocations: bool,
     ) -> Self {
         Self {
             id,
@@ -92,6 +95,7 @@ impl Agent {
             runners: HashMap::new(),
             reports: HashMap::new(),
             drained,
+            ignore_revocations,
         }
     }
 
@@ -197,6 +201,15 @@ impl Agent {
     fn apply_heartbeat(&mut self, resp: HeartbeatResponse, ctx: &mut Context<Self>) {
         for r in resp.revoked {
             let key = (r.run_id, r.shard);
+            if self.ignore_revocations {
+                tracing::warn!(
+                    run_id = r.run_id,
+                    shard = r.shard,
+                    fence = r.fence,
+                    "fault injection: ignoring a lease revocation"
+                );
+                continue;
+            }
             if let Some(run) = self.runners.get(&key).filter(|run| run.fence == r.fence) {
                 tracing::warn!(
                     run_id = r.run_id,

@@ -30,6 +30,11 @@ pub struct Config {
     /// On SIGTERM, wait this long for the current batches to commit before giving up.
     #[arg(long, env = "APITAP_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Fault injection for drills and tests: keep running leases the coordinator revoked,
+    /// as a worker cut off from the coordinator would, so that the sink's fence is what
+    /// stops it.
+    #[arg(long, env = "APITAP_FAULT_IGNORE_REVOCATIONS", hide = true)]
+    pub fault_ignore_revocations: bool,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,

@@ -17,7 +17,13 @@ fn main() -> anyhow::Result<()> {
     let code = system.block_on(async move {
         let id = config.worker_id();
         let (drained_tx, mut drained) = watch::channel(false);
-        let agent = Agent::new(id.clone(), config.slots, config.coordinators.clone(), drained_tx).start();
+        let agent = Agent::new(
+            id.clone(),
+            config.slots,
+            config.coordinators.clone(),
+            drained_tx,
+            config.fault_ignore_revocations,
+        ).start();
         println!("{}", serde_json::json!({"event": "started", "worker_id": id}));
         tracing::info!(worker = %id, slots = config.slots, coordinators = ?config.coordinators, "worker started");
         apitap_common::shutdown::wait_for_os_signal().await;

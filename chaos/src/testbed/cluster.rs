@@ -24,9 +24,16 @@ pub struct ClusterBuilder {
     out_dir: Option<PathBuf>,
     lease_ttl: Duration,
     worker_env: Vec<(String, String)>,
+    ctl_env: Vec<(String, String)>,
 }
 
 impl ClusterBuilder {
+    /// An environment variable for apitapctl, i.e. a `${VAR}` secret of submitted pipelines.
+    pub fn secret(mut self, key: &str, value: &str) -> Self {
+        self.ctl_env.push((key.into(), value.into()));
+        self
+    }
+
     pub fn coordinators(mut self, n: usize) -> Self {
         self.coordinators = n;
         self
@@ -86,6 +93,7 @@ impl ClusterBuilder {
             slots: self.slots,
             lease_ttl: self.lease_ttl,
             worker_env: self.worker_env.clone(),
+            ctl_env: self.ctl_env.clone(),
         };
         for i in 0..self.coordinators {
             let id = i as u64 + 1;
@@ -141,6 +149,7 @@ pub struct TestCluster {
     slots: u32,
     lease_ttl: Duration,
     worker_env: Vec<(String, String)>,
+    ctl_env: Vec<(String, String)>,
 }
 
 impl TestCluster {
@@ -153,6 +162,7 @@ impl TestCluster {
             out_dir: None,
             lease_ttl: Duration::from_secs(5),
             worker_env: Vec::new(),
+            ctl_env: Vec::new(),
         }
     }
 
@@ -224,6 +234,7 @@ impl TestCluster {
             .arg(self.coordinator_addrs().join(","))
             .args(args)
             .env("MOCK_API_URL", self.mock.url())
+            .envs(self.ctl_env.iter().map(|(k, v)| (k, v)))
             .output()?;
         Ok(out)
     }

@@ -1,0 +1,189 @@
+//! Workers die, freeze and drain mid-run; every record still lands exactly once.
+
+use std::time::Duration;
+
+use apitap_chaos::mock_api::{Fault, FaultSpec};
+use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
+use apitap_cluster_tests::expect;
+use serde_json::Value;
+
+const RECORDS: u64 = 6_000;
+
+/// A pipeline of `shards` id ranges over the mock API; `append` mode, so that a
+/// duplicate would show up as a second row.
+fn sharded(name: &str, shards: u32) -> String {
+    format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata:
+  name: {name}
+spec:
+  shards: {{ param: ids, range: {{ start: 1, end: {RECORDS}, count: {shards} }} }}
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
+      records: $.data
+      pagination: {{ kind: limit_offset, size: 50 }}
+  sink:
+    postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table} }}
+"#,
+        table = name.replace('-', "_"),
+    )
+}
+
+fn slow_source(cluster: &TestCluster, ms: u64) {
+    cluster.mock.state().push_fault(FaultSpec {
+        fault: Fault::Latency { ms },
+        count: 100_000,
+    });
+}
+
+/// (shard index, fence) of the leases `worker` holds in `run`.
+fn leases_of(run: &Value, worker: &str) -> Vec<(u64, u64)> {
+    run["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["worker"] == worker && s["state"] == "leased")
+        .map(|s| {
+            (
+                s["index"].as_u64().unwrap_or(0),
+                s["fence"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn progressed(cluster: &TestCluster, run: u64) -> Option<Value> {
+    let r = cluster.run_info(run).ok()?;
+    let records: u64 = r["shards"]
+        .as_array()?
+        .iter()
+        .map(|s| s["records"].as_u64().unwrap_or(0))
+        .sum();
+    (records > 0).then_some(r)
+}
+
+async fn cluster_with_pg(
+    workers: usize,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(TempPostgres, TestCluster)> {
+    let pg = TempPostgres::start()?;
+    let mut b = TestCluster::builder()
+        .secret("WAREHOUSE_URL", &pg.url())
+        .coordinators(1)
+        .workers(workers)
+        .records(RECORDS)
+        .lease_ttl(Duration::from_secs(2));
+    for (k, v) in env {
+        b = b.worker_env(k, v);
+    }
+    Ok((pg, b.start().await?))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_workers_shards_move_with_higher_fences_and_data_stays_exact() -> anyhow::Result<()>
+{
+    let (pg, mut cluster) = cluster_with_pg(3, &[]).await?;
+    slow_source(&cluster, 250);
+    let run = cluster.submit("kill", &sharded("kill-worker", 12))?;
+    let before = wait::until("progress", Duration::from_secs(60), || {
+        progressed(&cluster, run)
+    })?;
+    let victim = "worker-1";
+    let lost = leases_of(&before, victim);
+    assert!(!lost.is_empty(), "worker-1 holds no lease: {before:#}");
+    cluster.worker_proc(0).expect("running").kill();
+
+    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    for (index, old_fence) in lost {
+        let s = &info["shards"][index as usize];
+        assert_ne!(
+            s["worker"], victim,
+            "shard {index} still on the dead worker"
+        );
+        assert!(
+            s["fence"].as_u64().unwrap() > old_fence,
+            "shard {index}: fence did not grow: {s}"
+        );
+    }
+    let pool = sqlx::PgPool::connect(&pg.url()).await?;
+    expect::exact_dataset(&pool, "kill_worker", RECORDS).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
+    // The zombie ignores revocations, as a worker cut off from the coordinator would: only
+    // the sink's fence can stop it.
+    let (pg, mut cluster) =
+        cluster_with_pg(2, &[("APITAP_FAULT_IGNORE_REVOCATIONS", "true")]).await?;
+    slow_source(&cluster, 150);
+    let run = cluster.submit("zombie", &sharded("zombie", 1))?;
+    let before = wait::until("progress", Duration::from_secs(60), || {
+        progressed(&cluster, run)
+    })?;
+    let holder = before["shards"][0]["worker"].as_str().unwrap().to_string();
+    let old_fence = before["shards"][0]["fence"].as_u64().unwrap();
+    let idx = if holder == "worker-1" { 0 } else { 1 };
+    cluster
+        .worker_proc(idx)
+        .expect("running")
+        .signal(libc::SIGSTOP);
+
+    wait::until("the shard to move", Duration::from_secs(60), || {
+        let r = cluster.run_info(run).ok()?;
+        let s = &r["shards"][0];
+        (s["fence"].as_u64()? > old_fence && s["worker"] != holder.as_str()).then_some(())
+    })?;
+    cluster
+        .worker_proc(idx)
+        .expect("running")
+        .signal(libc::SIGCONT);
+
+    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let log = cluster.log_path(&holder);
+    wait::until(
+        "the zombie's rejected commit in its log",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&log)
+                .ok()?
+                .contains("commit rejected")
+                .then_some(())
+        },
+    )?;
+    let pool = sqlx::PgPool::connect(&pg.url()).await?;
+    expect::exact_dataset(&pool, "zombie", RECORDS).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_releases_leases_and_exits_zero() -> anyhow::Result<()> {
+    let (pg, mut cluster) = cluster_with_pg(2, &[]).await?;
+    slow_source(&cluster, 200);
+    let run = cluster.submit("drain", &sharded("drain", 4))?;
+    let before = wait::until("progress", Duration::from_secs(60), || {
+        progressed(&cluster, run)
+    })?;
+    assert!(!leases_of(&before, "worker-1").is_empty(), "{before:#}");
+    let status = cluster
+        .worker_proc(0)
+        .expect("running")
+        .terminate(Duration::from_secs(30));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "worker-1 did not exit 0 after SIGTERM"
+    );
+
+    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let coordinator_log = std::fs::read_to_string(cluster.log_path("coordinator-1"))?;
+    assert!(
+        !coordinator_log.contains("lease expired"),
+        "a lease expired instead of being released"
+    );
+    let pool = sqlx::PgPool::connect(&pg.url()).await?;
+    expect::exact_dataset(&pool, "drain", RECORDS).await
+}
