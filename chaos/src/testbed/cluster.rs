@@ -25,6 +25,7 @@ pub struct ClusterBuilder {
     lease_ttl: Duration,
     worker_env: Vec<(String, String)>,
     ctl_env: Vec<(String, String)>,
+    snapshot_every: Option<u64>,
 }
 
 impl ClusterBuilder {
@@ -54,6 +55,11 @@ impl ClusterBuilder {
     /// Keep logs and data here instead of a temporary directory.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
+        self
+    }
+    /// Coordinators build a Raft snapshot after this many applied entries.
+    pub fn snapshot_every(mut self, entries: u64) -> Self {
+        self.snapshot_every = Some(entries);
         self
     }
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
@@ -94,6 +100,7 @@ impl ClusterBuilder {
             lease_ttl: self.lease_ttl,
             worker_env: self.worker_env.clone(),
             ctl_env: self.ctl_env.clone(),
+            snapshot_every: self.snapshot_every,
         };
         for i in 0..self.coordinators {
             let id = i as u64 + 1;
@@ -150,6 +157,7 @@ pub struct TestCluster {
     lease_ttl: Duration,
     worker_env: Vec<(String, String)>,
     ctl_env: Vec<(String, String)>,
+    snapshot_every: Option<u64>,
 }
 
 impl TestCluster {
@@ -163,6 +171,7 @@ impl TestCluster {
             lease_ttl: Duration::from_secs(5),
             worker_env: Vec::new(),
             ctl_env: Vec::new(),
+            snapshot_every: None,
         }
     }
 
@@ -189,6 +198,9 @@ impl TestCluster {
             .env("RUST_LOG", "info,openraft=warn");
         if node.id == 1 {
             cmd.arg("--init");
+        }
+        if let Some(n) = self.snapshot_every {
+            cmd.arg("--snapshot-every").arg(n.to_string());
         }
         let (proc, _) = Proc::spawn(
             &format!("coordinator-{}", node.id),

@@ -5,10 +5,12 @@
 //! - [`process`]: a child process with its log file, killed on drop.
 //! - [`postgres`]: a throwaway PostgreSQL server (`TempPostgres`).
 //! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
+//! - [`grpc`]: one node's own status, and submits through the leader.
 //! - [`wait`]: waiting on conditions with deadlines.
 
 pub mod bins;
 pub mod cluster;
+pub mod grpc;
 pub mod postgres;
 pub mod process;
 pub mod wait;

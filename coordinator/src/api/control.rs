@@ -81,6 +81,14 @@ impl ControlApi {
             .collect();
         let now = std::time::Instant::now();
         let ttl = node.config.lease_ttl;
+        let (digest, snapshots_installed, pipelines) = {
+            let st = node.state.read().expect("state lock");
+            (
+                st.digest(),
+                st.snapshots_installed,
+                st.state.pipelines.len() as u64,
+            )
+        };
         let workers = {
             let st = node.state.read().expect("state lock");
             let held = st.state.leases_by_worker();
@@ -117,6 +125,9 @@ impl ControlApi {
             members,
             workers,
             role: format!("{:?}", m.state).to_lowercase(),
+            state_digest: digest,
+            snapshots_installed,
+            pipelines,
         })
     }
 }

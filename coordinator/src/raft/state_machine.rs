@@ -31,6 +31,20 @@ pub struct Applied {
     pub state: State,
     pub last_applied: Option<LogId<NodeId>>,
     pub membership: Membership,
+    /// Snapshots installed from a leader since this process started.
+    pub snapshots_installed: u64,
+}
+
+impl Applied {
+    /// A hash of the applied state; nodes that applied the same log agree on it.
+    pub fn digest(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_vec(&self.state)
+            .unwrap_or_default()
+            .hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
 }
 
 pub type SharedState = Arc<RwLock<Applied>>;
@@ -295,10 +309,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> StResult<()> {
         let data = snapshot.into_inner();
         let state: State = serde_json::from_slice(&data).map_err(read_err)?;
+        let installed = self.shared.read().expect("state lock").snapshots_installed;
         let applied = Applied {
             state,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
+            snapshots_installed: installed + 1,
         };
         self.persist_all(&applied)?;
         self.save_snapshot(&StoredSnapshot {
