@@ -7,12 +7,14 @@
 //! - [`checkpoint`]: the resume position of a shard, shared by coordinator and worker.
 //! - [`retry`]: exponential back-off with jitter.
 //! - [`error`]: error classification (user / transient / internal).
-//! - [`telemetry`]: tracing set-up for every binary.
+//! - [`telemetry`]: tracing set-up for every binary (logs, OTLP span export).
+//! - [`metrics`]: Prometheus counters, gauges, histograms and the text format.
 //! - [`shutdown`]: a broadcast-based shutdown signal.
 
 pub mod checkpoint;
 pub mod error;
 pub mod jsonpath;
+pub mod metrics;
 pub mod retry;
 pub mod shard;
 pub mod shutdown;

@@ -1,7 +1,29 @@
-//! Logging set-up shared by every binary: level from `RUST_LOG`, pretty or JSON lines on
-//! stderr so that stdout stays free for machine-readable output.
+//! Logging and tracing set-up shared by every binary: level from `RUST_LOG`, pretty or JSON
+//! lines on stderr so that stdout stays free for machine-readable output, and, when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans exported over OTLP/gRPC.
+//!
+//! The exporter honours the usual OpenTelemetry variables (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+//! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_SCHEDULE_DELAY`,
+//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`); the endpoint is plain `http://` (the
+//! exporter is built without TLS). Only spans of ApiTap's own crates (targets `apitap*`) are
+//! exported, so the exporter's own gRPC client never traces itself.
 
-use tracing_subscriber::EnvFilter;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// The variable that switches OTLP export on.
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// How long [`TelemetryGuard::shutdown`] waits for the last spans to be exported, so that an
+/// unreachable collector cannot hold up a node's exit.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,15 +44,117 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// Installs the global subscriber; `default_level` applies when `RUST_LOG` is unset.
-pub fn init(format: LogFormat, default_level: &str) {
+/// Keeps the OTLP exporter alive; flushes and stops it on [`shutdown`](Self::shutdown) or
+/// drop. Hold it until the end of `main`, and shut it down explicitly before
+/// `std::process::exit`, which skips destructors.
+#[must_use = "dropping the guard stops the OTLP export at once"]
+#[derive(Debug, Default)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+    /// The tonic exporter needs a tokio reactor, and the SDK's batch processor exports from a
+    /// plain thread: this small runtime, entered while the exporter is built, drives its
+    /// connection whatever runtime (or none) the binary has.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TelemetryGuard {
+    /// Whether spans are exported over OTLP.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Exports the spans still buffered (waiting at most a few seconds) and stops the
+    /// exporter. Safe to call more than once, and from async code.
+    pub fn shutdown(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+                eprintln!("otlp: could not export the last spans: {e}");
+            }
+        }
+        if let Some(rt) = self.runtime.take() {
+            // Never blocks, so it is allowed inside an async context.
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Installs the global subscriber; `default_level` applies when `RUST_LOG` is unset. Adds an
+/// OTLP span exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (a failure to set it up is
+/// logged, and logging goes on without it).
+pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Pretty => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Pretty => fmt.with_target(false).boxed(),
+        LogFormat::Json => fmt.json().boxed(),
     };
+    let (guard, otel, otel_error) = match std::env::var(OTLP_ENDPOINT_ENV) {
+        Ok(endpoint) if !endpoint.trim().is_empty() => match otlp_provider() {
+            Ok((provider, runtime)) => {
+                let tracer = provider.tracer("apitap");
+                let layer = tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(filter_fn(|meta| meta.target().starts_with("apitap")));
+                let guard = TelemetryGuard {
+                    provider: Some(provider),
+                    runtime: Some(runtime),
+                };
+                (guard, Some(layer), None)
+            }
+            Err(e) => (TelemetryGuard::default(), None, Some(e)),
+        },
+        _ => (TelemetryGuard::default(), None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    match otel_error {
+        Some(error) => tracing::warn!(%error, "otlp export disabled: cannot set up the exporter"),
+        None if guard.exporting() => tracing::debug!("exporting spans over otlp"),
+        None => {}
+    }
+    guard
+}
+
+/// The tracer provider with a batch OTLP/gRPC exporter, and the runtime its exporter uses.
+fn otlp_provider() -> Result<(SdkTracerProvider, tokio::runtime::Runtime), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("otlp-export")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the exporter's runtime: {e}"))?;
+    let exporter = {
+        let _entered = runtime.enter();
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(|e| e.to_string())?
+    };
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(service_name());
+    }
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build();
+    Ok((provider, runtime))
+}
+
+/// The running binary's name (`apitap-worker`, ...), the default `service.name`.
+fn service_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "apitap".into())
 }

@@ -21,6 +21,9 @@ pub struct Config {
     /// gRPC listen address (clients, workers and peers). Port 0 picks a free port.
     #[arg(long, env = "APITAP_GRPC_ADDR", default_value = "127.0.0.1:7400")]
     pub grpc_addr: SocketAddr,
+    /// Admin HTTP listen address: /health/live, /health/ready, /metrics. Port 0 picks a free port.
+    #[arg(long, env = "APITAP_ADMIN_ADDR", default_value = "127.0.0.1:7401")]
+    pub admin_addr: SocketAddr,
     /// Address peers and clients use to reach this node (defaults to the bound address).
     #[arg(long, env = "APITAP_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,

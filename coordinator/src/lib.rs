@@ -5,12 +5,14 @@
 //! - [`state`]: the replicated data model and its commands, applied deterministically.
 //! - [`scheduler`]: leader-only loop: schedules → runs, pending shards → lease grants,
 //!   missed heartbeats → lease expiry. Decisions are pure functions in `placement`.
-//! - [`api`]: the tonic services (control, worker, raft).
+//! - [`api`]: the tonic services (control, worker, raft) and the admin HTTP server.
+//! - [`metrics`]: Prometheus metrics, served by the admin server in `api::admin`.
 //! - [`node`]: wires a node together from [`config::Config`].
 
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod scheduler;

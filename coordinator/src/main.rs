@@ -5,8 +5,10 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    apitap_common::telemetry::init(config.log_format, "info,openraft=warn");
+    let mut telemetry = apitap_common::telemetry::init(config.log_format, "info,openraft=warn");
     let shutdown = Shutdown::new();
     shutdown.trigger_on_os_signal();
-    apitap_coordinator::node::run(config, shutdown.signal()).await
+    let result = apitap_coordinator::node::run(config, shutdown.signal()).await;
+    telemetry.shutdown();
+    result
 }

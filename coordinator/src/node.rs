@@ -31,6 +31,8 @@ pub struct Node {
     pub config: Config,
     /// Leader-only soft state: worker heartbeats and lease deadlines.
     pub liveness: Mutex<Liveness>,
+    /// Prometheus metrics of this node, served by the admin server.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Node {
@@ -109,6 +111,7 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
         log_store,
         config: config.clone(),
         liveness: Mutex::new(Liveness::default()),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     });
 
     if config.init && !raft.is_initialized().await? {
@@ -117,9 +120,12 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
         tracing::info!(node_id = config.id, "initialized a new cluster");
     }
 
+    let admin = crate::api::admin::start(node.clone(), shutdown.clone()).map_err(|e| {
+        anyhow::anyhow!("cannot serve the admin address {}: {e}", config.admin_addr)
+    })?;
     println!(
         "{}",
-        serde_json::json!({"event": "listening", "node_id": config.id, "grpc": addr})
+        serde_json::json!({"event": "listening", "node_id": config.id, "grpc": addr, "admin": admin.addr.to_string()})
     );
     tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), "coordinator started");
 
@@ -144,6 +150,7 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
     tracing::info!("shutting down: waiting for the scheduler, the gRPC server and raft");
     let _ = scheduler.await;
     let _ = served.await;
+    admin.stopped().await;
     let _ = raft.shutdown().await;
     drop(node);
     drop(db);

@@ -65,12 +65,17 @@ pub enum Command {
         #[command(subcommand)]
         what: DescribeWhat,
     },
-    /// Start a run of a pipeline now.
+    /// Start a run of a pipeline now (`run NAME`), or cancel or retry a run.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Run {
-        pipeline: String,
+        /// The pipeline to run.
+        #[arg(required = true)]
+        pipeline: Option<String>,
         /// Watch the run until it ends.
         #[arg(long, short = 'w')]
         watch: bool,
+        #[command(subcommand)]
+        action: Option<RunAction>,
     },
     /// Follow a run live: shards, pages and records, until it ends. Exits non-zero if the
     /// run fails or is cancelled.
@@ -81,6 +86,19 @@ pub enum Command {
     Cluster {
         #[command(subcommand)]
         what: ClusterWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunAction {
+    /// Cancel an active run: its shards stop and their leases are revoked.
+    Cancel { run_id: u64 },
+    /// Run the failed or cancelled shards of a finished run again, from their checkpoints.
+    Retry {
+        run_id: u64,
+        /// Watch the run until it ends.
+        #[arg(long, short = 'w')]
+        watch: bool,
     },
 }
 

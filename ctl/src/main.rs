@@ -18,7 +18,10 @@ async fn main() {
     let code = match commands::dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match e.downcast_ref::<tonic::Status>() {
+                Some(status) => eprintln!("error: {}", status.message()),
+                None => eprintln!("error: {e:#}"),
+            }
             1
         }
     };

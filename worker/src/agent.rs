@@ -290,6 +290,7 @@ impl Agent {
             error_class: class.to_string(),
             pages: cp.map(|c| c.pages).unwrap_or(0),
             records: cp.map(|c| c.records).unwrap_or(0),
+            watermark: cp.and_then(|c| c.watermark.clone()).unwrap_or_default(),
         };
         self.reports
             .insert(key, (fence, Report::Complete(req), false));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use apitap_common::checkpoint::Checkpoint;
+use apitap_common::checkpoint::{advance_watermark, Checkpoint};
 use apitap_common::error::ErrorClass;
 use apitap_common::spec::Pipeline;
 use tokio::sync::watch;
@@ -102,14 +102,42 @@ pub async fn run(
         };
         let batch = match transformer.run(&page.records).await {
             Ok(b) => b,
-            Err(e) => return fail(e.class(), e, Some(&cp)),
+            Err(e) => {
+                return dead_letter(
+                    &mut sink,
+                    &shard,
+                    &work,
+                    &cp,
+                    &page.records,
+                    e.class(),
+                    e.to_string(),
+                )
+                .await
+            }
+        };
+        let watermark = match &work.pipeline.spec.incremental {
+            Some(inc) => advance_watermark(cp.watermark.clone(), &page.records, &inc.cursor_field),
+            None => None,
         };
         let next = Checkpoint {
             position: page.next,
             pages: cp.pages + 1,
             records: cp.records + page.records.len() as u64,
+            watermark,
         };
         if let Err(e) = sink.commit(&shard, work.fence, batch.as_ref(), &next).await {
+            if e.class() == ErrorClass::User {
+                return dead_letter(
+                    &mut sink,
+                    &shard,
+                    &work,
+                    &cp,
+                    &page.records,
+                    ErrorClass::User,
+                    e.to_string(),
+                )
+                .await;
+            }
             return sink_outcome(e, Some(&cp));
         }
         cp = next;
@@ -119,4 +147,30 @@ pub async fn run(
         }
     }
     Outcome::Done(cp)
+}
+
+/// A page the user's SQL or data cannot get through: keep its raw records in the dead-letter
+/// table with the error, then fail the shard with that error. Transient failures are not
+/// dead-lettered; the shard is retried instead.
+async fn dead_letter(
+    sink: &mut impl Sink,
+    shard: &ShardRef,
+    work: &LeaseWork,
+    cp: &Checkpoint,
+    records: &[serde_json::Value],
+    class: ErrorClass,
+    error: String,
+) -> Outcome {
+    if class == ErrorClass::User && !records.is_empty() {
+        match sink
+            .dead_letter(shard, work.fence, cp.pages + 1, records, &error)
+            .await
+        {
+            Ok(()) => {
+                tracing::warn!(run_id = work.run_id, shard = work.shard, records = records.len(), %error, "page dead-lettered")
+            }
+            Err(e) => return sink_outcome(e, Some(cp)),
+        }
+    }
+    fail(class, error, Some(cp))
 }

@@ -33,21 +33,10 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
-    /// Benchmarks that print figures (not tests): `bench load` measures end-to-end
-    /// records/s from submit to a succeeded run into a throwaway PostgreSQL.
+    /// Benchmarks that print figures as JSON lines (not tests).
     Bench {
-        #[arg(long, default_value_t = 100_000)]
-        records: u64,
-        #[arg(long, default_value_t = 1000)]
-        page_size: u64,
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        /// Split the id range into this many shards.
-        #[arg(long, default_value_t = 1)]
-        shards: u32,
-        /// Repeat the measurement.
-        #[arg(long, default_value_t = 1)]
-        repeat: u32,
+        #[command(subcommand)]
+        bench: BenchCmd,
     },
     /// Start a testbed and keep it running until Ctrl-C, printing every address.
     Up {
@@ -63,6 +52,38 @@ enum Cmd {
         /// Folder for logs and data.
         #[arg(long, default_value = "out/up")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// End-to-end records/s from submit to a succeeded run into a throwaway PostgreSQL.
+    Load {
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        #[arg(long, default_value_t = 1000)]
+        page_size: u64,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Split the id range into this many shards.
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// Repeat the measurement.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+    },
+    /// SIGKILL the leader of 3 coordinators under a submit loop, again and again: time to
+    /// a new leader and to the first acknowledged submit; no acknowledged submit lost.
+    Failover {
+        #[arg(long, default_value_t = 20)]
+        kills: u32,
+    },
+    /// Committed pipeline submits/s and latency on 3 coordinators with N clients.
+    Submit {
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -85,11 +106,14 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Cmd::Bench {
-            records,
-            page_size,
-            workers,
-            shards,
-            repeat,
+            bench:
+                BenchCmd::Load {
+                    records,
+                    page_size,
+                    workers,
+                    shards,
+                    repeat,
+                },
         } => {
             for _ in 0..repeat {
                 let figures = apitap_chaos::bench::load(apitap_chaos::bench::LoadBench {
@@ -101,6 +125,21 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
                 println!("{figures}");
             }
+            Ok(())
+        }
+        Cmd::Bench {
+            bench: BenchCmd::Failover { kills },
+        } => {
+            println!("{}", apitap_chaos::bench_raft::failover(kills).await?);
+            Ok(())
+        }
+        Cmd::Bench {
+            bench: BenchCmd::Submit { clients, seconds },
+        } => {
+            println!(
+                "{}",
+                apitap_chaos::bench_raft::submit(clients, seconds).await?
+            );
             Ok(())
         }
         Cmd::Up {

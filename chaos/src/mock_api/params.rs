@@ -71,6 +71,9 @@ pub struct IdRange {
     pub from_id: Option<u64>,
     /// `to_id` as the client sent it, kept for next-page links.
     pub to_id: Option<u64>,
+    /// `since_id` (exclusive; empty means none): incremental loads ask for what is newer
+    /// than their watermark.
+    pub since_id: Option<u64>,
     /// First id served (inclusive).
     pub first: u64,
     /// Last id served (inclusive); below `first` when the window is empty.
@@ -89,10 +92,17 @@ impl IdRange {
             Some(_) => Some(params.u64_in("to_id", 0, from_id.unwrap_or(1), u64::MAX)?),
             None => None,
         };
+        let since_id = match params.get("since_id") {
+            Some(v) if !v.is_empty() => Some(params.u64_in("since_id", 0, 0, u64::MAX)?),
+            _ => None,
+        };
         Ok(Self {
             from_id,
             to_id,
-            first: from_id.unwrap_or(1),
+            since_id,
+            first: from_id
+                .unwrap_or(1)
+                .max(since_id.map_or(0, |s| s.saturating_add(1))),
             last: to_id.unwrap_or(u64::MAX).min(size),
         })
     }
@@ -142,6 +152,9 @@ impl IdRange {
         }
         if let Some(to) = self.to_id {
             suffix.push_str(&format!("&to_id={to}"));
+        }
+        if let Some(since) = self.since_id {
+            suffix.push_str(&format!("&since_id={since}"));
         }
         suffix
     }

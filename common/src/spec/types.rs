@@ -297,7 +297,11 @@ pub struct ShardRange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Incremental {
+    /// Record field whose largest committed value becomes the next run's `{{ watermark }}`.
     pub cursor_field: String,
+    /// `{{ watermark }}` of the first run.
+    #[serde(default)]
+    pub initial: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -72,14 +72,14 @@ pub(crate) fn validate(p: &Pipeline, env: Option<&BTreeMap<String, String>>) -> 
             );
         }
     }
-    if p.spec.incremental.is_some() {
-        out.push(
-            Problem::new(
-                "spec.incremental",
-                "incremental loads are not supported by this version yet",
-            )
-            .hint("remove spec.incremental; each run loads the whole source"),
-        );
+    if let Some(inc) = &p.spec.incremental {
+        if inc.cursor_field.trim().is_empty() {
+            out.push(
+                Problem::new("spec.incremental.cursor_field", "must not be empty").hint(
+                    "the record field that grows with new data, e.g. cursor_field: updated_at",
+                ),
+            );
+        }
     }
     schema(p, &mut out);
     if let Some(t) = &p.spec.transform {
@@ -431,6 +431,9 @@ fn known_vars(p: &Pipeline) -> BTreeSet<String> {
         }
     }
     vars.insert("shard.index".into());
+    if p.spec.incremental.is_some() {
+        vars.insert("watermark".into());
+    }
     vars
 }
 

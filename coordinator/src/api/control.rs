@@ -48,6 +48,22 @@ fn url_summary(url: &str) -> String {
 }
 
 impl ControlApi {
+    /// Proposes a command about one run and answers with the run afterwards.
+    async fn run_command(&self, run_id: u64, cmd: Command) -> Reply<RunInfo> {
+        match propose(&self.node, cmd).await? {
+            CommandResult::Done => {
+                let st = self.node.state.read().expect("state lock");
+                let run = st
+                    .state
+                    .runs
+                    .get(&run_id)
+                    .ok_or_else(|| Status::internal("run vanished"))?;
+                Ok(Response::new(run_info(run)))
+            }
+            other => Err(rejected(other)),
+        }
+    }
+
     async fn status(&self) -> Result<ClusterStatusResponse, Status> {
         let node = &self.node;
         let m = node.raft.metrics().borrow().clone();
@@ -164,6 +180,11 @@ impl ControlService for ControlApi {
             max_attempts: pipeline.spec.policy.max_attempts,
             source_url: url_summary(&pipeline.spec.source.http.url),
             sink: sink_summary(&pipeline.spec.sink),
+            initial_watermark: pipeline
+                .spec
+                .incremental
+                .as_ref()
+                .map(|i| i.initial.clone()),
             start_run,
             now_ms: apitap_common::time::now_ms(),
         };
@@ -291,6 +312,24 @@ impl ControlService for ControlApi {
             .get(&id)
             .ok_or_else(|| Error::NotFound(format!("run {id}")))?;
         Ok(Response::new(run_info(run)))
+    }
+
+    async fn cancel_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
+        let run_id = req.into_inner().run_id;
+        let cmd = Command::CancelRun {
+            run_id,
+            now_ms: apitap_common::time::now_ms(),
+        };
+        self.run_command(run_id, cmd).await
+    }
+
+    async fn retry_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
+        let run_id = req.into_inner().run_id;
+        let cmd = Command::RetryRun {
+            run_id,
+            now_ms: apitap_common::time::now_ms(),
+        };
+        self.run_command(run_id, cmd).await
     }
 
     async fn cluster_status(

@@ -182,6 +182,7 @@ impl WorkerService for WorkerApi {
                 error: (!req.error.is_empty()).then_some(req.error),
                 pages: req.pages,
                 records: req.records,
+                watermark: (!req.watermark.is_empty()).then_some(req.watermark),
                 now_ms: apitap_common::time::now_ms(),
             },
         )

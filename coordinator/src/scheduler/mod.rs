@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use apitap_common::shutdown::ShutdownSignal;
 
-use crate::api::propose;
+// Timed and counted in the node's metrics (lease grants and expiries).
+use crate::metrics::propose_observed as propose;
 use crate::node::Node;
 use crate::state::command::Command;
 use crate::state::model::ShardState;

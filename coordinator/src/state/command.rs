@@ -18,6 +18,9 @@ pub enum Command {
         max_attempts: u32,
         source_url: String,
         sink: String,
+        /// Incremental loads: the first run's watermark.
+        #[serde(default)]
+        initial_watermark: Option<String>,
         start_run: Option<Vec<ShardDef>>,
         now_ms: u64,
     },
@@ -28,6 +31,16 @@ pub enum Command {
     StartRun {
         pipeline: String,
         shards: Vec<ShardDef>,
+        now_ms: u64,
+    },
+    /// Stop an active run; leased shards are revoked at the holders' next heartbeat.
+    CancelRun {
+        run_id: u64,
+        now_ms: u64,
+    },
+    /// Put a finished run's failed and cancelled shards back to pending.
+    RetryRun {
+        run_id: u64,
         now_ms: u64,
     },
     RegisterWorker {
@@ -73,6 +86,9 @@ pub enum Command {
         error: Option<String>,
         pages: u64,
         records: u64,
+        /// Incremental loads: the largest cursor value this shard committed.
+        #[serde(default)]
+        watermark: Option<String>,
         now_ms: u64,
     },
 }
@@ -124,6 +140,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             max_attempts,
             source_url,
             sink,
+            initial_watermark,
             start_run,
             now_ms,
         } => {
@@ -144,6 +161,8 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
                     last_run_id: None,
                     source_url: String::new(),
                     sink: String::new(),
+                    watermarks: BTreeMap::new(),
+                    initial_watermark: None,
                 });
             if record.spec_yaml != *spec_yaml || record.secrets != *secrets {
                 record.version += 1;
@@ -155,6 +174,10 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             record.max_attempts = *max_attempts;
             record.source_url = source_url.clone();
             record.sink = sink.clone();
+            if record.initial_watermark.is_none() || initial_watermark.is_none() {
+                record.watermarks.clear();
+            }
+            record.initial_watermark = initial_watermark.clone();
             let version = record.version;
             let run_id = start_run
                 .as_ref()
@@ -199,6 +222,52 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             let mut keys = vec![Key::Pipeline(pipeline.clone())];
             let run_id = start(state, pipeline, shards, *now_ms, &mut keys);
             (CommandResult::RunStarted { run_id }, keys)
+        }
+        Command::CancelRun { run_id, now_ms } => {
+            let Some(run) = state.runs.get_mut(run_id) else {
+                return (rejected(format!("run {run_id} not found")), vec![]);
+            };
+            if run.state.is_terminal() {
+                return (
+                    rejected(format!("run {run_id} already {}", run.state.as_str())),
+                    vec![],
+                );
+            }
+            cancel(run, *now_ms);
+            (CommandResult::Done, vec![Key::Run(*run_id)])
+        }
+        Command::RetryRun { run_id, .. } => {
+            let Some(run) = state.runs.get_mut(run_id) else {
+                return (rejected(format!("run {run_id} not found")), vec![]);
+            };
+            if !run.state.is_terminal() {
+                return (
+                    rejected(format!("run {run_id} is still {}", run.state.as_str())),
+                    vec![],
+                );
+            }
+            let mut again = 0;
+            for s in run
+                .shards
+                .iter_mut()
+                .filter(|s| matches!(s.state, ShardState::Failed | ShardState::Cancelled))
+            {
+                s.state = ShardState::Pending;
+                s.failures = 0;
+                s.not_before_ms = 0;
+                s.error = None;
+                again += 1;
+            }
+            if again == 0 {
+                return (
+                    rejected(format!("run {run_id} has no failed or cancelled shard")),
+                    vec![],
+                );
+            }
+            run.state = RunState::Pending;
+            run.finished_at_ms = None;
+            run.error = None;
+            (CommandResult::Done, vec![Key::Run(*run_id)])
         }
         Command::RegisterWorker {
             id,
@@ -291,6 +360,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             error,
             pages,
             records,
+            watermark,
             now_ms,
         } => {
             let Some((run, i)) = current_lease(state, *run_id, *shard, *fence) else {
@@ -312,8 +382,17 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
                     s.state = ShardState::Failed;
                 }
             }
+            let advanced =
+                (*ok && watermark.is_some()).then(|| (run.pipeline.clone(), s.def.key.clone()));
             finish_if_done(run, *now_ms);
-            (CommandResult::Done, vec![Key::Run(*run_id)])
+            let mut keys = vec![Key::Run(*run_id)];
+            if let (Some((pipeline, shard_key)), Some(w)) = (advanced, watermark) {
+                if let Some(p) = state.pipelines.get_mut(&pipeline) {
+                    p.watermarks.insert(shard_key, w.clone());
+                    keys.push(Key::Pipeline(pipeline));
+                }
+            }
+            (CommandResult::Done, keys)
         }
     }
 }
@@ -337,6 +416,17 @@ fn start(
         .get_mut(pipeline)
         .expect("caller checked the pipeline");
     p.last_run_id = Some(id);
+    let shards: Vec<Shard> = shards
+        .iter()
+        .cloned()
+        .map(|mut def| {
+            if let Some(initial) = &p.initial_watermark {
+                let w = p.watermarks.get(&def.key).unwrap_or(initial);
+                def.vars.insert("watermark".into(), w.clone());
+            }
+            Shard::new(def)
+        })
+        .collect();
     state.runs.insert(
         id,
         Run {
@@ -348,7 +438,7 @@ fn start(
             state: RunState::Pending,
             created_at_ms: now_ms,
             finished_at_ms: None,
-            shards: shards.iter().cloned().map(Shard::new).collect(),
+            shards,
             error: None,
         },
     );

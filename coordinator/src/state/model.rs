@@ -25,6 +25,12 @@ pub struct PipelineRecord {
     /// One-line summaries for listings.
     pub source_url: String,
     pub sink: String,
+    /// Incremental loads: `{{ watermark }}` for the next run, by shard key.
+    #[serde(default)]
+    pub watermarks: BTreeMap<String, String>,
+    /// Incremental loads: the first run's watermark; `None` for full loads.
+    #[serde(default)]
+    pub initial_watermark: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ mod pipelines;
 mod runs;
 mod submit;
 
-use crate::cli::{Cli, ClusterWhat, Command, DescribeWhat, GetWhat};
+use crate::cli::{Cli, ClusterWhat, Command, DescribeWhat, GetWhat, RunAction};
 use crate::client::Client;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -30,9 +30,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Describe {
             what: DescribeWhat::Run { run_id },
         } => runs::describe(&mut client, format, run_id).await,
-        Command::Run { pipeline, watch } => {
-            runs::start(&mut client, format, &pipeline, watch).await
-        }
+        Command::Run {
+            action: Some(RunAction::Cancel { run_id }),
+            ..
+        } => runs::cancel(&mut client, format, run_id).await,
+        Command::Run {
+            action: Some(RunAction::Retry { run_id, watch }),
+            ..
+        } => runs::retry(&mut client, format, run_id, watch).await,
+        Command::Run {
+            pipeline: Some(pipeline),
+            watch,
+            ..
+        } => runs::start(&mut client, format, &pipeline, watch).await,
+        Command::Run { .. } => anyhow::bail!("name the pipeline to run: apitapctl run NAME"),
         Command::Watch { run_id } => runs::watch(&mut client, format, run_id).await,
         Command::Delete { pipeline } => pipelines::delete(&mut client, format, &pipeline).await,
         Command::Cluster { what } => match what {

@@ -191,3 +191,32 @@ pub async fn watch(client: &mut Client, format: Format, run_id: u64) -> anyhow::
     }
     Ok(if run.state == "succeeded" { 0 } else { 1 })
 }
+
+pub async fn cancel(client: &mut Client, format: Format, run_id: u64) -> anyhow::Result<i32> {
+    let run = client
+        .call(|mut c| async move { c.cancel_run(GetRunRequest { run_id }).await })
+        .await?;
+    if !output::structured(format, &run) {
+        println!("run {run_id} cancelled");
+    }
+    Ok(0)
+}
+
+pub async fn retry(
+    client: &mut Client,
+    format: Format,
+    run_id: u64,
+    watch_it: bool,
+) -> anyhow::Result<i32> {
+    let run = client
+        .call(|mut c| async move { c.retry_run(GetRunRequest { run_id }).await })
+        .await?;
+    if !output::structured(format, &run) {
+        let again = run.shards.iter().filter(|s| s.state == "pending").count();
+        println!("run {run_id}: {again} shards pending again");
+    }
+    if watch_it {
+        return watch(client, format, run_id).await;
+    }
+    Ok(0)
+}

@@ -21,6 +21,7 @@
 //! plans and values shared by the sinks), `error` (sqlx error classification).
 
 mod checkpoint_sql;
+mod dead_letter;
 mod error;
 pub mod postgres;
 pub mod sqlite;
@@ -117,6 +118,18 @@ pub trait Sink: Send {
         batch: Option<&RecordBatch>,
         checkpoint: &Checkpoint,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Keeps `records` (the raw JSON of page number `page`, which could not be transformed
+    /// or loaded) in `apitap_dead_letters` with `error`, if `fence` still owns the shard.
+    /// Idempotent per (shard, page, record position).
+    fn dead_letter(
+        &mut self,
+        shard: &ShardRef,
+        fence: u64,
+        page: u64,
+        records: &[serde_json::Value],
+        error: &str,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
 /// The sink a pipeline spec names.
@@ -144,6 +157,20 @@ impl Sink for AnySink {
         match self {
             AnySink::Postgres(s) => s.commit(shard, fence, batch, checkpoint).await,
             AnySink::Sqlite(s) => s.commit(shard, fence, batch, checkpoint).await,
+        }
+    }
+
+    async fn dead_letter(
+        &mut self,
+        shard: &ShardRef,
+        fence: u64,
+        page: u64,
+        records: &[serde_json::Value],
+        error: &str,
+    ) -> Result<(), SinkError> {
+        match self {
+            AnySink::Postgres(s) => s.dead_letter(shard, fence, page, records, error).await,
+            AnySink::Sqlite(s) => s.dead_letter(shard, fence, page, records, error).await,
         }
     }
 }

@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 use sqlx::Sqlite;
 
 use super::checkpoint_sql::{check_fence, parse_checkpoint, sqlite as sql, Key};
+use super::dead_letter::sqlite as dead;
 use super::error::{classify, to_i64, to_u64, Dialect};
 use super::table::{
     base_type, check_batch, json_rows, needed_columns, quote_ident, quote_list, upsert_clause,
@@ -188,6 +189,47 @@ impl SqliteSink {
 }
 
 impl Sink for SqliteSink {
+    async fn dead_letter(
+        &mut self,
+        shard: &ShardRef,
+        fence: u64,
+        page: u64,
+        records: &[Value],
+        error: &str,
+    ) -> Result<(), SinkError> {
+        let key = Key::new(shard)?;
+        let ours = to_i64("fence", fence)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(err("starting the dead-letter write"))?;
+        let stored: Option<(i64, String)> = sqlx::query_as(sql::READ)
+            .bind(key.pipeline)
+            .bind(key.run_id)
+            .bind(key.shard)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("locking the checkpoint"))?;
+        check_fence(stored.map(|s| s.0), ours, fence)?;
+        sqlx::query(dead::CREATE)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("creating apitap_dead_letters"))?;
+        sqlx::query(dead::INSERT)
+            .bind(key.pipeline)
+            .bind(key.run_id)
+            .bind(key.shard)
+            .bind(to_i64("page", page)?)
+            .bind(ours)
+            .bind(error)
+            .bind(Value::Array(records.to_vec()).to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(err("writing dead letters"))?;
+        tx.commit().await.map_err(err("committing dead letters"))
+    }
+
     async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
         let key = Key::new(shard)?;
         let ours = to_i64("fence", fence)?;

@@ -45,6 +45,7 @@ fn at_page(page: u64, pages: u64, records: u64) -> Checkpoint {
         position: Position::Page { page },
         pages,
         records,
+        watermark: None,
     }
 }
 
@@ -129,6 +130,7 @@ async fn empty_page_advances_checkpoint_and_commit_needs_claim() {
         position: Position::Done,
         pages: 1,
         records: 0,
+        watermark: None,
     };
     sink.commit(&shard(), 1, None, &done).await.unwrap();
     assert_eq!(sink.claim(&shard(), 2).await.unwrap(), done);

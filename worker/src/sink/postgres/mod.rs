@@ -22,6 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::PgConnection;
 
 use super::checkpoint_sql::{check_fence, parse_checkpoint, pg as sql, Key};
+use super::dead_letter::pg as dead;
 use super::error::{classify, to_i64, to_u64, Dialect};
 use super::table::{check_batch, json_rows, write_columns, TableName};
 use super::{ShardRef, Sink, SinkError};
@@ -100,6 +101,47 @@ impl PostgresSink {
 }
 
 impl Sink for PostgresSink {
+    async fn dead_letter(
+        &mut self,
+        shard: &ShardRef,
+        fence: u64,
+        page: u64,
+        records: &[serde_json::Value],
+        error: &str,
+    ) -> Result<(), SinkError> {
+        let key = Key::new(shard)?;
+        let ours = to_i64("fence", fence)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(err("starting the dead-letter write"))?;
+        let stored: Option<i64> = sqlx::query_scalar(sql::LOCK)
+            .bind(key.pipeline)
+            .bind(key.run_id)
+            .bind(key.shard)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("locking the checkpoint"))?;
+        check_fence(stored, ours, fence)?;
+        sqlx::query(dead::CREATE)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("creating apitap_dead_letters"))?;
+        sqlx::query(dead::INSERT)
+            .bind(key.pipeline)
+            .bind(key.run_id)
+            .bind(key.shard)
+            .bind(to_i64("page", page)?)
+            .bind(ours)
+            .bind(error)
+            .bind(serde_json::Value::Array(records.to_vec()).to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(err("writing dead letters"))?;
+        tx.commit().await.map_err(err("committing dead letters"))
+    }
+
     async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
         let key = Key::new(shard)?;
         let ours = to_i64("fence", fence)?;

@@ -66,6 +66,7 @@ fn at(offset: u64, pages: u64, records: u64) -> Checkpoint {
         position: Position::Offset { offset },
         pages,
         records,
+        watermark: None,
     }
 }
 

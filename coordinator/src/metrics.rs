@@ -1,0 +1,278 @@
+//! The coordinator's Prometheus metrics (served on the admin server's `/metrics`).
+//!
+//! Events the node sees happen (lease grants and expiries it proposed, leader changes it
+//! observed) are counted here as they happen; everything that is a fact about the replicated
+//! state or about Raft (role, term, indexes, pipelines, runs and shards by state) is read at
+//! scrape time, so it can never drift from the state it describes. Counters are per process:
+//! a new leader's grant counter starts where its own left off.
+//!
+//! The primitives and the text format are `apitap_common::metrics` (why hand-rolled: see there).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apitap_common::metrics::{Counter, Histogram, TextEncoder};
+use apitap_common::shutdown::ShutdownSignal;
+use openraft::ServerState;
+
+use crate::api::propose;
+use crate::error::Result;
+use crate::node::Node;
+use crate::state::command::{Command, CommandResult};
+use crate::state::model::{RunState, ShardState};
+
+const RUN_STATES: [RunState; 5] = [
+    RunState::Pending,
+    RunState::Running,
+    RunState::Succeeded,
+    RunState::Failed,
+    RunState::Cancelled,
+];
+
+const SHARD_STATES: [ShardState; 5] = [
+    ShardState::Pending,
+    ShardState::Leased,
+    ShardState::Succeeded,
+    ShardState::Failed,
+    ShardState::Cancelled,
+];
+
+const ROLES: [(ServerState, &str); 5] = [
+    (ServerState::Leader, "leader"),
+    (ServerState::Follower, "follower"),
+    (ServerState::Candidate, "candidate"),
+    (ServerState::Learner, "learner"),
+    (ServerState::Shutdown, "shutdown"),
+];
+
+/// What a coordinator counts; one per node, created with the node.
+#[derive(Debug)]
+pub struct Metrics {
+    /// `GrantLease` commands this node proposed and Raft applied.
+    pub leases_granted: Counter,
+    /// `ExpireLease` commands this node proposed and Raft applied.
+    pub leases_expired: Counter,
+    /// Time from proposing a `GrantLease` to its result (commit and apply).
+    pub lease_grant_seconds: Histogram,
+    /// Times this node saw a new (leader, term).
+    pub leader_changes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self {
+            leases_granted: Counter::default(),
+            leases_expired: Counter::default(),
+            lease_grant_seconds: Histogram::latency(),
+            leader_changes: Counter::default(),
+        }
+    }
+
+    /// Counts the outcome of a proposal the scheduler made.
+    pub fn observe_proposal(
+        &self,
+        kind: ProposalKind,
+        result: &Result<CommandResult>,
+        took: Duration,
+    ) {
+        let applied = matches!(
+            result,
+            Ok(CommandResult::Granted { .. } | CommandResult::Done)
+        );
+        match kind {
+            ProposalKind::Grant => {
+                self.lease_grant_seconds.observe_duration(took);
+                if applied {
+                    self.leases_granted.inc();
+                }
+            }
+            ProposalKind::Expire if applied => self.leases_expired.inc(),
+            _ => {}
+        }
+    }
+
+    /// The whole exposition: counters, then gauges read from Raft and the applied state.
+    pub fn render(&self, node: &Node) -> String {
+        let mut e = TextEncoder::new();
+        let raft = node.raft.metrics().borrow().clone();
+        let is_leader = raft.current_leader == Some(node.id) && raft.state == ServerState::Leader;
+        e.gauge(
+            "apitap_raft_is_leader",
+            "1 if this node is the Raft leader.",
+            u8::from(is_leader),
+        )
+        .gauge_by(
+            "apitap_raft_role",
+            "1 for this node's current Raft role.",
+            "role",
+            ROLES
+                .iter()
+                .map(|(s, name)| (*name, f64::from(u8::from(raft.state == *s)))),
+        )
+        .gauge(
+            "apitap_raft_has_leader",
+            "1 if this node knows a leader for the current term.",
+            u8::from(raft.current_leader.is_some()),
+        )
+        .gauge(
+            "apitap_raft_term",
+            "Current Raft term.",
+            raft.current_term as f64,
+        )
+        .gauge(
+            "apitap_raft_last_log_index",
+            "Index of the last entry in this node's Raft log.",
+            raft.last_log_index.unwrap_or(0) as f64,
+        )
+        .gauge(
+            "apitap_raft_applied_index",
+            "Index of the last Raft entry applied to the state machine (trails the commit index by the apply queue).",
+            raft.last_applied.map_or(0, |l| l.index) as f64,
+        )
+        .gauge(
+            "apitap_raft_snapshot_index",
+            "Index of the last entry in this node's latest snapshot.",
+            raft.snapshot.map_or(0, |l| l.index) as f64,
+        )
+        .counter(
+            "apitap_raft_leader_changes_total",
+            "Changes of Raft leader (or term) this node observed.",
+            self.leader_changes.get(),
+        );
+        if let Some(ms) = raft.millis_since_quorum_ack {
+            e.gauge(
+                "apitap_raft_quorum_ack_age_seconds",
+                "Leader only: time since a quorum last acknowledged this leader.",
+                ms as f64 / 1000.0,
+            );
+        }
+        e.counter(
+            "apitap_leases_granted_total",
+            "Shard leases this node granted as leader.",
+            self.leases_granted.get(),
+        )
+        .counter(
+            "apitap_leases_expired_total",
+            "Shard leases this node expired as leader (holder missed its heartbeats).",
+            self.leases_expired.get(),
+        )
+        .histogram(
+            "apitap_lease_grant_duration_seconds",
+            "Time to propose, commit and apply a lease grant.",
+            &self.lease_grant_seconds,
+        );
+        self.render_state(node, &mut e);
+        e.finish()
+    }
+
+    fn render_state(&self, node: &Node, e: &mut TextEncoder) {
+        let (pipelines, runs, shards, workers) = {
+            let applied = node.state.read().unwrap_or_else(|p| p.into_inner());
+            let st = &applied.state;
+            let mut runs = [0u64; RUN_STATES.len()];
+            let mut shards = [0u64; SHARD_STATES.len()];
+            for run in st.runs.values() {
+                if let Some(i) = RUN_STATES.iter().position(|s| *s == run.state) {
+                    runs[i] += 1;
+                }
+                for s in &run.shards {
+                    if let Some(i) = SHARD_STATES.iter().position(|x| *x == s.state) {
+                        shards[i] += 1;
+                    }
+                }
+            }
+            (st.pipelines.len(), runs, shards, st.workers.len())
+        };
+        let live_workers = {
+            let live = node.liveness.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            live.workers
+                .keys()
+                .filter(|w| live.is_live(w, node.config.lease_ttl, now))
+                .count()
+        };
+        e.gauge("apitap_pipelines", "Stored pipelines.", pipelines as f64)
+            .gauge_by(
+                "apitap_runs",
+                "Runs by state.",
+                "state",
+                RUN_STATES
+                    .iter()
+                    .zip(runs)
+                    .map(|(s, n)| (s.as_str(), n as f64)),
+            )
+            .gauge_by(
+                "apitap_shards",
+                "Shards of all runs by state.",
+                "state",
+                SHARD_STATES
+                    .iter()
+                    .zip(shards)
+                    .map(|(s, n)| (s.as_str(), n as f64)),
+            )
+            .gauge(
+                "apitap_workers_registered",
+                "Workers registered in the replicated state.",
+                workers as f64,
+            )
+            .gauge(
+                "apitap_workers_live",
+                "Leader only: workers that heartbeated within a lease TTL.",
+                live_workers as f64,
+            );
+    }
+}
+
+/// Which proposals the metrics care about; taken before the command is moved into Raft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposalKind {
+    Grant,
+    Expire,
+    Other,
+}
+
+impl ProposalKind {
+    pub fn of(cmd: &Command) -> Self {
+        match cmd {
+            Command::GrantLease { .. } => ProposalKind::Grant,
+            Command::ExpireLease { .. } => ProposalKind::Expire,
+            _ => ProposalKind::Other,
+        }
+    }
+}
+
+/// [`propose`], timed and counted in the node's metrics (the scheduler's proposals).
+pub async fn propose_observed(node: &Arc<Node>, cmd: Command) -> Result<CommandResult> {
+    let kind = ProposalKind::of(&cmd);
+    let started = Instant::now();
+    let result = propose(node, cmd).await;
+    node.metrics
+        .observe_proposal(kind, &result, started.elapsed());
+    result
+}
+
+/// Counts leader changes from Raft's metrics channel until shutdown.
+pub async fn watch_leader(node: Arc<Node>, mut shutdown: ShutdownSignal) {
+    let mut rx = node.raft.metrics();
+    let mut last: Option<(u64, u64)> = None;
+    loop {
+        let seen = {
+            let m = rx.borrow_and_update();
+            m.current_leader.map(|l| (l, m.current_term))
+        };
+        if seen.is_some() && seen != last {
+            node.metrics.leader_changes.inc();
+            last = seen;
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
