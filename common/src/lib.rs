@@ -5,6 +5,7 @@
 //! - [`jsonpath`]: the small JSON path subset used to find records, cursors and flags.
 //! - [`shard`]: expanding `spec.shards` into the shards of a run (a pure function).
 //! - [`checkpoint`]: the resume position of a shard, shared by coordinator and worker.
+//! - [`timestamp`]: RFC 3339 timestamps for time-window shards.
 //! - [`retry`]: exponential back-off with jitter.
 //! - [`error`]: error classification (user / transient / internal).
 //! - [`telemetry`]: tracing set-up for every binary (logs, OTLP span export).
@@ -21,3 +22,4 @@ pub mod shutdown;
 pub mod spec;
 pub mod telemetry;
 pub mod time;
+pub mod timestamp;

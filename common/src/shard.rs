@@ -39,6 +39,28 @@ pub fn expand(spec: &PipelineSpec) -> Vec<ShardDef> {
                 vars,
             });
         }
+    } else if let Some(w) = &s.window {
+        let (Ok(start), Ok(end)) = (crate::timestamp::parse(&w.start), crate::timestamp::parse(&w.end)) else {
+            return out;
+        };
+        let step = (w.step.as_secs() as i64).max(1);
+        let mut lo = start;
+        let mut i = 0usize;
+        while lo < end {
+            let hi = (lo + step).min(end);
+            let (a, b) = (crate::timestamp::format(lo), crate::timestamp::format(hi));
+            let value = format!("{a}/{b}");
+            let vars = BTreeMap::from([
+                ("shard.index".to_string(), i.to_string()),
+                ("shard.value".to_string(), value.clone()),
+                ("shard.start".to_string(), a),
+                ("shard.end".to_string(), b),
+                (s.param.clone(), value.clone()),
+            ]);
+            out.push(ShardDef { index: i as u32, key: value, vars });
+            lo = hi;
+            i += 1;
+        }
     } else if let Some(r) = &s.range {
         for (i, (start, end)) in split_range(r.start, r.end, r.count).into_iter().enumerate() {
             let value = format!("{start}-{end}");
@@ -82,6 +104,23 @@ pub fn split_range(start: i64, end: i64, count: u32) -> Vec<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::split_range;
+
+    #[test]
+    fn time_windows_tile_the_interval() {
+        let yaml = "apiVersion: apitap/v1\nkind: Pipeline\nmetadata: { name: w }\nspec:\n  shards: { param: day, window: { start: \"2026-01-01T00:00:00Z\", end: \"2026-01-03T12:00:00Z\", step: 1d } }\n  source: { http: { url: \"http://x/y?from={{ shard.start }}&to={{ shard.end }}\" } }\n  sink: { sqlite: { table: t } }\n";
+        let p = crate::spec::load("w.yaml", yaml, None).unwrap();
+        let shards = super::expand(&p.spec);
+        let keys: Vec<_> = shards.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "2026-01-01T00:00:00Z/2026-01-02T00:00:00Z",
+                "2026-01-02T00:00:00Z/2026-01-03T00:00:00Z",
+                "2026-01-03T00:00:00Z/2026-01-03T12:00:00Z"
+            ]
+        );
+        assert_eq!(shards[2].vars["shard.end"], "2026-01-03T12:00:00Z");
+    }
 
     #[test]
     fn ranges_cover_everything_once() {

@@ -167,7 +167,7 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
     (
         "shards_values_and_range.yaml",
         Some(10),
-        "spec.shards: set exactly one of `values` and `range`",
+        "spec.shards: set exactly one of `values`, `range` and `window`",
     ),
     // The transform.
     (

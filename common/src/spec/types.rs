@@ -273,7 +273,7 @@ fn default_burst() -> u32 {
     1
 }
 
-/// Exactly one of `values` and `range`.
+/// Exactly one of `values`, `range` and `window`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shards {
@@ -283,6 +283,18 @@ pub struct Shards {
     pub values: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<ShardRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<ShardWindow>,
+}
+
+/// Time `start..end` (RFC 3339) cut into windows of `step`; the last one may be shorter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardWindow {
+    pub start: String,
+    pub end: String,
+    #[serde(with = "duration")]
+    pub step: Duration,
 }
 
 /// Integers `start..=end` cut into `count` contiguous shards.

@@ -389,33 +389,53 @@ fn shards(p: &Pipeline, out: &mut Vec<Problem>) {
             format!("{:?} is not a valid variable name", s.param),
         ));
     }
-    match (&s.values, &s.range) {
-        (Some(values), None) => {
-            if values.is_empty() {
-                out.push(Problem::new("spec.shards.values", "the list is empty"));
-            }
-            let unique: BTreeSet<_> = values.iter().collect();
-            if unique.len() != values.len() {
-                out.push(Problem::new(
-                    "spec.shards.values",
-                    "values repeat; each shard needs its own value",
-                ));
+    let set = [s.values.is_some(), s.range.is_some(), s.window.is_some()].iter().filter(|x| **x).count();
+    if set != 1 {
+        out.push(
+            Problem::new("spec.shards", "set exactly one of `values`, `range` and `window`")
+                .hint("values: [a, b]  or  range: { start: 1, end: 1000, count: 4 }  or  window: { start: 2026-01-01T00:00:00Z, end: 2026-02-01T00:00:00Z, step: 1d }"),
+        );
+        return;
+    }
+    if let Some(values) = &s.values {
+        if values.is_empty() {
+            out.push(Problem::new("spec.shards.values", "the list is empty"));
+        }
+        let unique: BTreeSet<_> = values.iter().collect();
+        if unique.len() != values.len() {
+            out.push(Problem::new(
+                "spec.shards.values",
+                "values repeat; each shard needs its own value",
+            ));
+        }
+    }
+    if let Some(r) = &s.range {
+        if r.start > r.end {
+            out.push(Problem::new("spec.shards.range", "start is after end"));
+        } else if r.count == 0 || (r.count as i128) > (r.end as i128 - r.start as i128 + 1) {
+            out.push(Problem::new(
+                "spec.shards.range.count",
+                "count must be between 1 and the size of the range",
+            ));
+        }
+    }
+    if let Some(w) = &s.window {
+        match (crate::timestamp::parse(&w.start), crate::timestamp::parse(&w.end)) {
+            (Err(e), _) => out.push(Problem::new("spec.shards.window.start", e)),
+            (_, Err(e)) => out.push(Problem::new("spec.shards.window.end", e)),
+            (Ok(a), Ok(b)) if a >= b => out.push(Problem::new("spec.shards.window", "start is not before end")),
+            (Ok(a), Ok(b)) => {
+                let step = w.step.as_secs() as i64;
+                if step == 0 {
+                    out.push(Problem::new("spec.shards.window.step", "must be at least 1s"));
+                } else if (b - a) / step >= 10_000 {
+                    out.push(
+                        Problem::new("spec.shards.window.step", "makes 10,000 or more shards")
+                            .hint("use a larger step"),
+                    );
+                }
             }
         }
-        (None, Some(r)) => {
-            if r.start > r.end {
-                out.push(Problem::new("spec.shards.range", "start is after end"));
-            } else if r.count == 0 || (r.count as i128) > (r.end as i128 - r.start as i128 + 1) {
-                out.push(Problem::new(
-                    "spec.shards.range.count",
-                    "count must be between 1 and the size of the range",
-                ));
-            }
-        }
-        _ => out.push(
-            Problem::new("spec.shards", "set exactly one of `values` and `range`")
-                .hint("values: [a, b]  or  range: { start: 1, end: 1000, count: 4 }"),
-        ),
     }
 }
 
@@ -425,7 +445,7 @@ fn known_vars(p: &Pipeline) -> BTreeSet<String> {
     if let Some(s) = &p.spec.shards {
         vars.insert(s.param.clone());
         vars.insert("shard.value".into());
-        if s.range.is_some() {
+        if s.range.is_some() || s.window.is_some() {
             vars.insert("shard.start".into());
             vars.insert("shard.end".into());
         }
