@@ -6,6 +6,7 @@
 //! - [`demo`]: the local end-to-end demo behind `apitap-chaos demo`.
 
 pub mod bench;
+pub mod bench_lease;
 pub mod bench_raft;
 pub mod demo;
 pub mod mock_api;

@@ -40,7 +40,10 @@ pub fn expand(spec: &PipelineSpec) -> Vec<ShardDef> {
             });
         }
     } else if let Some(w) = &s.window {
-        let (Ok(start), Ok(end)) = (crate::timestamp::parse(&w.start), crate::timestamp::parse(&w.end)) else {
+        let (Ok(start), Ok(end)) = (
+            crate::timestamp::parse(&w.start),
+            crate::timestamp::parse(&w.end),
+        ) else {
             return out;
         };
         let step = (w.step.as_secs() as i64).max(1);
@@ -57,7 +60,11 @@ pub fn expand(spec: &PipelineSpec) -> Vec<ShardDef> {
                 ("shard.end".to_string(), b),
                 (s.param.clone(), value.clone()),
             ]);
-            out.push(ShardDef { index: i as u32, key: value, vars });
+            out.push(ShardDef {
+                index: i as u32,
+                key: value,
+                vars,
+            });
             lo = hi;
             i += 1;
         }

@@ -8,12 +8,28 @@ pub fn parse(text: &str) -> Result<i64, String> {
     if t.len() < 20 || !t.is_char_boundary(19) {
         return Err(bad());
     }
-    let num = |a: usize, b: usize| t.get(a..b).and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
+    let num = |a: usize, b: usize| {
+        t.get(a..b)
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(bad)
+    };
     let sep = |i: usize, c: char| t[i..].starts_with(c);
-    if !(sep(4, '-') && sep(7, '-') && (sep(10, 'T') || sep(10, 't') || sep(10, ' ')) && sep(13, ':') && sep(16, ':')) {
+    if !(sep(4, '-')
+        && sep(7, '-')
+        && (sep(10, 'T') || sep(10, 't') || sep(10, ' '))
+        && sep(13, ':')
+        && sep(16, ':'))
+    {
         return Err(bad());
     }
-    let (y, mo, d, h, mi, s) = (num(0, 4)?, num(5, 7)?, num(8, 10)?, num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let (y, mo, d, h, mi, s) = (
+        num(0, 4)?,
+        num(5, 7)?,
+        num(8, 10)?,
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    );
     if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
         return Err(bad());
     }
@@ -27,7 +43,10 @@ pub fn parse(text: &str) -> Result<i64, String> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let oh: i64 = rest[1..3].parse().map_err(|_| bad())?;
             let om: i64 = rest[4..6].parse().map_err(|_| bad())?;
             let o = oh * 3600 + om * 60;
@@ -47,7 +66,12 @@ pub fn format(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn is_leap(y: i64) -> bool {
@@ -95,11 +119,20 @@ mod tests {
         assert_eq!(parse("1970-01-01T00:00:00Z").unwrap(), 0);
         assert_eq!(parse("2026-01-01T00:01:00Z").unwrap(), 1_767_225_660);
         assert_eq!(parse("2026-01-01T02:01:00+02:00").unwrap(), 1_767_225_660);
-        assert_eq!(parse("2024-02-29T12:00:00.250Z").unwrap(), parse("2024-02-29T12:00:00Z").unwrap());
+        assert_eq!(
+            parse("2024-02-29T12:00:00.250Z").unwrap(),
+            parse("2024-02-29T12:00:00Z").unwrap()
+        );
         for s in [0, 951_782_400, 1_767_225_660, 4_102_444_800] {
             assert_eq!(parse(&format(s)).unwrap(), s);
         }
-        for bad in ["2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01", "yesterday", "2026-01-01T00:00:00"] {
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-01-01",
+            "yesterday",
+            "2026-01-01T00:00:00",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,6 +5,7 @@
 //! - [`state`]: the replicated data model and its commands, applied deterministically.
 //! - [`scheduler`]: leader-only loop: schedules → runs, pending shards → lease grants,
 //!   missed heartbeats → lease expiry. Decisions are pure functions in `placement`.
+//! - [`ratelimit`]: leader-only rate budgets (fair shares with a TTL).
 //! - [`api`]: the tonic services (control, worker, raft) and the admin HTTP server.
 //! - [`metrics`]: Prometheus metrics, served by the admin server in `api::admin`.
 //! - [`node`]: wires a node together from [`config::Config`].
@@ -15,5 +16,6 @@ pub mod error;
 pub mod metrics;
 pub mod node;
 pub mod raft;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod state;

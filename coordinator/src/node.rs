@@ -31,6 +31,10 @@ pub struct Node {
     pub config: Config,
     /// Leader-only soft state: worker heartbeats and lease deadlines.
     pub liveness: Mutex<Liveness>,
+    /// Leader-only rate budgets.
+    pub budgets: Mutex<crate::ratelimit::Budgets>,
+    /// Back-offs committed on this node while it leads, pushed to watching workers.
+    pub backoffs: tokio::sync::broadcast::Sender<apitap_proto::v1::BackoffEvent>,
     /// Prometheus metrics of this node, served by the admin server.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -111,6 +115,8 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
         log_store,
         config: config.clone(),
         liveness: Mutex::new(Liveness::default()),
+        budgets: Mutex::default(),
+        backoffs: tokio::sync::broadcast::channel(256).0,
         metrics: Arc::new(crate::metrics::Metrics::new()),
     });
 

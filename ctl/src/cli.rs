@@ -82,6 +82,11 @@ pub enum Command {
     Watch { run_id: u64 },
     /// Delete a pipeline (its active runs are cancelled; loaded data stays in the sink).
     Delete { pipeline: String },
+    /// Global rate limits shared by every worker and pipeline calling the same key.
+    Ratelimit {
+        #[command(subcommand)]
+        what: RatelimitWhat,
+    },
     /// Inspect and change the coordinator cluster.
     Cluster {
         #[command(subcommand)]
@@ -100,6 +105,22 @@ pub enum RunAction {
         #[arg(long, short = 'w')]
         watch: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RatelimitWhat {
+    /// Set the limit of a key (usually the API host); replicated through Raft.
+    Set {
+        key: String,
+        /// Requests per second, for the whole fleet together.
+        #[arg(long)]
+        rps: f64,
+        /// Requests that may go out at once above the rate.
+        #[arg(long, default_value_t = 1)]
+        burst: u32,
+    },
+    /// Limits with what is granted, used and backed off now.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

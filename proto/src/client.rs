@@ -29,6 +29,11 @@ impl LeaderClient {
         }
     }
 
+    /// Every address this client knows (the configured ones and learned leaders).
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
     /// The address calls go to first.
     pub fn current(&self) -> &str {
         &self.addrs[self.current]

@@ -3,6 +3,7 @@
 //! and completions (resending until the leader acknowledges them), and drains on shutdown.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,6 +14,7 @@ use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::*;
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
 use crate::shard_loop::{LeaseWork, Outcome};
 use crate::shard_runner::{Abort, ShardRunner, StopAfterBatch};
 
@@ -70,6 +72,10 @@ pub struct Agent {
     drained: watch::Sender<bool>,
     /// Fault injection: do not stop revoked runners (see `Config::fault_ignore_revocations`).
     ignore_revocations: bool,
+    /// The worker's metrics: this agent publishes its status there and hands them to runners.
+    metrics: Arc<Metrics>,
+    /// This worker's rate budgets, started with the agent.
+    budget: Option<crate::rate_budget::BudgetHandle>,
 }
 
 impl Agent {
@@ -81,6 +87,7 @@ impl Agent {
         ignore_revocations: bool,
     ) -> Self {
         Self {
+            budget: None,
             id,
             slots,
             client: LeaderClient::new(coordinators, Duration::from_secs(2)),
@@ -96,7 +103,14 @@ impl Agent {
             reports: HashMap::new(),
             drained,
             ignore_revocations,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts into `metrics` (shared with the admin server) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -107,6 +121,9 @@ impl Agent {
         }
         self.send_reports(ctx);
         self.check_drained();
+        let held = self.runners.len() + self.reports.len();
+        self.metrics
+            .agent_status(self.registered, self.draining, held);
     }
 
     fn register(&mut self, ctx: &mut Context<Self>) {
@@ -266,6 +283,9 @@ impl Agent {
             shard_key: lease.shard_key,
             pipeline,
             vars: lease.vars.into_iter().collect(),
+            worker: self.id.clone(),
+            metrics: self.metrics.clone(),
+            budget: self.budget.clone(),
         })
     }
 
@@ -352,6 +372,10 @@ impl Actor for Agent {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
+        let budget =
+            crate::rate_budget::RateBudget::new(self.id.clone(), self.client.addrs().to_vec())
+                .start();
+        self.budget = Some(crate::rate_budget::BudgetHandle::new(budget));
         self.tick(ctx);
         ctx.run_interval(self.heartbeat, |act, ctx| act.tick(ctx));
     }
@@ -407,6 +431,7 @@ impl Handler<RunnerFinished> for Agent {
                 self.queue_complete(key, msg.fence, true, String::new(), "", Some(&cp));
             }
             Outcome::Fenced { stored } => {
+                self.metrics.fence_rejections.inc();
                 tracing::warn!(
                     run_id = key.0,
                     shard = key.1,

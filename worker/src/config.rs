@@ -27,6 +27,9 @@ pub struct Config {
     /// How many shards this worker runs at once.
     #[arg(long, env = "APITAP_WORKER_SLOTS", default_value_t = 4)]
     pub slots: u32,
+    /// Admin HTTP listen address: /health/live, /health/ready, /metrics. Port 0 picks a free port.
+    #[arg(long, env = "APITAP_ADMIN_ADDR", default_value = "127.0.0.1:7402")]
+    pub admin_addr: std::net::SocketAddr,
     /// On SIGTERM, wait this long for the current batches to commit before giving up.
     #[arg(long, env = "APITAP_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,

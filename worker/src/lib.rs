@@ -2,16 +2,23 @@
 //!
 //! - [`agent`]: the `Agent` actor (register, heartbeat, leases, reports, drain).
 //! - [`shard_runner`]: one `ShardRunner` actor per lease.
+//! - [`rate_budget`]: the `RateBudget` actor: shares of global rate limits, token buckets, back-offs.
 //! - [`shard_loop`]: claim → fetch → transform → commit, page by page (DESIGN §6).
 //! - [`fetch`]: HTTP client, pagination, auth, retries.
 //! - [`transform`]: JSON → Arrow, DataFusion SQL.
 //! - [`sink`]: one module per sink behind the `Sink` trait, with fencing.
 //! - [`config`]: command-line flags.
+//! - [`admin`]: the admin HTTP server (health, readiness, metrics).
+//! - [`metrics`]: Prometheus metrics; [`telemetry`]: the shard loop's tracing spans.
 
+pub mod admin;
 pub mod agent;
 pub mod config;
 pub mod fetch;
+pub mod metrics;
+pub mod rate_budget;
 pub mod shard_loop;
 pub mod shard_runner;
 pub mod sink;
+pub mod telemetry;
 pub mod transform;

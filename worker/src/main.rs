@@ -1,12 +1,15 @@
+use std::sync::Arc;
+
 use actix::Actor;
 use apitap_worker::agent::{Agent, Drain};
 use apitap_worker::config::Config;
+use apitap_worker::metrics::Metrics;
 use clap::Parser;
 use tokio::sync::watch;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    apitap_common::telemetry::init(config.log_format, "info");
+    let mut telemetry = apitap_common::telemetry::init(config.log_format, "info");
     // actix on a multi-threaded tokio runtime, so reqwest, sqlx, tonic and DataFusion share it.
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -16,6 +19,10 @@ fn main() -> anyhow::Result<()> {
     });
     let code = system.block_on(async move {
         let id = config.worker_id();
+        let metrics = Arc::new(Metrics::new());
+        let admin = apitap_worker::admin::start(config.admin_addr, metrics.clone()).map_err(|e| {
+            anyhow::anyhow!("cannot serve the admin address {}: {e}", config.admin_addr)
+        })?;
         let (drained_tx, mut drained) = watch::channel(false);
         let agent = Agent::new(
             id.clone(),
@@ -23,15 +30,19 @@ fn main() -> anyhow::Result<()> {
             config.coordinators.clone(),
             drained_tx,
             config.fault_ignore_revocations,
-        ).start();
-        println!("{}", serde_json::json!({"event": "started", "worker_id": id}));
+        )
+        .with_metrics(metrics.clone())
+        .start();
+        println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string()}));
         tracing::info!(worker = %id, slots = config.slots, coordinators = ?config.coordinators, "worker started");
         apitap_common::shutdown::wait_for_os_signal().await;
+        // Not ready from here on, before the agent even hears of the drain.
+        metrics.draining.set(1);
         let started = std::time::Instant::now();
         tracing::info!(timeout = ?config.drain_timeout, "shutdown signal: draining");
         agent.do_send(Drain);
         let finished = tokio::time::timeout(config.drain_timeout, drained.wait_for(|d| *d)).await;
-        match finished {
+        let code = match finished {
             Ok(_) => {
                 tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "drained; leases released");
                 0
@@ -40,7 +51,11 @@ fn main() -> anyhow::Result<()> {
                 tracing::error!(timeout = ?config.drain_timeout, "drain did not finish in time; exiting with leases held");
                 1
             }
-        }
-    });
+        };
+        admin.stop().await;
+        anyhow::Ok(code)
+    })?;
+    // `exit` skips destructors: flush the last spans first.
+    telemetry.shutdown();
     std::process::exit(code);
 }

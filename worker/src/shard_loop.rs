@@ -3,15 +3,19 @@
 //! `ShardRunner` actor owns it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apitap_common::checkpoint::{advance_watermark, Checkpoint};
 use apitap_common::error::ErrorClass;
 use apitap_common::spec::Pipeline;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::fetch::Fetcher;
+use crate::metrics::{FetchObserver, Metrics};
 use crate::sink::{self, ShardRef, Sink, SinkError};
+use crate::telemetry::{stage_span, Stage};
 use crate::transform::Transformer;
 
 /// A granted lease with everything needed to work on it.
@@ -24,6 +28,12 @@ pub struct LeaseWork {
     /// Secrets already substituted.
     pub pipeline: Pipeline,
     pub vars: BTreeMap<String, String>,
+    /// This worker's id, for the spans.
+    pub worker: String,
+    /// The worker's metrics, counted page by page.
+    pub metrics: Arc<Metrics>,
+    /// Global rate budgets, for pipelines with a `rate_limit`.
+    pub budget: Option<crate::rate_budget::BudgetHandle>,
 }
 
 /// How a lease's work ended.
@@ -90,17 +100,27 @@ pub async fn run(
         Ok(f) => f,
         Err(e) => return fail(e.class(), e, Some(&cp)),
     };
+    let (fetcher, _demand) = with_budget(fetcher, &work);
+    let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
     let transformer = Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref());
     let mut last_report = Instant::now() - Duration::from_secs(10);
     while !cp.is_done() {
         if *stop.borrow_and_update() {
             return Outcome::Stopped(cp);
         }
-        let page = match fetcher.fetch(&cp.position, cp.pages, cp.records).await {
+        let page = match fetches
+            .fetch(&fetcher, &cp.position, cp.pages, cp.records)
+            .instrument(stage_span(Stage::Fetch, &work))
+            .await
+        {
             Ok(p) => p,
             Err(e) => return fail(e.class(), e, Some(&cp)),
         };
-        let batch = match transformer.run(&page.records).await {
+        let batch = match transformer
+            .run(&page.records)
+            .instrument(stage_span(Stage::Transform, &work))
+            .await
+        {
             Ok(b) => b,
             Err(e) => {
                 return dead_letter(
@@ -115,6 +135,8 @@ pub async fn run(
                 .await
             }
         };
+        let rows = batch.as_ref().map_or(0, |b| b.num_rows() as u64);
+        work.metrics.records_transformed.add(rows);
         let watermark = match &work.pipeline.spec.incremental {
             Some(inc) => advance_watermark(cp.watermark.clone(), &page.records, &inc.cursor_field),
             None => None,
@@ -125,7 +147,12 @@ pub async fn run(
             records: cp.records + page.records.len() as u64,
             watermark,
         };
-        if let Err(e) = sink.commit(&shard, work.fence, batch.as_ref(), &next).await {
+        let committing = Instant::now();
+        if let Err(e) = sink
+            .commit(&shard, work.fence, batch.as_ref(), &next)
+            .instrument(stage_span(Stage::Load, &work))
+            .await
+        {
             if e.class() == ErrorClass::User {
                 return dead_letter(
                     &mut sink,
@@ -140,6 +167,7 @@ pub async fn run(
             }
             return sink_outcome(e, Some(&cp));
         }
+        work.metrics.observe_commit(committing.elapsed(), rows);
         cp = next;
         if cp.is_done() || last_report.elapsed() >= Duration::from_millis(500) {
             progress(&cp);
@@ -173,4 +201,46 @@ async fn dead_letter(
         }
     }
     fail(class, error, Some(cp))
+}
+
+/// Takes a permit from the worker's rate budget before every request of a pipeline with a
+/// `rate_limit`, and turns an upstream 429's Retry-After into a cluster-wide back-off. The
+/// returned guard withdraws this runner's demand when the shard ends.
+fn with_budget(fetcher: Fetcher, work: &LeaseWork) -> (Fetcher, Option<DemandGuard>) {
+    let (Some(budget), Some(rl)) = (work.budget.clone(), work.pipeline.spec.rate_limit.as_ref())
+    else {
+        return (fetcher, None);
+    };
+    let key = rl.key.clone();
+    budget.demand(&key, rl.requests_per_second, true);
+    let guard = DemandGuard {
+        budget: budget.clone(),
+        key: key.clone(),
+    };
+    let (b1, k1) = (budget.clone(), key.clone());
+    let fetcher = fetcher
+        .with_permit(move || {
+            let (b, k) = (b1.clone(), k1.clone());
+            async move { b.acquire(&k).await }
+        })
+        .on_retry(move |ev| {
+            if ev.status == Some(429) {
+                if let Some(after) = ev.retry_after {
+                    budget.backoff(&key, after);
+                }
+            }
+        });
+    (fetcher, Some(guard))
+}
+
+/// Withdraws a runner's demand for a rate-limit key when dropped.
+struct DemandGuard {
+    budget: crate::rate_budget::BudgetHandle,
+    key: String,
+}
+
+impl Drop for DemandGuard {
+    fn drop(&mut self) {
+        self.budget.demand(&self.key, 0.0, false);
+    }
 }

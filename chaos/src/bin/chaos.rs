@@ -85,6 +85,33 @@ enum BenchCmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// SIGKILL a worker holding leases of a slow sharded run (1 coordinator, 3 workers,
+    /// PostgreSQL sink), again and again: time until one of its shards commits on another
+    /// worker (lease TTL + grant + claim + first page).
+    Reassign {
+        #[arg(long, default_value_t = 10)]
+        kills: u32,
+        /// `--lease-ttl` of the coordinator.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        lease_ttl: std::time::Duration,
+        /// Shards of the run (at most 8, what two surviving workers can hold).
+        #[arg(long, default_value_t = 6)]
+        shards: u32,
+        /// Latency the mock API adds to every page request, in ms.
+        #[arg(long, default_value_t = 200)]
+        latency_ms: u64,
+    },
+    /// Lease grants/s the leader sustains to simulated in-process workers (gRPC
+    /// WorkerService) that complete every lease at once; 1 coordinator, no real workers.
+    Grants {
+        #[arg(long, default_value_t = 50)]
+        workers: usize,
+        #[arg(long, default_value_t = 2000)]
+        shards: u32,
+        /// Slots each simulated worker registers with.
+        #[arg(long, default_value_t = 4)]
+        slots: u32,
+    },
 }
 
 #[tokio::main]
@@ -140,6 +167,40 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 apitap_chaos::bench_raft::submit(clients, seconds).await?
             );
+            Ok(())
+        }
+        Cmd::Bench {
+            bench:
+                BenchCmd::Reassign {
+                    kills,
+                    lease_ttl,
+                    shards,
+                    latency_ms,
+                },
+        } => {
+            let b = apitap_chaos::bench_lease::ReassignBench {
+                kills,
+                lease_ttl,
+                shards,
+                latency_ms,
+            };
+            println!("{}", apitap_chaos::bench_lease::reassign(b).await?);
+            Ok(())
+        }
+        Cmd::Bench {
+            bench:
+                BenchCmd::Grants {
+                    workers,
+                    shards,
+                    slots,
+                },
+        } => {
+            let b = apitap_chaos::bench_lease::GrantsBench {
+                workers,
+                shards,
+                slots,
+            };
+            println!("{}", apitap_chaos::bench_lease::grants(b).await?);
             Ok(())
         }
         Cmd::Up {

@@ -109,6 +109,7 @@ impl ClusterBuilder {
                 addr: format!("127.0.0.1:{}", free_port()),
                 data_dir: cluster.out.join(format!("coordinator-{id}")),
                 proc: None,
+                admin: None,
             });
         }
         for i in 0..self.coordinators {
@@ -126,6 +127,7 @@ impl ClusterBuilder {
             cluster.workers.push(WorkerNode {
                 id: format!("worker-{}", i + 1),
                 proc: None,
+                admin: None,
             });
             cluster.start_worker(i)?;
         }
@@ -139,11 +141,15 @@ pub struct CoordinatorNode {
     pub addr: String,
     pub data_dir: PathBuf,
     pub proc: Option<Proc>,
+    /// Its admin HTTP address (health, metrics), from its first stdout line.
+    pub admin: Option<String>,
 }
 
 pub struct WorkerNode {
     pub id: String,
     pub proc: Option<Proc>,
+    /// Its admin HTTP address (health, metrics), from its first stdout line.
+    pub admin: Option<String>,
 }
 
 pub struct TestCluster {
@@ -195,6 +201,8 @@ impl TestCluster {
             .arg(&node.data_dir)
             .arg("--lease-ttl")
             .arg(humantime::format_duration(self.lease_ttl).to_string())
+            .arg("--admin-addr")
+            .arg("127.0.0.1:0")
             .env("RUST_LOG", "info,openraft=warn");
         if node.id == 1 {
             cmd.arg("--init");
@@ -202,13 +210,14 @@ impl TestCluster {
         if let Some(n) = self.snapshot_every {
             cmd.arg("--snapshot-every").arg(n.to_string());
         }
-        let (proc, _) = Proc::spawn(
+        let (proc, ready) = Proc::spawn(
             &format!("coordinator-{}", node.id),
             cmd,
             &self.logs(),
             Duration::from_secs(30),
         )?;
         self.coordinators[i].proc = Some(proc);
+        self.coordinators[i].admin = admin_addr(&ready);
         Ok(())
     }
 
@@ -222,12 +231,15 @@ impl TestCluster {
             .arg(self.slots.to_string())
             .arg("--coordinator")
             .arg(self.coordinator_addrs().join(","))
+            .arg("--admin-addr")
+            .arg("127.0.0.1:0")
             .env("RUST_LOG", "info");
         for (k, v) in &self.worker_env {
             cmd.env(k, v);
         }
-        let (proc, _) = Proc::spawn(&id, cmd, &self.logs(), Duration::from_secs(30))?;
+        let (proc, ready) = Proc::spawn(&id, cmd, &self.logs(), Duration::from_secs(30))?;
         self.workers[i].proc = Some(proc);
+        self.workers[i].admin = admin_addr(&ready);
         Ok(())
     }
 
@@ -333,6 +345,11 @@ impl TestCluster {
     pub fn out_path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.out.join(rel)
     }
+}
+
+/// The `admin` address a node prints in its first stdout line.
+fn admin_addr(ready: &serde_json::Value) -> Option<String> {
+    ready["admin"].as_str().map(str::to_owned)
 }
 
 impl Drop for TestCluster {

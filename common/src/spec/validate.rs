@@ -389,7 +389,10 @@ fn shards(p: &Pipeline, out: &mut Vec<Problem>) {
             format!("{:?} is not a valid variable name", s.param),
         ));
     }
-    let set = [s.values.is_some(), s.range.is_some(), s.window.is_some()].iter().filter(|x| **x).count();
+    let set = [s.values.is_some(), s.range.is_some(), s.window.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
     if set != 1 {
         out.push(
             Problem::new("spec.shards", "set exactly one of `values`, `range` and `window`")
@@ -420,14 +423,23 @@ fn shards(p: &Pipeline, out: &mut Vec<Problem>) {
         }
     }
     if let Some(w) = &s.window {
-        match (crate::timestamp::parse(&w.start), crate::timestamp::parse(&w.end)) {
+        match (
+            crate::timestamp::parse(&w.start),
+            crate::timestamp::parse(&w.end),
+        ) {
             (Err(e), _) => out.push(Problem::new("spec.shards.window.start", e)),
             (_, Err(e)) => out.push(Problem::new("spec.shards.window.end", e)),
-            (Ok(a), Ok(b)) if a >= b => out.push(Problem::new("spec.shards.window", "start is not before end")),
+            (Ok(a), Ok(b)) if a >= b => out.push(Problem::new(
+                "spec.shards.window",
+                "start is not before end",
+            )),
             (Ok(a), Ok(b)) => {
                 let step = w.step.as_secs() as i64;
                 if step == 0 {
-                    out.push(Problem::new("spec.shards.window.step", "must be at least 1s"));
+                    out.push(Problem::new(
+                        "spec.shards.window.step",
+                        "must be at least 1s",
+                    ));
                 } else if (b - a) / step >= 10_000 {
                     out.push(
                         Problem::new("spec.shards.window.step", "makes 10,000 or more shards")

@@ -64,6 +64,30 @@ impl ControlApi {
         }
     }
 
+    async fn rate_limits(&self) -> Result<Vec<RateLimitInfo>, Status> {
+        linearizable(&self.node).await?;
+        let now = std::time::Instant::now();
+        let st = self.node.state.read().expect("state lock");
+        let budgets = self.node.budgets.lock().expect("budgets lock");
+        Ok(st
+            .state
+            .rate_limits
+            .values()
+            .map(|l| {
+                let u = budgets.usage(&l.key, now);
+                RateLimitInfo {
+                    key: l.key.clone(),
+                    rps: l.rps,
+                    burst: l.burst,
+                    granted_rps: u.granted_rps,
+                    used_last_second: u.used_last_second,
+                    workers: u.workers,
+                    backoff_until_ms: l.backoff_until_ms,
+                }
+            })
+            .collect())
+    }
+
     async fn status(&self) -> Result<ClusterStatusResponse, Status> {
         let node = &self.node;
         let m = node.raft.metrics().borrow().clone();
@@ -185,6 +209,11 @@ impl ControlService for ControlApi {
                 .incremental
                 .as_ref()
                 .map(|i| i.initial.clone()),
+            rate_limit: pipeline
+                .spec
+                .rate_limit
+                .as_ref()
+                .map(|r| (r.key.clone(), r.requests_per_second, r.burst)),
             start_run,
             now_ms: apitap_common::time::now_ms(),
         };
@@ -330,6 +359,39 @@ impl ControlService for ControlApi {
             now_ms: apitap_common::time::now_ms(),
         };
         self.run_command(run_id, cmd).await
+    }
+
+    async fn set_rate_limit(&self, req: Request<SetRateLimitRequest>) -> Reply<RateLimitInfo> {
+        let req = req.into_inner();
+        if req.key.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "the rate-limit key is empty; usually it is the API host",
+            ));
+        }
+        if !(req.rps > 0.0 && req.rps.is_finite()) {
+            return Err(Status::invalid_argument("--rps must be a positive number"));
+        }
+        let cmd = Command::SetRateLimit {
+            key: req.key.clone(),
+            rps: req.rps,
+            burst: req.burst.max(1),
+        };
+        propose(&self.node, cmd).await?;
+        let limits = self.rate_limits().await?;
+        limits
+            .into_iter()
+            .find(|l| l.key == req.key)
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("limit vanished"))
+    }
+
+    async fn list_rate_limits(
+        &self,
+        _: Request<ListRateLimitsRequest>,
+    ) -> Reply<ListRateLimitsResponse> {
+        Ok(Response::new(ListRateLimitsResponse {
+            limits: self.rate_limits().await?,
+        }))
     }
 
     async fn cluster_status(

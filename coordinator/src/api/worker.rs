@@ -191,6 +191,104 @@ impl WorkerService for WorkerApi {
         Ok(ack(r))
     }
 
+    async fn acquire_budget(&self, req: Request<BudgetRequest>) -> Reply<BudgetGrant> {
+        self.require_leader()?;
+        let req = req.into_inner();
+        let limit = {
+            let st = self.node.state.read().expect("state lock");
+            st.state.rate_limits.get(&req.key).cloned()
+        };
+        let Some(limit) = limit else {
+            return Ok(Response::new(BudgetGrant::default()));
+        };
+        let term = self.node.raft.metrics().borrow().current_term;
+        let ask = crate::ratelimit::Ask {
+            key: &req.key,
+            limit: limit.rps,
+            worker: &req.worker_id,
+            wants: req.wants_rps,
+            has: req.has_rps,
+            used: req.used,
+        };
+        let rps =
+            self.node
+                .budgets
+                .lock()
+                .expect("budgets lock")
+                .acquire(term, ask, Instant::now());
+        Ok(Response::new(BudgetGrant {
+            limited: true,
+            rps,
+            burst: limit.burst,
+            ttl_ms: crate::ratelimit::GRANT_TTL.as_millis() as u64,
+            backoff_until_ms: limit.backoff_until_ms,
+            limit_rps: limit.rps,
+        }))
+    }
+
+    async fn report_backoff(&self, req: Request<BackoffReport>) -> Reply<Ack> {
+        let req = req.into_inner();
+        let until_ms = apitap_common::time::now_ms() + req.retry_after_ms;
+        let r = propose(
+            &self.node,
+            Command::Backoff {
+                key: req.key.clone(),
+                until_ms,
+            },
+        )
+        .await?;
+        if !matches!(r, CommandResult::Rejected { .. }) {
+            tracing::info!(key = %req.key, worker = %req.worker_id, retry_after_ms = req.retry_after_ms, "cluster-wide back-off");
+            let _ = self.node.backoffs.send(BackoffEvent {
+                key: req.key,
+                until_ms,
+            });
+        }
+        Ok(ack(r))
+    }
+
+    type WatchBackoffsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<BackoffEvent, Status>> + Send>>;
+
+    async fn watch_backoffs(
+        &self,
+        _: Request<WatchBackoffsRequest>,
+    ) -> Reply<Self::WatchBackoffsStream> {
+        self.require_leader()?;
+        let rx = self.node.backoffs.subscribe();
+        let current: Vec<Result<BackoffEvent, Status>> = {
+            let st = self.node.state.read().expect("state lock");
+            st.state
+                .rate_limits
+                .values()
+                .filter(|l| l.backoff_until_ms > apitap_common::time::now_ms())
+                .map(|l| {
+                    Ok(BackoffEvent {
+                        key: l.key.clone(),
+                        until_ms: l.backoff_until_ms,
+                    })
+                })
+                .collect()
+        };
+        // Ends once this node no longer leads, so that the worker reconnects to the leader.
+        let node = self.node.clone();
+        let live = futures::stream::unfold((rx, node), |(mut rx, node)| async move {
+            loop {
+                match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
+                    Ok(Ok(e)) => return Some((Ok(e), (rx, node))),
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                    Err(_) if node.is_leader() => continue,
+                    Err(_) => return None,
+                }
+            }
+        });
+        use futures::StreamExt;
+        Ok(Response::new(Box::pin(
+            futures::stream::iter(current).chain(live),
+        )))
+    }
+
     async fn release_lease(&self, req: Request<ReleaseLeaseRequest>) -> Reply<Ack> {
         let req = req.into_inner();
         let l = lease_ref(req.lease)?;

@@ -74,6 +74,7 @@ fn record_key(key: &Key) -> Vec<u8> {
         Key::Pipeline(name) => format!("p/{name}").into_bytes(),
         Key::Run(id) => format!("r/{id:020}").into_bytes(),
         Key::Worker(id) => format!("w/{id}").into_bytes(),
+        Key::RateLimit(key) => format!("l/{key}").into_bytes(),
     }
 }
 
@@ -121,6 +122,12 @@ impl StateMachine {
                         serde_json::from_slice(&v).map_err(read_err)?,
                     );
                 }
+                Some(("l", key)) => {
+                    st.rate_limits.insert(
+                        key.to_string(),
+                        serde_json::from_slice(&v).map_err(read_err)?,
+                    );
+                }
                 Some(("m", "last_applied")) => {
                     applied.last_applied = serde_json::from_slice(&v).map_err(read_err)?
                 }
@@ -146,6 +153,7 @@ impl StateMachine {
                 Key::Pipeline(n) => a.state.pipelines.get(n).map(serde_json::to_vec),
                 Key::Run(id) => a.state.runs.get(id).map(serde_json::to_vec),
                 Key::Worker(id) => a.state.workers.get(id).map(serde_json::to_vec),
+                Key::RateLimit(k) => a.state.rate_limits.get(k).map(serde_json::to_vec),
             };
             match value {
                 Some(v) => batch.put_cf(cf, k, v.map_err(write_err)?),
@@ -190,11 +198,13 @@ impl StateMachine {
             .collect();
         keys.extend(a.state.runs.keys().map(|id| Key::Run(*id)));
         keys.extend(a.state.workers.keys().cloned().map(Key::Worker));
+        keys.extend(a.state.rate_limits.keys().cloned().map(Key::RateLimit));
         for key in &keys {
             let v = match key {
                 Key::Pipeline(n) => serde_json::to_vec(&a.state.pipelines[n]),
                 Key::Run(id) => serde_json::to_vec(&a.state.runs[id]),
                 Key::Worker(id) => serde_json::to_vec(&a.state.workers[id]),
+                Key::RateLimit(k) => serde_json::to_vec(&a.state.rate_limits[k]),
             };
             batch.put_cf(cf, record_key(key), v.map_err(write_err)?);
         }

@@ -21,6 +21,9 @@ pub enum Command {
         /// Incremental loads: the first run's watermark.
         #[serde(default)]
         initial_watermark: Option<String>,
+        /// The pipeline's `rate_limit`: (key, requests per second, burst).
+        #[serde(default)]
+        rate_limit: Option<(String, f64, u32)>,
         start_run: Option<Vec<ShardDef>>,
         now_ms: u64,
     },
@@ -42,6 +45,16 @@ pub enum Command {
     RetryRun {
         run_id: u64,
         now_ms: u64,
+    },
+    SetRateLimit {
+        key: String,
+        rps: f64,
+        burst: u32,
+    },
+    /// Nobody calls `key` before `until_ms` (only ever extends).
+    Backoff {
+        key: String,
+        until_ms: u64,
     },
     RegisterWorker {
         id: String,
@@ -121,6 +134,7 @@ pub enum Key {
     Pipeline(String),
     Run(u64),
     Worker(String),
+    RateLimit(String),
 }
 
 fn rejected(reason: impl Into<String>) -> CommandResult {
@@ -141,10 +155,15 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             source_url,
             sink,
             initial_watermark,
+            rate_limit,
             start_run,
             now_ms,
         } => {
             let mut keys = vec![Key::Pipeline(name.clone())];
+            if let Some((key, rps, burst)) = rate_limit {
+                set_limit(state, key, *rps, *burst);
+                keys.push(Key::RateLimit(key.clone()));
+            }
             let created = !state.pipelines.contains_key(name);
             let record = state
                 .pipelines
@@ -222,6 +241,17 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             let mut keys = vec![Key::Pipeline(pipeline.clone())];
             let run_id = start(state, pipeline, shards, *now_ms, &mut keys);
             (CommandResult::RunStarted { run_id }, keys)
+        }
+        Command::SetRateLimit { key, rps, burst } => {
+            set_limit(state, key, *rps, *burst);
+            (CommandResult::Done, vec![Key::RateLimit(key.clone())])
+        }
+        Command::Backoff { key, until_ms } => {
+            let Some(l) = state.rate_limits.get_mut(key) else {
+                return (rejected(format!("no rate limit for {key}")), vec![]);
+            };
+            l.backoff_until_ms = l.backoff_until_ms.max(*until_ms);
+            (CommandResult::Done, vec![Key::RateLimit(key.clone())])
         }
         Command::CancelRun { run_id, now_ms } => {
             let Some(run) = state.runs.get_mut(run_id) else {
@@ -494,4 +524,18 @@ fn current_lease(
     let s = &run.shards[i];
     (s.state == ShardState::Leased && s.fence == fence && !run.state.is_terminal())
         .then_some((run, i))
+}
+
+fn set_limit(state: &mut State, key: &str, rps: f64, burst: u32) {
+    let l = state
+        .rate_limits
+        .entry(key.to_string())
+        .or_insert_with(|| RateLimitRecord {
+            key: key.to_string(),
+            rps,
+            burst,
+            backoff_until_ms: 0,
+        });
+    l.rps = rps;
+    l.burst = burst;
 }

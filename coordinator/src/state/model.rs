@@ -151,6 +151,16 @@ pub struct WorkerRecord {
     pub registered_at_ms: u64,
 }
 
+/// A global rate limit (DESIGN §7), shared by every worker and pipeline using its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLimitRecord {
+    pub key: String,
+    pub rps: f64,
+    pub burst: u32,
+    /// Unix ms until which nobody may call the key (an upstream 429's Retry-After).
+    pub backoff_until_ms: u64,
+}
+
 /// The whole replicated state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -158,6 +168,8 @@ pub struct State {
     pub runs: BTreeMap<u64, Run>,
     pub workers: BTreeMap<String, WorkerRecord>,
     pub next_run_id: u64,
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RateLimitRecord>,
 }
 
 impl State {

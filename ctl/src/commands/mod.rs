@@ -2,10 +2,11 @@
 
 mod cluster;
 mod pipelines;
+mod ratelimit;
 mod runs;
 mod submit;
 
-use crate::cli::{Cli, ClusterWhat, Command, DescribeWhat, GetWhat, RunAction};
+use crate::cli::{Cli, ClusterWhat, Command, DescribeWhat, GetWhat, RatelimitWhat, RunAction};
 use crate::client::Client;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -46,6 +47,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run { .. } => anyhow::bail!("name the pipeline to run: apitapctl run NAME"),
         Command::Watch { run_id } => runs::watch(&mut client, format, run_id).await,
         Command::Delete { pipeline } => pipelines::delete(&mut client, format, &pipeline).await,
+        Command::Ratelimit {
+            what: RatelimitWhat::Set { key, rps, burst },
+        } => ratelimit::set(&mut client, format, key, rps, burst).await,
+        Command::Ratelimit {
+            what: RatelimitWhat::List,
+        } => ratelimit::list(&mut client, format).await,
         Command::Cluster { what } => match what {
             ClusterWhat::Status => cluster::status(&mut client, format).await,
             ClusterWhat::Init => cluster::init(&mut client, format).await,

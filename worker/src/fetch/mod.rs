@@ -128,10 +128,16 @@ impl Fetcher {
         })
     }
 
-    /// Calls `observer` before every retry wait, e.g. to report a 429's `Retry-After` as a
-    /// cluster-wide back-off.
+    /// Calls `observer` (after any observer added before) before every retry wait, e.g. to
+    /// report a 429's `Retry-After` as a cluster-wide back-off.
     pub fn on_retry(mut self, observer: impl Fn(&RetryEvent) + Send + Sync + 'static) -> Self {
-        self.observer = Some(Arc::new(observer));
+        self.observer = Some(match self.observer.take() {
+            None => Arc::new(observer),
+            Some(first) => Arc::new(move |e: &RetryEvent| {
+                first(e);
+                observer(e);
+            }),
+        });
         self
     }
 

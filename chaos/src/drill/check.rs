@@ -1,0 +1,182 @@
+//! The checks made once the cluster has healed: every source record in the sink exactly
+//! once, and every coordinator holding the same Raft state.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Row;
+
+use super::workload::DrillPipeline;
+use crate::mock_api::record;
+use crate::testbed::grpc::status_of;
+use crate::testbed::wait;
+
+/// The `application_name` of the drill's own PostgreSQL connections, so that
+/// `kill-pg-backend` never picks them.
+pub const DRILL_APP_NAME: &str = "apitap-chaos-drill";
+
+/// A small pool on the drill's PostgreSQL, named so that the drill's own faults spare it.
+pub async fn drill_pool(url: &str) -> sqlx::Result<PgPool> {
+    let options: PgConnectOptions = url.parse()?;
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.application_name(DRILL_APP_NAME))
+        .await
+}
+
+/// How one pipeline's table compares with the records it had to load.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableCheck {
+    pub pipeline: String,
+    pub table: String,
+    pub expected: u64,
+    pub rows: u64,
+    /// Expected ids absent from the table.
+    pub lost: u64,
+    /// Rows beyond the first of each id.
+    pub duplicated: u64,
+    /// Ids the table should not hold at all.
+    pub unexpected: u64,
+    /// Rows whose content differs from the mock API's record.
+    pub corrupt: u64,
+    /// The first missing ids, for the report.
+    pub first_lost: Vec<u64>,
+    /// The first ids loaded more than once.
+    pub first_duplicated: Vec<u64>,
+}
+
+/// Compares `p.table` with ids `p.first_id..=p.last_id` of the mock dataset.
+pub async fn table(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<TableCheck> {
+    let mut c = TableCheck {
+        pipeline: p.name.clone(),
+        table: p.table.clone(),
+        expected: p.records(),
+        ..Default::default()
+    };
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&p.table)
+        .fetch_one(pool)
+        .await?;
+    let rows = if exists {
+        sqlx::query(&format!(
+            "SELECT id::bigint, COUNT(*)::bigint, MIN(email), MAX(email), MIN(\"userName\"), MAX(\"userName\") FROM {} GROUP BY id ORDER BY id",
+            p.table
+        ))
+        .fetch_all(pool)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let mut seen = BTreeSet::new();
+    for r in rows {
+        let id: i64 = r.get(0);
+        let n: i64 = r.get(1);
+        let id = id as u64;
+        c.rows += n as u64;
+        if !(p.first_id..=p.last_id).contains(&id) {
+            c.unexpected += 1;
+            continue;
+        }
+        seen.insert(id);
+        if n > 1 {
+            c.duplicated += (n - 1) as u64;
+            if c.first_duplicated.len() < 10 {
+                c.first_duplicated.push(id);
+            }
+        }
+        let want = record(id);
+        let fields: [Option<String>; 4] = [r.get(2), r.get(3), r.get(4), r.get(5)];
+        let ok = fields[..2].iter().all(|f| f.as_deref() == want["email"].as_str())
+            && fields[2..].iter().all(|f| f.as_deref() == want["userName"].as_str());
+        if !ok {
+            c.corrupt += 1;
+        }
+    }
+    for id in p.first_id..=p.last_id {
+        if !seen.contains(&id) {
+            c.lost += 1;
+            if c.first_lost.len() < 10 {
+                c.first_lost.push(id);
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// Shards (by their `start-end` key) with missing ids: "gaps per shard".
+pub fn shard_gaps(check: &TableCheck, shard_keys: &[String], lost_ids: &BTreeSet<u64>) -> Vec<String> {
+    if check.lost == 0 {
+        return Vec::new();
+    }
+    shard_keys
+        .iter()
+        .filter_map(|k| {
+            let (a, b) = k.split_once('-')?;
+            let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+            let missing = lost_ids.range(a..=b).count();
+            (missing > 0).then(|| format!("{} shard {k}: {missing} ids missing", check.pipeline))
+        })
+        .collect()
+}
+
+/// Every id of `p` missing from its table (used only when some are lost).
+pub async fn lost_ids(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<BTreeSet<u64>> {
+    let present: Vec<i64> = sqlx::query_scalar(&format!("SELECT DISTINCT id::bigint FROM {}", p.table))
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+    let present: BTreeSet<u64> = present.into_iter().map(|i| i as u64).collect();
+    Ok((p.first_id..=p.last_id).filter(|i| !present.contains(i)).collect())
+}
+
+/// Waits until every coordinator reports the same applied index and state digest; on a
+/// timeout returns what each one reported.
+pub async fn raft_converged(addrs: &[String], timeout: Duration) -> Result<String, String> {
+    let agreed = wait::until_async("the coordinators to agree", timeout, || async {
+        let mut seen = BTreeSet::new();
+        for a in addrs {
+            let s = status_of(a).await.ok()?;
+            seen.insert((s.applied_index, s.state_digest));
+        }
+        (seen.len() == 1).then(|| seen.into_iter().next().map(|(_, d)| d).unwrap_or_default())
+    })
+    .await;
+    match agreed {
+        Ok(d) => Ok(d),
+        Err(_) => {
+            let mut views = Vec::new();
+            for a in addrs {
+                views.push(match status_of(a).await {
+                    Ok(s) => format!("{a}: applied {} digest {}", s.applied_index, s.state_digest),
+                    Err(e) => format!("{a}: unreachable ({e})"),
+                });
+            }
+            Err(views.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_attributed_to_their_shards() {
+        let c = TableCheck {
+            pipeline: "drill-1".into(),
+            lost: 3,
+            ..Default::default()
+        };
+        let keys = vec!["1-10".to_string(), "11-20".to_string(), "21-30".to_string()];
+        let lost: BTreeSet<u64> = [3, 4, 25].into_iter().collect();
+        assert_eq!(
+            shard_gaps(&c, &keys, &lost),
+            vec![
+                "drill-1 shard 1-10: 2 ids missing".to_string(),
+                "drill-1 shard 21-30: 1 ids missing".to_string()
+            ]
+        );
+    }
+}

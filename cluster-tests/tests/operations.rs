@@ -1,0 +1,495 @@
+//! What an operator sees on real processes: `/metrics` that move during a run and add up
+//! to the dataset, readiness that turns 503 while a worker drains and on a coordinator
+//! without a leader, status 0 after SIGTERM from every binary, and the shard loop's spans
+//! arriving at an OTLP collector.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apitap_chaos::mock_api::{Fault, FaultSpec};
+use apitap_chaos::testbed::process::Proc;
+use apitap_chaos::testbed::{bins, wait, TestCluster};
+use apitap_cluster_tests::admin::{self, Scrape};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use serde_json::Value;
+
+/// A pipeline of `shards` id ranges over `records` mock records, `size` per page, into a
+/// SQLite file in the cluster's folder.
+fn pipeline(cluster: &TestCluster, name: &str, records: u64, shards: u32, size: u32) -> String {
+    let db = cluster.out_path(format!("{name}.db"));
+    format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata:
+  name: {name}
+spec:
+  shards: {{ param: ids, range: {{ start: 1, end: {records}, count: {shards} }} }}
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
+      records: $.data
+      pagination: {{ kind: limit_offset, size: {size} }}
+  sink:
+    sqlite: {{ path: "{db}", table: {table} }}
+"#,
+        db = db.display(),
+        table = name.replace('-', "_"),
+    )
+}
+
+fn slow_source(cluster: &TestCluster, ms: u64) {
+    cluster.mock.state().push_fault(FaultSpec {
+        fault: Fault::Latency { ms },
+        count: 100_000,
+    });
+}
+
+fn coordinator_admin(cluster: &TestCluster, i: usize) -> String {
+    cluster.coordinators[i]
+        .admin
+        .clone()
+        .expect("the coordinator printed its admin address")
+}
+
+fn worker_admin(cluster: &TestCluster, i: usize) -> String {
+    cluster.workers[i]
+        .admin
+        .clone()
+        .expect("the worker printed its admin address")
+}
+
+/// Waits until `GET path` on `addr` answers `status`; returns the body.
+async fn wait_status(
+    addr: &str,
+    path: &str,
+    status: u16,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    wait::until_async(
+        &format!("{path} on {addr} to answer {status}"),
+        timeout,
+        || async {
+            match admin::get(addr, path).await {
+                Ok((s, body)) if s == status => Some(body),
+                _ => None,
+            }
+        },
+    )
+    .await
+}
+
+/// The sum of `name` over every worker's scrape.
+async fn workers_sum(
+    cluster: &TestCluster,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for i in 0..cluster.workers.len() {
+        total += admin::scrape(&worker_admin(cluster, i))
+            .await?
+            .sum(name, labels);
+    }
+    Ok(total)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_move_during_a_run_and_count_every_loaded_record() -> anyhow::Result<()> {
+    const RECORDS: u64 = 2_000;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(2)
+        .records(RECORDS)
+        .start()
+        .await?;
+    let coordinator = coordinator_admin(&cluster, 0);
+    for i in 0..cluster.workers.len() {
+        wait_status(
+            &worker_admin(&cluster, i),
+            "/health/ready",
+            200,
+            Duration::from_secs(30),
+        )
+        .await?;
+    }
+    let idle = admin::scrape(&coordinator).await?;
+    assert_eq!(idle.value("apitap_raft_is_leader"), Some(1.0));
+    assert_eq!(idle.sum("apitap_raft_role", &[("role", "leader")]), 1.0);
+    assert!(idle.value("apitap_raft_leader_changes_total") >= Some(1.0));
+    assert_eq!(idle.types["apitap_leases_granted_total"], "counter");
+    assert_eq!(
+        idle.types["apitap_lease_grant_duration_seconds"],
+        "histogram"
+    );
+
+    // 4 shards of 500 records, 25 per page, 150 ms a page: several seconds of run to watch.
+    slow_source(&cluster, 150);
+    let run = cluster.submit("metrics", &pipeline(&cluster, "metrics", RECORDS, 4, 25))?;
+    let during = wait::until_async("pages fetched mid-run", Duration::from_secs(60), || async {
+        let pages = workers_sum(&cluster, "apitap_worker_pages_fetched_total", &[])
+            .await
+            .ok()?;
+        (pages > 0.0).then_some(pages)
+    })
+    .await?;
+    let mid = admin::scrape(&coordinator).await?;
+    let info = cluster.run_info(run)?;
+    assert!(
+        during < 80.0 && info["state"] == "running",
+        "the run ended before it could be watched: {info:#}"
+    );
+    assert!(
+        mid.value("apitap_leases_granted_total") >= Some(1.0),
+        "{mid:#?}"
+    );
+    assert!(mid.value("apitap_lease_grant_duration_seconds_count") >= Some(1.0));
+    assert_eq!(mid.sum("apitap_runs", &[("state", "running")]), 1.0);
+    assert!(mid.sum("apitap_shards", &[("state", "leased")]) >= 1.0);
+    assert_eq!(mid.value("apitap_pipelines"), Some(1.0));
+    assert_eq!(mid.value("apitap_workers_live"), Some(2.0));
+    // Published on the agent's heartbeat tick.
+    wait::until_async(
+        "a worker to report a held lease",
+        Duration::from_secs(10),
+        || async {
+            let held = workers_sum(&cluster, "apitap_worker_leases_held", &[])
+                .await
+                .ok()?;
+            (held >= 1.0).then_some(())
+        },
+    )
+    .await?;
+    assert!(
+        workers_sum(
+            &cluster,
+            "apitap_worker_http_requests_total",
+            &[("status", "2xx")]
+        )
+        .await?
+            >= 1.0
+    );
+
+    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let loaded = workers_sum(&cluster, "apitap_worker_records_loaded_total", &[]).await?;
+    assert_eq!(loaded, RECORDS as f64, "records loaded");
+    assert_eq!(
+        workers_sum(&cluster, "apitap_worker_records_fetched_total", &[]).await?,
+        RECORDS as f64
+    );
+    assert_eq!(
+        workers_sum(&cluster, "apitap_worker_records_transformed_total", &[]).await?,
+        RECORDS as f64
+    );
+    let pages = workers_sum(&cluster, "apitap_worker_pages_fetched_total", &[]).await?;
+    assert!(pages >= (RECORDS / 25) as f64, "pages {pages}");
+    // No fault but latency: one successful request per page, and one commit per page.
+    assert_eq!(
+        workers_sum(
+            &cluster,
+            "apitap_worker_http_requests_total",
+            &[("status", "2xx")]
+        )
+        .await?,
+        pages
+    );
+    assert_eq!(
+        workers_sum(&cluster, "apitap_worker_http_requests_total", &[]).await?,
+        pages
+    );
+    assert_eq!(
+        workers_sum(
+            &cluster,
+            "apitap_worker_http_request_duration_seconds_count",
+            &[]
+        )
+        .await?,
+        pages
+    );
+    assert_eq!(
+        workers_sum(
+            &cluster,
+            "apitap_worker_batch_commit_duration_seconds_count",
+            &[]
+        )
+        .await?,
+        pages
+    );
+    assert_eq!(
+        workers_sum(&cluster, "apitap_worker_http_retries_total", &[]).await?,
+        0.0
+    );
+    assert_eq!(
+        workers_sum(&cluster, "apitap_worker_fence_rejections_total", &[]).await?,
+        0.0
+    );
+    assert!(workers_sum(&cluster, "apitap_worker_fetched_bytes_total", &[]).await? > 0.0);
+    assert!(
+        workers_sum(
+            &cluster,
+            "apitap_worker_http_requests_total",
+            &[("host", "127.0.0.1")]
+        )
+        .await?
+            == pages
+    );
+
+    let end = admin::scrape(&coordinator).await?;
+    assert_eq!(end.sum("apitap_runs", &[("state", "succeeded")]), 1.0);
+    assert_eq!(end.sum("apitap_shards", &[("state", "succeeded")]), 4.0);
+    assert_eq!(end.value("apitap_leases_granted_total"), Some(4.0));
+    assert_eq!(end.value("apitap_leases_expired_total"), Some(0.0));
+
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        cluster.out_path("metrics.db").display()
+    ))
+    .await?;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(rows as u64, RECORDS);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draining_worker_is_not_ready_and_exits_zero() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(1)
+        .records(400)
+        .start()
+        .await?;
+    let addr = worker_admin(&cluster, 0);
+    let ready = wait_status(&addr, "/health/ready", 200, Duration::from_secs(30)).await?;
+    assert_eq!(ready["ready"], true, "{ready}");
+
+    slow_source(&cluster, 2_000);
+    cluster.submit("drain", &pipeline(&cluster, "drain", 400, 1, 50))?;
+    wait::until_async(
+        "the worker to hold a lease",
+        Duration::from_secs(60),
+        || async {
+            let s = admin::scrape(&addr).await.ok()?;
+            (s.value("apitap_worker_leases_held")? >= 1.0).then_some(())
+        },
+    )
+    .await?;
+
+    cluster
+        .worker_proc(0)
+        .expect("running")
+        .signal(libc::SIGTERM);
+    let body = wait_status(&addr, "/health/ready", 503, Duration::from_secs(10)).await?;
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(body["reason"], "draining", "{body}");
+    // Still alive while it finishes its batch.
+    let (live, _) = admin::get(&addr, "/health/live").await?;
+    assert_eq!(live, 200);
+
+    let proc = cluster.worker_proc(0).expect("running");
+    let status = wait::until("the worker to exit", Duration::from_secs(40), || {
+        proc.try_wait()
+    })?;
+    assert_eq!(status.code(), Some(0), "worker exit status");
+    Ok(())
+}
+
+async fn three_coordinators() -> anyhow::Result<(TestCluster, usize)> {
+    let cluster = TestCluster::builder()
+        .coordinators(3)
+        .workers(0)
+        .start()
+        .await?;
+    let leader_id = cluster.wait_for_leader(Duration::from_secs(30))?;
+    let leader = cluster
+        .coordinators
+        .iter()
+        .position(|c| c.id == leader_id)
+        .expect("the leader is a member");
+    for i in 0..3 {
+        wait_status(
+            &coordinator_admin(&cluster, i),
+            "/health/ready",
+            200,
+            Duration::from_secs(30),
+        )
+        .await?;
+    }
+    Ok((cluster, leader))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_coordinator_without_a_leader_is_not_ready() -> anyhow::Result<()> {
+    let (mut cluster, leader) = three_coordinators().await?;
+    let survivor = (leader + 1) % 3;
+    for i in (0..3).filter(|i| *i != survivor) {
+        cluster.coordinator_proc(i).expect("running").kill();
+    }
+    let addr = coordinator_admin(&cluster, survivor);
+    let body = wait_status(&addr, "/health/ready", 503, Duration::from_secs(30)).await?;
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(body["reason"], "no leader", "{body}");
+    assert_eq!(admin::get(&addr, "/health/live").await?.0, 200);
+    let scrape = admin::scrape(&addr).await?;
+    assert_eq!(scrape.value("apitap_raft_has_leader"), Some(0.0));
+    assert_eq!(scrape.value("apitap_raft_is_leader"), Some(0.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_cut_off_from_its_quorum_is_not_ready() -> anyhow::Result<()> {
+    let (mut cluster, leader) = three_coordinators().await?;
+    for i in (0..3).filter(|i| *i != leader) {
+        cluster.coordinator_proc(i).expect("running").kill();
+    }
+    let addr = coordinator_admin(&cluster, leader);
+    let body = wait_status(&addr, "/health/ready", 503, Duration::from_secs(30)).await?;
+    assert_eq!(body["ready"], false, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("quorum") || r == "no leader"),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_every_binary_with_status_zero() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(1)
+        .start()
+        .await?;
+    let worker = worker_admin(&cluster, 0);
+    let coordinator = coordinator_admin(&cluster, 0);
+    wait_status(&worker, "/health/ready", 200, Duration::from_secs(30)).await?;
+    wait_status(&coordinator, "/health/ready", 200, Duration::from_secs(30)).await?;
+
+    let status = cluster
+        .worker_proc(0)
+        .expect("running")
+        .terminate(Duration::from_secs(30));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "apitap-worker after SIGTERM"
+    );
+    let status = cluster
+        .coordinator_proc(0)
+        .expect("running")
+        .terminate(Duration::from_secs(15));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "apitap-coordinator after SIGTERM"
+    );
+    // Their admin servers are gone with them.
+    assert!(admin::get(&coordinator, "/health/live").await.is_err());
+    assert!(admin::get(&worker, "/health/live").await.is_err());
+
+    let mut cmd = std::process::Command::new(bins::path("apitap-mock-api")?);
+    cmd.args(["--bind", "127.0.0.1:0", "--records", "10"]);
+    let (mut mock, ready) = Proc::spawn("mock-api", cmd, &cluster.logs(), Duration::from_secs(30))?;
+    assert_eq!(ready["event"], "listening", "{ready}");
+    let status = mock.terminate(Duration::from_secs(10));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "apitap-mock-api after SIGTERM"
+    );
+    Ok(())
+}
+
+/// An OTLP/gRPC trace collector that keeps what it receives.
+#[derive(Default, Clone)]
+struct Collector {
+    received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.received.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Collector {
+    /// Names of the received spans that carry the attributes `pipeline` and `shard`.
+    fn spans_with_lease_attributes(&self) -> BTreeSet<String> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .filter(|span| {
+                let keys: BTreeSet<&str> = span.attributes.iter().map(|a| a.key.as_str()).collect();
+                ["pipeline", "shard", "run_id", "fence", "worker"]
+                    .iter()
+                    .all(|k| keys.contains(k))
+            })
+            .map(|span| span.name.clone())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shard_loop_spans_reach_an_otlp_collector() -> anyhow::Result<()> {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(incoming),
+    );
+
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(1)
+        .records(300)
+        .worker_env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .worker_env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        .start()
+        .await?;
+    let run = cluster.submit("traced", &pipeline(&cluster, "traced", 300, 1, 100))?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+
+    wait::until_async(
+        "fetch, transform and load spans",
+        Duration::from_secs(30),
+        || async {
+            let names = collector.spans_with_lease_attributes();
+            ["fetch", "transform", "load"]
+                .iter()
+                .all(|n| names.contains(*n))
+                .then_some(())
+        },
+    )
+    .await?;
+    server.abort();
+    Ok(())
+}
+
+#[test]
+fn scrape_parser_reads_a_real_histogram() {
+    let s = Scrape::parse(
+        "# TYPE x histogram\nx_bucket{le=\"0.1\"} 1\nx_bucket{le=\"+Inf\"} 2\nx_sum 0.3\nx_count 2\n",
+    )
+    .unwrap();
+    assert_eq!(s.value("x_count"), Some(2.0));
+}

@@ -1,0 +1,77 @@
+//! `ratelimit set|list`.
+
+use apitap_proto::v1::{ListRateLimitsRequest, RateLimitInfo, SetRateLimitRequest};
+
+use crate::cli::Format;
+use crate::client::Client;
+use crate::output::{self, table};
+
+fn print(limits: &[RateLimitInfo]) {
+    if limits.is_empty() {
+        println!("no rate limits; set one with: apitapctl ratelimit set KEY --rps R --burst B");
+        return;
+    }
+    let now = apitap_common::time::now_ms();
+    let rows: Vec<Vec<String>> = limits
+        .iter()
+        .map(|l| {
+            vec![
+                l.key.clone(),
+                format!("{}", l.rps),
+                l.burst.to_string(),
+                format!("{:.1}", l.granted_rps),
+                l.used_last_second.to_string(),
+                l.workers.to_string(),
+                if l.backoff_until_ms > now {
+                    format!("{}ms", l.backoff_until_ms - now)
+                } else {
+                    "-".into()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "KEY",
+            "LIMIT RPS",
+            "BURST",
+            "GRANTED RPS",
+            "USED (1s)",
+            "WORKERS",
+            "BACK-OFF",
+        ],
+        &rows,
+    );
+}
+
+pub async fn set(
+    client: &mut Client,
+    format: Format,
+    key: String,
+    rps: f64,
+    burst: u32,
+) -> anyhow::Result<i32> {
+    let info = client
+        .call(|mut c| {
+            let key = key.clone();
+            async move {
+                c.set_rate_limit(SetRateLimitRequest { key, rps, burst })
+                    .await
+            }
+        })
+        .await?;
+    if !output::structured(format, &info) {
+        print(std::slice::from_ref(&info));
+    }
+    Ok(0)
+}
+
+pub async fn list(client: &mut Client, format: Format) -> anyhow::Result<i32> {
+    let resp = client
+        .call(|mut c| async move { c.list_rate_limits(ListRateLimitsRequest {}).await })
+        .await?;
+    if !output::structured(format, &resp.limits) {
+        print(&resp.limits);
+    }
+    Ok(0)
+}

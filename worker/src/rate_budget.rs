@@ -1,0 +1,393 @@
+//! `RateBudget`: this worker's capacity leases on global rate limits (DESIGN §7). It asks
+//! the leader for a share of each key's limit that its runners use, renews before the TTL
+//! ends, and hands out permits with a GCRA token bucket at the granted rate. Back-offs
+//! (an upstream 429) arrive pushed from the leader and stop every permit at once.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use apitap_proto::client::LeaderClient;
+use apitap_proto::v1::worker_service_client::WorkerServiceClient;
+use apitap_proto::v1::{BackoffReport, BudgetGrant, BudgetRequest, WatchBackoffsRequest};
+
+const RENEW_EVERY: Duration = Duration::from_millis(250);
+/// How long a permit request waits before asking again.
+const RECHECK: Duration = Duration::from_millis(20);
+
+/// A runner starts or stops calling `key`; `wants` is the rate it could use.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Demand {
+    pub key: String,
+    pub wants: f64,
+    pub active: bool,
+}
+
+/// May a request to `key` go out now?
+#[derive(Message)]
+#[rtype(result = "Permit")]
+pub struct Acquire {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, MessageResponse)]
+pub enum Permit {
+    Go,
+    /// Ask again after this long.
+    Wait(Duration),
+}
+
+/// Nobody may call `key` before `until_ms` (Unix ms).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Backoff {
+    pub key: String,
+    pub until_ms: u64,
+    /// Seen here first (an upstream 429): tell the cluster.
+    pub report: bool,
+}
+
+#[derive(Debug, Default)]
+struct KeyState {
+    users: u32,
+    wants: f64,
+    /// None until the leader first answers for this key.
+    limited: Option<bool>,
+    rps: f64,
+    burst: f64,
+    expires: Option<Instant>,
+    /// GCRA theoretical arrival time.
+    tat: Option<Instant>,
+    backoff_until_ms: u64,
+    used: u64,
+    renewing: bool,
+}
+
+pub struct RateBudget {
+    worker_id: String,
+    client: LeaderClient,
+    keys: HashMap<String, KeyState>,
+}
+
+impl RateBudget {
+    pub fn new(worker_id: String, coordinators: Vec<String>) -> Self {
+        Self {
+            worker_id,
+            client: LeaderClient::new(coordinators, Duration::from_millis(900)),
+            keys: HashMap::new(),
+        }
+    }
+
+    fn renew(&mut self, key: &str, ctx: &mut Context<Self>) {
+        let Some(k) = self.keys.get_mut(key) else {
+            return;
+        };
+        if k.renewing {
+            return;
+        }
+        k.renewing = true;
+        let now = Instant::now();
+        let has = if k.expires.is_some_and(|e| e > now) {
+            k.rps
+        } else {
+            0.0
+        };
+        let req = BudgetRequest {
+            worker_id: self.worker_id.clone(),
+            key: key.to_string(),
+            wants_rps: if k.users > 0 { k.wants } else { 0.0 },
+            has_rps: has,
+            used: std::mem::take(&mut k.used),
+        };
+        let mut client = self.client.clone();
+        let sent = now;
+        let fut = async move {
+            let r = client
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { WorkerServiceClient::new(ch).acquire_budget(req).await }
+                })
+                .await;
+            (client, r)
+        };
+        let key = key.to_string();
+        ctx.spawn(fut.into_actor(self).map(move |(client, r), act, _| {
+            act.client = client;
+            let Some(k) = act.keys.get_mut(&key) else {
+                return;
+            };
+            k.renewing = false;
+            match r {
+                Ok(g) => apply_grant(k, &g, sent),
+                Err(e) => {
+                    tracing::debug!(key = %key, error = %e.message(), "budget renewal failed")
+                }
+            }
+        }));
+    }
+
+    fn watch_backoffs(&self, ctx: &mut Context<Self>) {
+        let me = ctx.address();
+        let mut client = self.client.clone();
+        let worker_id = self.worker_id.clone();
+        tokio::spawn(async move {
+            loop {
+                let req = WatchBackoffsRequest {
+                    worker_id: worker_id.clone(),
+                };
+                let stream = client
+                    .call(|ch| {
+                        let req = req.clone();
+                        async move { WorkerServiceClient::new(ch).watch_backoffs(req).await }
+                    })
+                    .await;
+                if let Ok(mut stream) = stream {
+                    while let Ok(Some(e)) = stream.message().await {
+                        if me
+                            .try_send(Backoff {
+                                key: e.key,
+                                until_ms: e.until_ms,
+                                report: false,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                if !me.connected() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+}
+
+fn apply_grant(k: &mut KeyState, g: &BudgetGrant, sent: Instant) {
+    k.limited = Some(g.limited);
+    k.backoff_until_ms = k.backoff_until_ms.max(g.backoff_until_ms);
+    if !g.limited {
+        return;
+    }
+    k.rps = g.rps;
+    // Each worker's burst is its share of the key's burst, so that together they stay
+    // within it.
+    let share = if g.limit_rps > 0.0 {
+        g.rps / g.limit_rps
+    } else {
+        0.0
+    };
+    k.burst = (f64::from(g.burst) * share).floor().max(1.0);
+    k.expires = Some(sent + Duration::from_millis(g.ttl_ms));
+}
+
+/// GCRA: a permit now if the bucket has room, else how long until it does.
+fn permit(k: &mut KeyState, now: Instant, now_ms: u64) -> Permit {
+    if now_ms < k.backoff_until_ms {
+        return Permit::Wait(Duration::from_millis(k.backoff_until_ms - now_ms).min(RECHECK));
+    }
+    match k.limited {
+        None => return Permit::Wait(RECHECK),
+        Some(false) => return Permit::Go,
+        Some(true) => {}
+    }
+    if k.rps <= 0.0 || k.expires.is_none_or(|e| e <= now) {
+        return Permit::Wait(RECHECK);
+    }
+    let interval = Duration::from_secs_f64(1.0 / k.rps);
+    let tolerance = interval.mul_f64(k.burst - 1.0);
+    let tat = k.tat.map_or(now, |t| t.max(now));
+    if tat > now + tolerance {
+        return Permit::Wait((tat - tolerance - now).min(RECHECK));
+    }
+    k.tat = Some(tat + interval);
+    k.used += 1;
+    Permit::Go
+}
+
+impl Actor for RateBudget {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        self.watch_backoffs(ctx);
+        ctx.run_interval(RENEW_EVERY, |act, ctx| {
+            let keys: Vec<String> = act
+                .keys
+                .iter()
+                .filter(|(_, k)| k.users > 0 || k.used > 0)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in keys {
+                act.renew(&key, ctx);
+            }
+        });
+    }
+}
+
+impl Handler<Demand> for RateBudget {
+    type Result = ();
+    fn handle(&mut self, msg: Demand, ctx: &mut Self::Context) {
+        let k = self.keys.entry(msg.key.clone()).or_default();
+        if msg.active {
+            k.users += 1;
+            k.wants = k.wants.max(msg.wants);
+        } else {
+            k.users = k.users.saturating_sub(1);
+        }
+        if msg.active && k.limited.is_none() {
+            self.renew(&msg.key, ctx);
+        }
+    }
+}
+
+impl Handler<Acquire> for RateBudget {
+    type Result = Permit;
+    fn handle(&mut self, msg: Acquire, _: &mut Self::Context) -> Permit {
+        let k = self.keys.entry(msg.key).or_default();
+        permit(k, Instant::now(), apitap_common::time::now_ms())
+    }
+}
+
+impl Handler<Backoff> for RateBudget {
+    type Result = ();
+    fn handle(&mut self, msg: Backoff, ctx: &mut Self::Context) {
+        let k = self.keys.entry(msg.key.clone()).or_default();
+        if msg.until_ms > k.backoff_until_ms {
+            tracing::info!(key = %msg.key, until_ms = msg.until_ms, "rate-limit back-off");
+        }
+        k.backoff_until_ms = k.backoff_until_ms.max(msg.until_ms);
+        if !msg.report {
+            return;
+        }
+        let req = BackoffReport {
+            worker_id: self.worker_id.clone(),
+            key: msg.key,
+            retry_after_ms: msg.until_ms.saturating_sub(apitap_common::time::now_ms()),
+        };
+        let mut client = self.client.clone();
+        ctx.spawn(
+            async move {
+                let _ = client
+                    .call(|ch| {
+                        let req = req.clone();
+                        async move { WorkerServiceClient::new(ch).report_backoff(req).await }
+                    })
+                    .await;
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// A cloneable handle runners use: wait for a permit, report demand and 429s.
+#[derive(Clone)]
+pub struct BudgetHandle {
+    addr: Addr<RateBudget>,
+}
+
+impl std::fmt::Debug for BudgetHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BudgetHandle")
+    }
+}
+
+impl BudgetHandle {
+    pub fn new(addr: Addr<RateBudget>) -> Self {
+        Self { addr }
+    }
+
+    pub fn demand(&self, key: &str, wants: f64, active: bool) {
+        self.addr.do_send(Demand {
+            key: key.to_string(),
+            wants,
+            active,
+        });
+    }
+
+    /// Waits until a request to `key` may go out.
+    pub async fn acquire(&self, key: &str) {
+        loop {
+            match self
+                .addr
+                .send(Acquire {
+                    key: key.to_string(),
+                })
+                .await
+            {
+                Ok(Permit::Go) | Err(_) => return,
+                Ok(Permit::Wait(d)) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    /// An upstream 429 asked everyone to wait `retry_after`.
+    pub fn backoff(&self, key: &str, retry_after: Duration) {
+        self.addr.do_send(Backoff {
+            key: key.to_string(),
+            until_ms: apitap_common::time::now_ms() + retry_after.as_millis() as u64,
+            report: true,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_paces_at_the_granted_rate_with_the_burst() {
+        let now = Instant::now();
+        let mut k = KeyState {
+            limited: Some(true),
+            rps: 10.0,
+            burst: 3.0,
+            expires: Some(now + Duration::from_secs(10)),
+            ..Default::default()
+        };
+        // A burst of 3 goes at once, the 4th waits one interval (100 ms).
+        for _ in 0..3 {
+            assert_eq!(permit(&mut k, now, 0), Permit::Go);
+        }
+        assert!(matches!(permit(&mut k, now, 0), Permit::Wait(_)));
+        assert_eq!(
+            permit(&mut k, now + Duration::from_millis(100), 0),
+            Permit::Go
+        );
+        // Over 10 s at most 10 * 10 + 3 permits.
+        let mut granted = 3 + 1;
+        let mut t = now + Duration::from_millis(100);
+        while t < now + Duration::from_secs(10) {
+            t += Duration::from_millis(5);
+            if permit(&mut k, t, 0) == Permit::Go {
+                granted += 1;
+            }
+        }
+        assert!(granted <= 103, "{granted}");
+        assert!(granted >= 99, "{granted}");
+    }
+
+    #[test]
+    fn backoffs_and_missing_grants_stop_permits() {
+        let now = Instant::now();
+        let mut k = KeyState {
+            limited: Some(true),
+            rps: 10.0,
+            burst: 1.0,
+            expires: Some(now + Duration::from_secs(1)),
+            backoff_until_ms: 5_000,
+            ..Default::default()
+        };
+        assert!(matches!(permit(&mut k, now, 4_000), Permit::Wait(_)));
+        assert_eq!(permit(&mut k, now, 5_000), Permit::Go);
+        k.expires = Some(now);
+        assert!(matches!(
+            permit(&mut k, now + Duration::from_millis(500), 6_000),
+            Permit::Wait(_)
+        ));
+        k.limited = Some(false);
+        assert_eq!(permit(&mut k, now, 6_000), Permit::Go);
+    }
+}

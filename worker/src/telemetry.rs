@@ -1,0 +1,38 @@
+//! Tracing spans of the shard loop: one span per stage of a page (`fetch`, `transform`,
+//! `load`), each carrying the lease's identity so that logs and OTLP traces can be filtered
+//! by pipeline, run, shard, fence and worker (DESIGN §9).
+
+use tracing::Span;
+
+use crate::shard_loop::LeaseWork;
+
+/// A stage of the work on one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Fetch,
+    Transform,
+    Load,
+}
+
+/// The span of `stage` for a page of `work`.
+pub fn stage_span(stage: Stage, work: &LeaseWork) -> Span {
+    let pipeline = work.pipeline.name();
+    // Span names must be literals, hence one macro call per stage.
+    macro_rules! span {
+        ($name:literal) => {
+            tracing::info_span!(
+                $name,
+                pipeline = %pipeline,
+                run_id = work.run_id,
+                shard = work.shard,
+                fence = work.fence,
+                worker = %work.worker,
+            )
+        };
+    }
+    match stage {
+        Stage::Fetch => span!("fetch"),
+        Stage::Transform => span!("transform"),
+        Stage::Load => span!("load"),
+    }
+}
