@@ -382,6 +382,17 @@ async fn sigterm_stops_every_binary_with_status_zero() -> anyhow::Result<()> {
         Some(0),
         "apitap-worker after SIGTERM"
     );
+    // A SIGTERM right after the ready line drains too (the handler is installed before it).
+    cluster.start_worker(0)?;
+    let status = cluster
+        .worker_proc(0)
+        .expect("running")
+        .terminate(Duration::from_secs(30));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "apitap-worker after an early SIGTERM"
+    );
     let status = cluster
         .coordinator_proc(0)
         .expect("running")
@@ -398,6 +409,7 @@ async fn sigterm_stops_every_binary_with_status_zero() -> anyhow::Result<()> {
     let mut cmd = std::process::Command::new(bins::path("apitap-mock-api")?);
     cmd.args(["--bind", "127.0.0.1:0", "--records", "10"]);
     let (mut mock, ready) = Proc::spawn("mock-api", cmd, &cluster.logs(), Duration::from_secs(30))?;
+    // SIGTERM right after its ready line.
     assert_eq!(ready["event"], "listening", "{ready}");
     let status = mock.terminate(Duration::from_secs(10));
     assert_eq!(

@@ -39,8 +39,9 @@ impl Shutdown {
     /// Triggers shutdown on the first SIGTERM or SIGINT.
     pub fn trigger_on_os_signal(&self) {
         let this = self.clone();
+        let signal = wait_for_os_signal();
         tokio::spawn(async move {
-            wait_for_os_signal().await;
+            signal.await;
             this.trigger();
         });
     }
@@ -58,24 +59,34 @@ impl ShutdownSignal {
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C).
-pub async fn wait_for_os_signal() {
+///
+/// The handlers are installed when this is called, not when the future is first polled:
+/// call it before telling anyone the process is up, or a SIGTERM in between would kill the
+/// process by the default action instead of shutting it down.
+pub fn wait_for_os_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -48,11 +48,11 @@ const ROLES: [(ServerState, &str); 5] = [
 /// What a coordinator counts; one per node, created with the node.
 #[derive(Debug)]
 pub struct Metrics {
-    /// `GrantLease` commands this node proposed and Raft applied.
+    /// Leases granted by `GrantLeases` commands this node proposed and Raft applied.
     pub leases_granted: Counter,
     /// `ExpireLease` commands this node proposed and Raft applied.
     pub leases_expired: Counter,
-    /// Time from proposing a `GrantLease` to its result (commit and apply).
+    /// Time from proposing a `GrantLeases` batch to its result (commit and apply).
     pub lease_grant_seconds: Histogram,
     /// Times this node saw a new (leader, term).
     pub leader_changes: Counter,
@@ -88,8 +88,8 @@ impl Metrics {
         match kind {
             ProposalKind::Grant => {
                 self.lease_grant_seconds.observe_duration(took);
-                if applied {
-                    self.leases_granted.inc();
+                if let Ok(CommandResult::Granted { granted, .. }) = result {
+                    self.leases_granted.add(u64::from(*granted));
                 }
             }
             ProposalKind::Expire if applied => self.leases_expired.inc(),
@@ -240,7 +240,7 @@ pub enum ProposalKind {
 impl ProposalKind {
     pub fn of(cmd: &Command) -> Self {
         match cmd {
-            Command::GrantLease { .. } => ProposalKind::Grant,
+            Command::GrantLeases { .. } => ProposalKind::Grant,
             Command::ExpireLease { .. } => ProposalKind::Expire,
             _ => ProposalKind::Other,
         }

@@ -19,6 +19,8 @@ fn main() -> anyhow::Result<()> {
     });
     let code = system.block_on(async move {
         let id = config.worker_id();
+        // Installed before the "started" line, so that an early SIGTERM drains too.
+        let os_signal = apitap_common::shutdown::wait_for_os_signal();
         let metrics = Arc::new(Metrics::new());
         let admin = apitap_worker::admin::start(config.admin_addr, metrics.clone()).map_err(|e| {
             anyhow::anyhow!("cannot serve the admin address {}: {e}", config.admin_addr)
@@ -35,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         .start();
         println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string()}));
         tracing::info!(worker = %id, slots = config.slots, coordinators = ?config.coordinators, "worker started");
-        apitap_common::shutdown::wait_for_os_signal().await;
+        os_signal.await;
         // Not ready from here on, before the agent even hears of the drain.
         metrics.draining.set(1);
         let started = std::time::Instant::now();

@@ -72,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
         api_key: args.api_key,
         basic: args.basic,
     };
+    // Installed before the ready line, so that an early SIGTERM stops the server cleanly.
+    let shutdown = shutdown_signal()?;
     let api = start(config, args.bind).await?;
 
     let line = serde_json::json!({"event": "listening", "url": api.url()});
@@ -80,24 +82,27 @@ async fn main() -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    shutdown_signal().await?;
+    shutdown.await?;
     tracing::info!("shutting down");
     api.stop().await;
     Ok(())
 }
 
-/// Resolves on Ctrl-C or (on Unix) SIGTERM.
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Resolves on Ctrl-C or (on Unix) SIGTERM. The SIGTERM handler is installed by this call,
+/// not when the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            res = tokio::signal::ctrl_c() => res,
-            _ = term.recv() => Ok(()),
-        }
+        Ok(async move {
+            tokio::select! {
+                res = tokio::signal::ctrl_c() => res,
+                _ = term.recv() => Ok(()),
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        Ok(tokio::signal::ctrl_c())
     }
 }

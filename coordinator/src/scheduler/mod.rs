@@ -12,7 +12,7 @@ use apitap_common::shutdown::ShutdownSignal;
 // Timed and counted in the node's metrics (lease grants and expiries).
 use crate::metrics::propose_observed as propose;
 use crate::node::Node;
-use crate::state::command::Command;
+use crate::state::command::{Command, LeaseGrant};
 use crate::state::model::ShardState;
 use placement::{Candidate, PendingShard};
 
@@ -41,6 +41,7 @@ pub async fn run(node: Arc<Node>, mut shutdown: ShutdownSignal) {
 /// What the leader should propose now.
 fn plan(node: &Node, now: Instant) -> Vec<Command> {
     let ttl = node.config.lease_ttl;
+    let placement_window = (node.config.worker_heartbeat * 3).min(ttl);
     let term = node.raft.metrics().borrow().current_term;
     let guard = node.state.read().expect("state lock");
     let state = &guard.state;
@@ -81,7 +82,9 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
     let mut candidates: Vec<Candidate> = live
         .workers
         .iter()
-        .filter(|(id, w)| !w.draining && live.is_live(id, ttl, now))
+        // Only workers heard from recently: one whose heartbeats stopped must not be
+        // handed the very leases that just expired on it.
+        .filter(|(id, w)| !w.draining && live.is_live(id, placement_window, now))
         .filter_map(|(id, _)| {
             let slots = state.workers.get(id)?.slots;
             let used = held.get(id).copied().unwrap_or(0);
@@ -105,12 +108,16 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
                 })
         })
         .collect();
-    for (p, worker) in placement::place(&pending, &candidates) {
-        cmds.push(Command::GrantLease {
+    let grants: Vec<LeaseGrant> = placement::place(&pending, &candidates)
+        .into_iter()
+        .map(|(p, worker)| LeaseGrant {
             run_id: p.run_id,
             shard: p.shard,
             worker,
-        });
+        })
+        .collect();
+    if !grants.is_empty() {
+        cmds.push(Command::GrantLeases { grants });
     }
 
     // Fire schedules whose interval has passed and whose previous run is over.

@@ -62,11 +62,10 @@ pub enum Command {
         slots: u32,
         now_ms: u64,
     },
-    /// Grant a pending shard to a worker; the fence is this entry's log index.
-    GrantLease {
-        run_id: u64,
-        shard: u32,
-        worker: String,
+    /// Grant pending shards to workers, in one entry per scheduler tick; each lease's
+    /// fence is this entry's log index (unique per shard, and growing across its leases).
+    GrantLeases {
+        grants: Vec<LeaseGrant>,
     },
     /// The holder missed its heartbeats for a TTL.
     ExpireLease {
@@ -106,6 +105,14 @@ pub enum Command {
     },
 }
 
+/// One shard for one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrant {
+    pub run_id: u64,
+    pub shard: u32,
+    pub worker: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResult {
     Done,
@@ -119,6 +126,8 @@ pub enum CommandResult {
     },
     Granted {
         fence: u64,
+        /// How many of the grants applied (a shard no longer pending is skipped).
+        granted: u32,
     },
     PipelineDeleted {
         runs_cancelled: u32,
@@ -316,27 +325,32 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             );
             (CommandResult::Done, vec![Key::Worker(id.clone())])
         }
-        Command::GrantLease {
-            run_id,
-            shard,
-            worker,
-        } => {
-            let Some((run, i)) = shard_mut(state, *run_id, *shard) else {
-                return (rejected("no such shard"), vec![]);
-            };
-            let terminal = run.state.is_terminal();
-            let s = &mut run.shards[i];
-            if terminal || s.state != ShardState::Pending {
-                return (rejected(format!("shard is {}", s.state.as_str())), vec![]);
+        Command::GrantLeases { grants } => {
+            let mut keys = Vec::new();
+            for g in grants {
+                let Some((run, i)) = shard_mut(state, g.run_id, g.shard) else {
+                    continue;
+                };
+                let terminal = run.state.is_terminal();
+                let s = &mut run.shards[i];
+                if terminal || s.state != ShardState::Pending {
+                    continue;
+                }
+                s.state = ShardState::Leased;
+                s.worker = Some(g.worker.clone());
+                s.fence = log_index;
+                s.attempts += 1;
+                run.state = RunState::Running;
+                keys.push(Key::Run(g.run_id));
             }
-            s.state = ShardState::Leased;
-            s.worker = Some(worker.clone());
-            s.fence = log_index;
-            s.attempts += 1;
-            run.state = RunState::Running;
+            let granted = keys.len() as u32;
+            keys.dedup();
             (
-                CommandResult::Granted { fence: log_index },
-                vec![Key::Run(*run_id)],
+                CommandResult::Granted {
+                    fence: log_index,
+                    granted,
+                },
+                keys,
             )
         }
         Command::ExpireLease {
