@@ -31,7 +31,7 @@ pub struct Config {
     #[arg(long, env = "APITAP_DATA_DIR", default_value = "./data/coordinator")]
     pub data_dir: PathBuf,
     /// Initialize a new cluster with this node as its only member, if it has no state yet.
-    #[arg(long, env = "APITAP_INIT")]
+    #[arg(long, env = "APITAP_INIT", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub init: bool,
     /// Raft heartbeat interval.
     #[arg(long, env = "APITAP_RAFT_HEARTBEAT", default_value = "50ms", value_parser = humantime::parse_duration)]

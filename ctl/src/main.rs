@@ -14,6 +14,12 @@ use clap::Parser;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // Die quietly on a closed pipe (`apitapctl get runs | head`) instead of panicking.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     let code = match commands::dispatch(cli).await {
         Ok(code) => code,

@@ -36,7 +36,15 @@ pub struct Config {
     /// Fault injection for drills and tests: keep running leases the coordinator revoked,
     /// as a worker cut off from the coordinator would, so that the sink's fence is what
     /// stops it.
-    #[arg(long, env = "APITAP_FAULT_IGNORE_REVOCATIONS", hide = true)]
+    #[arg(
+        long,
+        env = "APITAP_FAULT_IGNORE_REVOCATIONS",
+        hide = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
     pub fault_ignore_revocations: bool,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
