@@ -684,6 +684,48 @@ fn check_services(docs: &[Doc]) -> Vec<String> {
     problems
 }
 
+/// Every NetworkPolicy selects some pods, and the ports it opens are ports of those pods
+/// (a misspelt named port silently opens nothing).
+fn check_network_policies(docs: &[Doc]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let all = templates(docs);
+    for policy in docs.iter().filter(|d| d.kind() == "NetworkPolicy") {
+        let who = policy.id();
+        let selector = map_at(&policy.value, "spec.podSelector.matchLabels")
+            .cloned()
+            .unwrap_or_default();
+        let selected: Vec<&Template> = all
+            .iter()
+            .filter(|t| {
+                t.owner.namespace() == policy.namespace() && selects(&selector, &t.labels())
+            })
+            .collect();
+        if selected.is_empty() {
+            problems.push(format!(
+                "{who}: podSelector {selector:?} matches no pod template"
+            ));
+            continue;
+        }
+        for rule in seq_at(&policy.value, "spec.ingress") {
+            for port in seq_at(rule, "ports") {
+                let Some(port) = at(port, "port") else {
+                    continue;
+                };
+                let served = selected
+                    .iter()
+                    .all(|t| t.containers().any(|c| probe_port(c, port).is_some()));
+                if !served {
+                    problems.push(format!(
+                        "{who}: port {:?} is not a port of the selected pods",
+                        scalar(port)
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// The kustomization lists exactly the manifest files of its directory.
 fn check_kustomization(kustomization: &Value, dir_files: &BTreeSet<String>) -> Vec<String> {
     let listed: BTreeSet<String> = seq_at(kustomization, "resources")
@@ -952,6 +994,7 @@ fn every_document_parses_and_names_itself() {
         "PodDisruptionBudget",
         "Deployment",
         "HorizontalPodAutoscaler",
+        "NetworkPolicy",
         "Job",
     ] {
         assert!(
@@ -1032,9 +1075,10 @@ fn hpa_scales_the_worker_deployment() {
 }
 
 #[test]
-fn every_service_selects_pods_that_serve_its_ports() {
+fn every_service_and_network_policy_selects_pods_that_serve_its_ports() {
     let docs = k8s_docs();
     assert_none("services", check_services(&docs));
+    assert_none("network policies", check_network_policies(&docs));
 }
 
 #[test]
@@ -1161,7 +1205,7 @@ spec:
 }
 
 #[test]
-fn broken_statefulset_pdb_hpa_and_service_are_caught() {
+fn broken_statefulset_pdb_hpa_service_and_policy_are_caught() {
     let text = r#"
 apiVersion: apps/v1
 kind: StatefulSet
@@ -1199,6 +1243,19 @@ spec:
   maxUnavailable: 2
   selector: { matchLabels: { app: w } }
 ---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: np, namespace: n }
+spec:
+  podSelector: { matchLabels: { app: c } }
+  ingress: [{ ports: [{ port: grcp }] }]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: nobody, namespace: n }
+spec:
+  podSelector: { matchLabels: { app: nobody } }
+---
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: { name: hpa, namespace: n }
@@ -1221,6 +1278,9 @@ spec:
     let services = check_services(&docs);
     assert_finds(services.clone(), "test.yaml: Service/peers: selector");
     assert_finds(services, "targetPort Some(\"admin\") is not a port");
+    let policies = check_network_policies(&docs);
+    assert_finds(policies.clone(), "port Some(\"grcp\") is not a port");
+    assert_finds(policies, "NetworkPolicy/nobody: podSelector");
 }
 
 #[test]
