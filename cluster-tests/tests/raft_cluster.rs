@@ -226,3 +226,42 @@ async fn a_paused_follower_loses_nothing_and_terms_never_have_two_leaders() -> a
     assert_eq!(s.pipelines, 150);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_nodes_survive_two_losses_and_a_removed_member_leaves() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::builder()
+        .coordinators(5)
+        .workers(0)
+        .start()
+        .await?;
+    submit_many(&cluster, "five", 20, 2).await?;
+    converged(&cluster, &[0, 1, 2, 3, 4]).await?;
+
+    // Two of five down: a majority remains and writes go on.
+    let leader = leader_index(&cluster)?;
+    let other = (leader + 1) % 5;
+    cluster.coordinator_proc(leader).expect("running").kill();
+    cluster.coordinator_proc(other).expect("running").kill();
+    submit_many(&cluster, "after", 10, 1).await?;
+    cluster.start_coordinator(leader)?;
+    cluster.start_coordinator(other)?;
+    converged(&cluster, &[0, 1, 2, 3, 4]).await?;
+
+    // Remove node 5: the others' membership no longer lists it as a voter.
+    cluster.ctl_ok(&["cluster", "remove", "5"])?;
+    let s = wait::until_async(
+        "node 5 to leave the voters",
+        Duration::from_secs(30),
+        || {
+            let addr = cluster.coordinators[0].addr.clone();
+            async move {
+                let s = status_of(&addr).await.ok()?;
+                (!s.members.iter().any(|m| m.node_id == 5 && m.voter)).then_some(s)
+            }
+        },
+    )
+    .await?;
+    assert_eq!(s.members.iter().filter(|m| m.voter).count(), 4, "{s:?}");
+    assert_eq!(s.pipelines, 30);
+    Ok(())
+}
