@@ -204,14 +204,7 @@ impl Sink for SqliteSink {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err("starting the dead-letter write"))?;
-        let stored: Option<(i64, String)> = sqlx::query_as(sql::READ)
-            .bind(key.pipeline)
-            .bind(key.run_id)
-            .bind(key.shard)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("locking the checkpoint"))?;
-        check_fence(stored.map(|s| s.0), ours, fence)?;
+        own_row(&mut tx, &key, ours, fence).await?;
         sqlx::query(dead::CREATE)
             .execute(&mut *tx)
             .await
@@ -287,14 +280,7 @@ impl Sink for SqliteSink {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err("starting the commit"))?;
-        let stored: Option<(i64, String)> = sqlx::query_as(sql::READ)
-            .bind(key.pipeline)
-            .bind(key.run_id)
-            .bind(key.shard)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("locking the checkpoint"))?;
-        check_fence(stored.map(|s| s.0), ours, fence)?;
+        own_row(&mut tx, &key, ours, fence).await?;
         let known = match batch.filter(|b| b.num_rows() > 0) {
             Some(b) => Some(self.write(&mut tx, b, known).await?),
             None => known,
@@ -345,4 +331,22 @@ fn bind_value<'q>(q: Query<'q>, kind: ValueKind, value: Option<&'q Value>) -> Qu
         (_, Some(Value::String(s))) => q.bind(s.as_str()),
         (_, Some(v)) => q.bind(v.to_string()),
     }
+}
+
+/// Checks that `fence` still owns the shard's checkpoint row; the `BEGIN IMMEDIATE`
+/// transaction already holds the database's write lock (DESIGN §6, step 2).
+async fn own_row(
+    conn: &mut sqlx::SqliteConnection,
+    key: &Key<'_>,
+    ours: i64,
+    fence: u64,
+) -> Result<(), SinkError> {
+    let stored: Option<(i64, String)> = sqlx::query_as(sql::READ)
+        .bind(key.pipeline)
+        .bind(key.run_id)
+        .bind(key.shard)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err("locking the checkpoint"))?;
+    check_fence(stored.map(|s| s.0), ours, fence)
 }

@@ -116,14 +116,7 @@ impl Sink for PostgresSink {
             .begin()
             .await
             .map_err(err("starting the dead-letter write"))?;
-        let stored: Option<i64> = sqlx::query_scalar(sql::LOCK)
-            .bind(key.pipeline)
-            .bind(key.run_id)
-            .bind(key.shard)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("locking the checkpoint"))?;
-        check_fence(stored, ours, fence)?;
+        lock_own_row(&mut tx, &key, ours, fence).await?;
         sqlx::query(dead::CREATE)
             .execute(&mut *tx)
             .await
@@ -206,14 +199,7 @@ impl Sink for PostgresSink {
             .begin()
             .await
             .map_err(err("starting the commit"))?;
-        let stored: Option<i64> = sqlx::query_scalar(sql::LOCK)
-            .bind(key.pipeline)
-            .bind(key.run_id)
-            .bind(key.shard)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("locking the checkpoint"))?;
-        check_fence(stored, ours, fence)?;
+        lock_own_row(&mut tx, &key, ours, fence).await?;
         let known = match batch.filter(|b| b.num_rows() > 0) {
             Some(b) => Some(self.write(&mut tx, b, known).await?),
             None => known,
@@ -233,4 +219,22 @@ impl Sink for PostgresSink {
         self.columns = known;
         Ok(())
     }
+}
+
+/// Locks the shard's checkpoint row for the rest of the transaction and checks that
+/// `fence` still owns it (DESIGN §6, step 2).
+async fn lock_own_row(
+    conn: &mut PgConnection,
+    key: &Key<'_>,
+    ours: i64,
+    fence: u64,
+) -> Result<(), SinkError> {
+    let stored: Option<i64> = sqlx::query_scalar(sql::LOCK)
+        .bind(key.pipeline)
+        .bind(key.run_id)
+        .bind(key.shard)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err("locking the checkpoint"))?;
+    check_fence(stored, ours, fence)
 }
