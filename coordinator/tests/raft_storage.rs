@@ -55,3 +55,75 @@ async fn applied_state_survives_reopening() {
     let guard = shared.read().unwrap();
     assert_eq!(guard.state.workers["w1"].slots, 2);
 }
+
+#[tokio::test]
+async fn runs_and_their_shards_survive_reopening_exactly() {
+    use apitap_common::shard::ShardDef;
+    use apitap_coordinator::state::command::LeaseGrant;
+    let dir = tempfile::tempdir().unwrap();
+    let shards: Vec<ShardDef> = (0..12)
+        .map(|i| ShardDef {
+            index: i,
+            key: format!("k{i}"),
+            vars: Default::default(),
+        })
+        .collect();
+    let cmds = vec![
+        Command::PutPipeline {
+            name: "p".into(),
+            spec_yaml: "spec".into(),
+            secrets: Default::default(),
+            every_ms: None,
+            max_attempts: 3,
+            source_url: String::new(),
+            sink: String::new(),
+            initial_watermark: None,
+            rate_limit: Some(("api".into(), 5.0, 2)),
+            start_run: Some(shards),
+            now_ms: 1,
+        },
+        Command::GrantLeases {
+            grants: vec![
+                LeaseGrant {
+                    run_id: 1,
+                    shard: 3,
+                    worker: "w".into(),
+                },
+                LeaseGrant {
+                    run_id: 1,
+                    shard: 11,
+                    worker: "w".into(),
+                },
+            ],
+        },
+        Command::Checkpoint {
+            run_id: 1,
+            shard: 11,
+            fence: 2,
+            checkpoint: "{}".into(),
+            pages: 4,
+            records: 40,
+        },
+    ];
+    let before = {
+        let db = store::open(dir.path()).unwrap();
+        let mut sm = StateMachine::open(db).unwrap();
+        let entries: Vec<Entry<TypeConfig>> = cmds
+            .into_iter()
+            .enumerate()
+            .map(|(i, cmd)| Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), i as u64 + 1),
+                payload: EntryPayload::Normal(cmd),
+            })
+            .collect();
+        sm.apply(entries).await.unwrap();
+        let shared = sm.shared();
+        let state = shared.read().unwrap().state.clone();
+        state
+    };
+    assert_eq!(before.runs[&1].shards[11].records, 40);
+    let db = store::open(dir.path()).unwrap();
+    let sm = StateMachine::open(db).unwrap();
+    let after = sm.shared().read().unwrap().state.clone();
+    assert_eq!(before, after);
+}

@@ -69,12 +69,47 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(AnyError::new(&e)).into()
 }
 
-fn record_key(key: &Key) -> Vec<u8> {
+/// The RocksDB records of `key` in the applied state: (key, value or None to delete).
+/// A run is stored as its fields under `r/` plus one `s/` record per shard, so that a
+/// shard's change rewrites one shard, not the whole run.
+fn records(st: &State, key: &Key) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, serde_json::Error> {
+    fn one<T: serde::Serialize>(
+        k: String,
+        v: Option<&T>,
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, serde_json::Error> {
+        Ok(vec![(
+            k.into_bytes(),
+            v.map(serde_json::to_vec).transpose()?,
+        )])
+    }
+    let shard_key = |run: u64, i: usize| format!("s/{run:020}/{i:010}").into_bytes();
     match key {
-        Key::Pipeline(name) => format!("p/{name}").into_bytes(),
-        Key::Run(id) => format!("r/{id:020}").into_bytes(),
-        Key::Worker(id) => format!("w/{id}").into_bytes(),
-        Key::RateLimit(key) => format!("l/{key}").into_bytes(),
+        Key::Pipeline(n) => one(format!("p/{n}"), st.pipelines.get(n)),
+        Key::Worker(id) => one(format!("w/{id}"), st.workers.get(id)),
+        Key::RateLimit(k) => one(format!("l/{k}"), st.rate_limits.get(k)),
+        Key::Run(id) => {
+            let run = st.runs.get(id);
+            let mut out = one(format!("r/{id:020}"), run.map(|r| r.meta()).as_ref())?;
+            for (i, s) in run
+                .map(|r| r.shards.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                out.push((shard_key(*id, i), Some(serde_json::to_vec(s)?)));
+            }
+            Ok(out)
+        }
+        Key::Shard(id, i) => {
+            let run = st.runs.get(id);
+            let mut out = one(format!("r/{id:020}"), run.map(|r| r.meta()).as_ref())?;
+            let shard = run.and_then(|r| r.shards.get(*i));
+            out.push((
+                shard_key(*id, *i),
+                shard.map(serde_json::to_vec).transpose()?,
+            ));
+            Ok(out)
+        }
     }
 }
 
@@ -116,6 +151,18 @@ impl StateMachine {
                         serde_json::from_slice(&v).map_err(read_err)?;
                     st.runs.insert(run.id, run);
                 }
+                Some(("s", rest)) => {
+                    // `s/{run}/{position}`, read after the run's own record (keys sort).
+                    let run_id: u64 = rest
+                        .split('/')
+                        .next()
+                        .and_then(|r| r.parse().ok())
+                        .unwrap_or(0);
+                    let shard = serde_json::from_slice(&v).map_err(read_err)?;
+                    if let Some(run) = st.runs.get_mut(&run_id) {
+                        run.shards.push(shard);
+                    }
+                }
                 Some(("w", id)) => {
                     st.workers.insert(
                         id.to_string(),
@@ -148,16 +195,11 @@ impl StateMachine {
         let mut batch = WriteBatch::default();
         let cf = self.cf();
         for key in keys {
-            let k = record_key(key);
-            let value = match key {
-                Key::Pipeline(n) => a.state.pipelines.get(n).map(serde_json::to_vec),
-                Key::Run(id) => a.state.runs.get(id).map(serde_json::to_vec),
-                Key::Worker(id) => a.state.workers.get(id).map(serde_json::to_vec),
-                Key::RateLimit(k) => a.state.rate_limits.get(k).map(serde_json::to_vec),
-            };
-            match value {
-                Some(v) => batch.put_cf(cf, k, v.map_err(write_err)?),
-                None => batch.delete_cf(cf, k),
+            for (k, v) in records(&a.state, key).map_err(write_err)? {
+                match v {
+                    Some(v) => batch.put_cf(cf, k, v),
+                    None => batch.delete_cf(cf, k),
+                }
             }
         }
         self.put_meta_records(&mut batch, a)?;
@@ -200,13 +242,11 @@ impl StateMachine {
         keys.extend(a.state.workers.keys().cloned().map(Key::Worker));
         keys.extend(a.state.rate_limits.keys().cloned().map(Key::RateLimit));
         for key in &keys {
-            let v = match key {
-                Key::Pipeline(n) => serde_json::to_vec(&a.state.pipelines[n]),
-                Key::Run(id) => serde_json::to_vec(&a.state.runs[id]),
-                Key::Worker(id) => serde_json::to_vec(&a.state.workers[id]),
-                Key::RateLimit(k) => serde_json::to_vec(&a.state.rate_limits[k]),
-            };
-            batch.put_cf(cf, record_key(key), v.map_err(write_err)?);
+            for (k, v) in records(&a.state, key).map_err(write_err)? {
+                if let Some(v) = v {
+                    batch.put_cf(cf, k, v);
+                }
+            }
         }
         self.put_meta_records(&mut batch, a)?;
         self.db.write_opt(batch, &sync_write()).map_err(write_err)

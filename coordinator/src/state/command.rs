@@ -137,13 +137,16 @@ pub enum CommandResult {
     },
 }
 
-/// A record changed by a command; the state machine persists exactly these.
+/// A record changed by a command; the state machine persists exactly these. `Run` stands
+/// for the run with all of its shards.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
     Pipeline(String),
     Run(u64),
     Worker(String),
     RateLimit(String),
+    /// One shard of a run (and the run's own fields), by shard position.
+    Shard(u64, usize),
 }
 
 fn rejected(reason: impl Into<String>) -> CommandResult {
@@ -341,7 +344,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
                 s.fence = log_index;
                 s.attempts += 1;
                 run.state = RunState::Running;
-                keys.push(Key::Run(g.run_id));
+                keys.push(Key::Shard(g.run_id, i));
             }
             let granted = keys.len() as u32;
             keys.dedup();
@@ -376,7 +379,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             {
                 s.checkpoint = Some(cp.clone());
             }
-            (CommandResult::Done, vec![Key::Run(*run_id)])
+            (CommandResult::Done, vec![Key::Shard(*run_id, i)])
         }
         Command::Checkpoint {
             run_id,
@@ -393,7 +396,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             s.checkpoint = Some(checkpoint.clone());
             s.pages = *pages;
             s.records = *records;
-            (CommandResult::Done, vec![Key::Run(*run_id)])
+            (CommandResult::Done, vec![Key::Shard(*run_id, i)])
         }
         Command::CompleteShard {
             run_id,
@@ -429,7 +432,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             let advanced =
                 (*ok && watermark.is_some()).then(|| (run.pipeline.clone(), s.def.key.clone()));
             finish_if_done(run, *now_ms);
-            let mut keys = vec![Key::Run(*run_id)];
+            let mut keys = vec![Key::Shard(*run_id, i)];
             if let (Some((pipeline, shard_key)), Some(w)) = (advanced, watermark) {
                 if let Some(p) = state.pipelines.get_mut(&pipeline) {
                     p.watermarks.insert(shard_key, w.clone());

@@ -139,8 +139,40 @@ pub struct Run {
     pub state: RunState,
     pub created_at_ms: u64,
     pub finished_at_ms: Option<u64>,
+    /// Stored under keys of their own (see `meta`), so a shard's change writes one shard.
+    #[serde(default)]
     pub shards: Vec<Shard>,
     pub error: Option<String>,
+}
+
+/// A run without its shards: what the state machine stores under the run's key.
+#[derive(Serialize)]
+pub struct RunMeta<'a> {
+    pub id: u64,
+    pub pipeline: &'a str,
+    pub pipeline_version: u64,
+    pub spec_yaml: &'a str,
+    pub max_attempts: u32,
+    pub state: RunState,
+    pub created_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+    pub error: &'a Option<String>,
+}
+
+impl Run {
+    pub fn meta(&self) -> RunMeta<'_> {
+        RunMeta {
+            id: self.id,
+            pipeline: &self.pipeline,
+            pipeline_version: self.pipeline_version,
+            spec_yaml: &self.spec_yaml,
+            max_attempts: self.max_attempts,
+            state: self.state,
+            created_at_ms: self.created_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            error: &self.error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
