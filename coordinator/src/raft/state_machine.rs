@@ -69,14 +69,14 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(AnyError::new(&e)).into()
 }
 
+/// RocksDB writes: (key, value, or None to delete).
+type Records = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// The RocksDB records of `key` in the applied state: (key, value or None to delete).
 /// A run is stored as its fields under `r/` plus one `s/` record per shard, so that a
 /// shard's change rewrites one shard, not the whole run.
-fn records(st: &State, key: &Key) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, serde_json::Error> {
-    fn one<T: serde::Serialize>(
-        k: String,
-        v: Option<&T>,
-    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, serde_json::Error> {
+fn records(st: &State, key: &Key) -> Result<Records, serde_json::Error> {
+    fn one<T: serde::Serialize>(k: String, v: Option<&T>) -> Result<Records, serde_json::Error> {
         Ok(vec![(
             k.into_bytes(),
             v.map(serde_json::to_vec).transpose()?,
