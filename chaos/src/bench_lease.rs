@@ -6,7 +6,12 @@
 //!   leases and time kill → the first commit of one of its shards by another worker, read
 //!   from the sink's `apitap_checkpoints` table (polled every 20 ms): a row of a victim's
 //!   shard with a higher fence than the victim's lease and more records. Expected: about
-//!   the lease TTL, plus a scheduler tick, a heartbeat, the claim and one page.
+//!   the lease TTL, plus a scheduler tick, a heartbeat, the claim and one page. A kill
+//!   comes once every lease of the run has been claimed for a second (so the victim has
+//!   renewed all its leases) and then at a random phase of the victim's heartbeat cycle.
+//!   Killing a worker before its first heartbeat that renews a new lease is another case:
+//!   the lease then expires while the dead worker still counts as live, and the shard can
+//!   go back to the dead worker for one more TTL.
 //! - [`grants`] (`apitap-chaos bench grants`): no real workers; simulated workers speak
 //!   the gRPC `WorkerService` in this process (register, heartbeat, complete every new
 //!   lease at once) while the leader grants the shards of one large run; lease grants per
@@ -23,6 +28,7 @@ use apitap_proto::v1::{
     CompleteShardRequest, GetRunRequest, HeartbeatRequest, LeaseRef, RegisterRequest, RunInfo,
     StartRunRequest, SubmitPipelineRequest,
 };
+use rand::Rng;
 use serde_json::{json, Value};
 use sqlx::Row;
 use tonic::transport::{Channel, Endpoint};
@@ -106,6 +112,9 @@ pub struct ReassignBench {
     pub shards: u32,
     /// Latency the mock API adds to every page request.
     pub latency_ms: u64,
+    /// Keep the processes' logs and data here (a new or empty folder) instead of a
+    /// temporary directory.
+    pub out: Option<std::path::PathBuf>,
 }
 
 const REASSIGN_WORKERS: usize = 3;
@@ -114,6 +123,11 @@ const REASSIGN_PAGE: u64 = 50;
 /// Records per shard: with 50-record pages of 200 ms, a run lasts well over a minute.
 const REASSIGN_PER_SHARD: u64 = 20_000;
 const REASSIGN_PIPELINE: &str = "bench-reassign";
+/// How long the state must stay steady (same victim, same leases, all claimed) before a
+/// kill: two heartbeats, so that the victim has renewed every lease it holds.
+const STEADY: Duration = Duration::from_secs(1);
+/// The kill then waits a random 0..this many ms (one worker heartbeat interval).
+const REASSIGN_PHASE_MS: u64 = 500;
 
 /// One row of `apitap_checkpoints`.
 #[derive(Debug, Clone, Copy)]
@@ -225,6 +239,9 @@ fn pick_victim(
     })
 }
 
+/// The victim the run has been steady with: its id, its leases, and since when.
+type Steady = (String, Vec<(u32, u64)>, Instant);
+
 /// What one kill measured.
 struct Reassigned {
     shard: u32,
@@ -248,14 +265,21 @@ pub async fn reassign(b: ReassignBench) -> anyhow::Result<Value> {
     );
     let pg = TempPostgres::start()?;
     let records = b.shards as u64 * REASSIGN_PER_SHARD;
-    let mut cluster = TestCluster::builder()
+    let mut builder = TestCluster::builder()
         .coordinators(1)
         .workers(REASSIGN_WORKERS)
         .slots(REASSIGN_SLOTS)
         .records(records)
-        .lease_ttl(b.lease_ttl)
-        .start()
-        .await?;
+        .lease_ttl(b.lease_ttl);
+    if let Some(dir) = &b.out {
+        anyhow::ensure!(
+            std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none()),
+            "{} is not empty (the coordinator would resume its old state)",
+            dir.display()
+        );
+        builder = builder.out_dir(dir);
+    }
+    let mut cluster = builder.start().await?;
     cluster.mock.state().push_fault(FaultSpec {
         fault: Fault::Latency { ms: b.latency_ms },
         count: 100_000_000,
@@ -292,6 +316,7 @@ spec:
     for k in 1..=b.kills {
         // Steady state: every worker up and live, every shard of the run claimed.
         let deadline = Instant::now() + Duration::from_secs(300);
+        let mut steady: Option<Steady> = None;
         let victim = loop {
             anyhow::ensure!(
                 Instant::now() < deadline,
@@ -321,13 +346,24 @@ spec:
             }
             let live = live_workers(&addr).await;
             let rows = sink_rows(&pool, run_id).await;
-            if live.len() == REASSIGN_WORKERS {
-                if let Some(v) = pick_victim(&run, &rows, &live, &cluster, k) {
+            let picked = (live.len() == REASSIGN_WORKERS)
+                .then(|| pick_victim(&run, &rows, &live, &cluster, k))
+                .flatten();
+            match (picked, &steady) {
+                (Some(v), Some((id, leases, since)))
+                    if *id == v.id && *leases == v.leases && since.elapsed() >= STEADY =>
+                {
                     break v;
                 }
+                (Some(v), Some((id, leases, _))) if *id == v.id && *leases == v.leases => {}
+                (Some(v), _) => steady = Some((v.id, v.leases, Instant::now())),
+                (None, _) => steady = None,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
+        // Kill at a random phase of the victim's heartbeat cycle.
+        let delay = Duration::from_millis(rand::thread_rng().gen_range(0..REASSIGN_PHASE_MS));
+        tokio::time::sleep(delay).await;
 
         let since_heartbeat = live_workers(&addr).await.get(&victim.id).copied();
         let killed_wall = unix_secs();
@@ -393,7 +429,7 @@ spec:
                     json!({
                         "bench": "reassign", "kill": k, "run_id": run_id,
                         "victim": victim.id, "victim_leases": victim.leases.len(),
-                        "since_heartbeat_ms": since_heartbeat,
+                        "since_heartbeat_ms": since_heartbeat, "kill_delay_ms": delay.as_millis() as u64,
                         "shard": m.shard, "old_fence": m.old_fence, "new_fence": m.new_fence,
                         "new_worker": holder,
                         "records_before": m.records_before, "records_after": m.records_after,

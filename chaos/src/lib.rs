@@ -4,10 +4,15 @@
 //! - [`testbed`]: real coordinator/worker processes, a throwaway PostgreSQL, waiting helpers.
 //! - [`bench`]: end-to-end throughput benchmarks (`apitap-chaos bench`).
 //! - [`demo`]: the local end-to-end demo behind `apitap-chaos demo`.
+//! - [`drill`]: chaos drills with invariant checks and reports (`apitap-chaos drill`).
+//! - [`proxy`]: the TCP fault proxy drills put between coordinators (partitions, latency).
 
 pub mod bench;
 pub mod bench_lease;
 pub mod bench_raft;
+pub mod bench_ratelimit;
 pub mod demo;
+pub mod drill;
 pub mod mock_api;
+pub mod proxy;
 pub mod testbed;

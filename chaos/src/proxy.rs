@@ -3,10 +3,10 @@
 //!
 //! Every coordinator listens on its own address but advertises its proxy's address
 //! (`--advertise-addr`), so its peers dial the proxy. A proxy only knows who dials it by the
-//! connection's source port, so it looks the port up in `/proc/net/tcp` and finds which
-//! coordinator process owns that socket (`/proc/<pid>/fd`); the drill keeps the node → pid
-//! map current with [`PeerProxies::set_pid`]. Rules are set per directed link
-//! (source node → destination node):
+//! connection's source port, so it looks the port up in `/proc/net/tcp` and finds the
+//! `apitap-coordinator` child process that owns that socket (`/proc/<pid>/fd`); the node id
+//! is the `--id` on its command line, so restarts need no bookkeeping. Rules are set per directed
+//! link (source node → destination node):
 //!
 //! - [`LinkFault::Blackhole`]: bytes are held, in both directions, until the rule is lifted
 //!   (what a partition looks like to TCP: nothing arrives, and nothing is lost once healed);
@@ -26,7 +26,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 /// What happens on one directed link between two coordinators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,46 +74,53 @@ impl Shared {
 /// One proxy per coordinator; dropping the set stops them.
 pub struct PeerProxies {
     shared: Arc<Shared>,
-    /// node id → (proxy address, upstream address).
-    addrs: HashMap<u64, (SocketAddr, String)>,
-    tasks: Vec<JoinHandle<()>>,
+    /// node id → proxy address.
+    addrs: HashMap<u64, SocketAddr>,
+    /// The proxies run on their own threads, so a busy caller (the drill also serves the
+    /// mock API and polls the cluster) does not slow the Raft messages down.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl PeerProxies {
     /// Binds one proxy on 127.0.0.1 (a free port) per `(node id, upstream address)`.
-    pub async fn start(upstreams: &[(u64, String)]) -> std::io::Result<Self> {
+    pub fn start(upstreams: &[(u64, String)]) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             rules: RwLock::default(),
             generation: watch::channel(0).0,
             pids: RwLock::default(),
             stats: Default::default(),
         });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fault-proxy")
+            .enable_all()
+            .build()?;
         let mut addrs = HashMap::new();
-        let mut tasks = Vec::new();
         for (node, upstream) in upstreams {
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
-            addrs.insert(*node, (addr, upstream.clone()));
-            tasks.push(tokio::spawn(serve(
-                listener,
-                *node,
-                upstream.clone(),
-                shared.clone(),
-            )));
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            listener.set_nonblocking(true)?;
+            addrs.insert(*node, listener.local_addr()?);
+            let (node, upstream, shared) = (*node, upstream.clone(), shared.clone());
+            runtime.spawn(async move {
+                if let Ok(listener) = TcpListener::from_std(listener) {
+                    serve(listener, node, upstream, shared).await;
+                }
+            });
         }
         Ok(Self {
             shared,
             addrs,
-            tasks,
+            runtime: Some(runtime),
         })
     }
 
     /// The address peers should dial to reach `node` (its proxy).
     pub fn addr(&self, node: u64) -> Option<String> {
-        self.addrs.get(&node).map(|(a, _)| a.to_string())
+        self.addrs.get(&node).map(|a| a.to_string())
     }
 
-    /// Records the process id of coordinator `node` (after every (re)start).
+    /// Treats process `pid`, which is not an `apitap-coordinator`, as coordinator `node`
+    /// (for tests that play a coordinator themselves).
     pub fn set_pid(&self, node: u64, pid: u32) {
         self.shared
             .pids
@@ -170,8 +176,8 @@ impl PeerProxies {
 
 impl Drop for PeerProxies {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
     }
 }
@@ -183,69 +189,114 @@ async fn serve(listener: TcpListener, node: u64, upstream: String, shared: Arc<S
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let shared = shared.clone();
+        shared.stats.lock().expect("stats lock").accepted += 1;
+        // Who dialed is looked up beside the relay, not before it, so a slow `/proc` never
+        // delays a Raft message; while it is unknown, bytes wait only if some rule is set.
+        let (ident_tx, ident) = watch::channel(None);
+        let pids = shared.pids.read().expect("pids lock").clone();
+        let stats_shared = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let src = identify(peer.port(), local_port, &pids);
+            stats_shared.stats.lock().expect("stats lock").identified += u64::from(src.is_some());
+            let _ = ident_tx.send(Some(src));
+        });
+        let conn = Conn {
+            dst: node,
+            ident,
+            shared: shared.clone(),
+        };
         let upstream = upstream.clone();
         tokio::spawn(async move {
-            let pids = shared.pids.read().expect("pids lock").clone();
-            let src = tokio::task::spawn_blocking(move || {
-                identify(peer.port(), local_port, &pids)
-            })
-            .await
-            .ok()
-            .flatten();
-            {
-                let mut st = shared.stats.lock().expect("stats lock");
-                st.accepted += 1;
-                st.identified += u64::from(src.is_some());
-            }
-            let link = src.map(|s| (s, node));
-            let _ = relay(inbound, &upstream, link, shared).await;
+            let _ = relay(inbound, &upstream, conn).await;
         });
     }
 }
 
-/// Forwards one connection until either side closes or a `Reset` rule cuts it.
-async fn relay(
-    inbound: TcpStream,
-    upstream: &str,
-    link: Option<Link>,
+/// One proxied connection: where it goes, and who dialed it once that is known.
+#[derive(Clone)]
+struct Conn {
+    dst: u64,
+    /// `None` while the lookup runs, then `Some(dialing node, if a coordinator)`.
+    ident: watch::Receiver<Option<Option<u64>>>,
     shared: Arc<Shared>,
-) -> std::io::Result<()> {
-    if shared.rule(link) == Some(LinkFault::Reset) {
-        shared.stats.lock().expect("stats lock").reset += 1;
-        return Ok(());
+}
+
+impl Conn {
+    /// The link's rule; `Err` while the dialer is unknown.
+    fn rule(&self) -> Result<Option<LinkFault>, ()> {
+        match *self.ident.borrow() {
+            None => Err(()),
+            Some(src) => Ok(self.shared.rule(src.map(|s| (s, self.dst)))),
+        }
     }
+
+    /// Waits until a chunk that arrived at `at` may go on; false when the link is reset.
+    async fn gate(&mut self, at: Instant) -> bool {
+        let mut generation = self.shared.generation.subscribe();
+        loop {
+            match self.rule() {
+                Err(()) if self.shared.rules.read().expect("rules lock").is_empty() => return true,
+                Ok(None) => return true,
+                Ok(Some(LinkFault::Reset)) => return false,
+                Ok(Some(LinkFault::Delay(d))) => {
+                    tokio::time::sleep_until((at + d).into()).await;
+                    return true;
+                }
+                Err(()) | Ok(Some(LinkFault::Blackhole)) => {
+                    if !self.changed(&mut generation).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a rule change, or for the dialer to become known; false once the proxies
+    /// are gone.
+    async fn changed(&mut self, generation: &mut watch::Receiver<u64>) -> bool {
+        if self.ident.borrow().is_some() {
+            return generation.changed().await.is_ok();
+        }
+        tokio::select! {
+            r = generation.changed() => r.is_ok(),
+            // An error here means the lookup ended (its sender is gone): look again.
+            _ = self.ident.changed() => true,
+        }
+    }
+
+    /// Returns when a `Reset` rule applies to this connection.
+    async fn until_reset(mut self) {
+        let mut generation = self.shared.generation.subscribe();
+        loop {
+            if self.rule() == Ok(Some(LinkFault::Reset)) {
+                self.shared.stats.lock().expect("stats lock").reset += 1;
+                return;
+            }
+            if !self.changed(&mut generation).await {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Forwards one connection until either side closes or a `Reset` rule cuts it.
+async fn relay(inbound: TcpStream, upstream: &str, conn: Conn) -> std::io::Result<()> {
     let outbound = TcpStream::connect(upstream).await?;
     inbound.set_nodelay(true)?;
     outbound.set_nodelay(true)?;
     let (ri, wi) = inbound.into_split();
     let (ro, wo) = outbound.into_split();
-    let mut generation = shared.generation.subscribe();
-    let reset_watch = {
-        let shared = shared.clone();
-        async move {
-            loop {
-                if generation.changed().await.is_err() {
-                    return;
-                }
-                if shared.rule(link) == Some(LinkFault::Reset) {
-                    shared.stats.lock().expect("stats lock").reset += 1;
-                    return;
-                }
-            }
-        }
-    };
     tokio::select! {
-        _ = pipe(ri, wo, link, shared.clone()) => {}
-        _ = pipe(ro, wi, link, shared.clone()) => {}
-        _ = reset_watch => {}
+        _ = pipe(ri, wo, conn.clone()) => {}
+        _ = pipe(ro, wi, conn.clone()) => {}
+        _ = conn.until_reset() => {}
     }
     Ok(())
 }
 
 /// One direction: a reader stamps chunks with their arrival time, the writer forwards each
 /// one when the link's rule lets it (so a delay is added once per chunk, not accumulated).
-async fn pipe(mut r: OwnedReadHalf, mut w: OwnedWriteHalf, link: Option<Link>, shared: Arc<Shared>) {
+async fn pipe(mut r: OwnedReadHalf, mut w: OwnedWriteHalf, mut conn: Conn) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(64);
     let reader = async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -262,7 +313,7 @@ async fn pipe(mut r: OwnedReadHalf, mut w: OwnedWriteHalf, link: Option<Link>, s
     };
     let writer = async move {
         while let Some((at, chunk)) = rx.recv().await {
-            if !gate(link, at, &shared).await {
+            if !conn.gate(at).await {
                 return;
             }
             if w.write_all(&chunk).await.is_err() {
@@ -274,44 +325,57 @@ async fn pipe(mut r: OwnedReadHalf, mut w: OwnedWriteHalf, link: Option<Link>, s
     tokio::join!(reader, writer);
 }
 
-/// Waits until a chunk that arrived at `at` may go on; false when the link is reset.
-async fn gate(link: Option<Link>, at: Instant, shared: &Shared) -> bool {
-    let mut generation = shared.generation.subscribe();
-    loop {
-        match shared.rule(link) {
-            None => return true,
-            Some(LinkFault::Reset) => return false,
-            Some(LinkFault::Delay(d)) => {
-                tokio::time::sleep_until((at + d).into()).await;
-                return true;
-            }
-            Some(LinkFault::Blackhole) => {
-                if generation.changed().await.is_err() {
-                    return false;
-                }
-            }
-        }
-    }
-}
-
 /// The coordinator (by node id) whose process owns the client socket `127.0.0.1:peer_port`
-/// connected to our `local_port`, if any.
+/// connected to our `local_port`, if any: one of `pids`, or an `apitap-coordinator` child of
+/// this process (its `--id`).
 fn identify(peer_port: u16, local_port: u16, pids: &HashMap<u64, u32>) -> Option<u64> {
     let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .find_map(|table| socket_inode(&table, peer_port, local_port))?;
     let needle = format!("socket:[{inode}]");
-    pids.iter().find_map(|(node, pid)| {
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-        fds.filter_map(|e| e.ok())
-            .any(|e| {
-                std::fs::read_link(e.path())
-                    .map(|t| t.as_os_str() == needle.as_str())
-                    .unwrap_or(false)
+    let owns = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.filter_map(|e| e.ok()).any(|e| {
+                    std::fs::read_link(e.path())
+                        .map(|t| t.as_os_str() == needle.as_str())
+                        .unwrap_or(false)
+                })
             })
-            .then_some(*node)
-    })
+            .unwrap_or(false)
+    };
+    if let Some((node, _)) = pids.iter().find(|(_, pid)| owns(**pid)) {
+        return Some(*node);
+    }
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, coordinator_id(pid)?)))
+        .find_map(|(pid, node)| owns(pid).then_some(node))
+}
+
+/// The `--id` of process `pid` if it is an `apitap-coordinator` this process started.
+fn coordinator_id(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces, so split after its `)`.
+    let ppid: u32 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    if ppid != std::process::id() {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    if !args.first()?.ends_with(b"apitap-coordinator") {
+        return None;
+    }
+    let id = args.windows(2).find(|w| w[0] == b"--id")?[1];
+    std::str::from_utf8(id).ok()?.parse().ok()
 }
 
 /// The inode of the socket whose local port is `local` and remote port `remote`, from the
@@ -364,7 +428,7 @@ mod tests {
                 });
             }
         });
-        let proxies = PeerProxies::start(&[(2, echo_addr)]).await?;
+        let proxies = PeerProxies::start(&[(2, echo_addr)])?;
         // This test process plays coordinator 1.
         proxies.set_pid(1, std::process::id());
         let mut c = TcpStream::connect(proxies.addr(2).unwrap()).await?;

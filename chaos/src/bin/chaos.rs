@@ -1,4 +1,4 @@
-//! `apitap-chaos`: the local demo and the testbed playground.
+//! `apitap-chaos`: the local demo, the testbed playground, benchmarks and chaos drills.
 
 use std::path::PathBuf;
 
@@ -53,6 +53,22 @@ enum Cmd {
         #[arg(long, default_value = "out/up")]
         out: PathBuf,
     },
+    /// Run a chaos drill: a built-in one (kill-leader, kill-workers, zombie-worker,
+    /// flaky-upstream, partition-leader, mixed) or a YAML scenario file (docs/chaos.md).
+    /// Exit status: 0 every invariant held, 1 a violation, 2 the drill could not run.
+    Drill {
+        /// Built-in drill name or scenario file.
+        name_or_file: String,
+        /// Seed of every random choice (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Folder for logs, data and report.json (default out/drill/NAME; emptied first).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -100,6 +116,9 @@ enum BenchCmd {
         /// Latency the mock API adds to every page request, in ms.
         #[arg(long, default_value_t = 200)]
         latency_ms: u64,
+        /// Keep logs and data in this new (or empty) folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Lease grants/s the leader sustains to simulated in-process workers (gRPC
     /// WorkerService) that complete every lease at once; 1 coordinator, no real workers.
@@ -111,6 +130,34 @@ enum BenchCmd {
         /// Slots each simulated worker registers with.
         #[arg(long, default_value_t = 4)]
         slots: u32,
+    },
+    /// A global rate budget under demand far above it: worst 1 s window at the mock API
+    /// (overshoot % over the limit), utilisation %, budget RPCs/s per worker. Real workers
+    /// and two pipelines sharing the key (default), or `--simulated N` in-process workers
+    /// that call AcquireBudget themselves (the only mode that counts those RPCs).
+    Ratelimit {
+        /// Real workers (ignored with --simulated).
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Simulated in-process workers instead of real ones.
+        #[arg(long)]
+        simulated: Option<usize>,
+        /// The key's limit, requests per second for the whole fleet.
+        #[arg(long, default_value_t = 50.0)]
+        limit: f64,
+        #[arg(long, default_value_t = 5)]
+        burst: u32,
+        /// Length of the measured span, from the first request.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Shards of each of the two pipelines (real workers).
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        /// Records per page request.
+        #[arg(long, default_value_t = 10)]
+        page_size: u64,
+        #[arg(long, default_value = "mock-api")]
+        key: String,
     },
 }
 
@@ -176,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
                     lease_ttl,
                     shards,
                     latency_ms,
+                    out,
                 },
         } => {
             let b = apitap_chaos::bench_lease::ReassignBench {
@@ -183,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
                 lease_ttl,
                 shards,
                 latency_ms,
+                out,
             };
             println!("{}", apitap_chaos::bench_lease::reassign(b).await?);
             Ok(())
@@ -203,6 +252,44 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", apitap_chaos::bench_lease::grants(b).await?);
             Ok(())
         }
+        Cmd::Bench {
+            bench:
+                BenchCmd::Ratelimit {
+                    workers,
+                    simulated,
+                    limit,
+                    burst,
+                    seconds,
+                    shards,
+                    page_size,
+                    key,
+                },
+        } => {
+            let b = apitap_chaos::bench_ratelimit::RateLimitBench {
+                workers,
+                simulated,
+                limit,
+                burst,
+                seconds,
+                shards,
+                page_size,
+                key,
+            };
+            println!("{}", apitap_chaos::bench_ratelimit::ratelimit(b).await?);
+            Ok(())
+        }
+        Cmd::Drill {
+            name_or_file,
+            seed,
+            json,
+            out,
+        } => match drill(&name_or_file, seed, json, out).await {
+            Ok(report) => std::process::exit(if report.passed { 0 } else { 1 }),
+            Err(e) => {
+                eprintln!("drill could not run: {e:#}");
+                std::process::exit(2)
+            }
+        },
         Cmd::Up {
             coordinators,
             workers,
@@ -236,6 +323,30 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn drill(
+    name_or_file: &str,
+    seed: Option<u64>,
+    json: bool,
+    out: Option<PathBuf>,
+) -> anyhow::Result<apitap_chaos::drill::Report> {
+    let mut scenario = apitap_chaos::drill::load(name_or_file)?;
+    if let Some(seed) = seed {
+        scenario.reseed(seed);
+    }
+    let out = out.unwrap_or_else(|| PathBuf::from("out/drill").join(&scenario.name));
+    let opts = apitap_chaos::drill::DrillOptions { out, verbose: true };
+    let report = tokio::select! {
+        r = apitap_chaos::drill::run(scenario, opts) => r?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the cluster was stopped"),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.human());
+    }
+    Ok(report)
 }
 
 fn apitap_common_log() {

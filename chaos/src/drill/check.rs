@@ -88,8 +88,12 @@ pub async fn table(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<TableChec
         }
         let want = record(id);
         let fields: [Option<String>; 4] = [r.get(2), r.get(3), r.get(4), r.get(5)];
-        let ok = fields[..2].iter().all(|f| f.as_deref() == want["email"].as_str())
-            && fields[2..].iter().all(|f| f.as_deref() == want["userName"].as_str());
+        let ok = fields[..2]
+            .iter()
+            .all(|f| f.as_deref() == want["email"].as_str())
+            && fields[2..]
+                .iter()
+                .all(|f| f.as_deref() == want["userName"].as_str());
         if !ok {
             c.corrupt += 1;
         }
@@ -106,7 +110,11 @@ pub async fn table(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<TableChec
 }
 
 /// Shards (by their `start-end` key) with missing ids: "gaps per shard".
-pub fn shard_gaps(check: &TableCheck, shard_keys: &[String], lost_ids: &BTreeSet<u64>) -> Vec<String> {
+pub fn shard_gaps(
+    check: &TableCheck,
+    shard_keys: &[String],
+    lost_ids: &BTreeSet<u64>,
+) -> Vec<String> {
     if check.lost == 0 {
         return Vec::new();
     }
@@ -123,12 +131,15 @@ pub fn shard_gaps(check: &TableCheck, shard_keys: &[String], lost_ids: &BTreeSet
 
 /// Every id of `p` missing from its table (used only when some are lost).
 pub async fn lost_ids(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<BTreeSet<u64>> {
-    let present: Vec<i64> = sqlx::query_scalar(&format!("SELECT DISTINCT id::bigint FROM {}", p.table))
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
+    let present: Vec<i64> =
+        sqlx::query_scalar(&format!("SELECT DISTINCT id::bigint FROM {}", p.table))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
     let present: BTreeSet<u64> = present.into_iter().map(|i| i as u64).collect();
-    Ok((p.first_id..=p.last_id).filter(|i| !present.contains(i)).collect())
+    Ok((p.first_id..=p.last_id)
+        .filter(|i| !present.contains(i))
+        .collect())
 }
 
 /// Waits until every coordinator reports the same applied index and state digest; on a

@@ -54,7 +54,11 @@ impl LogFindings {
         let Some(msg) = fields["message"].as_str() else {
             return;
         };
-        let (run, shard, fence) = (num(fields, "run_id"), num(fields, "shard"), num(fields, "fence"));
+        let (run, shard, fence) = (
+            num(fields, "run_id"),
+            num(fields, "shard"),
+            num(fields, "fence"),
+        );
         if msg.starts_with("lease claimed") {
             self.claims
                 .entry((run, shard, fence))

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use apitap_proto::client::LeaderClient;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
-use apitap_proto::v1::{GetRunRequest, RunInfo};
+use apitap_proto::v1::{ClusterStatusRequest, GetRunRequest, RunInfo};
 use sqlx::Row;
 use tokio::task::JoinHandle;
-
-use crate::testbed::grpc::status_of;
+use tonic::transport::{Channel, Endpoint};
 
 /// At most this many violations of one sampler are kept verbatim (the rest are counted).
 const MAX_KEPT: usize = 20;
@@ -101,7 +100,13 @@ impl Observations {
     }
 
     /// When the shard was first seen under a fence above `fence`, at or after `since`.
-    pub fn regranted_at(&self, run: u64, shard: u32, fence: u64, since: Instant) -> Option<Instant> {
+    pub fn regranted_at(
+        &self,
+        run: u64,
+        shard: u32,
+        fence: u64,
+        since: Instant,
+    ) -> Option<Instant> {
         self.shards
             .get(&(run, shard))?
             .iter()
@@ -151,39 +156,60 @@ impl Samplers {
     }
 }
 
-fn lock(obs: &Shared) -> std::sync::MutexGuard<'_, Observations> {
+/// Locks the observations even if a sampler panicked while holding them.
+pub fn lock_obs(obs: &Shared) -> std::sync::MutexGuard<'_, Observations> {
     obs.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn status_loop(nodes: Vec<(u64, String)>, obs: Shared, stop: Arc<AtomicBool>) {
+    // One lazily (re)connecting channel per node: polling must cost the nodes little.
+    let clients: Vec<(u64, Option<ControlServiceClient<Channel>>)> = nodes
+        .iter()
+        .map(|(id, addr)| {
+            let client = Endpoint::from_shared(format!("http://{addr}"))
+                .ok()
+                .map(|e| {
+                    ControlServiceClient::new(
+                        e.connect_timeout(Duration::from_millis(300))
+                            .timeout(Duration::from_millis(400))
+                            .connect_lazy(),
+                    )
+                });
+            (*id, client)
+        })
+        .collect();
     let mut last: HashMap<u64, (u64, u64)> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         let mut polls = tokio::task::JoinSet::new();
-        for (id, addr) in nodes.iter().cloned() {
+        for (id, client) in clients.iter().cloned() {
             polls.spawn(async move {
-                let s = tokio::time::timeout(Duration::from_millis(400), status_of(&addr)).await;
-                (id, s.ok().and_then(|r| r.ok()))
+                let s = match client {
+                    Some(mut c) => c.cluster_status(ClusterStatusRequest {}).await.ok(),
+                    None => None,
+                };
+                (id, s.map(|r| r.into_inner()))
             });
         }
         let results = polls.join_all().await;
         let at = Instant::now();
-        let mut o = lock(&obs);
-        o.status_samples += 1;
-        for (node, s) in results {
-            let Some(s) = s else { continue };
-            let now = (s.term, s.leader_id);
-            if last.get(&node) != Some(&now) {
-                last.insert(node, now);
-                o.status.push(StatusObs {
-                    at,
-                    node,
-                    term: s.term,
-                    leader_id: s.leader_id,
-                });
+        {
+            let mut o = lock_obs(&obs);
+            o.status_samples += 1;
+            for (node, s) in results {
+                let Some(s) = s else { continue };
+                let now = (s.term, s.leader_id);
+                if last.get(&node) != Some(&now) {
+                    last.insert(node, now);
+                    o.status.push(StatusObs {
+                        at,
+                        node,
+                        term: s.term,
+                        leader_id: s.leader_id,
+                    });
+                }
             }
         }
-        drop(o);
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -199,9 +225,9 @@ async fn run_loop(addrs: Vec<String>, runs: Vec<u64>, obs: Shared, stop: Arc<Ato
                 })
                 .await;
             let Ok(info) = got else { continue };
-            record_run(&mut lock(&obs), info, Instant::now());
+            record_run(&mut lock_obs(&obs), info, Instant::now());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
 
@@ -222,7 +248,10 @@ fn record_run(o: &mut Observations, info: RunInfo, at: Instant) {
             });
         }
         if s.state == "leased" && !s.worker.is_empty() {
-            let holders = o.holders.entry((info.run_id, s.index, s.fence)).or_default();
+            let holders = o
+                .holders
+                .entry((info.run_id, s.index, s.fence))
+                .or_default();
             if holders.insert(s.worker.clone()) && holders.len() == 2 {
                 let names: Vec<String> = holders.iter().cloned().collect();
                 o.violation(format!(
@@ -255,7 +284,7 @@ async fn checkpoint_loop(pg_url: String, obs: Shared, stop: Arc<AtomicBool>) {
         .fetch_all(&pool)
         .await;
         if let Ok(rows) = rows {
-            let mut o = lock(&obs);
+            let mut o = lock_obs(&obs);
             o.checkpoint_samples += 1;
             for r in rows {
                 let key: (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
@@ -265,7 +294,10 @@ async fn checkpoint_loop(pg_url: String, obs: Shared, stop: Arc<AtomicBool>) {
                     pages: r.get(5),
                 };
                 if let Some(prev) = o.checkpoints.insert(key.clone(), now) {
-                    if now.fence < prev.fence || now.records < prev.records || now.pages < prev.pages {
+                    if now.fence < prev.fence
+                        || now.records < prev.records
+                        || now.pages < prev.pages
+                    {
                         o.violation(format!(
                             "checkpoint of {} run {} shard {} went back: fence {} → {}, records {} → {}, pages {} → {}",
                             key.0, key.1, key.2, prev.fence, now.fence, prev.records, now.records, prev.pages, now.pages
@@ -305,15 +337,31 @@ mod tests {
     fn regrants_and_double_holders_are_seen() {
         let mut o = Observations::default();
         let t0 = Instant::now();
-        record_run(&mut o, run(&[(0, "leased", 10, "w1"), (1, "leased", 11, "w2")]), t0);
+        record_run(
+            &mut o,
+            run(&[(0, "leased", 10, "w1"), (1, "leased", 11, "w2")]),
+            t0,
+        );
         assert_eq!(o.leases_of("w1"), vec![(1, 0, 10)]);
         let t1 = t0 + Duration::from_secs(1);
-        record_run(&mut o, run(&[(0, "pending", 10, "w1"), (1, "leased", 11, "w2")]), t1);
+        record_run(
+            &mut o,
+            run(&[(0, "pending", 10, "w1"), (1, "leased", 11, "w2")]),
+            t1,
+        );
         let t2 = t0 + Duration::from_secs(2);
-        record_run(&mut o, run(&[(0, "leased", 20, "w2"), (1, "leased", 11, "w2")]), t2);
+        record_run(
+            &mut o,
+            run(&[(0, "leased", 20, "w2"), (1, "leased", 11, "w2")]),
+            t2,
+        );
         assert_eq!(o.regranted_at(1, 0, 10, t0), Some(t2));
         assert!(o.violations.is_empty());
-        record_run(&mut o, run(&[(0, "leased", 20, "w3"), (1, "leased", 11, "w2")]), t2);
+        record_run(
+            &mut o,
+            run(&[(0, "leased", 20, "w3"), (1, "leased", 11, "w2")]),
+            t2,
+        );
         assert_eq!(o.violations.len(), 1, "{:?}", o.violations);
     }
 }

@@ -173,16 +173,28 @@ pub struct FaultEntry {
     pub at: Duration,
     pub kind: FaultKind,
     /// pause-worker, partition-leader, delay-leader: how long the fault lasts (default 4s).
-    #[serde(default, with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub duration: Option<Duration>,
     /// kill-*: when the killed node is started again (default 3s).
-    #[serde(default, with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub restart_after: Option<Duration>,
     /// upstream-*: how many requests are hit (default 3); kill-pg-backend: backends (1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
     /// upstream-429: the `Retry-After` sent (default 1s).
-    #[serde(default, with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_after: Option<Duration>,
     /// upstream-latency (default 1500), delay-leader (default 200): milliseconds added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,7 +207,11 @@ pub struct FaultEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<u64>,
     /// Repeat the fault at this interval ...
-    #[serde(default, with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub every: Option<Duration>,
     /// ... this many times in all (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,7 +274,9 @@ mod humantime_serde {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("bad duration {text:?} ({e}); write e.g. 3s or 250ms"))
+            serde::de::Error::custom(format!(
+                "bad duration {text:?} ({e}); write e.g. 3s or 250ms"
+            ))
         })
     }
 
@@ -416,13 +434,16 @@ impl Scenario {
                         pipelines: 2,
                         shards: 8,
                         page_size: 50,
-                        source_latency: Duration::from_millis(300),
+                        source_latency: Duration::from_millis(350),
                         workers: 4,
+                        // Spare slots, so that a paused worker's shards are taken over
+                        // and it comes back as a zombie.
+                        slots: 6,
                         ..Workload::default()
                     },
                     Vec::new(),
                 );
-                s.faults = mixed_faults(s.seed, 2, secs(4), secs(3));
+                s.faults = mixed_faults(s.seed, 2);
                 s
             }
             _ => return None,
@@ -445,14 +466,15 @@ impl Scenario {
     pub fn reseed(&mut self, seed: u64) {
         if self.name == "mixed" && self.seed != seed {
             let per_kind = self.faults.len() / FaultKind::ALL.len();
-            self.faults = mixed_faults(seed, per_kind.max(1), Duration::from_secs(4), Duration::from_secs(3));
+            self.faults = mixed_faults(seed, per_kind.max(1));
         }
         self.seed = seed;
     }
 }
 
-/// `per_kind` faults of every kind in a seeded order, one every `gap` from `start`.
-pub fn mixed_faults(seed: u64, per_kind: usize, start: Duration, gap: Duration) -> Vec<FaultEntry> {
+/// `per_kind` faults of every kind in a seeded order, one every 2.5 s from 4 s on.
+fn mixed_faults(seed: u64, per_kind: usize) -> Vec<FaultEntry> {
+    let (start, gap) = (Duration::from_secs(4), Duration::from_millis(2500));
     let mut kinds: Vec<FaultKind> = FaultKind::ALL
         .iter()
         .flat_map(|k| std::iter::repeat_n(*k, per_kind))

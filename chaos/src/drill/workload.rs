@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(ps.iter().map(|p| p.records()).sum::<u64>(), 100_001);
         let yaml = pipeline_yaml(&ps[1], 50, 1);
         assert!(yaml.contains("count: 8"), "{yaml}");
-        assert!(yaml.contains("/v1/cursor?from_id={{ shard.start }}"), "{yaml}");
+        assert!(
+            yaml.contains("/v1/cursor?from_id={{ shard.start }}"),
+            "{yaml}"
+        );
         assert!(yaml.contains("mode: append"), "{yaml}");
     }
 }

@@ -26,6 +26,8 @@ pub struct ClusterBuilder {
     worker_env: Vec<(String, String)>,
     ctl_env: Vec<(String, String)>,
     snapshot_every: Option<u64>,
+    /// (listen, advertised) address of each coordinator, when set by [`Self::advertise`].
+    advertise: Option<Vec<(String, String)>>,
 }
 
 impl ClusterBuilder {
@@ -70,6 +72,13 @@ impl ClusterBuilder {
         self.worker_env.push((key.into(), value.into()));
         self
     }
+    /// Coordinator `i` listens on `addrs[i].0` and tells its peers to dial `addrs[i].1`
+    /// (`--advertise-addr`, and the address `cluster add` registers), e.g. a fault proxy in
+    /// front of it. Workers and apitapctl are still given the listen addresses.
+    pub fn advertise(mut self, addrs: Vec<(String, String)>) -> Self {
+        self.advertise = Some(addrs);
+        self
+    }
 
     pub async fn start(self) -> anyhow::Result<TestCluster> {
         let (tmp, out) = match &self.out_dir {
@@ -106,7 +115,11 @@ impl ClusterBuilder {
             let id = i as u64 + 1;
             cluster.coordinators.push(CoordinatorNode {
                 id,
-                addr: format!("127.0.0.1:{}", free_port()),
+                addr: match &self.advertise {
+                    Some(a) => a[i].0.clone(),
+                    None => format!("127.0.0.1:{}", free_port()),
+                },
+                advertise: self.advertise.as_ref().map(|a| a[i].1.clone()),
                 data_dir: cluster.out.join(format!("coordinator-{id}")),
                 proc: None,
                 admin: None,
@@ -117,10 +130,8 @@ impl ClusterBuilder {
         }
         cluster.wait_for_leader(Duration::from_secs(30))?;
         for i in 1..self.coordinators {
-            let (id, addr) = (
-                cluster.coordinators[i].id,
-                cluster.coordinators[i].addr.clone(),
-            );
+            let node = &cluster.coordinators[i];
+            let (id, addr) = (node.id, node.advertise.clone().unwrap_or(node.addr.clone()));
             cluster.ctl_ok(&["cluster", "add", &id.to_string(), &addr])?;
         }
         for i in 0..self.workers {
@@ -139,6 +150,8 @@ impl ClusterBuilder {
 pub struct CoordinatorNode {
     pub id: u64,
     pub addr: String,
+    /// The address peers dial, when it is not `addr` (see [`ClusterBuilder::advertise`]).
+    pub advertise: Option<String>,
     pub data_dir: PathBuf,
     pub proc: Option<Proc>,
     /// Its admin HTTP address (health, metrics), from its first stdout line.
@@ -178,6 +191,7 @@ impl TestCluster {
             worker_env: Vec::new(),
             ctl_env: Vec::new(),
             snapshot_every: None,
+            advertise: None,
         }
     }
 
@@ -206,6 +220,9 @@ impl TestCluster {
             .env("RUST_LOG", "info,openraft=warn");
         if node.id == 1 {
             cmd.arg("--init");
+        }
+        if let Some(a) = &node.advertise {
+            cmd.arg("--advertise-addr").arg(a);
         }
         if let Some(n) = self.snapshot_every {
             cmd.arg("--snapshot-every").arg(n.to_string());

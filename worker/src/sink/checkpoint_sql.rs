@@ -112,10 +112,29 @@ pub(crate) fn check_fence(stored: Option<i64>, ours: i64, fence: u64) -> Result<
         None => Err(SinkError::Internal(
             "commit before claim: the shard has no checkpoint row".into(),
         )),
+        // FAULT INJECTION, for chaos drills only: see `fencing_disabled`.
+        Some(s) if s != ours && fencing_disabled() => {
+            tracing::warn!(
+                fence,
+                stored_fence = s,
+                "FAULT INJECTION: fencing disabled: accepting a commit whose fence differs from the sink's"
+            );
+            Ok(())
+        }
         Some(s) if s != ours => Err(SinkError::Fenced {
             stored: to_u64(s),
             ours: fence,
         }),
         Some(_) => Ok(()),
     }
+}
+
+/// FAULT INJECTION, for chaos drills only (hidden, never for production):
+/// `APITAP_FAULT_DISABLE_FENCING=true` turns the commit-time fence check off, so that
+/// `apitap-chaos drill` can show that its checker catches what fencing prevents.
+fn fencing_disabled() -> bool {
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DISABLED.get_or_init(|| {
+        std::env::var("APITAP_FAULT_DISABLE_FENCING").is_ok_and(|v| v == "true" || v == "1")
+    })
 }

@@ -1,0 +1,167 @@
+//! The drill report: one JSON object (`--json`, and `report.json` in the output folder) and
+//! a human summary. `violations` is empty exactly when every invariant held.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::check::TableCheck;
+use super::inject::TimelineEntry;
+use crate::proxy::ProxyStats;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: u64,
+    pub pipeline: String,
+    pub state: String,
+    /// From submit to the end, as the coordinator stamped them.
+    pub duration_ms: u64,
+    pub shards: usize,
+    /// Leases granted over the run (shard attempts).
+    pub leases: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SampleCounts {
+    pub status: u64,
+    pub runs: u64,
+    pub checkpoints: u64,
+    /// Terms in which a coordinator was seen leading (elections won), and the last term.
+    pub terms_led: u64,
+    pub last_term: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub drill: String,
+    pub seed: u64,
+    pub passed: bool,
+    pub duration_ms: u64,
+    pub records_checked: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    /// Rows with ids outside the pipeline's range.
+    pub unexpected: u64,
+    /// Rows whose content differs from the source record.
+    pub corrupt: u64,
+    pub faults_injected: BTreeMap<String, u64>,
+    pub faults_total: u64,
+    /// `{n, mean, p50, p99, max}` in milliseconds.
+    pub leader_failover_ms: Value,
+    pub shard_reassign_ms: Value,
+    pub zombie_commits_attempted: u64,
+    pub zombie_commits_rejected: u64,
+    pub zombie_commits_accepted: u64,
+    pub tables: Vec<TableCheck>,
+    pub runs: Vec<RunSummary>,
+    pub samples: SampleCounts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyStats>,
+    /// The state digest every coordinator agreed on.
+    pub raft_digest: Option<String>,
+    pub timeline: Vec<TimelineEntry>,
+    /// Things worth knowing that are not violations (a fault that hit nothing, ...).
+    pub notes: Vec<String>,
+    pub violations: Vec<String>,
+    /// Logs, data and this report.
+    pub out: String,
+}
+
+fn ms_line(v: &Value) -> String {
+    if v["n"].as_u64().unwrap_or(0) == 0 {
+        return "not measured".into();
+    }
+    format!(
+        "n={} p50 {} ms, p99 {} ms, max {} ms",
+        v["n"], v["p50"], v["p99"], v["max"]
+    )
+}
+
+impl Report {
+    /// The summary printed without `--json`.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let verdict = if self.passed { "PASSED" } else { "FAILED" };
+        let _ = writeln!(
+            s,
+            "drill {} (seed {}): {verdict} in {:.1} s",
+            self.drill,
+            self.seed,
+            self.duration_ms as f64 / 1000.0
+        );
+        let _ = writeln!(
+            s,
+            "  records checked  {}  (lost {}, duplicated {}, unexpected {}, corrupt {})",
+            self.records_checked, self.lost, self.duplicated, self.unexpected, self.corrupt
+        );
+        let kinds: Vec<String> = self
+            .faults_injected
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  faults injected  {} of {} kinds: {}",
+            self.faults_total,
+            self.faults_injected.len(),
+            kinds.join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "  leader failover  {}",
+            ms_line(&self.leader_failover_ms)
+        );
+        let _ = writeln!(s, "  shard reassign   {}", ms_line(&self.shard_reassign_ms));
+        let _ = writeln!(
+            s,
+            "  zombie commits   attempted {}, rejected {}, accepted {}",
+            self.zombie_commits_attempted,
+            self.zombie_commits_rejected,
+            self.zombie_commits_accepted
+        );
+        for r in &self.runs {
+            let _ = writeln!(
+                s,
+                "  run {:<3} {:<10} {} in {:.1} s ({} shards, {} leases)",
+                r.run_id,
+                r.pipeline,
+                r.state,
+                r.duration_ms as f64 / 1000.0,
+                r.shards,
+                r.leases
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  raft state       {}",
+            match &self.raft_digest {
+                Some(d) => format!("identical on every coordinator (digest {d})"),
+                None => "differs (see violations)".into(),
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  sampled          {} status, {} run and {} checkpoint samples; leaders seen in {} terms (last term {})",
+            self.samples.status,
+            self.samples.runs,
+            self.samples.checkpoints,
+            self.samples.terms_led,
+            self.samples.last_term
+        );
+        for n in &self.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        if self.violations.is_empty() {
+            let _ = writeln!(s, "  violations       none");
+        } else {
+            let _ = writeln!(s, "  violations       {}:", self.violations.len());
+            for v in &self.violations {
+                let _ = writeln!(s, "    - {v}");
+            }
+        }
+        let _ = writeln!(s, "  logs and report  {}", self.out);
+        s
+    }
+}
