@@ -45,6 +45,9 @@ pub struct TableCheck {
     pub first_lost: Vec<u64>,
     /// The first ids loaded more than once.
     pub first_duplicated: Vec<u64>,
+    /// Every missing id, for the per-shard gaps.
+    #[serde(skip)]
+    pub lost_ids: BTreeSet<u64>,
 }
 
 /// Compares `p.table` with ids `p.first_id..=p.last_id` of the mock dataset.
@@ -98,23 +101,16 @@ pub async fn table(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<TableChec
             c.corrupt += 1;
         }
     }
-    for id in p.first_id..=p.last_id {
-        if !seen.contains(&id) {
-            c.lost += 1;
-            if c.first_lost.len() < 10 {
-                c.first_lost.push(id);
-            }
-        }
-    }
+    c.lost_ids = (p.first_id..=p.last_id)
+        .filter(|id| !seen.contains(id))
+        .collect();
+    c.lost = c.lost_ids.len() as u64;
+    c.first_lost = c.lost_ids.iter().take(10).copied().collect();
     Ok(c)
 }
 
 /// Shards (by their `start-end` key) with missing ids: "gaps per shard".
-pub fn shard_gaps(
-    check: &TableCheck,
-    shard_keys: &[String],
-    lost_ids: &BTreeSet<u64>,
-) -> Vec<String> {
+pub fn shard_gaps(check: &TableCheck, shard_keys: &[String]) -> Vec<String> {
     if check.lost == 0 {
         return Vec::new();
     }
@@ -123,23 +119,10 @@ pub fn shard_gaps(
         .filter_map(|k| {
             let (a, b) = k.split_once('-')?;
             let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
-            let missing = lost_ids.range(a..=b).count();
+            let missing = check.lost_ids.range(a..=b).count();
             (missing > 0).then(|| format!("{} shard {k}: {missing} ids missing", check.pipeline))
         })
         .collect()
-}
-
-/// Every id of `p` missing from its table (used only when some are lost).
-pub async fn lost_ids(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<BTreeSet<u64>> {
-    let present: Vec<i64> =
-        sqlx::query_scalar(&format!("SELECT DISTINCT id::bigint FROM {}", p.table))
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
-    let present: BTreeSet<u64> = present.into_iter().map(|i| i as u64).collect();
-    Ok((p.first_id..=p.last_id)
-        .filter(|i| !present.contains(i))
-        .collect())
 }
 
 /// Waits until every coordinator reports the same applied index and state digest; on a
@@ -178,12 +161,12 @@ mod tests {
         let c = TableCheck {
             pipeline: "drill-1".into(),
             lost: 3,
+            lost_ids: [3, 4, 25].into_iter().collect(),
             ..Default::default()
         };
         let keys = vec!["1-10".to_string(), "11-20".to_string(), "21-30".to_string()];
-        let lost: BTreeSet<u64> = [3, 4, 25].into_iter().collect();
         assert_eq!(
-            shard_gaps(&c, &keys, &lost),
+            shard_gaps(&c, &keys),
             vec![
                 "drill-1 shard 1-10: 2 ids missing".to_string(),
                 "drill-1 shard 21-30: 1 ids missing".to_string()

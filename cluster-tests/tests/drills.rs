@@ -1,0 +1,113 @@
+//! `apitap-chaos drill` end to end: a short mixed drill passes, and the zombie drill with
+//! fencing switched off (test-only) is caught by the checker and exits non-zero.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use apitap_chaos::testbed::bins;
+use serde_json::Value;
+
+/// A fresh folder for one drill's scenario, logs and data.
+fn scratch(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("apitap-{name}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Runs `apitap-chaos drill <scenario> --json`; returns the exit code and the report.
+fn drill(dir: &Path, name: &str, scenario: &str) -> anyhow::Result<(i32, Value)> {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, scenario)?;
+    let out = Command::new(bins::path("apitap-chaos")?)
+        .arg("drill")
+        .arg(&file)
+        .arg("--json")
+        .arg("--out")
+        .arg(dir.join(name))
+        .output()?;
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(stdout.trim()).map_err(|e| {
+        anyhow::anyhow!(
+            "exit {code}, no JSON report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok((code, report))
+}
+
+fn count(report: &Value, key: &str) -> u64 {
+    report[key].as_u64().unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_short_mixed_drill_keeps_every_invariant() -> anyhow::Result<()> {
+    let dir = scratch("short-mixed")?;
+    let (code, report) = drill(
+        &dir,
+        "short-mixed",
+        r#"
+deadline: 3m
+workload: { records: 24000, pipelines: 2, shards: 3, page_size: 50, source_latency: 150ms,
+            coordinators: 3, workers: 3, slots: 4 }
+faults:
+  - { at: 2s, kind: kill-leader, restart_after: 2s }
+  - { at: 3s, kind: upstream-500 }
+  - { at: 4s, kind: pause-worker, target: 1, duration: 4s }
+  - { at: 6s, kind: upstream-truncate }
+  - { at: 7s, kind: partition-leader, duration: 2s }
+  - { at: 8s, kind: kill-pg-backend }
+  - { at: 10s, kind: kill-worker, target: 2, restart_after: 2s }
+  - { at: 11s, kind: upstream-429, retry_after: 1s }
+"#,
+    )?;
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["violations"], serde_json::json!([]), "{report:#}");
+    assert_eq!(count(&report, "records_checked"), 24_000);
+    assert_eq!(count(&report, "lost"), 0);
+    assert_eq!(count(&report, "duplicated"), 0);
+    assert_eq!(count(&report, "zombie_commits_accepted"), 0);
+    assert_eq!(count(&report, "faults_total"), 8, "{report:#}");
+    assert_eq!(report["faults_injected"].as_object().unwrap().len(), 8);
+    assert!(
+        report["leader_failover_ms"]["n"].as_u64() >= Some(1),
+        "{report:#}"
+    );
+    std::fs::remove_dir_all(dir)?;
+    Ok(())
+}
+
+#[test]
+fn the_zombie_drill_without_fencing_is_caught() -> anyhow::Result<()> {
+    let dir = scratch("zombie-unfenced")?;
+    let (code, report) = drill(
+        &dir,
+        "zombie-unfenced",
+        r#"
+deadline: 3m
+workload: { records: 8000, shards: 2, coordinators: 1, workers: 2, unsafe_disable_fencing: true }
+faults:
+  - { at: 3s, kind: pause-worker, duration: 6s }
+"#,
+    )?;
+    assert_eq!(code, 1, "a violation must fail the drill: {report:#}");
+    assert_eq!(report["passed"], false);
+    let violations = report["violations"].as_array().unwrap();
+    assert!(!violations.is_empty());
+    assert!(
+        count(&report, "zombie_commits_accepted") > 0,
+        "the zombie's commits went through: {report:#}"
+    );
+    assert!(
+        count(&report, "duplicated") > 0
+            || violations
+                .iter()
+                .any(|v| v.as_str().unwrap().contains("went back")),
+        "the damage shows in the data or the checkpoints: {report:#}"
+    );
+    std::fs::remove_dir_all(dir)?;
+    Ok(())
+}
