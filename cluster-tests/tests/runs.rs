@@ -207,3 +207,48 @@ spec:
     let pool = sqlx::PgPool::connect(&pg.url()).await?;
     expect::exact_dataset(&pool, "leader_kill", 4000).await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_schedule_fires_at_the_next_minute() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().records(50).start().await?;
+    let db = cluster.out_path("cron.db");
+    let yaml = format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: every-minute }}
+spec:
+  schedule: {{ cron: "* * * * *" }}
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/all"
+  sink:
+    sqlite: {{ path: "{}", table: users }}
+"#,
+        db.display()
+    );
+    let path = cluster.out_path("cron.yaml");
+    std::fs::write(&path, yaml)?;
+    let out = cluster.ctl_json(&["submit", &path.display().to_string()])?;
+    assert_eq!(
+        out["run_id"].as_u64(),
+        Some(0),
+        "a scheduled pipeline does not run on submit"
+    );
+    let listed = cluster.ctl_json(&["get", "pipelines"])?;
+    assert_eq!(listed[0]["schedule"], "cron * * * * *");
+    let run = wait::until("the cron schedule to fire", Duration::from_secs(75), || {
+        let runs = cluster.ctl_json(&["get", "runs"]).ok()?;
+        runs.as_array()?
+            .iter()
+            .find(|r| r["state"] == "succeeded")
+            .cloned()
+    })?;
+    assert_eq!(total_records(&run), 50);
+    let started = run["created_at_ms"].as_u64().unwrap();
+    assert!(
+        started % 60_000 < 5_000,
+        "fired {} ms after a minute boundary",
+        started % 60_000
+    );
+    Ok(())
+}

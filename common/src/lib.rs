@@ -5,6 +5,7 @@
 //! - [`jsonpath`]: the small JSON path subset used to find records, cursors and flags.
 //! - [`shard`]: expanding `spec.shards` into the shards of a run (a pure function).
 //! - [`checkpoint`]: the resume position of a shard, shared by coordinator and worker.
+//! - [`cron`]: five-field cron schedules.
 //! - [`timestamp`]: RFC 3339 timestamps for time-window shards.
 //! - [`retry`]: exponential back-off with jitter.
 //! - [`error`]: error classification (user / transient / internal).
@@ -13,6 +14,7 @@
 //! - [`shutdown`]: a broadcast-based shutdown signal.
 
 pub mod checkpoint;
+pub mod cron;
 pub mod error;
 pub mod jsonpath;
 pub mod metrics;

@@ -74,6 +74,7 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
             spec_yaml: "spec".into(),
             secrets: Default::default(),
             every_ms: None,
+            cron: None,
             max_attempts: 3,
             source_url: String::new(),
             sink: String::new(),

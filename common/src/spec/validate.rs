@@ -124,20 +124,21 @@ fn schedule(p: &Pipeline, out: &mut Vec<Problem>) {
                 .hint("keep one of them"),
         ),
         (None, None) => out.push(
-            Problem::new("spec.schedule", "a schedule needs `every`").hint(
+            Problem::new("spec.schedule", "a schedule needs `every` or `cron`").hint(
                 "for example schedule: { every: 15m }, or remove spec.schedule to run on submit",
             ),
         ),
         (Some(d), None) if d.as_millis() < 1000 => {
             out.push(Problem::new("spec.schedule.every", "must be at least 1s"))
         }
-        (None, Some(_)) => out.push(
-            Problem::new(
-                "spec.schedule.cron",
-                "cron schedules are not supported by this version yet",
-            )
-            .hint("use schedule: { every: 15m }"),
-        ),
+        (None, Some(c)) => {
+            if let Err(e) = crate::cron::Cron::parse(c) {
+                out.push(
+                    Problem::new("spec.schedule.cron", e)
+                        .hint("minute hour day-of-month month day-of-week, in UTC; e.g. cron: \"0 */6 * * *\""),
+                )
+            }
+        }
         _ => {}
     }
 }

@@ -201,6 +201,7 @@ impl ControlService for ControlApi {
                 .as_ref()
                 .and_then(|s| s.every)
                 .map(|d| d.as_millis() as u64),
+            cron: pipeline.spec.schedule.as_ref().and_then(|s| s.cron.clone()),
             max_attempts: pipeline.spec.policy.max_attempts,
             source_url: url_summary(&pipeline.spec.source.http.url),
             sink: sink_summary(&pipeline.spec.sink),

@@ -14,10 +14,11 @@ pub fn pipeline_info(p: &PipelineRecord, state: &State) -> PipelineInfo {
         updated_at_ms: p.updated_at_ms,
         source_url: p.source_url.clone(),
         sink: p.sink.clone(),
-        schedule: p
-            .every_ms
-            .map(|ms| format!("every {}", humanize_ms(ms)))
-            .unwrap_or_else(|| "manual".into()),
+        schedule: match (&p.cron, p.every_ms) {
+            (Some(c), _) => format!("cron {c}"),
+            (None, Some(ms)) => format!("every {}", humanize_ms(ms)),
+            (None, None) => "manual".into(),
+        },
         last_run_id: p.last_run_id.unwrap_or(0),
         last_run_state: last
             .map(|r| r.state.as_str().to_string())

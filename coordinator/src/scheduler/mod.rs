@@ -120,13 +120,22 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
         cmds.push(Command::GrantLeases { grants });
     }
 
-    // Fire schedules whose interval has passed and whose previous run is over.
+    // Fire schedules that are due, unless the previous run is still going (no overlap).
     for p in state.pipelines.values() {
-        let Some(every) = p.every_ms else { continue };
         let last = p.last_run_id.and_then(|id| state.runs.get(&id));
-        let due = match last {
-            None => true,
-            Some(r) => r.state.is_terminal() && r.created_at_ms + every <= now_ms,
+        if last.is_some_and(|r| !r.state.is_terminal()) {
+            continue;
+        }
+        let due = match (&p.cron, p.every_ms) {
+            (Some(expr), _) => {
+                let since = last.map_or(p.updated_at_ms, |r| r.created_at_ms.max(p.updated_at_ms));
+                apitap_common::cron::Cron::parse(expr)
+                    .ok()
+                    .and_then(|c| c.next_after((since / 1000) as i64))
+                    .is_some_and(|next| next * 1000 <= now_ms as i64)
+            }
+            (None, Some(every)) => last.is_none_or(|r| r.created_at_ms + every <= now_ms),
+            (None, None) => false,
         };
         if due {
             if let Ok(spec) = apitap_common::spec::load(&p.name, &p.spec_yaml, None) {

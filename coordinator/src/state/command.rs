@@ -15,6 +15,8 @@ pub enum Command {
         spec_yaml: String,
         secrets: BTreeMap<String, String>,
         every_ms: Option<u64>,
+        #[serde(default)]
+        cron: Option<String>,
         max_attempts: u32,
         source_url: String,
         sink: String,
@@ -163,6 +165,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             spec_yaml,
             secrets,
             every_ms,
+            cron,
             max_attempts,
             source_url,
             sink,
@@ -188,6 +191,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
                     created_at_ms: *now_ms,
                     updated_at_ms: *now_ms,
                     every_ms: None,
+                    cron: None,
                     max_attempts: 1,
                     last_run_id: None,
                     source_url: String::new(),
@@ -202,6 +206,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             record.spec_yaml = spec_yaml.clone();
             record.secrets = secrets.clone();
             record.every_ms = *every_ms;
+            record.cron = cron.clone();
             record.max_attempts = *max_attempts;
             record.source_url = source_url.clone();
             record.sink = sink.clone();

@@ -19,6 +19,9 @@ pub struct PipelineRecord {
     pub updated_at_ms: u64,
     /// `schedule.every`, if the pipeline runs on a schedule.
     pub every_ms: Option<u64>,
+    /// `schedule.cron`, if the pipeline runs on a cron schedule (UTC).
+    #[serde(default)]
+    pub cron: Option<String>,
     /// Failed attempts per shard before the run fails.
     pub max_attempts: u32,
     pub last_run_id: Option<u64>,
