@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
 start=$(date +%s)
-cargo build --workspace --bins --tests
-cargo test --workspace "$@"
+# One feature set for both commands (so `cargo test` reuses the build): the worker's fail
+# points are on, for the crash-at-commit cluster tests (docs/chaos.md).
+features=(--features apitap-worker/failpoints)
+cargo build --workspace --bins --tests "${features[@]}"
+cargo test --workspace "${features[@]}" "$@"
 echo "test suite passed in $(( $(date +%s) - start ))s" >&2

@@ -9,6 +9,10 @@ use tokio::sync::watch;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    // Fail points from the FAILPOINTS environment variable (test builds only). Kept for the
+    // whole process: `exit` below never tears it down.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let mut telemetry = apitap_common::telemetry::init(config.log_format, "info");
     // actix on a multi-threaded tokio runtime, so reqwest, sqlx, tonic and DataFusion share it.
     let system = actix::System::with_tokio_rt(|| {
@@ -35,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_metrics(metrics.clone())
         .start();
-        println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string()}));
+        println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string(), "failpoints": cfg!(feature = "failpoints")}));
         tracing::info!(worker = %id, slots = config.slots, coordinators = ?config.coordinators, "worker started");
         os_signal.await;
         // Not ready from here on, before the agent even hears of the drain.

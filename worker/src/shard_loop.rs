@@ -18,6 +18,16 @@ use crate::sink::{self, ShardRef, Sink, SinkError};
 use crate::telemetry::{stage_span, Stage};
 use crate::transform::Transformer;
 
+/// A named fail point that, when set (`FAILPOINTS="sink::after_commit=return"`, see
+/// docs/chaos.md), aborts the process on the spot, as SIGKILL would: no drain, no lease
+/// release, no last report. Compiled only with the `failpoints` feature; nothing otherwise.
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name, |_| { std::process::abort() });
+    };
+}
+
 /// A granted lease with everything needed to work on it.
 #[derive(Debug, Clone)]
 pub struct LeaseWork {
@@ -148,6 +158,7 @@ pub async fn run(
             watermark,
         };
         let committing = Instant::now();
+        crash_point!("sink::before_commit");
         if let Err(e) = sink
             .commit(&shard, work.fence, batch.as_ref(), &next)
             .instrument(stage_span(Stage::Load, &work))
@@ -167,6 +178,8 @@ pub async fn run(
             }
             return sink_outcome(e, Some(&cp));
         }
+        // The page and its checkpoint are in the sink; the coordinator has not heard yet.
+        crash_point!("sink::after_commit");
         work.metrics.observe_commit(committing.elapsed(), rows);
         cp = next;
         if cp.is_done() || last_report.elapsed() >= Duration::from_millis(500) {

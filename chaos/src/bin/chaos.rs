@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use apitap_chaos::demo::{self, DemoOptions};
-use apitap_chaos::testbed::TestCluster;
+use apitap_chaos::testbed::{TempPostgres, TestCluster};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -38,7 +38,9 @@ enum Cmd {
         #[command(subcommand)]
         bench: BenchCmd,
     },
-    /// Start a testbed and keep it running until Ctrl-C, printing every address.
+    /// Start a testbed (coordinators, workers, the mock API and a throwaway PostgreSQL) and
+    /// keep it running until Ctrl-C, printing every node's gRPC and admin HTTP address, the
+    /// mock API's URL and PostgreSQL's URL.
     Up {
         #[arg(long, default_value_t = 1)]
         coordinators: usize,
@@ -46,7 +48,9 @@ enum Cmd {
         workers: usize,
         #[arg(long, default_value_t = 10000)]
         records: u64,
-        /// Print one JSON object with the addresses on the first line of stdout.
+        /// Print one JSON object with the addresses on the first line of stdout:
+        /// `coordinators` [{id, grpc, admin}], `workers` [{id, admin}], `mock_api`,
+        /// `postgres`, `logs`.
         #[arg(long)]
         json: bool,
         /// Folder for logs and data.
@@ -297,32 +301,80 @@ async fn main() -> anyhow::Result<()> {
             json,
             out,
         } => {
+            let pg = tokio::task::block_in_place(TempPostgres::start)
+                .map_err(|e| anyhow::anyhow!("cannot start PostgreSQL: {e:#}"))?;
             let cluster = TestCluster::builder()
                 .coordinators(coordinators)
                 .workers(workers)
                 .records(records)
                 .out_dir(&out)
+                .secret("WAREHOUSE_URL", &pg.url())
                 .start()
                 .await?;
-            let info = serde_json::json!({
-                "coordinators": cluster.coordinator_addrs(),
-                "mock_api": cluster.mock.url(),
-                "logs": cluster.logs(),
-            });
+            let info = playground_info(&cluster, &pg);
             if json {
                 println!("{info}");
             } else {
-                println!("coordinators: {}", cluster.coordinator_addrs().join(", "));
-                println!("mock API:     {}", cluster.mock.url());
-                println!("logs:         {}", cluster.logs().display());
-                println!("try: APITAP_COORDINATOR={} MOCK_API_URL={} apitapctl submit examples/pipelines/demo.yaml --watch", cluster.coordinator_addrs().join(","), cluster.mock.url());
+                print!("{}", playground_text(&info));
+                println!("try: APITAP_COORDINATOR={} MOCK_API_URL={} WAREHOUSE_URL={} apitapctl submit examples/pipelines/demo.yaml --watch", cluster.coordinator_addrs().join(","), cluster.mock.url(), pg.url());
                 println!("Ctrl-C stops everything");
             }
             tokio::signal::ctrl_c().await?;
             drop(cluster);
+            drop(pg);
             Ok(())
         }
     }
+}
+
+/// An admin address as an HTTP URL.
+fn http(addr: &Option<String>) -> serde_json::Value {
+    match addr {
+        Some(a) => format!("http://{a}").into(),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// Every address of the playground, as `up --json` prints it.
+fn playground_info(cluster: &TestCluster, pg: &TempPostgres) -> serde_json::Value {
+    let coordinators: Vec<serde_json::Value> = cluster
+        .coordinators
+        .iter()
+        .map(|c| serde_json::json!({"id": c.id, "grpc": c.addr, "admin": http(&c.admin)}))
+        .collect();
+    let workers: Vec<serde_json::Value> = cluster
+        .workers
+        .iter()
+        .map(|w| serde_json::json!({"id": w.id, "admin": http(&w.admin)}))
+        .collect();
+    serde_json::json!({
+        "coordinators": coordinators,
+        "workers": workers,
+        "mock_api": cluster.mock.url(),
+        "postgres": pg.url(),
+        "logs": cluster.logs(),
+    })
+}
+
+/// The same addresses as a readable list.
+fn playground_text(info: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let mut out = String::new();
+    for c in info["coordinators"].as_array().into_iter().flatten() {
+        out += &format!(
+            "coordinator-{}: gRPC {}  admin {}\n",
+            c["id"],
+            s(&c["grpc"]),
+            s(&c["admin"])
+        );
+    }
+    for w in info["workers"].as_array().into_iter().flatten() {
+        out += &format!("{}: admin {}\n", s(&w["id"]), s(&w["admin"]));
+    }
+    out += &format!("mock API:   {}\n", s(&info["mock_api"]));
+    out += &format!("PostgreSQL: {}\n", s(&info["postgres"]));
+    out += &format!("logs:       {}\n", s(&info["logs"]));
+    out
 }
 
 async fn drill(

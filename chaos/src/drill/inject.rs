@@ -68,7 +68,17 @@ enum Event {
     RestartWorker(usize),
     ResumeWorker(usize),
     Heal(u64),
+    /// crash-worker-at: has `worker` aborted at `failpoint` yet? It is started again
+    /// without the fail point once it has, or at `until` anyway.
+    AwaitCrash {
+        worker: usize,
+        failpoint: String,
+        until: Duration,
+    },
 }
+
+/// How often a worker armed with a fail point is checked for its crash.
+const CRASH_POLL: Duration = Duration::from_millis(100);
 
 pub struct Injector<'a> {
     pub cluster: &'a mut TestCluster,
@@ -197,8 +207,51 @@ impl<'a> Injector<'a> {
                     }
                     self.log("heal", format!("links of coordinator-{node} healed"));
                 }
+                Event::AwaitCrash {
+                    worker,
+                    failpoint,
+                    until,
+                } => self.await_crash(worker, failpoint, until)?,
             }
         }
+        Ok(())
+    }
+
+    /// Follow-up of crash-worker-at: once the armed worker aborted (or `until` passed), start
+    /// it again without the fail point.
+    fn await_crash(&mut self, i: usize, failpoint: String, until: Duration) -> anyhow::Result<()> {
+        let id = self.cluster.workers[i].id.clone();
+        let exited = self.cluster.worker_proc(i).and_then(|p| p.try_wait());
+        match exited {
+            Some(status) => self.log(
+                "crash",
+                format!("{id} aborted at fail point {failpoint} ({status})"),
+            ),
+            None if self.elapsed() < until => {
+                let at = self.elapsed() + CRASH_POLL;
+                self.schedule(
+                    at,
+                    Event::AwaitCrash {
+                        worker: i,
+                        failpoint,
+                        until,
+                    },
+                );
+                return Ok(());
+            }
+            None => {
+                self.notes.push(format!(
+                    "crash-worker-at: {id} did not reach fail point {failpoint} in time (no commit); restarted without it"
+                ));
+                if let Some(p) = self.cluster.worker_proc(i) {
+                    p.kill();
+                }
+            }
+        }
+        let cluster = &mut *self.cluster;
+        tokio::task::block_in_place(|| cluster.start_worker(i))?;
+        self.worker_down.remove(&i);
+        self.log("restart", format!("{id} started again without fail points"));
         Ok(())
     }
 
@@ -469,6 +522,48 @@ impl<'a> Injector<'a> {
                         ),
                     );
                 }
+            }
+            FaultKind::CrashWorkerAt => {
+                let failpoint = e
+                    .failpoint
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("needs a `failpoint`"))?;
+                let i = self.pick_worker(e.target)?;
+                let id = self.cluster.workers[i].id.clone();
+                anyhow::ensure!(
+                    self.cluster.workers[i].failpoints,
+                    "{id} has no fail points: build the workers with `--features apitap-worker/failpoints`"
+                );
+                let leases = crate::drill::sample::lock_obs(&self.obs).leases_of(&id);
+                self.worker_down.insert(i);
+                if let Some(p) = self.cluster.worker_proc(i) {
+                    p.kill();
+                }
+                let setting = format!("{failpoint}=return");
+                let cluster = &mut *self.cluster;
+                let started = tokio::task::block_in_place(|| {
+                    cluster.start_worker_with_env(i, &[("FAILPOINTS", &setting)])
+                });
+                if let Err(err) = started {
+                    self.schedule(self.elapsed(), Event::RestartWorker(i));
+                    return Err(err.context(format!("{id} did not start with FAILPOINTS")));
+                }
+                let until = self.elapsed() + e.crash_within();
+                self.schedule(
+                    self.elapsed() + CRASH_POLL,
+                    Event::AwaitCrash {
+                        worker: i,
+                        failpoint,
+                        until,
+                    },
+                );
+                self.log(
+                    name,
+                    format!(
+                        "SIGKILL {id} holding {} leases and start it with FAILPOINTS={setting}: it aborts at its next commit",
+                        leases.len()
+                    ),
+                );
             }
             FaultKind::Upstream429 | FaultKind::Upstream500 => {
                 let (status, retry_after_secs) = if kind == FaultKind::Upstream429 {

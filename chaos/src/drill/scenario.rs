@@ -110,10 +110,17 @@ pub enum FaultKind {
     PartitionLeader,
     /// Delay every link between the leader and the other coordinators by `ms` for `duration`.
     DelayLeader,
+    /// Restart a worker with the fail point `failpoint` set, so that it aborts at its next
+    /// commit (right before or right after it); then start it again without. Needs workers
+    /// built with `--features apitap-worker/failpoints`.
+    CrashWorkerAt,
 }
 
+/// The worker's named fail points (`worker/src/shard_loop.rs`), for `crash-worker-at`.
+pub const FAIL_POINTS: [&str; 2] = ["sink::before_commit", "sink::after_commit"];
+
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::KillWorker,
@@ -126,6 +133,7 @@ impl FaultKind {
         FaultKind::KillPgBackend,
         FaultKind::PartitionLeader,
         FaultKind::DelayLeader,
+        FaultKind::CrashWorkerAt,
     ];
 
     /// The name used in scenario files and reports.
@@ -143,6 +151,7 @@ impl FaultKind {
             FaultKind::KillPgBackend => "kill-pg-backend",
             FaultKind::PartitionLeader => "partition-leader",
             FaultKind::DelayLeader => "delay-leader",
+            FaultKind::CrashWorkerAt => "crash-worker-at",
         }
     }
 
@@ -160,7 +169,10 @@ impl FaultKind {
 
     /// Faults that take a worker away: one worker always stays healthy.
     pub fn disturbs_workers(self) -> bool {
-        matches!(self, FaultKind::KillWorker | FaultKind::PauseWorker)
+        matches!(
+            self,
+            FaultKind::KillWorker | FaultKind::PauseWorker | FaultKind::CrashWorkerAt
+        )
     }
 }
 
@@ -202,7 +214,10 @@ pub struct FaultEntry {
     /// upstream-500: the status answered (default 500; any 5xx).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// kill-worker, pause-worker: the worker number (1-based); kill-follower,
+    /// crash-worker-at: the fail point, `sink::before_commit` or `sink::after_commit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failpoint: Option<String>,
+    /// kill-worker, pause-worker, crash-worker-at: the worker number (1-based); kill-follower,
     /// restart-coordinator: the coordinator id. Default: a seeded random pick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<u64>,
@@ -229,6 +244,7 @@ impl FaultEntry {
             retry_after: None,
             ms: None,
             status: None,
+            failpoint: None,
             target: None,
             every: None,
             repeat: None,
@@ -258,6 +274,11 @@ impl FaultEntry {
     }
     pub fn status(&self) -> u16 {
         self.status.unwrap_or(500)
+    }
+    /// crash-worker-at: how long the worker may take to reach its fail point before it is
+    /// restarted without it anyway (`duration`, default 30s).
+    pub fn crash_within(&self) -> Duration {
+        self.duration.unwrap_or(Duration::from_secs(30))
     }
 }
 
@@ -337,6 +358,22 @@ impl Scenario {
                     (500..=599).contains(&f.status()),
                     "upstream-500: status must be a 5xx, got {}",
                     f.status()
+                );
+            }
+            if f.kind == FaultKind::CrashWorkerAt {
+                let fp = f.failpoint.as_deref().unwrap_or_default();
+                anyhow::ensure!(
+                    FAIL_POINTS.contains(&fp),
+                    "crash-worker-at at {:?}: `failpoint` must be one of {}, got {fp:?}",
+                    f.at,
+                    FAIL_POINTS.join(", ")
+                );
+            } else {
+                anyhow::ensure!(
+                    f.failpoint.is_none(),
+                    "{} at {:?}: `failpoint` is only for crash-worker-at",
+                    f.kind.name(),
+                    f.at
                 );
             }
             if f.repeat.unwrap_or(1) > 1 {
@@ -493,6 +530,14 @@ fn mixed_faults(seed: u64, per_kind: usize) -> Vec<FaultEntry> {
             }
             f
         })
+        .scan(0, |crashes, mut f| {
+            // Every fail point in turn.
+            if f.kind == FaultKind::CrashWorkerAt {
+                f.failpoint = Some(FAIL_POINTS[*crashes % FAIL_POINTS.len()].to_string());
+                *crashes += 1;
+            }
+            Some(f)
+        })
         .collect()
 }
 
@@ -542,6 +587,26 @@ faults:
             .to_string();
         assert!(err.contains("recrods"), "{err}");
         assert!(Scenario::from_yaml("faults: [{ at: 1s, kind: kill-worker, repeat: 3 }]").is_err());
+        let err = Scenario::from_yaml("faults: [{ at: 1s, kind: crash-worker-at }]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sink::after_commit"), "{err}");
+        assert!(Scenario::from_yaml(
+            "faults: [{ at: 1s, kind: crash-worker-at, failpoint: sink::commit }]"
+        )
+        .is_err());
+        assert!(Scenario::from_yaml(
+            "faults: [{ at: 1s, kind: kill-worker, failpoint: sink::after_commit }]"
+        )
+        .is_err());
+        let ok = Scenario::from_yaml(
+            "faults: [{ at: 1s, kind: crash-worker-at, failpoint: sink::after_commit, target: 2 }]",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.faults[0].failpoint.as_deref(),
+            Some("sink::after_commit")
+        );
     }
 
     #[test]
@@ -557,6 +622,15 @@ faults:
         assert!(mixed.plan().len() >= 20);
         for k in FaultKind::ALL {
             assert!(mixed.faults.iter().any(|f| f.kind == k), "{k:?} missing");
+        }
+        for fp in FAIL_POINTS {
+            assert!(
+                mixed
+                    .faults
+                    .iter()
+                    .any(|f| f.failpoint.as_deref() == Some(fp)),
+                "{fp} missing"
+            );
         }
         let mut other = mixed.clone();
         other.reseed(99);

@@ -139,6 +139,7 @@ impl ClusterBuilder {
                 id: format!("worker-{}", i + 1),
                 proc: None,
                 admin: None,
+                failpoints: false,
             });
             cluster.start_worker(i)?;
         }
@@ -163,6 +164,9 @@ pub struct WorkerNode {
     pub proc: Option<Proc>,
     /// Its admin HTTP address (health, metrics), from its first stdout line.
     pub admin: Option<String>,
+    /// Its binary has the named fail points (`--features apitap-worker/failpoints`), from its
+    /// first stdout line.
+    pub failpoints: bool,
 }
 
 pub struct TestCluster {
@@ -240,6 +244,16 @@ impl TestCluster {
 
     /// (Re)starts worker `i`.
     pub fn start_worker(&mut self, i: usize) -> anyhow::Result<()> {
+        self.start_worker_with_env(i, &[])
+    }
+
+    /// (Re)starts worker `i` with `extra` environment variables on top of the cluster's
+    /// (for this start only), e.g. `FAILPOINTS`.
+    pub fn start_worker_with_env(
+        &mut self,
+        i: usize,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let id = self.workers[i].id.clone();
         let mut cmd = Command::new(bins::path("apitap-worker")?);
         cmd.arg("--id")
@@ -254,9 +268,13 @@ impl TestCluster {
         for (k, v) in &self.worker_env {
             cmd.env(k, v);
         }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
         let (proc, ready) = Proc::spawn(&id, cmd, &self.logs(), Duration::from_secs(30))?;
         self.workers[i].proc = Some(proc);
         self.workers[i].admin = admin_addr(&ready);
+        self.workers[i].failpoints = ready["failpoints"] == true;
         Ok(())
     }
 

@@ -1,0 +1,81 @@
+//! A worker aborts right before or right after a sink commit (the worker's named fail points,
+//! `--features apitap-worker/failpoints`); its shards move on and the sink still holds every
+//! record exactly once.
+
+use std::time::Duration;
+
+use apitap_chaos::mock_api::{Fault, FaultSpec};
+use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
+use apitap_cluster_tests::expect;
+
+const RECORDS: u64 = 4_000;
+
+fn sharded(name: &str, shards: u32) -> String {
+    format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata:
+  name: {name}
+spec:
+  shards: {{ param: ids, range: {{ start: 1, end: {RECORDS}, count: {shards} }} }}
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
+      records: $.data
+      pagination: {{ kind: limit_offset, size: 50 }}
+  sink:
+    postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table} }}
+"#,
+        table = name.replace('-', "_"),
+    )
+}
+
+/// Starts a run, restarts worker-1 with `failpoint` armed, waits until it aborted there,
+/// starts it again without, and checks the table once the run succeeded.
+async fn crash_at(failpoint: &str, table: &str) -> anyhow::Result<()> {
+    let pg = TempPostgres::start()?;
+    let mut cluster = TestCluster::builder()
+        .secret("WAREHOUSE_URL", &pg.url())
+        .coordinators(1)
+        .workers(2)
+        .records(RECORDS)
+        .lease_ttl(Duration::from_secs(2))
+        .start()
+        .await?;
+    assert!(
+        cluster.workers[0].failpoints,
+        "apitap-worker was built without fail points: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
+    );
+    cluster.mock.state().push_fault(FaultSpec {
+        fault: Fault::Latency { ms: 100 },
+        count: 100_000,
+    });
+    // Armed before the run, so that worker-1's very first commit hits the fail point.
+    cluster.worker_proc(0).expect("running").kill();
+    let setting = format!("{failpoint}=return");
+    cluster.start_worker_with_env(0, &[("FAILPOINTS", &setting)])?;
+    let name = table.replace('_', "-");
+    let run = cluster.submit(&name, &sharded(&name, 8))?;
+    let status = wait::until(
+        &format!("worker-1 to abort at {failpoint}"),
+        Duration::from_secs(60),
+        || cluster.workers[0].proc.as_mut().and_then(|p| p.try_wait()),
+    );
+    let status = status?;
+    assert!(!status.success(), "worker-1 exited cleanly: {status}");
+    cluster.start_worker(0)?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let pool = sqlx::PgPool::connect(&pg.url()).await?;
+    expect::exact_dataset(&pool, table, RECORDS).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_right_after_a_commit_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+    crash_at("sink::after_commit", "crash_after_commit").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_right_before_a_commit_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+    crash_at("sink::before_commit", "crash_before_commit").await
+}
