@@ -76,6 +76,8 @@ pub struct Agent {
     metrics: Arc<Metrics>,
     /// This worker's rate budgets, started with the agent.
     budget: Option<crate::rate_budget::BudgetHandle>,
+    /// The heartbeat timer, replaced when the coordinator asks for another interval.
+    ticker: Option<actix::SpawnHandle>,
 }
 
 impl Agent {
@@ -87,6 +89,7 @@ impl Agent {
         ignore_revocations: bool,
     ) -> Self {
         Self {
+            ticker: None,
             budget: None,
             id,
             slots,
@@ -155,7 +158,10 @@ impl Agent {
                     let hb = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
                     if hb != act.heartbeat {
                         act.heartbeat = hb;
-                        ctx.run_interval(hb, |act, ctx| act.tick(ctx));
+                        if let Some(old) = act.ticker.take() {
+                            ctx.cancel_future(old);
+                        }
+                        act.ticker = Some(ctx.run_interval(hb, |act, ctx| act.tick(ctx)));
                     }
                     tracing::info!(worker = %act.id, "registered with the coordinator");
                     act.send_heartbeat(ctx);
@@ -268,8 +274,8 @@ impl Agent {
         }
     }
 
-    /// Parses the lease's spec and substitutes its secrets (the worker's environment fills
-    /// in what the submitter did not send).
+    /// Parses the lease's spec and substitutes its secrets (the values sent with the
+    /// submit; the worker's own environment only fills names the lease does not carry).
     fn lease_work(&self, lease: Lease) -> Result<LeaseWork, String> {
         let pipeline =
             spec::load(&lease.pipeline, &lease.spec_yaml, None).map_err(|e| e.to_string())?;
@@ -377,7 +383,7 @@ impl Actor for Agent {
                 .start();
         self.budget = Some(crate::rate_budget::BudgetHandle::new(budget));
         self.tick(ctx);
-        ctx.run_interval(self.heartbeat, |act, ctx| act.tick(ctx));
+        self.ticker = Some(ctx.run_interval(self.heartbeat, |act, ctx| act.tick(ctx)));
     }
 }
 

@@ -81,8 +81,9 @@ impl Problem {
 }
 
 /// Parses and validates a pipeline. `file` names the source in messages; `env` is the
-/// environment that `${VAR}` secrets must resolve in (pass `None` to skip that check, as
-/// the coordinator does: it never sees the submitter's environment).
+/// environment that `${VAR}` secrets must resolve in: apitapctl passes its environment, the
+/// coordinator the secret values sent with the submit; `None` skips the check (re-reading
+/// a stored spec).
 pub fn load(
     file: &str,
     text: &str,

@@ -576,12 +576,10 @@ struct Tables {
     ctes: BTreeSet<String>,
 }
 
-/// Unquoted identifiers are case-insensitive (DataFusion lowercases them).
+/// Identifiers as the worker's DataFusion sees them: it runs with identifier normalization
+/// off (so camelCase columns work unquoted), which makes table names case-sensitive too.
 fn normalized(ident: &Ident) -> String {
-    match ident.quote_style {
-        None => ident.value.to_ascii_lowercase(),
-        Some(_) => ident.value.clone(),
-    }
+    ident.value.clone()
 }
 
 impl Visitor for Tables {

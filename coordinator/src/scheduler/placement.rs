@@ -1,9 +1,9 @@
 //! Which live worker gets which pending shard. A pure function: state in, plan out.
 //!
 //! Consistent hashing (the `consistent_hash` crate's virtual-node ring) of the shard key
-//! over workers with free slots, each weighted by its free slots: the same shard prefers the
-//! same worker, and a worker joining or leaving moves only about its share of shards. A
-//! worker that is full passes the shard to the next candidate on the ring.
+//! over workers with free slots, each weighted by its free slots: within a run, a shard
+//! prefers the same worker, and a worker joining or leaving moves only about its share of
+//! shards. A worker that is full passes the shard to the next candidate on the ring.
 
 use consistent_hash::{DefaultHash, Node, StaticHashRing};
 

@@ -117,6 +117,7 @@ impl Sink for PostgresSink {
             .await
             .map_err(err("starting the dead-letter write"))?;
         lock_own_row(&mut tx, &key, ours, fence).await?;
+        ddl::lock_ddl(&mut tx).await?;
         sqlx::query(dead::CREATE)
             .execute(&mut *tx)
             .await
