@@ -126,7 +126,22 @@ impl ClusterBuilder {
             });
         }
         for i in 0..self.coordinators {
-            cluster.start_coordinator(i)?;
+            // A first start may lose its port to another process between choosing and
+            // binding; nothing refers to the port yet, so pick another.
+            let mut tries = 0;
+            loop {
+                match cluster.start_coordinator(i) {
+                    Err(e)
+                        if self.advertise.is_none()
+                            && tries < 3
+                            && e.to_string().contains("in use") =>
+                    {
+                        tries += 1;
+                        cluster.coordinators[i].addr = format!("127.0.0.1:{}", free_port());
+                    }
+                    other => break other?,
+                }
+            }
         }
         cluster.wait_for_leader(Duration::from_secs(30))?;
         for i in 1..self.coordinators {

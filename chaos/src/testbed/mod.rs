@@ -18,8 +18,18 @@ pub mod wait;
 pub use cluster::{ClusterBuilder, TestCluster};
 pub use postgres::TempPostgres;
 
-/// A port that was free a moment ago (bound to port 0, then released).
+/// A port that was free a moment ago, chosen below Linux's ephemeral range (32768+): the
+/// kernel never hands it to a `:0` bind or an outgoing connection in the meantime, so
+/// only another `free_port` caller could take it before the process that needs it binds.
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(15_000..30_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -59,8 +59,14 @@ impl Proc {
             Err(_) => {
                 let status = proc.child.try_wait().ok().flatten();
                 proc.kill();
-                let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<&str> = tail.lines().rev().take(20).collect();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                // The error line first: a backtrace after it would push it out of the tail.
+                let error = text
+                    .lines()
+                    .rfind(|l| l.starts_with("Error:"))
+                    .unwrap_or_default();
+                let mut tail: Vec<&str> = text.lines().rev().take(20).collect();
+                tail.push(error);
                 anyhow::bail!(
                     "{name} did not become ready within {ready_timeout:?} (exit status {status:?}); last log lines:\n{}",
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
