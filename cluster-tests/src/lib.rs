@@ -3,3 +3,4 @@
 
 pub mod admin;
 pub mod expect;
+pub mod pipelines;

@@ -7,28 +7,9 @@ use std::time::Duration;
 use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
 use apitap_cluster_tests::expect;
+use apitap_cluster_tests::pipelines;
 
 const RECORDS: u64 = 4_000;
-
-fn sharded(name: &str, shards: u32) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata:
-  name: {name}
-spec:
-  shards: {{ param: ids, range: {{ start: 1, end: {RECORDS}, count: {shards} }} }}
-  source:
-    http:
-      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {{ kind: limit_offset, size: 50 }}
-  sink:
-    postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table} }}
-"#,
-        table = name.replace('-', "_"),
-    )
-}
 
 /// Starts a run, restarts worker-1 with `failpoint` armed, waits until it aborted there,
 /// starts it again without, and checks the table once the run succeeded.
@@ -55,7 +36,7 @@ async fn crash_at(failpoint: &str, table: &str) -> anyhow::Result<()> {
     let setting = format!("{failpoint}=return");
     cluster.start_worker_with_env(0, &[("FAILPOINTS", &setting)])?;
     let name = table.replace('_', "-");
-    let run = cluster.submit(&name, &sharded(&name, 8))?;
+    let run = cluster.submit(&name, &pipelines::sharded(&name, RECORDS, 8))?;
     let status = wait::until(
         &format!("worker-1 to abort at {failpoint}"),
         Duration::from_secs(60),

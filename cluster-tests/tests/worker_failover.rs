@@ -5,31 +5,10 @@ use std::time::Duration;
 use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
 use apitap_cluster_tests::expect;
+use apitap_cluster_tests::pipelines;
 use serde_json::Value;
 
 const RECORDS: u64 = 6_000;
-
-/// A pipeline of `shards` id ranges over the mock API; `append` mode, so that a
-/// duplicate would show up as a second row.
-fn sharded(name: &str, shards: u32) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata:
-  name: {name}
-spec:
-  shards: {{ param: ids, range: {{ start: 1, end: {RECORDS}, count: {shards} }} }}
-  source:
-    http:
-      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {{ kind: limit_offset, size: 50 }}
-  sink:
-    postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table} }}
-"#,
-        table = name.replace('-', "_"),
-    )
-}
 
 fn slow_source(cluster: &TestCluster, ms: u64) {
     cluster.mock.state().push_fault(FaultSpec {
@@ -86,7 +65,7 @@ async fn killed_workers_shards_move_with_higher_fences_and_data_stays_exact() ->
 {
     let (pg, mut cluster) = cluster_with_pg(3, &[]).await?;
     slow_source(&cluster, 250);
-    let run = cluster.submit("kill", &sharded("kill-worker", 12))?;
+    let run = cluster.submit("kill", &pipelines::sharded("kill-worker", RECORDS, 12))?;
     let before = wait::until("progress", Duration::from_secs(60), || {
         progressed(&cluster, run)
     })?;
@@ -119,7 +98,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
     let (pg, mut cluster) =
         cluster_with_pg(2, &[("APITAP_FAULT_IGNORE_REVOCATIONS", "true")]).await?;
     slow_source(&cluster, 150);
-    let run = cluster.submit("zombie", &sharded("zombie", 1))?;
+    let run = cluster.submit("zombie", &pipelines::sharded("zombie", RECORDS, 1))?;
     let before = wait::until("progress", Duration::from_secs(60), || {
         progressed(&cluster, run)
     })?;
@@ -162,7 +141,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
 async fn sigterm_drains_releases_leases_and_exits_zero() -> anyhow::Result<()> {
     let (pg, mut cluster) = cluster_with_pg(2, &[]).await?;
     slow_source(&cluster, 200);
-    let run = cluster.submit("drain", &sharded("drain", 4))?;
+    let run = cluster.submit("drain", &pipelines::sharded("drain", RECORDS, 4))?;
     let before = wait::until("progress", Duration::from_secs(60), || {
         progressed(&cluster, run)
     })?;
