@@ -109,6 +109,22 @@ async fn the_fleet_stays_under_the_limit_and_uses_most_of_it() -> anyhow::Result
     );
     let limits = cluster.ctl_json(&["ratelimit", "list"])?;
     assert_eq!(limits[0]["key"], "mock-api", "{limits:#}");
+    assert!(
+        limits[0]["granted_rps"].as_f64().unwrap() > 0.0,
+        "{limits:#}"
+    );
+    let admin = cluster.coordinators[0]
+        .admin
+        .clone()
+        .expect("admin address");
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("apitap_ratelimit_limit_rps{key=\"mock-api\"} 50"),
+        "{metrics}"
+    );
     cluster.ctl_ok(&["run", "cancel", &a.to_string()])?;
     cluster.ctl_ok(&["run", "cancel", &b.to_string()])?;
     Ok(())

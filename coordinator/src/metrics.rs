@@ -226,6 +226,58 @@ impl Metrics {
                 "Leader only: workers that heartbeated within a lease TTL.",
                 live_workers as f64,
             );
+        self.render_rate_limits(node, e);
+    }
+
+    /// One sample per configured rate-limit key (keys are set by operators, so bounded).
+    fn render_rate_limits(&self, node: &Node, e: &mut TextEncoder) {
+        let limits: Vec<_> = {
+            let applied = node.state.read().unwrap_or_else(|p| p.into_inner());
+            applied.state.rate_limits.values().cloned().collect()
+        };
+        let now = Instant::now();
+        let now_ms = apitap_common::time::now_ms();
+        let usage: Vec<_> = {
+            let budgets = node.budgets.lock().unwrap_or_else(|p| p.into_inner());
+            limits.iter().map(|l| budgets.usage(&l.key, now)).collect()
+        };
+        let by_key = |f: &dyn Fn(usize) -> f64| -> Vec<(&str, f64)> {
+            limits
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.key.as_str(), f(i)))
+                .collect()
+        };
+        e.gauge_by(
+            "apitap_ratelimit_limit_rps",
+            "Configured limit per key (requests/s, whole fleet).",
+            "key",
+            by_key(&|i| limits[i].rps),
+        )
+        .gauge_by(
+            "apitap_ratelimit_granted_rps",
+            "Leader only: shares granted and unexpired per key.",
+            "key",
+            by_key(&|i| usage[i].granted_rps),
+        )
+        .gauge_by(
+            "apitap_ratelimit_used_last_second",
+            "Leader only: requests workers reported for the last second.",
+            "key",
+            by_key(&|i| usage[i].used_last_second as f64),
+        )
+        .gauge_by(
+            "apitap_ratelimit_workers",
+            "Leader only: workers holding a share per key.",
+            "key",
+            by_key(&|i| f64::from(usage[i].workers)),
+        )
+        .gauge_by(
+            "apitap_ratelimit_backoff_seconds",
+            "Time left of a key's cluster-wide back-off (an upstream 429).",
+            "key",
+            by_key(&|i| limits[i].backoff_until_ms.saturating_sub(now_ms) as f64 / 1000.0),
+        );
     }
 }
 
