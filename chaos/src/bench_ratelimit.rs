@@ -101,7 +101,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -186,7 +186,7 @@ pub fn analyse(arrivals: &[u64], t0: u64, end: u64, limit: f64, burst: u32) -> V
 
 /// Sorted arrival times (Unix ms) of `/v1` requests at the mock API, and how many of them
 /// did not answer 200; whether the log dropped old entries.
-fn arrivals(cluster: &TestCluster) -> (Vec<u64>, usize, bool) {
+pub(crate) fn arrivals(cluster: &TestCluster) -> (Vec<u64>, usize, bool) {
     let state = cluster.mock.state();
     let log = state.requests();
     let total = state.stats()["requests"].as_u64().unwrap_or(0);
@@ -202,7 +202,7 @@ fn arrivals(cluster: &TestCluster) -> (Vec<u64>, usize, bool) {
 }
 
 /// Waits for the first `/v1` request and returns its arrival (Unix ms).
-async fn first_arrival(cluster: &TestCluster) -> anyhow::Result<u64> {
+pub(crate) async fn first_arrival(cluster: &TestCluster) -> anyhow::Result<u64> {
     wait::until_async(
         "the first request at the mock API",
         Duration::from_secs(120),
@@ -214,7 +214,7 @@ async fn first_arrival(cluster: &TestCluster) -> anyhow::Result<u64> {
     .await
 }
 
-async fn sleep_until_ms(t: u64) {
+pub(crate) async fn sleep_until_ms(t: u64) {
     let now = now_ms();
     if t > now {
         tokio::time::sleep(Duration::from_millis(t - now)).await;
@@ -325,7 +325,14 @@ fn expected_rpcs() -> f64 {
 // Mode real
 // ---------------------------------------------------------------------------------------
 
-fn pipeline(b: &RateLimitBench, name: &str, start: u64, end: u64, mock: &str, pg: &str) -> String {
+pub(crate) fn pipeline(
+    b: &RateLimitBench,
+    name: &str,
+    start: u64,
+    end: u64,
+    mock: &str,
+    pg: &str,
+) -> String {
     format!(
         r#"apiVersion: apitap/v1
 kind: Pipeline

@@ -111,3 +111,32 @@ faults:
     std::fs::remove_dir_all(dir)?;
     Ok(())
 }
+
+#[test]
+fn the_rate_limit_drill_holds_the_limit_and_reports_its_figures() -> anyhow::Result<()> {
+    let dir = scratch("rate-limit")?;
+    let out = Command::new(bins::path("apitap-chaos")?)
+        .args(["drill", "rate-limit", "--json", "--out"])
+        .arg(dir.join("rate-limit"))
+        .output()?;
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+        anyhow::anyhow!(
+            "exit {code}, no JSON report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["rate_limit_max_window_overshoot_pct"].is_number(),
+        "{report:#}"
+    );
+    assert!(
+        report["rate_limit_utilization_pct"].is_number(),
+        "{report:#}"
+    );
+    assert_eq!(report["rate_limit_early_requests"], 0, "{report:#}");
+    std::fs::remove_dir_all(dir)?;
+    Ok(())
+}

@@ -58,7 +58,7 @@ enum Cmd {
         out: PathBuf,
     },
     /// Run a chaos drill: a built-in one (kill-leader, kill-workers, zombie-worker,
-    /// flaky-upstream, partition-leader, mixed) or a YAML scenario file (docs/chaos.md).
+    /// flaky-upstream, partition-leader, mixed, rate-limit) or a YAML scenario file (docs/chaos.md).
     /// Exit status: 0 every invariant held, 1 a violation, 2 the drill could not run.
     Drill {
         /// Built-in drill name or scenario file.

@@ -8,11 +8,13 @@
 //! - [`sample`]: what is polled while faults go on (leaders, leases, checkpoints).
 //! - [`logs`]: what the workers' logs say (claims, rejected and accepted stale commits).
 //! - [`check`]: the checks after the cluster healed (data exactly once, Raft state).
+//! - [`ratelimit`]: the `rate-limit` drill (global rate budgets), which runs its own phases.
 //! - [`report`]: the report, as JSON and as a human summary.
 
 pub mod check;
 pub mod inject;
 pub mod logs;
+pub mod ratelimit;
 pub mod report;
 pub mod sample;
 pub mod scenario;
@@ -90,6 +92,9 @@ fn prepare_out(dir: &Path) -> anyhow::Result<PathBuf> {
 /// returns its report, whose `violations` say whether the cluster kept its promises.
 pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Report> {
     scenario.validate()?;
+    if scenario.workload.rate_limit_phases {
+        return ratelimit::run(scenario, opts).await;
+    }
     let started = Instant::now();
     let out = prepare_out(&opts.out)?;
     let w = &scenario.workload;
@@ -336,6 +341,10 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         samples,
         proxy: proxies.as_ref().map(|p| p.stats()),
         raft_digest,
+        rate_limit_max_window_overshoot_pct: None,
+        rate_limit_utilization_pct: None,
+        rate_limit_early_requests: None,
+        rate_limit: None,
         timeline,
         notes,
         violations,

@@ -61,6 +61,20 @@ pub struct Report {
     pub proxy: Option<ProxyStats>,
     /// The state digest every coordinator agreed on.
     pub raft_digest: Option<String>,
+    /// `rate-limit` drill: the worst 1-second window of the steady and leader-kill phases
+    /// over the key's limit, in % (negative: below it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_max_window_overshoot_pct: Option<f64>,
+    /// `rate-limit` drill: requests per second of the steady phase (first second left out)
+    /// over the limit, in %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_utilization_pct: Option<f64>,
+    /// `rate-limit` drill: requests that arrived during a 429's `Retry-After` (must be 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_early_requests: Option<u64>,
+    /// `rate-limit` drill: the figures of each phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Value>,
     pub timeline: Vec<TimelineEntry>,
     /// Things worth knowing that are not violations (a fault that hit nothing, ...).
     pub notes: Vec<String>,
@@ -150,6 +164,16 @@ impl Report {
             self.samples.terms_led,
             self.samples.last_term
         );
+        if let (Some(o), Some(u), Some(e)) = (
+            self.rate_limit_max_window_overshoot_pct,
+            self.rate_limit_utilization_pct,
+            self.rate_limit_early_requests,
+        ) {
+            let _ = writeln!(
+                s,
+                "  rate limit       worst 1 s window {o}% over the limit, utilisation {u}%, {e} early requests after a 429"
+            );
+        }
         for n in &self.notes {
             let _ = writeln!(s, "  note: {n}");
         }

@@ -59,6 +59,11 @@ pub struct Workload {
     /// TEST ONLY: workers skip the commit-time fence check (`APITAP_FAULT_DISABLE_FENCING`),
     /// to show that the checker catches what fencing prevents. Such a drill must fail.
     pub unsafe_disable_fencing: bool,
+    /// Instead of loading the records, run the rate-limit phases of the `rate-limit` drill
+    /// (steady demand above a shared limit, a 429, a leader kill) on this cluster; `faults`
+    /// must be empty, the phases inject their own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rate_limit_phases: bool,
 }
 
 impl Default for Workload {
@@ -75,6 +80,7 @@ impl Default for Workload {
             lease_ttl: Duration::from_secs(2),
             zombie_workers: true,
             unsafe_disable_fencing: false,
+            rate_limit_phases: false,
         }
     }
 }
@@ -352,6 +358,16 @@ impl Scenario {
             "workload.coordinators must be at least 1"
         );
         anyhow::ensure!(w.workers >= 1, "workload.workers must be at least 1");
+        if w.rate_limit_phases {
+            anyhow::ensure!(
+                self.faults.is_empty(),
+                "workload.rate_limit_phases injects its own faults; `faults` must be empty"
+            );
+            anyhow::ensure!(
+                w.coordinators >= 3,
+                "workload.rate_limit_phases kills the leader: it needs at least 3 coordinators"
+            );
+        }
         for f in &self.faults {
             if f.kind == FaultKind::Upstream500 {
                 anyhow::ensure!(
@@ -464,6 +480,20 @@ impl Scenario {
                     },
                 ],
             ),
+            "rate-limit" => s(
+                Workload {
+                    records: 40_000,
+                    pipelines: 2,
+                    shards: 4,
+                    page_size: 10,
+                    source_latency: Duration::ZERO,
+                    coordinators: 3,
+                    workers: 4,
+                    rate_limit_phases: true,
+                    ..Workload::default()
+                },
+                Vec::new(),
+            ),
             "mixed" => {
                 let mut s = s(
                     Workload {
@@ -488,7 +518,7 @@ impl Scenario {
     }
 
     /// Names of the built-in drills.
-    pub fn builtin_names() -> [&'static str; 6] {
+    pub fn builtin_names() -> [&'static str; 7] {
         [
             "kill-leader",
             "kill-workers",
@@ -496,6 +526,7 @@ impl Scenario {
             "flaky-upstream",
             "partition-leader",
             "mixed",
+            "rate-limit",
         ]
     }
 
