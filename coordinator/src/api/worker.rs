@@ -228,7 +228,24 @@ impl WorkerService for WorkerApi {
 
     async fn report_backoff(&self, req: Request<BackoffReport>) -> Reply<Ack> {
         let req = req.into_inner();
+        self.require_leader()?;
         let until_ms = apitap_common::time::now_ms() + req.retry_after_ms;
+        // Push first, commit second: workers stop within milliseconds instead of after a
+        // synced Raft write; the commit makes the back-off outlive this leader.
+        let known = self
+            .node
+            .state
+            .read()
+            .expect("state lock")
+            .state
+            .rate_limits
+            .contains_key(&req.key);
+        if known {
+            let _ = self.node.backoffs.send(BackoffEvent {
+                key: req.key.clone(),
+                until_ms,
+            });
+        }
         let r = propose(
             &self.node,
             Command::Backoff {
@@ -239,10 +256,6 @@ impl WorkerService for WorkerApi {
         .await?;
         if !matches!(r, CommandResult::Rejected { .. }) {
             tracing::info!(key = %req.key, worker = %req.worker_id, retry_after_ms = req.retry_after_ms, "cluster-wide back-off");
-            let _ = self.node.backoffs.send(BackoffEvent {
-                key: req.key,
-                until_ms,
-            });
         }
         Ok(ack(r))
     }
