@@ -10,7 +10,9 @@
 //! - [`retry`]: exponential back-off with jitter.
 //! - [`error`]: error classification (user / transient / internal).
 //! - [`telemetry`]: tracing set-up for every binary (logs, OTLP span export).
-//! - [`metrics`]: Prometheus counters, gauges, histograms and the text format.
+//! - [`metrics`]: counters, gauges, histograms, and the Prometheus text format.
+//! - [`otlp_metrics`]: the same metrics pushed to an OTLP collector.
+//! - [`trace_context`]: W3C `traceparent` carried in runs and leases.
 //! - [`shutdown`]: a broadcast-based shutdown signal.
 
 pub mod checkpoint;
@@ -18,6 +20,7 @@ pub mod cron;
 pub mod error;
 pub mod jsonpath;
 pub mod metrics;
+pub mod otlp_metrics;
 pub mod retry;
 pub mod shard;
 pub mod shutdown;
@@ -25,3 +28,4 @@ pub mod spec;
 pub mod telemetry;
 pub mod time;
 pub mod timestamp;
+pub mod trace_context;

@@ -1,5 +1,6 @@
-//! Prometheus metrics for every node: counters, gauges and histograms on atomics, and an
-//! encoder of the Prometheus text exposition format 0.0.4.
+//! Metrics for every node: counters, gauges and histograms on atomics, read into a
+//! [`Snapshot`] that is served in the Prometheus text exposition format 0.0.4 and exported
+//! over OTLP ([`crate::otlp_metrics`]).
 //!
 //! Hand-rolled rather than `prometheus-client` on purpose: that crate writes the OpenMetrics
 //! text format (`# EOF`, counters typed without their `_total` suffix), which a scraper asking
@@ -168,62 +169,76 @@ impl CounterVec {
     }
 }
 
-/// Writes metric families in the Prometheus text format 0.0.4.
-#[derive(Debug, Default)]
-pub struct TextEncoder {
-    out: String,
+/// The labels of one sample, in order.
+pub type Labels = Vec<(String, String)>;
+
+/// The samples of one metric family.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Points {
+    Counter(Vec<(Labels, u64)>),
+    Gauge(Vec<(Labels, f64)>),
+    Histogram {
+        /// Upper bounds (`le`), ascending; `+Inf` is implicit.
+        bounds: &'static [f64],
+        /// Per-bucket (not cumulative) counts, one more than `bounds` (the last is `+Inf`).
+        buckets: Vec<u64>,
+        sum: f64,
+    },
 }
 
-impl TextEncoder {
+/// One metric family: a name, its help text and its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: String,
+    pub help: String,
+    pub points: Points,
+}
+
+/// A point-in-time reading of a node's metrics, built family by family. It is encoded as
+/// Prometheus text by [`to_text`](Self::to_text) for `/metrics`, and as an OTLP export
+/// request by [`crate::otlp_metrics`], so both outputs carry the same names and values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub families: Vec<Family>,
+}
+
+impl Snapshot {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn header(&mut self, name: &str, help: &str, kind: &str) {
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
+    fn push(&mut self, name: &str, help: &str, points: Points) -> &mut Self {
+        self.families.push(Family {
+            name: name.to_string(),
+            help: help.to_string(),
+            points,
+        });
+        self
     }
 
     pub fn counter(&mut self, name: &str, help: &str, value: u64) -> &mut Self {
-        self.header(name, help, "counter");
-        self.sample(name, &[], value);
-        self
+        self.push(name, help, Points::Counter(vec![(Vec::new(), value)]))
     }
 
     pub fn gauge(&mut self, name: &str, help: &str, value: impl Into<f64>) -> &mut Self {
-        self.header(name, help, "gauge");
-        self.sample(name, &[], format_float(value.into()));
-        self
+        self.push(name, help, Points::Gauge(vec![(Vec::new(), value.into())]))
     }
 
     pub fn counter_vec(&mut self, name: &str, help: &str, vec: &CounterVec) -> &mut Self {
-        self.header(name, help, "counter");
-        for (values, count) in vec.snapshot() {
-            let labels: Vec<(&str, &str)> = vec
-                .labels
-                .iter()
-                .copied()
-                .zip(values.iter().map(String::as_str))
-                .collect();
-            self.sample(name, &labels, count);
-        }
-        self
+        let samples = vec
+            .snapshot()
+            .into_iter()
+            .map(|(values, count)| {
+                let labels = vec
+                    .labels
+                    .iter()
+                    .map(|l| l.to_string())
+                    .zip(values)
+                    .collect();
+                (labels, count)
+            })
+            .collect();
+        self.push(name, help, Points::Counter(samples))
     }
 
     /// A gauge with one label, one sample per `(label value, value)`.
@@ -234,34 +249,90 @@ impl TextEncoder {
         label: &str,
         samples: impl IntoIterator<Item = (&'a str, f64)>,
     ) -> &mut Self {
-        self.header(name, help, "gauge");
-        for (value, v) in samples {
-            self.sample(name, &[(label, value)], format_float(v));
-        }
-        self
+        let samples = samples
+            .into_iter()
+            .map(|(value, v)| (vec![(label.to_string(), value.to_string())], v))
+            .collect();
+        self.push(name, help, Points::Gauge(samples))
     }
 
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) -> &mut Self {
-        self.header(name, help, "histogram");
-        let bucket = format!("{name}_bucket");
-        let mut cumulative = 0;
-        for (i, count) in h.buckets.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            let le = h
-                .bounds
-                .get(i)
-                .map_or_else(|| "+Inf".to_string(), |b| format_float(*b));
-            self.sample(&bucket, &[("le", &le)], cumulative);
-        }
-        self.sample(&format!("{name}_sum"), &[], format_float(h.sum()));
-        // The count is the +Inf bucket, read once, so that the two always agree.
-        self.sample(&format!("{name}_count"), &[], cumulative);
-        self
+        let buckets = h
+            .buckets
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        self.push(
+            name,
+            help,
+            Points::Histogram {
+                bounds: h.bounds,
+                buckets,
+                sum: h.sum(),
+            },
+        )
     }
 
-    pub fn finish(self) -> String {
-        self.out
+    /// The Prometheus text format 0.0.4.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for f in &self.families {
+            let help = f.help.replace('\\', "\\\\").replace('\n', "\\n");
+            let kind = match f.points {
+                Points::Counter(_) => "counter",
+                Points::Gauge(_) => "gauge",
+                Points::Histogram { .. } => "histogram",
+            };
+            let _ = writeln!(out, "# HELP {} {help}", f.name);
+            let _ = writeln!(out, "# TYPE {} {kind}", f.name);
+            match &f.points {
+                Points::Counter(samples) => {
+                    for (labels, v) in samples {
+                        sample(&mut out, &f.name, labels, v);
+                    }
+                }
+                Points::Gauge(samples) => {
+                    for (labels, v) in samples {
+                        sample(&mut out, &f.name, labels, format_float(*v));
+                    }
+                }
+                Points::Histogram {
+                    bounds,
+                    buckets,
+                    sum,
+                } => {
+                    let bucket = format!("{}_bucket", f.name);
+                    let mut cumulative = 0;
+                    for (i, count) in buckets.iter().enumerate() {
+                        cumulative += count;
+                        let le = bounds
+                            .get(i)
+                            .map_or_else(|| "+Inf".to_string(), |b| format_float(*b));
+                        sample(&mut out, &bucket, &[("le".into(), le)], cumulative);
+                    }
+                    sample(&mut out, &format!("{}_sum", f.name), &[], format_float(*sum));
+                    // The count is the +Inf bucket, so that the two always agree.
+                    sample(&mut out, &format!("{}_count", f.name), &[], cumulative);
+                }
+            }
+        }
+        out
     }
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(String, String)], value: impl std::fmt::Display) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}=\"{}\"", escape_label(v));
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }
 
 fn escape_label(v: &str) -> String {
@@ -291,9 +362,9 @@ mod tests {
         h.observe(0.5);
         h.observe(0.5);
         h.observe(7.0);
-        let mut e = TextEncoder::new();
+        let mut e = Snapshot::new();
         e.histogram("x_seconds", "X.", &h);
-        let text = e.finish();
+        let text = e.to_text();
         assert!(text.contains("# TYPE x_seconds histogram\n"), "{text}");
         assert!(text.contains("x_seconds_bucket{le=\"0.1\"} 1\n"), "{text}");
         assert!(text.contains("x_seconds_bucket{le=\"1\"} 3\n"), "{text}");
@@ -312,9 +383,9 @@ mod tests {
         v.inc(&["e", "4xx"]);
         assert_eq!(v.get(&["a\"b", "2xx"]), 3);
         assert_eq!(v.get(&[OVERFLOW_LABEL, OVERFLOW_LABEL]), 2);
-        let mut e = TextEncoder::new();
+        let mut e = Snapshot::new();
         e.counter_vec("req_total", "Requests.", &v);
-        let text = e.finish();
+        let text = e.to_text();
         assert!(
             text.contains("req_total{host=\"a\\\"b\",status=\"2xx\"} 3\n"),
             "{text}"
@@ -324,11 +395,11 @@ mod tests {
 
     #[test]
     fn plain_families_have_help_and_type() {
-        let mut e = TextEncoder::new();
+        let mut e = Snapshot::new();
         e.counter("a_total", "Line one\nline two.", 5)
             .gauge("b", "B.", 1.5)
             .gauge_by("c", "C.", "state", [("x", 1.0), ("y", 0.0)]);
-        let text = e.finish();
+        let text = e.to_text();
         assert_eq!(
             text,
             "# HELP a_total Line one\\nline two.\n# TYPE a_total counter\na_total 5\n\

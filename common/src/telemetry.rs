@@ -1,6 +1,8 @@
 //! Logging and tracing set-up shared by every binary: level from `RUST_LOG`, pretty or JSON
 //! lines on stderr so that stdout stays free for machine-readable output, and, when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans exported over OTLP/gRPC.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans exported over OTLP/gRPC and, once the binary
+//! hands its metrics to [`TelemetryGuard::export_metrics`], metrics too
+//! ([`crate::otlp_metrics`]).
 //!
 //! The exporter honours the usual OpenTelemetry variables (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
 //! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_SCHEDULE_DELAY`,
@@ -8,6 +10,7 @@
 //! exporter is built without TLS). Only spans of ApiTap's own crates (targets `apitap*`) are
 //! exported, so the exporter's own gRPC client never traces itself.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -18,11 +21,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::metrics::Snapshot;
+use crate::otlp_metrics;
+
 /// The variable that switches OTLP export on.
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
-/// How long [`TelemetryGuard::shutdown`] waits for the last spans to be exported, so that an
-/// unreachable collector cannot hold up a node's exit.
+/// How long [`TelemetryGuard::shutdown`] waits for the last spans (and, separately, the last
+/// metrics) to be exported, so that an unreachable collector cannot hold up a node's exit.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How log lines are written.
@@ -55,6 +61,11 @@ pub struct TelemetryGuard {
     /// plain thread: this small runtime, entered while the exporter is built, drives its
     /// connection whatever runtime (or none) the binary has.
     runtime: Option<tokio::runtime::Runtime>,
+    /// The `service.name` and other resource attributes, for metrics.
+    resource: Vec<(String, String)>,
+    /// Stops the metrics push loop, which then pushes once more and reports on `metrics_done`.
+    metrics_stop: Option<tokio::sync::watch::Sender<bool>>,
+    metrics_done: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 impl TelemetryGuard {
@@ -63,9 +74,39 @@ impl TelemetryGuard {
         self.provider.is_some()
     }
 
-    /// Exports the spans still buffered (waiting at most a few seconds) and stops the
-    /// exporter. Safe to call more than once, and from async code.
+    /// Pushes `source()` over OTLP every `OTEL_METRIC_EXPORT_INTERVAL` while exporting; does
+    /// nothing otherwise. Call once, with a closure that reads the node's metrics.
+    pub fn export_metrics(&mut self, source: impl Fn() -> Snapshot + Send + Sync + 'static) {
+        let Some(runtime) = &self.runtime else { return };
+        let config = match otlp_metrics::ExportConfig::from_env() {
+            Some(Ok(config)) => config,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "otlp metrics export disabled");
+                return;
+            }
+            None => return,
+        };
+        tracing::debug!(endpoint = %config.endpoint, interval = ?config.interval, "exporting metrics over otlp");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (done, done_rx) = std::sync::mpsc::channel();
+        let resource = self.resource.clone();
+        runtime.spawn(async move {
+            otlp_metrics::run(config, resource, Arc::new(source), stopped).await;
+            let _ = done.send(());
+        });
+        self.metrics_stop = Some(stop);
+        self.metrics_done = Some(done_rx);
+    }
+
+    /// Exports the metrics and spans still buffered (waiting at most a few seconds for each)
+    /// and stops the exporters. Safe to call more than once, and from async code.
     pub fn shutdown(&mut self) {
+        if let (Some(stop), Some(done)) = (self.metrics_stop.take(), self.metrics_done.take()) {
+            let _ = stop.send(true);
+            if done.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
+                eprintln!("otlp: could not export the last metrics");
+            }
+        }
         if let Some(provider) = self.provider.take() {
             if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
                 eprintln!("otlp: could not export the last spans: {e}");
@@ -97,7 +138,7 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
     };
     let (guard, otel, otel_error) = match std::env::var(OTLP_ENDPOINT_ENV) {
         Ok(endpoint) if !endpoint.trim().is_empty() => match otlp_provider() {
-            Ok((provider, runtime)) => {
+            Ok((provider, runtime, resource)) => {
                 let tracer = provider.tracer("apitap");
                 let layer = tracing_opentelemetry::layer()
                     .with_tracer(tracer)
@@ -105,6 +146,9 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
                 let guard = TelemetryGuard {
                     provider: Some(provider),
                     runtime: Some(runtime),
+                    resource,
+                    metrics_stop: None,
+                    metrics_done: None,
                 };
                 (guard, Some(layer), None)
             }
@@ -125,8 +169,12 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
     guard
 }
 
-/// The tracer provider with a batch OTLP/gRPC exporter, and the runtime its exporter uses.
-fn otlp_provider() -> Result<(SdkTracerProvider, tokio::runtime::Runtime), String> {
+/// The resource attributes as text pairs.
+type Attributes = Vec<(String, String)>;
+
+/// The tracer provider with a batch OTLP/gRPC exporter, the runtime its exporter uses, and
+/// the resource's attributes (for metrics).
+fn otlp_provider() -> Result<(SdkTracerProvider, tokio::runtime::Runtime, Attributes), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("otlp-export")
@@ -144,11 +192,16 @@ fn otlp_provider() -> Result<(SdkTracerProvider, tokio::runtime::Runtime), Strin
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(service_name());
     }
+    let resource = resource.build();
+    let attributes = resource
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource.build())
+        .with_resource(resource)
         .build();
-    Ok((provider, runtime))
+    Ok((provider, runtime, attributes))
 }
 
 /// The running binary's name (`apitap-worker`, ...), the default `service.name`.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apitap_common::metrics::{Counter, Histogram, TextEncoder};
+use apitap_common::metrics::{Counter, Histogram, Snapshot};
 use apitap_common::shutdown::ShutdownSignal;
 use openraft::ServerState;
 
@@ -97,9 +97,9 @@ impl Metrics {
         }
     }
 
-    /// The whole exposition: counters, then gauges read from Raft and the applied state.
-    pub fn render(&self, node: &Node) -> String {
-        let mut e = TextEncoder::new();
+    /// Every family: counters, then gauges read from Raft and the applied state.
+    pub fn snapshot(&self, node: &Node) -> Snapshot {
+        let mut e = Snapshot::new();
         let raft = node.raft.metrics().borrow().clone();
         let is_leader = raft.current_leader == Some(node.id) && raft.state == ServerState::Leader;
         e.gauge(
@@ -168,10 +168,10 @@ impl Metrics {
             &self.lease_grant_seconds,
         );
         self.render_state(node, &mut e);
-        e.finish()
+        e
     }
 
-    fn render_state(&self, node: &Node, e: &mut TextEncoder) {
+    fn render_state(&self, node: &Node, e: &mut Snapshot) {
         let (pipelines, runs, shards, workers) = {
             let applied = node.state.read().unwrap_or_else(|p| p.into_inner());
             let st = &applied.state;
@@ -230,7 +230,7 @@ impl Metrics {
     }
 
     /// One sample per configured rate-limit key (keys are set by operators, so bounded).
-    fn render_rate_limits(&self, node: &Node, e: &mut TextEncoder) {
+    fn render_rate_limits(&self, node: &Node, e: &mut Snapshot) {
         let limits: Vec<_> = {
             let applied = node.state.read().unwrap_or_else(|p| p.into_inner());
             applied.state.rate_limits.values().cloned().collect()

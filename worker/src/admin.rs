@@ -75,5 +75,5 @@ async fn ready(metrics: web::Data<Metrics>) -> HttpResponse {
 async fn render(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(apitap_common::metrics::CONTENT_TYPE)
-        .body(metrics.render())
+        .body(metrics.snapshot().to_text())
 }

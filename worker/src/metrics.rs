@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apitap_common::checkpoint::Position;
-use apitap_common::metrics::{Counter, CounterVec, Gauge, Histogram, TextEncoder};
+use apitap_common::metrics::{Counter, CounterVec, Gauge, Histogram, Snapshot};
 
 use crate::fetch::{FetchError, Fetcher, Page, RetryEvent};
 
@@ -101,8 +101,9 @@ impl Metrics {
         self.records_loaded.add(rows);
     }
 
-    pub fn render(&self) -> String {
-        let mut e = TextEncoder::new();
+    /// Every family, read now.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut e = Snapshot::new();
         e.gauge(
             "apitap_worker_registered",
             "1 if the coordinator knows this worker.",
@@ -168,7 +169,7 @@ impl Metrics {
             "Leases refused by the sink because a newer lease owns the shard.",
             self.fence_rejections.get(),
         );
-        e.finish()
+        e
     }
 }
 
@@ -297,7 +298,7 @@ mod tests {
         let m = Metrics::new();
         m.http_requests.inc(&["api.example.com", "2xx"]);
         m.observe_commit(Duration::from_millis(3), 50);
-        let text = m.render();
+        let text = m.snapshot().to_text();
         for name in [
             "apitap_worker_pages_fetched_total",
             "apitap_worker_http_requests_total{host=\"api.example.com\",status=\"2xx\"} 1",

@@ -96,7 +96,7 @@ async fn ready(node: web::Data<Node>) -> HttpResponse {
 async fn metrics(node: web::Data<Node>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(apitap_common::metrics::CONTENT_TYPE)
-        .body(node.metrics.render(&node))
+        .body(node.metrics.snapshot(&node).to_text())
 }
 
 /// A leader that no quorum acknowledged for this long is not trusted to be the leader: a
