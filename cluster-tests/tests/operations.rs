@@ -1,9 +1,10 @@
 //! What an operator sees on real processes: `/metrics` that move during a run and add up
 //! to the dataset, readiness that turns 503 while a worker drains and on a coordinator
-//! without a leader, status 0 after SIGTERM from every binary, and the shard loop's spans
-//! arriving at an OTLP collector.
+//! without a leader, status 0 after SIGTERM from every binary, and each shard's trace (from
+//! the coordinator's grant through the worker's stages) and the metrics arriving at an OTLP
+//! collector.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,12 +12,21 @@ use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::process::Proc;
 use apitap_chaos::testbed::{bins, wait, TestCluster};
 use apitap_cluster_tests::admin::{self, Scrape};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::Value;
 
 /// A pipeline of `shards` id ranges over `records` mock records, `size` per page, into a
@@ -420,10 +430,41 @@ async fn sigterm_stops_every_binary_with_status_zero() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An OTLP/gRPC trace collector that keeps what it receives.
+/// An OTLP/gRPC collector (traces and metrics) that keeps what it receives.
 #[derive(Default, Clone)]
 struct Collector {
-    received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+}
+
+/// A received span with its service and attributes as text.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    service: String,
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+    attributes: BTreeMap<String, String>,
+}
+
+fn text_of(value: &Option<AnyValue>) -> String {
+    match value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn resource_attribute(resource: &Option<Resource>, key: &str) -> String {
+    resource
+        .iter()
+        .flat_map(|r| &r.attributes)
+        .find(|a| a.key == key)
+        .map(|a| text_of(&a.value))
+        .unwrap_or_default()
 }
 
 #[tonic::async_trait]
@@ -432,67 +473,233 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.received.lock().unwrap().push(request.into_inner());
+        let mut spans = self.spans.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            let service = resource_attribute(&rs.resource, "service.name");
+            for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
+                spans.push(ReceivedSpan {
+                    service: service.clone(),
+                    name: span.name,
+                    trace_id: span.trace_id,
+                    span_id: span.span_id,
+                    parent_span_id: span.parent_span_id,
+                    attributes: span
+                        .attributes
+                        .iter()
+                        .map(|a| (a.key.clone(), text_of(&a.value)))
+                        .collect(),
+                });
+            }
+        }
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
 
-impl Collector {
-    /// Names of the received spans that carry the attributes `pipeline` and `shard`.
-    fn spans_with_lease_attributes(&self) -> BTreeSet<String> {
-        let received = self.received.lock().unwrap();
-        received
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .filter(|span| {
-                let keys: BTreeSet<&str> = span.attributes.iter().map(|a| a.key.as_str()).collect();
-                ["pipeline", "shard", "run_id", "fence", "worker"]
-                    .iter()
-                    .all(|k| keys.contains(k))
-            })
-            .map(|span| span.name.clone())
-            .collect()
+#[tonic::async_trait]
+impl MetricsService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.metrics.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn shard_loop_spans_reach_an_otlp_collector() -> anyhow::Result<()> {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
+impl Collector {
+    async fn start() -> anyhow::Result<(Self, String, tokio::task::JoinHandle<()>)> {
+        let collector = Collector::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let server = tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming(incoming),
-    );
+            .add_service(MetricsServiceServer::new(collector.clone()))
+            .serve_with_incoming(incoming);
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+        });
+        Ok((collector, endpoint, task))
+    }
 
-    let cluster = TestCluster::builder()
+    fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.lock().unwrap().clone()
+    }
+
+    /// The last exported value of counter `name` per (service, instance), summed over the
+    /// instances of `service`.
+    fn counter(&self, service: &str, name: &str) -> Option<i64> {
+        let received = self.metrics.lock().unwrap();
+        let mut latest = BTreeMap::new();
+        for rm in received.iter().flat_map(|r| &r.resource_metrics) {
+            if resource_attribute(&rm.resource, "service.name") != service {
+                continue;
+            }
+            let instance = resource_attribute(&rm.resource, "service.instance.id");
+            for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                if m.name != name {
+                    continue;
+                }
+                let Some(metric::Data::Sum(sum)) = &m.data else {
+                    continue;
+                };
+                let total: i64 = sum
+                    .data_points
+                    .iter()
+                    .map(|p| match p.value {
+                        Some(number_data_point::Value::AsInt(v)) => v,
+                        _ => 0,
+                    })
+                    .sum();
+                latest.insert(instance.clone(), total);
+            }
+        }
+        (!latest.is_empty()).then(|| latest.values().sum())
+    }
+}
+
+fn named<'a>(spans: &'a [ReceivedSpan], name: &'a str) -> impl Iterator<Item = &'a ReceivedSpan> {
+    spans.iter().filter(move |s| s.name == name)
+}
+
+/// Checks that each shard's trace runs from the coordinator's `start_run` through a
+/// `grant_lease` to the worker's `lease` and its `fetch`, `transform` and `load`, and on to
+/// the coordinator's `complete_shard`; returns what is missing. A shard may have been
+/// granted more than once (a lease expiring under load): one complete grant is enough.
+fn trace_gaps(spans: &[ReceivedSpan], shards: u32) -> Vec<String> {
+    let Some(run) = named(spans, "start_run").find(|s| s.service == "apitap-coordinator") else {
+        return vec!["no start_run span from apitap-coordinator".into()];
+    };
+    let mut gaps = Vec::new();
+    for shard in 0..shards {
+        let shard_text = shard.to_string();
+        let grants: Vec<&ReceivedSpan> = named(spans, "grant_lease")
+            .filter(|s| {
+                s.attributes.get("shard") == Some(&shard_text) && s.parent_span_id == run.span_id
+            })
+            .collect();
+        if grants.is_empty() {
+            gaps.push(format!("shard {shard}: no grant_lease child of start_run"));
+        }
+        let per_grant: Vec<Vec<String>> =
+            grants.iter().map(|g| grant_gaps(spans, run, g)).collect();
+        if !per_grant.iter().any(Vec::is_empty) {
+            gaps.extend(
+                per_grant
+                    .into_iter()
+                    .flatten()
+                    .map(|g| format!("shard {shard}: {g}")),
+            );
+        }
+    }
+    gaps
+}
+
+/// What is missing below one `grant_lease` span.
+fn grant_gaps(spans: &[ReceivedSpan], run: &ReceivedSpan, grant: &ReceivedSpan) -> Vec<String> {
+    let fence = grant.attributes.get("fence").cloned().unwrap_or_default();
+    let mut gaps = Vec::new();
+    if grant.trace_id != run.trace_id || fence.is_empty() {
+        gaps.push(format!(
+            "grant_lease not in the run's trace or without a fence: {grant:?}"
+        ));
+    }
+    let Some(lease) = named(spans, "lease").find(|s| s.parent_span_id == grant.span_id) else {
+        gaps.push(format!(
+            "fence {fence}: no worker lease span child of its grant"
+        ));
+        return gaps;
+    };
+    if lease.service != "apitap-worker" || lease.trace_id != run.trace_id {
+        gaps.push(format!("fence {fence}: lease span {lease:?}"));
+    }
+    for stage in ["fetch", "transform", "load"] {
+        match named(spans, stage).find(|s| s.parent_span_id == lease.span_id) {
+            None => gaps.push(format!("fence {fence}: no {stage} span in the lease")),
+            Some(s) => {
+                for key in ["pipeline", "run_id", "shard", "fence", "worker"] {
+                    if !s.attributes.contains_key(key) {
+                        gaps.push(format!("fence {fence}: {stage} without {key}"));
+                    }
+                }
+                if s.attributes.get("fence") != Some(&fence) {
+                    gaps.push(format!("fence {fence}: {stage} has another fence: {s:?}"));
+                }
+            }
+        }
+    }
+    if !named(spans, "complete_shard").any(|s| s.parent_span_id == grant.span_id) {
+        gaps.push(format!(
+            "fence {fence}: no complete_shard child of its grant"
+        ));
+    }
+    gaps
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runs_trace_and_the_metrics_reach_an_otlp_collector() -> anyhow::Result<()> {
+    let (collector, endpoint, server) = Collector::start().await?;
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+    ];
+    let mut builder = TestCluster::builder()
         .coordinators(1)
-        .workers(1)
-        .records(300)
-        .worker_env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .worker_env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .start()
-        .await?;
-    let run = cluster.submit("traced", &pipeline(&cluster, "traced", 300, 1, 100))?;
+        .workers(2)
+        .records(300);
+    for (k, v) in otel {
+        builder = builder.coordinator_env(k, v).worker_env(k, v);
+    }
+    let cluster = builder.start().await?;
+    let shards = 3;
+    let run = cluster.submit("traced", &pipeline(&cluster, "traced", 300, shards, 50))?;
     let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
     assert_eq!(info["state"], "succeeded", "{info:#}");
 
     wait::until_async(
-        "fetch, transform and load spans",
+        "one trace per shard from start_run to complete_shard",
         Duration::from_secs(30),
         || async {
-            let names = collector.spans_with_lease_attributes();
-            ["fetch", "transform", "load"]
-                .iter()
-                .all(|n| names.contains(*n))
+            trace_gaps(&collector.spans(), shards)
+                .is_empty()
                 .then_some(())
         },
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        let spans = collector.spans();
+        let names: Vec<_> = spans
+            .iter()
+            .map(|s| {
+                (
+                    &s.name,
+                    &s.service,
+                    s.attributes.get("shard"),
+                    s.attributes.get("fence"),
+                )
+            })
+            .collect();
+        anyhow::anyhow!("{e}: {:#?}\nspans: {names:?}", trace_gaps(&spans, shards))
+    })?;
+
+    wait::until_async(
+        "records loaded over OTLP equal to the dataset, and the grants counted",
+        Duration::from_secs(30),
+        || async {
+            let loaded = collector.counter("apitap-worker", "apitap_worker_records_loaded_total");
+            let granted = collector.counter("apitap-coordinator", "apitap_leases_granted_total");
+            (loaded == Some(300) && granted >= Some(i64::from(shards))).then_some(())
+        },
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: loaded {:?}, granted {:?}",
+            collector.counter("apitap-worker", "apitap_worker_records_loaded_total"),
+            collector.counter("apitap-coordinator", "apitap_leases_granted_total")
+        )
+    })?;
     server.abort();
     Ok(())
 }

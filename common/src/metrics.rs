@@ -310,7 +310,12 @@ impl Snapshot {
                             .map_or_else(|| "+Inf".to_string(), |b| format_float(*b));
                         sample(&mut out, &bucket, &[("le".into(), le)], cumulative);
                     }
-                    sample(&mut out, &format!("{}_sum", f.name), &[], format_float(*sum));
+                    sample(
+                        &mut out,
+                        &format!("{}_sum", f.name),
+                        &[],
+                        format_float(*sum),
+                    );
                     // The count is the +Inf bucket, so that the two always agree.
                     sample(&mut out, &format!("{}_count", f.name), &[], cumulative);
                 }
@@ -320,7 +325,12 @@ impl Snapshot {
     }
 }
 
-fn sample(out: &mut String, name: &str, labels: &[(String, String)], value: impl std::fmt::Display) {
+fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(String, String)],
+    value: impl std::fmt::Display,
+) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');

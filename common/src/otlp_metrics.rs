@@ -70,10 +70,9 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((
-                k.trim().to_ascii_lowercase(),
-                v.trim().replace("%20", " "),
-            )),
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_ascii_lowercase(), v.trim().replace("%20", " ")))
+            }
             _ => Err(format!(
                 "OTEL_EXPORTER_OTLP_HEADERS: {pair:?} is not key=value"
             )),
@@ -143,10 +142,7 @@ pub fn export_request(
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
-                attributes: resource
-                    .iter()
-                    .map(|(k, v)| key_value(k, v))
-                    .collect(),
+                attributes: resource.iter().map(|(k, v)| key_value(k, v)).collect(),
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {
@@ -270,7 +266,10 @@ mod tests {
             .histogram("apitap_commit_duration_seconds", "Commits.", &h);
         let req = export_request(&s, &[("service.name".into(), "w".into())], 10, 20);
         let rm = &req.resource_metrics[0];
-        assert_eq!(rm.resource.as_ref().unwrap().attributes[0].key, "service.name");
+        assert_eq!(
+            rm.resource.as_ref().unwrap().attributes[0].key,
+            "service.name"
+        );
         let m = &rm.scope_metrics[0].metrics;
         assert_eq!(m.len(), 3);
 

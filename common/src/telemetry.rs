@@ -63,9 +63,32 @@ pub struct TelemetryGuard {
     runtime: Option<tokio::runtime::Runtime>,
     /// The `service.name` and other resource attributes, for metrics.
     resource: Vec<(String, String)>,
-    /// Stops the metrics push loop, which then pushes once more and reports on `metrics_done`.
-    metrics_stop: Option<tokio::sync::watch::Sender<bool>>,
-    metrics_done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+/// A running metrics push; [`finish`](Self::finish) pushes the last values and stops it.
+#[must_use = "dropping the handle stops the metrics export"]
+#[derive(Debug)]
+pub struct MetricsExport {
+    stop: tokio::sync::watch::Sender<bool>,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl MetricsExport {
+    /// Pushes the metrics one last time (waiting at most a few seconds) and stops. Call it
+    /// while what the source reads is still alive.
+    pub async fn finish(self) {
+        let started = std::time::Instant::now();
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(SHUTDOWN_TIMEOUT, self.done).await {
+            Ok(_) => tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "last metrics exported"
+            ),
+            Err(_) => {
+                tracing::warn!(timeout = ?SHUTDOWN_TIMEOUT, "could not export the last metrics in time")
+            }
+        }
+    }
 }
 
 impl TelemetryGuard {
@@ -74,39 +97,37 @@ impl TelemetryGuard {
         self.provider.is_some()
     }
 
-    /// Pushes `source()` over OTLP every `OTEL_METRIC_EXPORT_INTERVAL` while exporting; does
-    /// nothing otherwise. Call once, with a closure that reads the node's metrics.
-    pub fn export_metrics(&mut self, source: impl Fn() -> Snapshot + Send + Sync + 'static) {
-        let Some(runtime) = &self.runtime else { return };
-        let config = match otlp_metrics::ExportConfig::from_env() {
-            Some(Ok(config)) => config,
-            Some(Err(error)) => {
+    /// Pushes `source()` over OTLP every `OTEL_METRIC_EXPORT_INTERVAL` while exporting
+    /// (`None` otherwise). Call once, with a closure that reads the node's metrics.
+    pub fn export_metrics(
+        &self,
+        source: impl Fn() -> Snapshot + Send + Sync + 'static,
+    ) -> Option<MetricsExport> {
+        let runtime = self.runtime.as_ref()?;
+        let config = match otlp_metrics::ExportConfig::from_env()? {
+            Ok(config) => config,
+            Err(error) => {
                 tracing::warn!(%error, "otlp metrics export disabled");
-                return;
+                return None;
             }
-            None => return,
         };
         tracing::debug!(endpoint = %config.endpoint, interval = ?config.interval, "exporting metrics over otlp");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let (done, done_rx) = std::sync::mpsc::channel();
+        let (done, done_rx) = tokio::sync::oneshot::channel();
         let resource = self.resource.clone();
         runtime.spawn(async move {
             otlp_metrics::run(config, resource, Arc::new(source), stopped).await;
             let _ = done.send(());
         });
-        self.metrics_stop = Some(stop);
-        self.metrics_done = Some(done_rx);
+        Some(MetricsExport {
+            stop,
+            done: done_rx,
+        })
     }
 
-    /// Exports the metrics and spans still buffered (waiting at most a few seconds for each)
-    /// and stops the exporters. Safe to call more than once, and from async code.
+    /// Exports the spans still buffered (waiting at most a few seconds) and stops the
+    /// exporters. Safe to call more than once, and from async code.
     pub fn shutdown(&mut self) {
-        if let (Some(stop), Some(done)) = (self.metrics_stop.take(), self.metrics_done.take()) {
-            let _ = stop.send(true);
-            if done.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
-                eprintln!("otlp: could not export the last metrics");
-            }
-        }
         if let Some(provider) = self.provider.take() {
             if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
                 eprintln!("otlp: could not export the last spans: {e}");
@@ -127,8 +148,9 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber; `default_level` applies when `RUST_LOG` is unset. Adds an
 /// OTLP span exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (a failure to set it up is
-/// logged, and logging goes on without it).
-pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
+/// logged, and logging goes on without it); `instance` becomes the `service.instance.id`
+/// unless `OTEL_RESOURCE_ATTRIBUTES` sets one.
+pub fn init(format: LogFormat, default_level: &str, instance: &str) -> TelemetryGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
@@ -137,7 +159,7 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
         LogFormat::Json => fmt.json().boxed(),
     };
     let (guard, otel, otel_error) = match std::env::var(OTLP_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => match otlp_provider() {
+        Ok(endpoint) if !endpoint.trim().is_empty() => match otlp_provider(instance) {
             Ok((provider, runtime, resource)) => {
                 let tracer = provider.tracer("apitap");
                 let layer = tracing_opentelemetry::layer()
@@ -147,8 +169,6 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
                     provider: Some(provider),
                     runtime: Some(runtime),
                     resource,
-                    metrics_stop: None,
-                    metrics_done: None,
                 };
                 (guard, Some(layer), None)
             }
@@ -174,7 +194,9 @@ type Attributes = Vec<(String, String)>;
 
 /// The tracer provider with a batch OTLP/gRPC exporter, the runtime its exporter uses, and
 /// the resource's attributes (for metrics).
-fn otlp_provider() -> Result<(SdkTracerProvider, tokio::runtime::Runtime, Attributes), String> {
+fn otlp_provider(
+    instance: &str,
+) -> Result<(SdkTracerProvider, tokio::runtime::Runtime, Attributes), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("otlp-export")
@@ -191,6 +213,14 @@ fn otlp_provider() -> Result<(SdkTracerProvider, tokio::runtime::Runtime, Attrib
     let mut resource = Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(service_name());
+    }
+    // Tells the cumulative series of two workers apart at the collector.
+    let from_env = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
+    if !from_env.contains("service.instance.id=") {
+        resource = resource.with_attribute(opentelemetry::KeyValue::new(
+            "service.instance.id",
+            instance.to_string(),
+        ));
     }
     let resource = resource.build();
     let attributes = resource

@@ -76,13 +76,20 @@ mod tests {
             set_parent(&lease, Some(&parent));
             let child = traceparent(&lease).unwrap();
             let child_fields: Vec<&str> = child.split('-').collect();
-            assert_eq!(child_fields[1], fields[1], "same trace id: {parent} / {child}");
+            assert_eq!(
+                child_fields[1], fields[1],
+                "same trace id: {parent} / {child}"
+            );
             assert_ne!(child_fields[2], fields[2], "a span of its own");
 
             let root = tracing::info_span!("other");
             set_parent(&root, Some("00-not-a-trace-01"));
             let other = traceparent(&root).unwrap();
-            assert_ne!(other.split('-').nth(1), Some(fields[1]), "malformed: a new trace");
+            assert_ne!(
+                other.split('-').nth(1),
+                Some(fields[1]),
+                "malformed: a new trace"
+            );
         });
     }
 }

@@ -8,6 +8,7 @@
 //! - [`ratelimit`]: leader-only rate budgets (fair shares with a TTL).
 //! - [`api`]: the tonic services (control, worker, raft) and the admin HTTP server.
 //! - [`metrics`]: Prometheus metrics, served by the admin server in `api::admin`.
+//! - [`spans`]: the coordinator's tracing spans and the trace context kept in runs and shards.
 //! - [`node`]: wires a node together from [`config::Config`].
 
 pub mod api;
@@ -18,4 +19,5 @@ pub mod node;
 pub mod raft;
 pub mod ratelimit;
 pub mod scheduler;
+pub mod spans;
 pub mod state;

@@ -5,10 +5,14 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let mut telemetry = apitap_common::telemetry::init(config.log_format, "info,openraft=warn");
+    let mut telemetry = apitap_common::telemetry::init(
+        config.log_format,
+        "info,openraft=warn",
+        &format!("coordinator-{}", config.id),
+    );
     let shutdown = Shutdown::new();
     shutdown.trigger_on_os_signal();
-    let result = apitap_coordinator::node::run(config, shutdown.signal()).await;
+    let result = apitap_coordinator::node::run(config, shutdown.signal(), &telemetry).await;
     telemetry.shutdown();
     result
 }

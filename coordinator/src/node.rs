@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use apitap_common::shutdown::ShutdownSignal;
+use apitap_common::telemetry::TelemetryGuard;
 use apitap_proto::v1::control_service_server::ControlServiceServer;
 use apitap_proto::v1::raft_service_server::RaftServiceServer;
 use apitap_proto::v1::worker_service_server::WorkerServiceServer;
@@ -65,7 +66,11 @@ pub fn unique_suffix() -> String {
 }
 
 /// Starts a node and serves until `shutdown` fires; returns after a clean stop.
-pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    mut shutdown: ShutdownSignal,
+    telemetry: &TelemetryGuard,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let db = store::open(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
@@ -135,6 +140,10 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
     );
     tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), "coordinator started");
 
+    let metrics_export = telemetry.export_metrics({
+        let node = node.clone();
+        move || node.metrics.snapshot(&node)
+    });
     let scheduler = tokio::spawn(crate::scheduler::run(node.clone(), shutdown.clone()));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server_shutdown = {
@@ -158,6 +167,9 @@ pub async fn run(config: Config, mut shutdown: ShutdownSignal) -> anyhow::Result
     let _ = served.await;
     admin.stopped().await;
     let _ = raft.shutdown().await;
+    if let Some(export) = metrics_export {
+        export.finish().await;
+    }
     drop(node);
     drop(db);
     tracing::info!(

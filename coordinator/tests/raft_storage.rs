@@ -81,6 +81,7 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
             initial_watermark: None,
             rate_limit: Some(("api".into(), 5.0, 2)),
             start_run: Some(shards),
+            trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             now_ms: 1,
         },
         Command::GrantLeases {
@@ -89,11 +90,13 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
                     run_id: 1,
                     shard: 3,
                     worker: "w".into(),
+                    trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01".into()),
                 },
                 LeaseGrant {
                     run_id: 1,
                     shard: 11,
                     worker: "w".into(),
+                    trace: None,
                 },
             ],
         },

@@ -292,6 +292,7 @@ impl Agent {
             worker: self.id.clone(),
             metrics: self.metrics.clone(),
             budget: self.budget.clone(),
+            traceparent: (!lease.traceparent.is_empty()).then_some(lease.traceparent),
         })
     }
 

@@ -13,7 +13,9 @@ fn main() -> anyhow::Result<()> {
     // whole process: `exit` below never tears it down.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let mut telemetry = apitap_common::telemetry::init(config.log_format, "info");
+    let mut telemetry =
+        apitap_common::telemetry::init(config.log_format, "info", &config.worker_id());
+    let exporter = &telemetry;
     // actix on a multi-threaded tokio runtime, so reqwest, sqlx, tonic and DataFusion share it.
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -29,6 +31,10 @@ fn main() -> anyhow::Result<()> {
         let admin = apitap_worker::admin::start(config.admin_addr, metrics.clone()).map_err(|e| {
             anyhow::anyhow!("cannot serve the admin address {}: {e}", config.admin_addr)
         })?;
+        let metrics_export = exporter.export_metrics({
+            let metrics = metrics.clone();
+            move || metrics.snapshot()
+        });
         let (drained_tx, mut drained) = watch::channel(false);
         let agent = Agent::new(
             id.clone(),
@@ -59,6 +65,9 @@ fn main() -> anyhow::Result<()> {
             }
         };
         admin.stop().await;
+        if let Some(export) = metrics_export {
+            export.finish().await;
+        }
         anyhow::Ok(code)
     })?;
     // `exit` skips destructors: flush the last spans first.

@@ -44,6 +44,8 @@ pub struct LeaseWork {
     pub metrics: Arc<Metrics>,
     /// Global rate budgets, for pipelines with a `rate_limit`.
     pub budget: Option<crate::rate_budget::BudgetHandle>,
+    /// The coordinator's grant span, parent of this lease's spans.
+    pub traceparent: Option<String>,
 }
 
 /// How a lease's work ended.

@@ -9,6 +9,8 @@ use tokio::task::AbortHandle;
 
 use crate::agent::{Agent, LeaseKey, Progress, RunnerFinished};
 use crate::shard_loop::{self, LeaseWork, Outcome};
+use crate::telemetry::lease_span;
+use tracing::Instrument;
 
 /// Finish the current batch, then stop (drain).
 #[derive(Message)]
@@ -59,12 +61,11 @@ impl Actor for ShardRunner {
                 checkpoint: cp.clone(),
             })
         };
-        let handle = tokio::spawn(shard_loop::run(
-            work,
-            self.http.clone(),
-            progress,
-            self.stop.subscribe(),
-        ));
+        let span = lease_span(&work);
+        let handle = tokio::spawn(
+            shard_loop::run(work, self.http.clone(), progress, self.stop.subscribe())
+                .instrument(span),
+        );
         self.task = Some(handle.abort_handle());
         ctx.spawn(handle.into_actor(self).map(|res, act, ctx| {
             let outcome = res.unwrap_or_else(|e| Outcome::Failed {

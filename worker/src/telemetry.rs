@@ -1,7 +1,10 @@
-//! Tracing spans of the shard loop: one span per stage of a page (`fetch`, `transform`,
-//! `load`), each carrying the lease's identity so that logs and OTLP traces can be filtered
-//! by pipeline, run, shard, fence and worker (DESIGN §9).
+//! Tracing spans of a lease: `lease` for its whole work, a child of the coordinator's
+//! `grant_lease` span when the lease carries its trace context, and inside it one span per
+//! stage of a page (`fetch`, `transform`, `load`). Each carries the lease's identity so
+//! that logs and OTLP traces can be filtered by pipeline, run, shard, fence and worker
+//! (DESIGN §9).
 
+use apitap_common::trace_context;
 use tracing::Span;
 
 use crate::shard_loop::LeaseWork;
@@ -12,6 +15,20 @@ pub enum Stage {
     Fetch,
     Transform,
     Load,
+}
+
+/// The span of all the work on `work`'s lease, continuing the coordinator's trace.
+pub fn lease_span(work: &LeaseWork) -> Span {
+    let span = tracing::info_span!(
+        "lease",
+        pipeline = %work.pipeline.name(),
+        run_id = work.run_id,
+        shard = work.shard,
+        fence = work.fence,
+        worker = %work.worker,
+    );
+    trace_context::set_parent(&span, work.traceparent.as_deref());
+    span
 }
 
 /// The span of `stage` for a page of `work`.

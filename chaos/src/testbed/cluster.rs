@@ -24,6 +24,7 @@ pub struct ClusterBuilder {
     out_dir: Option<PathBuf>,
     lease_ttl: Duration,
     worker_env: Vec<(String, String)>,
+    coordinator_env: Vec<(String, String)>,
     ctl_env: Vec<(String, String)>,
     snapshot_every: Option<u64>,
     /// (listen, advertised) address of each coordinator, when set by [`Self::advertise`].
@@ -72,6 +73,11 @@ impl ClusterBuilder {
         self.worker_env.push((key.into(), value.into()));
         self
     }
+    /// An environment variable for every coordinator, e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn coordinator_env(mut self, key: &str, value: &str) -> Self {
+        self.coordinator_env.push((key.into(), value.into()));
+        self
+    }
     /// Coordinator `i` listens on `addrs[i].0` and tells its peers to dial `addrs[i].1`
     /// (`--advertise-addr`, and the address `cluster add` registers), e.g. a fault proxy in
     /// front of it. Workers and apitapctl are still given the listen addresses.
@@ -108,6 +114,7 @@ impl ClusterBuilder {
             slots: self.slots,
             lease_ttl: self.lease_ttl,
             worker_env: self.worker_env.clone(),
+            coordinator_env: self.coordinator_env.clone(),
             ctl_env: self.ctl_env.clone(),
             snapshot_every: self.snapshot_every,
         };
@@ -194,6 +201,7 @@ pub struct TestCluster {
     slots: u32,
     lease_ttl: Duration,
     worker_env: Vec<(String, String)>,
+    coordinator_env: Vec<(String, String)>,
     ctl_env: Vec<(String, String)>,
     snapshot_every: Option<u64>,
 }
@@ -208,6 +216,7 @@ impl TestCluster {
             out_dir: None,
             lease_ttl: Duration::from_secs(5),
             worker_env: Vec::new(),
+            coordinator_env: Vec::new(),
             ctl_env: Vec::new(),
             snapshot_every: None,
             advertise: None,
@@ -237,6 +246,9 @@ impl TestCluster {
             .arg("--admin-addr")
             .arg("127.0.0.1:0")
             .env("RUST_LOG", "info,openraft=warn");
+        for (k, v) in &self.coordinator_env {
+            cmd.env(k, v);
+        }
         if node.id == 1 {
             cmd.arg("--init");
         }

@@ -4,16 +4,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use apitap_common::spec;
+use apitap_common::{spec, trace_context};
 use apitap_proto::v1::control_service_server::ControlService;
 use apitap_proto::v1::*;
 use openraft::BasicNode;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::convert::{pipeline_info, run_info};
 use super::{linearizable, propose};
 use crate::error::Error;
 use crate::node::Node;
+use crate::spans::{self, Trigger};
 use crate::state::command::{Command, CommandResult};
 
 pub struct ControlApi {
@@ -191,6 +193,10 @@ impl ControlService for ControlApi {
         let secrets = spec::secrets::collect(&pipeline, &provided);
         let start_run = (req.start_run && pipeline.spec.schedule.is_none())
             .then(|| apitap_common::shard::expand(&pipeline.spec));
+        let span = match start_run {
+            Some(_) => spans::start_run(pipeline.name(), Trigger::Submit),
+            None => tracing::Span::none(),
+        };
         let cmd = Command::PutPipeline {
             name: pipeline.name().to_string(),
             spec_yaml: req.spec_yaml.clone(),
@@ -216,9 +222,12 @@ impl ControlService for ControlApi {
                 .as_ref()
                 .map(|r| (r.key.clone(), r.requests_per_second, r.burst)),
             start_run,
+            trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         };
-        match propose(&self.node, cmd).await? {
+        let result = propose(&self.node, cmd).instrument(span.clone()).await?;
+        spans::record_result(&span, &result);
+        match result {
             CommandResult::PipelineStored {
                 version,
                 created,
@@ -292,12 +301,16 @@ impl ControlService for ControlApi {
         };
         let pipeline =
             spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let span = spans::start_run(&name, Trigger::Run);
         let cmd = Command::StartRun {
             pipeline: name,
             shards: apitap_common::shard::expand(&pipeline.spec),
+            trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         };
-        match propose(&self.node, cmd).await? {
+        let result = propose(&self.node, cmd).instrument(span.clone()).await?;
+        spans::record_result(&span, &result);
+        match result {
             CommandResult::RunStarted { run_id } => {
                 let st = self.node.state.read().expect("state lock");
                 let run = st

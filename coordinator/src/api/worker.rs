@@ -7,10 +7,12 @@ use std::time::Instant;
 use apitap_proto::v1::worker_service_server::WorkerService;
 use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::propose;
 use crate::error::Error;
 use crate::node::Node;
+use crate::spans;
 use crate::state::command::{Command, CommandResult};
 use crate::state::model::ShardState;
 
@@ -139,6 +141,7 @@ impl WorkerService for WorkerApi {
                         secrets: p.secrets.clone().into_iter().collect(),
                         vars: s.def.vars.clone().into_iter().collect(),
                         shard_key: s.def.key.clone(),
+                        traceparent: s.trace.clone().unwrap_or_default(),
                     });
                 }
             }
@@ -171,6 +174,17 @@ impl WorkerService for WorkerApi {
     async fn complete_shard(&self, req: Request<CompleteShardRequest>) -> Reply<Ack> {
         let req = req.into_inner();
         let l = lease_ref(req.lease)?;
+        let span = {
+            let st = self.node.state.read().expect("state lock");
+            st.state
+                .runs
+                .get(&l.run_id)
+                .and_then(|run| {
+                    let shard = run.shards.iter().find(|s| s.def.index == l.shard)?;
+                    (shard.fence == l.fence).then(|| spans::complete_shard(run, shard, req.ok))
+                })
+                .unwrap_or_else(tracing::Span::none)
+        };
         let r = propose(
             &self.node,
             Command::CompleteShard {
@@ -186,6 +200,7 @@ impl WorkerService for WorkerApi {
                 now_ms: apitap_common::time::now_ms(),
             },
         )
+        .instrument(span)
         .await?;
         tracing::info!(worker = %req.worker_id, run_id = l.run_id, shard = l.shard, fence = l.fence, ok = req.ok, "shard completed");
         Ok(ack(r))

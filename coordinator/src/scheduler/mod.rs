@@ -1,5 +1,6 @@
 //! The leader's control loop. Each tick it reads the applied state and its soft state,
-//! decides (pure functions), and proposes the resulting commands through Raft.
+//! decides (pure functions), and proposes the resulting commands through Raft, each under
+//! the spans of what it does (see [`crate::spans`]).
 
 pub mod liveness;
 pub mod placement;
@@ -8,10 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apitap_common::shutdown::ShutdownSignal;
+use apitap_common::trace_context;
+use tracing::{Instrument, Span};
 
 // Timed and counted in the node's metrics (lease grants and expiries).
 use crate::metrics::propose_observed as propose;
 use crate::node::Node;
+use crate::spans::{self, Trigger};
 use crate::state::command::{Command, LeaseGrant};
 use crate::state::model::ShardState;
 use placement::{Candidate, PendingShard};
@@ -29,17 +33,40 @@ pub async fn run(node: Arc<Node>, mut shutdown: ShutdownSignal) {
         if !node.is_leader() {
             continue;
         }
-        for cmd in plan(&node, Instant::now()) {
-            if let Err(e) = propose(&node, cmd).await {
-                tracing::debug!(error = %e, "scheduler proposal failed");
-                break;
+        for Planned { cmd, spans } in plan(&node, Instant::now()) {
+            // A command covering several spans (a tick's grants) runs under none of them.
+            let current = match spans.as_slice() {
+                [one] => one.clone(),
+                _ => Span::none(),
+            };
+            match propose(&node, cmd).instrument(current).await {
+                Ok(result) => spans.iter().for_each(|s| spans::record_result(s, &result)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "scheduler proposal failed");
+                    break;
+                }
             }
         }
     }
 }
 
+/// A command to propose, and the spans it ends (recorded with its result when committed).
+struct Planned {
+    cmd: Command,
+    spans: Vec<Span>,
+}
+
+impl From<Command> for Planned {
+    fn from(cmd: Command) -> Self {
+        Planned {
+            cmd,
+            spans: Vec::new(),
+        }
+    }
+}
+
 /// What the leader should propose now.
-fn plan(node: &Node, now: Instant) -> Vec<Command> {
+fn plan(node: &Node, now: Instant) -> Vec<Planned> {
     let ttl = node.config.lease_ttl;
     let placement_window = (node.config.worker_heartbeat * 3).min(ttl);
     let term = node.raft.metrics().borrow().current_term;
@@ -60,10 +87,13 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
             let deadline = *live.deadlines.entry(id).or_insert(now + ttl);
             if now > deadline {
                 tracing::info!(run_id = run.id, shard = s.def.index, fence = s.fence, worker = ?s.worker, "lease expired");
-                cmds.push(Command::ExpireLease {
-                    run_id: run.id,
-                    shard: s.def.index,
-                    fence: s.fence,
+                cmds.push(Planned {
+                    cmd: Command::ExpireLease {
+                        run_id: run.id,
+                        shard: s.def.index,
+                        fence: s.fence,
+                    },
+                    spans: vec![spans::expire_lease(run, s)],
                 });
             } else if let Some(w) = &s.worker {
                 *held.entry(w.clone()).or_default() += 1;
@@ -108,16 +138,29 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
                 })
         })
         .collect();
+    let mut grant_spans = Vec::new();
     let grants: Vec<LeaseGrant> = placement::place(&pending, &candidates)
         .into_iter()
-        .map(|(p, worker)| LeaseGrant {
-            run_id: p.run_id,
-            shard: p.shard,
-            worker,
+        .map(|(p, worker)| {
+            let span = state
+                .runs
+                .get(&p.run_id)
+                .map_or_else(Span::none, |run| spans::grant_lease(run, p.shard, &worker));
+            let trace = trace_context::traceparent(&span);
+            grant_spans.push(span);
+            LeaseGrant {
+                run_id: p.run_id,
+                shard: p.shard,
+                worker,
+                trace,
+            }
         })
         .collect();
     if !grants.is_empty() {
-        cmds.push(Command::GrantLeases { grants });
+        cmds.push(Planned {
+            cmd: Command::GrantLeases { grants },
+            spans: grant_spans,
+        });
     }
 
     // Fire schedules that are due, unless the previous run is still going (no overlap).
@@ -126,6 +169,11 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
         if last.is_some_and(|r| !r.state.is_terminal()) {
             continue;
         }
+        let trigger = if p.cron.is_some() {
+            Trigger::Cron
+        } else {
+            Trigger::Every
+        };
         let due = match (&p.cron, p.every_ms) {
             (Some(expr), _) => {
                 let since = last.map_or(p.updated_at_ms, |r| r.created_at_ms.max(p.updated_at_ms));
@@ -139,10 +187,15 @@ fn plan(node: &Node, now: Instant) -> Vec<Command> {
         };
         if due {
             if let Ok(spec) = apitap_common::spec::load(&p.name, &p.spec_yaml, None) {
-                cmds.push(Command::StartRun {
-                    pipeline: p.name.clone(),
-                    shards: apitap_common::shard::expand(&spec.spec),
-                    now_ms,
+                let span = spans::start_run(&p.name, trigger);
+                cmds.push(Planned {
+                    cmd: Command::StartRun {
+                        pipeline: p.name.clone(),
+                        shards: apitap_common::shard::expand(&spec.spec),
+                        trace: trace_context::traceparent(&span),
+                        now_ms,
+                    },
+                    spans: vec![span],
                 });
             }
         }

@@ -27,6 +27,9 @@ pub enum Command {
         #[serde(default)]
         rate_limit: Option<(String, f64, u32)>,
         start_run: Option<Vec<ShardDef>>,
+        /// The started run's trace parent (see [`Run::trace`]).
+        #[serde(default)]
+        trace: Option<String>,
         now_ms: u64,
     },
     DeletePipeline {
@@ -36,6 +39,9 @@ pub enum Command {
     StartRun {
         pipeline: String,
         shards: Vec<ShardDef>,
+        /// The run's trace parent (see [`Run::trace`]).
+        #[serde(default)]
+        trace: Option<String>,
         now_ms: u64,
     },
     /// Stop an active run; leased shards are revoked at the holders' next heartbeat.
@@ -113,6 +119,9 @@ pub struct LeaseGrant {
     pub run_id: u64,
     pub shard: u32,
     pub worker: String,
+    /// The grant span's `traceparent`, handed to the worker with the lease.
+    #[serde(default)]
+    pub trace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +181,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             initial_watermark,
             rate_limit,
             start_run,
+            trace,
             now_ms,
         } => {
             let mut keys = vec![Key::Pipeline(name.clone())];
@@ -217,7 +227,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
             let version = record.version;
             let run_id = start_run
                 .as_ref()
-                .map(|shards| start(state, name, shards, *now_ms, &mut keys));
+                .map(|shards| start(state, name, shards, trace, *now_ms, &mut keys));
             (
                 CommandResult::PipelineStored {
                     version,
@@ -250,13 +260,14 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
         Command::StartRun {
             pipeline,
             shards,
+            trace,
             now_ms,
         } => {
             if !state.pipelines.contains_key(pipeline) {
                 return (rejected(format!("pipeline {pipeline} not found")), vec![]);
             }
             let mut keys = vec![Key::Pipeline(pipeline.clone())];
-            let run_id = start(state, pipeline, shards, *now_ms, &mut keys);
+            let run_id = start(state, pipeline, shards, trace, *now_ms, &mut keys);
             (CommandResult::RunStarted { run_id }, keys)
         }
         Command::SetRateLimit { key, rps, burst } => {
@@ -347,6 +358,7 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
                 s.state = ShardState::Leased;
                 s.worker = Some(g.worker.clone());
                 s.fence = log_index;
+                s.trace = g.trace.clone();
                 s.attempts += 1;
                 run.state = RunState::Running;
                 keys.push(Key::Shard(g.run_id, i));
@@ -458,6 +470,7 @@ fn start(
     state: &mut State,
     pipeline: &str,
     shards: &[ShardDef],
+    trace: &Option<String>,
     now_ms: u64,
     keys: &mut Vec<Key>,
 ) -> u64 {
@@ -492,6 +505,7 @@ fn start(
             finished_at_ms: None,
             shards,
             error: None,
+            trace: trace.clone(),
         },
     );
     keys.push(Key::Run(id));

@@ -111,6 +111,10 @@ pub struct Shard {
     /// Earliest time a failed shard may be granted again (back-off).
     pub not_before_ms: u64,
     pub error: Option<String>,
+    /// W3C `traceparent` of the current lease's grant, handed to the holder with the lease
+    /// (set only while spans are exported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl Shard {
@@ -127,6 +131,7 @@ impl Shard {
             failures: 0,
             not_before_ms: 0,
             error: None,
+            trace: None,
         }
     }
 }
@@ -146,6 +151,10 @@ pub struct Run {
     #[serde(default)]
     pub shards: Vec<Shard>,
     pub error: Option<String>,
+    /// W3C `traceparent` of the span that started the run: every lease grant of the run is
+    /// a child of it (set only while spans are exported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// A run without its shards: what the state machine stores under the run's key.
@@ -160,6 +169,8 @@ pub struct RunMeta<'a> {
     pub created_at_ms: u64,
     pub finished_at_ms: Option<u64>,
     pub error: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: &'a Option<String>,
 }
 
 impl Run {
@@ -174,6 +185,7 @@ impl Run {
             created_at_ms: self.created_at_ms,
             finished_at_ms: self.finished_at_ms,
             error: &self.error,
+            trace: &self.trace,
         }
     }
 }
