@@ -70,7 +70,7 @@ pub struct Agent {
     reports: HashMap<LeaseKey, (u64, Report, bool)>,
     /// Set to true once a drain has finished.
     drained: watch::Sender<bool>,
-    /// Fault injection: do not stop revoked runners (see `Config::fault_ignore_revocations`).
+    /// Fault injection: do not stop revoked runners (see `Config::ignore_revocations`).
     ignore_revocations: bool,
     /// The worker's metrics: this agent publishes its status there and hands them to runners.
     metrics: Arc<Metrics>,

@@ -35,7 +35,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Fault injection for drills and tests: keep running leases the coordinator revoked,
     /// as a worker cut off from the coordinator would, so that the sink's fence is what
-    /// stops it.
+    /// stops it. Only in builds with the `failpoints` feature.
+    #[cfg(feature = "failpoints")]
     #[arg(
         long,
         env = "APITAP_FAULT_IGNORE_REVOCATIONS",
@@ -52,6 +53,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether revoked leases keep running (fault injection; always false without the
+    /// `failpoints` feature).
+    pub fn ignore_revocations(&self) -> bool {
+        #[cfg(feature = "failpoints")]
+        return self.fault_ignore_revocations;
+        #[cfg(not(feature = "failpoints"))]
+        false
+    }
+
     pub fn worker_id(&self) -> String {
         self.id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname")

@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
             config.slots,
             config.coordinators.clone(),
             drained_tx,
-            config.fault_ignore_revocations,
+            config.ignore_revocations(),
         )
         .with_metrics(metrics.clone())
         .start();

@@ -147,6 +147,12 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         out.join("logs").display()
     ));
     let mut cluster = builder.start().await?;
+    let fault_injection = cluster.workers.iter().all(|w| w.failpoints);
+    anyhow::ensure!(
+        fault_injection || !w.unsafe_disable_fencing,
+        "unsafe_disable_fencing needs workers built with fault injection: \
+         cargo build --features apitap-worker/failpoints"
+    );
     let proxies = proxies.map(|(p, _)| p);
     let background = (!w.source_latency.is_zero()).then_some(FaultSpec {
         fault: Fault::Latency {
@@ -198,6 +204,13 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         mut notes,
         ..
     } = injector;
+    if w.zombie_workers && !fault_injection {
+        notes.push(
+            "workers built without fault injection (`--features apitap-worker/failpoints`): \
+             they stop revoked leases at once, so no zombie commit is attempted"
+                .into(),
+        );
+    }
 
     // Heal: lift every link rule and upstream fault, then let the runs finish.
     if let Some(p) = &proxies {

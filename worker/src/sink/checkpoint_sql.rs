@@ -129,9 +129,16 @@ pub(crate) fn check_fence(stored: Option<i64>, ours: i64, fence: u64) -> Result<
     }
 }
 
-/// FAULT INJECTION, for chaos drills only (hidden, never for production):
+/// FAULT INJECTION, for chaos drills only, compiled only with the `failpoints` feature:
 /// `APITAP_FAULT_DISABLE_FENCING=true` turns the commit-time fence check off, so that
 /// `apitap-chaos drill` can show that its checker catches what fencing prevents.
+#[cfg(not(feature = "failpoints"))]
+fn fencing_disabled() -> bool {
+    false
+}
+
+/// See above: the switch itself.
+#[cfg(feature = "failpoints")]
 fn fencing_disabled() -> bool {
     static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DISABLED.get_or_init(|| {
