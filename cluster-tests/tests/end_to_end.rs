@@ -96,3 +96,39 @@ async fn every_pagination_kind_loads_the_exact_dataset() -> anyhow::Result<()> {
     assert_eq!(names.len(), 6, "{names:?}");
     Ok(())
 }
+
+/// A warehouse that accepts TCP connections over TLS only: `sslmode=require` loads the exact
+/// dataset; `sslmode=disable` is refused by the server, which shows the load went over TLS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_only_warehouse_is_loaded_over_tls() -> anyhow::Result<()> {
+    let pg = TempPostgres::start_tls()?;
+    let cluster = TestCluster::builder()
+        .secret("WAREHOUSE_URL", &pg.url())
+        .secret("PLAIN_URL", &pg.url_without_tls())
+        .coordinators(1)
+        .workers(1)
+        .records(RECORDS)
+        .start()
+        .await?;
+    let run = cluster.submit(
+        "over-tls",
+        &apitap_cluster_tests::pipelines::sharded("over-tls", RECORDS, 2),
+    )?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let pool = sqlx::PgPool::connect(&pg.url()).await?;
+    expect::exact_dataset(&pool, "over_tls", RECORDS).await?;
+
+    let plain = apitap_cluster_tests::pipelines::sharded("plain", RECORDS, 1)
+        .replace("${WAREHOUSE_URL}", "${PLAIN_URL}")
+        .replace("  source:", "  policy: { max_attempts: 1 }\n  source:");
+    let run = cluster.submit("plain", &plain)?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    assert_eq!(info["state"], "failed", "{info:#}");
+    let error = info.to_string();
+    assert!(
+        error.contains("no encryption") || error.contains("pg_hba.conf"),
+        "the server should refuse the unencrypted connection: {info:#}"
+    );
+    Ok(())
+}

@@ -1,6 +1,8 @@
 //! `TempPostgres`: a throwaway PostgreSQL server from the installed `initdb` / `pg_ctl`, in
 //! a temporary directory on a free port, stopped on drop. `initdb` refuses to run as root,
 //! so as root the server runs as the `postgres` user (or `nobody`) through `runuser`.
+//! [`TempPostgres::start_tls`] starts one that accepts TCP connections over TLS only, with a
+//! self-signed certificate.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +14,7 @@ pub struct TempPostgres {
     bin: PathBuf,
     run_as: Option<String>,
     pub port: u16,
+    tls: bool,
 }
 
 fn find_bin_dir() -> anyhow::Result<PathBuf> {
@@ -64,6 +67,17 @@ fn user_exists(name: &str) -> bool {
 
 impl TempPostgres {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// A server that refuses TCP connections without TLS (`hostssl` only in `pg_hba.conf`),
+    /// with a fresh self-signed certificate for 127.0.0.1; [`url`](Self::url) asks for
+    /// `sslmode=require`.
+    pub fn start_tls() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> anyhow::Result<Self> {
         let bin = find_bin_dir()?;
         let dir = tempfile::Builder::new().prefix("apitap-pg-").tempdir()?;
         let run_as = if is_root() {
@@ -88,6 +102,7 @@ impl TempPostgres {
             bin,
             run_as,
             port,
+            tls,
         };
         let data = pg.data_dir();
         pg.run(
@@ -104,10 +119,14 @@ impl TempPostgres {
                 "--no-sync",
             ],
         )?;
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
             pg.dir.path().display()
         );
+        if tls {
+            pg.write_tls_files()?;
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = pg.dir.path().join("postgres.log").display().to_string();
         pg.run(
             "pg_ctl",
@@ -116,6 +135,38 @@ impl TempPostgres {
             ],
         )?;
         Ok(pg)
+    }
+
+    /// A self-signed certificate and its key in the data directory, and a `pg_hba.conf`
+    /// that lets TCP clients in over TLS only.
+    fn write_tls_files(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
+        let data = Path::new(&self.data_dir()).to_path_buf();
+        let files = [
+            ("server.crt", cert.cert.pem()),
+            ("server.key", cert.key_pair.serialize_pem()),
+            (
+                "pg_hba.conf",
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n".to_string(),
+            ),
+        ];
+        for (name, content) in files {
+            let path = data.join(name);
+            std::fs::write(&path, content)?;
+            // PostgreSQL refuses a key readable by others.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            if let Some(user) = &self.run_as {
+                let ok = Command::new("chown")
+                    .arg(user)
+                    .arg(&path)
+                    .status()?
+                    .success();
+                anyhow::ensure!(ok, "cannot chown {} to {user}", path.display());
+            }
+        }
+        Ok(())
     }
 
     fn data_dir(&self) -> String {
@@ -147,9 +198,23 @@ impl TempPostgres {
         Ok(())
     }
 
-    /// Connection URL of the `postgres` database as the `postgres` superuser.
+    /// Connection URL of the `postgres` database as the `postgres` superuser (with
+    /// `sslmode=require` for a TLS server).
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let base = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        if self.tls {
+            format!("{base}?sslmode=require")
+        } else {
+            base
+        }
+    }
+
+    /// The same database without TLS (`sslmode=disable`), which a TLS-only server refuses.
+    pub fn url_without_tls(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
     }
 }
 
