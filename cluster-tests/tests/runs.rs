@@ -252,3 +252,115 @@ spec:
     );
     Ok(())
 }
+
+/// Retention: with `--keep-runs 2` a pipeline on `every: 1s` keeps its two newest finished
+/// runs, a SIGKILLed worker is forgotten after `--forget-workers-after`, and both deletions
+/// hold across a coordinator restart (they were written to RocksDB, shards included).
+#[tokio::test(flavor = "multi_thread")]
+async fn old_runs_and_silent_workers_leave_the_coordinators_state() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(2)
+        .records(100)
+        .coordinator_env("APITAP_KEEP_RUNS", "2")
+        .coordinator_env("APITAP_FORGET_WORKERS_AFTER", "2s")
+        .start()
+        .await?;
+    let yaml = format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: frequent }}
+spec:
+  schedule: {{ every: 1s }}
+  shards: {{ param: ids, range: {{ start: 1, end: 100, count: 2 }} }}
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
+      records: $.data
+      pagination: {{ kind: limit_offset, size: 50 }}
+  sink:
+    sqlite: {{ path: "{}", table: frequent }}
+"#,
+        cluster.out_path("frequent.db").display()
+    );
+    let path = cluster.out_path("frequent.yaml");
+    std::fs::write(&path, yaml)?;
+    cluster.ctl_ok(&["submit", &path.display().to_string()])?;
+    let runs = |cluster: &TestCluster| -> Option<Vec<(u64, String)>> {
+        let v = cluster
+            .ctl_json(&["get", "runs", "--pipeline", "frequent"])
+            .ok()?;
+        v.as_array()?
+            .iter()
+            .map(|r| Some((r["run_id"].as_u64()?, r["state"].as_str()?.to_string())))
+            .collect()
+    };
+    let finished = |runs: &[(u64, String)]| -> Vec<u64> {
+        let mut ids: Vec<u64> = runs
+            .iter()
+            .filter(|(_, s)| s == "succeeded")
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    // Five runs have started, and only the two newest finished ones are left.
+    let kept = wait::until(
+        "five runs, two finished ones kept",
+        Duration::from_secs(90),
+        || {
+            let runs = runs(&cluster)?;
+            let newest = runs.iter().map(|(id, _)| *id).max()?;
+            let done = finished(&runs);
+            (newest >= 5 && done.len() == 2 && runs.len() <= 3).then_some(done)
+        },
+    )?;
+    assert!(kept[0] >= 3, "the oldest runs went first: kept {kept:?}");
+
+    // A worker that dies is forgotten once silent for 2 s (it held no lease at the end).
+    let gone = cluster.workers[1].id.clone();
+    let stays = cluster.workers[0].id.clone();
+    let listed = |cluster: &TestCluster| -> Option<Vec<String>> {
+        let s = cluster.cluster_status().ok()?;
+        s["workers"]
+            .as_array()?
+            .iter()
+            .map(|w| w["worker_id"].as_str().map(String::from))
+            .collect()
+    };
+    let before = listed(&cluster).unwrap_or_default();
+    assert!(
+        before.contains(&gone) && before.contains(&stays),
+        "{before:?}"
+    );
+    cluster.worker_proc(1).expect("worker 1 runs").kill();
+    wait::until(
+        "the killed worker forgotten",
+        Duration::from_secs(60),
+        || listed(&cluster)?.iter().all(|w| *w != gone).then_some(()),
+    )?;
+
+    // After a restart from RocksDB, neither comes back.
+    cluster
+        .coordinator_proc(0)
+        .expect("coordinator runs")
+        .kill();
+    cluster.start_coordinator(0)?;
+    cluster.wait_for_leader(Duration::from_secs(30))?;
+    let after = wait::until(
+        "runs listed after the restart",
+        Duration::from_secs(30),
+        || runs(&cluster),
+    )?;
+    let oldest_kept = kept[0];
+    assert!(
+        after.iter().all(|(id, _)| *id >= oldest_kept),
+        "a pruned run is back after the restart: {after:?} (kept {kept:?})"
+    );
+    assert!(finished(&after).len() <= 3, "{after:?}");
+    let workers = wait::until("the live worker listed", Duration::from_secs(30), || {
+        listed(&cluster).filter(|w| w.contains(&stays))
+    })?;
+    assert!(!workers.contains(&gone), "{gone} is back: {workers:?}");
+    Ok(())
+}

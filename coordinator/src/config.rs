@@ -48,6 +48,14 @@ pub struct Config {
     /// A lease not renewed by a heartbeat within this time expires.
     #[arg(long, env = "APITAP_LEASE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
+    /// Finished runs kept per pipeline; older ones (with their shards) are deleted from the
+    /// coordinator's state. The warehouse keeps the data, checkpoints and dead letters.
+    #[arg(long, env = "APITAP_KEEP_RUNS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_runs: u64,
+    /// A worker without leases not heard from for this long is removed from the cluster's
+    /// worker list (it registers again if it comes back).
+    #[arg(long, env = "APITAP_FORGET_WORKERS_AFTER", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub forget_workers_after: Duration,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,

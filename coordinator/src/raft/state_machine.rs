@@ -110,6 +110,11 @@ fn records(st: &State, key: &Key) -> Result<Records, serde_json::Error> {
             ));
             Ok(out)
         }
+        Key::RemovedRun(id, shards) => {
+            let mut out: Records = vec![(format!("r/{id:020}").into_bytes(), None)];
+            out.extend((0..*shards).map(|i| (shard_key(*id, i), None)));
+            Ok(out)
+        }
     }
 }
 

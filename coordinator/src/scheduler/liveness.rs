@@ -18,14 +18,17 @@ pub type LeaseId = (u64, u32, u64);
 pub struct Liveness {
     /// The Raft term this soft state belongs to; a new term starts it over.
     pub term: Option<u64>,
+    /// When this leader's term started here (the reference for workers it never heard).
+    pub since: Option<Instant>,
     pub workers: HashMap<String, WorkerSoft>,
     pub deadlines: HashMap<LeaseId, Instant>,
 }
 
 impl Liveness {
     /// Resets for a new leadership term.
-    pub fn reset(&mut self, term: u64) {
+    pub fn reset(&mut self, term: u64, now: Instant) {
         self.term = Some(term);
+        self.since = Some(now);
         self.workers.clear();
         self.deadlines.clear();
     }

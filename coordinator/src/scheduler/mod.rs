@@ -4,6 +4,7 @@
 
 pub mod liveness;
 pub mod placement;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
     let state = &guard.state;
     let mut live = node.liveness.lock().expect("liveness lock");
     if live.term != Some(term) {
-        live.reset(term);
+        live.reset(term, now);
     }
     let mut cmds = Vec::new();
     let now_ms = apitap_common::time::now_ms();
@@ -161,6 +162,17 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
             cmd: Command::GrantLeases { grants },
             spans: grant_spans,
         });
+    }
+
+    // Retention: old finished runs, long-silent workers.
+    let run_ids = retention::runs_to_prune(state, node.config.keep_runs as usize);
+    if !run_ids.is_empty() {
+        cmds.push(Command::PruneRuns { run_ids }.into());
+    }
+    let ids = retention::workers_to_forget(state, &live, node.config.forget_workers_after, now);
+    if !ids.is_empty() {
+        tracing::info!(workers = ?ids, after = ?node.config.forget_workers_after, "forgetting silent workers");
+        cmds.push(Command::ForgetWorkers { ids }.into());
     }
 
     // Fire schedules that are due, unless the previous run is still going (no overlap).

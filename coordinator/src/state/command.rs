@@ -111,6 +111,16 @@ pub enum Command {
         watermark: Option<String>,
         now_ms: u64,
     },
+    /// Delete these finished runs and their shards (retention). A run that is not finished,
+    /// or is its pipeline's last run, is kept.
+    PruneRuns {
+        run_ids: Vec<u64>,
+    },
+    /// Forget these workers (not heard from for long). One holding a lease is kept; a
+    /// forgotten worker that comes back registers again.
+    ForgetWorkers {
+        ids: Vec<String>,
+    },
 }
 
 /// One shard for one worker.
@@ -143,6 +153,10 @@ pub enum CommandResult {
     PipelineDeleted {
         runs_cancelled: u32,
     },
+    /// How many records a retention command removed.
+    Removed {
+        count: u32,
+    },
     Rejected {
         reason: String,
     },
@@ -158,6 +172,8 @@ pub enum Key {
     RateLimit(String),
     /// One shard of a run (and the run's own fields), by shard position.
     Shard(u64, usize),
+    /// A deleted run and how many shards it had (their records are deleted too).
+    RemovedRun(u64, usize),
 }
 
 fn rejected(reason: impl Into<String>) -> CommandResult {
@@ -457,6 +473,36 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> (CommandResult
                 }
             }
             (CommandResult::Done, keys)
+        }
+        Command::PruneRuns { run_ids } => {
+            let mut keys = Vec::new();
+            for id in run_ids {
+                let Some(run) = state.runs.get(id) else {
+                    continue;
+                };
+                let last = state
+                    .pipelines
+                    .get(&run.pipeline)
+                    .and_then(|p| p.last_run_id);
+                if !run.state.is_terminal() || last == Some(*id) {
+                    continue;
+                }
+                keys.push(Key::RemovedRun(*id, run.shards.len()));
+                state.runs.remove(id);
+            }
+            let count = keys.len() as u32;
+            (CommandResult::Removed { count }, keys)
+        }
+        Command::ForgetWorkers { ids } => {
+            let holding = state.leases_by_worker();
+            let mut keys = Vec::new();
+            for id in ids {
+                if !holding.contains_key(id) && state.workers.remove(id).is_some() {
+                    keys.push(Key::Worker(id.clone()));
+                }
+            }
+            let count = keys.len() as u32;
+            (CommandResult::Removed { count }, keys)
         }
     }
 }
