@@ -11,7 +11,8 @@
 //!   its overshoot over the limit in % (negative: it stayed below the limit). One GCRA
 //!   bucket with the key's rate and burst lets at most `burst - 1 + ceil(limit)` through in
 //!   a second (`gcra_bound`); N workers' buckets with equal shares let through at most
-//!   `fleet_bound` (see [`fleet_bound`]: each worker's burst is at least 1). The same
+//!   `fleet_bound` (see [`fleet_bound`]: each worker's burst is at least 1, and the
+//!   coordinator lowers the rates to make room for that). The same
 //!   figure without the first second (`worst_window_after_first_second`) separates the
 //!   start-up transient, when the first grants arrive, from the steady state.
 //! - utilisation: requests per second over `[t0 + 1 s, t0 + seconds)` (the first second,
@@ -29,9 +30,10 @@
 //!   budget with `AcquireBudget` themselves every 250 ms (`has` = the last unexpired grant,
 //!   `used` = requests since the last renewal, `wants` = the key's limit, as a real
 //!   worker's shard runners ask), and send HTTP GETs to the mock API paced by their own
-//!   GCRA token bucket at the granted rate, with the burst scaled by `rps / limit_rps` (a
-//!   copy of the worker's `rate_budget.rs` logic; this crate does not depend on the
-//!   worker). Every `AcquireBudget` call is counted, per worker and per second.
+//!   GCRA token bucket at the granted rate, with the burst the worker's would have
+//!   (`apitap_common::budget::worker_burst`; the pacing is a copy of the worker's
+//!   `rate_budget.rs`, this crate does not depend on the worker). Every `AcquireBudget`
+//!   call is counted, per worker and per second.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -39,6 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use apitap_common::budget::worker_burst;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::{
@@ -304,16 +307,19 @@ pub async fn ratelimit(b: RateLimitBench) -> anyhow::Result<Value> {
     }
 }
 
-/// The most requests `n` workers with equal shares of `limit` can send in a 1-second
-/// window, each paced by its own GCRA bucket: a bucket at rate `r` with burst `b` lets
-/// `b - 1 + ceil(r)` through in a second, and the worker's burst is `max(1, floor(burst / n))`
-/// (the key's burst scaled by its share, at least 1), so above `burst` workers the fleet's
-/// burst is `n`, not `burst`.
+/// The most requests `n` workers with equal shares can send in a 1-second window, each
+/// paced by its own GCRA bucket: a bucket at rate `r` with burst `b` lets `b - 1 + ceil(r)`
+/// through in a second. The worker's burst is its share of the key's burst, at least 1; when
+/// the `n` buckets hold more than `burst`, the coordinator shares `limit + burst - buckets`
+/// instead of `limit`, but at least `limit / 2` (`coordinator/src/ratelimit/allocation.rs`).
 pub fn fleet_bound(limit: f64, burst: u32, n: usize) -> u64 {
     if n == 0 {
         return 0;
     }
-    let each = (f64::from(burst) / n as f64).floor().max(1.0) - 1.0 + (limit / n as f64).ceil();
+    let buckets = n as f64 * worker_burst(burst, limit / n as f64, limit);
+    let effective = limit.min((limit + f64::from(burst) - buckets).max(limit / 2.0));
+    let r = effective / n as f64;
+    let each = worker_burst(burst, r, limit) - 1.0 + r.ceil();
     n as u64 * each as u64
 }
 
@@ -497,12 +503,7 @@ impl Bucket {
             return;
         }
         self.rps = g.rps;
-        let share = if g.limit_rps > 0.0 {
-            g.rps / g.limit_rps
-        } else {
-            0.0
-        };
-        self.burst = (f64::from(g.burst) * share).floor().max(1.0);
+        self.burst = worker_burst(g.burst, g.rps, g.limit_rps);
         self.expires = Some(sent + Duration::from_millis(g.ttl_ms));
     }
 
@@ -879,10 +880,13 @@ mod tests {
     fn fleet_bounds() {
         // 4 workers at 12.5/s, burst 1 each: 13 each in a second.
         assert_eq!(fleet_bound(50.0, 5, 4), 52);
-        // 16 workers at 3.125/s, burst 1 each (not 5 / 16): 4 each.
-        assert_eq!(fleet_bound(50.0, 5, 16), 64);
+        // 16 workers, burst 1 each (not 5 / 16): the rates share 55 - 16 = 39, 2.4375/s
+        // each, so 3 each in a second.
+        assert_eq!(fleet_bound(50.0, 5, 16), 48);
         // One worker: the key's own bucket.
         assert_eq!(fleet_bound(50.0, 5, 1), 54);
+        // 60 workers: rates at half the limit, 25/60 each: one request each in a second.
+        assert_eq!(fleet_bound(50.0, 5, 60), 60);
         assert_eq!(fleet_bound(50.0, 5, 0), 0);
     }
 

@@ -8,6 +8,7 @@
 //! - [`cron`]: five-field cron schedules.
 //! - [`timestamp`]: RFC 3339 timestamps for time-window shards.
 //! - [`retry`]: exponential back-off with jitter.
+//! - [`budget`]: how a worker's share of a rate limit becomes its token bucket.
 //! - [`error`]: error classification (user / transient / internal).
 //! - [`telemetry`]: tracing set-up for every binary (logs, OTLP span export).
 //! - [`metrics`]: counters, gauges, histograms, and the Prometheus text format.
@@ -15,6 +16,7 @@
 //! - [`trace_context`]: W3C `traceparent` carried in runs and leases.
 //! - [`shutdown`]: a broadcast-based shutdown signal.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod cron;
 pub mod error;

@@ -64,20 +64,44 @@ impl ExportConfig {
     }
 }
 
-/// `k1=v1,k2=v2` (values percent-decoded only for `%20`, as collectors' auth headers need).
+/// `k1=v1,k2=v2`, values percent-decoded (as the span exporter reads the same variable).
 fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     text.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|pair| match pair.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
-                Ok((k.trim().to_ascii_lowercase(), v.trim().replace("%20", " ")))
+                Ok((k.trim().to_ascii_lowercase(), percent_decode(v.trim())))
             }
             _ => Err(format!(
                 "OTEL_EXPORTER_OTLP_HEADERS: {pair:?} is not key=value"
             )),
         })
         .collect()
+}
+
+/// `%XX` sequences decoded as UTF-8 bytes; anything malformed is kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// The OTLP request for `snapshot`, read at `now_ns`, cumulative since `start_ns`.
@@ -185,14 +209,17 @@ fn key_value(k: &str, v: &str) -> KeyValue {
     }
 }
 
-/// Pushes `source()` every `config.interval` until `stop` turns true, then pushes once more
-/// so that the last counts before a shutdown reach the collector. A failed push is logged
-/// (once per failure streak) and retried at the next interval: metrics are cumulative, so
-/// nothing is lost but resolution.
+/// Pushes `source()` every `config.interval` until `stop` turns true (or its sender is
+/// dropped), then pushes once more, within `final_timeout`, so that the last counts before a
+/// shutdown reach the collector; a push under way when `stop` comes is abandoned for that
+/// last one. An empty snapshot (the node is gone) is not sent. A failed push is logged (once
+/// per failure streak) and retried at the next interval: metrics are cumulative, so nothing
+/// is lost but resolution.
 pub async fn run(
     config: ExportConfig,
     resource: Vec<(String, String)>,
     source: Arc<dyn Fn() -> Snapshot + Send + Sync>,
+    final_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let channel = match tonic::transport::Endpoint::from_shared(config.endpoint.clone()) {
@@ -208,15 +235,27 @@ pub async fn run(
     let mut interval = tokio::time::interval(config.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
+    let mut last = false;
     loop {
-        let last = tokio::select! {
-            _ = interval.tick() => false,
-            _ = stop.wait_for(|s| *s) => true,
-        };
+        if !last {
+            last = tokio::select! {
+                _ = interval.tick() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+        }
+        let snapshot = source();
+        if snapshot.families.is_empty() {
+            return;
+        }
         let now_ns = crate::time::now_ms() * 1_000_000;
+        let timeout = if last {
+            config.timeout.min(final_timeout)
+        } else {
+            config.timeout
+        };
         let mut request =
-            tonic::Request::new(export_request(&source(), &resource, start_ns, now_ns));
-        request.set_timeout(config.timeout);
+            tonic::Request::new(export_request(&snapshot, &resource, start_ns, now_ns));
+        request.set_timeout(timeout);
         for (k, v) in &config.headers {
             if let (Ok(k), Ok(v)) = (
                 k.parse::<tonic::metadata::MetadataKey<_>>(),
@@ -225,7 +264,19 @@ pub async fn run(
                 request.metadata_mut().insert(k, v);
             }
         }
-        match tokio::time::timeout(config.timeout, client.export(request)).await {
+        let push = tokio::time::timeout(timeout, client.export(request));
+        let outcome = if last {
+            push.await
+        } else {
+            tokio::select! {
+                outcome = push => outcome,
+                _ = stop.wait_for(|s| *s) => {
+                    last = true;
+                    continue;
+                }
+            }
+        };
+        match outcome {
             Ok(Ok(_)) => {
                 if failing {
                     tracing::info!(endpoint = %config.endpoint, "otlp metrics export recovered");
@@ -309,10 +360,10 @@ mod tests {
     #[test]
     fn headers_parse_and_bad_ones_are_named() {
         assert_eq!(
-            parse_headers("Authorization=Bearer%20x, tenant=a").unwrap(),
+            parse_headers("Authorization=Basic%20YWI%3D, tenant=a%2").unwrap(),
             [
-                ("authorization".to_string(), "Bearer x".to_string()),
-                ("tenant".to_string(), "a".to_string())
+                ("authorization".to_string(), "Basic YWI=".to_string()),
+                ("tenant".to_string(), "a%2".to_string())
             ]
         );
         assert_eq!(parse_headers("").unwrap(), []);

@@ -116,7 +116,9 @@ impl TelemetryGuard {
         let (done, done_rx) = tokio::sync::oneshot::channel();
         let resource = self.resource.clone();
         runtime.spawn(async move {
-            otlp_metrics::run(config, resource, Arc::new(source), stopped).await;
+            // The last push must fit in `finish`'s wait.
+            let last_push = SHUTDOWN_TIMEOUT.mul_f64(0.8);
+            otlp_metrics::run(config, resource, Arc::new(source), last_push, stopped).await;
             let _ = done.send(());
         });
         Some(MetricsExport {

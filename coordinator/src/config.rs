@@ -60,3 +60,16 @@ pub struct Config {
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,
 }
+
+impl Config {
+    /// Checks the settings that depend on each other.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.forget_workers_after > self.lease_ttl,
+            "--forget-workers-after ({}) must be longer than --lease-ttl ({}): a worker would be forgotten while its leases are still valid",
+            humantime::format_duration(self.forget_workers_after),
+            humantime::format_duration(self.lease_ttl)
+        );
+        Ok(())
+    }
+}

@@ -71,6 +71,7 @@ pub async fn run(
     mut shutdown: ShutdownSignal,
     telemetry: &TelemetryGuard,
 ) -> anyhow::Result<()> {
+    config.validate()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let db = store::open(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
@@ -140,9 +141,14 @@ pub async fn run(
     );
     tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), "coordinator started");
 
+    // A weak reference: a push still under way at exit must not keep RocksDB open.
     let metrics_export = telemetry.export_metrics({
-        let node = node.clone();
-        move || node.metrics.snapshot(&node)
+        let node = Arc::downgrade(&node);
+        move || {
+            node.upgrade()
+                .map(|node| node.metrics.snapshot(&node))
+                .unwrap_or_default()
+        }
     });
     let scheduler = tokio::spawn(crate::scheduler::run(node.clone(), shutdown.clone()));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

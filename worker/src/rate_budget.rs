@@ -172,14 +172,9 @@ fn apply_grant(k: &mut KeyState, g: &BudgetGrant, sent: Instant) {
         return;
     }
     k.rps = g.rps;
-    // Each worker's burst is its share of the key's burst, so that together they stay
-    // within it.
-    let share = if g.limit_rps > 0.0 {
-        g.rps / g.limit_rps
-    } else {
-        0.0
-    };
-    k.burst = (f64::from(g.burst) * share).floor().max(1.0);
+    // Each worker's burst is its share of the key's burst (at least 1); the coordinator
+    // budgets the fleet's window with the same rule.
+    k.burst = apitap_common::budget::worker_burst(g.burst, g.rps, g.limit_rps);
     k.expires = Some(sent + Duration::from_millis(g.ttl_ms));
 }
 

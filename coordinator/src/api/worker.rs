@@ -220,6 +220,7 @@ impl WorkerService for WorkerApi {
         let ask = crate::ratelimit::Ask {
             key: &req.key,
             limit: limit.rps,
+            burst: limit.burst,
             worker: &req.worker_id,
             wants: req.wants_rps,
             has: req.has_rps,

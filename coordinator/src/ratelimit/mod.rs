@@ -39,6 +39,8 @@ pub struct Ask<'a> {
     pub key: &'a str,
     /// The key's limit (requests per second, whole fleet).
     pub limit: f64,
+    /// The key's burst (requests, whole fleet).
+    pub burst: u32,
     pub worker: &'a str,
     /// The rate the worker could use now.
     pub wants: f64,
@@ -62,6 +64,7 @@ impl Budgets {
         let Ask {
             key,
             limit,
+            burst,
             worker,
             wants,
             has,
@@ -85,13 +88,13 @@ impl Budgets {
         let mut demands: BTreeMap<String, f64> =
             kb.held.iter().map(|(w, h)| (w.clone(), h.wants)).collect();
         demands.insert(worker.to_string(), wants);
-        let others: f64 = kb
+        let others: Vec<f64> = kb
             .held
             .iter()
             .filter(|(w, _)| *w != worker)
             .map(|(_, h)| h.rps)
-            .sum();
-        let rps = allocation::grant(limit, worker, &demands, others);
+            .collect();
+        let rps = allocation::grant(limit, burst, worker, &demands, &others);
         kb.held.insert(
             worker.to_string(),
             Held {
