@@ -1,6 +1,10 @@
 //! A channel to "the leader" of a coordinator cluster given several addresses: it follows
 //! the leader hints followers send, moves on from unreachable nodes, and retries with
 //! back-off until a deadline. apitapctl and workers both use it.
+//!
+//! One HTTP/2 channel per address is kept and reused by every call (tonic reconnects it on
+//! its own after a failure), so a worker's heartbeats, reports and budget renewals share a
+//! connection instead of opening one each.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -14,6 +18,8 @@ use crate::LEADER_HINT;
 #[derive(Debug, Clone)]
 pub struct LeaderClient {
     addrs: Vec<String>,
+    /// The channel of each address, made on first use.
+    channels: Vec<Option<Channel>>,
     current: usize,
     timeout: Duration,
 }
@@ -23,6 +29,7 @@ impl LeaderClient {
     pub fn new(addrs: Vec<String>, timeout: Duration) -> Self {
         assert!(!addrs.is_empty(), "at least one coordinator address");
         Self {
+            channels: vec![None; addrs.len()],
             addrs,
             current: 0,
             timeout,
@@ -39,7 +46,10 @@ impl LeaderClient {
         &self.addrs[self.current]
     }
 
-    fn channel(&self) -> Result<Channel, Status> {
+    fn channel(&mut self) -> Result<Channel, Status> {
+        if let Some(Some(channel)) = self.channels.get(self.current) {
+            return Ok(channel.clone());
+        }
         let addr = &self.addrs[self.current];
         let uri = if addr.contains("://") {
             addr.clone()
@@ -49,11 +59,14 @@ impl LeaderClient {
         let endpoint = Endpoint::from_shared(uri).map_err(|e| {
             Status::invalid_argument(format!("bad coordinator address {addr:?}: {e}"))
         })?;
-        Ok(endpoint
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
-            .connect_lazy())
+            .connect_lazy();
+        self.channels.resize(self.addrs.len(), None);
+        self.channels[self.current] = Some(channel.clone());
+        Ok(channel)
     }
 
     /// Runs `f` against the leader, retrying on unavailability until the deadline.
