@@ -33,24 +33,7 @@ use serde_json::Value;
 /// SQLite file in the cluster's folder.
 fn pipeline(cluster: &TestCluster, name: &str, records: u64, shards: u32, size: u32) -> String {
     let db = cluster.out_path(format!("{name}.db"));
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata:
-  name: {name}
-spec:
-  shards: {{ param: ids, range: {{ start: 1, end: {records}, count: {shards} }} }}
-  source:
-    http:
-      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {{ kind: limit_offset, size: {size} }}
-  sink:
-    sqlite: {{ path: "{db}", table: {table} }}
-"#,
-        db = db.display(),
-        table = name.replace('-', "_"),
-    )
+    apitap_cluster_tests::pipelines::sharded_sqlite(name, records, shards, size, &db)
 }
 
 fn slow_source(cluster: &TestCluster, ms: u64) {

@@ -273,23 +273,10 @@ async fn old_runs_and_silent_workers_leave_the_coordinators_state() -> anyhow::R
         .coordinator_env("APITAP_FORGET_WORKERS_AFTER", "3s")
         .start()
         .await?;
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: frequent }}
-spec:
-  schedule: {{ every: 1s }}
-  shards: {{ param: ids, range: {{ start: 1, end: 100, count: 2 }} }}
-  source:
-    http:
-      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {{ kind: limit_offset, size: 50 }}
-  sink:
-    sqlite: {{ path: "{}", table: frequent }}
-"#,
-        cluster.out_path("frequent.db").display()
-    );
+    let db = cluster.out_path("frequent.db");
+    let yaml = apitap_cluster_tests::pipelines::sharded_sqlite("frequent", 100, 2, 50, &db)
+        .replace("spec:\n", "spec:\n  schedule: { every: 1s }\n");
+    assert!(yaml.contains("every: 1s"), "{yaml}");
     let path = cluster.out_path("frequent.yaml");
     std::fs::write(&path, yaml)?;
     cluster.ctl_ok(&["submit", &path.display().to_string()])?;

@@ -68,33 +68,31 @@ pub fn grant_lease(run: &Run, shard: u32, worker: &str) -> Span {
     span
 }
 
-/// The holder's report that `shard`'s lease ended, a child of the grant's span.
+/// A span about `shard`'s current lease, a child of the grant's span; extra fields follow.
+macro_rules! lease_span {
+    ($name:literal, $run:expr, $shard:expr $(, $field:ident)*) => {{
+        let span = tracing::info_span!(
+            $name,
+            pipeline = %$run.pipeline,
+            run_id = $run.id,
+            shard = $shard.def.index,
+            fence = $shard.fence,
+            worker = $shard.worker.as_deref().unwrap_or_default()
+            $(, $field)*
+        );
+        trace_context::set_parent(&span, $shard.trace.as_deref());
+        span
+    }};
+}
+
+/// The holder's report that `shard`'s lease ended.
 pub fn complete_shard(run: &Run, shard: &Shard, ok: bool) -> Span {
-    let span = tracing::info_span!(
-        "complete_shard",
-        pipeline = %run.pipeline,
-        run_id = run.id,
-        shard = shard.def.index,
-        fence = shard.fence,
-        worker = shard.worker.as_deref().unwrap_or_default(),
-        ok,
-    );
-    trace_context::set_parent(&span, shard.trace.as_deref());
-    span
+    lease_span!("complete_shard", run, shard, ok)
 }
 
 /// The expiry of `shard`'s lease after its holder missed its heartbeats.
 pub fn expire_lease(run: &Run, shard: &Shard) -> Span {
-    let span = tracing::info_span!(
-        "expire_lease",
-        pipeline = %run.pipeline,
-        run_id = run.id,
-        shard = shard.def.index,
-        fence = shard.fence,
-        worker = shard.worker.as_deref().unwrap_or_default(),
-    );
-    trace_context::set_parent(&span, shard.trace.as_deref());
-    span
+    lease_span!("expire_lease", run, shard)
 }
 
 /// Records on `span` what the command it covered produced (the run id, the fence).
