@@ -72,6 +72,7 @@ pub async fn run(
     telemetry: &TelemetryGuard,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let tls = config.tls()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let db = store::open(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
@@ -107,7 +108,7 @@ pub async fn run(
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        Network,
+        Network { tls: tls.clone() },
         log_store.clone(),
         sm,
     )
@@ -139,7 +140,7 @@ pub async fn run(
         "{}",
         serde_json::json!({"event": "listening", "node_id": config.id, "grpc": addr, "admin": admin.addr.to_string()})
     );
-    tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), "coordinator started");
+    tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), tls = tls.is_some(), "coordinator started");
 
     // A weak reference: a push still under way at exit must not keep RocksDB open.
     let metrics_export = telemetry.export_metrics({
@@ -156,7 +157,13 @@ pub async fn run(
         let mut s = shutdown.clone();
         async move { s.wait().await }
     };
-    let server = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        server = server
+            .tls_config(tls.server())
+            .map_err(|e| anyhow::anyhow!("bad TLS settings: {e}"))?;
+    }
+    let server = server
         .add_service(ControlServiceServer::new(ControlApi { node: node.clone() }))
         .add_service(WorkerServiceServer::new(WorkerApi { node: node.clone() }))
         .add_service(

@@ -25,11 +25,28 @@ async fn main() {
         Ok(code) => code,
         Err(e) => {
             match e.downcast_ref::<tonic::Status>() {
-                Some(status) => eprintln!("error: {}", status.message()),
+                Some(status) => {
+                    eprintln!("error: {}", status.message());
+                    if is_connection_failure(status) {
+                        eprintln!(
+                            "hint: check --coordinator (APITAP_COORDINATOR); a cluster with TLS also needs --tls-ca, --tls-cert and --tls-key"
+                        );
+                    }
+                }
                 None => eprintln!("error: {e:#}"),
             }
             1
         }
     };
     std::process::exit(code);
+}
+
+/// Whether `status` says the cluster could not be reached or spoken to (as opposed to an
+/// answer from it): no coordinator up, a wrong address, or a TLS mismatch.
+fn is_connection_failure(status: &tonic::Status) -> bool {
+    let message = status.message().to_ascii_lowercase();
+    status.code() == tonic::Code::Unavailable
+        || ["transport error", "h2 protocol error", "tls", "certificate"]
+            .iter()
+            .any(|m| message.contains(m))
 }

@@ -13,6 +13,7 @@ use apitap_common::retry::Backoff;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::tls::{host_of, Tls};
 use crate::LEADER_HINT;
 
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct LeaderClient {
     channels: Vec<Option<Channel>>,
     current: usize,
     timeout: Duration,
+    /// Mutual TLS on every channel, when the cluster uses it.
+    tls: Option<Tls>,
 }
 
 impl LeaderClient {
@@ -33,7 +36,21 @@ impl LeaderClient {
             addrs,
             current: 0,
             timeout,
+            tls: None,
         }
+    }
+
+    /// The same client (sharing its channels) with another retry deadline per call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Dials every coordinator over mutual TLS (`https://`).
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls;
+        self.channels.iter_mut().for_each(|c| *c = None);
+        self
     }
 
     /// Every address this client knows (the configured ones and learned leaders).
@@ -51,14 +68,21 @@ impl LeaderClient {
             return Ok(channel.clone());
         }
         let addr = &self.addrs[self.current];
-        let uri = if addr.contains("://") {
-            addr.clone()
-        } else {
-            format!("http://{addr}")
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let uri = match addr.split_once("://") {
+            Some((_, rest)) => format!("{scheme}://{rest}"),
+            None => format!("{scheme}://{addr}"),
         };
-        let endpoint = Endpoint::from_shared(uri).map_err(|e| {
+        let mut endpoint = Endpoint::from_shared(uri).map_err(|e| {
             Status::invalid_argument(format!("bad coordinator address {addr:?}: {e}"))
         })?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.client(host_of(addr)))
+                .map_err(|e| {
+                    Status::invalid_argument(format!("bad TLS settings for {addr:?}: {e}"))
+                })?;
+        }
         let channel = endpoint
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))

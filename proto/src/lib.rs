@@ -5,9 +5,11 @@
 //! - `RaftService`: coordinator ↔ coordinator (openraft messages, serialized as JSON).
 //!
 //! A follower that receives a write answers `UNAVAILABLE` with the leader's address in the
-//! [`LEADER_HINT`] metadata key; clients retry there.
+//! [`LEADER_HINT`] metadata key; clients retry there. [`tls`] holds the mutual-TLS settings
+//! every link uses when the cluster has them.
 
 pub mod client;
+pub mod tls;
 
 pub mod v1 {
     tonic::include_proto!("apitap.v1");

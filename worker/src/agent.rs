@@ -116,6 +116,12 @@ impl Agent {
         self
     }
 
+    /// Talks to the coordinators over mutual TLS.
+    pub fn with_tls(mut self, tls: Option<apitap_proto::tls::Tls>) -> Self {
+        self.client = self.client.with_tls(tls);
+        self
+    }
+
     fn tick(&mut self, ctx: &mut Context<Self>) {
         if !self.registered {
             self.register(ctx);
@@ -379,9 +385,9 @@ impl Actor for Agent {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
-        let budget =
-            crate::rate_budget::RateBudget::new(self.id.clone(), self.client.addrs().to_vec())
-                .start();
+        // Budget renewals share the agent's channels (and TLS), with a shorter deadline.
+        let client = self.client.clone().with_timeout(Duration::from_millis(900));
+        let budget = crate::rate_budget::RateBudget::new(self.id.clone(), client).start();
         self.budget = Some(crate::rate_budget::BudgetHandle::new(budget));
         self.tick(ctx);
         self.ticker = Some(ctx.run_interval(self.heartbeat, |act, ctx| act.tick(ctx)));

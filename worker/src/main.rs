@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     });
     let code = system.block_on(async move {
         let id = config.worker_id();
+        let tls = config.tls()?;
         // Installed before the "started" line, so that an early SIGTERM drains too.
         let os_signal = apitap_common::shutdown::wait_for_os_signal();
         let metrics = Arc::new(Metrics::new());
@@ -44,6 +45,7 @@ fn main() -> anyhow::Result<()> {
             config.ignore_revocations(),
         )
         .with_metrics(metrics.clone())
+        .with_tls(tls)
         .start();
         println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string(), "failpoints": cfg!(feature = "failpoints")}));
         tracing::info!(worker = %id, slots = config.slots, coordinators = ?config.coordinators, "worker started");

@@ -71,10 +71,11 @@ pub struct RateBudget {
 }
 
 impl RateBudget {
-    pub fn new(worker_id: String, coordinators: Vec<String>) -> Self {
+    /// `client` reaches the coordinators; its deadline should stay under a grant's TTL.
+    pub fn new(worker_id: String, client: LeaderClient) -> Self {
         Self {
             worker_id,
-            client: LeaderClient::new(coordinators, Duration::from_millis(900)),
+            client,
             keys: HashMap::new(),
         }
     }

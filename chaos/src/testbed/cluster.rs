@@ -29,6 +29,7 @@ pub struct ClusterBuilder {
     snapshot_every: Option<u64>,
     /// (listen, advertised) address of each coordinator, when set by [`Self::advertise`].
     advertise: Option<Vec<(String, String)>>,
+    tls: bool,
 }
 
 impl ClusterBuilder {
@@ -71,6 +72,12 @@ impl ClusterBuilder {
     }
     pub fn worker_env(mut self, key: &str, value: &str) -> Self {
         self.worker_env.push((key.into(), value.into()));
+        self
+    }
+    /// Mutual TLS on every gRPC link, with a fresh CA and certificates in the cluster's
+    /// folder (`tls/`): coordinators, workers and apitapctl get them through `APITAP_TLS_*`.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
     /// An environment variable for every coordinator, e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -117,7 +124,15 @@ impl ClusterBuilder {
             coordinator_env: self.coordinator_env.clone(),
             ctl_env: self.ctl_env.clone(),
             snapshot_every: self.snapshot_every,
+            certs: None,
         };
+        if self.tls {
+            let certs = super::certs::generate(&cluster.out.join("tls"))?;
+            cluster.coordinator_env.extend(certs.node_env());
+            cluster.worker_env.extend(certs.client_env());
+            cluster.ctl_env.extend(certs.client_env());
+            cluster.certs = Some(certs);
+        }
         for i in 0..self.coordinators {
             let id = i as u64 + 1;
             cluster.coordinators.push(CoordinatorNode {
@@ -204,6 +219,8 @@ pub struct TestCluster {
     coordinator_env: Vec<(String, String)>,
     ctl_env: Vec<(String, String)>,
     snapshot_every: Option<u64>,
+    /// The certificates of a TLS cluster.
+    pub certs: Option<super::certs::TestCerts>,
 }
 
 impl TestCluster {
@@ -220,6 +237,7 @@ impl TestCluster {
             ctl_env: Vec::new(),
             snapshot_every: None,
             advertise: None,
+            tls: false,
         }
     }
 

@@ -4,11 +4,13 @@
 //! - [`bins`]: where the built binaries are.
 //! - [`process`]: a child process with its log file, killed on drop.
 //! - [`postgres`]: a throwaway PostgreSQL server (`TempPostgres`).
+//! - [`certs`]: a throwaway CA and certificates for a TLS cluster.
 //! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
 //! - [`grpc`]: one node's own status, and submits through the leader.
 //! - [`wait`]: waiting on conditions with deadlines.
 
 pub mod bins;
+pub mod certs;
 pub mod cluster;
 pub mod grpc;
 pub mod postgres;

@@ -1,8 +1,10 @@
 //! openraft's network over tonic: each RPC is a `RaftService` call whose payload is the
-//! openraft request or reply as JSON. Every call carries a deadline.
+//! openraft request or reply as JSON. Every call carries a deadline. With TLS configured,
+//! peers are dialed over mutual TLS with this node's certificate.
 
 use std::time::Duration;
 
+use apitap_proto::tls::{host_of, Tls};
 use apitap_proto::v1::raft_service_client::RaftServiceClient;
 use apitap_proto::v1::RaftMessage;
 use openraft::error::{
@@ -22,7 +24,9 @@ use super::{NodeId, TypeConfig};
 
 /// Creates one connection per peer.
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct Network {
+    pub tls: Option<Tls>,
+}
 
 pub struct Connection {
     target: NodeId,
@@ -33,7 +37,13 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
-        let client = Endpoint::from_shared(format!("http://{}", node.addr))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = Endpoint::from_shared(format!("{scheme}://{}", node.addr))
+            .and_then(|e| match &self.tls {
+                Some(tls) => e.tls_config(tls.client(host_of(&node.addr))),
+                None => Ok(e),
+            })
+            .map_err(|e| tracing::error!(peer = %node.addr, error = %e, "cannot dial this peer"))
             .ok()
             .map(|e| {
                 RaftServiceClient::new(

@@ -11,7 +11,8 @@ use crate::client::Client;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let format = cli.output;
-    let mut client = Client::new(cli.coordinators.clone(), cli.timeout);
+    let tls = crate::client::tls_from_flags(&cli)?;
+    let mut client = Client::new(cli.coordinators.clone(), cli.timeout, tls);
     match cli.command {
         Command::Submit {
             file,

@@ -1,0 +1,143 @@
+//! Mutual TLS for every gRPC link of a cluster (apitapctl → coordinator, worker →
+//! coordinator, coordinator ↔ coordinator): one CA signs the coordinators' certificates
+//! (server and peer-client use) and the clients' certificates; every side checks the other
+//! against it. The settings come from PEM files named on the command line.
+
+use std::path::{Path, PathBuf};
+
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// The three PEM files of a TLS-enabled node or client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA that signed the certificates of the cluster and of its clients.
+    pub ca: PathBuf,
+    /// This side's certificate (chain), signed by `ca`.
+    pub cert: PathBuf,
+    /// The private key of `cert`.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The files from the optional `--tls-ca`, `--tls-cert` and `--tls-key`: all three or
+    /// none.
+    pub fn from_flags(
+        ca: Option<&Path>,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<Option<Self>, String> {
+        match (ca, cert, key) {
+            (None, None, None) => Ok(None),
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(Self {
+                ca: ca.to_path_buf(),
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            })),
+            _ => Err(
+                "TLS needs all three of --tls-ca, --tls-cert and --tls-key (or none of them)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Reads the files; an error names the file and what is wrong.
+    pub fn load(&self) -> Result<Tls, String> {
+        let read = |what: &str, path: &Path| {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the TLS {what} {}: {e}", path.display()))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN ") {
+                return Err(format!(
+                    "the TLS {what} {} is not PEM (no -----BEGIN line)",
+                    path.display()
+                ));
+            }
+            Ok(pem)
+        };
+        Ok(Tls {
+            ca: read("CA certificate", &self.ca)?,
+            cert: read("certificate", &self.cert)?,
+            key: read("key", &self.key)?,
+        })
+    }
+}
+
+/// Loaded TLS material, cheap to clone.
+#[derive(Clone)]
+pub struct Tls {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls { .. }")
+    }
+}
+
+impl Tls {
+    /// A client's settings for dialing `host` (the name or IP its certificate must carry).
+    pub fn client(&self, host: &str) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca))
+            .identity(Identity::from_pem(&self.cert, &self.key))
+            .domain_name(host)
+    }
+
+    /// A coordinator's server settings: its certificate, and client certificates required
+    /// and checked against the CA.
+    pub fn server(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert, &self.key))
+            .client_ca_root(Certificate::from_pem(&self.ca))
+    }
+}
+
+/// The host part of `host:port`, `[v6]:port` or a URI, for certificate checks.
+pub fn host_of(addr: &str) -> &str {
+    let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_come_out_of_addresses() {
+        assert_eq!(host_of("127.0.0.1:7400"), "127.0.0.1");
+        assert_eq!(host_of("coord-0.apitap:7400"), "coord-0.apitap");
+        assert_eq!(host_of("https://coord:7400/x"), "coord");
+        assert_eq!(host_of("[::1]:7400"), "::1");
+        assert_eq!(host_of("coord"), "coord");
+    }
+
+    #[test]
+    fn all_three_files_or_none() {
+        assert_eq!(TlsFiles::from_flags(None, None, None), Ok(None));
+        let p = Path::new("x.pem");
+        let e = TlsFiles::from_flags(Some(p), None, Some(p)).unwrap_err();
+        assert!(e.contains("--tls-cert"), "{e}");
+        let dir = std::env::temp_dir().join(format!("apitap-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let files = TlsFiles::from_flags(Some(&bad), Some(&bad), Some(&bad))
+            .unwrap()
+            .unwrap();
+        let e = files.load().unwrap_err();
+        assert!(e.contains("not PEM") && e.contains("bad.pem"), "{e}");
+        let e = TlsFiles {
+            ca: dir.join("missing.pem"),
+            ..files
+        }
+        .load()
+        .unwrap_err();
+        assert!(e.contains("cannot read the TLS CA certificate"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
