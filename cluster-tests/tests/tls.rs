@@ -35,12 +35,33 @@ async fn a_cluster_with_mutual_tls_loads_and_admits_only_its_own_clients() -> an
             .await?;
     assert_eq!((rows as u64, distinct as u64), (RECORDS, RECORDS));
 
-    // Without a certificate, and with one from another CA, apitapctl is turned away.
+    // Without a certificate, with another CA's, and with the right CA but a client
+    // certificate the cluster's CA did not sign (the server must refuse it), apitapctl is
+    // turned away.
     let other = certs::generate(&cluster.out_path("other-ca"))?;
-    let cases: [(&str, Vec<(String, String)>); 2] = [
+    let mine = cluster
+        .certs
+        .clone()
+        .expect("a TLS cluster has certificates");
+    let foreign_client = vec![
+        ("APITAP_TLS_CA".to_string(), mine.ca.display().to_string()),
+        (
+            "APITAP_TLS_CERT".to_string(),
+            other.client_cert.display().to_string(),
+        ),
+        (
+            "APITAP_TLS_KEY".to_string(),
+            other.client_key.display().to_string(),
+        ),
+    ];
+    let cases: [(&str, Vec<(String, String)>); 3] = [
         ("no TLS settings", Vec::new()),
         ("a certificate from another CA", other.client_env()),
+        ("a client certificate the CA did not sign", foreign_client),
     ];
+    // The same command with the cluster's own client certificate is let in.
+    let ok = cluster.ctl_json(&["cluster", "status"])?;
+    assert_eq!(ok["members"].as_array().map_or(0, Vec::len), 3);
     for (what, env) in cases {
         let out = Command::new(bins::path("apitapctl")?)
             .args(["--timeout", "2s", "--coordinator"])
@@ -55,7 +76,9 @@ async fn a_cluster_with_mutual_tls_loads_and_admits_only_its_own_clients() -> an
         assert!(!out.status.success(), "{what}: admitted\n{stderr}");
         assert!(
             stderr.contains("--tls-ca"),
-            "{what}: no hint at TLS\n{stderr}"
+            "{what}: no hint at TLS ({:?})\n{stderr}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
         );
     }
     Ok(())

@@ -5,6 +5,27 @@
 //! - `output`: tables, JSON and YAML.
 //! - `commands/`: one file per command group.
 
+/// `println!` that ends the process quietly when the reader of stdout went away
+/// (`apitapctl get runs | head`), instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output::stdout_failed(e);
+        }
+    }};
+}
+
+/// `print!` with the same handling as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output::stdout_failed(e);
+        }
+    }};
+}
+
 mod cli;
 mod client;
 mod commands;
@@ -14,12 +35,9 @@ use clap::Parser;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    // Die quietly on a closed pipe (`apitapctl get runs | head`) instead of panicking.
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    #[cfg(unix)]
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): restoring it would let a coordinator that
+    // closes a connection mid-write (a TLS handshake it refuses) kill apitapctl without a
+    // word. A closed stdout is handled where output is written (`outln!`).
     let cli = cli::Cli::parse();
     let code = match commands::dispatch(cli).await {
         Ok(code) => code,
@@ -46,7 +64,12 @@ async fn main() {
 fn is_connection_failure(status: &tonic::Status) -> bool {
     let message = status.message().to_ascii_lowercase();
     status.code() == tonic::Code::Unavailable
-        || ["transport error", "h2 protocol error", "tls", "certificate"]
-            .iter()
-            .any(|m| message.contains(m))
+        || [
+            "transport error",
+            "h2 protocol error",
+            "handshake",
+            "certificate",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
 }

@@ -4,18 +4,28 @@ use serde::Serialize;
 
 use crate::cli::Format;
 
+/// Called when writing to stdout failed: a reader that went away ends the process quietly
+/// (status 0, as `head` expects of its writer); anything else is reported.
+pub fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1);
+}
+
 /// Prints `value` as JSON or YAML; returns false for the table format (the caller prints).
 pub fn structured<T: Serialize>(format: Format, value: &T) -> bool {
     match format {
         Format::Json => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(value).unwrap_or_default()
             );
             true
         }
         Format::Yaml => {
-            print!("{}", serde_yaml::to_string(value).unwrap_or_default());
+            out!("{}", serde_yaml::to_string(value).unwrap_or_default());
             true
         }
         Format::Table => false,
@@ -38,7 +48,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for row in rows {

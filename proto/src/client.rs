@@ -2,9 +2,10 @@
 //! the leader hints followers send, moves on from unreachable nodes, and retries with
 //! back-off until a deadline. apitapctl and workers both use it.
 //!
-//! One HTTP/2 channel per address is kept and reused by every call (tonic reconnects it on
-//! its own after a failure), so a worker's heartbeats, reports and budget renewals share a
-//! connection instead of opening one each.
+//! One HTTP/2 channel per address is kept and reused by every call of this client (tonic
+//! reconnects it on its own after a failure), so a worker's heartbeats and reports share a
+//! connection instead of opening one each. A clone keeps the channels made so far and makes
+//! its own after that.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use apitap_common::retry::Backoff;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::tls::{host_of, Tls};
+use crate::tls::{host_of, uri, Tls};
 use crate::LEADER_HINT;
 
 #[derive(Debug, Clone)]
@@ -40,7 +41,7 @@ impl LeaderClient {
         }
     }
 
-    /// The same client (sharing its channels) with another retry deadline per call.
+    /// The same client (with the channels made so far) and another retry deadline per call.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -68,11 +69,7 @@ impl LeaderClient {
             return Ok(channel.clone());
         }
         let addr = &self.addrs[self.current];
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let uri = match addr.split_once("://") {
-            Some((_, rest)) => format!("{scheme}://{rest}"),
-            None => format!("{scheme}://{addr}"),
-        };
+        let uri = uri(addr, self.tls.is_some()).map_err(Status::invalid_argument)?;
         let mut endpoint = Endpoint::from_shared(uri).map_err(|e| {
             Status::invalid_argument(format!("bad coordinator address {addr:?}: {e}"))
         })?;

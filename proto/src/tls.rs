@@ -53,11 +53,24 @@ impl TlsFiles {
             }
             Ok(pem)
         };
-        Ok(Tls {
+        let tls = Tls {
             ca: read("CA certificate", &self.ca)?,
             cert: read("certificate", &self.cert)?,
             key: read("key", &self.key)?,
-        })
+        };
+        // Build a client configuration now, so that a certificate or key rustls cannot use
+        // stops the binary at start instead of failing every call later.
+        tonic::transport::Endpoint::from_static("https://localhost")
+            .tls_config(tls.client("localhost"))
+            .map_err(|e| {
+                format!(
+                    "the TLS files {}, {} and {} do not make a usable configuration: {e}",
+                    self.ca.display(),
+                    self.cert.display(),
+                    self.key.display()
+                )
+            })?;
+        Ok(tls)
     }
 }
 
@@ -93,6 +106,22 @@ impl Tls {
     }
 }
 
+/// The URI to dial `addr` (`host:port`, or a URI whose scheme is replaced): `https://` with
+/// TLS, `http://` without. An `https://` address without TLS settings is an error, not a
+/// silent downgrade.
+pub fn uri(addr: &str, tls: bool) -> Result<String, String> {
+    let (scheme, rest) = match addr.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, addr),
+    };
+    if scheme == Some("https") && !tls {
+        return Err(format!(
+            "{addr} is an https:// address: give --tls-ca, --tls-cert and --tls-key"
+        ));
+    }
+    Ok(format!("{}://{rest}", if tls { "https" } else { "http" }))
+}
+
 /// The host part of `host:port`, `[v6]:port` or a URI, for certificate checks.
 pub fn host_of(addr: &str) -> &str {
     let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
@@ -114,6 +143,15 @@ mod tests {
         assert_eq!(host_of("https://coord:7400/x"), "coord");
         assert_eq!(host_of("[::1]:7400"), "::1");
         assert_eq!(host_of("coord"), "coord");
+    }
+
+    #[test]
+    fn uris_follow_the_tls_setting() {
+        assert_eq!(uri("c:7400", true).unwrap(), "https://c:7400");
+        assert_eq!(uri("c:7400", false).unwrap(), "http://c:7400");
+        assert_eq!(uri("http://c:7400", true).unwrap(), "https://c:7400");
+        let e = uri("https://c:7400", false).unwrap_err();
+        assert!(e.contains("--tls-ca"), "{e}");
     }
 
     #[test]

@@ -385,7 +385,8 @@ impl Actor for Agent {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
-        // Budget renewals share the agent's channels (and TLS), with a shorter deadline.
+        // Budget renewals use the agent's addresses and TLS, on a connection of their own,
+        // with a deadline shorter than a grant's TTL.
         let client = self.client.clone().with_timeout(Duration::from_millis(900));
         let budget = crate::rate_budget::RateBudget::new(self.id.clone(), client).start();
         self.budget = Some(crate::rate_budget::BudgetHandle::new(budget));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use apitap_proto::tls::{host_of, Tls};
+use apitap_proto::tls::{host_of, uri, Tls};
 use apitap_proto::v1::raft_service_client::RaftServiceClient;
 use apitap_proto::v1::RaftMessage;
 use openraft::error::{
@@ -37,10 +37,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let client = Endpoint::from_shared(format!("{scheme}://{}", node.addr))
+        let client = uri(&node.addr, self.tls.is_some())
+            .and_then(|u| Endpoint::from_shared(u).map_err(|e| e.to_string()))
             .and_then(|e| match &self.tls {
-                Some(tls) => e.tls_config(tls.client(host_of(&node.addr))),
+                Some(tls) => e
+                    .tls_config(tls.client(host_of(&node.addr)))
+                    .map_err(|e| e.to_string()),
                 None => Ok(e),
             })
             .map_err(|e| tracing::error!(peer = %node.addr, error = %e, "cannot dial this peer"))

@@ -13,8 +13,8 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
     if output::structured(format, s) {
         return;
     }
-    println!("Node:      {} ({})", s.node_id, s.role);
-    println!(
+    outln!("Node:      {} ({})", s.node_id, s.role);
+    outln!(
         "Leader:    {}",
         if s.leader_id == 0 {
             "none".to_string()
@@ -22,12 +22,14 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
             format!("{} at {}", s.leader_id, s.leader_addr)
         }
     );
-    println!("Term:      {}", s.term);
-    println!(
+    outln!("Term:      {}", s.term);
+    outln!(
         "Log:       last index {}, applied {}, snapshot {}",
-        s.last_log_index, s.applied_index, s.snapshot_index
+        s.last_log_index,
+        s.applied_index,
+        s.snapshot_index
     );
-    println!();
+    outln!();
     let rows: Vec<Vec<String>> = s
         .members
         .iter()
@@ -53,9 +55,9 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
         ],
         &rows,
     );
-    println!();
+    outln!();
     if s.workers.is_empty() {
-        println!("no workers registered");
+        outln!("no workers registered");
     } else {
         let rows: Vec<Vec<String>> = s
             .workers

@@ -14,7 +14,7 @@ pub async fn list(client: &mut Client, format: Format) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if resp.pipelines.is_empty() {
-        println!("no pipelines; submit one with: apitapctl submit FILE");
+        outln!("no pipelines; submit one with: apitapctl submit FILE");
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = resp
@@ -53,18 +53,18 @@ pub async fn describe(client: &mut Client, format: Format, name: &str) -> anyhow
     if output::structured(format, &p) {
         return Ok(0);
     }
-    println!("Name:      {}", p.name);
-    println!("Version:   {}", p.version);
-    println!("Source:    {}", p.source_url);
-    println!("Sink:      {}", p.sink);
-    println!("Schedule:  {}", p.schedule);
+    outln!("Name:      {}", p.name);
+    outln!("Version:   {}", p.version);
+    outln!("Source:    {}", p.source_url);
+    outln!("Sink:      {}", p.sink);
+    outln!("Schedule:  {}", p.schedule);
     if p.last_run_id != 0 {
-        println!("Last run:  {} ({})", p.last_run_id, p.last_run_state);
+        outln!("Last run:  {} ({})", p.last_run_id, p.last_run_state);
     }
-    println!("Updated:   {} ago", age(p.updated_at_ms));
-    println!("Spec:");
+    outln!("Updated:   {} ago", age(p.updated_at_ms));
+    outln!("Spec:");
     for line in p.spec_yaml.lines() {
-        println!("  {line}");
+        outln!("  {line}");
     }
     Ok(0)
 }
@@ -78,7 +78,7 @@ pub async fn delete(client: &mut Client, format: Format, name: &str) -> anyhow::
         })
         .await?;
     if !output::structured(format, &resp) {
-        println!(
+        outln!(
             "pipeline {name} deleted ({} active runs cancelled)",
             resp.runs_cancelled
         );

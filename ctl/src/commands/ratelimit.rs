@@ -8,7 +8,7 @@ use crate::output::{self, table};
 
 fn print(limits: &[RateLimitInfo]) {
     if limits.is_empty() {
-        println!("no rate limits; set one with: apitapctl ratelimit set KEY --rps R --burst B");
+        outln!("no rate limits; set one with: apitapctl ratelimit set KEY --rps R --burst B");
         return;
     }
     let now = apitap_common::time::now_ms();

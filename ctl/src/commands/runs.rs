@@ -38,7 +38,7 @@ pub async fn start(
         })
         .await?;
     if !output::structured(format, &run) {
-        println!(
+        outln!(
             "run {} of {} started ({} shards)",
             run.run_id,
             run.pipeline,
@@ -68,7 +68,7 @@ pub async fn list(
         return Ok(0);
     }
     if resp.runs.is_empty() {
-        println!("no runs yet");
+        outln!("no runs yet");
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = resp
@@ -104,22 +104,23 @@ async fn get(client: &mut Client, run_id: u64) -> Result<RunInfo, tonic::Status>
 
 fn print_run(run: &RunInfo) {
     let (done, pages, records) = totals(run);
-    println!("Run:       {}", run.run_id);
-    println!(
+    outln!("Run:       {}", run.run_id);
+    outln!(
         "Pipeline:  {} (version {})",
-        run.pipeline, run.pipeline_version
+        run.pipeline,
+        run.pipeline_version
     );
-    println!("State:     {}", run.state);
-    println!(
+    outln!("State:     {}", run.state);
+    outln!(
         "Duration:  {}",
         duration_between(run.created_at_ms, run.finished_at_ms)
     );
-    println!(
+    outln!(
         "Shards:    {done}/{} done, {pages} pages, {records} records",
         run.shards.len()
     );
     if !run.error.is_empty() {
-        println!("Error:     {}", run.error);
+        outln!("Error:     {}", run.error);
     }
     let rows: Vec<Vec<String>> = run
         .shards
@@ -142,7 +143,7 @@ fn print_run(run: &RunInfo) {
             ]
         })
         .collect();
-    println!();
+    outln!();
     table(
         &[
             "SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "ERROR",
@@ -197,7 +198,7 @@ pub async fn cancel(client: &mut Client, format: Format, run_id: u64) -> anyhow:
         .call(|mut c| async move { c.cancel_run(GetRunRequest { run_id }).await })
         .await?;
     if !output::structured(format, &run) {
-        println!("run {run_id} cancelled");
+        outln!("run {run_id} cancelled");
     }
     Ok(0)
 }
@@ -213,7 +214,7 @@ pub async fn retry(
         .await?;
     if !output::structured(format, &run) {
         let again = run.shards.iter().filter(|s| s.state == "pending").count();
-        println!("run {run_id}: {again} shards pending again");
+        outln!("run {run_id}: {again} shards pending again");
     }
     if watch_it {
         return watch(client, format, run_id).await;

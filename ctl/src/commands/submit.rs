@@ -51,7 +51,7 @@ fn load(file: &Path) -> anyhow::Result<Option<Loaded>> {
 pub fn validate(file: &Path) -> anyhow::Result<i32> {
     match load(file)? {
         Some((_, p, _)) => {
-            println!("{}: pipeline {} is valid", file.display(), p.name());
+            outln!("{}: pipeline {} is valid", file.display(), p.name());
             Ok(0)
         }
         None => Ok(2),
@@ -94,14 +94,15 @@ pub async fn submit(
     };
     if !output::structured(format, &resp) {
         let verb = if resp.created { "created" } else { "updated" };
-        println!("pipeline {} {verb} (version {})", resp.name, resp.version);
+        outln!("pipeline {} {verb} (version {})", resp.name, resp.version);
         if resp.run_id != 0 {
-            println!(
+            outln!(
                 "run {} started; follow it with: apitapctl watch {}",
-                resp.run_id, resp.run_id
+                resp.run_id,
+                resp.run_id
             );
         } else if pipeline.spec.schedule.is_some() {
-            println!("runs start on its schedule");
+            outln!("runs start on its schedule");
         }
     }
     if watch && resp.run_id != 0 {
