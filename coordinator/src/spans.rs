@@ -49,7 +49,8 @@ pub fn start_run(pipeline: &str, trigger: Trigger) -> Span {
         "start_run",
         pipeline = %pipeline,
         trigger = trigger.as_str(),
-        run_id = Empty
+        run_id = Empty,
+        error = Empty,
     )
 }
 
@@ -63,6 +64,7 @@ pub fn grant_lease(run: &Run, shard: u32, worker: &str) -> Span {
         shard,
         worker = %worker,
         fence = Empty,
+        error = Empty,
     );
     trace_context::set_parent(&span, run.trace.as_deref());
     span
@@ -77,7 +79,8 @@ macro_rules! lease_span {
             run_id = $run.id,
             shard = $shard.def.index,
             fence = $shard.fence,
-            worker = $shard.worker.as_deref().unwrap_or_default()
+            worker = $shard.worker.as_deref().unwrap_or_default(),
+            error = tracing::field::Empty
             $(, $field)*
         );
         trace_context::set_parent(&span, $shard.trace.as_deref());
@@ -95,6 +98,12 @@ pub fn expire_lease(run: &Run, shard: &Shard) -> Span {
     lease_span!("expire_lease", run, shard)
 }
 
+/// Records on `span` why the command it covered did not commit (no leader any more, a
+/// rejected command, or an earlier proposal of the same tick failing).
+pub fn record_failure(span: &Span, error: &dyn std::fmt::Display) {
+    span.record("error", tracing::field::display(error));
+}
+
 /// Records on `span` what the command it covered produced (the run id, the fence).
 pub fn record_result(span: &Span, result: &CommandResult) {
     match result {
@@ -108,6 +117,7 @@ pub fn record_result(span: &Span, result: &CommandResult) {
         CommandResult::Granted { fence, .. } => {
             span.record("fence", fence);
         }
+        CommandResult::Rejected { reason } => record_failure(span, reason),
         _ => {}
     }
 }

@@ -225,7 +225,10 @@ impl ControlService for ControlApi {
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         };
-        let result = propose(&self.node, cmd).instrument(span.clone()).await?;
+        let result = propose(&self.node, cmd)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| spans::record_failure(&span, e))?;
         spans::record_result(&span, &result);
         match result {
             CommandResult::PipelineStored {
@@ -308,7 +311,10 @@ impl ControlService for ControlApi {
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         };
-        let result = propose(&self.node, cmd).instrument(span.clone()).await?;
+        let result = propose(&self.node, cmd)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| spans::record_failure(&span, e))?;
         spans::record_result(&span, &result);
         match result {
             CommandResult::RunStarted { run_id } => {

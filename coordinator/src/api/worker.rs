@@ -200,8 +200,10 @@ impl WorkerService for WorkerApi {
                 now_ms: apitap_common::time::now_ms(),
             },
         )
-        .instrument(span)
-        .await?;
+        .instrument(span.clone())
+        .await
+        .inspect_err(|e| spans::record_failure(&span, e))?;
+        spans::record_result(&span, &r);
         tracing::info!(worker = %req.worker_id, run_id = l.run_id, shard = l.shard, fence = l.fence, ok = req.ok, "shard completed");
         Ok(ack(r))
     }

@@ -34,7 +34,8 @@ pub async fn run(node: Arc<Node>, mut shutdown: ShutdownSignal) {
         if !node.is_leader() {
             continue;
         }
-        for Planned { cmd, spans } in plan(&node, Instant::now()) {
+        let mut planned = plan(&node, Instant::now()).into_iter();
+        while let Some(Planned { cmd, spans }) = planned.next() {
             // A command covering several spans (a tick's grants) runs under none of them.
             let current = match spans.as_slice() {
                 [one] => one.clone(),
@@ -44,6 +45,13 @@ pub async fn run(node: Arc<Node>, mut shutdown: ShutdownSignal) {
                 Ok(result) => spans.iter().for_each(|s| spans::record_result(s, &result)),
                 Err(e) => {
                     tracing::debug!(error = %e, "scheduler proposal failed");
+                    spans.iter().for_each(|s| spans::record_failure(s, &e));
+                    let skipped = format!("not proposed: an earlier proposal failed: {e}");
+                    for rest in planned.by_ref() {
+                        rest.spans
+                            .iter()
+                            .for_each(|s| spans::record_failure(s, &skipped));
+                    }
                     break;
                 }
             }
