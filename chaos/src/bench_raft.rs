@@ -301,15 +301,34 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
 }
 
 /// `bench submit`: `clients` concurrent `Submitter`s submit distinct tiny pipelines to a
-/// 3-node cluster for `seconds`; returns committed submits/s and latency figures.
-pub async fn submit(clients: usize, seconds: u64) -> anyhow::Result<Value> {
-    let cluster = three_nodes().await?;
+/// 3-node cluster for `seconds`, over mutual TLS with `tls`; returns committed submits/s and
+/// latency figures.
+pub async fn submit(clients: usize, seconds: u64, tls: bool) -> anyhow::Result<Value> {
+    let mut builder = TestCluster::builder().coordinators(3).workers(0);
+    if tls {
+        builder = builder.tls();
+    }
+    let cluster = builder.start().await?;
+    let client_tls = cluster
+        .certs
+        .as_ref()
+        .map(|c| {
+            apitap_proto::tls::TlsFiles {
+                ca: c.ca.clone(),
+                cert: c.client_cert.clone(),
+                key: c.client_key.clone(),
+            }
+            .load()
+            .map_err(anyhow::Error::msg)
+        })
+        .transpose()?;
     let addrs = cluster.coordinator_addrs();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let mut s = Submitter::new(addrs.clone(), Duration::from_secs(30));
+        let mut s =
+            Submitter::new(addrs.clone(), Duration::from_secs(30)).with_tls(client_tls.clone());
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors) = (Vec::new(), 0u64);
             let mut i = 0;
@@ -332,6 +351,7 @@ pub async fn submit(clients: usize, seconds: u64) -> anyhow::Result<Value> {
     }
     let secs = started.elapsed().as_secs_f64();
     let stored = Submitter::new(addrs, Duration::from_secs(30))
+        .with_tls(client_tls)
         .pipeline_names()
         .await?
         .len();
@@ -340,6 +360,7 @@ pub async fn submit(clients: usize, seconds: u64) -> anyhow::Result<Value> {
         "bench": "submit",
         "coordinators": 3,
         "clients": clients,
+        "tls": tls,
         "seconds": (secs * 1000.0).round() / 1000.0,
         "committed": lat.len(),
         "errors": errors,

@@ -104,6 +104,9 @@ enum BenchCmd {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Run the cluster and the clients with mutual TLS (a throwaway CA).
+        #[arg(long)]
+        tls: bool,
     },
     /// SIGKILL a worker holding leases of a slow sharded run (1 coordinator, 3 workers,
     /// PostgreSQL sink), again and again: time until one of its shards commits on another
@@ -212,11 +215,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench {
-            bench: BenchCmd::Submit { clients, seconds },
+            bench:
+                BenchCmd::Submit {
+                    clients,
+                    seconds,
+                    tls,
+                },
         } => {
             println!(
                 "{}",
-                apitap_chaos::bench_raft::submit(clients, seconds).await?
+                apitap_chaos::bench_raft::submit(clients, seconds, tls).await?
             );
             Ok(())
         }

@@ -43,6 +43,12 @@ impl Submitter {
         }
     }
 
+    /// Dials over mutual TLS (a TLS cluster's client certificate).
+    pub fn with_tls(mut self, tls: Option<apitap_proto::tls::Tls>) -> Self {
+        self.client = self.client.with_tls(tls);
+        self
+    }
+
     /// Stores pipeline `name`; Ok once the cluster acknowledged (committed) it.
     pub async fn submit(&mut self, name: &str) -> anyhow::Result<()> {
         let req = SubmitPipelineRequest {
