@@ -56,17 +56,10 @@ pub struct Config {
     /// worker list (it registers again if it comes back).
     #[arg(long, env = "APITAP_FORGET_WORKERS_AFTER", default_value = "1h", value_parser = humantime::parse_duration)]
     pub forget_workers_after: Duration,
-    /// Mutual TLS on the gRPC port: the CA (PEM) that signed every node's and client's
-    /// certificate. With --tls-cert and --tls-key; clients must present a certificate.
-    #[arg(long, env = "APITAP_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-    /// This node's certificate (PEM), for serving and for dialing its peers; it must name
-    /// the host of its advertised address.
-    #[arg(long, env = "APITAP_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, env = "APITAP_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS on the gRPC port and to the Raft peers (clients must present a
+    /// certificate from the same CA).
+    #[command(flatten)]
+    pub tls: apitap_proto::tls::TlsArgs,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,
@@ -86,14 +79,6 @@ impl Config {
 
     /// The TLS material, read from the files (none without the flags).
     pub fn tls(&self) -> anyhow::Result<Option<apitap_proto::tls::Tls>> {
-        let files = apitap_proto::tls::TlsFiles::from_flags(
-            self.tls_ca.as_deref(),
-            self.tls_cert.as_deref(),
-            self.tls_key.as_deref(),
-        )
-        .map_err(anyhow::Error::msg)?;
-        files
-            .map(|f| f.load().map_err(anyhow::Error::msg))
-            .transpose()
+        self.tls.load().map_err(anyhow::Error::msg)
     }
 }

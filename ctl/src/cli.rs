@@ -29,16 +29,9 @@ pub struct Cli {
     /// Give up on an unreachable cluster after this long.
     #[arg(long, global = true, default_value = "15s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
-    /// For a cluster with mutual TLS: the CA (PEM) that signed the coordinators'
-    /// certificates. Needs --tls-cert and --tls-key too.
-    #[arg(long, global = true, env = "APITAP_TLS_CA")]
-    pub tls_ca: Option<std::path::PathBuf>,
-    /// Your client certificate (PEM), signed by the cluster's CA.
-    #[arg(long, global = true, env = "APITAP_TLS_CERT")]
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, global = true, env = "APITAP_TLS_KEY")]
-    pub tls_key: Option<std::path::PathBuf>,
+    /// For a cluster with mutual TLS: your client certificate from its CA.
+    #[command(flatten)]
+    pub tls: apitap_proto::tls::TlsArgs,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -4,23 +4,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use apitap_proto::client::LeaderClient;
-use apitap_proto::tls::{Tls, TlsFiles};
+use apitap_proto::tls::Tls;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
 use tonic::transport::Channel;
 use tonic::Status;
-
-/// The TLS material named by the `--tls-*` flags, if any.
-pub fn tls_from_flags(cli: &crate::cli::Cli) -> anyhow::Result<Option<Tls>> {
-    let files = TlsFiles::from_flags(
-        cli.tls_ca.as_deref(),
-        cli.tls_cert.as_deref(),
-        cli.tls_key.as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    files
-        .map(|f| f.load().map_err(anyhow::Error::msg))
-        .transpose()
-}
 
 pub struct Client {
     inner: LeaderClient,

@@ -74,6 +74,46 @@ impl TlsFiles {
     }
 }
 
+/// The `--tls-ca`, `--tls-cert` and `--tls-key` flags, the same on every binary
+/// (`#[command(flatten)]`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Mutual TLS: the CA (PEM) that signed the coordinators' and the clients' certificates.
+    /// Needs --tls-cert and --tls-key too.
+    #[arg(long, global = true, env = "APITAP_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// This side's certificate (PEM), signed by --tls-ca. A coordinator's must name the host
+    /// of its advertised address.
+    #[arg(long, global = true, env = "APITAP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, global = true, env = "APITAP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The material the flags name, read and checked; `None` without the flags.
+    pub fn load(&self) -> Result<Option<Tls>, String> {
+        from_flags(
+            self.tls_ca.as_deref(),
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+        )
+    }
+}
+
+/// The TLS material named by the `--tls-ca`, `--tls-cert` and `--tls-key` flags, read and
+/// checked; `None` without the flags.
+pub fn from_flags(
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<Option<Tls>, String> {
+    TlsFiles::from_flags(ca, cert, key)?
+        .map(|f| f.load())
+        .transpose()
+}
+
 /// Loaded TLS material, cheap to clone.
 #[derive(Clone)]
 pub struct Tls {

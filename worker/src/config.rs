@@ -47,16 +47,9 @@ pub struct Config {
         default_value = "false"
     )]
     pub fault_ignore_revocations: bool,
-    /// Mutual TLS to the coordinators: the CA (PEM) that signed their certificates. With
-    /// --tls-cert and --tls-key, this worker's client certificate signed by the same CA.
-    #[arg(long, env = "APITAP_TLS_CA")]
-    pub tls_ca: Option<std::path::PathBuf>,
-    /// This worker's client certificate (PEM).
-    #[arg(long, env = "APITAP_TLS_CERT")]
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, env = "APITAP_TLS_KEY")]
-    pub tls_key: Option<std::path::PathBuf>,
+    /// Mutual TLS to the coordinators (a client certificate from the cluster's CA).
+    #[command(flatten)]
+    pub tls: apitap_proto::tls::TlsArgs,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,
@@ -65,15 +58,7 @@ pub struct Config {
 impl Config {
     /// The TLS material, read from the files (none without the flags).
     pub fn tls(&self) -> anyhow::Result<Option<apitap_proto::tls::Tls>> {
-        let files = apitap_proto::tls::TlsFiles::from_flags(
-            self.tls_ca.as_deref(),
-            self.tls_cert.as_deref(),
-            self.tls_key.as_deref(),
-        )
-        .map_err(anyhow::Error::msg)?;
-        files
-            .map(|f| f.load().map_err(anyhow::Error::msg))
-            .transpose()
+        self.tls.load().map_err(anyhow::Error::msg)
     }
 
     /// Whether revoked leases keep running (fault injection; always false without the

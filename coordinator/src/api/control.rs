@@ -9,10 +9,9 @@ use apitap_proto::v1::control_service_server::ControlService;
 use apitap_proto::v1::*;
 use openraft::BasicNode;
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use super::convert::{pipeline_info, run_info};
-use super::{linearizable, propose};
+use super::{linearizable, propose, propose_traced};
 use crate::error::Error;
 use crate::node::Node;
 use crate::spans::{self, Trigger};
@@ -225,12 +224,7 @@ impl ControlService for ControlApi {
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         };
-        let result = propose(&self.node, cmd)
-            .instrument(span.clone())
-            .await
-            .inspect_err(|e| spans::record_failure(&span, e))?;
-        spans::record_result(&span, &result);
-        match result {
+        match propose_traced(&self.node, cmd, &span).await? {
             CommandResult::PipelineStored {
                 version,
                 created,
@@ -311,12 +305,7 @@ impl ControlService for ControlApi {
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         };
-        let result = propose(&self.node, cmd)
-            .instrument(span.clone())
-            .await
-            .inspect_err(|e| spans::record_failure(&span, e))?;
-        spans::record_result(&span, &result);
-        match result {
+        match propose_traced(&self.node, cmd, &span).await? {
             CommandResult::RunStarted { run_id } => {
                 let st = self.node.state.read().expect("state lock");
                 let run = st

@@ -20,6 +20,21 @@ pub async fn propose(node: &Arc<Node>, cmd: Command) -> Result<CommandResult> {
     }
 }
 
+/// [`propose`] under `span`, which then records the outcome (run id, fence, or the error).
+pub async fn propose_traced(
+    node: &Arc<Node>,
+    cmd: Command,
+    span: &tracing::Span,
+) -> Result<CommandResult> {
+    use tracing::Instrument;
+    let result = propose(node, cmd)
+        .instrument(span.clone())
+        .await
+        .inspect_err(|e| crate::spans::record_failure(span, e))?;
+    crate::spans::record_result(span, &result);
+    Ok(result)
+}
+
 fn map_write_error(
     node: &Arc<Node>,
     e: openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, openraft::BasicNode>>,

@@ -7,9 +7,8 @@ use std::time::Instant;
 use apitap_proto::v1::worker_service_server::WorkerService;
 use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
-use super::propose;
+use super::{propose, propose_traced};
 use crate::error::Error;
 use crate::node::Node;
 use crate::spans;
@@ -185,7 +184,7 @@ impl WorkerService for WorkerApi {
                 })
                 .unwrap_or_else(tracing::Span::none)
         };
-        let r = propose(
+        let r = propose_traced(
             &self.node,
             Command::CompleteShard {
                 run_id: l.run_id,
@@ -199,11 +198,9 @@ impl WorkerService for WorkerApi {
                 watermark: (!req.watermark.is_empty()).then_some(req.watermark),
                 now_ms: apitap_common::time::now_ms(),
             },
+            &span,
         )
-        .instrument(span.clone())
-        .await
-        .inspect_err(|e| spans::record_failure(&span, e))?;
-        spans::record_result(&span, &r);
+        .await?;
         tracing::info!(worker = %req.worker_id, run_id = l.run_id, shard = l.shard, fence = l.fence, ok = req.ok, "shard completed");
         Ok(ack(r))
     }

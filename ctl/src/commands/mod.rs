@@ -11,7 +11,7 @@ use crate::client::Client;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let format = cli.output;
-    let tls = crate::client::tls_from_flags(&cli)?;
+    let tls = cli.tls.load().map_err(anyhow::Error::msg)?;
     let mut client = Client::new(cli.coordinators.clone(), cli.timeout, tls);
     match cli.command {
         Command::Submit {
