@@ -30,10 +30,9 @@
 //!   budget with `AcquireBudget` themselves every 250 ms (`has` = the last unexpired grant,
 //!   `used` = requests since the last renewal, `wants` = the key's limit, as a real
 //!   worker's shard runners ask), and send HTTP GETs to the mock API paced by their own
-//!   GCRA token bucket at the granted rate, with the burst the worker's would have
-//!   (`apitap_common::budget::worker_burst`; the pacing is a copy of the worker's
-//!   `rate_budget.rs`, this crate does not depend on the worker). Every `AcquireBudget`
-//!   call is counted, per worker and per second.
+//!   token bucket, the same `apitap_common::budget::Bucket` the worker's `RateBudget`
+//!   spends its grants through. Every `AcquireBudget` call is counted, per worker and per
+//!   second.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -41,12 +40,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use apitap_common::budget::worker_burst;
+use apitap_common::budget::{worker_burst, Bucket};
 use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::{
-    BudgetGrant, BudgetRequest, GetRunRequest, ListRateLimitsRequest, SetRateLimitRequest,
-    SubmitPipelineRequest,
+    BudgetRequest, GetRunRequest, ListRateLimitsRequest, SetRateLimitRequest, SubmitPipelineRequest,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -479,71 +477,6 @@ async fn real(b: &RateLimitBench) -> anyhow::Result<Value> {
 // Mode simulated
 // ---------------------------------------------------------------------------------------
 
-/// A worker's budget for one key: the last grant and a GCRA token bucket at its rate (as
-/// in worker/src/rate_budget.rs).
-#[derive(Debug, Default)]
-struct Bucket {
-    /// None until the leader first answers.
-    limited: Option<bool>,
-    rps: f64,
-    burst: f64,
-    expires: Option<Instant>,
-    /// GCRA theoretical arrival time.
-    tat: Option<Instant>,
-    backoff_until_ms: u64,
-    /// Requests sent since the last renewal.
-    used: u64,
-}
-
-impl Bucket {
-    fn apply(&mut self, g: &BudgetGrant, sent: Instant) {
-        self.limited = Some(g.limited);
-        self.backoff_until_ms = self.backoff_until_ms.max(g.backoff_until_ms);
-        if !g.limited {
-            return;
-        }
-        self.rps = g.rps;
-        self.burst = worker_burst(g.burst, g.rps, g.limit_rps);
-        self.expires = Some(sent + Duration::from_millis(g.ttl_ms));
-    }
-
-    /// The share held now (0 once the grant has expired).
-    fn has(&self, now: Instant) -> f64 {
-        if self.expires.is_some_and(|e| e > now) {
-            self.rps
-        } else {
-            0.0
-        }
-    }
-
-    /// `Ok` to send now, else how long to wait before asking again.
-    fn permit(&mut self, now: Instant, now_ms: u64) -> Result<(), Duration> {
-        if now_ms < self.backoff_until_ms {
-            return Err(Duration::from_millis(self.backoff_until_ms - now_ms).min(RECHECK));
-        }
-        match self.limited {
-            None => return Err(RECHECK),
-            Some(false) => {
-                self.used += 1;
-                return Ok(());
-            }
-            Some(true) => {}
-        }
-        if self.rps <= 0.0 || self.expires.is_none_or(|e| e <= now) {
-            return Err(RECHECK);
-        }
-        let interval = Duration::from_secs_f64(1.0 / self.rps);
-        let tolerance = interval.mul_f64(self.burst - 1.0);
-        let tat = self.tat.map_or(now, |t| t.max(now));
-        if tat > now + tolerance {
-            return Err((tat - tolerance - now).min(RECHECK));
-        }
-        self.tat = Some(tat + interval);
-        self.used += 1;
-        Ok(())
-    }
-}
-
 /// What a simulated worker's renewals saw.
 #[derive(Default)]
 struct Renewals {
@@ -575,7 +508,7 @@ async fn renewer(
         let sent = Instant::now();
         let (has, used) = {
             let mut b = bucket.lock().expect("bucket lock");
-            (b.has(sent), std::mem::take(&mut b.used))
+            (b.has(sent), b.take_used())
         };
         st.calls_at_ms.push(now_ms());
         let r = client
@@ -592,7 +525,10 @@ async fn renewer(
                 let g = g.into_inner();
                 st.rpc_ms.push(ms(sent.elapsed()));
                 st.grants.push(g.rps);
-                bucket.lock().expect("bucket lock").apply(&g, sent);
+                bucket
+                    .lock()
+                    .expect("bucket lock")
+                    .apply(&(&g).into(), sent);
             }
             Err(_) => st.errors += 1,
         }
@@ -651,7 +587,7 @@ async fn sender(
         let p = bucket
             .lock()
             .expect("bucket lock")
-            .permit(Instant::now(), now_ms());
+            .permit(Instant::now(), now_ms(), RECHECK);
         match p {
             Ok(()) => {
                 st.at_ms.push(now_ms());
@@ -888,39 +824,5 @@ mod tests {
         // 60 workers: rates at half the limit, 25/60 each: one request each in a second.
         assert_eq!(fleet_bound(50.0, 5, 60), 60);
         assert_eq!(fleet_bound(50.0, 5, 0), 0);
-    }
-
-    #[test]
-    fn the_bucket_paces_at_the_grant_with_a_scaled_burst() {
-        let now = Instant::now();
-        let mut b = Bucket::default();
-        assert!(b.permit(now, 0).is_err(), "nothing before the first grant");
-        b.apply(
-            &BudgetGrant {
-                limited: true,
-                rps: 10.0,
-                burst: 5,
-                ttl_ms: 10_000,
-                backoff_until_ms: 0,
-                limit_rps: 50.0,
-            },
-            now,
-        );
-        // Burst 5 × 10/50 = 1: one at once, the next after 100 ms.
-        assert_eq!(b.burst, 1.0);
-        assert!(b.permit(now, 0).is_ok());
-        assert!(b.permit(now, 0).is_err());
-        assert!(b.permit(now + Duration::from_millis(100), 0).is_ok());
-        let mut sent = 2;
-        let mut t = now + Duration::from_millis(100);
-        while t < now + Duration::from_secs(5) {
-            t += Duration::from_millis(1);
-            if b.permit(t, 0).is_ok() {
-                sent += 1;
-            }
-        }
-        assert!((50..=52).contains(&sent), "{sent}");
-        assert_eq!(b.used, sent);
-        assert_eq!(b.has(now + Duration::from_secs(11)), 0.0);
     }
 }

@@ -15,5 +15,19 @@ pub mod v1 {
     tonic::include_proto!("apitap.v1");
 }
 
+/// A budget answer as a worker's token bucket takes it (`apitap_common::budget::Bucket`).
+impl From<&v1::BudgetGrant> for apitap_common::budget::Grant {
+    fn from(g: &v1::BudgetGrant) -> Self {
+        Self {
+            limited: g.limited,
+            rps: g.rps,
+            limit_rps: g.limit_rps,
+            burst: g.burst,
+            ttl: std::time::Duration::from_millis(g.ttl_ms),
+            backoff_until_ms: g.backoff_until_ms,
+        }
+    }
+}
+
 /// Response metadata key carrying the current leader's gRPC address.
 pub const LEADER_HINT: &str = "x-apitap-leader";

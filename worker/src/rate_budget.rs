@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use apitap_common::budget::Bucket;
 use apitap_proto::client::LeaderClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
-use apitap_proto::v1::{BackoffReport, BudgetGrant, BudgetRequest, WatchBackoffsRequest};
+use apitap_proto::v1::{BackoffReport, BudgetRequest, WatchBackoffsRequest};
 
 const RENEW_EVERY: Duration = Duration::from_millis(250);
 /// How long a permit request waits before asking again.
@@ -52,15 +53,8 @@ pub struct Backoff {
 struct KeyState {
     users: u32,
     wants: f64,
-    /// None until the leader first answers for this key.
-    limited: Option<bool>,
-    rps: f64,
-    burst: f64,
-    expires: Option<Instant>,
-    /// GCRA theoretical arrival time.
-    tat: Option<Instant>,
-    backoff_until_ms: u64,
-    used: u64,
+    /// The last grant and the token bucket it paces.
+    bucket: Bucket,
     renewing: bool,
 }
 
@@ -89,17 +83,12 @@ impl RateBudget {
         }
         k.renewing = true;
         let now = Instant::now();
-        let has = if k.expires.is_some_and(|e| e > now) {
-            k.rps
-        } else {
-            0.0
-        };
         let req = BudgetRequest {
             worker_id: self.worker_id.clone(),
             key: key.to_string(),
             wants_rps: if k.users > 0 { k.wants } else { 0.0 },
-            has_rps: has,
-            used: std::mem::take(&mut k.used),
+            has_rps: k.bucket.has(now),
+            used: k.bucket.take_used(),
         };
         let mut client = self.client.clone();
         let sent = now;
@@ -120,7 +109,7 @@ impl RateBudget {
             };
             k.renewing = false;
             match r {
-                Ok(g) => apply_grant(k, &g, sent),
+                Ok(g) => k.bucket.apply(&(&g).into(), sent),
                 Err(e) => {
                     tracing::debug!(key = %key, error = %e.message(), "budget renewal failed")
                 }
@@ -166,43 +155,6 @@ impl RateBudget {
     }
 }
 
-fn apply_grant(k: &mut KeyState, g: &BudgetGrant, sent: Instant) {
-    k.limited = Some(g.limited);
-    k.backoff_until_ms = k.backoff_until_ms.max(g.backoff_until_ms);
-    if !g.limited {
-        return;
-    }
-    k.rps = g.rps;
-    // Each worker's burst is its share of the key's burst (at least 1); the coordinator
-    // budgets the fleet's window with the same rule.
-    k.burst = apitap_common::budget::worker_burst(g.burst, g.rps, g.limit_rps);
-    k.expires = Some(sent + Duration::from_millis(g.ttl_ms));
-}
-
-/// GCRA: a permit now if the bucket has room, else how long until it does.
-fn permit(k: &mut KeyState, now: Instant, now_ms: u64) -> Permit {
-    if now_ms < k.backoff_until_ms {
-        return Permit::Wait(Duration::from_millis(k.backoff_until_ms - now_ms).min(RECHECK));
-    }
-    match k.limited {
-        None => return Permit::Wait(RECHECK),
-        Some(false) => return Permit::Go,
-        Some(true) => {}
-    }
-    if k.rps <= 0.0 || k.expires.is_none_or(|e| e <= now) {
-        return Permit::Wait(RECHECK);
-    }
-    let interval = Duration::from_secs_f64(1.0 / k.rps);
-    let tolerance = interval.mul_f64(k.burst - 1.0);
-    let tat = k.tat.map_or(now, |t| t.max(now));
-    if tat > now + tolerance {
-        return Permit::Wait((tat - tolerance - now).min(RECHECK));
-    }
-    k.tat = Some(tat + interval);
-    k.used += 1;
-    Permit::Go
-}
-
 impl Actor for RateBudget {
     type Context = Context<Self>;
 
@@ -213,7 +165,7 @@ impl Actor for RateBudget {
             let keys: Vec<String> = act
                 .keys
                 .iter()
-                .filter(|(_, k)| k.users > 0 || k.used > 0)
+                .filter(|(_, k)| k.users > 0 || k.bucket.was_used())
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in keys {
@@ -233,7 +185,7 @@ impl Handler<Demand> for RateBudget {
         } else {
             k.users = k.users.saturating_sub(1);
         }
-        if msg.active && k.limited.is_none() {
+        if msg.active && k.bucket.limited().is_none() {
             self.renew(&msg.key, ctx);
         }
     }
@@ -243,7 +195,13 @@ impl Handler<Acquire> for RateBudget {
     type Result = Permit;
     fn handle(&mut self, msg: Acquire, _: &mut Self::Context) -> Permit {
         let k = self.keys.entry(msg.key).or_default();
-        permit(k, Instant::now(), apitap_common::time::now_ms())
+        match k
+            .bucket
+            .permit(Instant::now(), apitap_common::time::now_ms(), RECHECK)
+        {
+            Ok(()) => Permit::Go,
+            Err(wait) => Permit::Wait(wait),
+        }
     }
 }
 
@@ -251,10 +209,9 @@ impl Handler<Backoff> for RateBudget {
     type Result = ();
     fn handle(&mut self, msg: Backoff, ctx: &mut Self::Context) {
         let k = self.keys.entry(msg.key.clone()).or_default();
-        if msg.until_ms > k.backoff_until_ms {
+        if k.bucket.back_off(msg.until_ms) {
             tracing::info!(key = %msg.key, until_ms = msg.until_ms, "rate-limit back-off");
         }
-        k.backoff_until_ms = k.backoff_until_ms.max(msg.until_ms);
         if !msg.report {
             return;
         }
@@ -326,64 +283,5 @@ impl BudgetHandle {
             until_ms: apitap_common::time::now_ms() + retry_after.as_millis() as u64,
             report: true,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gcra_paces_at_the_granted_rate_with_the_burst() {
-        let now = Instant::now();
-        let mut k = KeyState {
-            limited: Some(true),
-            rps: 10.0,
-            burst: 3.0,
-            expires: Some(now + Duration::from_secs(10)),
-            ..Default::default()
-        };
-        // A burst of 3 goes at once, the 4th waits one interval (100 ms).
-        for _ in 0..3 {
-            assert_eq!(permit(&mut k, now, 0), Permit::Go);
-        }
-        assert!(matches!(permit(&mut k, now, 0), Permit::Wait(_)));
-        assert_eq!(
-            permit(&mut k, now + Duration::from_millis(100), 0),
-            Permit::Go
-        );
-        // Over 10 s at most 10 * 10 + 3 permits.
-        let mut granted = 3 + 1;
-        let mut t = now + Duration::from_millis(100);
-        while t < now + Duration::from_secs(10) {
-            t += Duration::from_millis(5);
-            if permit(&mut k, t, 0) == Permit::Go {
-                granted += 1;
-            }
-        }
-        assert!(granted <= 103, "{granted}");
-        assert!(granted >= 99, "{granted}");
-    }
-
-    #[test]
-    fn backoffs_and_missing_grants_stop_permits() {
-        let now = Instant::now();
-        let mut k = KeyState {
-            limited: Some(true),
-            rps: 10.0,
-            burst: 1.0,
-            expires: Some(now + Duration::from_secs(1)),
-            backoff_until_ms: 5_000,
-            ..Default::default()
-        };
-        assert!(matches!(permit(&mut k, now, 4_000), Permit::Wait(_)));
-        assert_eq!(permit(&mut k, now, 5_000), Permit::Go);
-        k.expires = Some(now);
-        assert!(matches!(
-            permit(&mut k, now + Duration::from_millis(500), 6_000),
-            Permit::Wait(_)
-        ));
-        k.limited = Some(false);
-        assert_eq!(permit(&mut k, now, 6_000), Permit::Go);
     }
 }
