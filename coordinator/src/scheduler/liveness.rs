@@ -20,6 +20,8 @@ pub struct Liveness {
     pub term: Option<u64>,
     /// When this leader's term started here (the reference for workers it never heard).
     pub since: Option<Instant>,
+    /// When the scheduler last looked for what to prune.
+    pub retention_checked: Option<Instant>,
     pub workers: HashMap<String, WorkerSoft>,
     pub deadlines: HashMap<LeaseId, Instant>,
 }
@@ -29,8 +31,20 @@ impl Liveness {
     pub fn reset(&mut self, term: u64, now: Instant) {
         self.term = Some(term);
         self.since = Some(now);
+        self.retention_checked = None;
         self.workers.clear();
         self.deadlines.clear();
+    }
+
+    /// Whether a retention check is due at `now` (at most once per `every`); marks it done.
+    pub fn retention_due(&mut self, now: Instant, every: Duration) -> bool {
+        let due = self
+            .retention_checked
+            .is_none_or(|t| now.saturating_duration_since(t) >= every);
+        if due {
+            self.retention_checked = Some(now);
+        }
+        due
     }
 
     pub fn heartbeat(&mut self, worker: &str, free_slots: u32, draining: bool, now: Instant) {

@@ -172,15 +172,19 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
         });
     }
 
-    // Retention: old finished runs, long-silent workers.
-    let run_ids = retention::runs_to_prune(state, node.config.keep_runs as usize);
-    if !run_ids.is_empty() {
-        cmds.push(Command::PruneRuns { run_ids }.into());
-    }
-    let ids = retention::workers_to_forget(state, &live, node.config.forget_workers_after, now);
-    if !ids.is_empty() {
-        tracing::info!(workers = ?ids, after = ?node.config.forget_workers_after, "forgetting silent workers");
-        cmds.push(Command::ForgetWorkers { ids }.into());
+    // Retention: old finished runs, long-silent workers. Both scan every run, so once per
+    // `retention::EVERY`, not every tick.
+    if live.retention_due(now, retention::EVERY) {
+        let run_ids = retention::runs_to_prune(state, node.config.keep_runs as usize);
+        if !run_ids.is_empty() {
+            cmds.push(Command::PruneRuns { run_ids }.into());
+        }
+        let after = node.config.forget_workers_after;
+        let ids = retention::workers_to_forget(state, &live, after, now);
+        if !ids.is_empty() {
+            tracing::info!(workers = ?ids, ?after, "forgetting silent workers");
+            cmds.push(Command::ForgetWorkers { ids }.into());
+        }
     }
 
     // Fire schedules that are due, unless the previous run is still going (no overlap).

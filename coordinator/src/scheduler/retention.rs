@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use super::liveness::Liveness;
 use crate::state::model::State;
 
+/// How often the leader looks for what to prune (a backlog larger than one entry takes
+/// several rounds).
+pub const EVERY: Duration = Duration::from_secs(1);
+
 /// Run ids in one `PruneRuns` entry at most, so that a large backlog becomes several small
 /// entries instead of one huge one.
 pub const MAX_PER_ENTRY: usize = 256;
@@ -199,6 +203,18 @@ mod tests {
         assert_eq!(keys, [crate::state::command::Key::RemovedRun(1, 1)]);
         assert!(!st.runs.contains_key(&1));
         assert!(st.runs.contains_key(&3) && st.runs.contains_key(&4));
+    }
+
+    #[test]
+    fn retention_runs_at_most_once_per_period_and_at_once_in_a_new_term() {
+        let t0 = Instant::now();
+        let mut live = Liveness::default();
+        live.reset(1, t0);
+        assert!(live.retention_due(t0, EVERY));
+        assert!(!live.retention_due(t0 + EVERY / 2, EVERY));
+        assert!(live.retention_due(t0 + EVERY, EVERY));
+        live.reset(2, t0 + EVERY);
+        assert!(live.retention_due(t0 + EVERY, EVERY));
     }
 
     #[test]
