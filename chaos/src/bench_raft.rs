@@ -309,19 +309,7 @@ pub async fn submit(clients: usize, seconds: u64, tls: bool) -> anyhow::Result<V
         builder = builder.tls();
     }
     let cluster = builder.start().await?;
-    let client_tls = cluster
-        .certs
-        .as_ref()
-        .map(|c| {
-            apitap_proto::tls::TlsFiles {
-                ca: c.ca.clone(),
-                cert: c.client_cert.clone(),
-                key: c.client_key.clone(),
-            }
-            .load()
-            .map_err(anyhow::Error::msg)
-        })
-        .transpose()?;
+    let client_tls = cluster.certs.as_ref().map(|c| c.client_tls()).transpose()?;
     let addrs = cluster.coordinator_addrs();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);

@@ -94,24 +94,14 @@ pub struct TlsArgs {
 impl TlsArgs {
     /// The material the flags name, read and checked; `None` without the flags.
     pub fn load(&self) -> Result<Option<Tls>, String> {
-        from_flags(
+        TlsFiles::from_flags(
             self.tls_ca.as_deref(),
             self.tls_cert.as_deref(),
             self.tls_key.as_deref(),
-        )
-    }
-}
-
-/// The TLS material named by the `--tls-ca`, `--tls-cert` and `--tls-key` flags, read and
-/// checked; `None` without the flags.
-pub fn from_flags(
-    ca: Option<&Path>,
-    cert: Option<&Path>,
-    key: Option<&Path>,
-) -> Result<Option<Tls>, String> {
-    TlsFiles::from_flags(ca, cert, key)?
+        )?
         .map(|f| f.load())
         .transpose()
+    }
 }
 
 /// Loaded TLS material, cheap to clone.

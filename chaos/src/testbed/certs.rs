@@ -25,6 +25,17 @@ impl TestCerts {
         env(&self.ca, &self.node_cert, &self.node_key)
     }
 
+    /// The client's TLS material, for in-process gRPC clients.
+    pub fn client_tls(&self) -> anyhow::Result<apitap_proto::tls::Tls> {
+        apitap_proto::tls::TlsFiles {
+            ca: self.ca.clone(),
+            cert: self.client_cert.clone(),
+            key: self.client_key.clone(),
+        }
+        .load()
+        .map_err(anyhow::Error::msg)
+    }
+
     /// `APITAP_TLS_*` variables naming the client's files (workers, apitapctl).
     pub fn client_env(&self) -> Vec<(String, String)> {
         env(&self.ca, &self.client_cert, &self.client_key)
