@@ -3,16 +3,46 @@
 # as root (otherwise it prints the exact command to run):
 #   - clang + libclang: RocksDB's Rust bindings are generated with bindgen at build time;
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres): tests start throwaway servers.
+#
+#   scripts/prereqs.sh           check, and install what is missing
+#   scripts/prereqs.sh --check   only report what is missing (exit 1 if anything is)
+#
+# PREREQS_ROOT (default /) is the file-system root the checks look in, so that
+# scripts/prereqs-selftest.sh can prove the detection on a root without libclang.
 set -euo pipefail
 
+check_only=false
+[ "${1:-}" = "--check" ] && check_only=true
+root="${PREREQS_ROOT:-}"
+
+# True if any of the glob patterns names an existing file.
+any_exists() {
+  local f
+  for f in "$@"; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
+}
+
+# bindgen (through clang-sys) loads `libclang.so`, `libclang-N.so` or `libclang.so.N`;
+# `libclang-cpp.so.N` is a different library that many machines have without libclang.
+has_libclang() {
+  if [ -n "${LIBCLANG_PATH:-}" ] && [ -z "$root" ]; then
+    any_exists "$LIBCLANG_PATH"/libclang.so* "$LIBCLANG_PATH"/libclang-[0-9]*.so* && return 0
+  fi
+  any_exists "$root"/usr/lib/llvm-*/lib/libclang.so* "$root"/usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+    "$root"/usr/lib/*-linux-gnu/libclang.so* "$root"/usr/lib/*-linux-gnu/libclang-[0-9]*.so*
+}
+has_initdb() {
+  if [ -z "$root" ] && command -v initdb >/dev/null 2>&1; then
+    return 0
+  fi
+  any_exists "$root"/usr/lib/postgresql/*/bin/initdb "$root"/usr/local/bin/initdb
+}
+
 missing=()
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
-   && [ -z "${LIBCLANG_PATH:-}" ]; then
-  missing+=(libclang-dev clang)
-fi
-if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  missing+=(postgresql)
-fi
+has_libclang || missing+=(libclang-dev clang)
+has_initdb || missing+=(postgresql)
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain from https://rustup.rs" >&2
   exit 1
@@ -22,6 +52,9 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 echo "missing system packages: ${missing[*]}" >&2
+if $check_only; then
+  exit 1
+fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing them with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

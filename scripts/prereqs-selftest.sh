@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Proves that scripts/prereqs.sh detects what the build needs by what it is, not by a name
+# that merely looks alike: on a throwaway root that has only `libclang-cpp.so.14` (as many
+# fresh machines do) it must ask for libclang; with `libclang-14.so.1` it must not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/usr/lib/llvm-14/lib" "$root/usr/lib/postgresql/15/bin"
+touch "$root/usr/lib/llvm-14/lib/libclang-cpp.so.14" "$root/usr/lib/postgresql/15/bin/initdb"
+
+out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && {
+  echo "prereqs selftest: a root with only libclang-cpp passed the check" >&2
+  exit 1
+}
+grep -q "libclang-dev" <<<"$out" || { echo "prereqs selftest: expected libclang-dev in: $out" >&2; exit 1; }
+grep -q "postgresql" <<<"$out" && { echo "prereqs selftest: initdb was present: $out" >&2; exit 1; }
+
+touch "$root/usr/lib/llvm-14/lib/libclang-14.so.1"
+PREREQS_ROOT="$root" scripts/prereqs.sh --check || {
+  echo "prereqs selftest: a root with libclang-14.so.1 failed the check" >&2
+  exit 1
+}
+rm "$root/usr/lib/postgresql/15/bin/initdb"
+out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no initdb passed" >&2; exit 1; }
+grep -q "postgresql" <<<"$out" || { echo "prereqs selftest: expected postgresql in: $out" >&2; exit 1; }
+echo "prereqs selftest passed" >&2
