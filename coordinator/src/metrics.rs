@@ -292,8 +292,8 @@ pub enum ProposalKind {
 impl ProposalKind {
     pub fn of(cmd: &Command) -> Self {
         match cmd {
-            Command::GrantLeases { .. } => ProposalKind::Grant,
-            Command::ExpireLease { .. } => ProposalKind::Expire,
+            Command::GrantLeases(_) => ProposalKind::Grant,
+            Command::ExpireLease(_) => ProposalKind::Expire,
             _ => ProposalKind::Other,
         }
     }

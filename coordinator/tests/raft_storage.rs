@@ -4,7 +4,7 @@
 use apitap_coordinator::raft::log_store::LogStore;
 use apitap_coordinator::raft::state_machine::StateMachine;
 use apitap_coordinator::raft::{store, NodeId, TypeConfig};
-use apitap_coordinator::state::command::Command;
+use apitap_coordinator::state::command::{self, Command};
 use openraft::storage::RaftStateMachine;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, StorageError};
@@ -38,12 +38,12 @@ async fn applied_state_survives_reopening() {
         let mut sm = StateMachine::open(db).unwrap();
         let entry = Entry::<TypeConfig> {
             log_id,
-            payload: EntryPayload::Normal(Command::RegisterWorker {
+            payload: EntryPayload::Normal(Command::RegisterWorker(command::RegisterWorker {
                 id: "w1".into(),
                 addr: "10.0.0.1:1".into(),
                 slots: 2,
                 now_ms: 1,
-            }),
+            })),
         };
         sm.apply(vec![entry]).await.unwrap();
     }
@@ -69,7 +69,7 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
         })
         .collect();
     let cmds = vec![
-        Command::PutPipeline {
+        Command::PutPipeline(command::PutPipeline {
             name: "p".into(),
             spec_yaml: "spec".into(),
             secrets: Default::default(),
@@ -83,8 +83,8 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
             start_run: Some(shards),
             trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             now_ms: 1,
-        },
-        Command::GrantLeases {
+        }),
+        Command::GrantLeases(command::GrantLeases {
             grants: vec![
                 LeaseGrant {
                     run_id: 1,
@@ -99,15 +99,16 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
                     trace: None,
                 },
             ],
-        },
-        Command::Checkpoint {
+        }),
+        Command::Checkpoint(command::Checkpoint {
             run_id: 1,
             shard: 11,
             fence: 2,
             checkpoint: "{}".into(),
             pages: 4,
             records: 40,
-        },
+            worker: "w".into(),
+        }),
     ];
     let before = {
         let db = store::open(dir.path()).unwrap();

@@ -9,6 +9,7 @@
 //! every link uses when the cluster has them.
 
 pub mod client;
+pub mod limits;
 pub mod tls;
 
 pub mod v1 {

@@ -15,7 +15,7 @@ use super::{linearizable, propose, propose_traced};
 use crate::error::Error;
 use crate::node::Node;
 use crate::spans::{self, Trigger};
-use crate::state::command::{Command, CommandResult};
+use crate::state::command::{self, Command, CommandResult};
 
 pub struct ControlApi {
     pub node: Arc<Node>,
@@ -196,7 +196,7 @@ impl ControlService for ControlApi {
             Some(_) => spans::start_run(pipeline.name(), Trigger::Submit),
             None => tracing::Span::none(),
         };
-        let cmd = Command::PutPipeline {
+        let cmd = Command::PutPipeline(command::PutPipeline {
             name: pipeline.name().to_string(),
             spec_yaml: req.spec_yaml.clone(),
             secrets,
@@ -223,7 +223,7 @@ impl ControlService for ControlApi {
             start_run,
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
-        };
+        });
         match propose_traced(&self.node, cmd, &span).await? {
             CommandResult::PipelineStored {
                 version,
@@ -271,10 +271,10 @@ impl ControlService for ControlApi {
         req: Request<DeletePipelineRequest>,
     ) -> Reply<DeletePipelineResponse> {
         let name = req.into_inner().name;
-        let cmd = Command::DeletePipeline {
+        let cmd = Command::DeletePipeline(command::DeletePipeline {
             name,
             now_ms: apitap_common::time::now_ms(),
-        };
+        });
         match propose(&self.node, cmd).await? {
             CommandResult::PipelineDeleted { runs_cancelled } => {
                 Ok(Response::new(DeletePipelineResponse {
@@ -299,12 +299,12 @@ impl ControlService for ControlApi {
         let pipeline =
             spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let span = spans::start_run(&name, Trigger::Run);
-        let cmd = Command::StartRun {
+        let cmd = Command::StartRun(command::StartRun {
             pipeline: name,
             shards: apitap_common::shard::expand(&pipeline.spec),
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
-        };
+        });
         match propose_traced(&self.node, cmd, &span).await? {
             CommandResult::RunStarted { run_id } => {
                 let st = self.node.state.read().expect("state lock");
@@ -354,19 +354,19 @@ impl ControlService for ControlApi {
 
     async fn cancel_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
         let run_id = req.into_inner().run_id;
-        let cmd = Command::CancelRun {
+        let cmd = Command::CancelRun(command::CancelRun {
             run_id,
             now_ms: apitap_common::time::now_ms(),
-        };
+        });
         self.run_command(run_id, cmd).await
     }
 
     async fn retry_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
         let run_id = req.into_inner().run_id;
-        let cmd = Command::RetryRun {
+        let cmd = Command::RetryRun(command::RetryRun {
             run_id,
             now_ms: apitap_common::time::now_ms(),
-        };
+        });
         self.run_command(run_id, cmd).await
     }
 
@@ -380,11 +380,11 @@ impl ControlService for ControlApi {
         if !(req.rps > 0.0 && req.rps.is_finite()) {
             return Err(Status::invalid_argument("--rps must be a positive number"));
         }
-        let cmd = Command::SetRateLimit {
+        let cmd = Command::SetRateLimit(command::SetRateLimit {
             key: req.key.clone(),
             rps: req.rps,
             burst: req.burst.max(1),
-        };
+        });
         propose(&self.node, cmd).await?;
         let limits = self.rate_limits().await?;
         limits

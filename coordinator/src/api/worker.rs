@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use apitap_proto::limits::{
+    truncate_utf8, MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES, MAX_RETRY_AFTER_MS, MAX_WORKER_SLOTS,
+};
 use apitap_proto::v1::worker_service_server::WorkerService;
 use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
@@ -12,7 +15,7 @@ use super::{propose, propose_traced};
 use crate::error::Error;
 use crate::node::Node;
 use crate::spans;
-use crate::state::command::{Command, CommandResult};
+use crate::state::command::{self, Command, CommandResult};
 use crate::state::model::ShardState;
 
 pub struct WorkerApi {
@@ -23,6 +26,17 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn lease_ref(l: Option<LeaseRef>) -> Result<LeaseRef, Status> {
     l.ok_or_else(|| Status::invalid_argument("lease is missing"))
+}
+
+/// The reporting worker, which every lease report must name: `apply` accepts a report
+/// only from the shard's holder.
+fn reporter(worker_id: &str) -> Result<String, Status> {
+    if worker_id.is_empty() {
+        return Err(Status::invalid_argument(
+            "worker_id is empty; every lease report must name the worker that holds the lease",
+        ));
+    }
+    Ok(worker_id.to_string())
 }
 
 fn ack(r: CommandResult) -> Response<Ack> {
@@ -59,6 +73,13 @@ impl WorkerService for WorkerApi {
         if req.worker_id.is_empty() {
             return Err(Status::invalid_argument("worker_id is empty"));
         }
+        if req.slots == 0 || req.slots > MAX_WORKER_SLOTS {
+            return Err(Status::invalid_argument(format!(
+                "worker {} asked for {} slots; a worker has 1..={MAX_WORKER_SLOTS} slots \
+                 (MAX_WORKER_SLOTS): lower --slots",
+                req.worker_id, req.slots
+            )));
+        }
         let known = {
             let st = self.node.state.read().expect("state lock");
             st.state
@@ -69,12 +90,12 @@ impl WorkerService for WorkerApi {
         if !known {
             propose(
                 &self.node,
-                Command::RegisterWorker {
+                Command::RegisterWorker(command::RegisterWorker {
                     id: req.worker_id.clone(),
                     addr: req.addr.clone(),
                     slots: req.slots,
                     now_ms: apitap_common::time::now_ms(),
-                },
+                }),
             )
             .await?;
         }
@@ -122,14 +143,31 @@ impl WorkerService for WorkerApi {
                 revoked.push(*h);
             }
         }
+        // A lease's body (spec and secrets) goes out once: leases the worker already holds
+        // are not sent again.
+        let held: std::collections::HashSet<(u64, u32, u64)> = req
+            .held
+            .iter()
+            .map(|h| (h.run_id, h.shard, h.fence))
+            .collect();
         let mut leases = Vec::new();
         for run in st.state.active_runs() {
             let Some(p) = st.state.pipelines.get(&run.pipeline) else {
                 continue;
             };
+            // Secrets belong to the pipeline version they were submitted with: a run of an
+            // older version gets none (its shards fail with a clear error) rather than the
+            // values of a spec it does not run.
+            let secrets: std::collections::HashMap<String, String> =
+                if run.pipeline_version == p.version {
+                    p.secrets.clone().into_iter().collect()
+                } else {
+                    Default::default()
+                };
             for s in &run.shards {
                 if s.state == ShardState::Leased
                     && s.worker.as_deref() == Some(req.worker_id.as_str())
+                    && !held.contains(&(run.id, s.def.index, s.fence))
                 {
                     leases.push(Lease {
                         run_id: run.id,
@@ -137,7 +175,7 @@ impl WorkerService for WorkerApi {
                         fence: s.fence,
                         pipeline: run.pipeline.clone(),
                         spec_yaml: run.spec_yaml.clone(),
-                        secrets: p.secrets.clone().into_iter().collect(),
+                        secrets: secrets.clone(),
                         vars: s.def.vars.clone().into_iter().collect(),
                         shard_key: s.def.key.clone(),
                         traceparent: s.trace.clone().unwrap_or_default(),
@@ -155,16 +193,24 @@ impl WorkerService for WorkerApi {
     async fn report_checkpoint(&self, req: Request<CheckpointReport>) -> Reply<Ack> {
         let req = req.into_inner();
         let l = lease_ref(req.lease)?;
+        let worker = reporter(&req.worker_id)?;
+        if req.checkpoint_json.len() > MAX_CHECKPOINT_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "checkpoint of {} bytes is over MAX_CHECKPOINT_BYTES ({MAX_CHECKPOINT_BYTES})",
+                req.checkpoint_json.len()
+            )));
+        }
         let r = propose(
             &self.node,
-            Command::Checkpoint {
+            Command::Checkpoint(command::Checkpoint {
                 run_id: l.run_id,
                 shard: l.shard,
                 fence: l.fence,
                 checkpoint: req.checkpoint_json,
                 pages: req.pages,
                 records: req.records,
-            },
+                worker,
+            }),
         )
         .await?;
         Ok(ack(r))
@@ -173,6 +219,7 @@ impl WorkerService for WorkerApi {
     async fn complete_shard(&self, req: Request<CompleteShardRequest>) -> Reply<Ack> {
         let req = req.into_inner();
         let l = lease_ref(req.lease)?;
+        let worker = reporter(&req.worker_id)?;
         let span = {
             let st = self.node.state.read().expect("state lock");
             st.state
@@ -186,18 +233,19 @@ impl WorkerService for WorkerApi {
         };
         let r = propose_traced(
             &self.node,
-            Command::CompleteShard {
+            Command::CompleteShard(command::CompleteShard {
                 run_id: l.run_id,
                 shard: l.shard,
                 fence: l.fence,
                 ok: req.ok,
                 retriable: req.error_class != "user",
-                error: (!req.error.is_empty()).then_some(req.error),
+                error: (!req.error.is_empty()).then(|| truncate_utf8(&req.error, MAX_ERROR_BYTES)),
                 pages: req.pages,
                 records: req.records,
                 watermark: (!req.watermark.is_empty()).then_some(req.watermark),
                 now_ms: apitap_common::time::now_ms(),
-            },
+                worker,
+            }),
             &span,
         )
         .await?;
@@ -244,7 +292,13 @@ impl WorkerService for WorkerApi {
     async fn report_backoff(&self, req: Request<BackoffReport>) -> Reply<Ack> {
         let req = req.into_inner();
         self.require_leader()?;
-        let until_ms = apitap_common::time::now_ms() + req.retry_after_ms;
+        let now_ms = apitap_common::time::now_ms();
+        // Clamped here and again in `apply`: an upstream's ten-year Retry-After must not
+        // stop a key for ten years.
+        let until_ms = now_ms.saturating_add(req.retry_after_ms.min(MAX_RETRY_AFTER_MS));
+        if req.retry_after_ms > MAX_RETRY_AFTER_MS {
+            tracing::warn!(key = %req.key, worker = %req.worker_id, retry_after_ms = req.retry_after_ms, max_ms = MAX_RETRY_AFTER_MS, "retry-after clamped to MAX_RETRY_AFTER_MS");
+        }
         // Push first, commit second: workers stop within milliseconds instead of after a
         // synced Raft write; the commit makes the back-off outlive this leader.
         let known = self
@@ -263,10 +317,11 @@ impl WorkerService for WorkerApi {
         }
         let r = propose(
             &self.node,
-            Command::Backoff {
+            Command::Backoff(command::Backoff {
                 key: req.key.clone(),
                 until_ms,
-            },
+                now_ms,
+            }),
         )
         .await?;
         if !matches!(r, CommandResult::Rejected { .. }) {
@@ -320,14 +375,16 @@ impl WorkerService for WorkerApi {
     async fn release_lease(&self, req: Request<ReleaseLeaseRequest>) -> Reply<Ack> {
         let req = req.into_inner();
         let l = lease_ref(req.lease)?;
+        let worker = reporter(&req.worker_id)?;
         let r = propose(
             &self.node,
-            Command::ReleaseLease {
+            Command::ReleaseLease(command::ReleaseLease {
                 run_id: l.run_id,
                 shard: l.shard,
                 fence: l.fence,
                 checkpoint: (!req.checkpoint_json.is_empty()).then_some(req.checkpoint_json),
-            },
+                worker,
+            }),
         )
         .await?;
         Ok(ack(r))

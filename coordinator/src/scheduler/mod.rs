@@ -17,7 +17,7 @@ use tracing::{Instrument, Span};
 use crate::metrics::propose_observed as propose;
 use crate::node::Node;
 use crate::spans::{self, Trigger};
-use crate::state::command::{Command, LeaseGrant};
+use crate::state::command::{self, Command, LeaseGrant};
 use crate::state::model::ShardState;
 use placement::{Candidate, PendingShard};
 
@@ -97,11 +97,11 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
             if now > deadline {
                 tracing::info!(run_id = run.id, shard = s.def.index, fence = s.fence, worker = ?s.worker, "lease expired");
                 cmds.push(Planned {
-                    cmd: Command::ExpireLease {
+                    cmd: Command::ExpireLease(command::ExpireLease {
                         run_id: run.id,
                         shard: s.def.index,
                         fence: s.fence,
-                    },
+                    }),
                     spans: vec![spans::expire_lease(run, s)],
                 });
             } else if let Some(w) = &s.worker {
@@ -167,7 +167,7 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
         .collect();
     if !grants.is_empty() {
         cmds.push(Planned {
-            cmd: Command::GrantLeases { grants },
+            cmd: Command::GrantLeases(command::GrantLeases { grants }),
             spans: grant_spans,
         });
     }
@@ -177,13 +177,13 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
     if live.retention_due(now, retention::EVERY) {
         let run_ids = retention::runs_to_prune(state, node.config.keep_runs as usize);
         if !run_ids.is_empty() {
-            cmds.push(Command::PruneRuns { run_ids }.into());
+            cmds.push(Command::PruneRuns(command::PruneRuns { run_ids }).into());
         }
         let after = node.config.forget_workers_after;
         let ids = retention::workers_to_forget(state, &live, after, now);
         if !ids.is_empty() {
             tracing::info!(workers = ?ids, ?after, "forgetting silent workers");
-            cmds.push(Command::ForgetWorkers { ids }.into());
+            cmds.push(Command::ForgetWorkers(command::ForgetWorkers { ids }).into());
         }
     }
 
@@ -213,12 +213,12 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
             if let Ok(spec) = apitap_common::spec::load(&p.name, &p.spec_yaml, None) {
                 let span = spans::start_run(&p.name, trigger);
                 cmds.push(Planned {
-                    cmd: Command::StartRun {
+                    cmd: Command::StartRun(command::StartRun {
                         pipeline: p.name.clone(),
                         shards: apitap_common::shard::expand(&spec.spec),
                         trace: trace_context::traceparent(&span),
                         now_ms,
-                    },
+                    }),
                     spans: vec![span],
                 });
             }

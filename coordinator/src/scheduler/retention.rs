@@ -67,7 +67,7 @@ pub fn workers_to_forget(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::command::{apply, Command, LeaseGrant};
+    use crate::state::command::{self, apply, Command, LeaseGrant};
     use apitap_common::shard::ShardDef;
 
     fn shard() -> ShardDef {
@@ -90,7 +90,7 @@ mod tests {
         for name in ["a", "b"] {
             step(
                 &mut st,
-                Command::PutPipeline {
+                Command::PutPipeline(command::PutPipeline {
                     name: name.into(),
                     spec_yaml: String::new(),
                     secrets: Default::default(),
@@ -104,39 +104,39 @@ mod tests {
                     start_run: None,
                     trace: None,
                     now_ms: 0,
-                },
+                }),
             );
         }
         step(
             &mut st,
-            Command::RegisterWorker {
+            Command::RegisterWorker(command::RegisterWorker {
                 id: "w".into(),
                 addr: String::new(),
                 slots: 4,
                 now_ms: 0,
-            },
+            }),
         );
         let mut start = |st: &mut State, pipeline: &str| {
             step(
                 st,
-                Command::StartRun {
+                Command::StartRun(command::StartRun {
                     pipeline: pipeline.into(),
                     shards: vec![shard()],
                     trace: None,
                     now_ms: 0,
-                },
+                }),
             );
             let id = st.next_run_id;
             step(
                 st,
-                Command::GrantLeases {
+                Command::GrantLeases(command::GrantLeases {
                     grants: vec![LeaseGrant {
                         run_id: id,
                         shard: 0,
                         worker: "w".into(),
                         trace: None,
                     }],
-                },
+                }),
             );
             id
         };
@@ -152,7 +152,7 @@ mod tests {
             let fence = st.runs[&id].shards[0].fence;
             step(
                 &mut st,
-                Command::CompleteShard {
+                Command::CompleteShard(command::CompleteShard {
                     run_id: id,
                     shard: 0,
                     fence,
@@ -163,7 +163,8 @@ mod tests {
                     records: 1,
                     watermark: None,
                     now_ms: 0,
-                },
+                    worker: "w".into(),
+                }),
             );
         }
         st
@@ -191,9 +192,9 @@ mod tests {
         let (result, keys) = apply(
             &mut st,
             100,
-            &Command::PruneRuns {
+            &Command::PruneRuns(command::PruneRuns {
                 run_ids: vec![1, 3, 4, 99],
-            },
+            }),
         );
         // 3 is active and 4 is the pipeline's last run: only 1 goes.
         assert_eq!(
@@ -224,12 +225,12 @@ mod tests {
             apply(
                 &mut st,
                 200,
-                &Command::RegisterWorker {
+                &Command::RegisterWorker(command::RegisterWorker {
                     id: id.into(),
                     addr: String::new(),
                     slots: 1,
                     now_ms: 0,
-                },
+                }),
             );
         }
         let t0 = Instant::now();
@@ -247,9 +248,9 @@ mod tests {
         let (_, keys) = apply(
             &mut st,
             201,
-            &Command::ForgetWorkers {
+            &Command::ForgetWorkers(command::ForgetWorkers {
                 ids: vec!["gone".into(), "w".into()],
-            },
+            }),
         );
         assert_eq!(keys, [crate::state::command::Key::Worker("gone".into())]);
         assert!(

@@ -1,5 +1,5 @@
 //! What the coordinator stores: pipelines, runs with their shards, and registered workers.
-//! Lifecycles are explicit enums with named transitions in `command.rs`.
+//! Lifecycles are explicit enums with named transitions in `transition.rs`.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +34,28 @@ pub struct PipelineRecord {
     /// Incremental loads: the first run's watermark; `None` for full loads.
     #[serde(default)]
     pub initial_watermark: Option<String>,
+}
+
+impl PipelineRecord {
+    /// A pipeline before its first `PutPipeline` filled it in.
+    pub fn new(name: &str, now_ms: u64) -> Self {
+        Self {
+            name: name.to_string(),
+            version: 0,
+            spec_yaml: String::new(),
+            secrets: BTreeMap::new(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            every_ms: None,
+            cron: None,
+            max_attempts: 1,
+            last_run_id: None,
+            source_url: String::new(),
+            sink: String::new(),
+            watermarks: BTreeMap::new(),
+            initial_watermark: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

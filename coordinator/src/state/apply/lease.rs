@@ -1,0 +1,215 @@
+//! The lease lifecycle: grants, expiry, release, checkpoints and completion. Every report
+//! from a worker names the worker, and applies only while that worker holds the shard under
+//! that fence: a stale lease, another worker's lease or a forged fence is rejected here,
+//! deterministically, whatever the API layer checked before.
+
+use apitap_proto::limits::{truncate_utf8, MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES};
+use serde::{Deserialize, Serialize};
+
+use super::{done, rejected, shard_mut, Applied};
+use crate::state::command::{CommandResult, Key};
+use crate::state::model::{Run, State};
+
+/// One shard for one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrant {
+    pub run_id: u64,
+    pub shard: u32,
+    pub worker: String,
+    /// The grant span's `traceparent`, handed to the worker with the lease.
+    #[serde(default)]
+    pub trace: Option<String>,
+}
+
+/// Grant pending shards to workers, in one entry per scheduler tick; each lease's fence is
+/// this entry's log index (unique per shard, and growing across its leases).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantLeases {
+    pub grants: Vec<LeaseGrant>,
+}
+
+impl GrantLeases {
+    pub fn apply(&self, state: &mut State, log_index: u64) -> Applied {
+        let mut keys = Vec::new();
+        for g in &self.grants {
+            let Some((run, i)) = shard_mut(state, g.run_id, g.shard) else {
+                continue;
+            };
+            if run.state.is_terminal()
+                || !run.shards[i].grant(&g.worker, log_index, g.trace.clone())
+            {
+                continue;
+            }
+            run.mark_running();
+            keys.push(Key::Shard(g.run_id, i));
+        }
+        let granted = keys.len() as u32;
+        keys.dedup();
+        (
+            CommandResult::Granted {
+                fence: log_index,
+                granted,
+            },
+            keys,
+        )
+    }
+}
+
+/// The holder missed its heartbeats for a TTL (proposed by the leader).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpireLease {
+    pub run_id: u64,
+    pub shard: u32,
+    pub fence: u64,
+}
+
+impl ExpireLease {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, "") else {
+            return rejected("lease is not current");
+        };
+        run.shards[i].release(None);
+        done(vec![Key::Shard(self.run_id, i)])
+    }
+}
+
+/// The holder gave the lease back (drain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseLease {
+    pub run_id: u64,
+    pub shard: u32,
+    pub fence: u64,
+    pub checkpoint: Option<String>,
+    /// The reporting worker (empty only in entries written before reports named it).
+    #[serde(default)]
+    pub worker: String,
+}
+
+impl ReleaseLease {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        if let Some(cp) = &self.checkpoint {
+            if cp.len() > MAX_CHECKPOINT_BYTES {
+                return rejected(checkpoint_too_large(cp.len()));
+            }
+        }
+        let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, &self.worker) else {
+            return rejected(not_held(&self.worker));
+        };
+        run.shards[i].release(self.checkpoint.as_ref());
+        done(vec![Key::Shard(self.run_id, i)])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub run_id: u64,
+    pub shard: u32,
+    pub fence: u64,
+    pub checkpoint: String,
+    pub pages: u64,
+    pub records: u64,
+    /// The reporting worker (empty only in entries written before reports named it).
+    #[serde(default)]
+    pub worker: String,
+}
+
+impl Checkpoint {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        if self.checkpoint.len() > MAX_CHECKPOINT_BYTES {
+            return rejected(checkpoint_too_large(self.checkpoint.len()));
+        }
+        let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, &self.worker) else {
+            return rejected(not_held(&self.worker));
+        };
+        let s = &mut run.shards[i];
+        s.checkpoint = Some(self.checkpoint.clone());
+        s.pages = self.pages;
+        s.records = self.records;
+        done(vec![Key::Shard(self.run_id, i)])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompleteShard {
+    pub run_id: u64,
+    pub shard: u32,
+    pub fence: u64,
+    pub ok: bool,
+    /// False for errors retrying cannot fix (the user's).
+    pub retriable: bool,
+    pub error: Option<String>,
+    pub pages: u64,
+    pub records: u64,
+    /// Incremental loads: the largest cursor value this shard committed.
+    #[serde(default)]
+    pub watermark: Option<String>,
+    pub now_ms: u64,
+    /// The reporting worker (empty only in entries written before reports named it).
+    #[serde(default)]
+    pub worker: String,
+}
+
+impl CompleteShard {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        if let Some(w) = &self.watermark {
+            if w.len() > MAX_CHECKPOINT_BYTES {
+                return rejected(checkpoint_too_large(w.len()));
+            }
+        }
+        let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, &self.worker) else {
+            return rejected(not_held(&self.worker));
+        };
+        let max_attempts = run.max_attempts;
+        let s = &mut run.shards[i];
+        s.pages = self.pages;
+        s.records = self.records;
+        s.error = self
+            .error
+            .as_deref()
+            .map(|e| truncate_utf8(e, MAX_ERROR_BYTES));
+        if self.ok {
+            s.succeed();
+        } else {
+            s.fail(self.retriable, max_attempts, self.now_ms);
+        }
+        let advanced = (self.ok && self.watermark.is_some())
+            .then(|| (run.pipeline.clone(), s.def.key.clone()));
+        run.finish_if_done(self.now_ms);
+        let mut keys = vec![Key::Shard(self.run_id, i)];
+        if let (Some((pipeline, shard_key)), Some(w)) = (advanced, &self.watermark) {
+            if let Some(p) = state.pipelines.get_mut(&pipeline) {
+                p.watermarks.insert(shard_key, w.clone());
+                keys.push(Key::Pipeline(pipeline));
+            }
+        }
+        done(keys)
+    }
+}
+
+/// The shard, if `fence` is its current, live lease held by `worker` (see
+/// `Shard::held_by` for an empty `worker`).
+fn held<'a>(
+    state: &'a mut State,
+    run_id: u64,
+    shard: u32,
+    fence: u64,
+    worker: &str,
+) -> Option<(&'a mut Run, usize)> {
+    let (run, i) = shard_mut(state, run_id, shard)?;
+    (!run.state.is_terminal() && run.shards[i].held_by(worker, fence)).then_some((run, i))
+}
+
+fn not_held(worker: &str) -> String {
+    if worker.is_empty() {
+        "lease is not current".into()
+    } else {
+        format!("lease is not current or not held by worker {worker}")
+    }
+}
+
+fn checkpoint_too_large(len: usize) -> String {
+    format!(
+        "checkpoint of {len} bytes is over the limit of {MAX_CHECKPOINT_BYTES} bytes \
+         (MAX_CHECKPOINT_BYTES); a cursor this large is not a position"
+    )
+}

@@ -1,0 +1,108 @@
+//! Storing and deleting pipelines.
+
+use std::collections::BTreeMap;
+
+use apitap_common::shard::ShardDef;
+use serde::{Deserialize, Serialize};
+
+use super::{rejected, run, Applied};
+use crate::state::command::{CommandResult, Key};
+use crate::state::model::{PipelineRecord, State};
+
+/// Create or update a pipeline; optionally start a run of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutPipeline {
+    pub name: String,
+    pub spec_yaml: String,
+    pub secrets: BTreeMap<String, String>,
+    pub every_ms: Option<u64>,
+    #[serde(default)]
+    pub cron: Option<String>,
+    pub max_attempts: u32,
+    pub source_url: String,
+    pub sink: String,
+    /// Incremental loads: the first run's watermark.
+    #[serde(default)]
+    pub initial_watermark: Option<String>,
+    /// The pipeline's `rate_limit`: (key, requests per second, burst).
+    #[serde(default)]
+    pub rate_limit: Option<(String, f64, u32)>,
+    pub start_run: Option<Vec<ShardDef>>,
+    /// The started run's trace parent (see `Run::trace`).
+    #[serde(default)]
+    pub trace: Option<String>,
+    pub now_ms: u64,
+}
+
+impl PutPipeline {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        let mut keys = vec![Key::Pipeline(self.name.clone())];
+        if let Some((key, rps, burst)) = &self.rate_limit {
+            super::ratelimit::set_limit(state, key, *rps, *burst);
+            keys.push(Key::RateLimit(key.clone()));
+        }
+        let created = !state.pipelines.contains_key(&self.name);
+        let now_ms = self.now_ms;
+        let record = state
+            .pipelines
+            .entry(self.name.clone())
+            .or_insert_with(|| PipelineRecord::new(&self.name, now_ms));
+        if record.spec_yaml != self.spec_yaml || record.secrets != self.secrets {
+            record.version += 1;
+            record.updated_at_ms = now_ms;
+        }
+        record.spec_yaml = self.spec_yaml.clone();
+        record.secrets = self.secrets.clone();
+        record.every_ms = self.every_ms;
+        record.cron = self.cron.clone();
+        record.max_attempts = self.max_attempts;
+        record.source_url = self.source_url.clone();
+        record.sink = self.sink.clone();
+        if record.initial_watermark.is_none() || self.initial_watermark.is_none() {
+            record.watermarks.clear();
+        }
+        record.initial_watermark = self.initial_watermark.clone();
+        let version = record.version;
+        let run_id = self.start_run.as_ref().and_then(|shards| {
+            run::start(state, &self.name, shards, &self.trace, now_ms, &mut keys)
+        });
+        (
+            CommandResult::PipelineStored {
+                version,
+                created,
+                run_id,
+            },
+            keys,
+        )
+    }
+}
+
+/// Delete a pipeline and cancel its active runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletePipeline {
+    pub name: String,
+    pub now_ms: u64,
+}
+
+impl DeletePipeline {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        if state.pipelines.remove(&self.name).is_none() {
+            return rejected(format!("pipeline {} not found", self.name));
+        }
+        let mut keys = vec![Key::Pipeline(self.name.clone())];
+        let mut cancelled = 0;
+        for run in state.runs.values_mut().filter(|r| r.pipeline == self.name) {
+            if !run.state.is_terminal() {
+                run.cancel(self.now_ms);
+                cancelled += 1;
+                keys.push(Key::Run(run.id));
+            }
+        }
+        (
+            CommandResult::PipelineDeleted {
+                runs_cancelled: cancelled,
+            },
+            keys,
+        )
+    }
+}

@@ -1,0 +1,292 @@
+//! Commands applied to a state as the log would apply them, one index at a time.
+
+use std::collections::BTreeMap;
+
+use apitap_common::shard::ShardDef;
+use apitap_proto::limits::{MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES, MAX_RETRY_AFTER_MS};
+
+use crate::state::command::{self, apply, Command, CommandResult, LeaseGrant};
+use crate::state::model::{RunState, ShardState, State};
+
+/// A state machine fed by hand: each step is the next log index.
+struct Log {
+    state: State,
+    index: u64,
+}
+
+impl Log {
+    fn new() -> Self {
+        Self {
+            state: State::default(),
+            index: 0,
+        }
+    }
+
+    fn step(&mut self, cmd: Command) -> CommandResult {
+        self.index += 1;
+        apply(&mut self.state, self.index, &cmd).0
+    }
+
+    fn pipeline(&mut self, name: &str, secret: &str, shards: u32, max_attempts: u32) -> u64 {
+        let defs = (0..shards)
+            .map(|i| ShardDef {
+                index: i,
+                key: format!("k{i}"),
+                vars: BTreeMap::new(),
+            })
+            .collect();
+        let r = self.step(Command::PutPipeline(command::PutPipeline {
+            name: name.into(),
+            spec_yaml: format!("spec of {name}"),
+            secrets: BTreeMap::from([("TOKEN".into(), secret.into())]),
+            every_ms: None,
+            cron: None,
+            max_attempts,
+            source_url: String::new(),
+            sink: String::new(),
+            initial_watermark: None,
+            rate_limit: Some(("api".into(), 10.0, 5)),
+            start_run: Some(defs),
+            trace: None,
+            now_ms: 1,
+        }));
+        match r {
+            CommandResult::PipelineStored {
+                run_id: Some(id), ..
+            } => id,
+            other => panic!("not stored: {other:?}"),
+        }
+    }
+
+    fn grant(&mut self, run_id: u64, shard: u32, worker: &str) -> u64 {
+        let r = self.step(Command::GrantLeases(command::GrantLeases {
+            grants: vec![LeaseGrant {
+                run_id,
+                shard,
+                worker: worker.into(),
+                trace: None,
+            }],
+        }));
+        assert!(
+            matches!(r, CommandResult::Granted { granted: 1, .. }),
+            "{r:?}"
+        );
+        self.index
+    }
+
+    fn complete(&mut self, run_id: u64, fence: u64, worker: &str, ok: bool) -> CommandResult {
+        self.step(Command::CompleteShard(command::CompleteShard {
+            run_id,
+            shard: 0,
+            fence,
+            ok,
+            retriable: true,
+            error: (!ok).then(|| "boom".into()),
+            pages: 1,
+            records: 10,
+            watermark: None,
+            now_ms: 5,
+            worker: worker.into(),
+        }))
+    }
+}
+
+fn rejected(r: &CommandResult) -> &str {
+    match r {
+        CommandResult::Rejected { reason } => reason,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn only_the_holder_may_report_on_a_shard() {
+    let mut log = Log::new();
+    let run = log.pipeline("p", "s", 1, 3);
+    let fence = log.grant(run, 0, "a");
+
+    let forged_checkpoint = log.step(Command::Checkpoint(command::Checkpoint {
+        run_id: run,
+        shard: 0,
+        fence,
+        checkpoint: "{\"forged\":true}".into(),
+        pages: 99,
+        records: 99,
+        worker: "b".into(),
+    }));
+    assert!(rejected(&forged_checkpoint).contains("not held by worker b"));
+    let forged_release = log.step(Command::ReleaseLease(command::ReleaseLease {
+        run_id: run,
+        shard: 0,
+        fence,
+        checkpoint: None,
+        worker: "b".into(),
+    }));
+    rejected(&forged_release);
+    rejected(&log.complete(run, fence, "b", true));
+
+    let shard = &log.state.runs[&run].shards[0];
+    assert_eq!(shard.state, ShardState::Leased);
+    assert_eq!(shard.worker.as_deref(), Some("a"));
+    assert_eq!(shard.checkpoint, None);
+
+    assert_eq!(log.complete(run, fence, "a", true), CommandResult::Done);
+    assert_eq!(log.state.runs[&run].state, RunState::Succeeded);
+}
+
+#[test]
+fn a_stale_fence_is_rejected_even_from_the_right_worker() {
+    let mut log = Log::new();
+    let run = log.pipeline("p", "s", 1, 3);
+    let first = log.grant(run, 0, "a");
+    let expired = log.step(Command::ExpireLease(command::ExpireLease {
+        run_id: run,
+        shard: 0,
+        fence: first,
+    }));
+    assert_eq!(expired, CommandResult::Done);
+    let second = log.grant(run, 0, "a");
+    assert!(second > first);
+    rejected(&log.complete(run, first, "a", true));
+    assert_eq!(log.complete(run, second, "a", true), CommandResult::Done);
+}
+
+#[test]
+fn failures_retry_until_the_attempts_run_out_then_the_run_fails() {
+    let mut log = Log::new();
+    let run = log.pipeline("p", "s", 1, 2);
+    let f1 = log.grant(run, 0, "a");
+    log.complete(run, f1, "a", false);
+    let shard = &log.state.runs[&run].shards[0];
+    assert_eq!(shard.state, ShardState::Pending);
+    assert!(shard.not_before_ms > 5, "a back-off before the next grant");
+    let f2 = log.grant(run, 0, "a");
+    log.complete(run, f2, "a", false);
+    let r = &log.state.runs[&run];
+    assert_eq!(r.shards[0].state, ShardState::Failed);
+    assert_eq!(r.state, RunState::Failed);
+    assert!(r.error.as_deref().unwrap().contains("boom"));
+
+    // Retry puts the failed shard back with a fresh budget; a second retry is refused
+    // while the run is active.
+    let retry = || {
+        Command::RetryRun(command::RetryRun {
+            run_id: run,
+            now_ms: 9,
+        })
+    };
+    assert_eq!(log.step(retry()), CommandResult::Done);
+    assert_eq!(log.state.runs[&run].state, RunState::Pending);
+    assert!(rejected(&log.step(retry())).contains("still pending"));
+}
+
+#[test]
+fn a_cancelled_run_takes_no_more_reports() {
+    let mut log = Log::new();
+    let run = log.pipeline("p", "s", 2, 1);
+    let fence = log.grant(run, 0, "a");
+    let r = log.step(Command::CancelRun(command::CancelRun {
+        run_id: run,
+        now_ms: 3,
+    }));
+    assert_eq!(r, CommandResult::Done);
+    rejected(&log.complete(run, fence, "a", true));
+    let st = &log.state.runs[&run];
+    assert_eq!(st.state, RunState::Cancelled);
+    assert!(st.shards.iter().all(|s| s.state == ShardState::Cancelled));
+}
+
+#[test]
+fn oversized_reports_are_bounded() {
+    let mut log = Log::new();
+    let run = log.pipeline("p", "s", 1, 1);
+    let fence = log.grant(run, 0, "a");
+    let big = log.step(Command::Checkpoint(command::Checkpoint {
+        run_id: run,
+        shard: 0,
+        fence,
+        checkpoint: "x".repeat(MAX_CHECKPOINT_BYTES + 1),
+        pages: 1,
+        records: 1,
+        worker: "a".into(),
+    }));
+    assert!(rejected(&big).contains("MAX_CHECKPOINT_BYTES"));
+    let r = log.step(Command::CompleteShard(command::CompleteShard {
+        run_id: run,
+        shard: 0,
+        fence,
+        ok: false,
+        retriable: false,
+        error: Some("e".repeat(10 * MAX_ERROR_BYTES)),
+        pages: 0,
+        records: 0,
+        watermark: None,
+        now_ms: 5,
+        worker: "a".into(),
+    }));
+    assert_eq!(r, CommandResult::Done);
+    let error = log.state.runs[&run].shards[0].error.clone().unwrap();
+    assert!(error.len() <= MAX_ERROR_BYTES, "{} bytes", error.len());
+}
+
+#[test]
+fn a_back_off_is_clamped_to_the_maximum_and_only_extends() {
+    let mut log = Log::new();
+    log.pipeline("p", "s", 1, 1);
+    let ten_years = 10 * 365 * 86_400_000;
+    let now = 1_000_000;
+    let backoff = |until_ms| {
+        Command::Backoff(command::Backoff {
+            key: "api".into(),
+            until_ms,
+            now_ms: now,
+        })
+    };
+    assert_eq!(log.step(backoff(now + ten_years)), CommandResult::Done);
+    assert_eq!(
+        log.state.rate_limits["api"].backoff_until_ms,
+        now + MAX_RETRY_AFTER_MS
+    );
+    log.step(backoff(now + 5));
+    assert_eq!(
+        log.state.rate_limits["api"].backoff_until_ms,
+        now + MAX_RETRY_AFTER_MS,
+        "a shorter back-off does not shorten a longer one"
+    );
+    assert_eq!(log.step(backoff(u64::MAX)), CommandResult::Done);
+}
+
+#[test]
+fn a_worker_has_between_one_and_the_maximum_slots() {
+    let mut log = Log::new();
+    let register = |slots| {
+        Command::RegisterWorker(command::RegisterWorker {
+            id: "w".into(),
+            addr: String::new(),
+            slots,
+            now_ms: 0,
+        })
+    };
+    assert!(rejected(&log.step(register(u32::MAX))).contains("MAX_WORKER_SLOTS"));
+    rejected(&log.step(register(0)));
+    assert!(log.state.workers.is_empty());
+    assert_eq!(log.step(register(8)), CommandResult::Done);
+    assert_eq!(log.state.workers["w"].slots, 8);
+}
+
+#[test]
+fn commands_read_back_from_the_log_format_of_earlier_versions() {
+    // Struct variants of earlier versions, as JSON in existing logs and snapshots: the
+    // newtype payloads must read them, with a missing worker as "unchecked".
+    let old = r#"{"Checkpoint":{"run_id":1,"shard":0,"fence":7,"checkpoint":"{}","pages":1,"records":2}}"#;
+    let cmd: Command = serde_json::from_str(old).unwrap();
+    let Command::Checkpoint(c) = &cmd else {
+        panic!("{cmd:?}")
+    };
+    assert_eq!((c.fence, c.worker.as_str()), (7, ""));
+    let back = serde_json::to_string(&Command::CancelRun(command::CancelRun {
+        run_id: 3,
+        now_ms: 4,
+    }))
+    .unwrap();
+    assert_eq!(back, r#"{"CancelRun":{"run_id":3,"now_ms":4}}"#);
+}
