@@ -280,14 +280,19 @@ impl Agent {
         }
     }
 
-    /// Parses the lease's spec and substitutes its secrets (the values sent with the
-    /// submit; the worker's own environment only fills names the lease does not carry).
+    /// Parses the lease's spec and substitutes its secrets: only the values sent with the
+    /// lease, never the worker's own environment, whose credentials must not reach a URL a
+    /// pipeline names.
     fn lease_work(&self, lease: Lease) -> Result<LeaseWork, String> {
         let pipeline =
             spec::load(&lease.pipeline, &lease.spec_yaml, None).map_err(|e| e.to_string())?;
-        let mut env: BTreeMap<String, String> = std::env::vars().collect();
-        env.extend(lease.secrets);
-        let pipeline = spec::secrets::resolve(&pipeline, &env)?;
+        let secrets: BTreeMap<String, String> = lease.secrets.into_iter().collect();
+        let pipeline = spec::secrets::resolve(&pipeline, &secrets).map_err(|e| {
+            format!(
+                "{e} (secrets come only with the lease, for the pipeline version the run \
+                 started with; if the pipeline was changed since, start a new run)"
+            )
+        })?;
         Ok(LeaseWork {
             run_id: lease.run_id,
             shard: lease.shard,

@@ -24,8 +24,9 @@ pub struct Config {
     /// Stable id of this worker (default: hostname and process id).
     #[arg(long, env = "APITAP_WORKER_ID")]
     pub id: Option<String>,
-    /// How many shards this worker runs at once.
-    #[arg(long, env = "APITAP_WORKER_SLOTS", default_value_t = 4)]
+    /// How many shards this worker runs at once (1 to MAX_WORKER_SLOTS, 1024).
+    #[arg(long, env = "APITAP_WORKER_SLOTS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=apitap_proto::limits::MAX_WORKER_SLOTS as i64))]
     pub slots: u32,
     /// Admin HTTP listen address: /health/live, /health/ready, /metrics. Port 0 picks a free port.
     #[arg(long, env = "APITAP_ADMIN_ADDR", default_value = "127.0.0.1:7402")]

@@ -276,11 +276,23 @@ impl BudgetHandle {
         }
     }
 
-    /// An upstream 429 asked everyone to wait `retry_after`.
+    /// An upstream 429 asked everyone to wait `retry_after`, clamped to
+    /// `MAX_RETRY_AFTER_MS` (an upstream cannot stop a key for years; the coordinator
+    /// clamps again).
     pub fn backoff(&self, key: &str, retry_after: Duration) {
+        let max = apitap_proto::limits::MAX_RETRY_AFTER_MS;
+        let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+        if ms > max {
+            tracing::warn!(
+                key,
+                retry_after_ms = ms,
+                max_ms = max,
+                "retry-after clamped to MAX_RETRY_AFTER_MS"
+            );
+        }
         self.addr.do_send(Backoff {
             key: key.to_string(),
-            until_ms: apitap_common::time::now_ms() + retry_after.as_millis() as u64,
+            until_ms: apitap_common::time::now_ms().saturating_add(ms.min(max)),
             report: true,
         });
     }
