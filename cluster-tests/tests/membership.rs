@@ -1,6 +1,7 @@
 //! `apitapctl cluster add` as bootstrap scripts use it: adding a member again is a no-op that
 //! says so, the same id at another address is a clear error, and two adds sent back to back
-//! while an earlier change cannot commit yet both wait for it and succeed. No openraft
+//! while an earlier change cannot commit yet both wait for it and succeed (a short `--wait`
+//! gives up and says why). No openraft
 //! `Debug` output reaches the user.
 
 use std::collections::BTreeSet;
@@ -119,6 +120,15 @@ async fn cluster_add_is_idempotent_and_waits_for_an_earlier_change() -> anyhow::
             (s["last_log_index"].as_u64()? > before).then_some(())
         },
     )?;
+    // With a short --wait it gives up, and says why and what to do.
+    let gave_up = ctl_at(&leader)?
+        .args(["cluster", "add", "5", &addr(5), "--wait", "1s"])
+        .output()?;
+    let said = text(&gave_up);
+    assert!(!gave_up.status.success(), "{said}");
+    assert!(said.contains("did not commit within 1s"), "{said}");
+    assert!(said.contains("cluster status"), "{said}");
+    assert_plain(&said);
     let second = spawn_add(&leader, 5, &addr(5), &dir)?;
     wait::until(
         "the second add to wait for the first change",

@@ -19,9 +19,8 @@ pub enum Error {
     /// A membership change was asked for while an earlier one is not committed yet
     /// (openraft's `InProgress`): Raft changes membership one step at a time.
     #[error(
-        "an earlier membership change (log index {pending}) is not committed yet; membership \
-         changes go one at a time, so try again once it is (`apitapctl cluster add|remove` \
-         wait for it on their own)"
+        "an earlier membership change (log index {pending}) is not committed yet, and Raft \
+         changes membership one step at a time"
     )]
     MembershipBusy { pending: u64 },
     /// A membership change that contradicts the membership as it is, e.g. a node id that is

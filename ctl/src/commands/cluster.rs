@@ -164,9 +164,9 @@ where
             Err(e) if e.code() == Code::Aborted => {
                 if Instant::now() >= deadline {
                     anyhow::bail!(
-                        "{}\nit did not commit within {} (--wait): Raft commits a membership change once a \
-                         majority of the nodes it involves has it, so some of them are probably down or \
-                         unreachable. Check `apitapctl cluster status` (the REACHABLE column), start the \
+                        "{}; it did not commit within {} (--wait). A change commits once a majority of \
+                         the nodes it involves has it, so some of them are probably down or \
+                         unreachable: check `apitapctl cluster status` (the REACHABLE column), start the \
                          nodes that are down, then run this again",
                         e.message(),
                         humantime::format_duration(wait)
