@@ -155,14 +155,31 @@ pub enum ClusterWhat {
     Status,
     /// Make the contacted node the first member of a new cluster.
     Init,
-    /// Add a coordinator node (learner first, then voter).
+    /// Add a coordinator node (learner first, then voter). A node that already is a member
+    /// at the same address is left as it is (exit 0), so running it again is safe.
     Add {
         node_id: u64,
         addr: String,
         /// Keep it a learner.
         #[arg(long)]
         learner: bool,
+        /// While an earlier membership change is still being committed, wait this long for
+        /// it before giving up.
+        #[arg(long, default_value = DEFAULT_MEMBERSHIP_WAIT, value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
     },
-    /// Remove a coordinator node from the voters.
-    Remove { node_id: u64 },
+    /// Remove a coordinator node (a voter or a learner). A node that is not a member is
+    /// reported as such (exit 0).
+    Remove {
+        node_id: u64,
+        /// While an earlier membership change is still being committed, wait this long for
+        /// it before giving up.
+        #[arg(long, default_value = DEFAULT_MEMBERSHIP_WAIT, value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+    },
 }
+
+/// How long `cluster add|remove` wait for an earlier membership change to commit (`--wait`).
+/// Raft changes membership one step at a time; a step commits within a few heartbeats while
+/// a quorum of the nodes it involves is up.
+pub const DEFAULT_MEMBERSHIP_WAIT: &str = "60s";

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use apitap_chaos::demo::{self, DemoOptions};
-use apitap_chaos::testbed::{TempPostgres, TestCluster};
+use apitap_chaos::playground::{self, UpOptions};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -53,9 +53,14 @@ enum Cmd {
         /// `postgres`, `logs`.
         #[arg(long)]
         json: bool,
-        /// Folder for logs and data.
+        /// Folder for logs and data; emptied first unless --keep is given (a folder that
+        /// apitap-chaos did not write is refused).
         #[arg(long, default_value = "out/up")]
         out: PathBuf,
+        /// Start the playground that --out holds again, on its coordinators' data and at
+        /// their addresses, instead of a fresh one (PostgreSQL and the mock API are new).
+        #[arg(long)]
+        keep: bool,
     },
     /// Run a chaos drill: a built-in one (kill-leader, kill-workers, zombie-worker,
     /// flaky-upstream, partition-leader, mixed, rate-limit) or a YAML scenario file (docs/chaos.md).
@@ -308,81 +313,26 @@ async fn main() -> anyhow::Result<()> {
             records,
             json,
             out,
+            keep,
         } => {
-            let pg = tokio::task::block_in_place(TempPostgres::start)
-                .map_err(|e| anyhow::anyhow!("cannot start PostgreSQL: {e:#}"))?;
-            let cluster = TestCluster::builder()
-                .coordinators(coordinators)
-                .workers(workers)
-                .records(records)
-                .out_dir(&out)
-                .secret("WAREHOUSE_URL", &pg.url())
-                .start()
-                .await?;
-            let info = playground_info(&cluster, &pg);
+            let opts = UpOptions {
+                coordinators,
+                workers,
+                records,
+                out,
+                keep,
+            };
+            let playground = playground::start(&opts).await?;
             if json {
-                println!("{info}");
+                println!("{}", playground.info());
             } else {
-                print!("{}", playground_text(&info));
-                println!("try: APITAP_COORDINATOR={} MOCK_API_URL={} WAREHOUSE_URL={} apitapctl submit examples/pipelines/demo.yaml --watch", cluster.coordinator_addrs().join(","), cluster.mock.url(), pg.url());
-                println!("Ctrl-C stops everything");
+                print!("{}", playground.text());
             }
             tokio::signal::ctrl_c().await?;
-            drop(cluster);
-            drop(pg);
+            drop(playground);
             Ok(())
         }
     }
-}
-
-/// An admin address as an HTTP URL.
-fn http(addr: &Option<String>) -> serde_json::Value {
-    match addr {
-        Some(a) => format!("http://{a}").into(),
-        None => serde_json::Value::Null,
-    }
-}
-
-/// Every address of the playground, as `up --json` prints it.
-fn playground_info(cluster: &TestCluster, pg: &TempPostgres) -> serde_json::Value {
-    let coordinators: Vec<serde_json::Value> = cluster
-        .coordinators
-        .iter()
-        .map(|c| serde_json::json!({"id": c.id, "grpc": c.addr, "admin": http(&c.admin)}))
-        .collect();
-    let workers: Vec<serde_json::Value> = cluster
-        .workers
-        .iter()
-        .map(|w| serde_json::json!({"id": w.id, "admin": http(&w.admin)}))
-        .collect();
-    serde_json::json!({
-        "coordinators": coordinators,
-        "workers": workers,
-        "mock_api": cluster.mock.url(),
-        "postgres": pg.url(),
-        "logs": cluster.logs(),
-    })
-}
-
-/// The same addresses as a readable list.
-fn playground_text(info: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
-    let mut out = String::new();
-    for c in info["coordinators"].as_array().into_iter().flatten() {
-        out += &format!(
-            "coordinator-{}: gRPC {}  admin {}\n",
-            c["id"],
-            s(&c["grpc"]),
-            s(&c["admin"])
-        );
-    }
-    for w in info["workers"].as_array().into_iter().flatten() {
-        out += &format!("{}: admin {}\n", s(&w["id"]), s(&w["admin"]));
-    }
-    out += &format!("mock API:   {}\n", s(&info["mock_api"]));
-    out += &format!("PostgreSQL: {}\n", s(&info["postgres"]));
-    out += &format!("logs:       {}\n", s(&info["logs"]));
-    out
 }
 
 async fn drill(

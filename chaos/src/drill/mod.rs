@@ -26,13 +26,10 @@ use std::time::{Duration, Instant};
 use crate::bench_raft::summary;
 use crate::mock_api::{Fault, FaultSpec};
 use crate::proxy::PeerProxies;
-use crate::testbed::{free_port, wait, TempPostgres, TestCluster};
+use crate::testbed::{free_port, out_dir, wait, TempPostgres, TestCluster};
 
 pub use report::Report;
 pub use scenario::{FaultEntry, FaultKind, Scenario, Workload};
-
-/// Marks a folder as a drill's, so that a later drill may empty it.
-const MARKER: &str = ".apitap-drill";
 
 /// How long after the runs ended the drill still waits before checking, so that a zombie's
 /// last commit attempt lands in the data and the logs.
@@ -69,23 +66,9 @@ pub fn load(name_or_file: &str) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
+/// The drill's folder, emptied ([`out_dir::fresh`]).
 fn prepare_out(dir: &Path) -> anyhow::Result<PathBuf> {
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir)?.next().is_none();
-        if !empty && !dir.join(MARKER).exists() {
-            anyhow::bail!(
-                "{} exists and was not written by a drill; choose another --out",
-                dir.display()
-            );
-        }
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(
-        dir.join(MARKER),
-        "written by apitap-chaos drill; emptied by the next one\n",
-    )?;
-    Ok(std::fs::canonicalize(dir)?)
+    out_dir::fresh(dir, "drill")
 }
 
 /// Runs the drill. `Err` means the drill could not run (a setup failure); a drill that ran

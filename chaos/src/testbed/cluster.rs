@@ -166,10 +166,15 @@ impl ClusterBuilder {
             }
         }
         cluster.wait_for_leader(Duration::from_secs(30))?;
+        // A cluster started again on its folder (`apitap-chaos up --keep`) has its members
+        // already: only the missing ones are added.
+        let voters = cluster.voters()?;
         for i in 1..self.coordinators {
             let node = &cluster.coordinators[i];
             let (id, addr) = (node.id, node.advertise.clone().unwrap_or(node.addr.clone()));
-            cluster.ctl_ok(&["cluster", "add", &id.to_string(), &addr])?;
+            if voters.get(&id) != Some(&addr) {
+                cluster.ctl_ok(&["cluster", "add", &id.to_string(), &addr])?;
+            }
         }
         for i in 0..self.workers {
             cluster.workers.push(WorkerNode {
@@ -367,6 +372,18 @@ impl TestCluster {
 
     pub fn cluster_status(&self) -> anyhow::Result<serde_json::Value> {
         self.ctl_json(&["--timeout", "2s", "cluster", "status"])
+    }
+
+    /// The voters (id → address) in the membership, as a coordinator knows it.
+    pub fn voters(&self) -> anyhow::Result<std::collections::BTreeMap<u64, String>> {
+        let s = self.cluster_status()?;
+        Ok(s["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["voter"] == true)
+            .filter_map(|m| Some((m["node_id"].as_u64()?, m["addr"].as_str()?.to_string())))
+            .collect())
     }
 
     pub fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {

@@ -6,6 +6,7 @@
 //! - [`postgres`]: a throwaway PostgreSQL server (`TempPostgres`).
 //! - [`certs`]: a throwaway CA and certificates for a TLS cluster.
 //! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
+//! - [`out_dir`]: output folders of drills and `up`: emptied first, foreign ones refused.
 //! - [`grpc`]: one node's own status, and submits through the leader.
 //! - [`wait`]: waiting on conditions with deadlines.
 
@@ -13,6 +14,7 @@ pub mod bins;
 pub mod certs;
 pub mod cluster;
 pub mod grpc;
+pub mod out_dir;
 pub mod postgres;
 pub mod process;
 pub mod wait;

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use apitap_common::{spec, trace_context};
 use apitap_proto::v1::control_service_server::ControlService;
 use apitap_proto::v1::*;
-use openraft::BasicNode;
 use tonic::{Request, Response, Status};
 
 use super::convert::{pipeline_info, run_info};
-use super::{linearizable, propose, propose_traced};
+use super::{linearizable, membership, propose, propose_traced};
 use crate::error::Error;
 use crate::node::Node;
 use crate::spans::{self, Trigger};
@@ -87,6 +86,13 @@ impl ControlApi {
                 }
             })
             .collect())
+    }
+
+    /// The status after a membership change, with what the change did.
+    async fn changed(&self, change: String) -> Reply<ClusterStatusResponse> {
+        let mut status = self.status().await?;
+        status.change = change;
+        Ok(Response::new(status))
     }
 
     async fn status(&self) -> Result<ClusterStatusResponse, Status> {
@@ -169,6 +175,7 @@ impl ControlApi {
             state_digest: digest,
             snapshots_installed,
             pipelines,
+            change: String::new(),
         })
     }
 }
@@ -411,52 +418,15 @@ impl ControlService for ControlApi {
     }
 
     async fn cluster_init(&self, _: Request<ClusterInitRequest>) -> Reply<ClusterStatusResponse> {
-        let raft = &self.node.raft;
-        if raft
-            .is_initialized()
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-        {
-            return Err(Status::already_exists("the cluster is already initialized"));
-        }
-        let members = BTreeMap::from([(
-            self.node.id,
-            BasicNode {
-                addr: self.node.addr.clone(),
-            },
-        )]);
-        raft.initialize(members)
-            .await
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        Ok(Response::new(self.status().await?))
+        let change = membership::init(&self.node).await?;
+        self.changed(change.to_string()).await
     }
 
     async fn cluster_add(&self, req: Request<ClusterAddRequest>) -> Reply<ClusterStatusResponse> {
         let req = req.into_inner();
-        if !self.node.is_leader() {
-            return Err(Error::NotLeader {
-                leader_addr: self.node.leader_addr(),
-            }
-            .into());
-        }
-        let raft = &self.node.raft;
-        raft.add_learner(req.node_id, BasicNode { addr: req.addr }, true)
+        let change = membership::add(&self.node, req.node_id, &req.addr, req.learner_only).await?;
+        self.changed(format!("node {} at {}: {change}", req.node_id, req.addr))
             .await
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        if !req.learner_only {
-            let mut voters: BTreeSet<u64> = raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .collect();
-            voters.insert(req.node_id);
-            raft.change_membership(voters, false)
-                .await
-                .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        }
-        Ok(Response::new(self.status().await?))
     }
 
     async fn cluster_remove(
@@ -464,26 +434,7 @@ impl ControlService for ControlApi {
         req: Request<ClusterRemoveRequest>,
     ) -> Reply<ClusterStatusResponse> {
         let id = req.into_inner().node_id;
-        if !self.node.is_leader() {
-            return Err(Error::NotLeader {
-                leader_addr: self.node.leader_addr(),
-            }
-            .into());
-        }
-        let raft = &self.node.raft;
-        let mut voters: BTreeSet<u64> = raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
-        if !voters.remove(&id) {
-            return Err(Status::not_found(format!("node {id} is not a voter")));
-        }
-        raft.change_membership(voters, false)
-            .await
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        Ok(Response::new(self.status().await?))
+        let change = membership::remove(&self.node, id).await?;
+        self.changed(format!("node {id}: {change}")).await
     }
 }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod control;
 mod convert;
+pub mod membership;
 pub mod raft;
 pub mod worker;
 
@@ -35,7 +36,8 @@ pub async fn propose_traced(
     Ok(result)
 }
 
-fn map_write_error(
+/// openraft's write errors in the coordinator's words ([`Error`] maps them to statuses).
+pub fn map_write_error(
     node: &Arc<Node>,
     e: openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, openraft::BasicNode>>,
 ) -> Error {
@@ -44,7 +46,8 @@ fn map_write_error(
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader {
             leader_addr: f.leader_node.map(|n| n.addr).or_else(|| node.leader_addr()),
         },
-        other => Error::Raft(other.to_string()),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => e.into(),
+        RaftError::Fatal(f) => Error::Raft(f.to_string()),
     }
 }
 

@@ -5,6 +5,14 @@ use apitap_proto::v1::{
     ClusterStatusResponse,
 };
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use apitap_common::retry::Backoff;
+use apitap_proto::v1::control_service_client::ControlServiceClient;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
 use crate::cli::Format;
 use crate::client::Client;
 use crate::output::{self, table};
@@ -12,6 +20,10 @@ use crate::output::{self, table};
 fn print_status(s: &ClusterStatusResponse, format: Format) {
     if output::structured(format, s) {
         return;
+    }
+    if !s.change.is_empty() {
+        outln!("{}", s.change);
+        outln!();
     }
     outln!("Node:      {} ({})", s.node_id, s.role);
     outln!(
@@ -101,28 +113,75 @@ pub async fn add(
     node_id: u64,
     addr: String,
     learner: bool,
+    wait: Duration,
 ) -> anyhow::Result<i32> {
-    let s = client
-        .call(|mut c| {
-            let addr = addr.clone();
-            async move {
-                c.cluster_add(ClusterAddRequest {
-                    node_id,
-                    addr,
-                    learner_only: learner,
-                })
-                .await
-            }
-        })
-        .await?;
+    let s = one_at_a_time(client, wait, |mut c| {
+        let addr = addr.clone();
+        async move {
+            c.cluster_add(ClusterAddRequest {
+                node_id,
+                addr,
+                learner_only: learner,
+            })
+            .await
+        }
+    })
+    .await?;
     print_status(&s, format);
     Ok(0)
 }
 
-pub async fn remove(client: &mut Client, format: Format, node_id: u64) -> anyhow::Result<i32> {
-    let s = client
-        .call(|mut c| async move { c.cluster_remove(ClusterRemoveRequest { node_id }).await })
-        .await?;
+pub async fn remove(
+    client: &mut Client,
+    format: Format,
+    node_id: u64,
+    wait: Duration,
+) -> anyhow::Result<i32> {
+    let s = one_at_a_time(client, wait, |mut c| async move {
+        c.cluster_remove(ClusterRemoveRequest { node_id }).await
+    })
+    .await?;
     print_status(&s, format);
     Ok(0)
+}
+
+/// Runs a membership change; while the coordinator answers that an earlier one is not
+/// committed yet (ABORTED), waits and asks again, for at most `wait`.
+async fn one_at_a_time<F, Fut>(
+    client: &mut Client,
+    wait: Duration,
+    mut f: F,
+) -> anyhow::Result<ClusterStatusResponse>
+where
+    F: FnMut(ControlServiceClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<ClusterStatusResponse>, Status>>,
+{
+    let deadline = Instant::now() + wait;
+    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut attempt = 0;
+    loop {
+        match client.call(&mut f).await {
+            Err(e) if e.code() == Code::Aborted => {
+                if Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "{}; it did not commit within {} (--wait). A change commits once a majority of \
+                         the nodes it involves has it, so some of them are probably down or \
+                         unreachable: check `apitapctl cluster status` (the REACHABLE column), start the \
+                         nodes that are down, then run this again",
+                        e.message(),
+                        humantime::format_duration(wait)
+                    );
+                }
+                if attempt == 0 {
+                    eprintln!(
+                        "waiting up to {} for an earlier membership change to commit",
+                        humantime::format_duration(wait)
+                    );
+                }
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            other => return Ok(other?),
+        }
+    }
 }

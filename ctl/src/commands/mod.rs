@@ -61,8 +61,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 node_id,
                 addr,
                 learner,
-            } => cluster::add(&mut client, format, node_id, addr, learner).await,
-            ClusterWhat::Remove { node_id } => cluster::remove(&mut client, format, node_id).await,
+                wait,
+            } => cluster::add(&mut client, format, node_id, addr, learner, wait).await,
+            ClusterWhat::Remove { node_id, wait } => {
+                cluster::remove(&mut client, format, node_id, wait).await
+            }
         },
     }
 }
