@@ -33,3 +33,6 @@ pub mod telemetry;
 pub mod time;
 pub mod timestamp;
 pub mod trace_context;
+
+#[cfg(test)]
+mod proptests;

@@ -18,6 +18,8 @@ mod validate;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use parse::{check_document_size, load, load_with, SpecError, SpecErrors};
