@@ -24,6 +24,10 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// every node it repeats when deserialized.
 pub const MAX_YAML_NODES: usize = 50_000;
 
+// serde_yaml itself refuses a document whose aliases replay more than 100 events per
+// event of the text; deeply nested alias bombs reach that before MAX_YAML_NODES, and the
+// loader reports it as the fixed limit `yaml_alias_repetitions`.
+
 /// Deepest nesting of mappings and sequences. The deepest key of a valid spec sits at
 /// depth 6 (`spec.source.http.auth.basic.username`).
 pub const MAX_NESTING_DEPTH: usize = 32;
