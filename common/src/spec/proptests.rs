@@ -90,8 +90,9 @@ fn check(text: &str, result: &Result<Pipeline, SpecErrors>) -> Result<(), TestCa
         }
         Err(errors) => {
             prop_assert!(!errors.0.is_empty());
-            // YAML breaks lines at \n, \r\n and a lone \r.
-            let lines = text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 1;
+            // YAML breaks lines at \n, \r\n and a lone \r; an error at the end of a text
+            // without a final line break points at the line after the last one.
+            let lines = text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 2;
             for e in &errors.0 {
                 prop_assert_eq!(&e.file, "f.yaml");
                 prop_assert!(!e.message.is_empty());
