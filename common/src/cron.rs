@@ -99,6 +99,20 @@ impl Cron {
         }
     }
 
+    /// Whether the schedule fires on any date. Hours and minutes always allow something,
+    /// so only the day of month can rule out every date (`0 0 30 2 *`, or day 31 in months
+    /// of 30 days), and only while the day of week is unrestricted (with both restricted a
+    /// day matching either fires, and every month has every weekday). Exact and needs no
+    /// clock, unlike searching ahead with [`Cron::next_after`].
+    pub fn ever_fires(&self) -> bool {
+        if !self.days_restricted || self.weekdays_restricted {
+            return true;
+        }
+        (1..=12usize)
+            .filter(|m| self.months[*m])
+            .any(|m| (1..=max_day(m)).any(|d| self.days[d]))
+    }
+
     /// The first fire time strictly after `after` (Unix seconds), within five years.
     pub fn next_after(&self, after: i64) -> Option<i64> {
         let start_minute = after.div_euclid(60) + 1;
@@ -118,6 +132,15 @@ impl Cron {
             }
         }
         None
+    }
+}
+
+/// The last day `month` has in any year (29 for February: leap years have it).
+fn max_day(month: usize) -> usize {
+    match month {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -176,5 +199,27 @@ mod tests {
         ] {
             assert!(Cron::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ever_fires_agrees_with_searching_ahead() {
+        let from = parse("2026-01-01T00:00:00Z").unwrap();
+        let mut never = 0;
+        for dom in ["*", "1", "28", "29", "30", "31", "30,31", "29-31"] {
+            for month in ["*", "2", "4", "2,4", "1-3", "*/2"] {
+                for dow in ["*", "1"] {
+                    let expr = format!("0 0 {dom} {month} {dow}");
+                    let cron = Cron::parse(&expr).unwrap();
+                    let found = cron.next_after(from).is_some();
+                    assert_eq!(cron.ever_fires(), found, "{expr}");
+                    never += usize::from(!found);
+                }
+            }
+        }
+        // With day of week `*`: 30 2, 31 2, 31 4, 31 2,4 and 30,31 2.
+        assert_eq!(never, 5);
+        assert!(!Cron::parse("0 0 30 2 *").unwrap().ever_fires());
+        assert!(!Cron::parse("0 0 31 4,6,9,11 *").unwrap().ever_fires());
+        assert!(Cron::parse("0 0 31 2,3 *").unwrap().ever_fires());
     }
 }

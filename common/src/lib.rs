@@ -2,6 +2,7 @@
 //!
 //! - [`spec`]: the pipeline YAML → validated types, `${ENV}` secrets, `{{ template }}` variables,
 //!   errors that carry file, line and column.
+//! - [`limits`]: every limit on a spec (size, aliases, nesting, shards, lengths), in one place.
 //! - [`jsonpath`]: the small JSON path subset used to find records, cursors and flags.
 //! - [`shard`]: expanding `spec.shards` into the shards of a run (a pure function).
 //! - [`checkpoint`]: the resume position of a shard, shared by coordinator and worker.
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod cron;
 pub mod error;
 pub mod jsonpath;
+pub mod limits;
 pub mod metrics;
 pub mod otlp_metrics;
 pub mod retry;
@@ -31,3 +33,6 @@ pub mod telemetry;
 pub mod time;
 pub mod timestamp;
 pub mod trace_context;
+
+#[cfg(test)]
+mod proptests;

@@ -1,25 +1,24 @@
 //! RFC 3339 timestamps (`2026-01-31T12:00:00Z`, `…+02:00`) to and from Unix seconds, for
 //! time-window shards. Small on purpose: UTC output, whole seconds.
 
-/// Unix seconds of an RFC 3339 timestamp.
+/// Unix seconds of an RFC 3339 timestamp. Never panics: the text is checked to be ASCII
+/// before any byte position is used, and every number is a fixed count of digits.
 pub fn parse(text: &str) -> Result<i64, String> {
-    let bad = || format!("{text:?} is not an RFC 3339 timestamp such as 2026-01-31T00:00:00Z");
+    let like = "write it like 2026-01-31T00:00:00Z";
     let t = text.trim();
-    if t.len() < 20 || !t.is_char_boundary(19) {
+    if let Some(c) = t.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "{text:?} is not an RFC 3339 timestamp: it contains the non-ASCII character {c:?}; {like}"
+        ));
+    }
+    let bad = || format!("{text:?} is not an RFC 3339 timestamp; {like}");
+    let b = t.as_bytes();
+    if b.len() < 20 {
         return Err(bad());
     }
-    let num = |a: usize, b: usize| {
-        t.get(a..b)
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(bad)
-    };
-    let sep = |i: usize, c: char| t[i..].starts_with(c);
-    if !(sep(4, '-')
-        && sep(7, '-')
-        && (sep(10, 'T') || sep(10, 't') || sep(10, ' '))
-        && sep(13, ':')
-        && sep(16, ':'))
-    {
+    let num = |a: usize, z: usize| digits(&b[a..z]).ok_or_else(bad);
+    let sep = |i: usize, set: &[u8]| set.contains(&b[i]);
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
         return Err(bad());
     }
     let (y, mo, d, h, mi, s) = (
@@ -33,24 +32,26 @@ pub fn parse(text: &str) -> Result<i64, String> {
     if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
         return Err(bad());
     }
-    let mut rest = &t[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
+    let mut rest = &b[19..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
             return Err(bad());
         }
-        rest = &frac[digits..];
+        rest = &frac[n..];
     }
     let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
-        {
-            let oh: i64 = rest[1..3].parse().map_err(|_| bad())?;
-            let om: i64 = rest[4..6].parse().map_err(|_| bad())?;
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), oh @ .., b':', m1, m2] if oh.len() == 2 => {
+            let (oh, om) = (
+                digits(oh).ok_or_else(bad)?,
+                digits(&[*m1, *m2]).ok_or_else(bad)?,
+            );
+            if oh > 23 || om > 59 {
+                return Err(bad());
+            }
             let o = oh * 3600 + om * 60;
-            if rest.starts_with('-') {
+            if *sign == b'-' {
                 -o
             } else {
                 o
@@ -59,6 +60,14 @@ pub fn parse(text: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     Ok(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset)
+}
+
+/// The value of a run of ASCII digits (no sign, no spaces); at most 4 digits are passed.
+fn digits(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds.
@@ -132,8 +141,25 @@ mod tests {
             "2026-01-01",
             "yesterday",
             "2026-01-01T00:00:00",
+            "+026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00+2:000",
+            "2026-01-01T00:00:00+24:00",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_text_is_an_error_not_a_panic() {
+        for bad in [
+            "202é-01-01T00:00:00Z",
+            "2026-01-01T00:00:00Zé",
+            "2026-01-01T00:00:00+0é:00",
+            "2026-01-01T00:00:00.é",
+            "é",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("non-ASCII character 'é'"), "{bad}: {e}");
         }
     }
 }

@@ -190,6 +190,43 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         Some(11),
         "spec.transform.sql: expected one SQL statement, found 2",
     ),
+    // Hostile input: each crosses a limit of apitap_common::limits and must be rejected
+    // quickly, with the limit named, never by a crash (exit 101) or a stall.
+    (
+        "hostile_alias_bomb.yaml",
+        None,
+        "the document's aliases (*name) repeat their anchors more often than the YAML parser allows, over the limit yaml_alias_repetitions",
+    ),
+    (
+        "hostile_deep_nesting.yaml",
+        Some(11),
+        "mappings and lists are nested 33 deep here, over the limit max_nesting_depth of 32 levels",
+    ),
+    (
+        "hostile_shards_range_4e9.yaml",
+        Some(14),
+        "spec.shards.range.count: the range makes 4000000000 shards, over the limit max_shards of 10000 shards",
+    ),
+    (
+        "hostile_window_step_wraps.yaml",
+        Some(16),
+        "spec.shards.window.step: the duration \"10000000000000000000s\" is 115740740740741 days, over the limit max_duration of 3650 days; use at most 3650d",
+    ),
+    (
+        "hostile_every_wraps.yaml",
+        Some(8),
+        "spec.schedule.every: the duration \"18446744073709551s 616ms\" is 213503982335 days, over the limit max_duration of 3650 days",
+    ),
+    (
+        "hostile_cron_never_fires.yaml",
+        Some(8),
+        "spec.schedule.cron: \"0 0 30 2 *\" never fires",
+    ),
+    (
+        "hostile_timestamp_non_ascii.yaml",
+        Some(13),
+        "spec.shards.window.start: \"202é-01-01T00:00:00Z\" is not an RFC 3339 timestamp: it contains the non-ASCII character 'é'",
+    ),
     // The sink.
     (
         "sink_unknown_mysql.yaml",
@@ -320,6 +357,63 @@ fn reject_all(extra_args: &[&str]) {
     );
 }
 
+/// The head of a pipeline whose `spec.shards.values` follow.
+const HEAD: &str = "apiVersion: apitap/v1\nkind: Pipeline\nmetadata:\n  name: users\nspec:\n  source:\n    http:\n      url: \"https://api.example.com/v1/orgs/{{ org }}/users\"\n  sink:\n    sqlite: { path: ./out.db, table: users }\n  shards:\n    param: org\n";
+
+/// Hostile files too large to keep in git, written at test time:
+/// (file, expected line, expected part of the message, text).
+fn generated() -> Vec<(&'static str, Option<usize>, String, String)> {
+    // 30,000 values of 10 bytes each: over 256 KiB.
+    let values: Vec<String> = (0..30_000).map(|i| format!("org-{i:05}")).collect();
+    let huge = format!("{HEAD}    values: [{}]\n", values.join(", "));
+    // The shape reported in issue 12: one anchor of 20,000 items aliased 20,000 times
+    // (about 140 KB of text, 400 million values once expanded).
+    let items = vec!["a"; 20_000].join(", ");
+    let aliases = vec!["*x"; 20_000].join(", ");
+    let wide = format!("x-items: &x [{items}]\nx-bomb: [{aliases}]\n{HEAD}    values: [a]\n");
+    assert!(wide.len() < 256 * 1024);
+    vec![
+        (
+            "hostile_huge_document.yaml",
+            None,
+            format!(
+                "the document is {} bytes, over the limit max_document_bytes of 262144 bytes",
+                huge.len()
+            ),
+            huge,
+        ),
+        (
+            "hostile_alias_bomb_wide.yaml",
+            Some(1),
+            "over the limit max_yaml_nodes of 50000 nodes".to_string(),
+            wide,
+        ),
+    ]
+}
+
+fn reject_generated(extra_args: &[&str]) {
+    let cwd = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile_specs");
+    std::fs::create_dir_all(&cwd).expect("create the directory for generated specs");
+    let mut failures = Vec::new();
+    for (file, line, expected, text) in generated() {
+        std::fs::write(cwd.join(file), text).expect("write a generated spec");
+        let mut args = extra_args.to_vec();
+        args.insert(1, file);
+        let out = apitapctl(&cwd, &args);
+        failures.extend(check_rejection(file, line, &expected, &args, &out));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Nothing listens on port 1: a spec that wrongly passed validation would fail with a
+/// connection error (exit status 1) instead of the local rejection checked here.
+const SUBMIT: &[&str] = &["submit", "--coordinator", "127.0.0.1:1", "--timeout", "1s"];
+
 #[test]
 fn validate_rejects_every_bad_spec_with_its_line_and_problem() {
     reject_all(&["validate"]);
@@ -327,9 +421,13 @@ fn validate_rejects_every_bad_spec_with_its_line_and_problem() {
 
 #[test]
 fn submit_rejects_every_bad_spec_without_contacting_the_cluster() {
-    // Nothing listens on port 1: a spec that wrongly passed validation would fail with a
-    // connection error (exit status 1) instead of the local rejection checked here.
-    reject_all(&["submit", "--coordinator", "127.0.0.1:1", "--timeout", "1s"]);
+    reject_all(SUBMIT);
+}
+
+#[test]
+fn validate_and_submit_reject_the_generated_hostile_specs() {
+    reject_generated(&["validate"]);
+    reject_generated(SUBMIT);
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! Human durations in the spec (`200ms`, `15m`, `1h 30m`).
+//! Human durations in the spec (`200ms`, `15m`, `1h 30m`). humantime parses them with
+//! checked arithmetic (overflow is an error); [`MAX_DURATION`] then keeps every duration
+//! small enough for the milliseconds (`u64`) and seconds (`i64`) that later code uses.
 
 use std::fmt;
 use std::time::Duration;
@@ -6,12 +8,14 @@ use std::time::Duration;
 use serde::de::{self, Visitor};
 use serde::{Deserializer, Serializer};
 
+use crate::limits::{LimitError, MAX_DURATION};
+
 pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
 /// The duration in `text`, or a message saying what is wrong with it.
-fn parse(text: &str) -> Result<Duration, String> {
+pub(super) fn parse(text: &str) -> Result<Duration, String> {
     const LIKE: &str = "write it like 500ms, 30s, 15m or 1h 30m";
     let t = text.trim();
     if t.is_empty() {
@@ -22,7 +26,7 @@ fn parse(text: &str) -> Result<Duration, String> {
             "{t} has no time unit; add one, for example {t}s or {t}ms"
         ));
     }
-    humantime::parse_duration(t).map_err(|e| match e {
+    let d = humantime::parse_duration(t).map_err(|e| match e {
         humantime::DurationError::UnknownUnit { unit, .. } if !unit.is_empty() => format!(
             "invalid duration {text:?}: unknown time unit {unit:?} (use ms, s, m, h or d); {LIKE}"
         ),
@@ -30,7 +34,21 @@ fn parse(text: &str) -> Result<Duration, String> {
             format!("invalid duration {text:?}: the number is too large")
         }
         _ => format!("invalid duration {text:?}; {LIKE}"),
-    })
+    })?;
+    if d > MAX_DURATION {
+        let max_days = MAX_DURATION.as_secs() / 86_400;
+        return Err(LimitError::new(
+            "max_duration",
+            format!(
+                "the duration {t:?} is {} days",
+                d.as_secs().div_ceil(86_400)
+            ),
+            format!("{max_days} days"),
+            format!("use at most {max_days}d"),
+        )
+        .to_string());
+    }
+    Ok(d)
 }
 
 /// A visitor (rather than `String::deserialize` and a check afterwards) so that the
@@ -100,5 +118,27 @@ mod tests {
             .unwrap_err()
             .contains("unknown time unit \"parsecs\""));
         assert!(parse("").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn durations_that_would_wrap_are_rejected_with_the_limit() {
+        assert_eq!(parse("3650d").unwrap(), crate::limits::MAX_DURATION);
+        for huge in [
+            "3651d",
+            "10000000000000000000s",
+            "18446744073709551s 616ms",
+            "3650d 1s",
+        ] {
+            let e = parse(huge).unwrap_err();
+            assert!(
+                e.contains("over the limit max_duration of 3650 days")
+                    && e.contains("use at most 3650d"),
+                "{huge}: {e}"
+            );
+        }
+        for overflow in ["18446744073709551616s", "99999999999999999999999d"] {
+            let e = parse(overflow).unwrap_err();
+            assert!(e.contains("too large"), "{overflow}: {e}");
+        }
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! [`load`] parses and validates; every problem is reported with file, line, column, the
 //! key path and a hint. Strings may hold `${ENV}` secrets ([`secrets`]) and `{{ var }}`
-//! template variables ([`template`]); both are kept unresolved in the stored spec.
+//! template variables ([`template`]); both are kept unresolved in the stored spec. Every
+//! size and count is bounded by [`crate::limits`]; [`load_with`] takes other limits.
 
+mod bounds;
 mod duration;
+mod guard;
 mod locate;
 mod parse;
 pub mod secrets;
@@ -13,7 +16,11 @@ mod types;
 mod validate;
 
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
-pub use parse::{load, SpecError, SpecErrors};
+pub use parse::{check_document_size, load, load_with, SpecError, SpecErrors};
 pub use types::*;

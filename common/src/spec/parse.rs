@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::guard;
 use super::locate::locate;
 use super::types::Pipeline;
 use super::validate::validate;
+use crate::limits::{check_bytes, LimitError, Limits};
 
 /// One problem in a pipeline file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +85,49 @@ impl Problem {
 /// Parses and validates a pipeline. `file` names the source in messages; `env` is the
 /// environment that `${VAR}` secrets must resolve in: apitapctl passes its environment, the
 /// coordinator the secret values sent with the submit; `None` skips the check (re-reading
-/// a stored spec).
+/// a stored spec). Checks the default [`Limits`].
 pub fn load(
     file: &str,
     text: &str,
     env: Option<&BTreeMap<String, String>>,
 ) -> Result<Pipeline, SpecErrors> {
+    load_with(file, text, env, &Limits::default())
+}
+
+/// The error for a document of `len` bytes when that is above `limits.max_document_bytes`.
+/// [`load_with`] checks it first; apitapctl calls it for a file it did not read to the end.
+pub fn check_document_size(file: &str, len: u64, limits: &Limits) -> Result<(), SpecErrors> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    check_bytes(
+        "max_document_bytes",
+        "the document",
+        len,
+        limits.max_document_bytes,
+        "a pipeline is a few kilobytes of YAML; shorten long lists and strings, or split the pipeline",
+    )
+    .map_err(|e| limit_error(file, None, e))
+}
+
+/// A limit crossed by the text as a whole (no key path), at `pos` when known.
+fn limit_error(file: &str, pos: Option<(usize, usize)>, e: LimitError) -> SpecErrors {
+    SpecErrors(vec![SpecError {
+        file: file.to_string(),
+        line: pos.map(|p| p.0),
+        column: pos.map(|p| p.1),
+        path: None,
+        message: e.message(),
+        hint: Some(e.fix),
+    }])
+}
+
+/// [`load`] with other [`Limits`] than the defaults.
+pub fn load_with(
+    file: &str,
+    text: &str,
+    env: Option<&BTreeMap<String, String>>,
+    limits: &Limits,
+) -> Result<Pipeline, SpecErrors> {
+    check_document_size(file, text.len() as u64, limits)?;
     let at = |line: Option<usize>, column: Option<usize>, message: String, hint: Option<&str>| {
         SpecErrors(vec![SpecError {
             file: file.to_string(),
@@ -118,6 +157,7 @@ pub fn load(
             Some("a pipeline starts with `apiVersion: apitap/v1` and `kind: Pipeline`; see examples/pipelines/demo.yaml"),
         ));
     }
+    guard::check(text, limits).map_err(|c| limit_error(file, c.position, c.error))?;
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
         let (line, column, message, hint) = yaml_problem(text, &e);
         at(line, column, message, Some(hint))
@@ -168,7 +208,7 @@ pub fn load(
             hint: Some(hint.to_string()),
         }])
     })?;
-    let problems = validate(&pipeline, env);
+    let problems = validate(&pipeline, env, limits);
     if problems.is_empty() {
         return Ok(pipeline);
     }

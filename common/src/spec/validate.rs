@@ -9,17 +9,25 @@ use sqlparser::ast::{Ident, ObjectName, Query, Statement, Visit, Visitor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
+use super::bounds::bounds;
 use super::parse::Problem;
 use super::secrets;
 use super::template;
 use super::types::*;
+use crate::cron::Cron;
 use crate::jsonpath::JsonPath;
+use crate::limits::Limits;
 
 const HTTP: &str = "spec.source.http";
 const PAG: &str = "spec.source.http.pagination";
 
-pub(crate) fn validate(p: &Pipeline, env: Option<&BTreeMap<String, String>>) -> Vec<Problem> {
+pub(crate) fn validate(
+    p: &Pipeline,
+    env: Option<&BTreeMap<String, String>>,
+    limits: &Limits,
+) -> Vec<Problem> {
     let mut out = Vec::new();
+    bounds(p, limits, &mut out);
     if p.api_version != API_VERSION {
         out.push(
             Problem::new(
@@ -131,14 +139,20 @@ fn schedule(p: &Pipeline, out: &mut Vec<Problem>) {
         (Some(d), None) if d.as_millis() < 1000 => {
             out.push(Problem::new("spec.schedule.every", "must be at least 1s"))
         }
-        (None, Some(c)) => {
-            if let Err(e) = crate::cron::Cron::parse(c) {
-                out.push(
-                    Problem::new("spec.schedule.cron", e)
-                        .hint("minute hour day-of-month month day-of-week, in UTC; e.g. cron: \"0 */6 * * *\""),
+        (None, Some(c)) => match Cron::parse(c) {
+            Err(e) => out.push(
+                Problem::new("spec.schedule.cron", e)
+                    .hint("minute hour day-of-month month day-of-week, in UTC; e.g. cron: \"0 */6 * * *\""),
+            ),
+            Ok(cron) if !cron.ever_fires() => out.push(
+                Problem::new(
+                    "spec.schedule.cron",
+                    format!("{c:?} never fires: none of the months it allows has a day of month it names"),
                 )
-            }
-        }
+                .hint("check the day-of-month and month fields (February has at most 29 days; April, June, September and November 30)"),
+            ),
+            Ok(_) => {}
+        },
         _ => {}
     }
 }
@@ -434,20 +448,12 @@ fn shards(p: &Pipeline, out: &mut Vec<Problem>) {
                 "spec.shards.window",
                 "start is not before end",
             )),
-            (Ok(a), Ok(b)) => {
-                let step = w.step.as_secs() as i64;
-                if step == 0 {
-                    out.push(Problem::new(
-                        "spec.shards.window.step",
-                        "must be at least 1s",
-                    ));
-                } else if (b - a) / step >= 10_000 {
-                    out.push(
-                        Problem::new("spec.shards.window.step", "makes 10,000 or more shards")
-                            .hint("use a larger step"),
-                    );
-                }
-            }
+            // How many windows the step makes is checked against max_shards by `bounds`.
+            (Ok(_), Ok(_)) if w.step.as_secs() == 0 => out.push(Problem::new(
+                "spec.shards.window.step",
+                "must be at least 1s",
+            )),
+            (Ok(_), Ok(_)) => {}
         }
     }
 }

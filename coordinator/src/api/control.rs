@@ -198,7 +198,9 @@ impl ControlService for ControlApi {
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let secrets = spec::secrets::collect(&pipeline, &provided);
         let start_run = (req.start_run && pipeline.spec.schedule.is_none())
-            .then(|| apitap_common::shard::expand(&pipeline.spec));
+            .then(|| apitap_common::shard::expand(&pipeline.spec))
+            .transpose()
+            .map_err(|e| Error::InvalidInput(format!("{file}: {e}")))?;
         let span = match start_run {
             Some(_) => spans::start_run(pipeline.name(), Trigger::Submit),
             None => tracing::Span::none(),
@@ -305,10 +307,12 @@ impl ControlService for ControlApi {
         };
         let pipeline =
             spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let shards = apitap_common::shard::expand(&pipeline.spec)
+            .map_err(|e| Error::InvalidInput(format!("{name}: {e}")))?;
         let span = spans::start_run(&name, Trigger::Run);
         let cmd = Command::StartRun(command::StartRun {
             pipeline: name,
-            shards: apitap_common::shard::expand(&pipeline.spec),
+            shards,
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         });

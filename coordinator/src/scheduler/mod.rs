@@ -210,17 +210,28 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
             (None, None) => false,
         };
         if due {
-            if let Ok(spec) = apitap_common::spec::load(&p.name, &p.spec_yaml, None) {
-                let span = spans::start_run(&p.name, trigger);
-                cmds.push(Planned {
-                    cmd: Command::StartRun(command::StartRun {
-                        pipeline: p.name.clone(),
-                        shards: apitap_common::shard::expand(&spec.spec),
-                        trace: trace_context::traceparent(&span),
-                        now_ms,
-                    }),
-                    spans: vec![span],
-                });
+            let shards = apitap_common::spec::load(&p.name, &p.spec_yaml, None)
+                .ok()
+                .map(|spec| apitap_common::shard::expand(&spec.spec));
+            match shards {
+                Some(Ok(shards)) => {
+                    let span = spans::start_run(&p.name, trigger);
+                    cmds.push(Planned {
+                        cmd: Command::StartRun(command::StartRun {
+                            pipeline: p.name.clone(),
+                            shards,
+                            trace: trace_context::traceparent(&span),
+                            now_ms,
+                        }),
+                        spans: vec![span],
+                    });
+                }
+                // TODO(limits): mark the pipeline failed (a state command) instead of
+                // skipping it on every tick; only specs stored before the limit can get here.
+                Some(Err(e)) => {
+                    tracing::warn!(pipeline = %p.name, error = %e, "schedule skipped: shards over a limit")
+                }
+                None => {}
             }
         }
     }

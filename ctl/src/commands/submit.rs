@@ -2,8 +2,10 @@
 //! environment for `${VAR}` secrets), then hand it to the cluster.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
+use apitap_common::limits::Limits;
 use apitap_common::spec;
 use apitap_proto::v1::SubmitPipelineRequest;
 
@@ -14,11 +16,39 @@ use crate::output;
 /// A validated file: its text, the pipeline, and the values of its secrets.
 type Loaded = (String, spec::Pipeline, BTreeMap<String, String>);
 
+/// At most `max + 1` bytes of `file` (so a huge file, or /dev/zero, is never read whole),
+/// and the file's length as far as it is known.
+fn read_bounded(file: &Path, max: usize) -> std::io::Result<(Vec<u8>, u64)> {
+    let f = std::fs::File::open(file)?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::new();
+    f.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    let len = len.max(bytes.len() as u64);
+    Ok((bytes, len))
+}
+
+/// Prints the problems of a rejected file.
+fn report(name: &str, errors: &spec::SpecErrors) {
+    eprintln!("{errors}");
+    eprintln!(
+        "{name}: rejected ({} problem{}); nothing was sent to the cluster",
+        errors.0.len(),
+        if errors.0.len() == 1 { "" } else { "s" }
+    );
+}
+
 /// Reads and validates a file; prints every problem and returns None when invalid.
 fn load(file: &Path) -> anyhow::Result<Option<Loaded>> {
     let name = file.display().to_string();
-    let text = match std::fs::read(file) {
-        Ok(bytes) => match String::from_utf8(bytes) {
+    let limits = Limits::default();
+    let text = match read_bounded(file, limits.max_document_bytes) {
+        Ok((_, len)) if len > limits.max_document_bytes as u64 => {
+            if let Err(errors) = spec::check_document_size(&name, len, &limits) {
+                report(&name, &errors);
+            }
+            return Ok(None);
+        }
+        Ok((bytes, _)) => match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(_) => {
                 eprintln!("{name}: the file is not UTF-8 text; a pipeline is a YAML document");
@@ -31,18 +61,13 @@ fn load(file: &Path) -> anyhow::Result<Option<Loaded>> {
         }
     };
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    match spec::load(&name, &text, Some(&env)) {
+    match spec::load_with(&name, &text, Some(&env), &limits) {
         Ok(p) => {
             let secrets = spec::secrets::collect(&p, &env);
             Ok(Some((text, p, secrets)))
         }
         Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!(
-                "{name}: rejected ({} problem{}); nothing was sent to the cluster",
-                errors.0.len(),
-                if errors.0.len() == 1 { "" } else { "s" }
-            );
+            report(&name, &errors);
             Ok(None)
         }
     }

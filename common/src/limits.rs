@@ -1,0 +1,204 @@
+//! Every limit on a pipeline spec, in one place (DESIGN §9 "Limits", docs/operations.md).
+//!
+//! A spec comes from outside: a person, a script, or anyone holding a token. Each limit
+//! bounds what one document can make ApiTap do (parse, allocate, schedule) so that a
+//! hostile or mistaken spec is rejected with an error instead of stalling or crashing a
+//! process. The defaults suit production and are far above what a real pipeline needs.
+//!
+//! The constants are the defaults; [`Limits`] carries them and callers that need other
+//! values (the coordinator's configuration, tests) override its fields and pass it to
+//! [`crate::spec::load_with`] and [`crate::shard::expand_with`].
+//!
+//! [`MAX_DURATION`] is not a knob: it keeps every duration small enough that the
+//! arithmetic done on it later (milliseconds as `u64`, seconds as `i64`) cannot wrap.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Largest pipeline document, in bytes. Checked before the text is parsed; apitapctl reads
+/// no more than this (plus one byte) from a file.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// Most YAML nodes (mappings, sequences, scalars) a document may hold once its aliases are
+/// expanded. Bounds "billion laughs" alias bombs: an alias costs one event in the text but
+/// every node it repeats when deserialized.
+pub const MAX_YAML_NODES: usize = 50_000;
+
+// serde_yaml itself refuses a document whose aliases replay more than 100 events per
+// event of the text; deeply nested alias bombs reach that before MAX_YAML_NODES, and the
+// loader reports it as the fixed limit `yaml_alias_repetitions`.
+
+/// Deepest nesting of mappings and sequences. The deepest key of a valid spec sits at
+/// depth 6 (`spec.source.http.auth.basic.username`).
+pub const MAX_NESTING_DEPTH: usize = 32;
+
+/// Most shards one run may have, from `spec.shards` values, ranges or time windows.
+/// Every run stores its shards in the replicated state, so this also bounds a Raft entry.
+pub const MAX_SHARDS: u64 = 10_000;
+
+/// Longest `spec.source.http.url`, in bytes (before templates and secrets are filled in).
+pub const MAX_URL_BYTES: usize = 8 * 1024;
+
+/// Longest `spec.transform.sql`, in bytes.
+pub const MAX_SQL_BYTES: usize = 64 * 1024;
+
+/// Longest single value elsewhere in the spec, in bytes: header and query values, shard
+/// values, JSON paths, the cron expression.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+
+/// Most entries in `spec.source.http.headers`.
+pub const MAX_HEADERS: usize = 64;
+
+/// Most entries in `spec.source.http.query`.
+pub const MAX_QUERY_PARAMS: usize = 64;
+
+/// Longest duration anywhere in the spec (`every`, `step`, back-offs, timeouts): ten years.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
+/// The limits a spec is checked against; `Limits::default()` holds the constants above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// [`MAX_DOCUMENT_BYTES`]
+    pub max_document_bytes: usize,
+    /// [`MAX_YAML_NODES`]
+    pub max_yaml_nodes: usize,
+    /// [`MAX_NESTING_DEPTH`]
+    pub max_nesting_depth: usize,
+    /// [`MAX_SHARDS`]
+    pub max_shards: u64,
+    /// [`MAX_URL_BYTES`]
+    pub max_url_bytes: usize,
+    /// [`MAX_SQL_BYTES`]
+    pub max_sql_bytes: usize,
+    /// [`MAX_VALUE_BYTES`]
+    pub max_value_bytes: usize,
+    /// [`MAX_HEADERS`]
+    pub max_headers: usize,
+    /// [`MAX_QUERY_PARAMS`]
+    pub max_query_params: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_document_bytes: MAX_DOCUMENT_BYTES,
+            max_yaml_nodes: MAX_YAML_NODES,
+            max_nesting_depth: MAX_NESTING_DEPTH,
+            max_shards: MAX_SHARDS,
+            max_url_bytes: MAX_URL_BYTES,
+            max_sql_bytes: MAX_SQL_BYTES,
+            max_value_bytes: MAX_VALUE_BYTES,
+            max_headers: MAX_HEADERS,
+            max_query_params: MAX_QUERY_PARAMS,
+        }
+    }
+}
+
+/// A limit that was exceeded: which one, what was seen, the maximum and how to get under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitError {
+    /// Name of the limit as in [`Limits`] and docs/operations.md, e.g. `max_shards`.
+    pub limit: &'static str,
+    /// What was measured, e.g. `the range makes 4000000000 shards`.
+    pub seen: String,
+    /// The maximum, with its unit, e.g. `10000 shards`.
+    pub max: String,
+    /// How to fix the spec.
+    pub fix: String,
+}
+
+impl LimitError {
+    pub fn new(
+        limit: &'static str,
+        seen: impl Into<String>,
+        max: impl fmt::Display,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            limit,
+            seen: seen.into(),
+            max: max.to_string(),
+            fix: fix.into(),
+        }
+    }
+
+    /// The message without the fix (a spec error prints the fix as its hint).
+    pub fn message(&self) -> String {
+        format!(
+            "{}, over the limit {} of {}",
+            self.seen, self.limit, self.max
+        )
+    }
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.message(), self.fix)
+    }
+}
+
+impl std::error::Error for LimitError {}
+
+/// `Err` when `len` (bytes) is above `max`; `what` names the value (`the SQL`).
+pub fn check_bytes(
+    limit: &'static str,
+    what: &str,
+    len: usize,
+    max: usize,
+    fix: &str,
+) -> Result<(), LimitError> {
+    if len <= max {
+        return Ok(());
+    }
+    Err(LimitError::new(
+        limit,
+        format!("{what} is {len} bytes"),
+        format!("{max} bytes"),
+        fix,
+    ))
+}
+
+/// `Err` when `count` entries are more than `max`; `what` names them (`headers`).
+pub fn check_count(
+    limit: &'static str,
+    what: &str,
+    count: usize,
+    max: usize,
+    fix: &str,
+) -> Result<(), LimitError> {
+    if count <= max {
+        return Ok(());
+    }
+    Err(LimitError::new(
+        limit,
+        format!("{count} {what}"),
+        format!("{max} {what}"),
+        fix,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_limit_the_value_and_the_maximum() {
+        let e = check_count("max_headers", "headers", 65, 64, "send fewer headers").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "65 headers, over the limit max_headers of 64 headers; send fewer headers"
+        );
+        assert!(check_count("max_headers", "headers", 64, 64, "").is_ok());
+        let e = check_bytes("max_sql_bytes", "the SQL", 10, 9, "shorten it").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "the SQL is 10 bytes, over the limit max_sql_bytes of 9 bytes"
+        );
+    }
+
+    #[test]
+    fn durations_below_the_maximum_fit_in_milliseconds_and_signed_seconds() {
+        assert!(u64::try_from(MAX_DURATION.as_millis()).is_ok());
+        assert!(i64::try_from(MAX_DURATION.as_secs()).is_ok());
+    }
+}

@@ -1,0 +1,122 @@
+//! Checks of a typed spec against [`Limits`]: lengths of strings, sizes of maps and the
+//! number of shards. Document size, YAML nodes and nesting are checked on the text before
+//! it is parsed ([`super::guard`]); durations while they are parsed ([`super::duration`]).
+
+use super::parse::Problem;
+use super::types::Pipeline;
+use crate::limits::{check_bytes, check_count, LimitError, Limits};
+use crate::shard::{self, ExpandError};
+
+const HTTP: &str = "spec.source.http";
+const PAG: &str = "spec.source.http.pagination";
+
+impl Problem {
+    fn limit(path: impl Into<String>, e: LimitError) -> Self {
+        Problem::new(path, e.message()).hint(e.fix)
+    }
+}
+
+pub(crate) fn bounds(p: &Pipeline, limits: &Limits, out: &mut Vec<Problem>) {
+    let mut push = |path: String, r: Result<(), LimitError>| {
+        if let Err(e) = r {
+            out.push(Problem::limit(path, e));
+        }
+    };
+    let value = |path: &str, text: &str| {
+        let fix = "shorten the value; long data belongs in the API, not in the spec";
+        (
+            path.to_string(),
+            check_bytes(
+                "max_value_bytes",
+                "the value",
+                text.len(),
+                limits.max_value_bytes,
+                fix,
+            ),
+        )
+    };
+    let h = &p.spec.source.http;
+    push(
+        format!("{HTTP}.url"),
+        check_bytes(
+            "max_url_bytes",
+            "the URL",
+            h.url.len(),
+            limits.max_url_bytes,
+            "shorten the URL; put long parameters in spec.source.http.query",
+        ),
+    );
+    push(
+        format!("{HTTP}.headers"),
+        check_count(
+            "max_headers",
+            "headers",
+            h.headers.len(),
+            limits.max_headers,
+            "send fewer headers",
+        ),
+    );
+    push(
+        format!("{HTTP}.query"),
+        check_count(
+            "max_query_params",
+            "query parameters",
+            h.query.len(),
+            limits.max_query_params,
+            "send fewer query parameters",
+        ),
+    );
+    let mut values: Vec<(String, &str)> = Vec::new();
+    for (k, v) in &h.headers {
+        values.push((format!("{HTTP}.headers.{k}"), v.as_str()));
+    }
+    for (k, v) in &h.query {
+        values.push((format!("{HTTP}.query.{k}"), v.as_str()));
+    }
+    if let Some(r) = &h.records {
+        values.push((format!("{HTTP}.records"), r.as_str()));
+    }
+    let pg = &h.pagination;
+    for (key, path) in [
+        ("cursor_path", &pg.cursor_path),
+        ("has_more_path", &pg.has_more_path),
+        ("next_url_path", &pg.next_url_path),
+        ("total_path", &pg.total_path),
+    ] {
+        if let Some(path) = path {
+            values.push((format!("{PAG}.{key}"), path.as_str()));
+        }
+    }
+    if let Some(cron) = p.spec.schedule.as_ref().and_then(|s| s.cron.as_ref()) {
+        values.push(("spec.schedule.cron".into(), cron.as_str()));
+    }
+    if let Some(s) = &p.spec.shards {
+        for v in s.values.iter().flatten() {
+            values.push(("spec.shards.values".into(), v.as_str()));
+        }
+    }
+    for (path, text) in values {
+        let (path, r) = value(&path, text);
+        push(path, r);
+    }
+    if let Some(t) = &p.spec.transform {
+        push(
+            "spec.transform.sql".into(),
+            check_bytes(
+                "max_sql_bytes",
+                "the SQL",
+                t.sql.len(),
+                limits.max_sql_bytes,
+                "shorten the query; move logic into views of the warehouse",
+            ),
+        );
+    }
+    if let Some(s) = &p.spec.shards {
+        match shard::check_count(s, limits.max_shards) {
+            Ok(_) => {}
+            Err(ExpandError::TooMany { path, error }) => out.push(Problem::limit(path, error)),
+            // Bad window bounds are reported by the shard checks of validate.
+            Err(ExpandError::Invalid { .. }) => {}
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Each limit of [`crate::limits`] at its edge: the maximum passes, one more is rejected
+//! with the limit's name, the value seen, the maximum and the place in the file.
+
+use super::*;
+use crate::limits::{Limits, MAX_SHARDS};
+use crate::shard::{self, ExpandError};
+
+/// A spec whose `spec.source.http` ends the text, so tests can append keys to it.
+const HEAD: &str = "apiVersion: apitap/v1
+kind: Pipeline
+metadata:
+  name: users
+spec:
+  sink:
+    sqlite: { path: ./out.db, table: users }
+  source:
+    http:
+      url: https://api.example.com/v1/users
+";
+
+fn errors(text: &str) -> Vec<String> {
+    match load("f.yaml", text, None) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// The one error of `text`, which must start with `start` and contain `part`.
+fn one_error(text: &str, start: &str, part: &str) {
+    let errors = errors(text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with(start), "{}", errors[0]);
+    assert!(errors[0].contains(part), "{}", errors[0]);
+}
+
+fn map(key: &str, n: usize) -> String {
+    let entries: Vec<String> = (0..n).map(|i| format!("k{i}: v")).collect();
+    format!("{HEAD}      {key}: {{ {} }}\n", entries.join(", "))
+}
+
+#[test]
+fn headers_and_query_parameters_are_counted() {
+    assert!(errors(&map("headers", 64)).is_empty());
+    one_error(
+        &map("headers", 65),
+        "f.yaml:11:7: spec.source.http.headers: 65 headers, over the limit max_headers of 64 headers",
+        "hint: send fewer headers",
+    );
+    assert!(errors(&map("query", 64)).is_empty());
+    one_error(
+        &map("query", 65),
+        "f.yaml:11:7: spec.source.http.query: 65 query parameters, over the limit max_query_params of 64",
+        "hint: send fewer query parameters",
+    );
+}
+
+#[test]
+fn long_strings_are_rejected_with_their_length() {
+    let url = format!("https://api.example.com/{}", "a".repeat(9000));
+    one_error(
+        &HEAD.replace("https://api.example.com/v1/users", &url),
+        "f.yaml:10:7: spec.source.http.url: the URL is 9024 bytes, over the limit max_url_bytes of 8192 bytes",
+        "hint: shorten the URL",
+    );
+    let value = "v".repeat(8193);
+    one_error(
+        &format!("{HEAD}      headers: {{ X-Big: {value} }}\n"),
+        "f.yaml:11:18: spec.source.http.headers.X-Big: the value is 8193 bytes, over the limit max_value_bytes of 8192 bytes",
+        "hint: shorten the value",
+    );
+    let sql = format!(
+        "SELECT id FROM source WHERE name <> '{}'",
+        "x".repeat(70_000)
+    );
+    one_error(
+        &format!("{HEAD}  transform:\n    sql: \"{sql}\"\n"),
+        "f.yaml:12:5: spec.transform.sql: the SQL is 70038 bytes, over the limit max_sql_bytes of 65536 bytes",
+        "hint: shorten the query",
+    );
+}
+
+fn with_values(n: usize) -> String {
+    let values: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    format!(
+        "{HEAD}  shards:\n    param: org\n    values: [{}]\n",
+        values.join(", ")
+    )
+}
+
+#[test]
+fn shard_values_and_windows_are_counted_before_shards_are_made() {
+    let p = load("f.yaml", &with_values(MAX_SHARDS as usize), None).unwrap();
+    assert_eq!(shard::expand(&p.spec).unwrap().len(), MAX_SHARDS as usize);
+    one_error(
+        &with_values(MAX_SHARDS as usize + 1),
+        "f.yaml:13:5: spec.shards.values: the values make 10001 shards, over the limit max_shards of 10000 shards",
+        "hint: list at most 10000 values",
+    );
+    let window = format!("{HEAD}  shards:\n    param: day\n    window: {{ start: \"2026-01-01T00:00:00Z\", end: \"2026-02-01T00:00:00Z\", step: 1m }}\n");
+    one_error(
+        &window,
+        "f.yaml:13:75: spec.shards.window.step: the window makes 44640 shards, over the limit max_shards of 10000 shards",
+        "hint: use a step of at least 268s, or a shorter window",
+    );
+    assert!(errors(&window.replace("step: 1m", "step: 268s")).is_empty());
+}
+
+#[test]
+fn other_limits_can_be_passed_in() {
+    let limits = Limits {
+        max_shards: 2,
+        ..Limits::default()
+    };
+    let text = with_values(3);
+    let e = load_with("f.yaml", &text, None, &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the values make 3 shards, over the limit max_shards of 2 shards"),
+        "{e}"
+    );
+    // A spec accepted under larger limits is still refused when its shards are made.
+    let p = load("f.yaml", &text, None).unwrap();
+    match shard::expand_with(&p.spec, &limits) {
+        Err(ExpandError::TooMany { path, error }) => {
+            assert_eq!(path, "spec.shards.values");
+            assert_eq!(error.limit, "max_shards");
+        }
+        other => panic!("{other:?}"),
+    }
+    let small = Limits {
+        max_document_bytes: 100,
+        ..Limits::default()
+    };
+    let e = load_with("f.yaml", HEAD, None, &small)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "f.yaml: the document is {} bytes, over the limit max_document_bytes of 100 bytes",
+            HEAD.len()
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn alias_bombs_are_stopped_and_small_aliases_still_work() {
+    // Deep: eight levels of ten aliases; serde_yaml's repetition guard stops it first.
+    let mut deep = format!("{HEAD}      query:\n        a0: &a0 [x]\n");
+    for i in 1..=8 {
+        let items = vec![format!("*a{}", i - 1); 10].join(", ");
+        deep.push_str(&format!("        a{i}: &a{i} [{items}]\n"));
+    }
+    one_error(
+        &deep,
+        "f.yaml: the document's aliases (*name) repeat their anchors more often than the YAML parser allows, over the limit yaml_alias_repetitions",
+        "hint: write the values out instead of repeating anchors",
+    );
+    // Wide: one anchor of 1,000 items aliased 1,000 times; the node budget stops it.
+    let items = vec!["v"; 1_000].join(", ");
+    let aliases = vec!["*v"; 1_000].join(", ");
+    let wide = format!("{HEAD}      query:\n        a: &v [{items}]\n        b: [{aliases}]\n");
+    one_error(
+        &wide,
+        "f.yaml:12:",
+        "the document holds more than 50000 YAML nodes once its aliases (*name) are expanded, over the limit max_yaml_nodes of 50000 nodes",
+    );
+    let fine = format!("{HEAD}      query: {{ a: &v x }}\n      headers: {{ X-A: *v }}\n");
+    let p = load("f.yaml", &fine, None).unwrap();
+    assert_eq!(p.spec.source.http.headers["X-A"], "x");
+}
