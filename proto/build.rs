@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/control.proto",
                 "proto/worker.proto",
                 "proto/raft.proto",
+                "proto/access.proto",
             ],
             &["proto"],
         )?;

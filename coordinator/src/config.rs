@@ -60,6 +60,10 @@ pub struct Config {
     /// certificate from the same CA).
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,
+    /// Serve without TLS and without authentication on a non-loopback address. Without
+    /// this flag a coordinator without TLS only listens on loopback; see docs/security.md.
+    #[arg(long, env = "APITAP_INSECURE", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub insecure: bool,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,
@@ -75,6 +79,27 @@ impl Config {
             humantime::format_duration(self.lease_ttl)
         );
         Ok(())
+    }
+
+    /// How calls are authenticated: enforced with TLS; without it only on loopback
+    /// listeners or with `--insecure`, otherwise the node refuses to start.
+    pub fn auth_mode(&self) -> anyhow::Result<crate::auth::Mode> {
+        if self.tls()?.is_some() {
+            return Ok(crate::auth::Mode::Enforced);
+        }
+        let open: Vec<String> = [self.grpc_addr, self.admin_addr]
+            .iter()
+            .filter(|a| !a.ip().is_loopback())
+            .map(|a| a.to_string())
+            .collect();
+        anyhow::ensure!(
+            open.is_empty() || self.insecure,
+            "refusing to serve {} without TLS: anyone who reaches it could run every RPC. \
+             Give --tls-ca/--tls-cert/--tls-key (docs/security.md), listen on 127.0.0.1, \
+             or pass --insecure to accept the risk",
+            open.join(" and ")
+        );
+        Ok(crate::auth::Mode::Insecure)
     }
 
     /// The TLS material, read from the files (none without the flags).

@@ -9,11 +9,15 @@
 //! - [`api`]: the tonic services (control, worker, raft) and the admin HTTP server.
 //! - [`metrics`]: Prometheus metrics, served by the admin server in `api::admin`.
 //! - [`spans`]: the coordinator's tracing spans and the trace context kept in runs and shards.
+//! - [`auth`]: the trust boundary: callers, tokens and the authorization table, in one
+//!   tower layer in front of every service.
 //! - [`node`]: wires a node together from [`config::Config`].
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod raft;

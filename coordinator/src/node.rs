@@ -13,13 +13,17 @@ use apitap_proto::v1::worker_service_server::WorkerServiceServer;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 
-use crate::api::{control::ControlApi, raft::RaftApi, worker::WorkerApi};
+use crate::api::{access::AccessApi, control::ControlApi, raft::RaftApi, worker::WorkerApi};
+use crate::auth::layer::AuthLayer;
 use crate::config::Config;
+use crate::limits;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::Network;
 use crate::raft::state_machine::{SharedState, StateMachine};
 use crate::raft::{store, Raft};
 use crate::scheduler::liveness::Liveness;
+use apitap_proto::limits::MAX_GRPC_MESSAGE_BYTES;
+use apitap_proto::v1::access_service_server::AccessServiceServer;
 
 pub struct Node {
     pub id: u64,
@@ -55,6 +59,17 @@ impl Node {
     }
 }
 
+/// Makes `dir` readable by its owner only: it holds the Raft log and secrets.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| anyhow::anyhow!("cannot make {} private (0700): {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// A distinct suffix for snapshot ids.
 pub fn unique_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -73,7 +88,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let tls = config.tls()?;
+    let mode = config.auth_mode()?;
     std::fs::create_dir_all(&config.data_dir)?;
+    private_dir(&config.data_dir)?;
     let db = store::open(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot open the data directory {}: {e}",
@@ -127,7 +144,8 @@ pub async fn run(
         metrics: Arc::new(crate::metrics::Metrics::new()),
     });
 
-    if config.init && !raft.is_initialized().await? {
+    let initialised_here = config.init && !raft.is_initialized().await?;
+    if initialised_here {
         let members = BTreeMap::from([(config.id, BasicNode { addr: addr.clone() })]);
         raft.initialize(members).await?;
         tracing::info!(node_id = config.id, "initialized a new cluster");
@@ -157,21 +175,45 @@ pub async fn run(
         let mut s = shutdown.clone();
         async move { s.wait().await }
     };
-    let mut server = tonic::transport::Server::builder();
+    let mut server = tonic::transport::Server::builder()
+        .timeout(limits::SERVER_TIMEOUT)
+        .concurrency_limit_per_connection(limits::CONCURRENT_CALLS_PER_CONNECTION);
     if let Some(tls) = &tls {
         server = server
             .tls_config(tls.server())
             .map_err(|e| anyhow::anyhow!("bad TLS settings: {e}"))?;
     }
+    let max = MAX_GRPC_MESSAGE_BYTES;
     let server = server
-        .add_service(ControlServiceServer::new(ControlApi { node: node.clone() }))
-        .add_service(WorkerServiceServer::new(WorkerApi { node: node.clone() }))
+        .layer(AuthLayer::new(mode, node.state.clone()))
+        .add_service(
+            ControlServiceServer::new(ControlApi { node: node.clone() })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AccessServiceServer::new(AccessApi { node: node.clone() })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            WorkerServiceServer::new(WorkerApi { node: node.clone() })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
         .add_service(
             RaftServiceServer::new(RaftApi { node: node.clone() })
-                .max_decoding_message_size(64 << 20),
+                .max_decoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(incoming, server_shutdown);
     let served = tokio::spawn(server);
+    if initialised_here {
+        // Served already, so the election it waits for can happen.
+        if let Err(e) = crate::auth::bootstrap::first_admin_token(&node, &config.data_dir).await {
+            tracing::error!(error = %e, "could not create the first admin token");
+        }
+    }
 
     shutdown.wait().await;
     let started = std::time::Instant::now();

@@ -71,6 +71,7 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
     let cmds = vec![
         Command::PutPipeline(command::PutPipeline {
             name: "p".into(),
+            namespace: "default".into(),
             spec_yaml: "spec".into(),
             secrets: Default::default(),
             every_ms: None,

@@ -3,10 +3,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use apitap_proto::auth::AuthChannel;
 use apitap_proto::client::LeaderClient;
 use apitap_proto::tls::Tls;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
-use tonic::transport::Channel;
 use tonic::Status;
 
 pub struct Client {
@@ -23,7 +23,7 @@ impl Client {
     /// Runs `f` against the leader, retrying on unavailability until the deadline.
     pub async fn call<T, F, Fut>(&mut self, mut f: F) -> Result<T, Status>
     where
-        F: FnMut(ControlServiceClient<Channel>) -> Fut,
+        F: FnMut(ControlServiceClient<AuthChannel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.inner

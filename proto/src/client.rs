@@ -14,6 +14,7 @@ use apitap_common::retry::Backoff;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::auth::{AuthChannel, Bearer};
 use crate::tls::{host_of, uri, Tls};
 use crate::LEADER_HINT;
 
@@ -26,6 +27,8 @@ pub struct LeaderClient {
     timeout: Duration,
     /// Mutual TLS on every channel, when the cluster uses it.
     tls: Option<Tls>,
+    /// The bearer token every call carries, if any.
+    bearer: Bearer,
 }
 
 impl LeaderClient {
@@ -38,7 +41,14 @@ impl LeaderClient {
             current: 0,
             timeout,
             tls: None,
+            bearer: Bearer::default(),
         }
+    }
+
+    /// Sends `token` as `authorization: Bearer <token>` with every call.
+    pub fn with_token(mut self, token: Option<&str>) -> Result<Self, String> {
+        self.bearer = Bearer::new(token)?;
+        Ok(self)
     }
 
     /// The same client (with the channels made so far) and another retry deadline per call.
@@ -93,14 +103,15 @@ impl LeaderClient {
     /// Runs `f` against the leader, retrying on unavailability until the deadline.
     pub async fn call<T, F, Fut>(&mut self, mut f: F) -> Result<T, Status>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(AuthChannel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let deadline = Instant::now() + self.timeout;
         let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         let mut attempt = 0;
         loop {
-            let err = match f(self.channel()?).await {
+            let channel = AuthChannel::new(self.channel()?, self.bearer.clone());
+            let err = match f(channel).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(e) => e,
             };

@@ -8,7 +8,9 @@
 //! [`LEADER_HINT`] metadata key; clients retry there. [`tls`] holds the mutual-TLS settings
 //! every link uses when the cluster has them.
 
+pub mod auth;
 pub mod client;
+pub mod identity;
 pub mod limits;
 pub mod tls;
 

@@ -10,10 +10,12 @@ use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
 
 use super::convert::{pipeline_info, run_info};
-use super::{linearizable, membership, propose, propose_traced};
+use super::{audited, linearizable, membership, propose, propose_traced};
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
 use crate::spans::{self, Trigger};
+use crate::state::access::AuditRecord;
 use crate::state::command::{self, Command, CommandResult};
 
 pub struct ControlApi {
@@ -47,7 +49,54 @@ fn url_summary(url: &str) -> String {
     url.split('?').next().unwrap_or_default().to_string()
 }
 
+/// An audit outcome for a membership change.
+fn outcome<T>(r: &std::result::Result<T, Error>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("rejected: {e}"),
+    }
+}
+
 impl ControlApi {
+    fn namespace_of_pipeline(&self, name: &str) -> String {
+        let st = self.node.state.read().expect("state lock");
+        st.state.namespace_of(name).to_string()
+    }
+
+    fn namespace_of_run(&self, run_id: u64) -> String {
+        let st = self.node.state.read().expect("state lock");
+        st.state
+            .runs
+            .get(&run_id)
+            .map_or("default", |r| st.state.namespace_of(&r.pipeline))
+            .to_string()
+    }
+
+    /// Records a membership change (not a state command) in the audit trail; a failure to
+    /// record is logged, and does not undo the change.
+    async fn record_membership(
+        &self,
+        caller: &Caller,
+        action: &str,
+        object: String,
+        outcome: &str,
+    ) {
+        let cmd = Command::RecordAudit(command::RecordAudit {
+            record: AuditRecord {
+                seq: 0,
+                at_ms: apitap_common::time::now_ms(),
+                actor: caller.describe(),
+                action: action.into(),
+                object: object.clone(),
+                outcome: outcome.into(),
+            },
+        });
+        tracing::info!(target: "apitap::audit", actor = %caller.describe(), %action, %object, %outcome, "audit");
+        if let Err(e) = propose(&self.node, cmd).await {
+            tracing::warn!(error = %e, %action, "membership change not recorded in the audit trail");
+        }
+    }
+
     /// Proposes a command about one run and answers with the run afterwards.
     async fn run_command(&self, run_id: u64, cmd: Command) -> Reply<RunInfo> {
         match propose(&self.node, cmd).await? {
@@ -186,6 +235,7 @@ impl ControlService for ControlApi {
         &self,
         req: Request<SubmitPipelineRequest>,
     ) -> Reply<SubmitPipelineResponse> {
+        let caller = Caller::of(&req);
         let req = req.into_inner();
         let file = if req.file.is_empty() {
             "pipeline.yaml"
@@ -196,6 +246,8 @@ impl ControlService for ControlApi {
         // Validate again: the coordinator never trusts the client's check.
         let pipeline = spec::load(file, &req.spec_yaml, Some(&provided))
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let namespace = pipeline.metadata.namespace.clone();
+        caller.check_namespace(&namespace, "submit pipelines")?;
         let secrets = spec::secrets::collect(&pipeline, &provided);
         let start_run = (req.start_run && pipeline.spec.schedule.is_none())
             .then(|| apitap_common::shard::expand(&pipeline.spec))
@@ -207,6 +259,7 @@ impl ControlService for ControlApi {
         };
         let cmd = Command::PutPipeline(command::PutPipeline {
             name: pipeline.name().to_string(),
+            namespace,
             spec_yaml: req.spec_yaml.clone(),
             secrets,
             every_ms: pipeline
@@ -233,7 +286,7 @@ impl ControlService for ControlApi {
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         });
-        match propose_traced(&self.node, cmd, &span).await? {
+        match propose_traced(&self.node, audited(&caller, cmd), &span).await? {
             CommandResult::PipelineStored {
                 version,
                 created,
@@ -250,20 +303,23 @@ impl ControlService for ControlApi {
 
     async fn list_pipelines(
         &self,
-        _: Request<ListPipelinesRequest>,
+        req: Request<ListPipelinesRequest>,
     ) -> Reply<ListPipelinesResponse> {
+        let caller = Caller::of(&req);
         linearizable(&self.node).await?;
         let st = self.node.state.read().expect("state lock");
         let pipelines = st
             .state
             .pipelines
             .values()
+            .filter(|p| caller.sees(&p.namespace))
             .map(|p| pipeline_info(p, &st.state))
             .collect();
         Ok(Response::new(ListPipelinesResponse { pipelines }))
     }
 
     async fn get_pipeline(&self, req: Request<GetPipelineRequest>) -> Reply<PipelineInfo> {
+        let caller = Caller::of(&req);
         linearizable(&self.node).await?;
         let name = req.into_inner().name;
         let st = self.node.state.read().expect("state lock");
@@ -271,6 +327,7 @@ impl ControlService for ControlApi {
             .state
             .pipelines
             .get(&name)
+            .filter(|p| caller.sees(&p.namespace))
             .ok_or_else(|| Error::NotFound(format!("pipeline {name}")))?;
         Ok(Response::new(pipeline_info(p, &st.state)))
     }
@@ -279,12 +336,14 @@ impl ControlService for ControlApi {
         &self,
         req: Request<DeletePipelineRequest>,
     ) -> Reply<DeletePipelineResponse> {
+        let caller = Caller::of(&req);
         let name = req.into_inner().name;
+        caller.check_namespace(&self.namespace_of_pipeline(&name), "delete pipelines")?;
         let cmd = Command::DeletePipeline(command::DeletePipeline {
             name,
             now_ms: apitap_common::time::now_ms(),
         });
-        match propose(&self.node, cmd).await? {
+        match propose(&self.node, audited(&caller, cmd)).await? {
             CommandResult::PipelineDeleted { runs_cancelled } => {
                 Ok(Response::new(DeletePipelineResponse {
                     deleted: true,
@@ -296,15 +355,17 @@ impl ControlService for ControlApi {
     }
 
     async fn start_run(&self, req: Request<StartRunRequest>) -> Reply<RunInfo> {
+        let caller = Caller::of(&req);
         let name = req.into_inner().pipeline;
-        let spec_yaml = {
+        let (spec_yaml, namespace) = {
             let st = self.node.state.read().expect("state lock");
             st.state
                 .pipelines
                 .get(&name)
-                .map(|p| p.spec_yaml.clone())
+                .map(|p| (p.spec_yaml.clone(), p.namespace.clone()))
                 .ok_or_else(|| Error::NotFound(format!("pipeline {name}")))?
         };
+        caller.check_namespace(&namespace, "start runs")?;
         let pipeline =
             spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let shards = apitap_common::shard::expand(&pipeline.spec)
@@ -316,7 +377,7 @@ impl ControlService for ControlApi {
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         });
-        match propose_traced(&self.node, cmd, &span).await? {
+        match propose_traced(&self.node, audited(&caller, cmd), &span).await? {
             CommandResult::RunStarted { run_id } => {
                 let st = self.node.state.read().expect("state lock");
                 let run = st
@@ -331,6 +392,7 @@ impl ControlService for ControlApi {
     }
 
     async fn list_runs(&self, req: Request<ListRunsRequest>) -> Reply<ListRunsResponse> {
+        let caller = Caller::of(&req);
         linearizable(&self.node).await?;
         let req = req.into_inner();
         let limit = if req.limit == 0 {
@@ -345,6 +407,7 @@ impl ControlService for ControlApi {
             .values()
             .rev()
             .filter(|r| req.pipeline.is_empty() || r.pipeline == req.pipeline)
+            .filter(|r| caller.sees(st.state.namespace_of(&r.pipeline)))
             .take(limit)
             .map(run_info)
             .collect();
@@ -352,6 +415,7 @@ impl ControlService for ControlApi {
     }
 
     async fn get_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
+        let caller = Caller::of(&req);
         linearizable(&self.node).await?;
         let id = req.into_inner().run_id;
         let st = self.node.state.read().expect("state lock");
@@ -359,29 +423,35 @@ impl ControlService for ControlApi {
             .state
             .runs
             .get(&id)
+            .filter(|r| caller.sees(st.state.namespace_of(&r.pipeline)))
             .ok_or_else(|| Error::NotFound(format!("run {id}")))?;
         Ok(Response::new(run_info(run)))
     }
 
     async fn cancel_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
+        let caller = Caller::of(&req);
         let run_id = req.into_inner().run_id;
+        caller.check_namespace(&self.namespace_of_run(run_id), "cancel runs")?;
         let cmd = Command::CancelRun(command::CancelRun {
             run_id,
             now_ms: apitap_common::time::now_ms(),
         });
-        self.run_command(run_id, cmd).await
+        self.run_command(run_id, audited(&caller, cmd)).await
     }
 
     async fn retry_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
+        let caller = Caller::of(&req);
         let run_id = req.into_inner().run_id;
+        caller.check_namespace(&self.namespace_of_run(run_id), "retry runs")?;
         let cmd = Command::RetryRun(command::RetryRun {
             run_id,
             now_ms: apitap_common::time::now_ms(),
         });
-        self.run_command(run_id, cmd).await
+        self.run_command(run_id, audited(&caller, cmd)).await
     }
 
     async fn set_rate_limit(&self, req: Request<SetRateLimitRequest>) -> Reply<RateLimitInfo> {
+        let caller = Caller::of(&req);
         let req = req.into_inner();
         if req.key.trim().is_empty() {
             return Err(Status::invalid_argument(
@@ -396,7 +466,7 @@ impl ControlService for ControlApi {
             rps: req.rps,
             burst: req.burst.max(1),
         });
-        propose(&self.node, cmd).await?;
+        propose(&self.node, audited(&caller, cmd)).await?;
         let limits = self.rate_limits().await?;
         limits
             .into_iter()
@@ -421,24 +491,53 @@ impl ControlService for ControlApi {
         Ok(Response::new(self.status().await?))
     }
 
-    async fn cluster_init(&self, _: Request<ClusterInitRequest>) -> Reply<ClusterStatusResponse> {
+    async fn cluster_init(&self, req: Request<ClusterInitRequest>) -> Reply<ClusterStatusResponse> {
+        let caller = Caller::of(&req);
         let change = membership::init(&self.node).await?;
-        self.changed(change.to_string()).await
+        let data_dir = &self.node.config.data_dir;
+        let token = crate::auth::bootstrap::first_admin_token(&self.node, data_dir)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        drop(token);
+        self.record_membership(
+            &caller,
+            "cluster-init",
+            format!("node {}", self.node.id),
+            "ok",
+        )
+        .await;
+        self.changed(format!(
+            "{change}; the first admin token is in {} on node {} (readable by its owner only)",
+            crate::auth::bootstrap::token_path(data_dir).display(),
+            self.node.id
+        ))
+        .await
     }
 
     async fn cluster_add(&self, req: Request<ClusterAddRequest>) -> Reply<ClusterStatusResponse> {
+        let caller = Caller::of(&req);
         let req = req.into_inner();
-        let change = membership::add(&self.node, req.node_id, &req.addr, req.learner_only).await?;
-        self.changed(format!("node {} at {}: {change}", req.node_id, req.addr))
-            .await
+        let object = format!("node {} at {}", req.node_id, req.addr);
+        let result = membership::add(&self.node, req.node_id, &req.addr, req.learner_only).await;
+        self.record_membership(&caller, "cluster-add", object.clone(), &outcome(&result))
+            .await;
+        self.changed(format!("{object}: {}", result?)).await
     }
 
     async fn cluster_remove(
         &self,
         req: Request<ClusterRemoveRequest>,
     ) -> Reply<ClusterStatusResponse> {
+        let caller = Caller::of(&req);
         let id = req.into_inner().node_id;
-        let change = membership::remove(&self.node, id).await?;
-        self.changed(format!("node {id}: {change}")).await
+        let result = membership::remove(&self.node, id).await;
+        self.record_membership(
+            &caller,
+            "cluster-remove",
+            format!("node {id}"),
+            &outcome(&result),
+        )
+        .await;
+        self.changed(format!("node {id}: {}", result?)).await
     }
 }

@@ -1,5 +1,6 @@
 //! gRPC services of a coordinator node, and its admin HTTP server (`admin`).
 
+pub mod access;
 pub mod admin;
 pub mod control;
 mod convert;
@@ -15,10 +16,33 @@ use crate::state::command::{Command, CommandResult};
 
 /// Proposes `cmd` through Raft on this node, which must be the leader.
 pub async fn propose(node: &Arc<Node>, cmd: Command) -> Result<CommandResult> {
-    match node.raft.client_write(cmd).await {
+    let audit = match &cmd {
+        Command::Audited(a) => Some((a.actor.clone(), a.cmd.describe())),
+        _ => None,
+    };
+    let result = match node.raft.client_write(cmd).await {
         Ok(resp) => Ok(resp.data),
         Err(e) => Err(map_write_error(node, e)),
+    };
+    if let Some((actor, (action, object))) = audit {
+        let outcome = match &result {
+            Ok(CommandResult::Rejected { reason }) => format!("rejected: {reason}"),
+            Ok(_) => "ok".into(),
+            Err(e) => format!("not committed: {e}"),
+        };
+        tracing::info!(target: "apitap::audit", %actor, %action, %object, %outcome, "audit");
     }
+    result
+}
+
+/// `cmd` as made by `caller`: applied and recorded in the audit trail in one entry, and
+/// logged as one structured line once committed.
+pub fn audited(caller: &crate::auth::Caller, cmd: Command) -> Command {
+    Command::Audited(crate::state::command::Audited {
+        actor: caller.describe(),
+        at_ms: apitap_common::time::now_ms(),
+        cmd: Box::new(cmd),
+    })
 }
 
 /// [`propose`] under `span`, which then records the outcome (run id, fence, or the error).

@@ -6,6 +6,7 @@ use apitap_proto::v1::raft_service_server::RaftService;
 use apitap_proto::v1::RaftMessage;
 use tonic::{Request, Response, Status};
 
+use crate::limits::MAX_SNAPSHOT_BYTES;
 use crate::node::Node;
 
 pub struct RaftApi {
@@ -42,7 +43,15 @@ impl RaftService for RaftApi {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let r = self.node.raft.install_snapshot(decode(req)?).await;
+        let chunk: openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig> = decode(req)?;
+        let end = chunk.offset.saturating_add(chunk.data.len() as u64);
+        if end > MAX_SNAPSHOT_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "a snapshot chunk reaching byte {end} is beyond MAX_SNAPSHOT_BYTES \
+                 ({MAX_SNAPSHOT_BYTES}); refused before allocating"
+            )));
+        }
+        let r = self.node.raft.install_snapshot(chunk).await;
         encode(&r)
     }
 }

@@ -12,6 +12,7 @@ use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
 
 use super::{propose, propose_traced};
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
 use crate::spans;
@@ -28,8 +29,8 @@ fn lease_ref(l: Option<LeaseRef>) -> Result<LeaseRef, Status> {
     l.ok_or_else(|| Status::invalid_argument("lease is missing"))
 }
 
-/// The reporting worker, which every lease report must name: `apply` accepts a report
-/// only from the shard's holder.
+/// The reporting worker, which every lease report must name (and, with TLS, the caller's
+/// certificate must name too): `apply` accepts a report only from the shard's holder.
 fn reporter(worker_id: &str) -> Result<String, Status> {
     if worker_id.is_empty() {
         return Err(Status::invalid_argument(
@@ -69,7 +70,9 @@ impl WorkerApi {
 impl WorkerService for WorkerApi {
     async fn register(&self, req: Request<RegisterRequest>) -> Reply<RegisterResponse> {
         self.require_leader()?;
+        let caller = Caller::of(&req);
         let req = req.into_inner();
+        caller.check_worker(&req.worker_id)?;
         if req.worker_id.is_empty() {
             return Err(Status::invalid_argument("worker_id is empty"));
         }
@@ -114,7 +117,9 @@ impl WorkerService for WorkerApi {
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
         self.require_leader()?;
+        let caller = Caller::of(&req);
         let req = req.into_inner();
+        caller.check_worker(&req.worker_id)?;
         let now = Instant::now();
         let ttl = self.node.config.lease_ttl;
         let st = self.node.state.read().expect("state lock");
@@ -191,7 +196,9 @@ impl WorkerService for WorkerApi {
     }
 
     async fn report_checkpoint(&self, req: Request<CheckpointReport>) -> Reply<Ack> {
+        let caller = Caller::of(&req);
         let req = req.into_inner();
+        caller.check_worker(&req.worker_id)?;
         let l = lease_ref(req.lease)?;
         let worker = reporter(&req.worker_id)?;
         if req.checkpoint_json.len() > MAX_CHECKPOINT_BYTES {
@@ -217,7 +224,9 @@ impl WorkerService for WorkerApi {
     }
 
     async fn complete_shard(&self, req: Request<CompleteShardRequest>) -> Reply<Ack> {
+        let caller = Caller::of(&req);
         let req = req.into_inner();
+        caller.check_worker(&req.worker_id)?;
         let l = lease_ref(req.lease)?;
         let worker = reporter(&req.worker_id)?;
         let span = {
@@ -255,7 +264,9 @@ impl WorkerService for WorkerApi {
 
     async fn acquire_budget(&self, req: Request<BudgetRequest>) -> Reply<BudgetGrant> {
         self.require_leader()?;
+        let caller = Caller::of(&req);
         let req = req.into_inner();
+        caller.check_worker(&req.worker_id)?;
         let limit = {
             let st = self.node.state.read().expect("state lock");
             st.state.rate_limits.get(&req.key).cloned()
@@ -290,7 +301,9 @@ impl WorkerService for WorkerApi {
     }
 
     async fn report_backoff(&self, req: Request<BackoffReport>) -> Reply<Ack> {
+        let caller = Caller::of(&req);
         let req = req.into_inner();
+        caller.check_worker(&req.worker_id)?;
         self.require_leader()?;
         let now_ms = apitap_common::time::now_ms();
         // Clamped here and again in `apply`: an upstream's ten-year Retry-After must not
@@ -335,8 +348,9 @@ impl WorkerService for WorkerApi {
 
     async fn watch_backoffs(
         &self,
-        _: Request<WatchBackoffsRequest>,
+        req: Request<WatchBackoffsRequest>,
     ) -> Reply<Self::WatchBackoffsStream> {
+        Caller::of(&req).check_worker(&req.get_ref().worker_id)?;
         self.require_leader()?;
         let rx = self.node.backoffs.subscribe();
         let current: Vec<Result<BackoffEvent, Status>> = {
@@ -373,7 +387,9 @@ impl WorkerService for WorkerApi {
     }
 
     async fn release_lease(&self, req: Request<ReleaseLeaseRequest>) -> Reply<Ack> {
+        let caller = Caller::of(&req);
         let req = req.into_inner();
+        caller.check_worker(&req.worker_id)?;
         let l = lease_ref(req.lease)?;
         let worker = reporter(&req.worker_id)?;
         let r = propose(

@@ -87,6 +87,8 @@ fn records(st: &State, key: &Key) -> Result<Records, serde_json::Error> {
         Key::Pipeline(n) => one(format!("p/{n}"), st.pipelines.get(n)),
         Key::Worker(id) => one(format!("w/{id}"), st.workers.get(id)),
         Key::RateLimit(k) => one(format!("l/{k}"), st.rate_limits.get(k)),
+        Key::Token(id) => one(format!("t/{id}"), st.tokens.get(id)),
+        Key::Audit(seq) => one(format!("a/{seq:020}"), st.audit.get(seq)),
         Key::Run(id) => {
             let run = st.runs.get(id);
             let mut out = one(format!("r/{id:020}"), run.map(|r| r.meta()).as_ref())?;
@@ -180,6 +182,17 @@ impl StateMachine {
                         serde_json::from_slice(&v).map_err(read_err)?,
                     );
                 }
+                Some(("t", id)) => {
+                    st.tokens.insert(
+                        id.to_string(),
+                        serde_json::from_slice(&v).map_err(read_err)?,
+                    );
+                }
+                Some(("a", _)) => {
+                    let r: crate::state::access::AuditRecord =
+                        serde_json::from_slice(&v).map_err(read_err)?;
+                    st.audit.insert(r.seq, r);
+                }
                 Some(("m", "last_applied")) => {
                     applied.last_applied = serde_json::from_slice(&v).map_err(read_err)?
                 }
@@ -246,6 +259,8 @@ impl StateMachine {
         keys.extend(a.state.runs.keys().map(|id| Key::Run(*id)));
         keys.extend(a.state.workers.keys().cloned().map(Key::Worker));
         keys.extend(a.state.rate_limits.keys().cloned().map(Key::RateLimit));
+        keys.extend(a.state.tokens.keys().cloned().map(Key::Token));
+        keys.extend(a.state.audit.keys().map(|s| Key::Audit(*s)));
         for key in &keys {
             for (k, v) in records(&a.state, key).map_err(write_err)? {
                 if let Some(v) = v {

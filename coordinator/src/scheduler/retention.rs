@@ -92,6 +92,7 @@ mod tests {
                 &mut st,
                 Command::PutPipeline(command::PutPipeline {
                     name: name.into(),
+                    namespace: "default".into(),
                     spec_yaml: String::new(),
                     secrets: Default::default(),
                     every_ms: None,

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::apply::access::{Audited, CreateToken, RecordAudit, RevokeToken};
 pub use super::apply::lease::{
     Checkpoint, CompleteShard, ExpireLease, GrantLeases, LeaseGrant, ReleaseLease,
 };
@@ -31,6 +32,53 @@ pub enum Command {
     CompleteShard(CompleteShard),
     PruneRuns(PruneRuns),
     ForgetWorkers(ForgetWorkers),
+    CreateToken(CreateToken),
+    RevokeToken(RevokeToken),
+    /// A control command and who made it (see [`Audited`]).
+    Audited(Audited),
+    RecordAudit(RecordAudit),
+}
+
+impl Command {
+    /// The audit trail's (action, object) for this command.
+    pub fn describe(&self) -> (String, String) {
+        let (action, object) = match self {
+            Command::PutPipeline(c) => ("submit", format!("pipeline {}", c.name)),
+            Command::DeletePipeline(c) => ("delete", format!("pipeline {}", c.name)),
+            Command::StartRun(c) => ("run", format!("pipeline {}", c.pipeline)),
+            Command::CancelRun(c) => ("cancel", format!("run {}", c.run_id)),
+            Command::RetryRun(c) => ("retry", format!("run {}", c.run_id)),
+            Command::SetRateLimit(c) => (
+                "ratelimit-set",
+                format!("key {} rps={} burst={}", c.key, c.rps, c.burst),
+            ),
+            Command::Backoff(c) => ("backoff", format!("key {}", c.key)),
+            Command::RegisterWorker(c) => ("register", format!("worker {}", c.id)),
+            Command::GrantLeases(c) => ("grant", format!("{} leases", c.grants.len())),
+            Command::ExpireLease(c) => ("expire", format!("run {} shard {}", c.run_id, c.shard)),
+            Command::ReleaseLease(c) => ("release", format!("run {} shard {}", c.run_id, c.shard)),
+            Command::Checkpoint(c) => ("checkpoint", format!("run {} shard {}", c.run_id, c.shard)),
+            Command::CompleteShard(c) => {
+                ("complete", format!("run {} shard {}", c.run_id, c.shard))
+            }
+            Command::PruneRuns(c) => ("prune", format!("{} runs", c.run_ids.len())),
+            Command::ForgetWorkers(c) => ("forget", format!("{} workers", c.ids.len())),
+            Command::CreateToken(c) => (
+                "token-create",
+                format!(
+                    "token {} ({}, {}, namespaces {})",
+                    c.token.id,
+                    c.token.name,
+                    c.token.role.as_str(),
+                    c.token.namespaces.join(",")
+                ),
+            ),
+            Command::RevokeToken(c) => ("token-revoke", format!("token {}", c.id)),
+            Command::Audited(c) => return c.cmd.describe(),
+            Command::RecordAudit(c) => return (c.record.action.clone(), c.record.object.clone()),
+        };
+        (action.to_string(), object)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +121,10 @@ pub enum Key {
     Shard(u64, usize),
     /// A deleted run and how many shards it had (their records are deleted too).
     RemovedRun(u64, usize),
+    /// A token, written if present and deleted if not.
+    Token(String),
+    /// An audit record by sequence number, written if present and deleted if not.
+    Audit(u64),
 }
 
 /// Applies `cmd`, committed at `log_index`, and returns its result and the records it touched.
@@ -93,5 +145,9 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> Applied {
         Command::CompleteShard(c) => c.apply(state),
         Command::PruneRuns(c) => c.apply(state),
         Command::ForgetWorkers(c) => c.apply(state),
+        Command::CreateToken(c) => c.apply(state),
+        Command::RevokeToken(c) => c.apply(state),
+        Command::Audited(c) => c.apply(state, log_index),
+        Command::RecordAudit(c) => c.apply(state),
     }
 }

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineRecord {
     pub name: String,
+    /// `metadata.namespace`: whose tokens may touch it. Names stay unique across
+    /// namespaces (a second namespace cannot take over a name).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
     /// Bumped whenever the spec text changes.
     pub version: u64,
     /// The document as submitted; `${VAR}` references unresolved.
@@ -36,11 +40,16 @@ pub struct PipelineRecord {
     pub initial_watermark: Option<String>,
 }
 
+pub fn default_namespace() -> String {
+    "default".into()
+}
+
 impl PipelineRecord {
     /// A pipeline before its first `PutPipeline` filled it in.
-    pub fn new(name: &str, now_ms: u64) -> Self {
+    pub fn new(name: &str, namespace: &str, now_ms: u64) -> Self {
         Self {
             name: name.to_string(),
+            namespace: namespace.to_string(),
             version: 0,
             spec_yaml: String::new(),
             secrets: BTreeMap::new(),
@@ -239,9 +248,22 @@ pub struct State {
     pub next_run_id: u64,
     #[serde(default)]
     pub rate_limits: BTreeMap<String, RateLimitRecord>,
+    /// API tokens by id (hashes only).
+    #[serde(default)]
+    pub tokens: BTreeMap<String, super::access::TokenRecord>,
+    /// The newest control changes, by sequence number.
+    #[serde(default)]
+    pub audit: BTreeMap<u64, super::access::AuditRecord>,
 }
 
 impl State {
+    /// The namespace of pipeline `name` (of a deleted one: `default`).
+    pub fn namespace_of(&self, pipeline: &str) -> &str {
+        self.pipelines
+            .get(pipeline)
+            .map_or("default", |p| p.namespace.as_str())
+    }
+
     pub fn active_runs(&self) -> impl Iterator<Item = &Run> {
         self.runs.values().filter(|r| !r.state.is_terminal())
     }

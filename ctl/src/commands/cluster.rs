@@ -9,8 +9,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use apitap_common::retry::Backoff;
+use apitap_proto::auth::AuthChannel;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::cli::Format;
@@ -153,7 +153,7 @@ async fn one_at_a_time<F, Fut>(
     mut f: F,
 ) -> anyhow::Result<ClusterStatusResponse>
 where
-    F: FnMut(ControlServiceClient<Channel>) -> Fut,
+    F: FnMut(ControlServiceClient<AuthChannel>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<ClusterStatusResponse>, Status>>,
 {
     let deadline = Instant::now() + wait;

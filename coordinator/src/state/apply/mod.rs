@@ -2,6 +2,7 @@
 //! records it touched. Grouped by the object they change; lifecycle moves go through the
 //! named transitions of `state::transition`.
 
+pub mod access;
 pub mod lease;
 pub mod pipeline;
 pub mod ratelimit;

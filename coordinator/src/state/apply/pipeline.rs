@@ -13,6 +13,8 @@ use crate::state::model::{PipelineRecord, State};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PutPipeline {
     pub name: String,
+    #[serde(default = "crate::state::model::default_namespace")]
+    pub namespace: String,
     pub spec_yaml: String,
     pub secrets: BTreeMap<String, String>,
     pub every_ms: Option<u64>,
@@ -36,6 +38,15 @@ pub struct PutPipeline {
 
 impl PutPipeline {
     pub fn apply(&self, state: &mut State) -> Applied {
+        if let Some(existing) = state.pipelines.get(&self.name) {
+            if existing.namespace != self.namespace {
+                return rejected(format!(
+                    "pipeline {} exists in namespace {:?}; pipeline names are unique across \
+                     namespaces, so pick another name",
+                    self.name, existing.namespace
+                ));
+            }
+        }
         let mut keys = vec![Key::Pipeline(self.name.clone())];
         if let Some((key, rps, burst)) = &self.rate_limit {
             super::ratelimit::set_limit(state, key, *rps, *burst);
@@ -46,7 +57,7 @@ impl PutPipeline {
         let record = state
             .pipelines
             .entry(self.name.clone())
-            .or_insert_with(|| PipelineRecord::new(&self.name, now_ms));
+            .or_insert_with(|| PipelineRecord::new(&self.name, &self.namespace, now_ms));
         if record.spec_yaml != self.spec_yaml || record.secrets != self.secrets {
             record.version += 1;
             record.updated_at_ms = now_ms;

@@ -37,6 +37,7 @@ impl Log {
             .collect();
         let r = self.step(Command::PutPipeline(command::PutPipeline {
             name: name.into(),
+            namespace: "default".into(),
             spec_yaml: format!("spec of {name}"),
             secrets: BTreeMap::from([("TOKEN".into(), secret.into())]),
             every_ms: None,
