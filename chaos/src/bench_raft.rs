@@ -315,8 +315,9 @@ pub async fn submit(clients: usize, seconds: u64, tls: bool) -> anyhow::Result<V
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let mut s =
-            Submitter::new(addrs.clone(), Duration::from_secs(30)).with_tls(client_tls.clone());
+        let mut s = Submitter::new(addrs.clone(), Duration::from_secs(30))
+            .with_tls(client_tls.clone())
+            .with_token(cluster.token())?;
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors) = (Vec::new(), 0u64);
             let mut i = 0;
@@ -340,6 +341,7 @@ pub async fn submit(clients: usize, seconds: u64, tls: bool) -> anyhow::Result<V
     let secs = started.elapsed().as_secs_f64();
     let stored = Submitter::new(addrs, Duration::from_secs(30))
         .with_tls(client_tls)
+        .with_token(cluster.token())?
         .pipeline_names()
         .await?
         .len();

@@ -32,6 +32,18 @@ pub struct Cli {
     /// For a cluster with mutual TLS: your client certificate from its CA.
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,
+    /// Your API token (its role and namespaces decide what you may do). Prefer
+    /// APITAP_TOKEN or --token-file: a flag shows in the process list.
+    #[arg(long, global = true, env = "APITAP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the API token from this file (e.g. the admin.token `cluster init` wrote).
+    #[arg(
+        long,
+        global = true,
+        env = "APITAP_TOKEN_FILE",
+        conflicts_with = "token"
+    )]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -95,6 +107,43 @@ pub enum Command {
         #[command(subcommand)]
         what: ClusterWhat,
     },
+    /// API tokens: create, list, revoke (admin).
+    Token {
+        #[command(subcommand)]
+        what: TokenWhat,
+    },
+    /// Control changes: who did what, when, and what came of it (operator).
+    Audit {
+        /// Only changes this recent, e.g. 1h or 7d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// The newest this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenWhat {
+    /// Create a token; its secret is printed once and never stored.
+    Create {
+        /// What it is for, e.g. ci-orders.
+        name: String,
+        /// viewer (read), operator (also submit, run, cancel, retry, delete, rate limits),
+        /// admin (also membership and tokens, every namespace).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// A namespace it may touch; repeat it, or `*` for all.
+        #[arg(long = "namespace", short = 'n')]
+        namespaces: Vec<String>,
+        /// It stops working after this long, e.g. 30d (default: never).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Tokens with their role, namespaces and expiry (never their secrets).
+    List,
+    /// Revoke a token by its id; calls with it are refused from then on.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,31 +1,70 @@
-//! A throwaway certificate authority for a TLS test cluster: one CA, one certificate for
-//! every coordinator (127.0.0.1 and localhost, server and client use) and one client
-//! certificate for workers and apitapctl, written as PEM files.
+//! A throwaway certificate authority for a TLS test cluster. Every certificate names its
+//! holder in a URI SAN, as the coordinators' auth layer requires: one per coordinator
+//! (`apitap://coordinator/<id>`, also 127.0.0.1 and localhost for server use), one per
+//! worker (`apitap://worker/<id>`) and one user certificate (`apitap://user/testbed`) for
+//! apitapctl and in-process clients. Files are PEM, in one folder.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
-/// The files of [`generate`].
-#[derive(Debug, Clone)]
+/// The CA that signs, kept to issue certificates as nodes are added.
+struct Issuer {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+/// The CA of [`generate`] and the user certificate; nodes' certificates are issued on
+/// demand ([`TestCerts::coordinator_env`], [`TestCerts::worker_env`]).
+#[derive(Clone)]
 pub struct TestCerts {
+    dir: PathBuf,
+    issuer: Arc<Issuer>,
     pub ca: PathBuf,
-    pub node_cert: PathBuf,
-    pub node_key: PathBuf,
+    /// `apitap://user/testbed`: apitapctl and in-process clients.
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
 }
 
+impl std::fmt::Debug for TestCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCerts").field("dir", &self.dir).finish()
+    }
+}
+
 impl TestCerts {
-    /// `APITAP_TLS_*` variables naming the node's files (coordinators).
-    pub fn node_env(&self) -> Vec<(String, String)> {
-        env(&self.ca, &self.node_cert, &self.node_key)
+    /// `APITAP_TLS_*` variables of coordinator `id` (its certificate is issued now).
+    pub fn coordinator_env(&self, id: u64) -> anyhow::Result<Vec<(String, String)>> {
+        let (cert, key) = self.issue(
+            &format!("coordinator-{id}"),
+            vec![
+                SanType::IpAddress("127.0.0.1".parse()?),
+                SanType::DnsName("localhost".try_into()?),
+                SanType::URI(format!("apitap://coordinator/{id}").try_into()?),
+            ],
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )?;
+        Ok(env(&self.ca, &cert, &key))
     }
 
-    /// The client's TLS material, for in-process gRPC clients.
+    /// `APITAP_TLS_*` variables of worker `id` (its certificate is issued now).
+    pub fn worker_env(&self, id: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let (cert, key) = self.issue(
+            id,
+            vec![SanType::URI(format!("apitap://worker/{id}").try_into()?)],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+        )?;
+        Ok(env(&self.ca, &cert, &key))
+    }
+
+    /// The user's TLS material, for in-process gRPC clients.
     pub fn client_tls(&self) -> anyhow::Result<apitap_proto::tls::Tls> {
         apitap_proto::tls::TlsFiles {
             ca: self.ca.clone(),
@@ -36,10 +75,42 @@ impl TestCerts {
         .map_err(anyhow::Error::msg)
     }
 
-    /// `APITAP_TLS_*` variables naming the client's files (workers, apitapctl).
+    /// `APITAP_TLS_*` variables naming the user's files (apitapctl).
     pub fn client_env(&self) -> Vec<(String, String)> {
         env(&self.ca, &self.client_cert, &self.client_key)
     }
+
+    /// Writes `<name>.pem` and `<name>-key.pem`, signed by the CA.
+    fn issue(
+        &self,
+        name: &str,
+        sans: Vec<SanType>,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> anyhow::Result<(PathBuf, PathBuf)> {
+        issue(&self.dir, &self.issuer, name, sans, usages)
+    }
+}
+
+fn issue(
+    dir: &Path,
+    issuer: &Issuer,
+    name: &str,
+    sans: Vec<SanType>,
+    usages: Vec<ExtendedKeyUsagePurpose>,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.subject_alt_names = sans;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("apitap {name}"));
+    params.extended_key_usages = usages;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer.cert, &issuer.key)?;
+    let cert_path = dir.join(format!("{name}.pem"));
+    let key_path = dir.join(format!("{name}-key.pem"));
+    std::fs::write(&cert_path, cert.pem())?;
+    std::fs::write(&key_path, key.serialize_pem())?;
+    Ok((cert_path, key_path))
 }
 
 fn env(ca: &Path, cert: &Path, key: &Path) -> Vec<(String, String)> {
@@ -53,7 +124,7 @@ fn env(ca: &Path, cert: &Path, key: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A new CA and the certificates it signs, in `dir`.
+/// A new CA in `dir`, and the user certificate it signs.
 pub fn generate(dir: &Path) -> anyhow::Result<TestCerts> {
     std::fs::create_dir_all(dir)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -62,43 +133,23 @@ pub fn generate(dir: &Path) -> anyhow::Result<TestCerts> {
         .push(DnType::CommonName, "apitap test CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate()?;
-    let ca = ca_params.self_signed(&ca_key)?;
-
-    let issue = |name: &str,
-                 sans: Vec<String>,
-                 usages: Vec<ExtendedKeyUsagePurpose>|
-     -> anyhow::Result<(String, String)> {
-        let mut params = CertificateParams::new(sans)?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = usages;
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &ca, &ca_key)?;
-        Ok((cert.pem(), key.serialize_pem()))
-    };
-    let (node_cert, node_key) = issue(
-        "apitap coordinator",
-        vec!["127.0.0.1".into(), "localhost".into()],
-        vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ],
-    )?;
+    let key = KeyPair::generate()?;
+    let cert = ca_params.self_signed(&key)?;
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.pem())?;
+    let issuer = Issuer { cert, key };
     let (client_cert, client_key) = issue(
-        "apitap client",
-        vec!["apitap-client".into()],
+        dir,
+        &issuer,
+        "user-testbed",
+        vec![SanType::URI("apitap://user/testbed".try_into()?)],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
     )?;
-    let write = |name: &str, pem: &str| -> anyhow::Result<PathBuf> {
-        let path = dir.join(name);
-        std::fs::write(&path, pem)?;
-        Ok(path)
-    };
     Ok(TestCerts {
-        ca: write("ca.pem", &ca.pem())?,
-        node_cert: write("node.pem", &node_cert)?,
-        node_key: write("node-key.pem", &node_key)?,
-        client_cert: write("client.pem", &client_cert)?,
-        client_key: write("client-key.pem", &client_key)?,
+        dir: dir.to_path_buf(),
+        issuer: Arc::new(issuer),
+        ca,
+        client_cert,
+        client_key,
     })
 }

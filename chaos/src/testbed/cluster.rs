@@ -127,9 +127,8 @@ impl ClusterBuilder {
             certs: None,
         };
         if self.tls {
+            // Coordinators' and workers' certificates are issued as they start.
             let certs = super::certs::generate(&cluster.out.join("tls"))?;
-            cluster.coordinator_env.extend(certs.node_env());
-            cluster.worker_env.extend(certs.client_env());
             cluster.ctl_env.extend(certs.client_env());
             cluster.certs = Some(certs);
         }
@@ -164,6 +163,10 @@ impl ClusterBuilder {
                     other => break other?,
                 }
             }
+        }
+        if cluster.certs.is_some() {
+            let token = cluster.admin_token(Duration::from_secs(30))?;
+            cluster.ctl_env.push(("APITAP_TOKEN".into(), token));
         }
         cluster.wait_for_leader(Duration::from_secs(30))?;
         // A cluster started again on its folder (`apitap-chaos up --keep`) has its members
@@ -272,6 +275,9 @@ impl TestCluster {
         for (k, v) in &self.coordinator_env {
             cmd.env(k, v);
         }
+        if let Some(certs) = &self.certs {
+            cmd.envs(certs.coordinator_env(node.id)?);
+        }
         if node.id == 1 {
             cmd.arg("--init");
         }
@@ -318,6 +324,9 @@ impl TestCluster {
         for (k, v) in &self.worker_env {
             cmd.env(k, v);
         }
+        if let Some(certs) = &self.certs {
+            cmd.envs(certs.worker_env(&id)?);
+        }
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -338,12 +347,19 @@ impl TestCluster {
 
     /// Runs apitapctl against this cluster.
     pub fn ctl(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.ctl_with(&[], args)
+    }
+
+    /// Runs apitapctl with `env` on top of the cluster's (e.g. another `APITAP_TOKEN`, or a
+    /// `${VAR}` value for one submit).
+    pub fn ctl_with(&self, env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<Output> {
         let out = Command::new(bins::path("apitapctl")?)
             .arg("--coordinator")
             .arg(self.coordinator_addrs().join(","))
             .args(args)
             .env("MOCK_API_URL", self.mock.url())
             .envs(self.ctl_env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
             .output()?;
         Ok(out)
     }
@@ -384,6 +400,25 @@ impl TestCluster {
             .filter(|m| m["voter"] == true)
             .filter_map(|m| Some((m["node_id"].as_u64()?, m["addr"].as_str()?.to_string())))
             .collect())
+    }
+
+    /// The first admin token, which the coordinator that initialised the cluster writes
+    /// to `admin.token` in its data directory once it leads.
+    pub fn admin_token(&self, timeout: Duration) -> anyhow::Result<String> {
+        let path = self.coordinators[0].data_dir.join("admin.token");
+        wait::until("the first admin token", timeout, || {
+            let t = std::fs::read_to_string(&path).ok()?;
+            let t = t.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        })
+    }
+
+    /// The token apitapctl calls of this cluster carry (TLS clusters only).
+    pub fn token(&self) -> Option<&str> {
+        self.ctl_env
+            .iter()
+            .find(|(k, _)| k == "APITAP_TOKEN")
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {

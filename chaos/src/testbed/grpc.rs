@@ -49,6 +49,12 @@ impl Submitter {
         self
     }
 
+    /// Sends `token` with every call (a TLS cluster's operator or admin token).
+    pub fn with_token(mut self, token: Option<&str>) -> anyhow::Result<Self> {
+        self.client = self.client.with_token(token).map_err(anyhow::Error::msg)?;
+        Ok(self)
+    }
+
     /// Stores pipeline `name`; Ok once the cluster acknowledged (committed) it.
     pub async fn submit(&mut self, name: &str) -> anyhow::Result<()> {
         let req = SubmitPipelineRequest {

@@ -72,8 +72,9 @@ impl ControlApi {
             .to_string()
     }
 
-    /// Records a membership change (not a state command) in the audit trail; a failure to
-    /// record is logged, and does not undo the change.
+    /// Records a membership change (not a state command) in the audit trail, in the
+    /// background: while a membership change cannot commit, neither can its record, and the
+    /// caller must still get its answer. A record that cannot be committed is logged.
     async fn record_membership(
         &self,
         caller: &Caller,
@@ -92,9 +93,13 @@ impl ControlApi {
             },
         });
         tracing::info!(target: "apitap::audit", actor = %caller.describe(), %action, %object, %outcome, "audit");
-        if let Err(e) = propose(&self.node, cmd).await {
-            tracing::warn!(error = %e, %action, "membership change not recorded in the audit trail");
-        }
+        let node = self.node.clone();
+        let action = action.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = propose(&node, cmd).await {
+                tracing::warn!(error = %e, %action, "membership change not recorded in the audit trail");
+            }
+        });
     }
 
     /// Proposes a command about one run and answers with the run afterwards.

@@ -42,9 +42,8 @@ pub async fn first_admin_token(node: &Arc<Node>, data_dir: &Path) -> anyhow::Res
             },
         })),
     });
-    match crate::api::propose(node, cmd).await? {
-        CommandResult::Rejected { reason } => anyhow::bail!("the first admin token: {reason}"),
-        _ => {}
+    if let CommandResult::Rejected { reason } = crate::api::propose(node, cmd).await? {
+        anyhow::bail!("the first admin token: {reason}");
     }
     let path = token_path(data_dir);
     write_private(&path, &format!("{secret}\n"))?;

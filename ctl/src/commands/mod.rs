@@ -1,18 +1,31 @@
 //! One file per command group; [`dispatch`] returns the process exit code.
 
+mod access;
 mod cluster;
 mod pipelines;
 mod ratelimit;
 mod runs;
 mod submit;
 
-use crate::cli::{Cli, ClusterWhat, Command, DescribeWhat, GetWhat, RatelimitWhat, RunAction};
+use crate::cli::{
+    Cli, ClusterWhat, Command, DescribeWhat, GetWhat, RatelimitWhat, RunAction, TokenWhat,
+};
 use crate::client::Client;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let format = cli.output;
     let tls = cli.tls.load().map_err(anyhow::Error::msg)?;
-    let mut client = Client::new(cli.coordinators.clone(), cli.timeout, tls);
+    let token = match (&cli.token, &cli.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let mut client = Client::new(cli.coordinators.clone(), cli.timeout, tls, token.as_deref())?;
     match cli.command {
         Command::Submit {
             file,
@@ -67,5 +80,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 cluster::remove(&mut client, format, node_id, wait).await
             }
         },
+        Command::Token { what } => match what {
+            TokenWhat::Create {
+                name,
+                role,
+                namespaces,
+                expires_in,
+            } => access::create(&mut client, format, name, role, namespaces, expires_in).await,
+            TokenWhat::List => access::list(&mut client, format).await,
+            TokenWhat::Revoke { id } => access::revoke(&mut client, format, id).await,
+        },
+        Command::Audit { since, limit } => access::audit(&mut client, format, since, limit).await,
     }
 }

@@ -1,0 +1,312 @@
+//! The trust boundary on a TLS cluster, attack by attack: each call below is one an
+//! attacker on the network (or a compromised worker, or a token of too little scope) would
+//! make, and each must be refused with a message that says who asked for what, while the
+//! cluster keeps serving.
+
+use std::process::Output;
+use std::time::Duration;
+
+use apitap_chaos::testbed::TestCluster;
+use apitap_proto::tls::{Tls, TlsFiles};
+use apitap_proto::v1::raft_service_client::RaftServiceClient;
+use apitap_proto::v1::worker_service_client::WorkerServiceClient;
+use apitap_proto::v1::{CheckpointReport, HeartbeatRequest, LeaseRef, RaftMessage};
+use serde_json::Value;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+/// A channel to `addr` with the certificate in `env` (`APITAP_TLS_*` of the testbed).
+async fn channel(addr: &str, env: &[(String, String)]) -> anyhow::Result<Channel> {
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into())
+            .expect("TLS variable")
+    };
+    let tls: Tls = TlsFiles {
+        ca: get("APITAP_TLS_CA"),
+        cert: get("APITAP_TLS_CERT"),
+        key: get("APITAP_TLS_KEY"),
+    }
+    .load()
+    .map_err(anyhow::Error::msg)?;
+    Ok(Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls.client("127.0.0.1"))?
+        .connect()
+        .await?)
+}
+
+fn stderr(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn refused(out: &Output, what: &str, says: &str) {
+    let text = stderr(out);
+    assert!(!out.status.success(), "{what}: admitted\n{text}");
+    assert!(text.contains(says), "{what}: expected {says:?} in\n{text}");
+}
+
+/// A token of `role` for `namespaces`, created by the cluster's admin.
+fn token(
+    cluster: &TestCluster,
+    name: &str,
+    role: &str,
+    namespaces: &[&str],
+) -> anyhow::Result<Value> {
+    let mut args = vec!["token", "create", name, "--role", role];
+    for ns in namespaces {
+        args.extend(["--namespace", ns]);
+    }
+    cluster.ctl_json(&args)
+}
+
+fn pipeline(name: &str, namespace: &str, url_extra: &str, db: &std::path::Path) -> String {
+    format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: {name}, namespace: {namespace} }}
+spec:
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/limit_offset?to_id=20{url_extra}"
+      records: $.data
+      pagination: {{ kind: limit_offset, size: 10 }}
+  sink:
+    sqlite: {{ path: "{}", table: {table} }}
+"#,
+        db.display(),
+        table = name.replace('-', "_")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder()
+        .tls()
+        .coordinators(1)
+        .workers(2)
+        .records(100)
+        .worker_env("AWS_SECRET_ACCESS_KEY", "worker-own-credential")
+        .start()
+        .await?;
+    let addr = cluster.coordinator_addrs()[0].clone();
+    let certs = cluster.certs.clone().expect("TLS certificates");
+
+    // Raft from a user certificate, and from a coordinator that is not a member.
+    let append = RaftMessage {
+        json: b"{}".to_vec(),
+    };
+    let mut as_user = RaftServiceClient::new(channel(&addr, &certs.client_env()).await?);
+    let e = as_user.append_entries(append.clone()).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("only member coordinators"), "{e:?}");
+    let mut stranger = RaftServiceClient::new(channel(&addr, &certs.coordinator_env(9)?).await?);
+    let e = stranger.append_entries(append).await.unwrap_err();
+    assert!(
+        e.message().contains("coordinator 9 is not a member"),
+        "{e:?}"
+    );
+
+    // A snapshot chunk far beyond any snapshot, even from a member's certificate.
+    let chunk = serde_json::json!({
+        "vote": {"leader_id": {"term": 1, "node_id": 1}, "committed": true},
+        "meta": {
+            "last_log_id": null,
+            "last_membership": {"log_id": null, "membership": {"configs": [], "nodes": {}}},
+            "snapshot_id": "forged"
+        },
+        "offset": 1u64 << 40,
+        "data": [1, 2, 3],
+        "done": false
+    });
+    let mut member = RaftServiceClient::new(channel(&addr, &certs.coordinator_env(1)?).await?);
+    let e = member
+        .install_snapshot(RaftMessage {
+            json: serde_json::to_vec(&chunk)?,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("MAX_SNAPSHOT_BYTES"), "{e:?}");
+    assert_eq!(cluster.cluster_status()?["leader_id"], 1, "still serving");
+
+    // A worker speaking for another worker.
+    let mut w1 = WorkerServiceClient::new(channel(&addr, &certs.worker_env("worker-1")?).await?);
+    let e = w1
+        .heartbeat(HeartbeatRequest {
+            worker_id: "worker-2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message().contains("may not act as worker \"worker-2\""),
+        "{e:?}"
+    );
+    let e = w1
+        .report_checkpoint(CheckpointReport {
+            worker_id: "worker-2".into(),
+            lease: Some(LeaseRef {
+                run_id: 1,
+                shard: 0,
+                fence: 1,
+            }),
+            checkpoint_json: "{}".into(),
+            pages: 1,
+            records: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    // A worker's certificate (without a token) asking for a membership change.
+    let worker_cert: Vec<(String, String)> = certs.worker_env("worker-1")?;
+    let mut env: Vec<(&str, &str)> = worker_cert
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.push(("APITAP_TOKEN", ""));
+    let out = cluster.ctl_with(&env, &["cluster", "add", "7", "127.0.0.1:1"])?;
+    refused(
+        &out,
+        "a worker certificate calling ClusterAdd",
+        "needs a token with role admin",
+    );
+
+    // Roles and namespaces.
+    let viewer = token(&cluster, "read-a", "viewer", &["a"])?;
+    let operator = token(&cluster, "ops-a", "operator", &["a"])?;
+    let viewer_token = viewer["token"].as_str().expect("token").to_string();
+    let operator_token = operator["token"].as_str().expect("token").to_string();
+    let as_viewer = [("APITAP_TOKEN", viewer_token.as_str())];
+    let as_operator = [("APITAP_TOKEN", operator_token.as_str())];
+    let db = cluster.out_path("secure.db");
+    let file = |name: &str, text: &str| -> anyhow::Result<String> {
+        let path = cluster.out_path(format!("{name}.yaml"));
+        std::fs::write(&path, text)?;
+        Ok(path.display().to_string())
+    };
+    let in_a = file("in-a", &pipeline("in-a", "a", "", &db))?;
+    let in_b = file("in-b", &pipeline("in-b", "b", "", &db))?;
+    refused(
+        &cluster.ctl_with(&as_viewer, &["submit", &in_a])?,
+        "a viewer submitting",
+        "role viewer",
+    );
+    let out = cluster.ctl_with(&as_operator, &["submit", &in_a])?;
+    assert!(out.status.success(), "operator of a in a: {}", stderr(&out));
+    refused(
+        &cluster.ctl_with(&as_operator, &["submit", &in_b])?,
+        "an operator of a submitting to b",
+        "namespace \"b\"",
+    );
+    cluster.ctl_ok(&["submit", &in_b])?;
+    let takeover = file("takeover", &pipeline("in-b", "a", "", &db))?;
+    refused(
+        &cluster.ctl_with(&as_operator, &["submit", &takeover])?,
+        "an operator of a taking over b's pipeline name",
+        "exists in namespace \"b\"",
+    );
+    let seen = cluster.ctl_with(&as_viewer, &["-o", "json", "get", "pipelines"])?;
+    let seen: Value = serde_json::from_slice(&seen.stdout)?;
+    let names: Vec<&str> = seen
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["in-a"], "a viewer of a sees only a");
+    refused(
+        &cluster.ctl_with(&as_operator, &["delete", "in-b"])?,
+        "an operator of a deleting b's pipeline",
+        "namespace \"b\"",
+    );
+
+    // A revoked token stops working at once.
+    cluster.ctl_ok(&[
+        "token",
+        "revoke",
+        viewer["info"]["id"].as_str().expect("id"),
+    ])?;
+    refused(
+        &cluster.ctl_with(&as_viewer, &["get", "pipelines"])?,
+        "a revoked token",
+        "not valid here",
+    );
+
+    // The v1/v2 retry trick: v1 names a secret, v2 does not, and v1's run is retried.
+    let v1 = file(
+        "trick-v1",
+        &pipeline(
+            "trick",
+            "default",
+            "&key=${AWS_SECRET_ACCESS_KEY}&x=/missing",
+            &db,
+        )
+        .replace("/v1/limit_offset", "/v1/no-such-endpoint"),
+    )?;
+    let out = cluster.ctl_with(
+        &[("AWS_SECRET_ACCESS_KEY", "v1-value")],
+        &["-o", "json", "submit", &v1],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: Value = serde_json::from_slice(&out.stdout)?;
+    let run_id = run["run_id"].as_u64().expect("run id");
+    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
+    assert_eq!(info["state"], "failed", "{info:#}");
+    let v2 = file("trick-v2", &pipeline("trick", "default", "", &db))?;
+    cluster.ctl_ok(&["submit", "--no-run", &v2])?;
+    cluster.ctl_ok(&["run", "retry", &run_id.to_string()])?;
+    let info = wait_finished(&cluster, run_id)?;
+    assert_eq!(info["state"], "failed", "{info:#}");
+    let error = info["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("secrets come only with the lease"),
+        "{info:#}"
+    );
+    let leaked = cluster
+        .mock
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.query.contains("worker-own-credential"))
+        .count();
+    assert_eq!(
+        leaked, 0,
+        "the worker's own credential reached the upstream"
+    );
+
+    // The audit trail names who did what, including what was refused.
+    let audit = cluster.ctl_json(&["audit"])?;
+    let entries = audit.as_array().expect("audit entries");
+    let find = |action: &str, actor: &str, outcome: &str| {
+        entries.iter().any(|e| {
+            e["action"] == action
+                && e["actor"].as_str().is_some_and(|a| a.contains(actor))
+                && e["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(outcome))
+        })
+    };
+    assert!(find("token-create", "first-admin", "ok"), "{audit:#}");
+    assert!(find("token-revoke", "first-admin", "ok"), "{audit:#}");
+    assert!(find("submit", "ops-a", "ok"), "{audit:#}");
+    assert!(find("submit", "ops-a", "rejected"), "{audit:#}");
+    assert!(find("retry", "first-admin", "ok"), "{audit:#}");
+    Ok(())
+}
+
+/// The run after a retry, once it is finished again.
+fn wait_finished(cluster: &TestCluster, run_id: u64) -> anyhow::Result<Value> {
+    apitap_chaos::testbed::wait::until("the retried run to finish", Duration::from_secs(60), || {
+        let info = cluster.run_info(run_id).ok()?;
+        let state = info["state"].as_str()?;
+        (state != "pending" && state != "running" && info["shards"][0]["attempts"].as_u64()? >= 2)
+            .then_some(info)
+    })
+}
