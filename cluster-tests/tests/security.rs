@@ -264,21 +264,29 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
     cluster.ctl_ok(&["run", "retry", &run_id.to_string()])?;
     let info = wait_finished(&cluster, run_id)?;
     assert_eq!(info["state"], "failed", "{info:#}");
-    let error = info["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains("secrets come only with the lease"),
-        "{info:#}"
-    );
-    let leaked = cluster
+    let queries: Vec<String> = cluster
         .mock
         .state()
         .requests()
         .into_iter()
-        .filter(|r| r.query.contains("worker-own-credential"))
+        .map(|r| r.query)
+        .collect();
+    let leaked = queries
+        .iter()
+        .filter(|q| q.contains("worker-own-credential"))
         .count();
     assert_eq!(
         leaked, 0,
         "the worker's own credential reached the upstream"
+    );
+    // The retried run used the values its own version was submitted with, twice now.
+    let own = queries
+        .iter()
+        .filter(|q| q.contains("key=v1-value"))
+        .count();
+    assert!(
+        own >= 2,
+        "the run's own secret on both attempts: {queries:?}"
     );
 
     // The audit trail names who did what, including what was refused.
@@ -309,4 +317,120 @@ fn wait_finished(cluster: &TestCluster, run_id: u64) -> anyhow::Result<Value> {
         (state != "pending" && state != "running" && info["shards"][0]["attempts"].as_u64()? >= 2)
             .then_some(info)
     })
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secret_values_are_sealed_at_rest_and_survive_a_key_rotation() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::builder()
+        .tls()
+        .coordinators(1)
+        .workers(1)
+        .records(100)
+        .start()
+        .await?;
+    const VALUE: &str = "s3cret-value-5f1e";
+    let db = cluster.out_path("sealed.db");
+    let path = cluster.out_path("sealed.yaml");
+    std::fs::write(
+        &path,
+        pipeline("sealed", "default", "&tag=${SEALED_SECRET}", &db),
+    )?;
+    let path = path.display().to_string();
+    let out = cluster.ctl_with(
+        &[("SEALED_SECRET", VALUE)],
+        &["-o", "json", "submit", &path],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: Value = serde_json::from_slice(&out.stdout)?;
+    let run_id = run["run_id"].as_u64().expect("run id");
+    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let seen = |cluster: &TestCluster| {
+        cluster
+            .mock
+            .state()
+            .requests()
+            .iter()
+            .filter(|r| r.query.contains(VALUE))
+            .count()
+    };
+    let first = seen(&cluster);
+    assert!(first > 0, "the worker got the opened value");
+
+    let data_dir = cluster.coordinators[0].data_dir.clone();
+    assert_eq!(
+        files_containing(&data_dir, VALUE.as_bytes()),
+        Vec::<std::path::PathBuf>::new(),
+        "a secret value in the coordinator's files"
+    );
+    let describe = cluster.ctl_ok(&["-o", "json", "describe", "pipeline", "sealed"])?;
+    assert!(!describe.contains(VALUE), "{describe}");
+    assert_eq!(
+        files_containing(&cluster.logs(), VALUE.as_bytes()),
+        Vec::<std::path::PathBuf>::new(),
+        "a secret value in the logs"
+    );
+
+    // Rotation: a new key first, the old one still there; reseal; drop the old key.
+    let key_file = cluster.out_path("tls/secrets.key");
+    let old = std::fs::read_to_string(&key_file)?;
+    let old_key = old.split_whitespace().nth(1).expect("old key").to_string();
+    let new_key = apitap_chaos::testbed::cluster::random_key();
+    let restart = |cluster: &mut TestCluster| -> anyhow::Result<()> {
+        cluster
+            .coordinator_proc(0)
+            .expect("running")
+            .terminate(Duration::from_secs(10));
+        cluster.start_coordinator(0)?;
+        cluster.wait_for_leader(Duration::from_secs(30))?;
+        Ok(())
+    };
+    apitap_chaos::testbed::cluster::write_secrets_key(
+        &key_file,
+        &[("k2", &new_key), ("k1", &old_key)],
+    )?;
+    restart(&mut cluster)?;
+    let rotated = cluster.ctl_json(&["secrets", "rotate-key"])?;
+    assert_eq!(rotated["key_id"], "k2", "{rotated:#}");
+    // The pipeline's values and its run's copy.
+    assert_eq!(rotated["resealed"], 2, "{rotated:#}");
+    apitap_chaos::testbed::cluster::write_secrets_key(&key_file, &[("k2", &new_key)])?;
+    restart(&mut cluster)?;
+    let again: Value = cluster.ctl_json(&["run", "sealed"])?;
+    let run_id = again["run_id"].as_u64().expect("run id");
+    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    assert!(
+        seen(&cluster) > first,
+        "the value opened under the new key reached the upstream"
+    );
+    let audit = cluster.ctl_json(&["audit"])?;
+    assert!(
+        audit
+            .as_array()
+            .expect("audit")
+            .iter()
+            .any(|e| e["action"] == "secrets-reseal" && e["outcome"] == "ok"),
+        "{audit:#}"
+    );
+    Ok(())
 }

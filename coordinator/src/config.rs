@@ -60,6 +60,11 @@ pub struct Config {
     /// certificate from the same CA).
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,
+    /// Key file sealing secret values at rest (one `<id> <64 hex digits>` per line, the
+    /// first one current); every coordinator of the cluster needs the same file. Without
+    /// it, secret values are stored as submitted. See docs/security.md.
+    #[arg(long, env = "APITAP_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     /// Serve without TLS and without authentication on a non-loopback address. Without
     /// this flag a coordinator without TLS only listens on loopback; see docs/security.md.
     #[arg(long, env = "APITAP_INSECURE", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
@@ -100,6 +105,14 @@ impl Config {
             open.join(" and ")
         );
         Ok(crate::auth::Mode::Insecure)
+    }
+
+    /// The envelope keys (none without `--secrets-key-file`).
+    pub fn secret_box(&self) -> anyhow::Result<crate::secrets::SecretBox> {
+        match &self.secrets_key_file {
+            Some(path) => crate::secrets::SecretBox::load(path).map_err(anyhow::Error::msg),
+            None => Ok(Default::default()),
+        }
     }
 
     /// The TLS material, read from the files (none without the flags).

@@ -11,6 +11,7 @@
 //! - [`spans`]: the coordinator's tracing spans and the trace context kept in runs and shards.
 //! - [`auth`]: the trust boundary: callers, tokens and the authorization table, in one
 //!   tower layer in front of every service.
+//! - [`secrets`]: secret values sealed at rest under the envelope key.
 //! - [`node`]: wires a node together from [`config::Config`].
 
 pub mod api;
@@ -23,5 +24,6 @@ pub mod node;
 pub mod raft;
 pub mod ratelimit;
 pub mod scheduler;
+pub mod secrets;
 pub mod spans;
 pub mod state;

@@ -42,6 +42,8 @@ pub struct Node {
     pub backoffs: tokio::sync::broadcast::Sender<apitap_proto::v1::BackoffEvent>,
     /// Prometheus metrics of this node, served by the admin server.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Seals secret values before they are proposed, opens them for lease hand-outs.
+    pub secrets: crate::secrets::SecretBox,
 }
 
 impl Node {
@@ -89,6 +91,7 @@ pub async fn run(
     config.validate()?;
     let tls = config.tls()?;
     let mode = config.auth_mode()?;
+    let secrets = config.secret_box()?;
     std::fs::create_dir_all(&config.data_dir)?;
     private_dir(&config.data_dir)?;
     let db = store::open(&config.data_dir).map_err(|e| {
@@ -142,6 +145,7 @@ pub async fn run(
         budgets: Mutex::default(),
         backoffs: tokio::sync::broadcast::channel(256).0,
         metrics: Arc::new(crate::metrics::Metrics::new()),
+        secrets,
     });
 
     let initialised_here = config.init && !raft.is_initialized().await?;
@@ -158,7 +162,7 @@ pub async fn run(
         "{}",
         serde_json::json!({"event": "listening", "node_id": config.id, "grpc": addr, "admin": admin.addr.to_string()})
     );
-    tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), tls = tls.is_some(), "coordinator started");
+    tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), tls = tls.is_some(), secrets_key = node.secrets.current().unwrap_or("none"), "coordinator started");
 
     // A weak reference: a push still under way at exit must not keep RocksDB open.
     let metrics_export = telemetry.export_metrics({
@@ -208,11 +212,23 @@ pub async fn run(
         )
         .serve_with_incoming_shutdown(incoming, server_shutdown);
     let served = tokio::spawn(server);
-    if initialised_here {
-        // Served already, so the election it waits for can happen.
-        if let Err(e) = crate::auth::bootstrap::first_admin_token(&node, &config.data_dir).await {
-            tracing::error!(error = %e, "could not create the first admin token");
-        }
+    // The initialising node (re)creates the first admin token while the cluster has no
+    // token at all: also after a crash between `initialize` and the token's commit. In the
+    // background: it waits for this node to lead, and must not hold up a shutdown.
+    let tokenless = node
+        .state
+        .read()
+        .expect("state lock")
+        .state
+        .tokens
+        .is_empty();
+    if initialised_here || (config.init && tokenless) {
+        let (node, data_dir) = (node.clone(), config.data_dir.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::auth::bootstrap::first_admin_token(&node, &data_dir).await {
+                tracing::error!(error = %e, "could not create the first admin token");
+            }
+        });
     }
 
     shutdown.wait().await;

@@ -112,6 +112,11 @@ pub enum Command {
         #[command(subcommand)]
         what: TokenWhat,
     },
+    /// Secret values at rest (admin).
+    Secrets {
+        #[command(subcommand)]
+        what: SecretsWhat,
+    },
     /// Control changes: who did what, when, and what came of it (operator).
     Audit {
         /// Only changes this recent, e.g. 1h or 7d.
@@ -121,6 +126,14 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsWhat {
+    /// Seal every stored secret value again under the first key of the coordinators'
+    /// --secrets-key-file (after adding a new key there on every node); then the old key
+    /// can be removed.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]

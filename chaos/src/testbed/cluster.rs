@@ -130,6 +130,15 @@ impl ClusterBuilder {
             // Coordinators' and workers' certificates are issued as they start.
             let certs = super::certs::generate(&cluster.out.join("tls"))?;
             cluster.ctl_env.extend(certs.client_env());
+            // A secure cluster seals its secrets at rest too.
+            let key_file = cluster.out.join("tls").join("secrets.key");
+            if !key_file.exists() {
+                write_secrets_key(&key_file, &[("k1", &random_key())])?;
+            }
+            cluster.coordinator_env.push((
+                "APITAP_SECRETS_KEY_FILE".into(),
+                key_file.display().to_string(),
+            ));
             cluster.certs = Some(certs);
         }
         for i in 0..self.coordinators {
@@ -191,6 +200,21 @@ impl ClusterBuilder {
         cluster.wait_for_workers(self.workers, Duration::from_secs(30))?;
         Ok(cluster)
     }
+}
+
+/// 32 random bytes in hex: a secrets key.
+pub fn random_key() -> String {
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a `--secrets-key-file`: `(id, hex key)` lines, the first one current.
+pub fn write_secrets_key(path: &Path, keys: &[(&str, &str)]) -> anyhow::Result<()> {
+    let text: String = keys.iter().map(|(id, k)| format!("{id} {k}\n")).collect();
+    std::fs::write(path, text)?;
+    Ok(())
 }
 
 pub struct CoordinatorNode {

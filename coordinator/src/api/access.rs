@@ -110,6 +110,73 @@ impl AccessService for AccessApi {
         }
     }
 
+    async fn rotate_secrets_key(
+        &self,
+        req: Request<RotateSecretsKeyRequest>,
+    ) -> Reply<RotateSecretsKeyResponse> {
+        let caller = Caller::of(&req);
+        let secrets = &self.node.secrets;
+        let Some(key_id) = secrets.current().map(str::to_string) else {
+            return Err(Status::failed_precondition(
+                "this coordinator has no --secrets-key-file: there is no key to seal under",
+            ));
+        };
+        // (pipeline, version, run, stored values) of every pipeline and run with secrets.
+        type Sealed = (
+            String,
+            u64,
+            Option<u64>,
+            std::collections::BTreeMap<String, String>,
+        );
+        let all: Vec<Sealed> = {
+            let st = self.node.state.read().expect("state lock");
+            let pipelines = st
+                .state
+                .pipelines
+                .values()
+                .map(|p| (p.name.clone(), p.version, None, p.secrets.clone()));
+            let runs = st
+                .state
+                .runs
+                .values()
+                .filter(|r| !r.secrets.is_empty())
+                .map(|r| {
+                    (
+                        r.pipeline.clone(),
+                        r.pipeline_version,
+                        Some(r.id),
+                        r.secrets.clone(),
+                    )
+                });
+            pipelines.chain(runs).collect()
+        };
+        let (mut resealed, mut current) = (0, 0);
+        for (name, version, run_id, stored) in all {
+            if stored.values().all(|v| secrets.is_current(v)) {
+                current += 1;
+                continue;
+            }
+            let plain = secrets
+                .open_all(&name, &stored)
+                .map_err(|e| Status::failed_precondition(format!("pipeline {name}: {e}")))?;
+            let cmd = Command::ResealSecrets(command::ResealSecrets {
+                secrets: secrets.seal_all(&name, &plain),
+                pipeline: name,
+                version,
+                run_id,
+            });
+            match propose(&self.node, audited(&caller, cmd)).await? {
+                CommandResult::Done => resealed += 1,
+                other => return Err(rejected(other)),
+            }
+        }
+        Ok(Response::new(RotateSecretsKeyResponse {
+            key_id,
+            resealed,
+            current,
+        }))
+    }
+
     async fn list_audit(&self, req: Request<ListAuditRequest>) -> Reply<ListAuditResponse> {
         let req = req.into_inner();
         let st = self.node.state.read().expect("state lock");

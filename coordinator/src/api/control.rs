@@ -58,6 +58,22 @@ fn outcome<T>(r: &std::result::Result<T, Error>) -> String {
 }
 
 impl ControlApi {
+    /// `plain` as the state keeps it: the values already stored when they are the same (a
+    /// fresh seal would differ and bump the version), sealed under the current key if not.
+    fn stored_secrets(
+        &self,
+        pipeline: &str,
+        plain: BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let st = self.node.state.read().expect("state lock");
+        if let Some(p) = st.state.pipelines.get(pipeline) {
+            if self.node.secrets.open_all(pipeline, &p.secrets).ok() == Some(plain.clone()) {
+                return p.secrets.clone();
+            }
+        }
+        self.node.secrets.seal_all(pipeline, &plain)
+    }
+
     fn namespace_of_pipeline(&self, name: &str) -> String {
         let st = self.node.state.read().expect("state lock");
         st.state.namespace_of(name).to_string()
@@ -253,7 +269,10 @@ impl ControlService for ControlApi {
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let namespace = pipeline.metadata.namespace.clone();
         caller.check_namespace(&namespace, "submit pipelines")?;
-        let secrets = spec::secrets::collect(&pipeline, &provided);
+        let secrets = self.stored_secrets(
+            pipeline.name(),
+            spec::secrets::collect(&pipeline, &provided),
+        );
         let start_run = (req.start_run && pipeline.spec.schedule.is_none())
             .then(|| apitap_common::shard::expand(&pipeline.spec))
             .transpose()

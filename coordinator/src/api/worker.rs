@@ -160,15 +160,27 @@ impl WorkerService for WorkerApi {
             let Some(p) = st.state.pipelines.get(&run.pipeline) else {
                 continue;
             };
-            // Secrets belong to the pipeline version they were submitted with: a run of an
-            // older version gets none (its shards fail with a clear error) rather than the
-            // values of a spec it does not run.
-            let secrets: std::collections::HashMap<String, String> =
-                if run.pipeline_version == p.version {
-                    p.secrets.clone().into_iter().collect()
+            // Secrets belong to the run: the values of the pipeline version it started
+            // with, never those of a later version (or of a re-created pipeline).
+            // Opened only when a lease of this run actually goes out.
+            let mut secrets: Option<std::collections::HashMap<String, String>> = None;
+            let open = || -> std::collections::HashMap<String, String> {
+                let stored = if !run.secrets.is_empty() {
+                    &run.secrets
+                } else if run.pipeline_version == p.version {
+                    // Runs started before runs kept their own copy.
+                    &p.secrets
                 } else {
-                    Default::default()
+                    return Default::default();
                 };
+                match self.node.secrets.open_all(&p.name, stored) {
+                    Ok(s) => s.into_iter().collect(),
+                    Err(e) => {
+                        tracing::error!(pipeline = %p.name, run_id = run.id, error = %e, "cannot open the run's secrets; its leases go out without them");
+                        Default::default()
+                    }
+                }
+            };
             for s in &run.shards {
                 if s.state == ShardState::Leased
                     && s.worker.as_deref() == Some(req.worker_id.as_str())
@@ -180,7 +192,7 @@ impl WorkerService for WorkerApi {
                         fence: s.fence,
                         pipeline: run.pipeline.clone(),
                         spec_yaml: run.spec_yaml.clone(),
-                        secrets: secrets.clone(),
+                        secrets: secrets.get_or_insert_with(open).clone(),
                         vars: s.def.vars.clone().into_iter().collect(),
                         shard_key: s.def.key.clone(),
                         traceparent: s.trace.clone().unwrap_or_default(),

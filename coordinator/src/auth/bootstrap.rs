@@ -42,11 +42,12 @@ pub async fn first_admin_token(node: &Arc<Node>, data_dir: &Path) -> anyhow::Res
             },
         })),
     });
+    // The file first: a token committed but never written would be an admin nobody has.
+    let path = token_path(data_dir);
+    write_private(&path, &format!("{secret}\n"))?;
     if let CommandResult::Rejected { reason } = crate::api::propose(node, cmd).await? {
         anyhow::bail!("the first admin token: {reason}");
     }
-    let path = token_path(data_dir);
-    write_private(&path, &format!("{secret}\n"))?;
     tracing::info!(token = %id, path = %path.display(), "first admin token written");
     Ok(secret)
 }
@@ -61,6 +62,11 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     f.write_all(text.as_bytes())?;
     f.sync_all()
 }

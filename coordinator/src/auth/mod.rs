@@ -44,12 +44,13 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// The caller of `req` (anonymous if no layer ran, as in unit tests of handlers).
+    /// The caller of `req`. Without the auth layer (a handler called directly) it is a
+    /// nobody that no check lets through.
     pub fn of<T>(req: &Request<T>) -> Caller {
         req.extensions()
             .get::<Caller>()
             .cloned()
-            .unwrap_or(Caller::Anonymous)
+            .unwrap_or_else(|| Caller::Node(Identity::User("unauthenticated".into())))
     }
 
     /// How the audit trail and error messages name this caller.

@@ -34,13 +34,17 @@ pub fn need(path: &str) -> Option<Need> {
         ) => Need::Role(Role::Viewer),
         (
             "ControlService",
-            "SubmitPipeline" | "DeletePipeline" | "StartRun" | "CancelRun" | "RetryRun"
-            | "SetRateLimit",
+            "SubmitPipeline" | "DeletePipeline" | "StartRun" | "CancelRun" | "RetryRun",
         ) => Need::Role(Role::Operator),
-        ("ControlService", "ClusterAdd" | "ClusterRemove") => Need::Role(Role::Admin),
+        // Rate-limit keys are shared by every namespace that calls the same API.
+        ("ControlService", "ClusterAdd" | "ClusterRemove" | "SetRateLimit") => {
+            Need::Role(Role::Admin)
+        }
         ("ControlService", "ClusterInit") => Need::Init,
         ("AccessService", "ListAudit") => Need::Role(Role::Operator),
-        ("AccessService", "CreateToken" | "ListTokens" | "RevokeToken") => Need::Role(Role::Admin),
+        ("AccessService", "CreateToken" | "ListTokens" | "RevokeToken" | "RotateSecretsKey") => {
+            Need::Role(Role::Admin)
+        }
         _ => return None,
     })
 }

@@ -8,7 +8,7 @@ pub use super::apply::access::{Audited, CreateToken, RecordAudit, RevokeToken};
 pub use super::apply::lease::{
     Checkpoint, CompleteShard, ExpireLease, GrantLeases, LeaseGrant, ReleaseLease,
 };
-pub use super::apply::pipeline::{DeletePipeline, PutPipeline};
+pub use super::apply::pipeline::{DeletePipeline, PutPipeline, ResealSecrets};
 pub use super::apply::ratelimit::{Backoff, SetRateLimit};
 pub use super::apply::run::{CancelRun, PruneRuns, RetryRun, StartRun};
 pub use super::apply::worker::{ForgetWorkers, RegisterWorker};
@@ -37,6 +37,7 @@ pub enum Command {
     /// A control command and who made it (see [`Audited`]).
     Audited(Audited),
     RecordAudit(RecordAudit),
+    ResealSecrets(ResealSecrets),
 }
 
 impl Command {
@@ -74,6 +75,7 @@ impl Command {
                 ),
             ),
             Command::RevokeToken(c) => ("token-revoke", format!("token {}", c.id)),
+            Command::ResealSecrets(c) => ("secrets-reseal", format!("pipeline {}", c.pipeline)),
             Command::Audited(c) => return c.cmd.describe(),
             Command::RecordAudit(c) => return (c.record.action.clone(), c.record.object.clone()),
         };
@@ -149,5 +151,6 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> Applied {
         Command::RevokeToken(c) => c.apply(state),
         Command::Audited(c) => c.apply(state, log_index),
         Command::RecordAudit(c) => c.apply(state),
+        Command::ResealSecrets(c) => c.apply(state),
     }
 }

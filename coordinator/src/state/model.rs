@@ -186,6 +186,11 @@ pub struct Run {
     /// a child of it (set only while spans are exported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The secret values (sealed when a key file is set) of the pipeline version this run
+    /// started with: its leases carry these and no others, whatever happens to the
+    /// pipeline later (edits, credential changes, delete and re-create).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// A run without its shards: what the state machine stores under the run's key.
@@ -202,6 +207,8 @@ pub struct RunMeta<'a> {
     pub error: &'a Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: &'a Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: &'a BTreeMap<String, String>,
 }
 
 impl Run {
@@ -217,6 +224,7 @@ impl Run {
             finished_at_ms: self.finished_at_ms,
             error: &self.error,
             trace: &self.trace,
+            secrets: &self.secrets,
         }
     }
 }
@@ -237,6 +245,10 @@ pub struct RateLimitRecord {
     pub burst: u32,
     /// Unix ms until which nobody may call the key (an upstream 429's Retry-After).
     pub backoff_until_ms: u64,
+    /// The namespace whose pipeline created the key: pipelines of other namespaces use the
+    /// key's limit but cannot change it (an admin can, with `ratelimit set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The whole replicated state.

@@ -1,10 +1,10 @@
-//! `token create|list|revoke` and `audit`.
+//! `token create|list|revoke`, `secrets rotate-key` and `audit`.
 
 use std::time::Duration;
 
 use apitap_proto::v1::{
     AuditEntry, CreateTokenRequest, ListAuditRequest, ListTokensRequest, RevokeTokenRequest,
-    TokenInfo,
+    RotateSecretsKeyRequest, TokenInfo,
 };
 
 use crate::cli::Format;
@@ -134,6 +134,21 @@ pub async fn audit(
         .await?;
     if !output::structured(format, &resp.entries) {
         print_audit(&resp.entries);
+    }
+    Ok(0)
+}
+
+pub async fn rotate_key(client: &mut Client, format: Format) -> anyhow::Result<i32> {
+    let resp = client
+        .access(|mut c| async move { c.rotate_secrets_key(RotateSecretsKeyRequest {}).await })
+        .await?;
+    if !output::structured(format, &resp) {
+        outln!(
+            "secrets sealed under key {}: {} pipelines and runs resealed, {} already current",
+            resp.key_id,
+            resp.resealed,
+            resp.current
+        );
     }
     Ok(0)
 }

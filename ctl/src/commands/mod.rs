@@ -8,7 +8,8 @@ mod runs;
 mod submit;
 
 use crate::cli::{
-    Cli, ClusterWhat, Command, DescribeWhat, GetWhat, RatelimitWhat, RunAction, TokenWhat,
+    Cli, ClusterWhat, Command, DescribeWhat, GetWhat, RatelimitWhat, RunAction, SecretsWhat,
+    TokenWhat,
 };
 use crate::client::Client;
 
@@ -90,6 +91,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             TokenWhat::List => access::list(&mut client, format).await,
             TokenWhat::Revoke { id } => access::revoke(&mut client, format, id).await,
         },
+        Command::Secrets {
+            what: SecretsWhat::RotateKey,
+        } => access::rotate_key(&mut client, format).await,
         Command::Audit { since, limit } => access::audit(&mut client, format, since, limit).await,
     }
 }

@@ -49,8 +49,9 @@ impl PutPipeline {
         }
         let mut keys = vec![Key::Pipeline(self.name.clone())];
         if let Some((key, rps, burst)) = &self.rate_limit {
-            super::ratelimit::set_limit(state, key, *rps, *burst);
-            keys.push(Key::RateLimit(key.clone()));
+            if super::ratelimit::set_limit(state, key, *rps, *burst, Some(&self.namespace)) {
+                keys.push(Key::RateLimit(key.clone()));
+            }
         }
         let created = !state.pipelines.contains_key(&self.name);
         let now_ms = self.now_ms;
@@ -115,5 +116,45 @@ impl DeletePipeline {
             },
             keys,
         )
+    }
+}
+
+/// Secret values sealed again under the current key (`secrets rotate-key`): the same
+/// values, so the version stays. Applies only to the version they were read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResealSecrets {
+    pub pipeline: String,
+    pub version: u64,
+    pub secrets: BTreeMap<String, String>,
+    /// The run whose copy is resealed, instead of the pipeline's.
+    #[serde(default)]
+    pub run_id: Option<u64>,
+}
+
+impl ResealSecrets {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        if let Some(id) = self.run_id {
+            let Some(run) = state.runs.get_mut(&id) else {
+                return rejected(format!("run {id} not found"));
+            };
+            if !run.secrets.keys().eq(self.secrets.keys()) {
+                return rejected(format!(
+                    "run {id}'s secrets changed; run the rotation again"
+                ));
+            }
+            run.secrets = self.secrets.clone();
+            return super::done(vec![Key::Run(id)]);
+        }
+        let Some(p) = state.pipelines.get_mut(&self.pipeline) else {
+            return rejected(format!("pipeline {} not found", self.pipeline));
+        };
+        if p.version != self.version || !p.secrets.keys().eq(self.secrets.keys()) {
+            return rejected(format!(
+                "pipeline {} changed while its secrets were resealed; run the rotation again",
+                self.pipeline
+            ));
+        }
+        p.secrets = self.secrets.clone();
+        super::done(vec![Key::Pipeline(self.pipeline.clone())])
     }
 }

@@ -16,7 +16,7 @@ pub struct SetRateLimit {
 
 impl SetRateLimit {
     pub fn apply(&self, state: &mut State) -> Applied {
-        set_limit(state, &self.key, self.rps, self.burst);
+        set_limit(state, &self.key, self.rps, self.burst, None);
         done(vec![Key::RateLimit(self.key.clone())])
     }
 }
@@ -48,7 +48,16 @@ impl Backoff {
     }
 }
 
-pub(super) fn set_limit(state: &mut State, key: &str, rps: f64, burst: u32) {
+/// Sets a key's limit. `by` is the namespace of the pipeline that asks (`None`: an admin's
+/// `ratelimit set`): a key another namespace's pipeline created is left as it is. Returns
+/// whether the key changed.
+pub(super) fn set_limit(
+    state: &mut State,
+    key: &str,
+    rps: f64,
+    burst: u32,
+    by: Option<&str>,
+) -> bool {
     let l = state
         .rate_limits
         .entry(key.to_string())
@@ -57,7 +66,17 @@ pub(super) fn set_limit(state: &mut State, key: &str, rps: f64, burst: u32) {
             rps,
             burst,
             backoff_until_ms: 0,
+            owner: by.map(str::to_string),
         });
+    if let (Some(owner), Some(by)) = (&l.owner, by) {
+        if owner != by {
+            return false;
+        }
+    }
+    if l.owner.is_none() {
+        l.owner = by.map(str::to_string);
+    }
     l.rps = rps;
     l.burst = burst;
+    true
 }

@@ -150,6 +150,7 @@ pub(super) fn start(
             shards,
             error: None,
             trace: trace.clone(),
+            secrets: p.secrets.clone(),
         },
     );
     keys.push(Key::Run(id));

@@ -291,3 +291,55 @@ fn commands_read_back_from_the_log_format_of_earlier_versions() {
     .unwrap();
     assert_eq!(back, r#"{"CancelRun":{"run_id":3,"now_ms":4}}"#);
 }
+
+#[test]
+fn namespaces_keep_their_pipeline_names_and_rate_limit_keys() {
+    let mut log = Log::new();
+    log.pipeline("p", "s", 1, 1);
+    let mut other = {
+        let p = log.state.pipelines["p"].clone();
+        command::PutPipeline {
+            name: p.name,
+            namespace: "b".into(),
+            spec_yaml: "another spec".into(),
+            secrets: BTreeMap::new(),
+            every_ms: None,
+            cron: None,
+            max_attempts: 1,
+            source_url: String::new(),
+            sink: String::new(),
+            initial_watermark: None,
+            rate_limit: Some(("api".into(), 1.0, 1)),
+            start_run: None,
+            trace: None,
+            now_ms: 2,
+        }
+    };
+    let r = log.step(Command::PutPipeline(other.clone()));
+    assert!(rejected(&r).contains("exists in namespace \"default\""));
+    assert_eq!(log.state.pipelines["p"].spec_yaml, "spec of p");
+    // Another name in namespace b may use the key, but not change its limit.
+    other.name = "q".into();
+    assert!(matches!(
+        log.step(Command::PutPipeline(other)),
+        CommandResult::PipelineStored { .. }
+    ));
+    assert_eq!(log.state.rate_limits["api"].rps, 10.0);
+    assert_eq!(
+        log.state.rate_limits["api"].owner.as_deref(),
+        Some("default")
+    );
+}
+
+#[test]
+fn a_run_keeps_the_secrets_it_started_with() {
+    let mut log = Log::new();
+    let run = log.pipeline("p", "first", 1, 1);
+    log.step(Command::DeletePipeline(command::DeletePipeline {
+        name: "p".into(),
+        now_ms: 3,
+    }));
+    log.pipeline("p", "second", 1, 1);
+    assert_eq!(log.state.runs[&run].secrets["TOKEN"], "first");
+    assert_eq!(log.state.pipelines["p"].secrets["TOKEN"], "second");
+}
