@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use apitap_proto::auth::{AuthChannel, Bearer};
+use apitap_proto::tls::Tls;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::{
@@ -59,20 +61,35 @@ fn unix_secs() -> f64 {
         .as_secs_f64()
 }
 
-async fn channel(addr: &str) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+/// A channel to `addr`, over mutual TLS with `tls` when given.
+async fn channel_with(addr: &str, tls: Option<&Tls>) -> anyhow::Result<Channel> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .connect()
-        .await?)
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.client(apitap_proto::tls::host_of(addr)))?;
+    }
+    Ok(endpoint.connect().await?)
 }
 
-async fn control(addr: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
-    Ok(ControlServiceClient::new(channel(addr).await?).max_decoding_message_size(256 << 20))
+type Control = ControlServiceClient<AuthChannel>;
+
+async fn control(addr: &str) -> anyhow::Result<Control> {
+    control_as(addr, None, None).await
 }
 
-async fn get_run(c: &mut ControlServiceClient<Channel>, run_id: u64) -> anyhow::Result<RunInfo> {
+/// The control stub with the cluster's user certificate and token, when it has them.
+async fn control_as(addr: &str, tls: Option<&Tls>, token: Option<&str>) -> anyhow::Result<Control> {
+    let bearer = Bearer::new(token).map_err(anyhow::Error::msg)?;
+    Ok(
+        ControlServiceClient::new(AuthChannel::new(channel_with(addr, tls).await?, bearer))
+            .max_decoding_message_size(256 << 20),
+    )
+}
+
+async fn get_run(c: &mut Control, run_id: u64) -> anyhow::Result<RunInfo> {
     Ok(c.get_run(GetRunRequest { run_id }).await?.into_inner())
 }
 
@@ -81,11 +98,7 @@ fn is_terminal(state: &str) -> bool {
 }
 
 /// Submits `yaml` (no `${VAR}` secrets) and starts a run; returns its id.
-async fn submit(
-    c: &mut ControlServiceClient<Channel>,
-    name: &str,
-    yaml: String,
-) -> anyhow::Result<u64> {
+async fn submit(c: &mut Control, name: &str, yaml: String) -> anyhow::Result<u64> {
     let resp = c
         .submit_pipeline(SubmitPipelineRequest {
             spec_yaml: yaml,
@@ -521,6 +534,25 @@ pub struct GrantsBench {
     pub shards: u32,
     /// Slots each simulated worker registers with.
     pub slots: u32,
+    /// Mutual TLS with a certificate per simulated worker, tokens and sealed secrets.
+    pub tls: bool,
+}
+
+/// The TLS material named by `APITAP_TLS_*` variables.
+fn worker_tls(env: &[(String, String)]) -> anyhow::Result<Tls> {
+    let get = |k: &str| -> anyhow::Result<std::path::PathBuf> {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into())
+            .ok_or_else(|| anyhow::anyhow!("{k} missing"))
+    };
+    apitap_proto::tls::TlsFiles {
+        ca: get("APITAP_TLS_CA")?,
+        cert: get("APITAP_TLS_CERT")?,
+        key: get("APITAP_TLS_KEY")?,
+    }
+    .load()
+    .map_err(anyhow::Error::msg)
 }
 
 /// What one simulated worker saw.
@@ -638,20 +670,26 @@ pub async fn grants(b: GrantsBench) -> anyhow::Result<Value> {
         b.workers > 0 && b.shards > 0 && b.slots > 0,
         "--workers, --shards and --slots must be at least 1"
     );
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .workers(0)
-        .start()
-        .await?;
+    let mut builder = TestCluster::builder().coordinators(1).workers(0);
+    if b.tls {
+        builder = builder.tls();
+    }
+    let cluster = builder.start().await?;
     let addr = cluster.coordinator_addrs()[0].clone();
-    let mut ctl = control(&addr).await?;
+    let user_tls = cluster.certs.as_ref().map(|c| c.client_tls()).transpose()?;
+    let mut ctl = control_as(&addr, user_tls.as_ref(), cluster.token()).await?;
 
-    // Register every simulated worker (one connection each, as real workers have).
+    // Register every simulated worker (one connection each, as real workers have), each
+    // with a certificate of its own on a TLS cluster.
     let mut clients = Vec::new();
     let (mut interval_ms, mut ttl_ms) = (0, 0);
     for i in 0..b.workers {
         let id = format!("sim-{:03}", i + 1);
-        let mut c = WorkerServiceClient::new(channel(&addr).await?);
+        let tls = match &cluster.certs {
+            Some(certs) => Some(worker_tls(&certs.worker_env(&id)?)?),
+            None => None,
+        };
+        let mut c = WorkerServiceClient::new(channel_with(&addr, tls.as_ref()).await?);
         let reg = c
             .register(RegisterRequest {
                 worker_id: id.clone(),
@@ -755,6 +793,7 @@ spec:
     let n = all.grants.len();
     let out = json!({
         "bench": "grants",
+        "tls": b.tls,
         "coordinators": 1,
         "workers": b.workers,
         "slots": b.slots,

@@ -117,7 +117,7 @@ pub enum Command {
         #[command(subcommand)]
         what: SecretsWhat,
     },
-    /// Control changes: who did what, when, and what came of it (operator).
+    /// Control changes: who did what, when, and what came of it (admin).
     Audit {
         /// Only changes this recent, e.g. 1h or 7d.
         #[arg(long, value_parser = humantime::parse_duration)]

@@ -142,6 +142,9 @@ enum BenchCmd {
         /// Slots each simulated worker registers with.
         #[arg(long, default_value_t = 4)]
         slots: u32,
+        /// Mutual TLS (a certificate per simulated worker), tokens and sealed secrets.
+        #[arg(long)]
+        tls: bool,
     },
     /// A global rate budget under demand far above it: worst 1 s window at the mock API
     /// (overshoot % over the limit), utilisation %, budget RPCs/s per worker. Real workers
@@ -259,12 +262,14 @@ async fn main() -> anyhow::Result<()> {
                     workers,
                     shards,
                     slots,
+                    tls,
                 },
         } => {
             let b = apitap_chaos::bench_lease::GrantsBench {
                 workers,
                 shards,
                 slots,
+                tls,
             };
             println!("{}", apitap_chaos::bench_lease::grants(b).await?);
             Ok(())

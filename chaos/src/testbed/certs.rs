@@ -40,7 +40,7 @@ impl TestCerts {
     /// `APITAP_TLS_*` variables of coordinator `id` (its certificate is issued now).
     pub fn coordinator_env(&self, id: u64) -> anyhow::Result<Vec<(String, String)>> {
         let (cert, key) = self.issue(
-            &format!("coordinator-{id}"),
+            &format!("coordinator.{id}"),
             vec![
                 SanType::IpAddress("127.0.0.1".parse()?),
                 SanType::DnsName("localhost".try_into()?),
@@ -57,7 +57,7 @@ impl TestCerts {
     /// `APITAP_TLS_*` variables of worker `id` (its certificate is issued now).
     pub fn worker_env(&self, id: &str) -> anyhow::Result<Vec<(String, String)>> {
         let (cert, key) = self.issue(
-            id,
+            &format!("worker.{id}"),
             vec![SanType::URI(format!("apitap://worker/{id}").try_into()?)],
             vec![ExtendedKeyUsagePurpose::ClientAuth],
         )?;
@@ -141,7 +141,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<TestCerts> {
     let (client_cert, client_key) = issue(
         dir,
         &issuer,
-        "user-testbed",
+        "user.testbed",
         vec![SanType::URI("apitap://user/testbed".try_into()?)],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
     )?;

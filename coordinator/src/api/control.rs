@@ -84,7 +84,7 @@ impl ControlApi {
         st.state
             .runs
             .get(&run_id)
-            .map_or("default", |r| st.state.namespace_of(&r.pipeline))
+            .map_or("default", |r| st.state.namespace_of_run(r))
             .to_string()
     }
 
@@ -431,7 +431,7 @@ impl ControlService for ControlApi {
             .values()
             .rev()
             .filter(|r| req.pipeline.is_empty() || r.pipeline == req.pipeline)
-            .filter(|r| caller.sees(st.state.namespace_of(&r.pipeline)))
+            .filter(|r| caller.sees(st.state.namespace_of_run(r)))
             .take(limit)
             .map(run_info)
             .collect();
@@ -447,7 +447,7 @@ impl ControlService for ControlApi {
             .state
             .runs
             .get(&id)
-            .filter(|r| caller.sees(st.state.namespace_of(&r.pipeline)))
+            .filter(|r| caller.sees(st.state.namespace_of_run(r)))
             .ok_or_else(|| Error::NotFound(format!("run {id}")))?;
         Ok(Response::new(run_info(run)))
     }

@@ -6,8 +6,11 @@ use apitap_proto::v1::raft_service_server::RaftService;
 use apitap_proto::v1::RaftMessage;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Caller;
 use crate::limits::MAX_SNAPSHOT_BYTES;
 use crate::node::Node;
+use crate::raft::TypeConfig;
+use apitap_proto::identity::Identity;
 
 pub struct RaftApi {
     pub node: Arc<Node>,
@@ -24,18 +27,38 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Response<RaftMessage>, Statu
         .map_err(|e| Status::internal(e.to_string()))
 }
 
+/// Refuses a Raft message whose leader or candidate is not the certificate's coordinator:
+/// a member may not speak as another member.
+fn speaks_for(caller: &Caller, node_id: Option<u64>) -> Result<(), Status> {
+    match caller {
+        Caller::Node(Identity::Coordinator(id)) if Some(*id) != node_id => {
+            Err(Status::permission_denied(format!(
+                "coordinator {id} sent a Raft message on behalf of node {}",
+                node_id.map_or("none".into(), |n| n.to_string())
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[tonic::async_trait]
 impl RaftService for RaftApi {
     async fn append_entries(
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let r = self.node.raft.append_entries(decode(req)?).await;
+        let caller = Caller::of(&req);
+        let append: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(req)?;
+        speaks_for(&caller, append.vote.leader_id().voted_for())?;
+        let r = self.node.raft.append_entries(append).await;
         encode(&r)
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let r = self.node.raft.vote(decode(req)?).await;
+        let caller = Caller::of(&req);
+        let vote: openraft::raft::VoteRequest<u64> = decode(req)?;
+        speaks_for(&caller, vote.vote.leader_id().voted_for())?;
+        let r = self.node.raft.vote(vote).await;
         encode(&r)
     }
 
@@ -43,7 +66,9 @@ impl RaftService for RaftApi {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let chunk: openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig> = decode(req)?;
+        let caller = Caller::of(&req);
+        let chunk: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(req)?;
+        speaks_for(&caller, chunk.vote.leader_id().voted_for())?;
         let end = chunk.offset.saturating_add(chunk.data.len() as u64);
         if end > MAX_SNAPSHOT_BYTES {
             return Err(Status::resource_exhausted(format!(

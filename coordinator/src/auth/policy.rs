@@ -41,7 +41,6 @@ pub fn need(path: &str) -> Option<Need> {
             Need::Role(Role::Admin)
         }
         ("ControlService", "ClusterInit") => Need::Init,
-        ("AccessService", "ListAudit") => Need::Role(Role::Operator),
         ("AccessService", "CreateToken" | "ListTokens" | "RevokeToken" | "RotateSecretsKey") => {
             Need::Role(Role::Admin)
         }

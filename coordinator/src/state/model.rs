@@ -171,6 +171,11 @@ impl Shard {
 pub struct Run {
     pub id: u64,
     pub pipeline: String,
+    /// Its pipeline's namespace when it started (empty for runs started before runs kept
+    /// it: their pipeline's namespace applies), so that a run of a deleted pipeline stays
+    /// in its namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
     pub pipeline_version: u64,
     /// The spec this run executes, fixed at creation so that edits do not change a run.
     pub spec_yaml: String,
@@ -198,6 +203,8 @@ pub struct Run {
 pub struct RunMeta<'a> {
     pub id: u64,
     pub pipeline: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub namespace: &'a str,
     pub pipeline_version: u64,
     pub spec_yaml: &'a str,
     pub max_attempts: u32,
@@ -216,6 +223,7 @@ impl Run {
         RunMeta {
             id: self.id,
             pipeline: &self.pipeline,
+            namespace: &self.namespace,
             pipeline_version: self.pipeline_version,
             spec_yaml: &self.spec_yaml,
             max_attempts: self.max_attempts,
@@ -274,6 +282,15 @@ impl State {
         self.pipelines
             .get(pipeline)
             .map_or("default", |p| p.namespace.as_str())
+    }
+
+    /// The namespace of `run`.
+    pub fn namespace_of_run<'a>(&'a self, run: &'a Run) -> &'a str {
+        if run.namespace.is_empty() {
+            self.namespace_of(&run.pipeline)
+        } else {
+            &run.namespace
+        }
     }
 
     pub fn active_runs(&self) -> impl Iterator<Item = &Run> {

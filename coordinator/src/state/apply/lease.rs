@@ -87,7 +87,10 @@ pub struct ReleaseLease {
 
 impl ReleaseLease {
     pub fn apply(&self, state: &mut State) -> Applied {
-        if let Some(cp) = &self.checkpoint {
+        // Entries written before reports named their worker predate the limits too: they
+        // apply as they did then, so that every node reaches the same state.
+        let bounded = !self.worker.is_empty();
+        if let (true, Some(cp)) = (bounded, &self.checkpoint) {
             if cp.len() > MAX_CHECKPOINT_BYTES {
                 return rejected(checkpoint_too_large(cp.len()));
             }
@@ -115,7 +118,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn apply(&self, state: &mut State) -> Applied {
-        if self.checkpoint.len() > MAX_CHECKPOINT_BYTES {
+        if !self.worker.is_empty() && self.checkpoint.len() > MAX_CHECKPOINT_BYTES {
             return rejected(checkpoint_too_large(self.checkpoint.len()));
         }
         let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, &self.worker) else {
@@ -151,7 +154,8 @@ pub struct CompleteShard {
 
 impl CompleteShard {
     pub fn apply(&self, state: &mut State) -> Applied {
-        if let Some(w) = &self.watermark {
+        let bounded = !self.worker.is_empty();
+        if let (true, Some(w)) = (bounded, &self.watermark) {
             if w.len() > MAX_CHECKPOINT_BYTES {
                 return rejected(checkpoint_too_large(w.len()));
             }
@@ -163,10 +167,10 @@ impl CompleteShard {
         let s = &mut run.shards[i];
         s.pages = self.pages;
         s.records = self.records;
-        s.error = self
-            .error
-            .as_deref()
-            .map(|e| truncate_utf8(e, MAX_ERROR_BYTES));
+        s.error = match (&self.error, bounded) {
+            (Some(e), true) => Some(truncate_utf8(e, MAX_ERROR_BYTES)),
+            (e, _) => e.clone(),
+        };
         if self.ok {
             s.succeed();
         } else {

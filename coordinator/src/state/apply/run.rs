@@ -141,6 +141,7 @@ pub(super) fn start(
         Run {
             id,
             pipeline: pipeline.to_string(),
+            namespace: p.namespace.clone(),
             pipeline_version: p.version,
             spec_yaml: p.spec_yaml.clone(),
             max_attempts: p.max_attempts,
