@@ -56,8 +56,11 @@ pub enum FetchError {
         message: String,
     },
 
-    /// The body is larger than the fetcher accepts.
-    #[error("GET {url}: response body is larger than {limit} bytes")]
+    /// The body is larger than the fetcher accepts (limit `max_body_bytes`).
+    #[error(
+        "GET {url}: response body is larger than the limit max_body_bytes of {limit} bytes; \
+         ask for smaller pages (pagination.size) or raise spec.source.http.max_body_bytes"
+    )]
     BodyTooLarge { url: String, limit: u64 },
 
     /// The records path does not lead to an array of objects.
@@ -106,6 +109,15 @@ impl FetchError {
             FetchError::Status { status, .. } => is_retriable_status(*status),
             FetchError::Transport { .. } | FetchError::InvalidJson { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The name of the limit this error enforces (docs/operations.md "Limits"), if any; a
+    /// metric counts them.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            FetchError::BodyTooLarge { .. } => Some("max_body_bytes"),
+            _ => None,
         }
     }
 

@@ -19,6 +19,8 @@ mod retry;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upstream_tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,9 +45,7 @@ use paginate::{PageView, Paginator};
 use request::RequestTemplate;
 use retry::{RetryObserver, RetryPolicy};
 
-/// Bodies larger than this are refused (a user error) unless changed with
-/// [`Fetcher::with_max_body_bytes`].
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
+pub use apitap_common::limits::DEFAULT_MAX_BODY_BYTES;
 
 /// How much of an error response's body is quoted in [`FetchError::Status`].
 const ERROR_BODY_CHARS: usize = 300;
@@ -122,7 +122,7 @@ impl Fetcher {
             records,
             paginator,
             retry: RetryPolicy::new(&source.retry),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes: source.max_body_bytes(),
             observer: None,
             permit: None,
         })
@@ -151,7 +151,8 @@ impl Fetcher {
         self
     }
 
-    /// Bodies larger than `limit` bytes fail with [`FetchError::BodyTooLarge`].
+    /// Bodies larger than `limit` bytes fail with [`FetchError::BodyTooLarge`] (the spec's
+    /// `max_body_bytes` otherwise).
     pub fn with_max_body_bytes(mut self, limit: u64) -> Self {
         self.max_body_bytes = limit;
         self
@@ -294,19 +295,24 @@ impl Fetcher {
         })
     }
 
-    /// The whole body, refusing more than `max_body_bytes`.
+    /// The whole body, refusing more than `max_body_bytes`: an announced `Content-Length`
+    /// above the limit is refused before any byte is read, and a body without one is counted
+    /// as it arrives, so no more than the limit is ever buffered.
     async fn read_body(
         &self,
         mut resp: reqwest::Response,
         shown: &str,
     ) -> Result<Vec<u8>, FetchError> {
         let limit = self.max_body_bytes;
-        let too_large = || FetchError::BodyTooLarge {
-            url: shown.to_string(),
-            limit,
+        let too_large = |announced: bool| {
+            tracing::warn!(url = %shown, limit_bytes = limit, announced, "limit max_body_bytes: response body refused");
+            FetchError::BodyTooLarge {
+                url: shown.to_string(),
+                limit,
+            }
         };
         if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large());
+            return Err(too_large(true));
         }
         // Trust the announced length only so far.
         let capacity = resp.content_length().unwrap_or(0).min(limit).min(8 << 20);
@@ -317,7 +323,7 @@ impl Fetcher {
             .map_err(|e| self.transport_error(shown, e))?
         {
             if (buf.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
+                return Err(too_large(false));
             }
             buf.extend_from_slice(&chunk);
         }

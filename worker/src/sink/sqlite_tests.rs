@@ -25,6 +25,8 @@ fn spec(path: &Path, mode: LoadMode, pk: &[&str]) -> SqliteSpec {
         table: "events".into(),
         mode,
         primary_key: pk.iter().map(|s| s.to_string()).collect(),
+        max_columns: None,
+        max_new_columns: None,
     }
 }
 
