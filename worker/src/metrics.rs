@@ -284,7 +284,10 @@ fn error_status_class(e: &FetchError) -> Option<&'static str> {
         FetchError::Records { .. } | FetchError::Pagination { .. } => Some("2xx"),
         FetchError::Transport { .. }
         | FetchError::InvalidJson { .. }
-        | FetchError::BodyTooLarge { .. } => Some("error"),
+        | FetchError::BodyTooLarge { .. }
+        | FetchError::Redirect { .. }
+        | FetchError::Egress { .. } => Some("error"),
+        FetchError::CrossOrigin { .. } => Some("3xx"),
         FetchError::Config { .. }
         | FetchError::PositionMismatch { .. }
         | FetchError::AlreadyDone => None,

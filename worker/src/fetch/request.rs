@@ -210,6 +210,10 @@ impl RequestTemplate {
                     url: "checkpoint".to_string(),
                     message: format!("stored next URL is not a valid URL: {e}"),
                 })?;
+                if !self.same_origin(&url) {
+                    // The static query and the api key belong to the pipeline's origin.
+                    return Ok(url);
+                }
                 for (k, v) in &self.query {
                     if !url.query_pairs().any(|(name, _)| name == k.as_str()) {
                         url.query_pairs_mut().append_pair(k, v);
@@ -282,7 +286,21 @@ impl RequestTemplate {
         url
     }
 
+    /// Whether `url` has the origin (scheme, host, port) of the pipeline's URL: only there
+    /// are credentials sent.
+    pub(crate) fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
+    /// The request for `url`: with the headers and auth of the source on the pipeline's
+    /// origin, with `Accept` and the timeout only anywhere else.
     pub(crate) fn build(&self, client: &reqwest::Client, url: Url) -> reqwest::RequestBuilder {
+        if !self.same_origin(&url) {
+            return client
+                .get(url)
+                .header(ACCEPT, HeaderValue::from_static("application/json"))
+                .timeout(self.timeout);
+        }
         let mut req = client
             .get(url)
             .headers(self.headers.clone())
