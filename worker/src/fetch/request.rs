@@ -120,7 +120,9 @@ impl RequestTemplate {
             })
         };
 
-        let url_text = render("url", &source.url)?;
+        let url_text = template::render_url(&source.url, vars).map_err(|e| FetchError::Config {
+            message: format!("url: {}", redactor.scrub(&e)),
+        })?;
         let base = Url::parse(&url_text).map_err(|e| FetchError::Config {
             message: format!("url is not a valid absolute URL: {e}"),
         })?;
