@@ -55,6 +55,36 @@ pub const MAX_QUERY_PARAMS: usize = 64;
 /// Longest duration anywhere in the spec (`every`, `step`, back-offs, timeouts): ten years.
 pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 
+// ---------------------------------------------------------------------------------------
+// Upstream limits: what an API's responses may make a worker do. The worker enforces them
+// (worker/src/fetch, worker/src/sink); the spec carries the per-pipeline knobs.
+// ---------------------------------------------------------------------------------------
+
+/// Default largest response body, in bytes (`spec.source.http.max_body_bytes`). A page is
+/// parsed into a JSON tree several times its size, so this bounds a worker's memory per
+/// shard.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Largest value `spec.source.http.max_body_bytes` accepts.
+pub const MAX_BODY_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
+
+/// Most redirects followed for one request (not a knob).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Default most columns a sink table may have (`spec.sink.<sink>.max_columns`). PostgreSQL
+/// stops at 1,600; a table that grows towards it stops every load of the pipeline.
+pub const DEFAULT_MAX_TABLE_COLUMNS: usize = 500;
+
+/// Largest value `max_columns` accepts: PostgreSQL's own limit.
+pub const MAX_TABLE_COLUMNS_CEILING: usize = 1600;
+
+/// Default most columns one batch may add to a table (`spec.sink.<sink>.max_new_columns`).
+pub const DEFAULT_MAX_NEW_COLUMNS: usize = 100;
+
+/// Longest column name, in bytes: PostgreSQL's identifier limit (NAMEDATALEN - 1). Longer
+/// names would be truncated silently and could collide; not a knob.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
 /// The limits a spec is checked against; `Limits::default()` holds the constants above.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

@@ -48,6 +48,19 @@ pub struct Config {
         default_value = "false"
     )]
     pub fault_ignore_revocations: bool,
+    /// More networks no pipeline may fetch from (CIDR, repeat or comma-separate), on top of
+    /// the built-in deny-list: link-local 169.254.0.0/16 and fe80::/10, and the cloud
+    /// metadata addresses and host names (docs/operations.md "Limits").
+    #[arg(
+        long = "egress-deny",
+        env = "APITAP_EGRESS_DENY",
+        value_delimiter = ','
+    )]
+    pub egress_deny: Vec<ipnet::IpNet>,
+    /// Also refuse loopback (127.0.0.0/8, ::1): for workers whose own host serves nothing
+    /// a pipeline should read.
+    #[arg(long, env = "APITAP_EGRESS_DENY_LOOPBACK")]
+    pub egress_deny_loopback: bool,
     /// Mutual TLS to the coordinators (a client certificate from the cluster's CA).
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,
@@ -71,6 +84,11 @@ impl Config {
         false
     }
 
+    /// The egress deny-list of this worker's HTTP client and fetchers.
+    pub fn egress(&self) -> crate::fetch::Egress {
+        crate::fetch::Egress::new(self.egress_deny.clone(), self.egress_deny_loopback)
+    }
+
     pub fn worker_id(&self) -> String {
         self.id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname")
@@ -78,5 +96,27 @@ impl Config {
                 .unwrap_or_else(|_| "worker".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn egress_flags_extend_the_deny_list() {
+        let c = Config::parse_from(["apitap-worker"]);
+        assert!(c.egress().check_ip("127.0.0.1".parse().unwrap()).is_ok());
+        let c = Config::parse_from([
+            "apitap-worker",
+            "--egress-deny",
+            "10.0.0.0/8,192.168.0.0/16",
+            "--egress-deny-loopback",
+        ]);
+        let egress = c.egress();
+        for ip in ["10.1.1.1", "192.168.1.1", "127.0.0.1", "169.254.169.254"] {
+            assert!(egress.check_ip(ip.parse().unwrap()).is_err(), "{ip}");
+        }
+        assert!(Config::try_parse_from(["apitap-worker", "--egress-deny", "nonsense"]).is_err());
     }
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub batch_commit_seconds: Histogram,
     /// Leases the sink refused because a newer lease (higher fence) owns the shard.
     pub fence_rejections: Counter,
+    /// Upstream limits that refused a response, by `limit` name (docs/operations.md).
+    pub limit_hits: CounterVec,
 }
 
 impl Default for Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
             records_loaded: Counter::default(),
             batch_commit_seconds: Histogram::latency(),
             fence_rejections: Counter::default(),
+            limit_hits: CounterVec::new(&["limit"], MAX_HTTP_SERIES),
         }
     }
 
@@ -168,6 +171,11 @@ impl Metrics {
             "apitap_worker_fence_rejections_total",
             "Leases refused by the sink because a newer lease owns the shard.",
             self.fence_rejections.get(),
+        )
+        .counter_vec(
+            "apitap_worker_limit_hits_total",
+            "Responses refused by an upstream limit, by limit name.",
+            &self.limit_hits,
         );
         e
     }
@@ -234,7 +242,12 @@ impl FetchObserver {
                 m.records_fetched.add(page.records.len() as u64);
                 Some(status_class(page.status))
             }
-            Err(e) => error_status_class(e),
+            Err(e) => {
+                if let Some(limit) = e.limit() {
+                    m.limit_hits.inc(&[limit]);
+                }
+                error_status_class(e)
+            }
         };
         if let Some(class) = class {
             m.http_request_seconds.observe_duration(took);
@@ -271,7 +284,10 @@ fn error_status_class(e: &FetchError) -> Option<&'static str> {
         FetchError::Records { .. } | FetchError::Pagination { .. } => Some("2xx"),
         FetchError::Transport { .. }
         | FetchError::InvalidJson { .. }
-        | FetchError::BodyTooLarge { .. } => Some("error"),
+        | FetchError::BodyTooLarge { .. }
+        | FetchError::Redirect { .. }
+        | FetchError::Egress { .. } => Some("error"),
+        FetchError::CrossOrigin { .. } => Some("3xx"),
         FetchError::Config { .. }
         | FetchError::PositionMismatch { .. }
         | FetchError::AlreadyDone => None,

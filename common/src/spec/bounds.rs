@@ -4,7 +4,9 @@
 
 use super::parse::Problem;
 use super::types::Pipeline;
-use crate::limits::{check_bytes, check_count, LimitError, Limits};
+use crate::limits::{
+    check_bytes, check_count, LimitError, Limits, MAX_BODY_BYTES_CEILING, MAX_TABLE_COLUMNS_CEILING,
+};
 use crate::shard::{self, ExpandError};
 
 const HTTP: &str = "spec.source.http";
@@ -111,6 +113,7 @@ pub(crate) fn bounds(p: &Pipeline, limits: &Limits, out: &mut Vec<Problem>) {
             ),
         );
     }
+    upstream_knobs(p, out);
     if let Some(s) = &p.spec.shards {
         match shard::check_count(s, limits.max_shards) {
             Ok(_) => {}
@@ -118,5 +121,48 @@ pub(crate) fn bounds(p: &Pipeline, limits: &Limits, out: &mut Vec<Problem>) {
             // Bad window bounds are reported by the shard checks of validate.
             Err(ExpandError::Invalid { .. }) => {}
         }
+    }
+}
+
+/// The per-pipeline upstream limits must be usable values below their ceilings.
+fn upstream_knobs(p: &Pipeline, out: &mut Vec<Problem>) {
+    let mut range = |path: String, value: Option<u64>, max: u64, unit: &str| match value {
+        Some(0) => {
+            out.push(Problem::new(path, "must be at least 1").hint("leave it out for the default"))
+        }
+        Some(v) if v > max => out.push(
+            Problem::new(
+                path,
+                format!("{v} {unit} is above the ceiling of {max} {unit}"),
+            )
+            .hint("leave it out for the default, or choose a smaller value"),
+        ),
+        _ => {}
+    };
+    range(
+        format!("{HTTP}.max_body_bytes"),
+        p.spec.source.http.max_body_bytes,
+        MAX_BODY_BYTES_CEILING,
+        "bytes",
+    );
+    let sink = match (&p.spec.sink.postgres, &p.spec.sink.sqlite) {
+        (Some(s), _) => Some(("postgres", s.max_columns, s.max_new_columns)),
+        (None, Some(s)) => Some(("sqlite", s.max_columns, s.max_new_columns)),
+        _ => None,
+    };
+    if let Some((kind, max_columns, max_new)) = sink {
+        let ceiling = MAX_TABLE_COLUMNS_CEILING as u64;
+        range(
+            format!("spec.sink.{kind}.max_columns"),
+            max_columns.map(|v| v as u64),
+            ceiling,
+            "columns",
+        );
+        range(
+            format!("spec.sink.{kind}.max_new_columns"),
+            max_new.map(|v| v as u64),
+            ceiling,
+            "columns",
+        );
     }
 }

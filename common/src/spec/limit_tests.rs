@@ -170,3 +170,37 @@ fn alias_bombs_are_stopped_and_small_aliases_still_work() {
     let p = load("f.yaml", &fine, None).unwrap();
     assert_eq!(p.spec.source.http.headers["X-A"], "x");
 }
+
+#[test]
+fn upstream_knobs_must_be_within_their_ceilings() {
+    let ok = load(
+        "f.yaml",
+        &format!("{HEAD}      max_body_bytes: 1048576\n      follow: {{ cross_origin: true }}\n"),
+        None,
+    )
+    .expect("valid knobs");
+    assert_eq!(ok.spec.source.http.max_body_bytes(), 1048576);
+    assert!(ok.spec.source.http.follow.cross_origin);
+    let default = load("f.yaml", HEAD, None).unwrap();
+    assert_eq!(
+        default.spec.source.http.max_body_bytes(),
+        crate::limits::DEFAULT_MAX_BODY_BYTES
+    );
+
+    let e = errors(&format!("{HEAD}      max_body_bytes: 0\n"));
+    assert!(
+        e.len() == 1 && e[0].contains("spec.source.http.max_body_bytes"),
+        "{e:?}"
+    );
+    let e = errors(&format!("{HEAD}      max_body_bytes: 2000000000\n"));
+    assert!(e.len() == 1 && e[0].contains("1073741824 bytes"), "{e:?}");
+    let cols = HEAD.replace(
+        "sqlite: { path: ./out.db, table: users }",
+        "sqlite: { path: ./out.db, table: users, max_columns: 5000 }",
+    );
+    let e = errors(&cols);
+    assert!(
+        e.len() == 1 && e[0].contains("spec.sink.sqlite.max_columns") && e[0].contains("1600"),
+        "{e:?}"
+    );
+}

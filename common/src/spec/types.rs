@@ -93,6 +93,36 @@ pub struct HttpSource {
     pub retry: Retry,
     #[serde(default = "default_timeout", with = "duration")]
     pub timeout: Duration,
+    /// Largest response body in bytes; [`crate::limits::DEFAULT_MAX_BODY_BYTES`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    /// Which next links and redirects are followed.
+    #[serde(default, skip_serializing_if = "Follow::is_default")]
+    pub follow: Follow,
+}
+
+impl HttpSource {
+    pub fn max_body_bytes(&self) -> u64 {
+        self.max_body_bytes
+            .unwrap_or(crate::limits::DEFAULT_MAX_BODY_BYTES)
+    }
+}
+
+/// Where next links (`next_url`, `link_header`) and redirects may lead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Follow {
+    /// Follow next links and redirects to another origin (scheme, host, port) than the
+    /// `url`'s. Credentials (auth, api key, custom headers) are never sent to another
+    /// origin. Off by default: such a link or redirect is an error.
+    #[serde(default)]
+    pub cross_origin: bool,
+}
+
+impl Follow {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -367,6 +397,12 @@ pub struct PostgresSink {
     pub mode: LoadMode,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primary_key: Vec<String>,
+    /// Most columns the table may have; [`crate::limits::DEFAULT_MAX_TABLE_COLUMNS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_columns: Option<usize>,
+    /// Most columns one batch may add; [`crate::limits::DEFAULT_MAX_NEW_COLUMNS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_columns: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -379,6 +415,12 @@ pub struct SqliteSink {
     pub mode: LoadMode,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primary_key: Vec<String>,
+    /// Most columns the table may have; [`crate::limits::DEFAULT_MAX_TABLE_COLUMNS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_columns: Option<usize>,
+    /// Most columns one batch may add; [`crate::limits::DEFAULT_MAX_NEW_COLUMNS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_columns: Option<usize>,
 }
 
 fn default_sqlite_path() -> String {

@@ -56,9 +56,36 @@ pub enum FetchError {
         message: String,
     },
 
-    /// The body is larger than the fetcher accepts.
-    #[error("GET {url}: response body is larger than {limit} bytes")]
+    /// The body is larger than the fetcher accepts (limit `max_body_bytes`).
+    #[error(
+        "GET {url}: response body is larger than the limit max_body_bytes of {limit} bytes; \
+         ask for smaller pages (pagination.size) or raise spec.source.http.max_body_bytes"
+    )]
     BodyTooLarge { url: String, limit: u64 },
+
+    /// A next page link or a redirect leads to another origin (scheme, host, port) than the
+    /// pipeline's URL, and the spec does not allow that (limit `follow.cross_origin`).
+    #[error(
+        "GET {url}: the {what} leads to {to}, another origin than {from}; set \
+         spec.source.http.follow.cross_origin: true to follow it (credentials are never sent \
+         to another origin)"
+    )]
+    CrossOrigin {
+        url: String,
+        /// `next page link` or `redirect`.
+        what: &'static str,
+        from: String,
+        to: String,
+    },
+
+    /// A redirect that is never followed: a downgrade to http, another scheme, too many.
+    #[error("GET {url}: {message}")]
+    Redirect { url: String, message: String },
+
+    /// The URL, a next link or a redirect leads to an address of the egress deny-list
+    /// (limit `egress_deny`).
+    #[error("GET {url}: {message}")]
+    Egress { url: String, message: String },
 
     /// The records path does not lead to an array of objects.
     #[error("GET {url}: {message}")]
@@ -86,6 +113,9 @@ impl FetchError {
             FetchError::Config { .. }
             | FetchError::PositionMismatch { .. }
             | FetchError::BodyTooLarge { .. }
+            | FetchError::CrossOrigin { .. }
+            | FetchError::Redirect { .. }
+            | FetchError::Egress { .. }
             | FetchError::Records { .. }
             | FetchError::Pagination { .. } => ErrorClass::User,
             FetchError::AlreadyDone => ErrorClass::Internal,
@@ -106,6 +136,20 @@ impl FetchError {
             FetchError::Status { status, .. } => is_retriable_status(*status),
             FetchError::Transport { .. } | FetchError::InvalidJson { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The name of the limit this error enforces (docs/operations.md "Limits"), if any; a
+    /// metric counts them.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            FetchError::BodyTooLarge { .. } => Some("max_body_bytes"),
+            FetchError::CrossOrigin { .. } => Some("follow.cross_origin"),
+            FetchError::Egress { .. } => Some("egress_deny"),
+            FetchError::Redirect { message, .. } if message.contains("max_redirects") => {
+                Some("max_redirects")
+            }
+            _ => None,
         }
     }
 

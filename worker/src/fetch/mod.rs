@@ -9,9 +9,17 @@
 //! - [`request`]: URL, query, headers and auth for a position; secret scrubbing.
 //! - [`paginate`]: records, next position and stop conditions (pure).
 //! - [`retry`]: the retry loop and `Retry-After`.
+//! - [`client`]: the worker's HTTP client, its redirect policy and DNS resolver.
+//! - [`egress`]: the deny-list of addresses no pipeline may reach.
+//!
+//! Credentials (auth, api key, custom headers) go to the pipeline URL's origin only. Next
+//! links and redirects to another origin are errors unless the spec sets
+//! `follow.cross_origin`, and then they are fetched without credentials.
 //!
 //! Errors and logs show URLs as `scheme://host/path` and never contain the source's secrets.
 
+pub mod client;
+pub mod egress;
 mod error;
 mod paginate;
 mod request;
@@ -19,6 +27,8 @@ mod retry;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upstream_tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,13 +38,15 @@ use std::time::SystemTime;
 
 use apitap_common::checkpoint::Position;
 use apitap_common::jsonpath::JsonPath;
+use apitap_common::limits::MAX_REDIRECTS;
 use apitap_common::spec::HttpSource;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use reqwest::header::{LINK, RETRY_AFTER};
+use reqwest::header::{LINK, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 use url::Url;
 
+pub use egress::Egress;
 pub use error::FetchError;
 pub use paginate::{next_link, parse_link_header, Link};
 pub use retry::{RetryEvent, MAX_RETRY_AFTER};
@@ -43,9 +55,7 @@ use paginate::{PageView, Paginator};
 use request::RequestTemplate;
 use retry::{RetryObserver, RetryPolicy};
 
-/// Bodies larger than this are refused (a user error) unless changed with
-/// [`Fetcher::with_max_body_bytes`].
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
+pub use apitap_common::limits::DEFAULT_MAX_BODY_BYTES;
 
 /// How much of an error response's body is quoted in [`FetchError::Status`].
 const ERROR_BODY_CHARS: usize = 300;
@@ -76,6 +86,9 @@ pub struct Fetcher {
     paginator: Paginator,
     retry: RetryPolicy,
     max_body_bytes: u64,
+    /// `follow.cross_origin` of the spec.
+    cross_origin: bool,
+    egress: Arc<Egress>,
     observer: Option<RetryObserver>,
     permit: Option<PermitFn>,
 }
@@ -122,7 +135,9 @@ impl Fetcher {
             records,
             paginator,
             retry: RetryPolicy::new(&source.retry),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes: source.max_body_bytes(),
+            cross_origin: source.follow.cross_origin,
+            egress: Arc::new(Egress::default()),
             observer: None,
             permit: None,
         })
@@ -151,9 +166,17 @@ impl Fetcher {
         self
     }
 
-    /// Bodies larger than `limit` bytes fail with [`FetchError::BodyTooLarge`].
+    /// Bodies larger than `limit` bytes fail with [`FetchError::BodyTooLarge`] (the spec's
+    /// `max_body_bytes` otherwise).
     pub fn with_max_body_bytes(mut self, limit: u64) -> Self {
         self.max_body_bytes = limit;
+        self
+    }
+
+    /// Checks every URL against `egress` (the worker's deny-list; the default one otherwise).
+    /// The client should be built with the same ([`client::build`]).
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.egress = egress;
         self
     }
 
@@ -174,6 +197,7 @@ impl Fetcher {
     ) -> Result<Page, FetchError> {
         let url = self.request.url_for(position)?;
         let shown = self.request.redactor.url(&url);
+        self.check_egress(&url, &shown)?;
         let (response, attempts) = retry::run(&self.retry, &shown, self.observer.as_ref(), |_| {
             self.attempt(url.clone(), &shown)
         })
@@ -215,6 +239,18 @@ impl Fetcher {
                 let parsed = Url::parse(&next_url).map_err(|e| {
                     pagination_error(format!("next page URL is not a valid URL: {e}"))
                 })?;
+                if !self.request.same_origin(&parsed) {
+                    tracing::warn!(url = %shown, to = %parsed.origin().ascii_serialization(), allowed = self.cross_origin, "next page link to another origin");
+                    if !self.cross_origin {
+                        return Err(FetchError::CrossOrigin {
+                            url: shown.clone(),
+                            what: "next page link",
+                            from: self.request.base.origin().ascii_serialization(),
+                            to: parsed.origin().ascii_serialization(),
+                        });
+                    }
+                }
+                self.check_egress(&parsed, &shown)?;
                 let next = Position::Url {
                     url: self.request.without_api_key(parsed).into(),
                 };
@@ -242,12 +278,31 @@ impl Fetcher {
         if let Some(permit) = &self.permit {
             permit().await;
         }
-        let resp = self
+        let mut resp = self
             .request
             .build(&self.client, url)
             .send()
             .await
             .map_err(|e| self.transport_error(shown, e))?;
+        // The client follows redirects within an origin and hands back the others.
+        let mut hops = 0;
+        while let Some(target) = self.cross_origin_redirect(&resp, shown)? {
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(FetchError::Redirect {
+                    url: shown.to_string(),
+                    message: format!(
+                        "more than the limit max_redirects of {MAX_REDIRECTS} redirects"
+                    ),
+                });
+            }
+            resp = self
+                .request
+                .build(&self.client, target)
+                .send()
+                .await
+                .map_err(|e| self.transport_error(shown, e))?;
+        }
         let status = resp.status();
         let headers = resp.headers();
         let link = {
@@ -294,19 +349,81 @@ impl Fetcher {
         })
     }
 
-    /// The whole body, refusing more than `max_body_bytes`.
+    /// The target of a redirect to another origin than the one of `resp`'s request, if it
+    /// may be followed (`follow.cross_origin`, no downgrade, not denied); an error if not.
+    fn cross_origin_redirect(
+        &self,
+        resp: &reqwest::Response,
+        shown: &str,
+    ) -> Result<Option<Url>, FetchError> {
+        if !resp.status().is_redirection() {
+            return Ok(None);
+        }
+        let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
+            return Ok(None);
+        };
+        let Ok(target) = resp.url().join(location) else {
+            return Ok(None);
+        };
+        let redirect_error = |message: &str| FetchError::Redirect {
+            url: shown.to_string(),
+            message: message.to_string(),
+        };
+        if !matches!(target.scheme(), "http" | "https") {
+            return Err(redirect_error(
+                "redirect to a scheme other than http or https; refusing to follow it",
+            ));
+        }
+        if resp.url().scheme() == "https" && target.scheme() == "http" {
+            return Err(redirect_error(
+                "redirect downgrades from https to http; refusing to follow it",
+            ));
+        }
+        let (from, to) = (
+            resp.url().origin().ascii_serialization(),
+            target.origin().ascii_serialization(),
+        );
+        tracing::warn!(url = %shown, from = %from, to = %to, allowed = self.cross_origin, "redirect to another origin");
+        if !self.cross_origin {
+            return Err(FetchError::CrossOrigin {
+                url: shown.to_string(),
+                what: "redirect",
+                from,
+                to,
+            });
+        }
+        self.check_egress(&target, shown)?;
+        Ok(Some(target))
+    }
+
+    fn check_egress(&self, url: &Url, shown: &str) -> Result<(), FetchError> {
+        self.egress.check_url(url).map_err(|denied| {
+            tracing::warn!(url = %shown, target = %denied.target, "limit egress_deny: request refused");
+            FetchError::Egress {
+                url: shown.to_string(),
+                message: denied.to_string(),
+            }
+        })
+    }
+
+    /// The whole body, refusing more than `max_body_bytes`: an announced `Content-Length`
+    /// above the limit is refused before any byte is read, and a body without one is counted
+    /// as it arrives, so no more than the limit is ever buffered.
     async fn read_body(
         &self,
         mut resp: reqwest::Response,
         shown: &str,
     ) -> Result<Vec<u8>, FetchError> {
         let limit = self.max_body_bytes;
-        let too_large = || FetchError::BodyTooLarge {
-            url: shown.to_string(),
-            limit,
+        let too_large = |announced: bool| {
+            tracing::warn!(url = %shown, limit_bytes = limit, announced, "limit max_body_bytes: response body refused");
+            FetchError::BodyTooLarge {
+                url: shown.to_string(),
+                limit,
+            }
         };
         if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large());
+            return Err(too_large(true));
         }
         // Trust the announced length only so far.
         let capacity = resp.content_length().unwrap_or(0).min(limit).min(8 << 20);
@@ -317,7 +434,7 @@ impl Fetcher {
             .map_err(|e| self.transport_error(shown, e))?
         {
             if (buf.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
+                return Err(too_large(false));
             }
             buf.extend_from_slice(&chunk);
         }
@@ -343,6 +460,21 @@ impl Fetcher {
 
     fn transport_error(&self, shown: &str, e: reqwest::Error) -> FetchError {
         let timeout = e.is_timeout();
+        let redirect = e.is_redirect();
+        let mut denied = None;
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            if let Some(d) = c.downcast_ref::<egress::Denied>() {
+                denied = Some(d.clone());
+            }
+            cause = c.source();
+        }
+        if let Some(d) = denied {
+            return FetchError::Egress {
+                url: shown.to_string(),
+                message: self.request.redactor.scrub(&d.to_string()),
+            };
+        }
         // reqwest's message carries the full URL (with query secrets): drop it.
         let e = e.without_url();
         let mut message = e.to_string();
@@ -354,6 +486,13 @@ impl Fetcher {
                 message.push_str(&text);
             }
             source = s.source();
+        }
+        if redirect {
+            // Refused by the client's redirect policy: following again will not help.
+            return FetchError::Redirect {
+                url: shown.to_string(),
+                message: self.request.redactor.scrub(&message),
+            };
         }
         FetchError::Transport {
             url: shown.to_string(),

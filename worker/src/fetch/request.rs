@@ -120,7 +120,9 @@ impl RequestTemplate {
             })
         };
 
-        let url_text = render("url", &source.url)?;
+        let url_text = template::render_url(&source.url, vars).map_err(|e| FetchError::Config {
+            message: format!("url: {}", redactor.scrub(&e)),
+        })?;
         let base = Url::parse(&url_text).map_err(|e| FetchError::Config {
             message: format!("url is not a valid absolute URL: {e}"),
         })?;
@@ -210,6 +212,10 @@ impl RequestTemplate {
                     url: "checkpoint".to_string(),
                     message: format!("stored next URL is not a valid URL: {e}"),
                 })?;
+                if !self.same_origin(&url) {
+                    // The static query and the api key belong to the pipeline's origin.
+                    return Ok(url);
+                }
                 for (k, v) in &self.query {
                     if !url.query_pairs().any(|(name, _)| name == k.as_str()) {
                         url.query_pairs_mut().append_pair(k, v);
@@ -282,7 +288,21 @@ impl RequestTemplate {
         url
     }
 
+    /// Whether `url` has the origin (scheme, host, port) of the pipeline's URL: only there
+    /// are credentials sent.
+    pub(crate) fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
+    /// The request for `url`: with the headers and auth of the source on the pipeline's
+    /// origin, with `Accept` and the timeout only anywhere else.
     pub(crate) fn build(&self, client: &reqwest::Client, url: Url) -> reqwest::RequestBuilder {
+        if !self.same_origin(&url) {
+            return client
+                .get(url)
+                .header(ACCEPT, HeaderValue::from_static("application/json"))
+                .timeout(self.timeout);
+        }
         let mut req = client
             .get(url)
             .headers(self.headers.clone())

@@ -24,7 +24,7 @@ use super::*;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-fn source(v: Value) -> HttpSource {
+pub(super) fn source(v: Value) -> HttpSource {
     serde_json::from_value(v).expect("valid http source")
 }
 
@@ -32,16 +32,16 @@ fn pagination(v: Value) -> Pagination {
     serde_json::from_value(v).expect("valid pagination")
 }
 
-fn no_vars() -> BTreeMap<String, String> {
+pub(super) fn no_vars() -> BTreeMap<String, String> {
     BTreeMap::new()
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// Fast retries for tests.
-fn fast_retry(max_attempts: u32) -> Value {
+pub(super) fn fast_retry(max_attempts: u32) -> Value {
     json!({"max_attempts": max_attempts, "initial_backoff": "10ms", "max_backoff": "1s"})
 }
 
@@ -79,16 +79,16 @@ fn slice(offset: u64, size: u64) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
-struct Req {
-    target: String,
-    headers: Vec<(String, String)>,
+pub(super) struct Req {
+    pub(super) target: String,
+    pub(super) headers: Vec<(String, String)>,
 }
 
 impl Req {
     fn url(&self) -> Url {
         Url::parse(&format!("http://server{}", self.target)).unwrap()
     }
-    fn path(&self) -> String {
+    pub(super) fn path(&self) -> String {
         self.url().path().to_string()
     }
     fn params(&self, name: &str) -> Vec<String> {
@@ -98,13 +98,13 @@ impl Req {
             .map(|(_, v)| v.into_owned())
             .collect()
     }
-    fn param(&self, name: &str) -> Option<String> {
+    pub(super) fn param(&self, name: &str) -> Option<String> {
         self.params(name).into_iter().next()
     }
     fn num(&self, name: &str) -> Option<u64> {
         self.param(name).map(|v| v.parse().unwrap())
     }
-    fn header(&self, name: &str) -> Option<String> {
+    pub(super) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -112,20 +112,20 @@ impl Req {
     }
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
     delay: Duration,
     /// Written instead of a well-formed response, then the connection is closed.
     raw: Option<Vec<u8>>,
 }
 
 impl Reply {
-    fn json(status: u16, body: Value) -> Self {
+    pub(super) fn json(status: u16, body: Value) -> Self {
         Self::text(status, &body.to_string())
     }
-    fn text(status: u16, body: &str) -> Self {
+    pub(super) fn text(status: u16, body: &str) -> Self {
         Self {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -134,12 +134,12 @@ impl Reply {
             raw: None,
         }
     }
-    fn raw(bytes: &str) -> Self {
+    pub(super) fn raw(bytes: &str) -> Self {
         let mut r = Self::text(200, "");
         r.raw = Some(bytes.as_bytes().to_vec());
         r
     }
-    fn header(mut self, name: &str, value: &str) -> Self {
+    pub(super) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -151,7 +151,7 @@ impl Reply {
 
 type Handler = Arc<dyn Fn(&Req, usize) -> Reply + Send + Sync>;
 
-struct Server {
+pub(super) struct Server {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Req>>>,
     task: tokio::task::JoinHandle<()>,
@@ -165,7 +165,9 @@ impl Drop for Server {
 
 impl Server {
     /// Serves `handler(request, index of the request)` until dropped.
-    async fn start(handler: impl Fn(&Req, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub(super) async fn start(
+        handler: impl Fn(&Req, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<Req>>> = Arc::default();
@@ -184,11 +186,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn requests(&self) -> Vec<Req> {
+    pub(super) fn requests(&self) -> Vec<Req> {
         self.requests.lock().unwrap().clone()
     }
 }

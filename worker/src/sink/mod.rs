@@ -21,6 +21,7 @@
 //! plans and values shared by the sinks), `error` (sqlx error classification).
 
 mod checkpoint_sql;
+mod columns;
 mod dead_letter;
 mod error;
 pub mod postgres;

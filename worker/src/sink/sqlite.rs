@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 use sqlx::Sqlite;
 
 use super::checkpoint_sql::{check_fence, parse_checkpoint, sqlite as sql, Key};
+use super::columns::ColumnLimits;
 use super::dead_letter::sqlite as dead;
 use super::error::{classify, to_i64, to_u64, Dialect};
 use super::table::{
@@ -47,6 +48,7 @@ pub struct SqliteSink {
     /// The target table's columns as last seen, so DDL is only considered when a batch
     /// brings a new column. `None` until first read, and after any failed commit.
     columns: Option<HashSet<String>>,
+    column_limits: ColumnLimits,
 }
 
 impl SqliteSink {
@@ -79,6 +81,7 @@ impl SqliteSink {
             mode: spec.mode,
             primary_key: spec.primary_key.clone(),
             columns: None,
+            column_limits: ColumnLimits::new(spec.max_columns, spec.max_new_columns, false),
         })
     }
 
@@ -149,6 +152,9 @@ impl SqliteSink {
         if missing.is_empty() {
             return Ok(existing);
         }
+        let new: Vec<&str> = missing.iter().map(|c| c.name.as_str()).collect();
+        self.column_limits
+            .check(&self.table.quoted(), existing.len(), &new)?;
         if existing.is_empty() {
             let mut defs: Vec<String> = missing
                 .iter()

@@ -25,6 +25,8 @@ fn spec(path: &Path, mode: LoadMode, pk: &[&str]) -> SqliteSpec {
         table: "events".into(),
         mode,
         primary_key: pk.iter().map(|s| s.to_string()).collect(),
+        max_columns: None,
+        max_new_columns: None,
     }
 }
 
@@ -224,4 +226,43 @@ async fn new_columns_are_added_and_nested_values_stored_as_json() {
             Some(1)
         )
     );
+}
+
+#[tokio::test]
+async fn a_page_of_a_thousand_new_keys_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("apitap.db");
+    let spec = spec(&path, LoadMode::Append, &[]);
+    let mut sink = SqliteSink::open(&spec).await.unwrap();
+    sink.claim(&shard(), 1).await.unwrap();
+    let first = batch(json!([{"id": 1}]));
+    sink.commit(&shard(), 1, Some(&first), &at_page(2, 1, 1))
+        .await
+        .unwrap();
+
+    let mut record = serde_json::Map::new();
+    for i in 0..1000 {
+        record.insert(format!("key_{i}"), json!(i));
+    }
+    let hostile = batch(json!([record]));
+    let err = sink
+        .commit(&shard(), 1, Some(&hostile), &at_page(3, 2, 2))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, SinkError::User(_)), "{text}");
+    assert!(
+        text.contains("max_new_columns") && text.contains("1000 new columns"),
+        "{text}"
+    );
+    // Neither the table nor the checkpoint moved.
+    let db = reader(&path).await;
+    let columns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('events')")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(columns, 1);
+    assert_eq!(count(&db).await, 1);
+    let mut again = SqliteSink::open(&spec).await.unwrap();
+    assert_eq!(again.claim(&shard(), 2).await.unwrap(), at_page(2, 1, 1));
 }

@@ -16,6 +16,7 @@ use super::super::table::{
 };
 use super::super::SinkError;
 use super::err;
+use crate::sink::columns::ColumnLimits;
 
 /// Advisory lock key serializing ApiTap's DDL in one database ("apitap" in ASCII).
 pub(crate) const DDL_LOCK_KEY: i64 = 0x6170_6974_6170;
@@ -63,6 +64,7 @@ pub(crate) async fn ensure_table(
     schema: &Schema,
     primary_key: &[String],
     known: Option<HashSet<String>>,
+    limits: &ColumnLimits,
 ) -> Result<HashSet<String>, SinkError> {
     if let Some(k) = known {
         if needed_columns(schema).iter().all(|n| k.contains(*n)) {
@@ -79,6 +81,8 @@ pub(crate) async fn ensure_table(
     if missing.is_empty() {
         return Ok(found);
     }
+    let new: Vec<&str> = missing.iter().map(|c| c.name.as_str()).collect();
+    limits.check(&table.quoted(), found.len(), &new)?;
     let ddl = match existing {
         None => {
             create_schema(conn, table).await?;

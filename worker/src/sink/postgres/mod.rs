@@ -22,6 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::PgConnection;
 
 use super::checkpoint_sql::{check_fence, parse_checkpoint, pg as sql, Key};
+use super::columns::ColumnLimits;
 use super::dead_letter::pg as dead;
 use super::error::{classify, to_i64, to_u64, Dialect};
 use super::table::{check_batch, json_rows, write_columns, TableName};
@@ -42,6 +43,7 @@ pub struct PostgresSink {
     checkpoints_ready: bool,
     /// The target table's columns as last seen; `None` until read and after a failure.
     columns: Option<HashSet<String>>,
+    column_limits: ColumnLimits,
 }
 
 impl PostgresSink {
@@ -64,6 +66,7 @@ impl PostgresSink {
             primary_key: spec.primary_key.clone(),
             checkpoints_ready: false,
             columns: None,
+            column_limits: ColumnLimits::new(spec.max_columns, spec.max_new_columns, true),
         })
     }
 
@@ -83,8 +86,15 @@ impl PostgresSink {
     ) -> Result<HashSet<String>, SinkError> {
         let schema = batch.schema();
         check_batch(&schema, self.key_columns())?;
-        let existing =
-            ddl::ensure_table(conn, &self.table, &schema, self.key_columns(), known).await?;
+        let existing = ddl::ensure_table(
+            conn,
+            &self.table,
+            &schema,
+            self.key_columns(),
+            known,
+            &self.column_limits,
+        )
+        .await?;
         let columns = write_columns(&schema, &existing);
         if columns.is_empty() {
             tracing::warn!(table = %self.table.quoted(), "page has no typed columns; rows skipped");

@@ -46,6 +46,8 @@ fn spec(url: &str, table: &str, mode: LoadMode, pk: &[&str]) -> PostgresSpec {
         table: table.into(),
         mode,
         primary_key: pk.iter().map(|s| s.to_string()).collect(),
+        max_columns: None,
+        max_new_columns: None,
     }
 }
 
