@@ -14,6 +14,7 @@ use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::*;
 use tokio::sync::watch;
 
+use crate::fetch::Egress;
 use crate::metrics::Metrics;
 use crate::shard_loop::{LeaseWork, Outcome};
 use crate::shard_runner::{Abort, ShardRunner, StopAfterBatch};
@@ -61,6 +62,8 @@ pub struct Agent {
     slots: u32,
     client: LeaderClient,
     http: reqwest::Client,
+    /// Where fetches may go (the worker's deny-list), for every lease's fetcher.
+    egress: Arc<Egress>,
     heartbeat: Duration,
     registered: bool,
     draining: bool,
@@ -94,10 +97,8 @@ impl Agent {
             id,
             slots,
             client: LeaderClient::new(coordinators, Duration::from_secs(2)),
-            http: reqwest::Client::builder()
-                .user_agent(concat!("apitap-worker/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .unwrap_or_default(),
+            http: crate::fetch::client::build(Arc::new(Egress::default())).unwrap_or_default(),
+            egress: Arc::new(Egress::default()),
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
@@ -114,6 +115,14 @@ impl Agent {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Fetches only where `egress` allows: the HTTP client's resolver and redirect policy,
+    /// and every fetcher's URL checks, use it.
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> anyhow::Result<Self> {
+        self.http = crate::fetch::client::build(egress.clone())?;
+        self.egress = egress;
+        Ok(self)
     }
 
     /// Talks to the coordinators over mutual TLS.
@@ -304,6 +313,7 @@ impl Agent {
             metrics: self.metrics.clone(),
             budget: self.budget.clone(),
             traceparent: (!lease.traceparent.is_empty()).then_some(lease.traceparent),
+            egress: self.egress.clone(),
         })
     }
 

@@ -45,6 +45,7 @@ fn main() -> anyhow::Result<()> {
             config.ignore_revocations(),
         )
         .with_metrics(metrics.clone())
+        .with_egress(Arc::new(config.egress()))?
         .with_tls(tls)
         .start();
         println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string(), "failpoints": cfg!(feature = "failpoints")}));

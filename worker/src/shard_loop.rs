@@ -46,6 +46,8 @@ pub struct LeaseWork {
     pub budget: Option<crate::rate_budget::BudgetHandle>,
     /// The coordinator's grant span, parent of this lease's spans.
     pub traceparent: Option<String>,
+    /// The worker's egress deny-list.
+    pub egress: Arc<crate::fetch::Egress>,
 }
 
 /// How a lease's work ended.
@@ -109,7 +111,7 @@ pub async fn run(
         "lease claimed"
     );
     let fetcher = match Fetcher::new(http, &work.pipeline.spec.source.http, &work.vars) {
-        Ok(f) => f,
+        Ok(f) => f.with_egress(work.egress.clone()),
         Err(e) => return fail(e.class(), e, Some(&cp)),
     };
     let (fetcher, _demand) = with_budget(fetcher, &work);
