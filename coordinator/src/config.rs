@@ -60,6 +60,15 @@ pub struct Config {
     /// certificate from the same CA).
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,
+    /// Most pipelines one namespace may hold; a submit beyond it is refused.
+    #[arg(long, env = "APITAP_MAX_PIPELINES_PER_NAMESPACE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pipelines_per_namespace: u32,
+    /// Most workers the cluster registers at once (forgotten workers do not count).
+    #[arg(long, env = "APITAP_MAX_WORKERS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_workers: u32,
+    /// Most rate-limit keys the cluster holds.
+    #[arg(long, env = "APITAP_MAX_RATE_LIMIT_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rate_limit_keys: u32,
     /// Key file sealing secret values at rest (one `<id> <64 hex digits>` per line, the
     /// first one current); every coordinator of the cluster needs the same file. Without
     /// it, secret values are stored as submitted. See docs/security.md.

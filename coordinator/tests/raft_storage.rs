@@ -43,6 +43,7 @@ async fn applied_state_survives_reopening() {
                 addr: "10.0.0.1:1".into(),
                 slots: 2,
                 now_ms: 1,
+                max_workers: 0,
             })),
         };
         sm.apply(vec![entry]).await.unwrap();
@@ -84,6 +85,7 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
             start_run: Some(shards),
             trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             now_ms: 1,
+            quota: Default::default(),
         }),
         Command::GrantLeases(command::GrantLeases {
             grants: vec![

@@ -309,6 +309,10 @@ impl ControlService for ControlApi {
             start_run,
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
+            quota: command::Quota {
+                pipelines_per_namespace: self.node.config.max_pipelines_per_namespace,
+                rate_limit_keys: self.node.config.max_rate_limit_keys,
+            },
         });
         match propose_traced(&self.node, audited(&caller, cmd), &span).await? {
             CommandResult::PipelineStored {

@@ -98,6 +98,7 @@ impl WorkerService for WorkerApi {
                     addr: req.addr.clone(),
                     slots: req.slots,
                     now_ms: apitap_common::time::now_ms(),
+                    max_workers: self.node.config.max_workers,
                 }),
             )
             .await?;

@@ -105,6 +105,7 @@ mod tests {
                     start_run: None,
                     trace: None,
                     now_ms: 0,
+                    quota: Default::default(),
                 }),
             );
         }
@@ -115,6 +116,7 @@ mod tests {
                 addr: String::new(),
                 slots: 4,
                 now_ms: 0,
+                max_workers: 0,
             }),
         );
         let mut start = |st: &mut State, pipeline: &str| {
@@ -231,6 +233,7 @@ mod tests {
                     addr: String::new(),
                     slots: 1,
                     now_ms: 0,
+                    max_workers: 0,
                 }),
             );
         }

@@ -8,7 +8,7 @@ pub use super::apply::access::{Audited, CreateToken, RecordAudit, RevokeToken};
 pub use super::apply::lease::{
     Checkpoint, CompleteShard, ExpireLease, GrantLeases, LeaseGrant, ReleaseLease,
 };
-pub use super::apply::pipeline::{DeletePipeline, PutPipeline, ResealSecrets};
+pub use super::apply::pipeline::{DeletePipeline, PutPipeline, Quota, ResealSecrets};
 pub use super::apply::ratelimit::{Backoff, SetRateLimit};
 pub use super::apply::run::{CancelRun, PruneRuns, RetryRun, StartRun};
 pub use super::apply::worker::{ForgetWorkers, RegisterWorker};

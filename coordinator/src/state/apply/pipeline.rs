@@ -34,6 +34,17 @@ pub struct PutPipeline {
     #[serde(default)]
     pub trace: Option<String>,
     pub now_ms: u64,
+    /// The proposer's quotas, so that every node applies the same ones (0: none, as in
+    /// entries written before quotas).
+    #[serde(default)]
+    pub quota: Quota,
+}
+
+/// Caps a new pipeline (and the rate-limit key it may create) must fit under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub pipelines_per_namespace: u32,
+    pub rate_limit_keys: u32,
 }
 
 impl PutPipeline {
@@ -46,6 +57,9 @@ impl PutPipeline {
                     self.name, existing.namespace
                 ));
             }
+        }
+        if let Some(reason) = self.over_quota(state) {
+            return rejected(reason);
         }
         let mut keys = vec![Key::Pipeline(self.name.clone())];
         if let Some((key, rps, burst)) = &self.rate_limit {
@@ -86,6 +100,39 @@ impl PutPipeline {
             },
             keys,
         )
+    }
+}
+
+impl PutPipeline {
+    fn over_quota(&self, state: &State) -> Option<String> {
+        let q = self.quota;
+        if q.pipelines_per_namespace > 0 && !state.pipelines.contains_key(&self.name) {
+            let held = state
+                .pipelines
+                .values()
+                .filter(|p| p.namespace == self.namespace)
+                .count();
+            if held >= q.pipelines_per_namespace as usize {
+                return Some(format!(
+                    "namespace {:?} holds {held} pipelines, its quota \
+                     (--max-pipelines-per-namespace); delete unused ones or raise the quota",
+                    self.namespace
+                ));
+            }
+        }
+        if let Some((key, _, _)) = &self.rate_limit {
+            let n = state.rate_limits.len();
+            if q.rate_limit_keys > 0
+                && !state.rate_limits.contains_key(key)
+                && n >= q.rate_limit_keys as usize
+            {
+                return Some(format!(
+                    "the cluster holds {n} rate-limit keys, its maximum (--max-rate-limit-keys); \
+                     reuse an existing key or raise the maximum"
+                ));
+            }
+        }
+        None
     }
 }
 

@@ -50,6 +50,7 @@ impl Log {
             start_run: Some(defs),
             trace: None,
             now_ms: 1,
+            quota: Default::default(),
         }));
         match r {
             CommandResult::PipelineStored {
@@ -265,6 +266,7 @@ fn a_worker_has_between_one_and_the_maximum_slots() {
             addr: String::new(),
             slots,
             now_ms: 0,
+            max_workers: 0,
         })
     };
     assert!(rejected(&log.step(register(u32::MAX))).contains("MAX_WORKER_SLOTS"));
@@ -313,6 +315,7 @@ fn namespaces_keep_their_pipeline_names_and_rate_limit_keys() {
             start_run: None,
             trace: None,
             now_ms: 2,
+            quota: Default::default(),
         }
     };
     let r = log.step(Command::PutPipeline(other.clone()));
@@ -342,4 +345,64 @@ fn a_run_keeps_the_secrets_it_started_with() {
     log.pipeline("p", "second", 1, 1);
     assert_eq!(log.state.runs[&run].secrets["TOKEN"], "first");
     assert_eq!(log.state.pipelines["p"].secrets["TOKEN"], "second");
+}
+
+#[test]
+fn quotas_cap_pipelines_per_namespace_workers_and_rate_limit_keys() {
+    let mut log = Log::new();
+    let put = |name: &str, key: &str| {
+        Command::PutPipeline(command::PutPipeline {
+            name: name.into(),
+            namespace: "default".into(),
+            spec_yaml: format!("spec of {name}"),
+            secrets: BTreeMap::new(),
+            every_ms: None,
+            cron: None,
+            max_attempts: 1,
+            source_url: String::new(),
+            sink: String::new(),
+            initial_watermark: None,
+            rate_limit: Some((key.into(), 1.0, 1)),
+            start_run: None,
+            trace: None,
+            now_ms: 1,
+            quota: command::Quota {
+                pipelines_per_namespace: 2,
+                rate_limit_keys: 2,
+            },
+        })
+    };
+    assert!(matches!(
+        log.step(put("a", "k1")),
+        CommandResult::PipelineStored { .. }
+    ));
+    assert!(matches!(
+        log.step(put("b", "k2")),
+        CommandResult::PipelineStored { .. }
+    ));
+    assert!(rejected(&log.step(put("c", "k1"))).contains("--max-pipelines-per-namespace"));
+    // Updating an existing pipeline is not a new one; a third key is over its cap.
+    assert!(matches!(
+        log.step(put("a", "k1")),
+        CommandResult::PipelineStored { .. }
+    ));
+    assert!(rejected(&log.step(put("a", "k3"))).contains("--max-rate-limit-keys"));
+    assert_eq!(log.state.pipelines.len(), 2);
+
+    let register = |id: &str| {
+        Command::RegisterWorker(command::RegisterWorker {
+            id: id.into(),
+            addr: String::new(),
+            slots: 1,
+            now_ms: 0,
+            max_workers: 1,
+        })
+    };
+    assert_eq!(log.step(register("w1")), CommandResult::Done);
+    assert_eq!(
+        log.step(register("w1")),
+        CommandResult::Done,
+        "re-registering"
+    );
+    assert!(rejected(&log.step(register("w2"))).contains("--max-workers"));
 }

@@ -13,6 +13,9 @@ pub struct RegisterWorker {
     pub addr: String,
     pub slots: u32,
     pub now_ms: u64,
+    /// The proposer's `--max-workers` (0: none, as in entries written before it).
+    #[serde(default)]
+    pub max_workers: u32,
 }
 
 impl RegisterWorker {
@@ -22,6 +25,16 @@ impl RegisterWorker {
                 "worker {} asked for {} slots; a worker has 1..={MAX_WORKER_SLOTS} \
                  (MAX_WORKER_SLOTS)",
                 self.id, self.slots
+            ));
+        }
+        let n = state.workers.len();
+        if self.max_workers > 0
+            && !state.workers.contains_key(&self.id)
+            && n >= self.max_workers as usize
+        {
+            return rejected(format!(
+                "the cluster has {n} registered workers, its maximum (--max-workers); \
+                 raise it or let silent workers be forgotten (--forget-workers-after)"
             ));
         }
         state.workers.insert(
