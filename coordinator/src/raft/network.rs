@@ -184,9 +184,11 @@ enum Failure {
 /// Sorts a failed `RaftService` call.
 fn classify(status: &Status) -> Failure {
     match status.code() {
-        // `Cancelled` is what tonic reports when the call's own deadline passes.
-        Code::DeadlineExceeded | Code::Cancelled => Failure::Timeout,
-        Code::Unavailable => Failure::Unreachable,
+        Code::DeadlineExceeded => Failure::Timeout,
+        // tonic reports the call's own deadline as `Cancelled` "Timeout expired"; any other
+        // cancellation is a connection that closed under the call.
+        Code::Cancelled if status.message().contains("Timeout expired") => Failure::Timeout,
+        Code::Unavailable | Code::Cancelled => Failure::Unreachable,
         Code::ResourceExhausted => Failure::TooLarge,
         // tonic's own message-size checks (either side) answer `OutOfRange`.
         Code::OutOfRange if status.message().contains("message length too large") => {
@@ -333,6 +335,12 @@ mod tests {
         );
         assert_eq!(
             classify(&Status::unavailable("tcp connect error")),
+            Failure::Unreachable
+        );
+        assert_eq!(
+            classify(&Status::cancelled(
+                "operation was canceled: connection closed"
+            )),
             Failure::Unreachable
         );
         assert_eq!(
