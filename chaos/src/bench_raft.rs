@@ -81,6 +81,17 @@ async fn find_leader(addrs: &[String]) -> anyhow::Result<usize> {
     .await
 }
 
+/// The highest Raft term any reachable node reports (0 if none answers).
+async fn max_term(addrs: &[String]) -> u64 {
+    let mut term = 0;
+    for a in addrs {
+        if let Ok(s) = status_of(a).await {
+            term = term.max(s.term);
+        }
+    }
+    term
+}
+
 /// Waits until every node reports the same applied index and state digest.
 async fn converged(addrs: &[String], timeout: Duration) -> anyhow::Result<u64> {
     wait::until_async(
@@ -188,6 +199,8 @@ impl LoopClient {
 pub async fn failover(kills: u32) -> anyhow::Result<Value> {
     let mut cluster = three_nodes().await?;
     let addrs = cluster.coordinator_addrs();
+    find_leader(&addrs).await?;
+    let term_start = max_term(&addrs).await;
     let client = LoopClient::start(addrs.clone());
     let (mut to_leader, mut to_ack, mut rejoin) = (Vec::new(), Vec::new(), Vec::new());
     for k in 1..=kills {
@@ -270,6 +283,7 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
     } = client;
     task.await?;
     converged(&addrs, Duration::from_secs(120)).await?;
+    let term_end = max_term(&addrs).await;
     let stored: BTreeSet<String> = Submitter::new(addrs, Duration::from_secs(30))
         .pipeline_names()
         .await?
@@ -288,10 +302,15 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
         "failed_submits": failed.load(Ordering::Relaxed),
         "stored": stored.len(),
         "lost": lost,
+        "term_start": term_start,
+        "term_end": term_end,
+        // Every election attempt starts a term: one per kill is needed, the rest are
+        // needless elections (or split votes).
+        "terms_advanced": term_end.saturating_sub(term_start),
         "profile": PROFILE,
     });
     eprintln!(
-        "failover over {kills} kills: new leader p50 {} / p99 {} / max {} ms; first ack p50 {} / p99 {} / max {} ms; {} acked, {lost} lost",
+        "failover over {kills} kills: new leader p50 {} / p99 {} / max {} ms; first ack p50 {} / p99 {} / max {} ms; {} acked, {lost} lost; term {term_start} → {term_end}",
         out["new_leader_ms"]["p50"], out["new_leader_ms"]["p99"], out["new_leader_ms"]["max"],
         out["first_ack_ms"]["p50"], out["first_ack_ms"]["p99"], out["first_ack_ms"]["max"],
         acked.len(),

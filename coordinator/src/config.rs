@@ -39,6 +39,13 @@ pub struct Config {
     /// Lower bound of the Raft election timeout (the upper bound is twice this).
     #[arg(long, env = "APITAP_ELECTION_TIMEOUT", default_value = "150ms", value_parser = humantime::parse_duration)]
     pub election_timeout: Duration,
+    /// HTTP/2 ping interval on the connections to the other coordinators (kept open and
+    /// shared by all Raft calls to a peer, pinged also while idle).
+    #[arg(long, env = "APITAP_RAFT_KEEPALIVE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub raft_keepalive: Duration,
+    /// A peer connection whose ping is not answered within this is closed and dialed again.
+    #[arg(long, env = "APITAP_RAFT_KEEPALIVE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub raft_keepalive_timeout: Duration,
     /// Build a snapshot after this many applied log entries.
     #[arg(long, env = "APITAP_SNAPSHOT_EVERY", default_value_t = 5000)]
     pub snapshot_every: u64,

@@ -18,7 +18,7 @@ use crate::auth::layer::AuthLayer;
 use crate::config::Config;
 use crate::limits;
 use crate::raft::log_store::LogStore;
-use crate::raft::network::Network;
+use crate::raft::network::{Network, NetworkOptions};
 use crate::raft::state_machine::{SharedState, StateMachine};
 use crate::raft::{store, Raft};
 use crate::scheduler::liveness::Liveness;
@@ -82,6 +82,15 @@ pub fn unique_suffix() -> String {
     )
 }
 
+/// Connection timing to the peers: back-off from the Raft timing, keep-alive from the flags.
+fn network_options(config: &Config) -> NetworkOptions {
+    NetworkOptions {
+        keepalive_interval: config.raft_keepalive,
+        keepalive_timeout: config.raft_keepalive_timeout,
+        ..NetworkOptions::new(config.raft_heartbeat, config.election_timeout)
+    }
+}
+
 /// Starts a node and serves until `shutdown` fires; returns after a clean stop.
 pub async fn run(
     config: Config,
@@ -128,7 +137,7 @@ pub async fn run(
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        Network { tls: tls.clone() },
+        Network::new(config.id, tls.clone(), network_options(&config)),
         log_store.clone(),
         sm,
     )
