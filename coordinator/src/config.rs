@@ -68,7 +68,7 @@ pub struct Config {
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,
     /// Most pipelines one namespace may hold; a submit beyond it is refused.
-    #[arg(long, env = "APITAP_MAX_PIPELINES_PER_NAMESPACE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "APITAP_MAX_PIPELINES_PER_NAMESPACE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pipelines_per_namespace: u32,
     /// Most workers the cluster registers at once (forgotten workers do not count).
     #[arg(long, env = "APITAP_MAX_WORKERS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]

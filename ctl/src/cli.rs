@@ -186,6 +186,10 @@ pub enum RatelimitWhat {
     },
     /// Limits with what is granted, used and backed off now.
     List,
+    /// Remove a key: pipelines naming it run without a global limit until it is set again.
+    Delete { key: String },
+    /// End a key's back-off now (an upstream's Retry-After you no longer want to honour).
+    ClearBackoff { key: String },
 }
 
 #[derive(Debug, Subcommand)]

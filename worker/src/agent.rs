@@ -220,7 +220,12 @@ impl Agent {
             let r = client
                 .call(|ch| {
                     let req = req.clone();
-                    async move { WorkerServiceClient::new(ch).heartbeat(req).await }
+                    async move {
+                        WorkerServiceClient::new(ch)
+                            .max_decoding_message_size(apitap_proto::limits::MAX_GRPC_MESSAGE_BYTES)
+                            .heartbeat(req)
+                            .await
+                    }
                 })
                 .await;
             (client, r)

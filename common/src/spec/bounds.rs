@@ -79,12 +79,7 @@ pub(crate) fn bounds(p: &Pipeline, limits: &Limits, out: &mut Vec<Problem>) {
         values.push((format!("{HTTP}.records"), r.as_str()));
     }
     let pg = &h.pagination;
-    for (key, path) in [
-        ("cursor_path", &pg.cursor_path),
-        ("has_more_path", &pg.has_more_path),
-        ("next_url_path", &pg.next_url_path),
-        ("total_path", &pg.total_path),
-    ] {
+    for (key, path) in pg.paths() {
         if let Some(path) = path {
             values.push((format!("{PAG}.{key}"), path.as_str()));
         }

@@ -35,6 +35,19 @@ pub fn variables(text: &str) -> Result<Vec<String>, String> {
 
 /// Replaces every `{{ var }}` with its value; unknown variables are an error.
 pub fn render(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    render_with(text, vars, |out, _, value| {
+        out.push_str(value);
+        Ok(())
+    })
+}
+
+/// The one scan of `{{ var }}` references: `put` appends each variable's value (with its
+/// name) to the output so far, as the caller needs it written.
+fn render_with(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    mut put: impl FnMut(&mut String, &str, &str) -> Result<(), String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
@@ -47,7 +60,7 @@ pub fn render(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
         let value = vars
             .get(name)
             .ok_or_else(|| format!("unknown template variable {{{{ {name} }}}}"))?;
-        out.push_str(value);
+        put(&mut out, name, value)?;
         rest = &after[close + 2..];
     }
     out.push_str(rest);
@@ -84,19 +97,8 @@ fn component_at(before: &str) -> Component {
 /// `.` and `..` segments are refused; in the query and fragment `/` is encoded too. A value
 /// in the host or port must be a plain host name.
 pub fn render_url(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| format!("`{{{{` without a closing `}}}}` in {text:?}"))?;
-        let name = after[..close].trim();
-        let value = vars
-            .get(name)
-            .ok_or_else(|| format!("unknown template variable {{{{ {name} }}}}"))?;
-        match component_at(&out) {
+    render_with(text, vars, |out, name, value| {
+        match component_at(out) {
             Component::Authority => {
                 let plain = value
                     .chars()
@@ -129,10 +131,8 @@ pub fn render_url(text: &str, vars: &BTreeMap<String, String>) -> Result<String,
                 out.extend(utf8_percent_encode(value, COMPONENT));
             }
         }
-        rest = &after[close + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+        Ok(())
+    })
 }
 
 #[cfg(test)]

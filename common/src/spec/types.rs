@@ -231,6 +231,16 @@ pub struct Pagination {
 }
 
 impl Pagination {
+    /// The JSON paths this pagination reads, by key, whether set or not.
+    pub fn paths(&self) -> [(&'static str, &Option<String>); 4] {
+        [
+            ("cursor_path", &self.cursor_path),
+            ("has_more_path", &self.has_more_path),
+            ("next_url_path", &self.next_url_path),
+            ("total_path", &self.total_path),
+        ]
+    }
+
     pub const DEFAULT_SIZE: u64 = 100;
 
     pub fn size(&self) -> u64 {

@@ -382,12 +382,7 @@ fn pagination(pg: &Pagination, out: &mut Vec<Problem>) {
                 .hint("the JSON path of the next page's URL, e.g. next_url_path: $.next"),
         );
     }
-    for (key, path) in [
-        ("cursor_path", &pg.cursor_path),
-        ("has_more_path", &pg.has_more_path),
-        ("next_url_path", &pg.next_url_path),
-        ("total_path", &pg.total_path),
-    ] {
+    for (key, path) in pg.paths() {
         if let Some(path) = path {
             if let Err(e) = JsonPath::parse(path) {
                 out.push(Problem::new(format!("{PAG}.{key}"), e));

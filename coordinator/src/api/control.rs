@@ -118,6 +118,38 @@ impl ControlApi {
         });
     }
 
+    /// Deletes a rate-limit key, or ends its back-off; answers with the key as it was
+    /// before (deleted) or is now (back-off cleared).
+    async fn drop_limit(
+        &self,
+        req: Request<RateLimitKeyRequest>,
+        backoff_only: bool,
+    ) -> Reply<RateLimitInfo> {
+        let caller = Caller::of(&req);
+        let key = req.into_inner().key;
+        let before = self
+            .rate_limits()
+            .await?
+            .into_iter()
+            .find(|l| l.key == key)
+            .ok_or_else(|| Error::NotFound(format!("rate limit {key}")))?;
+        let cmd = Command::DeleteRateLimit(command::DeleteRateLimit {
+            key: key.clone(),
+            backoff_only,
+        });
+        match propose(&self.node, audited(&caller, cmd)).await? {
+            CommandResult::Done if backoff_only => self
+                .rate_limits()
+                .await?
+                .into_iter()
+                .find(|l| l.key == key)
+                .map(Response::new)
+                .ok_or_else(|| Status::internal("limit vanished")),
+            CommandResult::Done => Ok(Response::new(before)),
+            other => Err(rejected(other)),
+        }
+    }
+
     /// Proposes a command about one run and answers with the run afterwards.
     async fn run_command(&self, run_id: u64, cmd: Command) -> Reply<RunInfo> {
         match propose(&self.node, cmd).await? {
@@ -501,6 +533,14 @@ impl ControlService for ControlApi {
             .find(|l| l.key == req.key)
             .map(Response::new)
             .ok_or_else(|| Status::internal("limit vanished"))
+    }
+
+    async fn delete_rate_limit(&self, req: Request<RateLimitKeyRequest>) -> Reply<RateLimitInfo> {
+        self.drop_limit(req, false).await
+    }
+
+    async fn clear_backoff(&self, req: Request<RateLimitKeyRequest>) -> Reply<RateLimitInfo> {
+        self.drop_limit(req, true).await
     }
 
     async fn list_rate_limits(

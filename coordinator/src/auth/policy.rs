@@ -37,9 +37,10 @@ pub fn need(path: &str) -> Option<Need> {
             "SubmitPipeline" | "DeletePipeline" | "StartRun" | "CancelRun" | "RetryRun",
         ) => Need::Role(Role::Operator),
         // Rate-limit keys are shared by every namespace that calls the same API.
-        ("ControlService", "ClusterAdd" | "ClusterRemove" | "SetRateLimit") => {
-            Need::Role(Role::Admin)
-        }
+        (
+            "ControlService",
+            "ClusterAdd" | "ClusterRemove" | "SetRateLimit" | "DeleteRateLimit" | "ClearBackoff",
+        ) => Need::Role(Role::Admin),
         ("ControlService", "ClusterInit") => Need::Init,
         // The audit trail spans every namespace.
         (

@@ -90,23 +90,7 @@ mod tests {
         for name in ["a", "b"] {
             step(
                 &mut st,
-                Command::PutPipeline(command::PutPipeline {
-                    name: name.into(),
-                    namespace: "default".into(),
-                    spec_yaml: String::new(),
-                    secrets: Default::default(),
-                    every_ms: None,
-                    cron: None,
-                    max_attempts: 1,
-                    source_url: String::new(),
-                    sink: String::new(),
-                    initial_watermark: None,
-                    rate_limit: None,
-                    start_run: None,
-                    trace: None,
-                    now_ms: 0,
-                    quota: Default::default(),
-                }),
+                Command::PutPipeline(command::PutPipeline::for_test(name)),
             );
         }
         step(

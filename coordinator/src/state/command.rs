@@ -9,7 +9,7 @@ pub use super::apply::lease::{
     Checkpoint, CompleteShard, ExpireLease, GrantLeases, LeaseGrant, ReleaseLease,
 };
 pub use super::apply::pipeline::{DeletePipeline, PutPipeline, Quota, ResealSecrets};
-pub use super::apply::ratelimit::{Backoff, SetRateLimit};
+pub use super::apply::ratelimit::{Backoff, DeleteRateLimit, SetRateLimit};
 pub use super::apply::run::{CancelRun, PruneRuns, RetryRun, StartRun};
 pub use super::apply::worker::{ForgetWorkers, RegisterWorker};
 use super::apply::Applied;
@@ -38,6 +38,7 @@ pub enum Command {
     Audited(Audited),
     RecordAudit(RecordAudit),
     ResealSecrets(ResealSecrets),
+    DeleteRateLimit(DeleteRateLimit),
 }
 
 impl Command {
@@ -76,6 +77,10 @@ impl Command {
             ),
             Command::RevokeToken(c) => ("token-revoke", format!("token {}", c.id)),
             Command::ResealSecrets(c) => ("secrets-reseal", format!("pipeline {}", c.pipeline)),
+            Command::DeleteRateLimit(c) if c.backoff_only => {
+                ("ratelimit-clear-backoff", format!("key {}", c.key))
+            }
+            Command::DeleteRateLimit(c) => ("ratelimit-delete", format!("key {}", c.key)),
             Command::Audited(c) => return c.cmd.describe(),
             Command::RecordAudit(c) => return (c.record.action.clone(), c.record.object.clone()),
         };
@@ -152,5 +157,6 @@ pub fn apply(state: &mut State, log_index: u64, cmd: &Command) -> Applied {
         Command::Audited(c) => c.apply(state, log_index),
         Command::RecordAudit(c) => c.apply(state),
         Command::ResealSecrets(c) => c.apply(state),
+        Command::DeleteRateLimit(c) => c.apply(state),
     }
 }

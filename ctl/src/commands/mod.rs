@@ -68,6 +68,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Ratelimit {
             what: RatelimitWhat::List,
         } => ratelimit::list(&mut client, format).await,
+        Command::Ratelimit {
+            what: RatelimitWhat::Delete { key },
+        } => ratelimit::drop(&mut client, format, key, false).await,
+        Command::Ratelimit {
+            what: RatelimitWhat::ClearBackoff { key },
+        } => ratelimit::drop(&mut client, format, key, true).await,
         Command::Cluster { what } => match what {
             ClusterWhat::Status => cluster::status(&mut client, format).await,
             ClusterWhat::Init => cluster::init(&mut client, format).await,

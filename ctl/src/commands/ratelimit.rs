@@ -1,6 +1,8 @@
-//! `ratelimit set|list`.
+//! `ratelimit set|list|delete|clear-backoff`.
 
-use apitap_proto::v1::{ListRateLimitsRequest, RateLimitInfo, SetRateLimitRequest};
+use apitap_proto::v1::{
+    ListRateLimitsRequest, RateLimitInfo, RateLimitKeyRequest, SetRateLimitRequest,
+};
 
 use crate::cli::Format;
 use crate::client::Client;
@@ -72,6 +74,35 @@ pub async fn list(client: &mut Client, format: Format) -> anyhow::Result<i32> {
         .await?;
     if !output::structured(format, &resp.limits) {
         print(&resp.limits);
+    }
+    Ok(0)
+}
+
+/// `ratelimit delete KEY` or, with `backoff_only`, `ratelimit clear-backoff KEY`.
+pub async fn drop(
+    client: &mut Client,
+    format: Format,
+    key: String,
+    backoff_only: bool,
+) -> anyhow::Result<i32> {
+    let info = client
+        .call(|mut c| {
+            let req = RateLimitKeyRequest { key: key.clone() };
+            async move {
+                if backoff_only {
+                    c.clear_backoff(req).await
+                } else {
+                    c.delete_rate_limit(req).await
+                }
+            }
+        })
+        .await?;
+    if !output::structured(format, &info) {
+        if backoff_only {
+            print(std::slice::from_ref(&info));
+        } else {
+            outln!("rate limit {} deleted", info.key);
+        }
     }
     Ok(0)
 }

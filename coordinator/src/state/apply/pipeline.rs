@@ -103,6 +103,31 @@ impl PutPipeline {
     }
 }
 
+#[cfg(test)]
+impl PutPipeline {
+    /// A pipeline `name` in namespace `default` with spec text `spec of <name>`, no secrets,
+    /// schedule, limit or run; tests change what they need.
+    pub fn for_test(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            namespace: "default".into(),
+            spec_yaml: format!("spec of {name}"),
+            secrets: BTreeMap::new(),
+            every_ms: None,
+            cron: None,
+            max_attempts: 1,
+            source_url: String::new(),
+            sink: String::new(),
+            initial_watermark: None,
+            rate_limit: None,
+            start_run: None,
+            trace: None,
+            now_ms: 1,
+            quota: Quota::default(),
+        }
+    }
+}
+
 impl PutPipeline {
     fn over_quota(&self, state: &State) -> Option<String> {
         let q = self.quota;

@@ -21,6 +21,28 @@ impl SetRateLimit {
     }
 }
 
+/// Remove a key, or (with `backoff_only`) end its back-off now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteRateLimit {
+    pub key: String,
+    #[serde(default)]
+    pub backoff_only: bool,
+}
+
+impl DeleteRateLimit {
+    pub fn apply(&self, state: &mut State) -> Applied {
+        if self.backoff_only {
+            let Some(l) = state.rate_limits.get_mut(&self.key) else {
+                return rejected(format!("no rate limit for {}", self.key));
+            };
+            l.backoff_until_ms = 0;
+        } else if state.rate_limits.remove(&self.key).is_none() {
+            return rejected(format!("no rate limit for {}", self.key));
+        }
+        done(vec![Key::RateLimit(self.key.clone())])
+    }
+}
+
 /// Nobody calls `key` before `until_ms` (only ever extends, and never beyond
 /// `now_ms + MAX_RETRY_AFTER_MS`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

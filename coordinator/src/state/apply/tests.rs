@@ -36,21 +36,11 @@ impl Log {
             })
             .collect();
         let r = self.step(Command::PutPipeline(command::PutPipeline {
-            name: name.into(),
-            namespace: "default".into(),
-            spec_yaml: format!("spec of {name}"),
             secrets: BTreeMap::from([("TOKEN".into(), secret.into())]),
-            every_ms: None,
-            cron: None,
             max_attempts,
-            source_url: String::new(),
-            sink: String::new(),
-            initial_watermark: None,
             rate_limit: Some(("api".into(), 10.0, 5)),
             start_run: Some(defs),
-            trace: None,
-            now_ms: 1,
-            quota: Default::default(),
+            ..command::PutPipeline::for_test(name)
         }));
         match r {
             CommandResult::PipelineStored {
@@ -298,25 +288,12 @@ fn commands_read_back_from_the_log_format_of_earlier_versions() {
 fn namespaces_keep_their_pipeline_names_and_rate_limit_keys() {
     let mut log = Log::new();
     log.pipeline("p", "s", 1, 1);
-    let mut other = {
-        let p = log.state.pipelines["p"].clone();
-        command::PutPipeline {
-            name: p.name,
-            namespace: "b".into(),
-            spec_yaml: "another spec".into(),
-            secrets: BTreeMap::new(),
-            every_ms: None,
-            cron: None,
-            max_attempts: 1,
-            source_url: String::new(),
-            sink: String::new(),
-            initial_watermark: None,
-            rate_limit: Some(("api".into(), 1.0, 1)),
-            start_run: None,
-            trace: None,
-            now_ms: 2,
-            quota: Default::default(),
-        }
+    let mut other = command::PutPipeline {
+        namespace: "b".into(),
+        spec_yaml: "another spec".into(),
+        rate_limit: Some(("api".into(), 1.0, 1)),
+        now_ms: 2,
+        ..command::PutPipeline::for_test("p")
     };
     let r = log.step(Command::PutPipeline(other.clone()));
     assert!(rejected(&r).contains("exists in namespace \"default\""));
@@ -352,24 +329,12 @@ fn quotas_cap_pipelines_per_namespace_workers_and_rate_limit_keys() {
     let mut log = Log::new();
     let put = |name: &str, key: &str| {
         Command::PutPipeline(command::PutPipeline {
-            name: name.into(),
-            namespace: "default".into(),
-            spec_yaml: format!("spec of {name}"),
-            secrets: BTreeMap::new(),
-            every_ms: None,
-            cron: None,
-            max_attempts: 1,
-            source_url: String::new(),
-            sink: String::new(),
-            initial_watermark: None,
             rate_limit: Some((key.into(), 1.0, 1)),
-            start_run: None,
-            trace: None,
-            now_ms: 1,
             quota: command::Quota {
                 pipelines_per_namespace: 2,
                 rate_limit_keys: 2,
             },
+            ..command::PutPipeline::for_test(name)
         })
     };
     assert!(matches!(
@@ -405,4 +370,26 @@ fn quotas_cap_pipelines_per_namespace_workers_and_rate_limit_keys() {
         "re-registering"
     );
     assert!(rejected(&log.step(register("w2"))).contains("--max-workers"));
+}
+
+#[test]
+fn a_back_off_can_be_cleared_and_a_key_deleted() {
+    let mut log = Log::new();
+    log.pipeline("p", "s", 1, 1);
+    log.step(Command::Backoff(command::Backoff {
+        key: "api".into(),
+        until_ms: 5_000,
+        now_ms: 1_000,
+    }));
+    let drop = |backoff_only| {
+        Command::DeleteRateLimit(command::DeleteRateLimit {
+            key: "api".into(),
+            backoff_only,
+        })
+    };
+    assert_eq!(log.step(drop(true)), CommandResult::Done);
+    assert_eq!(log.state.rate_limits["api"].backoff_until_ms, 0);
+    assert_eq!(log.step(drop(false)), CommandResult::Done);
+    assert!(log.state.rate_limits.is_empty());
+    assert!(rejected(&log.step(drop(false))).contains("no rate limit"));
 }
