@@ -64,6 +64,8 @@ pub struct Agent {
     http: reqwest::Client,
     /// Where fetches may go (the worker's deny-list), for every lease's fetcher.
     egress: Arc<Egress>,
+    /// Memory and time each page's SQL may take.
+    transform_limits: crate::transform::TransformLimits,
     heartbeat: Duration,
     registered: bool,
     draining: bool,
@@ -99,6 +101,7 @@ impl Agent {
             client: LeaderClient::new(coordinators, Duration::from_secs(2)),
             http: crate::fetch::client::build(Arc::new(Egress::default())).unwrap_or_default(),
             egress: Arc::new(Egress::default()),
+            transform_limits: Default::default(),
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
@@ -123,6 +126,12 @@ impl Agent {
         self.http = crate::fetch::client::build(egress.clone())?;
         self.egress = egress;
         Ok(self)
+    }
+
+    /// Bounds every lease's transform by `limits`.
+    pub fn with_transform_limits(mut self, limits: crate::transform::TransformLimits) -> Self {
+        self.transform_limits = limits;
+        self
     }
 
     /// Talks to the coordinators over mutual TLS.
@@ -319,6 +328,7 @@ impl Agent {
             budget: self.budget.clone(),
             traceparent: (!lease.traceparent.is_empty()).then_some(lease.traceparent),
             egress: self.egress.clone(),
+            transform_limits: self.transform_limits,
         })
     }
 

@@ -31,6 +31,13 @@ pub struct Config {
     /// Admin HTTP listen address: /health/live, /health/ready, /metrics. Port 0 picks a free port.
     #[arg(long, env = "APITAP_ADMIN_ADDR", default_value = "127.0.0.1:7402")]
     pub admin_addr: std::net::SocketAddr,
+    /// Memory (MiB) DataFusion's operators may reserve for one page's SQL; a page over it
+    /// fails with an error naming this flag.
+    #[arg(long, env = "APITAP_TRANSFORM_MAX_MEMORY_MIB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub transform_max_memory_mib: u64,
+    /// Longest one page's SQL may run before it is cancelled.
+    #[arg(long, env = "APITAP_TRANSFORM_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub transform_timeout: Duration,
     /// On SIGTERM, wait this long for the current batches to commit before giving up.
     #[arg(long, env = "APITAP_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -82,6 +89,15 @@ impl Config {
         return self.fault_ignore_revocations;
         #[cfg(not(feature = "failpoints"))]
         false
+    }
+
+    /// The bounds of every page's transform.
+    pub fn transform_limits(&self) -> crate::transform::TransformLimits {
+        crate::transform::TransformLimits {
+            max_memory_bytes: usize::try_from(self.transform_max_memory_mib << 20)
+                .unwrap_or(usize::MAX),
+            timeout: self.transform_timeout,
+        }
     }
 
     /// The egress deny-list of this worker's HTTP client and fetchers.

@@ -46,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_metrics(metrics.clone())
         .with_egress(Arc::new(config.egress()))?
+        .with_transform_limits(config.transform_limits())
         .with_tls(tls)
         .start();
         println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string(), "failpoints": cfg!(feature = "failpoints")}));

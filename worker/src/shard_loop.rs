@@ -48,6 +48,8 @@ pub struct LeaseWork {
     pub traceparent: Option<String>,
     /// The worker's egress deny-list.
     pub egress: Arc<crate::fetch::Egress>,
+    /// Memory and time each page's SQL may take.
+    pub transform_limits: crate::transform::TransformLimits,
 }
 
 /// How a lease's work ended.
@@ -116,7 +118,8 @@ pub async fn run(
     };
     let (fetcher, _demand) = with_budget(fetcher, &work);
     let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
-    let transformer = Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref());
+    let transformer = Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref())
+        .with_limits(work.transform_limits);
     let mut last_report = Instant::now() - Duration::from_secs(10);
     while !cp.is_done() {
         if *stop.borrow_and_update() {

@@ -2,12 +2,14 @@
 //! one Arrow batch for the sink.
 //!
 //! - [`infer`]: JSON → Arrow, with the declared schema or one inferred from the page;
-//! - [`sql`]: DataFusion over the table `source`, off the caller's thread.
+//! - [`sql`]: DataFusion over the table `source`, off the caller's thread;
+//! - [`limits`]: the memory and time one page's SQL may take.
 //!
 //! A [`Transformer`] is built once per shard and reused for every page; it holds no
 //! connection or session, so it is cheap and `Send + Sync`.
 
 pub mod infer;
+pub mod limits;
 pub mod sql;
 
 #[cfg(test)]
@@ -21,6 +23,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 pub use infer::{is_json_text, JSON_TEXT_METADATA_KEY};
+pub use limits::TransformLimits;
 
 /// Why a page could not be transformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum TransformError {
     /// DataFusion ran out of memory or similar; another attempt may succeed.
     #[error("transform ran out of resources: {0}")]
     Resources(String),
+    /// The page's SQL went over a transform limit; the same page would again.
+    #[error("transform over a limit: {0}")]
+    Limit(String),
     /// A bug in ApiTap or DataFusion.
     #[error("internal transform error: {0}")]
     Internal(String),
@@ -44,7 +50,9 @@ impl TransformError {
     /// Records and SQL problems are the user's; they fail the same way on retry.
     pub fn class(&self) -> ErrorClass {
         match self {
-            TransformError::Records(_) | TransformError::Sql(_) => ErrorClass::User,
+            TransformError::Records(_) | TransformError::Sql(_) | TransformError::Limit(_) => {
+                ErrorClass::User
+            }
             TransformError::Resources(_) => ErrorClass::Transient,
             TransformError::Internal(_) => ErrorClass::Internal,
         }
@@ -57,6 +65,8 @@ pub struct Transformer {
     sql: Arc<str>,
     /// The declared source schema as Arrow; `None` means infer per page.
     declared: Option<SchemaRef>,
+    /// Memory and time one page's SQL may take.
+    limits: TransformLimits,
 }
 
 impl Transformer {
@@ -66,7 +76,14 @@ impl Transformer {
         Self {
             sql: Arc::from(sql),
             declared: declared.map(infer::declared_schema),
+            limits: TransformLimits::default(),
         }
+    }
+
+    /// Bounds every page's SQL by `limits`.
+    pub fn with_limits(mut self, limits: TransformLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// JSON objects → Arrow (declared or inferred schema) → SQL → one batch.
@@ -83,6 +100,6 @@ impl Transformer {
             return Ok(None);
         }
         let batch = infer::records_to_batch(records, self.declared.clone())?;
-        sql::run_off_thread(self.sql.clone(), batch).await
+        sql::run_off_thread(self.sql.clone(), batch, self.limits).await
     }
 }

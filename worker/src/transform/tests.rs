@@ -176,3 +176,50 @@ async fn declared_schema_mismatch_and_non_objects_are_user_errors() {
     let err = t.run(&records(json!([1, 2]))).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::User, "{err}");
 }
+
+fn many(n: u64) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| serde_json::json!({"id": i, "name": format!("record-{i}")}))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_over_the_memory_limit_is_a_user_error_naming_it() {
+    let t = Transformer::new(
+        "SELECT a.id, b.name FROM source a JOIN source b ON a.id <> b.id ORDER BY b.name, a.id",
+        None,
+    )
+    .with_limits(TransformLimits {
+        max_memory_bytes: 64 << 10,
+        timeout: std::time::Duration::from_secs(60),
+    });
+    let err = t.run(&many(2_000)).await.unwrap_err();
+    assert!(matches!(err, TransformError::Limit(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("--transform-max-memory-mib"),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::User);
+    // The same SQL within the default limit runs.
+    let ok = Transformer::new("SELECT id FROM source ORDER BY id DESC", None)
+        .run(&many(2_000))
+        .await
+        .unwrap()
+        .expect("rows");
+    assert_eq!(ok.num_rows(), 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_over_the_time_limit_is_cancelled_with_an_error_naming_it() {
+    // Enough input batches for the source to yield to the runtime, where the deadline, long
+    // past, is seen.
+    let t = Transformer::new("SELECT id, name FROM source ORDER BY name DESC", None).with_limits(
+        TransformLimits {
+            max_memory_bytes: 512 << 20,
+            timeout: std::time::Duration::from_nanos(1),
+        },
+    );
+    let err = t.run(&many(20_000)).await.unwrap_err();
+    assert!(err.to_string().contains("--transform-timeout"), "{err}");
+    assert_eq!(err.class(), ErrorClass::User);
+}
