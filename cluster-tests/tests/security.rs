@@ -289,6 +289,29 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
         "the run's own secret on both attempts: {queries:?}"
     );
 
+    // An upstream that echoes the key into its error body: the shard's error shows `***`.
+    let echo = file(
+        "echo",
+        &pipeline("echo", "default", "&key=${ECHOED_KEY}", &db)
+            .replace("/v1/limit_offset", "/v1/echo_error"),
+    )?;
+    let out = cluster.ctl_with(
+        &[("ECHOED_KEY", "echoed-key-73a1")],
+        &["-o", "json", "submit", &echo],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: Value = serde_json::from_slice(&out.stdout)?;
+    let info = cluster.wait_for_run(
+        run["run_id"].as_u64().expect("run id"),
+        Duration::from_secs(60),
+    )?;
+    let error = info["shards"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("HTTP 400"), "{info:#}");
+    assert!(
+        !error.contains("echoed-key-73a1") && error.contains("***"),
+        "{error}"
+    );
+
     // The audit trail names who did what, including what was refused.
     let audit = cluster.ctl_json(&["audit"])?;
     let entries = audit.as_array().expect("audit entries");

@@ -55,6 +55,8 @@ enum Report {
 struct Running {
     fence: u64,
     addr: Addr<ShardRunner>,
+    /// The lease's secret values, redacted from its error and log lines.
+    secrets: Vec<String>,
 }
 
 pub struct Agent {
@@ -289,13 +291,22 @@ impl Agent {
                 continue;
             }
             let fence = lease.fence;
+            let secrets: Vec<String> = lease.secrets.values().cloned().collect();
             match self.lease_work(lease) {
                 Ok(work) => {
                     tracing::info!(run_id = key.0, shard = key.1, fence, pipeline = %work.pipeline.name(), "lease started");
                     let addr = ShardRunner::new(work, self.http.clone(), ctx.address()).start();
-                    self.runners.insert(key, Running { fence, addr });
+                    self.runners.insert(
+                        key,
+                        Running {
+                            fence,
+                            addr,
+                            secrets,
+                        },
+                    );
                 }
                 Err(error) => {
+                    let error = spec::secrets::redact(&error, &secrets);
                     tracing::error!(run_id = key.0, shard = key.1, %error, "cannot start the lease");
                     self.queue_complete(key, fence, false, error, "user", None);
                 }
@@ -459,9 +470,14 @@ impl Handler<RunnerFinished> for Agent {
     type Result = ();
     fn handle(&mut self, msg: RunnerFinished, ctx: &mut Self::Context) {
         let key = msg.key;
-        if self.runners.get(&key).is_some_and(|r| r.fence == msg.fence) {
-            self.runners.remove(&key);
-        }
+        let secrets = match self.runners.get(&key) {
+            Some(r) if r.fence == msg.fence => self
+                .runners
+                .remove(&key)
+                .map(|r| r.secrets)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         match msg.outcome {
             Outcome::Done(cp) => {
                 tracing::info!(
@@ -502,6 +518,7 @@ impl Handler<RunnerFinished> for Agent {
                 class,
                 checkpoint,
             } => {
+                let error = spec::secrets::redact(&error, &secrets);
                 tracing::error!(run_id = key.0, shard = key.1, fence = msg.fence, %error, "shard failed");
                 let class = match class {
                     apitap_common::error::ErrorClass::User => "user",

@@ -86,7 +86,18 @@ pub fn configure(state: web::Data<MockState>) -> impl FnOnce(&mut web::ServiceCo
                     .route("/cursor", web::get().to(pagination::cursor))
                     .route("/next_url", web::get().to(pagination::next_url))
                     .route("/link_header", web::get().to(pagination::link_header))
-                    .route("/all", web::get().to(pagination::all)),
+                    .route("/all", web::get().to(pagination::all))
+                    // A hostile upstream: answers 400 with the request's query in the body,
+                    // as APIs that echo a bad parameter (an API key included) do.
+                    .route(
+                        "/echo_error",
+                        web::get().to(|req: actix_web::HttpRequest| async move {
+                            HttpResponse::BadRequest().json(serde_json::json!({
+                                "error": "bad request",
+                                "query": req.query_string(),
+                            }))
+                        }),
+                    ),
             )
             .service(
                 web::scope("/_admin")

@@ -80,6 +80,32 @@ pub fn resolve(p: &Pipeline, env: &BTreeMap<String, String>) -> Result<Pipeline,
     serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
+/// Secret values shorter than this are not redacted: a value like `1` or `on` would blank
+/// out ordinary text and hides nothing worth hiding.
+pub const MIN_REDACTED_LEN: usize = 4;
+
+/// `text` with every secret value of `secrets`, as written and as percent-encoded in a URL
+/// query or path, replaced by `***`: an upstream that echoes a key back into an error body
+/// cannot put it into a shard's error or a log line.
+pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let mut out = text.to_string();
+    let mut values: Vec<String> = Vec::new();
+    for v in secrets.into_iter().filter(|v| v.len() >= MIN_REDACTED_LEN) {
+        values.push(v.clone());
+        values.push(utf8_percent_encode(v, NON_ALPHANUMERIC).to_string());
+        values.push(v.replace(' ', "+"));
+    }
+    // Longest first, so that a value inside another does not leave part of the longer one.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for v in values {
+        if out.contains(&v) {
+            out = out.replace(&v, "***");
+        }
+    }
+    out
+}
+
 /// The values of the variables `p` references, taken from `env`; the error lists the
 /// missing ones.
 pub fn collect(p: &Pipeline, env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -122,5 +148,29 @@ fn walk_mut(v: &mut Value, f: &mut impl FnMut(&mut String)) {
         Value::Array(a) => a.iter_mut().for_each(|x| walk_mut(x, f)),
         Value::Object(o) => o.values_mut().for_each(|x| walk_mut(x, f)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_values_and_their_url_forms() {
+        let secrets = [
+            "s3cr3t key&x".to_string(),
+            "abc".to_string(),
+            "tok-123456".to_string(),
+        ];
+        let text = "bad key s3cr3t key&x, url ?k=s3cr3t%20key%26x or s3cr3t+key&x, \
+                    tok-123456 twice tok-123456, abc stays";
+        let out = redact(text, &secrets);
+        assert!(!out.contains("s3cr3t"), "{out}");
+        assert!(!out.contains("tok-123456"), "{out}");
+        assert!(
+            out.contains("abc stays"),
+            "short values are not redacted: {out}"
+        );
+        assert_eq!(out.matches("***").count(), 5, "{out}");
     }
 }
