@@ -109,7 +109,8 @@ enum BenchCmd {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Run the cluster and the clients with mutual TLS (a throwaway CA).
+        /// Run the cluster and the clients with mutual TLS (a throwaway CA), API tokens and
+        /// sealed secrets.
         #[arg(long)]
         tls: bool,
     },
