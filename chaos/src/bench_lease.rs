@@ -27,8 +27,8 @@ use apitap_proto::tls::Tls;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::{
-    CompleteShardRequest, GetRunRequest, HeartbeatRequest, LeaseRef, RegisterRequest, RunInfo,
-    StartRunRequest, SubmitPipelineRequest,
+    ClusterStatusRequest, ClusterStatusResponse, CompleteShardRequest, GetRunRequest,
+    HeartbeatRequest, LeaseRef, RegisterRequest, RunInfo, StartRunRequest, SubmitPipelineRequest,
 };
 use rand::Rng;
 use serde_json::{json, Value};
@@ -178,8 +178,22 @@ async fn sink_rows(pool: &sqlx::PgPool, run_id: u64) -> BTreeMap<u32, SinkRow> {
 
 /// Worker ids the coordinator reports live, with ms since their last heartbeat.
 async fn live_workers(addr: &str) -> BTreeMap<String, u64> {
-    status_of(addr)
+    live_in(status_of(addr).await)
+}
+
+/// [`live_workers`] through `ctl` (a TLS cluster's user certificate and token).
+async fn live_workers_via(ctl: &Control) -> BTreeMap<String, u64> {
+    let status = ctl
+        .clone()
+        .cluster_status(ClusterStatusRequest {})
         .await
+        .map(|r| r.into_inner())
+        .map_err(anyhow::Error::from);
+    live_in(status)
+}
+
+fn live_in(status: anyhow::Result<ClusterStatusResponse>) -> BTreeMap<String, u64> {
+    status
         .map(|s| {
             s.workers
                 .into_iter()
@@ -716,8 +730,8 @@ pub async fn grants(b: GrantsBench) -> anyhow::Result<Value> {
         &format!("{} live simulated workers", b.workers),
         Duration::from_secs(60),
         || {
-            let (addr, want) = (addr.clone(), b.workers);
-            async move { (live_workers(&addr).await.len() >= want).then_some(()) }
+            let (ctl, want) = (ctl.clone(), b.workers);
+            async move { (live_workers_via(&ctl).await.len() >= want).then_some(()) }
         },
     )
     .await?;

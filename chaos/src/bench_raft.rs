@@ -323,7 +323,11 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
 /// 3-node cluster for `seconds`, over mutual TLS with `tls`; returns committed submits/s and
 /// latency figures.
 pub async fn submit(clients: usize, seconds: u64, tls: bool) -> anyhow::Result<Value> {
-    let mut builder = TestCluster::builder().coordinators(3).workers(0);
+    // Every submit stores a new pipeline: lift the per-namespace quota out of the way.
+    let mut builder = TestCluster::builder()
+        .coordinators(3)
+        .workers(0)
+        .coordinator_env("APITAP_MAX_PIPELINES_PER_NAMESPACE", "4000000000");
     if tls {
         builder = builder.tls();
     }
