@@ -11,6 +11,7 @@
 //! - [`spans`]: the coordinator's tracing spans and the trace context kept in runs and shards.
 //! - [`auth`]: the trust boundary: callers, tokens and the authorization table, in one
 //!   tower layer in front of every service.
+//! - [`limits`]: the coordinator's own bounds (Raft messages, snapshots, server timeouts).
 //! - [`secrets`]: secret values sealed at rest under the envelope key.
 //! - [`node`]: wires a node together from [`config::Config`].
 

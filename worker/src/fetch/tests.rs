@@ -1013,9 +1013,11 @@ async fn retries_timeouts() {
 
 #[tokio::test]
 async fn connection_refused_is_transient_and_hides_the_query() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // A port bound but not listening refuses connections, and, unlike a closed listener's
+    // port, no server of another test running beside this one can take it meanwhile.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = reserved.local_addr().unwrap();
     let f = Fetcher::new(
         client(),
         &source(json!({
