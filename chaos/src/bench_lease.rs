@@ -552,23 +552,6 @@ pub struct GrantsBench {
     pub tls: bool,
 }
 
-/// The TLS material named by `APITAP_TLS_*` variables.
-fn worker_tls(env: &[(String, String)]) -> anyhow::Result<Tls> {
-    let get = |k: &str| -> anyhow::Result<std::path::PathBuf> {
-        env.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into())
-            .ok_or_else(|| anyhow::anyhow!("{k} missing"))
-    };
-    apitap_proto::tls::TlsFiles {
-        ca: get("APITAP_TLS_CA")?,
-        cert: get("APITAP_TLS_CERT")?,
-        key: get("APITAP_TLS_KEY")?,
-    }
-    .load()
-    .map_err(anyhow::Error::msg)
-}
-
 /// What one simulated worker saw.
 #[derive(Default)]
 struct SimStats {
@@ -700,7 +683,7 @@ pub async fn grants(b: GrantsBench) -> anyhow::Result<Value> {
     for i in 0..b.workers {
         let id = format!("sim-{:03}", i + 1);
         let tls = match &cluster.certs {
-            Some(certs) => Some(worker_tls(&certs.worker_env(&id)?)?),
+            Some(certs) => Some(certs.worker_tls(&id)?),
             None => None,
         };
         let mut c = WorkerServiceClient::new(channel_with(&addr, tls.as_ref()).await?);

@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use apitap_chaos::testbed::TestCluster;
-use apitap_proto::tls::{Tls, TlsFiles};
+use apitap_proto::tls::Tls;
 use apitap_proto::v1::raft_service_client::RaftServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::{CheckpointReport, HeartbeatRequest, LeaseRef, RaftMessage};
@@ -15,21 +15,8 @@ use serde_json::Value;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-/// A channel to `addr` with the certificate in `env` (`APITAP_TLS_*` of the testbed).
-async fn channel(addr: &str, env: &[(String, String)]) -> anyhow::Result<Channel> {
-    let get = |k: &str| {
-        env.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into())
-            .expect("TLS variable")
-    };
-    let tls: Tls = TlsFiles {
-        ca: get("APITAP_TLS_CA"),
-        cert: get("APITAP_TLS_CERT"),
-        key: get("APITAP_TLS_KEY"),
-    }
-    .load()
-    .map_err(anyhow::Error::msg)?;
+/// A channel to `addr` presenting the certificate of `tls`.
+async fn channel(addr: &str, tls: Tls) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("https://{addr}"))?
         .tls_config(tls.client("127.0.0.1"))?
         .connect()
@@ -100,11 +87,11 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
     let append = RaftMessage {
         json: b"{}".to_vec(),
     };
-    let mut as_user = RaftServiceClient::new(channel(&addr, &certs.client_env()).await?);
+    let mut as_user = RaftServiceClient::new(channel(&addr, certs.client_tls()?).await?);
     let e = as_user.append_entries(append.clone()).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     assert!(e.message().contains("only member coordinators"), "{e:?}");
-    let mut stranger = RaftServiceClient::new(channel(&addr, &certs.coordinator_env(9)?).await?);
+    let mut stranger = RaftServiceClient::new(channel(&addr, certs.coordinator_tls(9)?).await?);
     let e = stranger.append_entries(append).await.unwrap_err();
     assert!(
         e.message().contains("coordinator 9 is not a member"),
@@ -123,7 +110,7 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
         "data": [1, 2, 3],
         "done": false
     });
-    let mut member = RaftServiceClient::new(channel(&addr, &certs.coordinator_env(1)?).await?);
+    let mut member = RaftServiceClient::new(channel(&addr, certs.coordinator_tls(1)?).await?);
     let e = member
         .install_snapshot(RaftMessage {
             json: serde_json::to_vec(&chunk)?,
@@ -135,7 +122,7 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
     assert_eq!(cluster.cluster_status()?["leader_id"], 1, "still serving");
 
     // A worker speaking for another worker.
-    let mut w1 = WorkerServiceClient::new(channel(&addr, &certs.worker_env("worker-1")?).await?);
+    let mut w1 = WorkerServiceClient::new(channel(&addr, certs.worker_tls("worker-1")?).await?);
     let e = w1
         .heartbeat(HeartbeatRequest {
             worker_id: "worker-2".into(),

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use apitap_proto::tls::{Tls, TlsFiles};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
@@ -39,7 +40,35 @@ impl std::fmt::Debug for TestCerts {
 impl TestCerts {
     /// `APITAP_TLS_*` variables of coordinator `id` (its certificate is issued now).
     pub fn coordinator_env(&self, id: u64) -> anyhow::Result<Vec<(String, String)>> {
-        let (cert, key) = self.issue(
+        let (cert, key) = self.coordinator_files(id)?;
+        Ok(env(&self.ca, &cert, &key))
+    }
+
+    /// Coordinator `id`'s TLS material, for in-process clients that act as it.
+    pub fn coordinator_tls(&self, id: u64) -> anyhow::Result<Tls> {
+        let (cert, key) = self.coordinator_files(id)?;
+        self.load(cert, key)
+    }
+
+    /// `APITAP_TLS_*` variables of worker `id` (its certificate is issued now).
+    pub fn worker_env(&self, id: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let (cert, key) = self.worker_files(id)?;
+        Ok(env(&self.ca, &cert, &key))
+    }
+
+    /// Worker `id`'s TLS material, for in-process clients that act as it.
+    pub fn worker_tls(&self, id: &str) -> anyhow::Result<Tls> {
+        let (cert, key) = self.worker_files(id)?;
+        self.load(cert, key)
+    }
+
+    /// The user's TLS material, for in-process gRPC clients.
+    pub fn client_tls(&self) -> anyhow::Result<Tls> {
+        self.load(self.client_cert.clone(), self.client_key.clone())
+    }
+
+    fn coordinator_files(&self, id: u64) -> anyhow::Result<(PathBuf, PathBuf)> {
+        self.issue(
             &format!("coordinator.{id}"),
             vec![
                 SanType::IpAddress("127.0.0.1".parse()?),
@@ -50,26 +79,22 @@ impl TestCerts {
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
-        )?;
-        Ok(env(&self.ca, &cert, &key))
+        )
     }
 
-    /// `APITAP_TLS_*` variables of worker `id` (its certificate is issued now).
-    pub fn worker_env(&self, id: &str) -> anyhow::Result<Vec<(String, String)>> {
-        let (cert, key) = self.issue(
+    fn worker_files(&self, id: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        self.issue(
             &format!("worker.{id}"),
             vec![SanType::URI(format!("apitap://worker/{id}").try_into()?)],
             vec![ExtendedKeyUsagePurpose::ClientAuth],
-        )?;
-        Ok(env(&self.ca, &cert, &key))
+        )
     }
 
-    /// The user's TLS material, for in-process gRPC clients.
-    pub fn client_tls(&self) -> anyhow::Result<apitap_proto::tls::Tls> {
-        apitap_proto::tls::TlsFiles {
+    fn load(&self, cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
+        TlsFiles {
             ca: self.ca.clone(),
-            cert: self.client_cert.clone(),
-            key: self.client_key.clone(),
+            cert,
+            key,
         }
         .load()
         .map_err(anyhow::Error::msg)

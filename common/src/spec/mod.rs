@@ -24,3 +24,4 @@ mod tests;
 
 pub use parse::{check_document_size, load, load_with, SpecError, SpecErrors};
 pub use types::*;
+pub use validate::is_dns_label;

@@ -108,7 +108,8 @@ pub(crate) fn validate(
     out
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// A name valid as `metadata.name` / `metadata.namespace`: a DNS label.
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()

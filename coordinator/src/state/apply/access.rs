@@ -11,6 +11,8 @@ use crate::state::model::State;
 pub const MAX_AUDIT_RECORDS: usize = 10_000;
 /// Tokens the cluster holds at most (live and expired, until revoked).
 pub const MAX_TOKENS: usize = 1_000;
+/// Namespaces one token may list.
+pub const MAX_TOKEN_NAMESPACES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateToken {
@@ -26,6 +28,22 @@ impl CreateToken {
         if state.tokens.len() >= MAX_TOKENS {
             return rejected(format!(
                 "the cluster holds {MAX_TOKENS} tokens (MAX_TOKENS); revoke unused ones first"
+            ));
+        }
+        if t.namespaces.len() > MAX_TOKEN_NAMESPACES {
+            return rejected(format!(
+                "a token lists at most {MAX_TOKEN_NAMESPACES} namespaces (MAX_TOKEN_NAMESPACES); \
+                 use `*` for all"
+            ));
+        }
+        if let Some(bad) = t
+            .namespaces
+            .iter()
+            .find(|n| *n != "*" && !apitap_common::spec::is_dns_label(n))
+        {
+            return rejected(format!(
+                "namespace {bad:?} is not a namespace name (lowercase letters, digits and `-`, \
+                 at most 63) nor `*`"
             ));
         }
         if t.role != Role::Admin && t.namespaces.is_empty() {

@@ -393,3 +393,35 @@ fn a_back_off_can_be_cleared_and_a_key_deleted() {
     assert!(log.state.rate_limits.is_empty());
     assert!(rejected(&log.step(drop(false))).contains("no rate limit"));
 }
+
+#[test]
+fn tokens_name_real_namespaces_and_not_too_many() {
+    let mut log = Log::new();
+    let create = |id: &str, namespaces: Vec<String>| {
+        Command::CreateToken(command::CreateToken {
+            token: crate::state::access::TokenRecord {
+                id: id.into(),
+                name: "t".into(),
+                role: crate::state::access::Role::Operator,
+                namespaces,
+                hash: String::new(),
+                created_at_ms: 0,
+                created_by: String::new(),
+                expires_at_ms: None,
+            },
+        })
+    };
+    for bad in ["Ünïcode", "", "a/b", &"x".repeat(64)] {
+        let r = log.step(create("bad", vec![bad.to_string()]));
+        assert!(
+            rejected(&r).contains("not a namespace name"),
+            "{bad:?}: {r:?}"
+        );
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("ns{i}")).collect();
+    assert!(rejected(&log.step(create("many", many))).contains("MAX_TOKEN_NAMESPACES"));
+    rejected(&log.step(create("none", vec![])));
+    assert!(log.state.tokens.is_empty());
+    let ok = log.step(create("ok", vec!["a".into(), "*".into()]));
+    assert_eq!(ok, CommandResult::Done);
+}
