@@ -360,6 +360,7 @@ spec:
                 run_id = ctl
                     .start_run(StartRunRequest {
                         pipeline: REASSIGN_PIPELINE.into(),
+                        namespace: String::new(),
                     })
                     .await?
                     .into_inner()

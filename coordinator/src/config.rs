@@ -70,6 +70,10 @@ pub struct Config {
     /// Most pipelines one namespace may hold; a submit beyond it is refused.
     #[arg(long, env = "APITAP_MAX_PIPELINES_PER_NAMESPACE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pipelines_per_namespace: u32,
+    /// Most shards of one namespace leased at once, over every worker: a namespace at its
+    /// quota waits (its shards stay pending) while others' shards are placed.
+    #[arg(long, env = "APITAP_MAX_SHARDS_PER_NAMESPACE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_shards_per_namespace: u32,
     /// Most workers the cluster registers at once (forgotten workers do not count).
     #[arg(long, env = "APITAP_MAX_WORKERS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_workers: u32,

@@ -56,6 +56,9 @@ pub struct Metrics {
     pub lease_grant_seconds: Histogram,
     /// Times this node saw a new (leader, term).
     pub leader_changes: Counter,
+    /// Due shards the per-namespace concurrent-shard quota held back, summed over this
+    /// node's scheduler ticks (a namespace at `--max-shards-per-namespace`).
+    pub quota_deferred_shards: Counter,
 }
 
 impl Default for Metrics {
@@ -71,6 +74,7 @@ impl Metrics {
             leases_expired: Counter::default(),
             lease_grant_seconds: Histogram::latency(),
             leader_changes: Counter::default(),
+            quota_deferred_shards: Counter::default(),
         }
     }
 
@@ -152,6 +156,11 @@ impl Metrics {
                 ms as f64 / 1000.0,
             );
         }
+        e.counter(
+            "apitap_quota_deferred_shards_total",
+            "Due shards held back by the per-namespace concurrent-shard quota, summed over scheduler ticks.",
+            self.quota_deferred_shards.get(),
+        );
         e.counter(
             "apitap_leases_granted_total",
             "Shard leases this node granted as leader.",

@@ -156,7 +156,20 @@ impl SecretBox {
             .collect()
     }
 
-    /// Seals every value of `plain` for pipeline `pipeline`.
+    /// Opens the stored values of the pipeline `namespace/name` (or of one of its runs):
+    /// sealed under its key, or, when sealed before the namespace was part of a pipeline's
+    /// identity, under its bare name.
+    pub fn open_pipeline(
+        &self,
+        namespace: &str,
+        name: &str,
+        sealed: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        self.open_all(&crate::state::model::pipeline_key(namespace, name), sealed)
+            .or_else(|e| self.open_all(name, sealed).map_err(|_| e))
+    }
+
+    /// Seals every value of `plain` for pipeline `pipeline` (its key, `namespace/name`).
     pub fn seal_all(
         &self,
         pipeline: &str,

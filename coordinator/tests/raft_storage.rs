@@ -102,6 +102,7 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
                     trace: None,
                 },
             ],
+            max_shards_per_namespace: 0,
         }),
         Command::Checkpoint(command::Checkpoint {
             run_id: 1,

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     name = "apitapctl",
     version,
     about = "Submit and watch ApiTap Cluster pipelines: HTTP APIs → SQL → your warehouse",
-    after_help = "Examples:\n  apitapctl submit examples/pipelines/demo.yaml --watch\n  apitapctl get runs\n  apitapctl watch 3\n  apitapctl -o json describe pipeline demo\n  apitapctl --coordinator 10.0.0.1:7400 --coordinator 10.0.0.2:7400 cluster status"
+    after_help = "Examples:\n  apitapctl submit examples/pipelines/demo.yaml --watch\n  apitapctl get runs\n  apitapctl -n team-a get pipelines\n  apitapctl -A get runs\n  apitapctl watch 3\n  apitapctl -o json describe pipeline demo\n  apitapctl --coordinator 10.0.0.1:7400 --coordinator 10.0.0.2:7400 cluster status"
 )]
 pub struct Cli {
     /// Coordinator gRPC address; repeat it for several nodes (the leader is found). Also a
@@ -44,6 +44,14 @@ pub struct Cli {
         conflicts_with = "token"
     )]
     pub token_file: Option<PathBuf>,
+    /// The namespace of the pipelines you name or list (like kubectl's -n; default:
+    /// `default`); also APITAP_NAMESPACE. A pipeline is identified by its namespace and
+    /// name. `submit` checks it against the file's metadata.namespace.
+    #[arg(long, short = 'n', global = true, env = "APITAP_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// `get pipelines` / `get runs`: every namespace you may see, not only --namespace.
+    #[arg(long, short = 'A', global = true)]
+    pub all_namespaces: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -146,8 +154,8 @@ pub enum TokenWhat {
         /// admin (also membership and tokens, every namespace).
         #[arg(long, default_value = "viewer")]
         role: String,
-        /// A namespace it may touch; repeat it, or `*` for all.
-        #[arg(long = "namespace", short = 'n')]
+        /// The namespaces it may touch, comma-separated or repeated; `*` for all.
+        #[arg(long = "namespaces", value_delimiter = ',')]
         namespaces: Vec<String>,
         /// It stops working after this long, e.g. 30d (default: never).
         #[arg(long, value_parser = humantime::parse_duration)]

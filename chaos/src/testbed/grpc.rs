@@ -79,7 +79,7 @@ impl Submitter {
             .call(|ch| async move {
                 ControlServiceClient::new(ch)
                     .max_decoding_message_size(256 << 20)
-                    .list_pipelines(ListPipelinesRequest {})
+                    .list_pipelines(ListPipelinesRequest::default())
                     .await
             })
             .await?;

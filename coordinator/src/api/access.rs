@@ -121,8 +121,10 @@ impl AccessService for AccessApi {
                 "this coordinator has no --secrets-key-file: there is no key to seal under",
             ));
         };
-        // (pipeline, version, run, stored values) of every pipeline and run with secrets.
+        // (namespace, pipeline, version, run, stored values) of every pipeline and run with
+        // secrets.
         type Sealed = (
+            String,
             String,
             u64,
             Option<u64>,
@@ -130,11 +132,10 @@ impl AccessService for AccessApi {
         );
         let all: Vec<Sealed> = {
             let st = self.node.state.read().expect("state lock");
-            let pipelines = st
-                .state
-                .pipelines
-                .values()
-                .map(|p| (p.name.clone(), p.version, None, p.secrets.clone()));
+            let pipelines = st.state.pipelines.values().map(|p| {
+                let (ns, name) = (p.namespace.clone(), p.name.clone());
+                (ns, name, p.version, None, p.secrets.clone())
+            });
             let runs = st
                 .state
                 .runs
@@ -142,6 +143,7 @@ impl AccessService for AccessApi {
                 .filter(|r| !r.secrets.is_empty())
                 .map(|r| {
                     (
+                        st.state.namespace_of_run(r).to_string(),
                         r.pipeline.clone(),
                         r.pipeline_version,
                         Some(r.id),
@@ -151,17 +153,18 @@ impl AccessService for AccessApi {
             pipelines.chain(runs).collect()
         };
         let (mut resealed, mut current) = (0, 0);
-        for (name, version, run_id, stored) in all {
+        for (namespace, name, version, run_id, stored) in all {
             if stored.values().all(|v| secrets.is_current(v)) {
                 current += 1;
                 continue;
             }
+            let key = crate::state::model::pipeline_key(&namespace, &name);
             let plain = secrets
-                .open_all(&name, &stored)
-                .map_err(|e| Status::failed_precondition(format!("pipeline {name}: {e}")))?;
+                .open_pipeline(&namespace, &name, &stored)
+                .map_err(|e| Status::failed_precondition(format!("pipeline {key}: {e}")))?;
             let cmd = Command::ResealSecrets(command::ResealSecrets {
-                secrets: secrets.seal_all(&name, &plain),
-                pipeline: name,
+                secrets: secrets.seal_all(&key, &plain),
+                pipeline: key,
                 version,
                 run_id,
             });

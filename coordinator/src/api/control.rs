@@ -17,6 +17,7 @@ use crate::node::Node;
 use crate::spans::{self, Trigger};
 use crate::state::access::AuditRecord;
 use crate::state::command::{self, Command, CommandResult};
+use crate::state::model::{namespace_or_default, pipeline_key};
 
 pub struct ControlApi {
     pub node: Arc<Node>,
@@ -62,21 +63,19 @@ impl ControlApi {
     /// fresh seal would differ and bump the version), sealed under the current key if not.
     fn stored_secrets(
         &self,
-        pipeline: &str,
+        namespace: &str,
+        name: &str,
         plain: BTreeMap<String, String>,
     ) -> BTreeMap<String, String> {
+        let key = pipeline_key(namespace, name);
         let st = self.node.state.read().expect("state lock");
-        if let Some(p) = st.state.pipelines.get(pipeline) {
-            if self.node.secrets.open_all(pipeline, &p.secrets).ok() == Some(plain.clone()) {
+        if let Some(p) = st.state.pipelines.get(&key) {
+            let opened = self.node.secrets.open_pipeline(namespace, name, &p.secrets);
+            if opened.ok() == Some(plain.clone()) {
                 return p.secrets.clone();
             }
         }
-        self.node.secrets.seal_all(pipeline, &plain)
-    }
-
-    fn namespace_of_pipeline(&self, name: &str) -> String {
-        let st = self.node.state.read().expect("state lock");
-        st.state.namespace_of(name).to_string()
+        self.node.secrets.seal_all(&key, &plain)
     }
 
     fn namespace_of_run(&self, run_id: u64) -> String {
@@ -160,7 +159,7 @@ impl ControlApi {
                     .runs
                     .get(&run_id)
                     .ok_or_else(|| Status::internal("run vanished"))?;
-                Ok(Response::new(run_info(run)))
+                Ok(Response::new(run_info(run, &st.state)))
             }
             other => Err(rejected(other)),
         }
@@ -302,6 +301,7 @@ impl ControlService for ControlApi {
         let namespace = pipeline.metadata.namespace.clone();
         caller.check_namespace(&namespace, "submit pipelines")?;
         let secrets = self.stored_secrets(
+            &namespace,
             pipeline.name(),
             spec::secrets::collect(&pipeline, &provided),
         );
@@ -353,6 +353,7 @@ impl ControlService for ControlApi {
                 run_id,
             } => Ok(Response::new(SubmitPipelineResponse {
                 name: pipeline.name().to_string(),
+                namespace: pipeline.metadata.namespace.clone(),
                 version,
                 run_id: run_id.unwrap_or(0),
                 created,
@@ -366,12 +367,14 @@ impl ControlService for ControlApi {
         req: Request<ListPipelinesRequest>,
     ) -> Reply<ListPipelinesResponse> {
         let caller = Caller::of(&req);
+        let namespace = req.into_inner().namespace;
         linearizable(&self.node).await?;
         let st = self.node.state.read().expect("state lock");
         let pipelines = st
             .state
             .pipelines
             .values()
+            .filter(|p| namespace.is_empty() || p.namespace == namespace)
             .filter(|p| caller.sees(&p.namespace))
             .map(|p| pipeline_info(p, &st.state))
             .collect();
@@ -381,14 +384,15 @@ impl ControlService for ControlApi {
     async fn get_pipeline(&self, req: Request<GetPipelineRequest>) -> Reply<PipelineInfo> {
         let caller = Caller::of(&req);
         linearizable(&self.node).await?;
-        let name = req.into_inner().name;
+        let req = req.into_inner();
+        let key = pipeline_key(namespace_or_default(&req.namespace), &req.name);
         let st = self.node.state.read().expect("state lock");
         let p = st
             .state
             .pipelines
-            .get(&name)
+            .get(&key)
             .filter(|p| caller.sees(&p.namespace))
-            .ok_or_else(|| Error::NotFound(format!("pipeline {name}")))?;
+            .ok_or_else(|| Error::NotFound(format!("pipeline {key}")))?;
         Ok(Response::new(pipeline_info(p, &st.state)))
     }
 
@@ -397,10 +401,11 @@ impl ControlService for ControlApi {
         req: Request<DeletePipelineRequest>,
     ) -> Reply<DeletePipelineResponse> {
         let caller = Caller::of(&req);
-        let name = req.into_inner().name;
-        caller.check_namespace(&self.namespace_of_pipeline(&name), "delete pipelines")?;
+        let req = req.into_inner();
+        let namespace = namespace_or_default(&req.namespace);
+        caller.check_namespace(namespace, "delete pipelines")?;
         let cmd = Command::DeletePipeline(command::DeletePipeline {
-            name,
+            name: pipeline_key(namespace, &req.name),
             now_ms: apitap_common::time::now_ms(),
         });
         match propose(&self.node, audited(&caller, cmd)).await? {
@@ -416,23 +421,25 @@ impl ControlService for ControlApi {
 
     async fn start_run(&self, req: Request<StartRunRequest>) -> Reply<RunInfo> {
         let caller = Caller::of(&req);
-        let name = req.into_inner().pipeline;
-        let (spec_yaml, namespace) = {
+        let req = req.into_inner();
+        let namespace = namespace_or_default(&req.namespace);
+        caller.check_namespace(namespace, "start runs")?;
+        let (name, key) = (req.pipeline.clone(), pipeline_key(namespace, &req.pipeline));
+        let spec_yaml = {
             let st = self.node.state.read().expect("state lock");
             st.state
                 .pipelines
-                .get(&name)
-                .map(|p| (p.spec_yaml.clone(), p.namespace.clone()))
-                .ok_or_else(|| Error::NotFound(format!("pipeline {name}")))?
+                .get(&key)
+                .map(|p| p.spec_yaml.clone())
+                .ok_or_else(|| Error::NotFound(format!("pipeline {key}")))?
         };
-        caller.check_namespace(&namespace, "start runs")?;
         let pipeline =
             spec::load(&name, &spec_yaml, None).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let shards = apitap_common::shard::expand(&pipeline.spec)
             .map_err(|e| Error::InvalidInput(format!("{name}: {e}")))?;
         let span = spans::start_run(&name, Trigger::Run);
         let cmd = Command::StartRun(command::StartRun {
-            pipeline: name,
+            pipeline: key,
             shards,
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
@@ -445,7 +452,7 @@ impl ControlService for ControlApi {
                     .runs
                     .get(&run_id)
                     .ok_or_else(|| Status::internal("run vanished"))?;
-                Ok(Response::new(run_info(run)))
+                Ok(Response::new(run_info(run, &st.state)))
             }
             other => Err(rejected(other)),
         }
@@ -467,9 +474,12 @@ impl ControlService for ControlApi {
             .values()
             .rev()
             .filter(|r| req.pipeline.is_empty() || r.pipeline == req.pipeline)
-            .filter(|r| caller.sees(st.state.namespace_of_run(r)))
+            .filter(|r| {
+                let ns = st.state.namespace_of_run(r);
+                (req.namespace.is_empty() || ns == req.namespace) && caller.sees(ns)
+            })
             .take(limit)
-            .map(run_info)
+            .map(|r| run_info(r, &st.state))
             .collect();
         Ok(Response::new(ListRunsResponse { runs }))
     }
@@ -485,7 +495,7 @@ impl ControlService for ControlApi {
             .get(&id)
             .filter(|r| caller.sees(st.state.namespace_of_run(r)))
             .ok_or_else(|| Error::NotFound(format!("run {id}")))?;
-        Ok(Response::new(run_info(run)))
+        Ok(Response::new(run_info(run, &st.state)))
     }
 
     async fn cancel_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {

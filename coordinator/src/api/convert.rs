@@ -23,6 +23,7 @@ pub fn pipeline_info(p: &PipelineRecord, state: &State) -> PipelineInfo {
         last_run_state: last
             .map(|r| r.state.as_str().to_string())
             .unwrap_or_default(),
+        namespace: p.namespace.clone(),
     }
 }
 
@@ -38,10 +39,11 @@ fn humanize_ms(ms: u64) -> String {
     }
 }
 
-pub fn run_info(r: &Run) -> RunInfo {
+pub fn run_info(r: &Run, state: &State) -> RunInfo {
     RunInfo {
         run_id: r.id,
         pipeline: r.pipeline.clone(),
+        namespace: state.namespace_of_run(r).to_string(),
         pipeline_version: r.pipeline_version,
         state: r.state.as_str().to_string(),
         created_at_ms: r.created_at_ms,

@@ -158,7 +158,7 @@ impl WorkerService for WorkerApi {
             .collect();
         let mut leases = Vec::new();
         for run in st.state.active_runs() {
-            let Some(p) = st.state.pipelines.get(&run.pipeline) else {
+            let Some(p) = st.state.pipelines.get(&st.state.pipeline_key_of_run(run)) else {
                 continue;
             };
             // Secrets belong to the run: the values of the pipeline version it started
@@ -174,7 +174,11 @@ impl WorkerService for WorkerApi {
                 } else {
                     return Default::default();
                 };
-                match self.node.secrets.open_all(&p.name, stored) {
+                match self
+                    .node
+                    .secrets
+                    .open_pipeline(&p.namespace, &p.name, stored)
+                {
                     Ok(s) => s.into_iter().collect(),
                     Err(e) => {
                         tracing::error!(pipeline = %p.name, run_id = run.id, error = %e, "cannot open the run's secrets; its leases go out without them");

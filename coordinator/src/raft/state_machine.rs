@@ -147,11 +147,20 @@ impl StateMachine {
             let key = String::from_utf8_lossy(&k);
             let st = &mut applied.state;
             match key.split_once('/') {
-                Some(("p", name)) => {
-                    st.pipelines.insert(
-                        name.to_string(),
-                        serde_json::from_slice(&v).map_err(read_err)?,
-                    );
+                Some(("p", _)) => {
+                    // Keyed by the record's own `namespace/name`: a record stored under its
+                    // bare name (before namespaces were part of the identity) is re-keyed, and
+                    // the newer of two copies wins.
+                    let p: crate::state::model::PipelineRecord =
+                        serde_json::from_slice(&v).map_err(read_err)?;
+                    let key = p.key();
+                    if st
+                        .pipelines
+                        .get(&key)
+                        .is_none_or(|old| old.version <= p.version)
+                    {
+                        st.pipelines.insert(key, p);
+                    }
                 }
                 Some(("r", _)) => {
                     let run: crate::state::model::Run =

@@ -4,6 +4,7 @@
 
 pub mod liveness;
 pub mod placement;
+pub mod quota;
 pub mod retention;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::node::Node;
 use crate::spans::{self, Trigger};
 use crate::state::command::{self, Command, LeaseGrant};
 use crate::state::model::ShardState;
-use placement::{Candidate, PendingShard};
+use placement::Candidate;
 
 const TICK: Duration = Duration::from_millis(100);
 
@@ -134,19 +135,11 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
         })
         .collect();
     candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    let pending: Vec<PendingShard> = state
-        .active_runs()
-        .flat_map(|run| {
-            run.shards
-                .iter()
-                .filter(|s| s.state == ShardState::Pending && s.not_before_ms <= now_ms)
-                .map(|s| PendingShard {
-                    run_id: run.id,
-                    shard: s.def.index,
-                    key: s.def.key.clone(),
-                })
-        })
-        .collect();
+    let quota = node.config.max_shards_per_namespace;
+    let (pending, deferred) = quota::pending_within(state, quota, now_ms);
+    if deferred > 0 {
+        node.metrics.quota_deferred_shards.add(deferred as u64);
+    }
     let mut grant_spans = Vec::new();
     let grants: Vec<LeaseGrant> = placement::place(&pending, &candidates)
         .into_iter()
@@ -167,7 +160,10 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
         .collect();
     if !grants.is_empty() {
         cmds.push(Planned {
-            cmd: Command::GrantLeases(command::GrantLeases { grants }),
+            cmd: Command::GrantLeases(command::GrantLeases {
+                grants,
+                max_shards_per_namespace: quota,
+            }),
             spans: grant_spans,
         });
     }
@@ -218,7 +214,7 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
                     let span = spans::start_run(&p.name, trigger);
                     cmds.push(Planned {
                         cmd: Command::StartRun(command::StartRun {
-                            pipeline: p.name.clone(),
+                            pipeline: p.key(),
                             shards,
                             trace: trace_context::traceparent(&span),
                             now_ms,

@@ -23,14 +23,17 @@ pub const MAX_PER_ENTRY: usize = 256;
 /// oldest first, at most [`MAX_PER_ENTRY`].
 pub fn runs_to_prune(state: &State, keep: usize) -> Vec<u64> {
     let keep = keep.max(1);
-    let mut finished: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut finished: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for run in state.runs.values().filter(|r| r.state.is_terminal()) {
-        finished.entry(&run.pipeline).or_default().push(run.id);
+        finished
+            .entry(state.pipeline_key_of_run(run))
+            .or_default()
+            .push(run.id);
     }
     let mut out = Vec::new();
     for (pipeline, ids) in finished {
         // `runs` is ordered by id, so `ids` is oldest first.
-        let last = state.pipelines.get(pipeline).and_then(|p| p.last_run_id);
+        let last = state.pipelines.get(&pipeline).and_then(|p| p.last_run_id);
         let excess = ids.len().saturating_sub(keep);
         out.extend(ids.into_iter().take(excess).filter(|id| Some(*id) != last));
     }
@@ -123,6 +126,7 @@ mod tests {
                         worker: "w".into(),
                         trace: None,
                     }],
+                    max_shards_per_namespace: 0,
                 }),
             );
             id

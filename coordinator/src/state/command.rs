@@ -45,7 +45,7 @@ impl Command {
     /// The audit trail's (action, object) for this command.
     pub fn describe(&self) -> (String, String) {
         let (action, object) = match self {
-            Command::PutPipeline(c) => ("submit", format!("pipeline {}", c.name)),
+            Command::PutPipeline(c) => ("submit", format!("pipeline {}", c.key())),
             Command::DeletePipeline(c) => ("delete", format!("pipeline {}", c.name)),
             Command::StartRun(c) => ("run", format!("pipeline {}", c.pipeline)),
             Command::CancelRun(c) => ("cancel", format!("run {}", c.run_id)),

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineRecord {
     pub name: String,
-    /// `metadata.namespace`: whose tokens may touch it. Names stay unique across
-    /// namespaces (a second namespace cannot take over a name).
+    /// `metadata.namespace`: part of the pipeline's identity (`pipeline_key`) and whose
+    /// tokens may touch it.
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// Bumped whenever the spec text changes.
@@ -44,7 +44,37 @@ pub fn default_namespace() -> String {
     "default".into()
 }
 
+/// A pipeline's key in the state: `namespace/name`. Both parts are DNS labels (no `/`),
+/// so the key is unambiguous, and two namespaces may each have a pipeline `orders`.
+pub fn pipeline_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// A request's namespace: empty means `default`.
+pub fn namespace_or_default(namespace: &str) -> &str {
+    if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
+    }
+}
+
+/// `key` as a full pipeline key: a bare name (a command written before namespaces were
+/// part of a pipeline's identity) means namespace `default`.
+pub fn resolve_pipeline_key(key: &str) -> String {
+    if key.contains('/') {
+        key.to_string()
+    } else {
+        pipeline_key("default", key)
+    }
+}
+
 impl PipelineRecord {
+    /// Its key in `State::pipelines`.
+    pub fn key(&self) -> String {
+        pipeline_key(&self.namespace, &self.name)
+    }
+
     /// A pipeline before its first `PutPipeline` filled it in.
     pub fn new(name: &str, namespace: &str, now_ms: u64) -> Self {
         Self {
@@ -277,20 +307,38 @@ pub struct State {
 }
 
 impl State {
-    /// The namespace of pipeline `name` (of a deleted one: `default`).
-    pub fn namespace_of(&self, pipeline: &str) -> &str {
+    /// The namespace of `run`. Runs started before runs recorded their namespace were
+    /// started when pipeline names were unique across namespaces: their pipeline's.
+    pub fn namespace_of_run<'a>(&'a self, run: &'a Run) -> &'a str {
+        if !run.namespace.is_empty() {
+            return &run.namespace;
+        }
         self.pipelines
-            .get(pipeline)
+            .values()
+            .find(|p| p.name == run.pipeline)
             .map_or("default", |p| p.namespace.as_str())
     }
 
-    /// The namespace of `run`.
-    pub fn namespace_of_run<'a>(&'a self, run: &'a Run) -> &'a str {
-        if run.namespace.is_empty() {
-            self.namespace_of(&run.pipeline)
-        } else {
-            &run.namespace
+    /// The key of `run`'s pipeline in `pipelines`.
+    pub fn pipeline_key_of_run(&self, run: &Run) -> String {
+        pipeline_key(self.namespace_of_run(run), &run.pipeline)
+    }
+
+    /// Leased shards by namespace (the concurrent-shard quota counts these).
+    pub fn leased_by_namespace(&self) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        for run in self.active_runs() {
+            let n = run
+                .shards
+                .iter()
+                .filter(|s| s.state == ShardState::Leased)
+                .count() as u32;
+            if n > 0 {
+                *out.entry(self.namespace_of_run(run).to_string())
+                    .or_default() += n;
+            }
         }
+        out
     }
 
     pub fn active_runs(&self) -> impl Iterator<Item = &Run> {

@@ -13,6 +13,31 @@ use crate::cli::{
 };
 use crate::client::Client;
 
+/// The namespace a command names pipelines in (`-n`), and whether listings span every
+/// namespace the caller may see (`-A`).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// `-n` / APITAP_NAMESPACE, if given.
+    pub given: Option<String>,
+    pub all: bool,
+}
+
+impl Scope {
+    /// The namespace pipelines are named in.
+    pub fn namespace(&self) -> String {
+        self.given.clone().unwrap_or_else(|| "default".into())
+    }
+
+    /// The namespace a listing asks for: empty for every namespace.
+    pub fn listing(&self) -> String {
+        if self.all {
+            String::new()
+        } else {
+            self.namespace()
+        }
+    }
+}
+
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let format = cli.output;
     let tls = cli.tls.load().map_err(anyhow::Error::msg)?;
@@ -27,22 +52,26 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         (None, None) => None,
     };
     let mut client = Client::new(cli.coordinators.clone(), cli.timeout, tls, token.as_deref())?;
+    let scope = Scope {
+        given: cli.namespace.clone(),
+        all: cli.all_namespaces,
+    };
     match cli.command {
         Command::Submit {
             file,
             no_run,
             watch,
-        } => submit::submit(&mut client, format, &file, no_run, watch).await,
+        } => submit::submit(&mut client, format, &scope, &file, no_run, watch).await,
         Command::Validate { file } => submit::validate(&file),
         Command::Get {
             what: GetWhat::Pipelines,
-        } => pipelines::list(&mut client, format).await,
+        } => pipelines::list(&mut client, format, &scope).await,
         Command::Get {
             what: GetWhat::Runs { pipeline, limit },
-        } => runs::list(&mut client, format, pipeline, limit).await,
+        } => runs::list(&mut client, format, &scope, pipeline, limit).await,
         Command::Describe {
             what: DescribeWhat::Pipeline { name },
-        } => pipelines::describe(&mut client, format, &name).await,
+        } => pipelines::describe(&mut client, format, &scope, &name).await,
         Command::Describe {
             what: DescribeWhat::Run { run_id },
         } => runs::describe(&mut client, format, run_id).await,
@@ -58,10 +87,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             pipeline: Some(pipeline),
             watch,
             ..
-        } => runs::start(&mut client, format, &pipeline, watch).await,
+        } => runs::start(&mut client, format, &scope, &pipeline, watch).await,
         Command::Run { .. } => anyhow::bail!("name the pipeline to run: apitapctl run NAME"),
         Command::Watch { run_id } => runs::watch(&mut client, format, run_id).await,
-        Command::Delete { pipeline } => pipelines::delete(&mut client, format, &pipeline).await,
+        Command::Delete { pipeline } => {
+            pipelines::delete(&mut client, format, &scope, &pipeline).await
+        }
         Command::Ratelimit {
             what: RatelimitWhat::Set { key, rps, burst },
         } => ratelimit::set(&mut client, format, key, rps, burst).await,

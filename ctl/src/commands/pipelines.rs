@@ -2,26 +2,38 @@
 
 use apitap_proto::v1::{DeletePipelineRequest, GetPipelineRequest, ListPipelinesRequest};
 
+use super::Scope;
 use crate::cli::Format;
 use crate::client::Client;
 use crate::output::{self, age, table};
 
-pub async fn list(client: &mut Client, format: Format) -> anyhow::Result<i32> {
+pub async fn list(client: &mut Client, format: Format, scope: &Scope) -> anyhow::Result<i32> {
+    let namespace = scope.listing();
     let resp = client
-        .call(|mut c| async move { c.list_pipelines(ListPipelinesRequest {}).await })
+        .call(|mut c| {
+            let namespace = namespace.clone();
+            async move { c.list_pipelines(ListPipelinesRequest { namespace }).await }
+        })
         .await?;
     if output::structured(format, &resp.pipelines) {
         return Ok(0);
     }
     if resp.pipelines.is_empty() {
-        outln!("no pipelines; submit one with: apitapctl submit FILE");
+        match scope.all {
+            true => outln!("no pipelines; submit one with: apitapctl submit FILE"),
+            false => outln!(
+                "no pipelines in namespace {}; submit one with: apitapctl submit FILE (or see \
+                 every namespace with -A)",
+                scope.namespace()
+            ),
+        }
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = resp
         .pipelines
         .iter()
         .map(|p| {
-            vec![
+            let mut row = vec![
                 p.name.clone(),
                 p.version.to_string(),
                 p.schedule.clone(),
@@ -32,28 +44,39 @@ pub async fn list(client: &mut Client, format: Format) -> anyhow::Result<i32> {
                     format!("{} ({})", p.last_run_id, p.last_run_state)
                 },
                 age(p.updated_at_ms),
-            ]
+            ];
+            if scope.all {
+                row.insert(0, p.namespace.clone());
+            }
+            row
         })
         .collect();
-    table(
-        &["NAME", "VERSION", "SCHEDULE", "SINK", "LAST RUN", "UPDATED"],
-        &rows,
-    );
+    let mut header = vec!["NAME", "VERSION", "SCHEDULE", "SINK", "LAST RUN", "UPDATED"];
+    if scope.all {
+        header.insert(0, "NAMESPACE");
+    }
+    table(&header, &rows);
     Ok(0)
 }
 
-pub async fn describe(client: &mut Client, format: Format, name: &str) -> anyhow::Result<i32> {
-    let name = name.to_string();
+pub async fn describe(
+    client: &mut Client,
+    format: Format,
+    scope: &Scope,
+    name: &str,
+) -> anyhow::Result<i32> {
+    let (name, namespace) = (name.to_string(), scope.namespace());
     let p = client
         .call(|mut c| {
-            let name = name.clone();
-            async move { c.get_pipeline(GetPipelineRequest { name }).await }
+            let (name, namespace) = (name.clone(), namespace.clone());
+            async move { c.get_pipeline(GetPipelineRequest { name, namespace }).await }
         })
         .await?;
     if output::structured(format, &p) {
         return Ok(0);
     }
     outln!("Name:      {}", p.name);
+    outln!("Namespace: {}", p.namespace);
     outln!("Version:   {}", p.version);
     outln!("Source:    {}", p.source_url);
     outln!("Sink:      {}", p.sink);
@@ -69,17 +92,25 @@ pub async fn describe(client: &mut Client, format: Format, name: &str) -> anyhow
     Ok(0)
 }
 
-pub async fn delete(client: &mut Client, format: Format, name: &str) -> anyhow::Result<i32> {
-    let name = name.to_string();
+pub async fn delete(
+    client: &mut Client,
+    format: Format,
+    scope: &Scope,
+    name: &str,
+) -> anyhow::Result<i32> {
+    let (name, namespace) = (name.to_string(), scope.namespace());
     let resp = client
         .call(|mut c| {
-            let name = name.clone();
-            async move { c.delete_pipeline(DeletePipelineRequest { name }).await }
+            let (name, namespace) = (name.clone(), namespace.clone());
+            async move {
+                c.delete_pipeline(DeletePipelineRequest { name, namespace })
+                    .await
+            }
         })
         .await?;
     if !output::structured(format, &resp) {
         outln!(
-            "pipeline {name} deleted ({} active runs cancelled)",
+            "pipeline {namespace}/{name} deleted ({} active runs cancelled)",
             resp.runs_cancelled
         );
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use apitap_proto::v1::{GetRunRequest, ListRunsRequest, RunInfo, StartRunRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::Scope;
 use crate::cli::Format;
 use crate::client::Client;
 use crate::output::{self, duration_between, table};
@@ -27,20 +28,28 @@ fn is_terminal(state: &str) -> bool {
 pub async fn start(
     client: &mut Client,
     format: Format,
+    scope: &Scope,
     pipeline: &str,
     watch_it: bool,
 ) -> anyhow::Result<i32> {
-    let pipeline = pipeline.to_string();
+    let (pipeline, namespace) = (pipeline.to_string(), scope.namespace());
     let run = client
         .call(|mut c| {
-            let pipeline = pipeline.clone();
-            async move { c.start_run(StartRunRequest { pipeline }).await }
+            let (pipeline, namespace) = (pipeline.clone(), namespace.clone());
+            async move {
+                c.start_run(StartRunRequest {
+                    pipeline,
+                    namespace,
+                })
+                .await
+            }
         })
         .await?;
     if !output::structured(format, &run) {
         outln!(
-            "run {} of {} started ({} shards)",
+            "run {} of {}/{} started ({} shards)",
             run.run_id,
+            run.namespace,
             run.pipeline,
             run.shards.len()
         );
@@ -54,14 +63,23 @@ pub async fn start(
 pub async fn list(
     client: &mut Client,
     format: Format,
+    scope: &Scope,
     pipeline: Option<String>,
     limit: u32,
 ) -> anyhow::Result<i32> {
     let pipeline = pipeline.unwrap_or_default();
+    let namespace = scope.listing();
     let resp = client
         .call(|mut c| {
-            let pipeline = pipeline.clone();
-            async move { c.list_runs(ListRunsRequest { pipeline, limit }).await }
+            let (pipeline, namespace) = (pipeline.clone(), namespace.clone());
+            async move {
+                c.list_runs(ListRunsRequest {
+                    pipeline,
+                    limit,
+                    namespace,
+                })
+                .await
+            }
         })
         .await?;
     if output::structured(format, &resp.runs) {
@@ -76,7 +94,7 @@ pub async fn list(
         .iter()
         .map(|r| {
             let (done, pages, records) = totals(r);
-            vec![
+            let mut row = vec![
                 r.run_id.to_string(),
                 r.pipeline.clone(),
                 r.state.clone(),
@@ -84,15 +102,20 @@ pub async fn list(
                 pages.to_string(),
                 records.to_string(),
                 duration_between(r.created_at_ms, r.finished_at_ms),
-            ]
+            ];
+            if scope.all {
+                row.insert(1, r.namespace.clone());
+            }
+            row
         })
         .collect();
-    table(
-        &[
-            "RUN", "PIPELINE", "STATE", "SHARDS", "PAGES", "RECORDS", "DURATION",
-        ],
-        &rows,
-    );
+    let mut header = vec![
+        "RUN", "PIPELINE", "STATE", "SHARDS", "PAGES", "RECORDS", "DURATION",
+    ];
+    if scope.all {
+        header.insert(1, "NAMESPACE");
+    }
+    table(&header, &rows);
     Ok(0)
 }
 
@@ -106,7 +129,8 @@ fn print_run(run: &RunInfo) {
     let (done, pages, records) = totals(run);
     outln!("Run:       {}", run.run_id);
     outln!(
-        "Pipeline:  {} (version {})",
+        "Pipeline:  {}/{} (version {})",
+        run.namespace,
         run.pipeline,
         run.pipeline_version
     );

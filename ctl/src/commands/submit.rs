@@ -86,6 +86,7 @@ pub fn validate(file: &Path) -> anyhow::Result<i32> {
 pub async fn submit(
     client: &mut Client,
     format: Format,
+    scope: &super::Scope,
     file: &Path,
     no_run: bool,
     watch: bool,
@@ -93,6 +94,16 @@ pub async fn submit(
     let Some((text, pipeline, secrets)) = load(file)? else {
         return Ok(2);
     };
+    let in_file = &pipeline.metadata.namespace;
+    if let Some(given) = scope.given.as_ref().filter(|g| *g != in_file) {
+        eprintln!(
+            "{}: the pipeline is in namespace {in_file:?} (metadata.namespace) but -n / \
+             APITAP_NAMESPACE says {given:?}; set `metadata.namespace: {given}` in the file, or \
+             drop -n; nothing was sent to the cluster",
+            file.display()
+        );
+        return Ok(2);
+    }
     let req = SubmitPipelineRequest {
         spec_yaml: text,
         secrets: secrets.into_iter().collect(),
@@ -119,7 +130,12 @@ pub async fn submit(
     };
     if !output::structured(format, &resp) {
         let verb = if resp.created { "created" } else { "updated" };
-        outln!("pipeline {} {verb} (version {})", resp.name, resp.version);
+        outln!(
+            "pipeline {}/{} {verb} (version {})",
+            resp.namespace,
+            resp.name,
+            resp.version
+        );
         if resp.run_id != 0 {
             outln!(
                 "run {} started; follow it with: apitapctl watch {}",

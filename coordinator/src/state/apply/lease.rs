@@ -26,12 +26,31 @@ pub struct LeaseGrant {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrantLeases {
     pub grants: Vec<LeaseGrant>,
+    /// The proposer's `--max-shards-per-namespace`, so that every node applies the same
+    /// quota (0: none, as in entries written before the quota): a grant that would put a
+    /// namespace over it is skipped.
+    #[serde(default)]
+    pub max_shards_per_namespace: u32,
 }
 
 impl GrantLeases {
     pub fn apply(&self, state: &mut State, log_index: u64) -> Applied {
         let mut keys = Vec::new();
+        let quota = self.max_shards_per_namespace;
+        let mut leased = if quota > 0 {
+            state.leased_by_namespace()
+        } else {
+            Default::default()
+        };
         for g in &self.grants {
+            let namespace = match state.runs.get(&g.run_id) {
+                Some(run) if quota > 0 => state.namespace_of_run(run).to_string(),
+                _ => String::new(),
+            };
+            let held = leased.entry(namespace).or_default();
+            if quota > 0 && *held >= quota {
+                continue;
+            }
             let Some((run, i)) = shard_mut(state, g.run_id, g.shard) else {
                 continue;
             };
@@ -40,6 +59,7 @@ impl GrantLeases {
             {
                 continue;
             }
+            *held += 1;
             run.mark_running();
             keys.push(Key::Shard(g.run_id, i));
         }
@@ -160,6 +180,10 @@ impl CompleteShard {
                 return rejected(checkpoint_too_large(w.len()));
             }
         }
+        let pipeline = state
+            .runs
+            .get(&self.run_id)
+            .map(|r| state.pipeline_key_of_run(r));
         let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, &self.worker) else {
             return rejected(not_held(&self.worker));
         };
@@ -176,11 +200,10 @@ impl CompleteShard {
         } else {
             s.fail(self.retriable, max_attempts, self.now_ms);
         }
-        let advanced = (self.ok && self.watermark.is_some())
-            .then(|| (run.pipeline.clone(), s.def.key.clone()));
+        let advanced = (self.ok && self.watermark.is_some()).then(|| s.def.key.clone());
         run.finish_if_done(self.now_ms);
         let mut keys = vec![Key::Shard(self.run_id, i)];
-        if let (Some((pipeline, shard_key)), Some(w)) = (advanced, &self.watermark) {
+        if let (Some(shard_key), Some(w), Some(pipeline)) = (advanced, &self.watermark, pipeline) {
             if let Some(p) = state.pipelines.get_mut(&pipeline) {
                 p.watermarks.insert(shard_key, w.clone());
                 keys.push(Key::Pipeline(pipeline));

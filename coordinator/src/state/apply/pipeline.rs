@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{rejected, run, Applied};
 use crate::state::command::{CommandResult, Key};
-use crate::state::model::{PipelineRecord, State};
+use crate::state::model::{pipeline_key, resolve_pipeline_key, PipelineRecord, State};
 
 /// Create or update a pipeline; optionally start a run of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,29 +49,21 @@ pub struct Quota {
 
 impl PutPipeline {
     pub fn apply(&self, state: &mut State) -> Applied {
-        if let Some(existing) = state.pipelines.get(&self.name) {
-            if existing.namespace != self.namespace {
-                return rejected(format!(
-                    "pipeline {} exists in namespace {:?}; pipeline names are unique across \
-                     namespaces, so pick another name",
-                    self.name, existing.namespace
-                ));
-            }
-        }
+        let key = self.key();
         if let Some(reason) = self.over_quota(state) {
             return rejected(reason);
         }
-        let mut keys = vec![Key::Pipeline(self.name.clone())];
-        if let Some((key, rps, burst)) = &self.rate_limit {
-            if super::ratelimit::set_limit(state, key, *rps, *burst, Some(&self.namespace)) {
-                keys.push(Key::RateLimit(key.clone()));
+        let mut keys = vec![Key::Pipeline(key.clone())];
+        if let Some((limit, rps, burst)) = &self.rate_limit {
+            if super::ratelimit::set_limit(state, limit, *rps, *burst, Some(&self.namespace)) {
+                keys.push(Key::RateLimit(limit.clone()));
             }
         }
-        let created = !state.pipelines.contains_key(&self.name);
+        let created = !state.pipelines.contains_key(&key);
         let now_ms = self.now_ms;
         let record = state
             .pipelines
-            .entry(self.name.clone())
+            .entry(key.clone())
             .or_insert_with(|| PipelineRecord::new(&self.name, &self.namespace, now_ms));
         if record.spec_yaml != self.spec_yaml || record.secrets != self.secrets {
             record.version += 1;
@@ -89,9 +81,10 @@ impl PutPipeline {
         }
         record.initial_watermark = self.initial_watermark.clone();
         let version = record.version;
-        let run_id = self.start_run.as_ref().and_then(|shards| {
-            run::start(state, &self.name, shards, &self.trace, now_ms, &mut keys)
-        });
+        let run_id = self
+            .start_run
+            .as_ref()
+            .and_then(|shards| run::start(state, &key, shards, &self.trace, now_ms, &mut keys));
         (
             CommandResult::PipelineStored {
                 version,
@@ -129,9 +122,14 @@ impl PutPipeline {
 }
 
 impl PutPipeline {
+    /// The pipeline's key in the state (`namespace/name`).
+    pub fn key(&self) -> String {
+        pipeline_key(&self.namespace, &self.name)
+    }
+
     fn over_quota(&self, state: &State) -> Option<String> {
         let q = self.quota;
-        if q.pipelines_per_namespace > 0 && !state.pipelines.contains_key(&self.name) {
+        if q.pipelines_per_namespace > 0 && !state.pipelines.contains_key(&self.key()) {
             let held = state
                 .pipelines
                 .values()
@@ -164,19 +162,26 @@ impl PutPipeline {
 /// Delete a pipeline and cancel its active runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeletePipeline {
+    /// The pipeline's key, `namespace/name` (a bare name: namespace `default`).
     pub name: String,
     pub now_ms: u64,
 }
 
 impl DeletePipeline {
     pub fn apply(&self, state: &mut State) -> Applied {
-        if state.pipelines.remove(&self.name).is_none() {
-            return rejected(format!("pipeline {} not found", self.name));
-        }
-        let mut keys = vec![Key::Pipeline(self.name.clone())];
+        let key = resolve_pipeline_key(&self.name);
+        let Some(removed) = state.pipelines.remove(&key) else {
+            return rejected(format!("pipeline {key} not found"));
+        };
+        let mut keys = vec![Key::Pipeline(key)];
         let mut cancelled = 0;
-        for run in state.runs.values_mut().filter(|r| r.pipeline == self.name) {
-            if !run.state.is_terminal() {
+        for run in state.runs.values_mut() {
+            let ns = if run.namespace.is_empty() {
+                removed.namespace.as_str()
+            } else {
+                run.namespace.as_str()
+            };
+            if run.pipeline == removed.name && ns == removed.namespace && !run.state.is_terminal() {
                 run.cancel(self.now_ms);
                 cancelled += 1;
                 keys.push(Key::Run(run.id));
@@ -195,6 +200,7 @@ impl DeletePipeline {
 /// values, so the version stays. Applies only to the version they were read from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResealSecrets {
+    /// The pipeline's key, `namespace/name` (a bare name: namespace `default`).
     pub pipeline: String,
     pub version: u64,
     pub secrets: BTreeMap<String, String>,
@@ -217,16 +223,16 @@ impl ResealSecrets {
             run.secrets = self.secrets.clone();
             return super::done(vec![Key::Run(id)]);
         }
-        let Some(p) = state.pipelines.get_mut(&self.pipeline) else {
-            return rejected(format!("pipeline {} not found", self.pipeline));
+        let key = resolve_pipeline_key(&self.pipeline);
+        let Some(p) = state.pipelines.get_mut(&key) else {
+            return rejected(format!("pipeline {key} not found"));
         };
         if p.version != self.version || !p.secrets.keys().eq(self.secrets.keys()) {
             return rejected(format!(
-                "pipeline {} changed while its secrets were resealed; run the rotation again",
-                self.pipeline
+                "pipeline {key} changed while its secrets were resealed; run the rotation again"
             ));
         }
         p.secrets = self.secrets.clone();
-        super::done(vec![Key::Pipeline(self.pipeline.clone())])
+        super::done(vec![Key::Pipeline(key)])
     }
 }

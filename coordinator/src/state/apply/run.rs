@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{done, rejected, Applied};
 use crate::state::command::{CommandResult, Key};
-use crate::state::model::{Run, RunState, Shard, State};
+use crate::state::model::{resolve_pipeline_key, Run, RunState, Shard, State};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartRun {
+    /// The pipeline's key, `namespace/name` (a bare name: namespace `default`).
     pub pipeline: String,
     pub shards: Vec<ShardDef>,
     /// The run's trace parent (see `Run::trace`).
@@ -19,17 +20,18 @@ pub struct StartRun {
 
 impl StartRun {
     pub fn apply(&self, state: &mut State) -> Applied {
-        let mut keys = vec![Key::Pipeline(self.pipeline.clone())];
+        let key = resolve_pipeline_key(&self.pipeline);
+        let mut keys = vec![Key::Pipeline(key.clone())];
         match start(
             state,
-            &self.pipeline,
+            &key,
             &self.shards,
             &self.trace,
             self.now_ms,
             &mut keys,
         ) {
             Some(run_id) => (CommandResult::RunStarted { run_id }, keys),
-            None => rejected(format!("pipeline {} not found", self.pipeline)),
+            None => rejected(format!("pipeline {key} not found")),
         }
     }
 }
@@ -99,7 +101,7 @@ impl PruneRuns {
             };
             let last = state
                 .pipelines
-                .get(&run.pipeline)
+                .get(&state.pipeline_key_of_run(run))
                 .and_then(|p| p.last_run_id);
             if !run.state.is_terminal() || last == Some(*id) {
                 continue;
@@ -112,7 +114,8 @@ impl PruneRuns {
     }
 }
 
-/// Creates a run of `pipeline` with `shards`; `None` if the pipeline does not exist.
+/// Creates a run of the pipeline keyed `pipeline` (`namespace/name`) with `shards`; `None`
+/// if the pipeline does not exist.
 pub(super) fn start(
     state: &mut State,
     pipeline: &str,
@@ -140,7 +143,7 @@ pub(super) fn start(
         id,
         Run {
             id,
-            pipeline: pipeline.to_string(),
+            pipeline: p.name.clone(),
             namespace: p.namespace.clone(),
             pipeline_version: p.version,
             spec_yaml: p.spec_yaml.clone(),

@@ -58,6 +58,7 @@ impl Log {
                 worker: worker.into(),
                 trace: None,
             }],
+            max_shards_per_namespace: 0,
         }));
         assert!(
             matches!(r, CommandResult::Granted { granted: 1, .. }),
@@ -285,25 +286,74 @@ fn commands_read_back_from_the_log_format_of_earlier_versions() {
 }
 
 #[test]
-fn namespaces_keep_their_pipeline_names_and_rate_limit_keys() {
+fn pipelines_named_alike_in_two_namespaces_coexist() {
     let mut log = Log::new();
-    log.pipeline("p", "s", 1, 1);
-    let mut other = command::PutPipeline {
+    let run_a = log.pipeline("p", "s", 1, 1);
+    let other = command::PutPipeline {
         namespace: "b".into(),
         spec_yaml: "another spec".into(),
-        rate_limit: Some(("api".into(), 1.0, 1)),
+        start_run: Some(vec![ShardDef {
+            index: 0,
+            key: "k0".into(),
+            vars: BTreeMap::new(),
+        }]),
         now_ms: 2,
         ..command::PutPipeline::for_test("p")
     };
-    let r = log.step(Command::PutPipeline(other.clone()));
-    assert!(rejected(&r).contains("exists in namespace \"default\""));
-    assert_eq!(log.state.pipelines["p"].spec_yaml, "spec of p");
-    // Another name in namespace b may use the key, but not change its limit.
-    other.name = "q".into();
+    let run_b = match log.step(Command::PutPipeline(other)) {
+        CommandResult::PipelineStored {
+            created: true,
+            run_id: Some(id),
+            ..
+        } => id,
+        other => panic!("b/p not created: {other:?}"),
+    };
+    assert_eq!(log.state.pipelines["default/p"].spec_yaml, "spec of p");
+    assert_eq!(log.state.pipelines["b/p"].spec_yaml, "another spec");
+    assert_eq!(log.state.runs[&run_b].namespace, "b");
+    // A bare name (a command written before namespaces) means `default`.
+    let r = log.step(Command::DeletePipeline(command::DeletePipeline {
+        name: "p".into(),
+        now_ms: 3,
+    }));
+    assert!(matches!(
+        r,
+        CommandResult::PipelineDeleted { runs_cancelled: 1 }
+    ));
+    assert!(!log.state.pipelines.contains_key("default/p"));
+    assert_eq!(log.state.runs[&run_a].state, RunState::Cancelled);
+    assert_eq!(log.state.runs[&run_b].state, RunState::Pending);
+    // Runs start by key; the other namespace's pipeline is untouched.
+    let r = log.step(Command::StartRun(command::StartRun {
+        pipeline: "b/p".into(),
+        shards: vec![],
+        trace: None,
+        now_ms: 4,
+    }));
+    assert!(matches!(r, CommandResult::RunStarted { .. }), "{r:?}");
+    let r = log.step(Command::StartRun(command::StartRun {
+        pipeline: "default/p".into(),
+        shards: vec![],
+        trace: None,
+        now_ms: 4,
+    }));
+    assert!(rejected(&r).contains("pipeline default/p not found"));
+}
+
+#[test]
+fn a_rate_limit_key_belongs_to_the_namespace_that_created_it() {
+    let mut log = Log::new();
+    log.pipeline("p", "s", 1, 1);
+    let other = command::PutPipeline {
+        namespace: "b".into(),
+        rate_limit: Some(("api".into(), 1.0, 1)),
+        ..command::PutPipeline::for_test("q")
+    };
     assert!(matches!(
         log.step(Command::PutPipeline(other)),
         CommandResult::PipelineStored { .. }
     ));
+    // Namespace b's pipeline shares the upstream's budget but cannot change it.
     assert_eq!(log.state.rate_limits["api"].rps, 10.0);
     assert_eq!(
         log.state.rate_limits["api"].owner.as_deref(),
@@ -321,7 +371,7 @@ fn a_run_keeps_the_secrets_it_started_with() {
     }));
     log.pipeline("p", "second", 1, 1);
     assert_eq!(log.state.runs[&run].secrets["TOKEN"], "first");
-    assert_eq!(log.state.pipelines["p"].secrets["TOKEN"], "second");
+    assert_eq!(log.state.pipelines["default/p"].secrets["TOKEN"], "second");
 }
 
 #[test]
