@@ -6,6 +6,10 @@
 //! the last `up` on that folder again instead: on its coordinators' data, at the same
 //! addresses (Raft's membership stores them), without initializing or adding members again.
 //! PostgreSQL and the mock API are new each time.
+//!
+//! The playground runs as production should: mutual TLS with a certificate per node, API
+//! tokens and sealed secrets (`insecure` turns all three off). It writes an apitapctl
+//! context file (`apitapctl.yaml`) so that `APITAP_CONFIG=... apitapctl ...` just works.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +20,9 @@ use crate::testbed::{out_dir, TempPostgres, TestCluster};
 /// What a later `up --keep` needs to start the same cluster: the coordinators' addresses.
 const STATE: &str = "playground.json";
 
+/// The apitapctl context file the playground writes into its folder.
+pub const CONTEXT_FILE: &str = "apitapctl.yaml";
+
 pub struct UpOptions {
     pub coordinators: usize,
     pub workers: usize,
@@ -23,6 +30,8 @@ pub struct UpOptions {
     pub out: PathBuf,
     /// Start the playground that `out` holds again instead of a fresh one.
     pub keep: bool,
+    /// Plaintext, no tokens, secrets unsealed (loopback only).
+    pub insecure: bool,
 }
 
 pub struct Playground {
@@ -44,6 +53,9 @@ pub async fn start(opts: &UpOptions) -> anyhow::Result<Playground> {
         .records(opts.records)
         .out_dir(&out)
         .secret("WAREHOUSE_URL", &pg.url());
+    if !opts.insecure {
+        builder = builder.tls();
+    }
     if let Some(addrs) = &kept {
         builder = builder.advertise(addrs.iter().map(|a| (a.clone(), a.clone())).collect());
     }
@@ -59,6 +71,7 @@ pub async fn start(opts: &UpOptions) -> anyhow::Result<Playground> {
     })?;
     let state = serde_json::json!({ "coordinators": cluster.coordinator_addrs() });
     std::fs::write(out.join(STATE), serde_json::to_string_pretty(&state)?)?;
+    cluster.write_context(&out.join(CONTEXT_FILE), "playground")?;
     Ok(Playground { cluster, pg })
 }
 
@@ -104,6 +117,11 @@ fn read_state(path: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 impl Playground {
+    /// The apitapctl context file of this playground.
+    pub fn context_file(&self) -> PathBuf {
+        self.cluster.out_path(CONTEXT_FILE)
+    }
+
     /// Every address of the playground, as `up --json` prints it.
     pub fn info(&self) -> serde_json::Value {
         let http = |addr: &Option<String>| -> serde_json::Value {
@@ -130,6 +148,8 @@ impl Playground {
             "mock_api": self.cluster.mock.url(),
             "postgres": self.pg.url(),
             "logs": self.cluster.logs(),
+            "apitapctl_config": self.context_file().display().to_string(),
+            "tls": self.cluster.certs.is_some(),
         })
     }
 
@@ -153,8 +173,16 @@ impl Playground {
         out += &format!("PostgreSQL: {}\n", s(&info["postgres"]));
         out += &format!("logs:       {}\n", s(&info["logs"]));
         out += &format!(
-            "try: APITAP_COORDINATOR={} MOCK_API_URL={} WAREHOUSE_URL={} apitapctl submit examples/pipelines/demo.yaml --watch\n",
-            self.cluster.coordinator_addrs().join(","),
+            "security:   {}\n",
+            if self.cluster.certs.is_some() {
+                "mutual TLS, API tokens (apitapctl uses the first admin token), sealed secrets"
+            } else {
+                "none (--insecure)"
+            }
+        );
+        out += &format!(
+            "try: export APITAP_CONFIG={}\n     MOCK_API_URL={} WAREHOUSE_URL={} apitapctl submit examples/pipelines/demo.yaml --watch\n",
+            self.context_file().display(),
             self.cluster.mock.url(),
             self.pg.url()
         );

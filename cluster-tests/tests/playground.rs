@@ -1,7 +1,8 @@
 //! `apitap-chaos up` started again on its folder: a second `up` starts a fresh playground
 //! (the old cluster's membership is gone with its data), `up --keep` starts the same
 //! cluster again with its data and without initializing it again, and a folder that
-//! `apitap-chaos` did not write is refused.
+//! `apitap-chaos` did not write is refused. The playground runs with mutual TLS and tokens;
+//! apitapctl reaches it through the context file `up` writes, and without it is refused.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,14 +47,12 @@ impl Up {
             .collect()
     }
 
+    /// apitapctl with the context file `up` wrote: its coordinators, certificate and token.
     fn ctl(&self, args: &[&str]) -> anyhow::Result<Value> {
+        let config = self.info["apitapctl_config"].as_str().unwrap_or_default();
         let out = Command::new(bins::path("apitapctl")?)
-            .args([
-                "-o",
-                "json",
-                "--coordinator",
-                &self.coordinators().join(","),
-            ])
+            .env("APITAP_CONFIG", config)
+            .args(["-o", "json"])
             .args(args)
             .output()?;
         anyhow::ensure!(
@@ -109,7 +108,17 @@ fn up_starts_again_on_its_folder_fresh_or_kept() -> anyhow::Result<()> {
     let init_log = out.join("logs/coordinator-1.log");
 
     let first = up(&out, &logs, &[])?;
+    assert_eq!(first.info["tls"], true, "{}", first.info);
     first.ctl(&["ratelimit", "set", "first.example", "--rps", "5"])?;
+    // Without the context file's certificate and token: refused.
+    let plain = Command::new(bins::path("apitapctl")?)
+        .args(["--timeout", "3s", "--coordinator", &first.coordinators()[0]])
+        .args(["cluster", "status"])
+        .output()?;
+    assert!(
+        !plain.status.success(),
+        "a plaintext client reached a TLS playground"
+    );
     first.stop()?;
 
     // The second start is fresh: nothing of the first cluster is left.

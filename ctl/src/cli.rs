@@ -13,16 +13,23 @@ use clap::{Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Coordinator gRPC address; repeat it for several nodes (the leader is found). Also a
-    /// comma-separated list in APITAP_COORDINATOR.
+    /// comma-separated list in APITAP_COORDINATOR. Default: the context's, else
+    /// 127.0.0.1:7400.
     #[arg(
         long = "coordinator",
         short = 'c',
         global = true,
         env = "APITAP_COORDINATOR",
-        value_delimiter = ',',
-        default_value = "127.0.0.1:7400"
+        value_delimiter = ','
     )]
     pub coordinators: Vec<String>,
+    /// The context file (like kubeconfig): named clusters with their coordinators, TLS
+    /// files, token file and namespace. Default: ~/.config/apitap/config.yaml if it exists.
+    #[arg(long, global = true, env = "APITAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The context of the context file to use (default: its current-context).
+    #[arg(long, global = true, env = "APITAP_CONTEXT")]
+    pub context: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -125,6 +132,11 @@ pub enum Command {
         #[command(subcommand)]
         what: SecretsWhat,
     },
+    /// The context file: show the settings in effect, list or switch contexts.
+    Config {
+        #[command(subcommand)]
+        what: ConfigWhat,
+    },
     /// Control changes: who did what, when, and what came of it (admin).
     Audit {
         /// Only changes this recent, e.g. 1h or 7d.
@@ -134,6 +146,17 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigWhat {
+    /// The settings in effect (after flags, environment and context) and where each came
+    /// from; never a token.
+    View,
+    /// The contexts of the context file; `*` marks the current one.
+    GetContexts,
+    /// Make NAME the context file's current context.
+    UseContext { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //!
 //! - `cli`: the clap command tree (what `--help` shows).
 //! - `client`: a `ControlService` client that finds the leader and retries.
+//! - `context`: the context file (named clusters, like kubeconfig).
 //! - `output`: tables, JSON and YAML.
 //! - `commands/`: one file per command group.
 
@@ -29,6 +30,7 @@ macro_rules! out {
 mod cli;
 mod client;
 mod commands;
+mod context;
 mod output;
 
 use clap::Parser;

@@ -32,6 +32,9 @@ enum Cmd {
         records: u64,
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Without mutual TLS, API tokens and sealed secrets (on by default).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Benchmarks that print figures as JSON lines (not tests).
     Bench {
@@ -61,6 +64,10 @@ enum Cmd {
         /// their addresses, instead of a fresh one (PostgreSQL and the mock API are new).
         #[arg(long)]
         keep: bool,
+        /// Without mutual TLS, API tokens and sealed secrets (on by default, as in
+        /// production): for plain tools such as grpcurl.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Run a chaos drill: a built-in one (kill-leader, kill-workers, zombie-worker,
     /// flaky-upstream, partition-leader, mixed, rate-limit) or a YAML scenario file (docs/chaos.md).
@@ -186,12 +193,14 @@ async fn main() -> anyhow::Result<()> {
             out,
             records,
             workers,
+            insecure,
         } => {
             demo::run(DemoOptions {
                 pipeline,
                 out,
                 records,
                 workers,
+                insecure,
             })
             .await
         }
@@ -320,6 +329,7 @@ async fn main() -> anyhow::Result<()> {
             json,
             out,
             keep,
+            insecure,
         } => {
             let opts = UpOptions {
                 coordinators,
@@ -327,6 +337,7 @@ async fn main() -> anyhow::Result<()> {
                 records,
                 out,
                 keep,
+                insecure,
             };
             let playground = playground::start(&opts).await?;
             if json {

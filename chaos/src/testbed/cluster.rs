@@ -437,6 +437,31 @@ impl TestCluster {
         })
     }
 
+    /// Writes an apitapctl context file (`APITAP_CONFIG`) named `name` for this cluster: its
+    /// coordinators and, for a TLS cluster, the user certificate and the first admin token's
+    /// file (the token itself stays in the coordinator's private data directory).
+    pub fn write_context(&self, path: &Path, name: &str) -> anyhow::Result<()> {
+        let mut ctx = serde_json::json!({
+            "name": name,
+            "coordinators": self.coordinator_addrs(),
+        });
+        if let Some(c) = &self.certs {
+            ctx["tls-ca"] = c.ca.display().to_string().into();
+            ctx["tls-cert"] = c.client_cert.display().to_string().into();
+            ctx["tls-key"] = c.client_key.display().to_string().into();
+            let token = self.coordinators[0].data_dir.join("admin.token");
+            ctx["token-file"] = token.display().to_string().into();
+        }
+        let file = serde_json::json!({ "current-context": name, "contexts": [ctx] });
+        let text = format!(
+            "# apitapctl context file: APITAP_CONFIG={} apitapctl get runs\n{}",
+            path.display(),
+            serde_yaml::to_string(&file)?
+        );
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+
     /// The token apitapctl calls of this cluster carry (TLS clusters only).
     pub fn token(&self) -> Option<&str> {
         self.ctl_env

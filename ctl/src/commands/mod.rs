@@ -2,6 +2,7 @@
 
 mod access;
 mod cluster;
+pub mod config;
 mod pipelines;
 mod ratelimit;
 mod runs;
@@ -40,20 +41,21 @@ impl Scope {
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let format = cli.output;
-    let tls = cli.tls.load().map_err(anyhow::Error::msg)?;
-    let token = match (&cli.token, &cli.token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?
-                .trim()
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
-    let mut client = Client::new(cli.coordinators.clone(), cli.timeout, tls, token.as_deref())?;
+    let settings = config::Settings::resolve(&cli)?;
+    // Answered before TLS files are read, so that `config view` helps find a broken one.
+    if let Command::Config { what } = &cli.command {
+        return config::run(&settings, what, format);
+    }
+    let tls = settings.tls.0.load().map_err(anyhow::Error::msg)?;
+    let token = settings.token()?;
+    let mut client = Client::new(
+        settings.coordinators.0.clone(),
+        cli.timeout,
+        tls,
+        token.as_deref(),
+    )?;
     let scope = Scope {
-        given: cli.namespace.clone(),
+        given: settings.namespace.0.clone(),
         all: cli.all_namespaces,
     };
     match cli.command {
@@ -132,5 +134,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             what: SecretsWhat::RotateKey,
         } => access::rotate_key(&mut client, format).await,
         Command::Audit { since, limit } => access::audit(&mut client, format, since, limit).await,
+        Command::Config { what } => config::run(&settings, &what, format),
     }
 }
