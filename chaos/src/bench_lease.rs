@@ -589,6 +589,7 @@ async fn sim_worker(
                 held: held.clone(),
                 free_slots: slots.saturating_sub(held.len() as u32),
                 draining: false,
+                instance: String::new(),
             })
             .await;
         let resp = match resp {
@@ -607,6 +608,7 @@ async fn sim_worker(
                     worker_id: id.clone(),
                     addr: format!("sim://{id}"),
                     slots,
+                    instance: String::new(),
                 })
                 .await;
             continue;
@@ -693,6 +695,7 @@ pub async fn grants(b: GrantsBench) -> anyhow::Result<Value> {
                 worker_id: id.clone(),
                 addr: format!("sim://{id}"),
                 slots: b.slots,
+                instance: String::new(),
             })
             .await?
             .into_inner();

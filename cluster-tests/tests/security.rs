@@ -10,7 +10,9 @@ use apitap_chaos::testbed::TestCluster;
 use apitap_proto::tls::Tls;
 use apitap_proto::v1::raft_service_client::RaftServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
-use apitap_proto::v1::{CheckpointReport, HeartbeatRequest, LeaseRef, RaftMessage};
+use apitap_proto::v1::{
+    CheckpointReport, HeartbeatRequest, LeaseRef, RaftMessage, RegisterRequest,
+};
 use serde_json::Value;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
@@ -124,6 +126,27 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
 
     // A worker speaking for another worker.
     let mut w1 = WorkerServiceClient::new(channel(&addr, certs.worker_tls("worker-1")?).await?);
+    // A second process with worker-1's own certificate and id, while worker-1 is live.
+    cluster.wait_for_workers(2, Duration::from_secs(30))?;
+    for e in [
+        w1.register(RegisterRequest {
+            worker_id: "worker-1".into(),
+            slots: 1,
+            instance: "a-copy".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
+        w1.heartbeat(HeartbeatRequest {
+            worker_id: "worker-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
+    ] {
+        assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+        assert!(e.message().contains("another live process"), "{e:?}");
+    }
     let e = w1
         .heartbeat(HeartbeatRequest {
             worker_id: "worker-2".into(),

@@ -61,6 +61,9 @@ struct Running {
 
 pub struct Agent {
     id: String,
+    /// Random per process, sent with Register and every heartbeat: while this process is
+    /// live, the coordinator refuses another one speaking under the same id.
+    instance: String,
     slots: u32,
     client: LeaderClient,
     http: reqwest::Client,
@@ -99,6 +102,7 @@ impl Agent {
             ticker: None,
             budget: None,
             id,
+            instance: format!("{:032x}", rand::random::<u128>()),
             slots,
             client: LeaderClient::new(coordinators, Duration::from_secs(2)),
             http: crate::fetch::client::build(Arc::new(Egress::default())).unwrap_or_default(),
@@ -164,6 +168,7 @@ impl Agent {
             worker_id: self.id.clone(),
             addr: String::new(),
             slots: self.slots,
+            instance: self.instance.clone(),
         };
         let mut client = self.client.clone();
         let fut = async move {
@@ -225,6 +230,7 @@ impl Agent {
                 self.slots.saturating_sub(busy)
             },
             draining: self.draining,
+            instance: self.instance.clone(),
         };
         let mut client = self.client.clone();
         let fut = async move {

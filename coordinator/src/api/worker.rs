@@ -54,6 +54,24 @@ fn ack(r: CommandResult) -> Response<Ack> {
 }
 
 impl WorkerApi {
+    /// Refuses a second process speaking as a live worker's id (a copy started with the same
+    /// `--id`, or someone taking over its leases and their secrets).
+    fn claim(&self, worker: &str, instance: &str) -> Result<(), Status> {
+        let ttl = self.node.config.lease_ttl;
+        let live = self.node.liveness.lock().expect("liveness lock");
+        live.may_claim(worker, instance, ttl, Instant::now())
+            .map_err(|ago| {
+                tracing::warn!(worker, "refused a second process speaking as a live worker");
+                Status::already_exists(format!(
+                    "worker id {worker} is held by another live process (heard {} ms ago); give \
+                     this worker another --id, or stop the other one (an id is free {} s after \
+                     its holder's last heartbeat)",
+                    ago.as_millis(),
+                    ttl.as_secs()
+                ))
+            })
+    }
+
     fn require_leader(&self) -> Result<(), Status> {
         if self.node.is_leader() {
             Ok(())
@@ -83,6 +101,7 @@ impl WorkerService for WorkerApi {
                 req.worker_id, req.slots
             )));
         }
+        self.claim(&req.worker_id, &req.instance)?;
         let known = {
             let st = self.node.state.read().expect("state lock");
             st.state
@@ -105,6 +124,7 @@ impl WorkerService for WorkerApi {
         }
         self.node.liveness.lock().expect("liveness lock").heartbeat(
             &req.worker_id,
+            &req.instance,
             req.slots,
             false,
             Instant::now(),
@@ -121,6 +141,7 @@ impl WorkerService for WorkerApi {
         let caller = Caller::of(&req);
         let req = req.into_inner();
         caller.check_worker(&req.worker_id)?;
+        self.claim(&req.worker_id, &req.instance)?;
         let now = Instant::now();
         let ttl = self.node.config.lease_ttl;
         let st = self.node.state.read().expect("state lock");
@@ -131,7 +152,13 @@ impl WorkerService for WorkerApi {
             }));
         }
         let mut live = self.node.liveness.lock().expect("liveness lock");
-        live.heartbeat(&req.worker_id, req.free_slots, req.draining, now);
+        live.heartbeat(
+            &req.worker_id,
+            &req.instance,
+            req.free_slots,
+            req.draining,
+            now,
+        );
         let mut revoked = Vec::new();
         for h in &req.held {
             let current = st.state.runs.get(&h.run_id).and_then(|r| {

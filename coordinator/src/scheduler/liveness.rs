@@ -9,6 +9,9 @@ pub struct WorkerSoft {
     pub last_seen: Instant,
     pub free_slots: u32,
     pub draining: bool,
+    /// The process that holds the id (`RegisterRequest::instance`); empty for workers that
+    /// send none.
+    pub instance: String,
 }
 
 /// (run, shard, fence) of a lease.
@@ -47,15 +50,44 @@ impl Liveness {
         due
     }
 
-    pub fn heartbeat(&mut self, worker: &str, free_slots: u32, draining: bool, now: Instant) {
+    pub fn heartbeat(
+        &mut self,
+        worker: &str,
+        instance: &str,
+        free_slots: u32,
+        draining: bool,
+        now: Instant,
+    ) {
         self.workers.insert(
             worker.to_string(),
             WorkerSoft {
                 last_seen: now,
                 free_slots,
                 draining,
+                instance: instance.to_string(),
             },
         );
+    }
+
+    /// Whether the process `instance` may speak as `worker`: no other process was heard under
+    /// that id within `ttl`. `Err` carries how long ago the other one was heard.
+    pub fn may_claim(
+        &self,
+        worker: &str,
+        instance: &str,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        match self.workers.get(worker) {
+            Some(w)
+                if !w.instance.is_empty()
+                    && w.instance != instance
+                    && now.duration_since(w.last_seen) < ttl =>
+            {
+                Err(now.duration_since(w.last_seen))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn renew(&mut self, lease: LeaseId, ttl: Duration, now: Instant) {

@@ -228,7 +228,7 @@ mod tests {
         let t0 = Instant::now();
         let mut live = Liveness::default();
         live.reset(1, t0);
-        live.heartbeat("idle", 1, false, t0 + Duration::from_secs(50));
+        live.heartbeat("idle", "", 1, false, t0 + Duration::from_secs(50));
         let now = t0 + Duration::from_secs(61);
         // "w" holds run 1's lease; "idle" was heard 11 s ago; "gone" never since the term
         // started 61 s ago.
