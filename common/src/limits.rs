@@ -71,6 +71,11 @@ pub const MAX_BODY_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
 /// Most redirects followed for one request (not a knob).
 pub const MAX_REDIRECTS: usize = 10;
 
+/// Default of `spec.incremental.max_future_skew`: how far past the worker's clock a time
+/// cursor may lie and still move the watermark. Clocks of APIs drift by seconds; a day
+/// covers time zones written wrongly as UTC, not a record dated 9999-12-31.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(86_400);
+
 /// Default most columns a sink table may have (`spec.sink.<sink>.max_columns`). PostgreSQL
 /// stops at 1,600; a table that grows towards it stops every load of the pipeline.
 pub const DEFAULT_MAX_TABLE_COLUMNS: usize = 500;

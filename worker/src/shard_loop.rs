@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apitap_common::checkpoint::{advance_watermark, Checkpoint};
+use apitap_common::checkpoint::Checkpoint;
 use apitap_common::error::ErrorClass;
 use apitap_common::spec::Pipeline;
 use tokio::sync::watch;
@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::fetch::Fetcher;
 use crate::metrics::{FetchObserver, Metrics};
+use crate::shard_limits;
 use crate::sink::{self, ShardRef, Sink, SinkError};
 use crate::telemetry::{stage_span, Stage};
 use crate::transform::Transformer;
@@ -155,7 +156,13 @@ pub async fn run(
         let rows = batch.as_ref().map_or(0, |b| b.num_rows() as u64);
         work.metrics.records_transformed.add(rows);
         let watermark = match &work.pipeline.spec.incremental {
-            Some(inc) => advance_watermark(cp.watermark.clone(), &page.records, &inc.cursor_field),
+            Some(inc) => shard_limits::advance_watermark(
+                &work.metrics,
+                inc,
+                cp.watermark.clone(),
+                &page.records,
+                apitap_common::time::now_ms(),
+            ),
             None => None,
         };
         let next = Checkpoint {

@@ -204,3 +204,28 @@ fn upstream_knobs_must_be_within_their_ceilings() {
         "{e:?}"
     );
 }
+
+#[test]
+fn incremental_cursor_types_and_skew_parse() {
+    let text = HEAD.replace(
+        "  sink:",
+        "  incremental: { cursor_field: ts, cursor_type: unix_millis, max_future_skew: 1h }\n  sink:",
+    );
+    let p = load("f.yaml", &text, None).expect("valid incremental");
+    let inc = p.spec.incremental.unwrap();
+    assert_eq!(inc.cursor_type, CursorType::UnixMillis);
+    assert_eq!(inc.max_future_skew, std::time::Duration::from_secs(3600));
+    let default = HEAD.replace("  sink:", "  incremental: { cursor_field: ts }\n  sink:");
+    let inc = load("f.yaml", &default, None)
+        .unwrap()
+        .spec
+        .incremental
+        .unwrap();
+    assert_eq!(inc.cursor_type, CursorType::Auto);
+    assert_eq!(inc.max_future_skew, crate::limits::DEFAULT_MAX_FUTURE_SKEW);
+    let bad = HEAD.replace(
+        "  sink:",
+        "  incremental: { cursor_field: ts, cursor_type: date }\n  sink:",
+    );
+    assert_eq!(errors(&bad).len(), 1);
+}

@@ -354,6 +354,67 @@ pub struct Incremental {
     /// `{{ watermark }}` of the first run.
     #[serde(default)]
     pub initial: String,
+    /// How cursor values are read and compared (see [`crate::watermark`]).
+    #[serde(default)]
+    pub cursor_type: CursorType,
+    /// A time cursor later than now plus this does not move the watermark: one record
+    /// dated 9999-12-31 would otherwise make every later run ask for nothing.
+    #[serde(
+        default = "default_max_future_skew",
+        with = "duration",
+        skip_serializing_if = "is_default_skew"
+    )]
+    pub max_future_skew: Duration,
+}
+
+fn default_max_future_skew() -> Duration {
+    crate::limits::DEFAULT_MAX_FUTURE_SKEW
+}
+
+fn is_default_skew(d: &Duration) -> bool {
+    *d == default_max_future_skew()
+}
+
+impl Incremental {
+    /// What the stored watermarks mean: the cursor field and the URL as written (secrets
+    /// unresolved). A pipeline version with another basis starts again from `initial`,
+    /// since a watermark of one field or API says nothing about another.
+    pub fn basis(&self, url: &str) -> String {
+        format!("{}\n{url}", self.cursor_field)
+    }
+}
+
+/// The type of `incremental.cursor_field`'s values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorType {
+    /// RFC 3339 timestamps and `YYYY-MM-DD` dates are times, numbers are numbers, anything
+    /// else is text.
+    #[default]
+    Auto,
+    /// RFC 3339 timestamps or `YYYY-MM-DD` dates; other values are ignored.
+    Timestamp,
+    /// Unix seconds (numbers or numeric strings).
+    UnixSeconds,
+    /// Unix milliseconds (numbers or numeric strings).
+    UnixMillis,
+    /// Numbers (or numeric strings), not times: never checked against the clock.
+    Number,
+    /// Text compared byte by byte, never checked against the clock.
+    Text,
+}
+
+impl CursorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CursorType::Auto => "auto",
+            CursorType::Timestamp => "timestamp",
+            CursorType::UnixSeconds => "unix_seconds",
+            CursorType::UnixMillis => "unix_millis",
+            CursorType::Number => "number",
+            CursorType::Text => "text",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

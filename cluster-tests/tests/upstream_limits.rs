@@ -1,0 +1,94 @@
+//! The limits on what an upstream API can make a pipeline do, on real processes against the
+//! mock API (docs/operations.md, "Limits of upstream APIs"): a far-future cursor value.
+
+use std::time::Duration;
+
+use apitap_chaos::testbed::TestCluster;
+
+fn total_records(run: &serde_json::Value) -> u64 {
+    run["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["records"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Requests the mock API answered for `path`.
+fn requests_to(cluster: &TestCluster, path: &str) -> Vec<apitap_chaos::mock_api::RequestLogEntry> {
+    cluster
+        .mock
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect()
+}
+
+/// Every worker's log, one after the other.
+fn worker_logs(cluster: &TestCluster) -> anyhow::Result<String> {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(cluster.logs())? {
+        let path = entry?.path();
+        let is_worker = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("worker-"));
+        if is_worker {
+            all.push_str(&std::fs::read_to_string(&path)?);
+        }
+    }
+    Ok(all)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_far_future_record_does_not_stop_later_incremental_runs() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().records(500).start().await?;
+    let db = cluster.out_path("future.db");
+    // Record 250 is dated 9999-12-31; the API serves what changed after the watermark.
+    let yaml = format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: future }}
+spec:
+  incremental: {{ cursor_field: createdAt, initial: "2025-01-01T00:00:00Z" }}
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/updated"
+      query: {{ updated_after: "{{{{ watermark }}}}", far_future_id: "250" }}
+      records: $.data
+      pagination: {{ kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: 100 }}
+  sink:
+    sqlite: {{ path: "{}", table: users, mode: merge, primary_key: [id] }}
+"#,
+        db.display()
+    );
+    let first = cluster.submit("future", &yaml)?;
+    let info = cluster.wait_for_run(first, Duration::from_secs(60))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    assert_eq!(total_records(&info), 500);
+
+    cluster.mock.state().dataset().grow(120);
+    let second = cluster.ctl_json(&["run", "future"])?["run_id"]
+        .as_u64()
+        .expect("run id");
+    let info = cluster.wait_for_run(second, Duration::from_secs(60))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    // The 120 new records, and the far-future one again: it is newer than any watermark,
+    // so the API keeps serving it (merge mode keeps one row of it).
+    assert_eq!(total_records(&info), 121, "{info:#}");
+    let asked = requests_to(&cluster, "/v1/updated");
+    let last = asked.last().expect("requests");
+    assert!(
+        last.query
+            .contains("updated_after=2026-01-01T08%3A20%3A00Z"),
+        "the second run asks for what is newer than record 500: {}",
+        last.query
+    );
+    let worker_log = worker_logs(&cluster)?;
+    assert!(
+        worker_log.contains("limit max_future_skew"),
+        "the far-future value is reported"
+    );
+    Ok(())
+}
