@@ -1,5 +1,6 @@
 //! The limits on what an upstream API can make a pipeline do, on real processes against the
-//! mock API (docs/operations.md, "Limits of upstream APIs"): a far-future cursor value.
+//! mock API (docs/operations.md, "Limits of upstream APIs"): a far-future cursor value, and an
+//! API that pages for ever.
 
 use std::time::Duration;
 
@@ -90,5 +91,44 @@ spec:
         worker_log.contains("limit max_future_skew"),
         "the far-future value is reported"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_over_its_page_budget_fails_once_naming_the_key() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().records(500).start().await?;
+    let db = cluster.out_path("budget.db");
+    let yaml = format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: budget }}
+spec:
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/cursor"
+      records: $.data
+      pagination: {{ kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: 100 }}
+      limits: {{ max_pages: 3 }}
+  sink:
+    sqlite: {{ path: "{}", table: users }}
+"#,
+        db.display()
+    );
+    let run = cluster.submit("budget", &yaml)?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(60))?;
+    assert_eq!(info["state"], "failed", "{info:#}");
+    let error = info["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("the shard has fetched 3 pages and the source has more, over the limit shard_max_pages of 3 pages")
+            && error.contains("spec.source.http.limits.max_pages"),
+        "{info:#}"
+    );
+    assert_eq!(
+        total_records(&info),
+        300,
+        "the pages within the budget are kept"
+    );
+    // A user error: the shard is not retried, so the API saw the 3 pages once.
+    assert_eq!(requests_to(&cluster, "/v1/cursor").len(), 3);
     Ok(())
 }

@@ -71,6 +71,17 @@ pub const MAX_BODY_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
 /// Most redirects followed for one request (not a knob).
 pub const MAX_REDIRECTS: usize = 10;
 
+/// Default pages one shard may fetch (`spec.source.http.limits.max_pages`). A shard over it
+/// fails: an API whose pagination never ends cannot hold a worker slot for ever.
+pub const DEFAULT_SHARD_MAX_PAGES: u64 = 1_000_000;
+
+/// Default records one shard may fetch (`spec.source.http.limits.max_records`).
+pub const DEFAULT_SHARD_MAX_RECORDS: u64 = 100_000_000;
+
+/// Default response bytes one lease of a shard may fetch (`spec.source.http.limits.max_bytes`):
+/// 100 GiB.
+pub const DEFAULT_SHARD_MAX_BYTES: u64 = 100 * 1024 * 1024 * 1024;
+
 /// Default of `spec.incremental.max_future_skew`: how far past the worker's clock a time
 /// cursor may lie and still move the watermark. Clocks of APIs drift by seconds; a day
 /// covers time zones written wrongly as UTC, not a record dated 9999-12-31.

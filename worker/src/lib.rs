@@ -4,7 +4,7 @@
 //! - [`shard_runner`]: one `ShardRunner` actor per lease.
 //! - [`rate_budget`]: the `RateBudget` actor: shares of global rate limits, token buckets, back-offs.
 //! - [`shard_loop`]: claim → fetch → transform → commit, page by page (DESIGN §6).
-//! - [`shard_limits`]: the incremental watermark's plausibility, checked per page.
+//! - [`shard_limits`]: the shard's budget and the watermark's plausibility, checked per page.
 //! - [`fetch`]: HTTP client, pagination, auth, retries.
 //! - [`transform`]: JSON → Arrow, DataFusion SQL.
 //! - [`sink`]: one module per sink behind the `Sink` trait, with fencing.

@@ -140,6 +140,14 @@ fn upstream_knobs(p: &Pipeline, out: &mut Vec<Problem>) {
         MAX_BODY_BYTES_CEILING,
         "bytes",
     );
+    let budget = &p.spec.source.http.limits;
+    for (key, value, unit) in [
+        ("max_pages", budget.max_pages, "pages"),
+        ("max_records", budget.max_records, "records"),
+        ("max_bytes", budget.max_bytes, "bytes"),
+    ] {
+        range(format!("{HTTP}.limits.{key}"), value, u64::MAX, unit);
+    }
     let sink = match (&p.spec.sink.postgres, &p.spec.sink.sqlite) {
         (Some(s), _) => Some(("postgres", s.max_columns, s.max_new_columns)),
         (None, Some(s)) => Some(("sqlite", s.max_columns, s.max_new_columns)),

@@ -206,6 +206,34 @@ fn upstream_knobs_must_be_within_their_ceilings() {
 }
 
 #[test]
+fn shard_budgets_default_to_generous_finite_values_and_refuse_zero() {
+    let default = load("f.yaml", HEAD, None).unwrap();
+    let b = &default.spec.source.http.limits;
+    assert_eq!(
+        (b.max_pages(), b.max_records(), b.max_bytes()),
+        (1_000_000, 100_000_000, 100 * 1024 * 1024 * 1024)
+    );
+    let set = load(
+        "f.yaml",
+        &format!("{HEAD}      limits: {{ max_pages: 3, max_records: 250, max_bytes: 4096 }}\n"),
+        None,
+    )
+    .expect("valid budgets");
+    let b = &set.spec.source.http.limits;
+    assert_eq!(
+        (b.max_pages(), b.max_records(), b.max_bytes()),
+        (3, 250, 4096)
+    );
+    let e = errors(&format!("{HEAD}      limits: {{ max_records: 0 }}\n"));
+    assert!(
+        e.len() == 1 && e[0].contains("spec.source.http.limits.max_records"),
+        "{e:?}"
+    );
+    let e = errors(&format!("{HEAD}      limits: {{ max_rows: 1 }}\n"));
+    assert!(e.len() == 1 && e[0].contains("max_rows"), "{e:?}");
+}
+
+#[test]
 fn incremental_cursor_types_and_skew_parse() {
     let text = HEAD.replace(
         "  sink:",

@@ -99,6 +99,9 @@ pub struct HttpSource {
     /// Which next links and redirects are followed.
     #[serde(default, skip_serializing_if = "Follow::is_default")]
     pub follow: Follow,
+    /// What one shard may fetch before it fails (pages, records, bytes).
+    #[serde(default, skip_serializing_if = "ShardLimits::is_default")]
+    pub limits: ShardLimits,
 }
 
 impl HttpSource {
@@ -122,6 +125,44 @@ pub struct Follow {
 impl Follow {
     fn is_default(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+/// The budget of one shard (`spec.source.http.limits`). An API that never stops paging
+/// (a cursor that cycles through fresh values, a `has_more` that stays true) would
+/// otherwise keep a worker slot and fill the warehouse forever; over a budget the shard
+/// fails as a user error instead. Unlike `pagination.max_pages`, which ends a shard
+/// successfully, these are alarms: a healthy shard never reaches them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardLimits {
+    /// Pages per shard; [`crate::limits::DEFAULT_SHARD_MAX_PAGES`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pages: Option<u64>,
+    /// Records per shard; [`crate::limits::DEFAULT_SHARD_MAX_RECORDS`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<u64>,
+    /// Response bytes per lease of a shard; [`crate::limits::DEFAULT_SHARD_MAX_BYTES`] when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+impl ShardLimits {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
+            .unwrap_or(crate::limits::DEFAULT_SHARD_MAX_PAGES)
+    }
+    pub fn max_records(&self) -> u64 {
+        self.max_records
+            .unwrap_or(crate::limits::DEFAULT_SHARD_MAX_RECORDS)
+    }
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+            .unwrap_or(crate::limits::DEFAULT_SHARD_MAX_BYTES)
     }
 }
 
