@@ -1,9 +1,10 @@
 //! The limits on what an upstream API can make a pipeline do, on real processes against the
-//! mock API (docs/operations.md, "Limits of upstream APIs"): a far-future cursor value, and an
-//! API that pages for ever.
+//! mock API (docs/operations.md, "Limits of upstream APIs"): a far-future cursor value, an
+//! API that pages for ever, and a huge `Retry-After`.
 
 use std::time::Duration;
 
+use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::TestCluster;
 
 fn total_records(run: &serde_json::Value) -> u64 {
@@ -130,5 +131,53 @@ spec:
     );
     // A user error: the shard is not retried, so the API saw the 3 pages once.
     assert_eq!(requests_to(&cluster, "/v1/cursor").len(), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_retry_after_is_clamped_to_the_pipeline_maximum() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().records(50).start().await?;
+    let db = cluster.out_path("patient.db");
+    // Without the clamp the worker would wait 2 minutes (4 × max_backoff) and the
+    // cluster-wide back-off of the key would last an hour.
+    cluster.mock.state().push_fault(FaultSpec {
+        fault: Fault::Status {
+            status: 429,
+            retry_after_secs: Some(1_000_000_000),
+        },
+        count: 1,
+    });
+    let yaml = format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: patient }}
+spec:
+  rate_limit: {{ key: mock-api, requests_per_second: 50, burst: 10 }}
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/all"
+      retry: {{ max_attempts: 3, max_retry_after: 1s }}
+  sink:
+    sqlite: {{ path: "{}", table: users }}
+"#,
+        db.display()
+    );
+    let run = cluster.submit("patient", &yaml)?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(30))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    assert_eq!(total_records(&info), 50);
+    let asked = requests_to(&cluster, "/v1/all");
+    assert_eq!(asked.len(), 2, "one 429, one retry");
+    assert_eq!(asked[0].status, 429);
+    let waited = asked[1].at_ms.saturating_sub(asked[0].at_ms);
+    assert!(
+        (900..10_000).contains(&waited),
+        "the retry came {waited} ms after the 429"
+    );
+    let worker_log = worker_logs(&cluster)?;
+    assert!(
+        worker_log.contains("limit max_retry_after"),
+        "the clamp is logged"
+    );
     Ok(())
 }

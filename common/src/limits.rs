@@ -82,6 +82,11 @@ pub const DEFAULT_SHARD_MAX_RECORDS: u64 = 100_000_000;
 /// 100 GiB.
 pub const DEFAULT_SHARD_MAX_BYTES: u64 = 100 * 1024 * 1024 * 1024;
 
+/// Longest `Retry-After` any pipeline obeys, and the default and largest value of
+/// `spec.source.http.retry.max_retry_after`. Equal to the coordinator's cluster-wide clamp
+/// (`apitap_proto::limits::MAX_RETRY_AFTER_MS`), so a pipeline can only lower it.
+pub const MAX_RETRY_AFTER_CEILING: Duration = Duration::from_secs(3600);
+
 /// Default of `spec.incremental.max_future_skew`: how far past the worker's clock a time
 /// cursor may lie and still move the watermark. Clocks of APIs drift by seconds; a day
 /// covers time zones written wrongly as UTC, not a record dated 9999-12-31.

@@ -234,6 +234,30 @@ fn shard_budgets_default_to_generous_finite_values_and_refuse_zero() {
 }
 
 #[test]
+fn max_retry_after_defaults_to_and_stays_under_the_cluster_clamp() {
+    let default = load("f.yaml", HEAD, None).unwrap();
+    assert_eq!(
+        default.spec.source.http.retry.max_retry_after,
+        crate::limits::MAX_RETRY_AFTER_CEILING
+    );
+    let set = load(
+        "f.yaml",
+        &format!("{HEAD}      retry: {{ max_retry_after: 90s }}\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        set.spec.source.http.retry.max_retry_after,
+        std::time::Duration::from_secs(90)
+    );
+    one_error(
+        &format!("{HEAD}      retry: {{ max_retry_after: 2h }}\n"),
+        "f.yaml:",
+        "spec.source.http.retry.max_retry_after: 7200s is above the ceiling of 3600s",
+    );
+}
+
+#[test]
 fn incremental_cursor_types_and_skew_parse() {
     let text = HEAD.replace(
         "  sink:",

@@ -319,6 +319,11 @@ pub struct Retry {
     pub initial_backoff: Duration,
     #[serde(default = "default_max_backoff", with = "duration")]
     pub max_backoff: Duration,
+    /// Longest `Retry-After` this pipeline obeys, both for its own wait and for the
+    /// cluster-wide back-off of its `rate_limit` key; at most
+    /// [`crate::limits::MAX_RETRY_AFTER_CEILING`], which is also the default.
+    #[serde(default = "default_max_retry_after", with = "duration")]
+    pub max_retry_after: Duration,
 }
 
 fn default_max_attempts() -> u32 {
@@ -330,6 +335,9 @@ fn default_initial_backoff() -> Duration {
 fn default_max_backoff() -> Duration {
     Duration::from_secs(30)
 }
+fn default_max_retry_after() -> Duration {
+    crate::limits::MAX_RETRY_AFTER_CEILING
+}
 
 impl Default for Retry {
     fn default() -> Self {
@@ -337,6 +345,7 @@ impl Default for Retry {
             max_attempts: default_max_attempts(),
             initial_backoff: default_initial_backoff(),
             max_backoff: default_max_backoff(),
+            max_retry_after: default_max_retry_after(),
         }
     }
 }
