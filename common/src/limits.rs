@@ -61,8 +61,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 // ---------------------------------------------------------------------------------------
 
 /// Default largest response body, in bytes (`spec.source.http.max_body_bytes`). A page is
-/// parsed into a JSON tree several times its size, so this bounds a worker's memory per
-/// shard.
+/// parsed into a JSON tree about 9 times its size (worker/tests/page_memory.rs), so this
+/// bounds a worker's memory per shard.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Largest value `spec.source.http.max_body_bytes` accepts.
