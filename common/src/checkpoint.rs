@@ -29,7 +29,8 @@ pub struct Checkpoint {
     pub pages: u64,
     /// Records committed so far in this shard.
     pub records: u64,
-    /// Largest `incremental.cursor_field` value committed so far (incremental loads).
+    /// Largest `incremental.cursor_field` value committed so far (incremental loads; see
+    /// [`crate::watermark`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
 }
@@ -54,56 +55,5 @@ impl Checkpoint {
 
     pub fn from_json(s: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(s)
-    }
-}
-
-/// The watermark after committing `records`: the largest value of `field` seen, compared
-/// as numbers when both sides are numbers and as text otherwise.
-pub fn advance_watermark(
-    current: Option<String>,
-    records: &[serde_json::Value],
-    field: &str,
-) -> Option<String> {
-    let mut best = current;
-    for r in records {
-        let v = match r.get(field) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => continue,
-        };
-        let newer = match &best {
-            None => true,
-            Some(b) => match (b.parse::<f64>(), v.parse::<f64>()) {
-                (Ok(x), Ok(y)) => y > x,
-                _ => v > *b,
-            },
-        };
-        if newer {
-            best = Some(v);
-        }
-    }
-    best
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::advance_watermark;
-
-    #[test]
-    fn watermarks_only_move_forward() {
-        let recs = [json!({"id": 9}), json!({"id": 12}), json!({"id": 3})];
-        assert_eq!(advance_watermark(None, &recs, "id").as_deref(), Some("12"));
-        assert_eq!(
-            advance_watermark(Some("100".into()), &recs, "id").as_deref(),
-            Some("100")
-        );
-        let ts = [json!({"t": "2026-01-02"}), json!({"t": "2026-01-01"})];
-        assert_eq!(
-            advance_watermark(None, &ts, "t").as_deref(),
-            Some("2026-01-02")
-        );
-        assert_eq!(advance_watermark(None, &ts, "missing"), None);
     }
 }

@@ -6,6 +6,7 @@
 //! - [`jsonpath`]: the small JSON path subset used to find records, cursors and flags.
 //! - [`shard`]: expanding `spec.shards` into the shards of a run (a pure function).
 //! - [`checkpoint`]: the resume position of a shard, shared by coordinator and worker.
+//! - [`watermark`]: typed incremental watermarks and the values that may not move them.
 //! - [`cron`]: five-field cron schedules.
 //! - [`timestamp`]: RFC 3339 timestamps for time-window shards.
 //! - [`retry`]: exponential back-off with jitter.
@@ -33,6 +34,7 @@ pub mod telemetry;
 pub mod time;
 pub mod timestamp;
 pub mod trace_context;
+pub mod watermark;
 
 #[cfg(test)]
 mod proptests;

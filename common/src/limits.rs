@@ -61,8 +61,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 // ---------------------------------------------------------------------------------------
 
 /// Default largest response body, in bytes (`spec.source.http.max_body_bytes`). A page is
-/// parsed into a JSON tree several times its size, so this bounds a worker's memory per
-/// shard.
+/// parsed into a JSON tree about 9 times its size (worker/tests/page_memory.rs), so this
+/// bounds a worker's memory per shard.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Largest value `spec.source.http.max_body_bytes` accepts.
@@ -70,6 +70,27 @@ pub const MAX_BODY_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
 
 /// Most redirects followed for one request (not a knob).
 pub const MAX_REDIRECTS: usize = 10;
+
+/// Default pages one shard may fetch (`spec.source.http.limits.max_pages`). A shard over it
+/// fails: an API whose pagination never ends cannot hold a worker slot for ever.
+pub const DEFAULT_SHARD_MAX_PAGES: u64 = 1_000_000;
+
+/// Default records one shard may fetch (`spec.source.http.limits.max_records`).
+pub const DEFAULT_SHARD_MAX_RECORDS: u64 = 100_000_000;
+
+/// Default response bytes one lease of a shard may fetch (`spec.source.http.limits.max_bytes`):
+/// 100 GiB.
+pub const DEFAULT_SHARD_MAX_BYTES: u64 = 100 * 1024 * 1024 * 1024;
+
+/// Longest `Retry-After` any pipeline obeys, and the default and largest value of
+/// `spec.source.http.retry.max_retry_after`. Equal to the coordinator's cluster-wide clamp
+/// (`apitap_proto::limits::MAX_RETRY_AFTER_MS`), so a pipeline can only lower it.
+pub const MAX_RETRY_AFTER_CEILING: Duration = Duration::from_secs(3600);
+
+/// Default of `spec.incremental.max_future_skew`: how far past the worker's clock a time
+/// cursor may lie and still move the watermark. Clocks of APIs drift by seconds; a day
+/// covers time zones written wrongly as UTC, not a record dated 9999-12-31.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(86_400);
 
 /// Default most columns a sink table may have (`spec.sink.<sink>.max_columns`). PostgreSQL
 /// stops at 1,600; a table that grows towards it stops every load of the pipeline.

@@ -81,6 +81,7 @@ async fn runs_and_their_shards_survive_reopening_exactly() {
             source_url: String::new(),
             sink: String::new(),
             initial_watermark: None,
+            watermark_basis: None,
             rate_limit: Some(("api".into(), 5.0, 2)),
             start_run: Some(shards),
             trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),

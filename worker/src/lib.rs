@@ -4,6 +4,7 @@
 //! - [`shard_runner`]: one `ShardRunner` actor per lease.
 //! - [`rate_budget`]: the `RateBudget` actor: shares of global rate limits, token buckets, back-offs.
 //! - [`shard_loop`]: claim → fetch → transform → commit, page by page (DESIGN §6).
+//! - [`shard_limits`]: the shard's budget and the watermark's plausibility, checked per page.
 //! - [`fetch`]: HTTP client, pagination, auth, retries.
 //! - [`transform`]: JSON → Arrow, DataFusion SQL.
 //! - [`sink`]: one module per sink behind the `Sink` trait, with fencing.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod fetch;
 pub mod metrics;
 pub mod rate_budget;
+pub mod shard_limits;
 pub mod shard_loop;
 pub mod shard_runner;
 pub mod sink;

@@ -218,6 +218,9 @@ impl FetchObserver {
             m.http_requests
                 .inc(&[&host, ev.status.map_or("error", status_class)]);
             m.http_retries.inc();
+            if ev.clamped {
+                m.limit_hits.inc(&["max_retry_after"]);
+            }
             *started = now + ev.wait;
         });
         (fetcher, observer)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apitap_common::checkpoint::{advance_watermark, Checkpoint};
+use apitap_common::checkpoint::Checkpoint;
 use apitap_common::error::ErrorClass;
 use apitap_common::spec::Pipeline;
 use tokio::sync::watch;
@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::fetch::Fetcher;
 use crate::metrics::{FetchObserver, Metrics};
+use crate::shard_limits::{self, ShardBudget};
 use crate::sink::{self, ShardRef, Sink, SinkError};
 use crate::telemetry::{stage_span, Stage};
 use crate::transform::Transformer;
@@ -120,10 +121,15 @@ pub async fn run(
     let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
     let transformer = Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref())
         .with_limits(work.transform_limits);
+    let mut budget = ShardBudget::new(&work.pipeline.spec.source.http.limits);
     let mut last_report = Instant::now() - Duration::from_secs(10);
     while !cp.is_done() {
         if *stop.borrow_and_update() {
             return Outcome::Stopped(cp);
+        }
+        if let Err(e) = budget.before_fetch(&cp) {
+            shard_limits::report_budget(&work.metrics, &e);
+            return fail(ErrorClass::User, e, Some(&cp));
         }
         let page = match fetches
             .fetch(&fetcher, &cp.position, cp.pages, cp.records)
@@ -133,6 +139,10 @@ pub async fn run(
             Ok(p) => p,
             Err(e) => return fail(e.class(), e, Some(&cp)),
         };
+        if let Err(e) = budget.after_fetch(&cp, page.records.len(), page.bytes) {
+            shard_limits::report_budget(&work.metrics, &e);
+            return fail(ErrorClass::User, e, Some(&cp));
+        }
         let batch = match transformer
             .run(&page.records)
             .instrument(stage_span(Stage::Transform, &work))
@@ -155,7 +165,13 @@ pub async fn run(
         let rows = batch.as_ref().map_or(0, |b| b.num_rows() as u64);
         work.metrics.records_transformed.add(rows);
         let watermark = match &work.pipeline.spec.incremental {
-            Some(inc) => advance_watermark(cp.watermark.clone(), &page.records, &inc.cursor_field),
+            Some(inc) => shard_limits::advance_watermark(
+                &work.metrics,
+                inc,
+                cp.watermark.clone(),
+                &page.records,
+                apitap_common::time::now_ms(),
+            ),
             None => None,
         };
         let next = Checkpoint {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 pub const CITIES: [&str; 5] = ["Lisbon", "Osaka", "Nairobi", "Quito", "Oslo"];
 
 /// Unix seconds of 2026-01-01T00:00:00Z, the `createdAt` of record 0.
-const BASE_UNIX_SECS: u128 = 1_767_225_600;
+pub(crate) const BASE_UNIX_SECS: u128 = 1_767_225_600;
 
 /// Builds the record with the given 1-based id.
 ///

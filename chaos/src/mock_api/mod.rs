@@ -2,7 +2,8 @@
 //!
 //! It is a real actix-web HTTP server over [`dataset::record`], a pure function
 //! of the record id, so anyone can recompute the expected warehouse contents.
-//! Six `/v1` endpoints cover the pagination styles ApiTap supports; `/_admin`
+//! Six `/v1` endpoints cover the pagination styles ApiTap supports, `/v1/updated`
+//! serves records changed after a time (with an optional far-future record); `/_admin`
 //! endpoints inject faults (status codes, latency, truncated bodies), grow the
 //! dataset and expose the request log. Each submodule documents one concept.
 //!
@@ -25,6 +26,7 @@ pub mod pagination;
 pub mod params;
 pub mod request_log;
 pub mod state;
+pub mod updated;
 
 #[cfg(test)]
 mod tests;
@@ -87,6 +89,7 @@ pub fn configure(state: web::Data<MockState>) -> impl FnOnce(&mut web::ServiceCo
                     .route("/next_url", web::get().to(pagination::next_url))
                     .route("/link_header", web::get().to(pagination::link_header))
                     .route("/all", web::get().to(pagination::all))
+                    .route("/updated", web::get().to(updated::updated))
                     // A hostile upstream: answers 400 with the request's query in the body,
                     // as APIs that echo a bad parameter (an API key included) do.
                     .route(

@@ -598,3 +598,51 @@ async fn serves_over_a_real_socket_and_stops() {
     api.stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[actix_web::test]
+async fn updated_serves_what_changed_after_a_time_and_the_planted_far_future_record() {
+    let (app, _) = app!(MockApiConfig::with_records(N));
+    let after = dataset::created_at(200);
+    let mut seen = Vec::new();
+    let mut uri = format!("/v1/updated?limit=25&far_future_id=100&updated_after={after}");
+    loop {
+        let body = send(&app, get(&uri).to_request()).await.json();
+        for r in body["data"].as_array().unwrap() {
+            let id = r["id"].as_u64().unwrap();
+            let expected = if id == 100 {
+                updated::FAR_FUTURE.to_string()
+            } else {
+                dataset::created_at(id)
+            };
+            assert_eq!(r["createdAt"], json!(expected), "{r}");
+        }
+        seen.extend(ids(&body["data"]));
+        match body["next_cursor"].as_str() {
+            Some(c) => {
+                uri = format!(
+                    "/v1/updated?limit=25&far_future_id=100&updated_after={after}&cursor={c}"
+                )
+            }
+            None => break,
+        }
+    }
+    // Ids after 200, and the far-future record (dated after any time) on the first page.
+    assert_eq!(seen[0], 100);
+    assert_exactly_once(&seen[1..], 201..=N);
+    // Without the plant, nothing is after the last record's date.
+    let last = dataset::created_at(N);
+    let body = send(
+        &app,
+        get(&format!("/v1/updated?updated_after={last}")).to_request(),
+    )
+    .await
+    .json();
+    assert_eq!(body["data"], json!([]));
+    assert_eq!(body["has_more"], json!(false));
+    let bad = send(
+        &app,
+        get("/v1/updated?updated_after=yesterday").to_request(),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -5,7 +5,8 @@
 use super::parse::Problem;
 use super::types::Pipeline;
 use crate::limits::{
-    check_bytes, check_count, LimitError, Limits, MAX_BODY_BYTES_CEILING, MAX_TABLE_COLUMNS_CEILING,
+    check_bytes, check_count, LimitError, Limits, MAX_BODY_BYTES_CEILING, MAX_RETRY_AFTER_CEILING,
+    MAX_TABLE_COLUMNS_CEILING,
 };
 use crate::shard::{self, ExpandError};
 
@@ -121,6 +122,20 @@ pub(crate) fn bounds(p: &Pipeline, limits: &Limits, out: &mut Vec<Problem>) {
 
 /// The per-pipeline upstream limits must be usable values below their ceilings.
 fn upstream_knobs(p: &Pipeline, out: &mut Vec<Problem>) {
+    let retry_after = p.spec.source.http.retry.max_retry_after;
+    if retry_after > MAX_RETRY_AFTER_CEILING {
+        out.push(
+            Problem::new(
+                format!("{HTTP}.retry.max_retry_after"),
+                format!(
+                    "{}s is above the ceiling of {}s, the cluster's own clamp on Retry-After",
+                    retry_after.as_secs(),
+                    MAX_RETRY_AFTER_CEILING.as_secs()
+                ),
+            )
+            .hint("leave it out for the ceiling, or choose a smaller value such as 10m"),
+        );
+    }
     let mut range = |path: String, value: Option<u64>, max: u64, unit: &str| match value {
         Some(0) => {
             out.push(Problem::new(path, "must be at least 1").hint("leave it out for the default"))
@@ -140,6 +155,14 @@ fn upstream_knobs(p: &Pipeline, out: &mut Vec<Problem>) {
         MAX_BODY_BYTES_CEILING,
         "bytes",
     );
+    let budget = &p.spec.source.http.limits;
+    for (key, value, unit) in [
+        ("max_pages", budget.max_pages, "pages"),
+        ("max_records", budget.max_records, "records"),
+        ("max_bytes", budget.max_bytes, "bytes"),
+    ] {
+        range(format!("{HTTP}.limits.{key}"), value, u64::MAX, unit);
+    }
     let sink = match (&p.spec.sink.postgres, &p.spec.sink.sqlite) {
         (Some(s), _) => Some(("postgres", s.max_columns, s.max_new_columns)),
         (None, Some(s)) => Some(("sqlite", s.max_columns, s.max_new_columns)),

@@ -204,3 +204,80 @@ fn upstream_knobs_must_be_within_their_ceilings() {
         "{e:?}"
     );
 }
+
+#[test]
+fn shard_budgets_default_to_generous_finite_values_and_refuse_zero() {
+    let default = load("f.yaml", HEAD, None).unwrap();
+    let b = &default.spec.source.http.limits;
+    assert_eq!(
+        (b.max_pages(), b.max_records(), b.max_bytes()),
+        (1_000_000, 100_000_000, 100 * 1024 * 1024 * 1024)
+    );
+    let set = load(
+        "f.yaml",
+        &format!("{HEAD}      limits: {{ max_pages: 3, max_records: 250, max_bytes: 4096 }}\n"),
+        None,
+    )
+    .expect("valid budgets");
+    let b = &set.spec.source.http.limits;
+    assert_eq!(
+        (b.max_pages(), b.max_records(), b.max_bytes()),
+        (3, 250, 4096)
+    );
+    let e = errors(&format!("{HEAD}      limits: {{ max_records: 0 }}\n"));
+    assert!(
+        e.len() == 1 && e[0].contains("spec.source.http.limits.max_records"),
+        "{e:?}"
+    );
+    let e = errors(&format!("{HEAD}      limits: {{ max_rows: 1 }}\n"));
+    assert!(e.len() == 1 && e[0].contains("max_rows"), "{e:?}");
+}
+
+#[test]
+fn max_retry_after_defaults_to_and_stays_under_the_cluster_clamp() {
+    let default = load("f.yaml", HEAD, None).unwrap();
+    assert_eq!(
+        default.spec.source.http.retry.max_retry_after,
+        crate::limits::MAX_RETRY_AFTER_CEILING
+    );
+    let set = load(
+        "f.yaml",
+        &format!("{HEAD}      retry: {{ max_retry_after: 90s }}\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        set.spec.source.http.retry.max_retry_after,
+        std::time::Duration::from_secs(90)
+    );
+    one_error(
+        &format!("{HEAD}      retry: {{ max_retry_after: 2h }}\n"),
+        "f.yaml:",
+        "spec.source.http.retry.max_retry_after: 7200s is above the ceiling of 3600s",
+    );
+}
+
+#[test]
+fn incremental_cursor_types_and_skew_parse() {
+    let text = HEAD.replace(
+        "  sink:",
+        "  incremental: { cursor_field: ts, cursor_type: unix_millis, max_future_skew: 1h }\n  sink:",
+    );
+    let p = load("f.yaml", &text, None).expect("valid incremental");
+    let inc = p.spec.incremental.unwrap();
+    assert_eq!(inc.cursor_type, CursorType::UnixMillis);
+    assert_eq!(inc.max_future_skew, std::time::Duration::from_secs(3600));
+    let default = HEAD.replace("  sink:", "  incremental: { cursor_field: ts }\n  sink:");
+    let inc = load("f.yaml", &default, None)
+        .unwrap()
+        .spec
+        .incremental
+        .unwrap();
+    assert_eq!(inc.cursor_type, CursorType::Auto);
+    assert_eq!(inc.max_future_skew, crate::limits::DEFAULT_MAX_FUTURE_SKEW);
+    let bad = HEAD.replace(
+        "  sink:",
+        "  incremental: { cursor_field: ts, cursor_type: date }\n  sink:",
+    );
+    assert_eq!(errors(&bad).len(), 1);
+}

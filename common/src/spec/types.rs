@@ -99,6 +99,9 @@ pub struct HttpSource {
     /// Which next links and redirects are followed.
     #[serde(default, skip_serializing_if = "Follow::is_default")]
     pub follow: Follow,
+    /// What one shard may fetch before it fails (pages, records, bytes).
+    #[serde(default, skip_serializing_if = "ShardLimits::is_default")]
+    pub limits: ShardLimits,
 }
 
 impl HttpSource {
@@ -122,6 +125,44 @@ pub struct Follow {
 impl Follow {
     fn is_default(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+/// The budget of one shard (`spec.source.http.limits`). An API that never stops paging
+/// (a cursor that cycles through fresh values, a `has_more` that stays true) would
+/// otherwise keep a worker slot and fill the warehouse forever; over a budget the shard
+/// fails as a user error instead. Unlike `pagination.max_pages`, which ends a shard
+/// successfully, these are alarms: a healthy shard never reaches them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardLimits {
+    /// Pages per shard; [`crate::limits::DEFAULT_SHARD_MAX_PAGES`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pages: Option<u64>,
+    /// Records per shard; [`crate::limits::DEFAULT_SHARD_MAX_RECORDS`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<u64>,
+    /// Response bytes per lease of a shard; [`crate::limits::DEFAULT_SHARD_MAX_BYTES`] when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+impl ShardLimits {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
+            .unwrap_or(crate::limits::DEFAULT_SHARD_MAX_PAGES)
+    }
+    pub fn max_records(&self) -> u64 {
+        self.max_records
+            .unwrap_or(crate::limits::DEFAULT_SHARD_MAX_RECORDS)
+    }
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+            .unwrap_or(crate::limits::DEFAULT_SHARD_MAX_BYTES)
     }
 }
 
@@ -278,6 +319,11 @@ pub struct Retry {
     pub initial_backoff: Duration,
     #[serde(default = "default_max_backoff", with = "duration")]
     pub max_backoff: Duration,
+    /// Longest `Retry-After` this pipeline obeys, both for its own wait and for the
+    /// cluster-wide back-off of its `rate_limit` key; at most
+    /// [`crate::limits::MAX_RETRY_AFTER_CEILING`], which is also the default.
+    #[serde(default = "default_max_retry_after", with = "duration")]
+    pub max_retry_after: Duration,
 }
 
 fn default_max_attempts() -> u32 {
@@ -289,6 +335,9 @@ fn default_initial_backoff() -> Duration {
 fn default_max_backoff() -> Duration {
     Duration::from_secs(30)
 }
+fn default_max_retry_after() -> Duration {
+    crate::limits::MAX_RETRY_AFTER_CEILING
+}
 
 impl Default for Retry {
     fn default() -> Self {
@@ -296,6 +345,7 @@ impl Default for Retry {
             max_attempts: default_max_attempts(),
             initial_backoff: default_initial_backoff(),
             max_backoff: default_max_backoff(),
+            max_retry_after: default_max_retry_after(),
         }
     }
 }
@@ -354,6 +404,67 @@ pub struct Incremental {
     /// `{{ watermark }}` of the first run.
     #[serde(default)]
     pub initial: String,
+    /// How cursor values are read and compared (see [`crate::watermark`]).
+    #[serde(default)]
+    pub cursor_type: CursorType,
+    /// A time cursor later than now plus this does not move the watermark: one record
+    /// dated 9999-12-31 would otherwise make every later run ask for nothing.
+    #[serde(
+        default = "default_max_future_skew",
+        with = "duration",
+        skip_serializing_if = "is_default_skew"
+    )]
+    pub max_future_skew: Duration,
+}
+
+fn default_max_future_skew() -> Duration {
+    crate::limits::DEFAULT_MAX_FUTURE_SKEW
+}
+
+fn is_default_skew(d: &Duration) -> bool {
+    *d == default_max_future_skew()
+}
+
+impl Incremental {
+    /// What the stored watermarks mean: the cursor field and the URL as written (secrets
+    /// unresolved). A pipeline version with another basis starts again from `initial`,
+    /// since a watermark of one field or API says nothing about another.
+    pub fn basis(&self, url: &str) -> String {
+        format!("{}\n{url}", self.cursor_field)
+    }
+}
+
+/// The type of `incremental.cursor_field`'s values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorType {
+    /// RFC 3339 timestamps and `YYYY-MM-DD` dates are times, numbers are numbers, anything
+    /// else is text.
+    #[default]
+    Auto,
+    /// RFC 3339 timestamps or `YYYY-MM-DD` dates; other values are ignored.
+    Timestamp,
+    /// Unix seconds (numbers or numeric strings).
+    UnixSeconds,
+    /// Unix milliseconds (numbers or numeric strings).
+    UnixMillis,
+    /// Numbers (or numeric strings), not times: never checked against the clock.
+    Number,
+    /// Text compared byte by byte, never checked against the clock.
+    Text,
+}
+
+impl CursorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CursorType::Auto => "auto",
+            CursorType::Timestamp => "timestamp",
+            CursorType::UnixSeconds => "unix_seconds",
+            CursorType::UnixMillis => "unix_millis",
+            CursorType::Number => "number",
+            CursorType::Text => "text",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -333,6 +333,11 @@ impl ControlService for ControlApi {
                 .incremental
                 .as_ref()
                 .map(|i| i.initial.clone()),
+            watermark_basis: pipeline
+                .spec
+                .incremental
+                .as_ref()
+                .map(|i| i.basis(&pipeline.spec.source.http.url)),
             rate_limit: pipeline
                 .spec
                 .rate_limit

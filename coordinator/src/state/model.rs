@@ -38,6 +38,10 @@ pub struct PipelineRecord {
     /// Incremental loads: the first run's watermark; `None` for full loads.
     #[serde(default)]
     pub initial_watermark: Option<String>,
+    /// Incremental loads: the cursor field and URL the watermarks were measured on; a
+    /// submit with another one resets them. `None` when stored before it was kept.
+    #[serde(default)]
+    pub watermark_basis: Option<String>,
 }
 
 pub fn default_namespace() -> String {
@@ -93,6 +97,7 @@ impl PipelineRecord {
             sink: String::new(),
             watermarks: BTreeMap::new(),
             initial_watermark: None,
+            watermark_basis: None,
         }
     }
 }

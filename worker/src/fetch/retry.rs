@@ -21,8 +21,11 @@ pub struct RetryEvent {
     pub attempt: u32,
     /// The HTTP status, when the server answered.
     pub status: Option<u16>,
-    /// The server's `Retry-After`, uncapped.
+    /// The server's `Retry-After`, at most the pipeline's `retry.max_retry_after`: what a
+    /// cluster-wide back-off may last.
     pub retry_after: Option<Duration>,
+    /// The server asked for more than `retry.max_retry_after` (limit `max_retry_after`).
+    pub clamped: bool,
     /// How long the fetcher waits before the next attempt.
     pub wait: Duration,
 }
@@ -35,6 +38,8 @@ pub(crate) struct RetryPolicy {
     pub(crate) max_attempts: u32,
     backoff: Backoff,
     retry_after_cap: Duration,
+    /// The pipeline's `retry.max_retry_after`.
+    max_retry_after: Duration,
 }
 
 impl RetryPolicy {
@@ -42,12 +47,17 @@ impl RetryPolicy {
         Self {
             max_attempts: retry.max_attempts.max(1),
             backoff: Backoff::new(retry.initial_backoff, retry.max_backoff),
-            retry_after_cap: retry.max_backoff.saturating_mul(4).min(MAX_RETRY_AFTER),
+            retry_after_cap: retry
+                .max_backoff
+                .saturating_mul(4)
+                .min(MAX_RETRY_AFTER)
+                .min(retry.max_retry_after),
+            max_retry_after: retry.max_retry_after,
         }
     }
 
     /// The wait after failed attempt `attempt` (1-based): the server's `Retry-After` (capped
-    /// at 4 × `max_backoff` and 5 minutes) or else the jittered back-off.
+    /// at 4 × `max_backoff`, 5 minutes and `max_retry_after`) or else the jittered back-off.
     pub(crate) fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         match retry_after {
             Some(d) => d.min(self.retry_after_cap),
@@ -73,7 +83,18 @@ where
         match attempt(n).await {
             Ok(v) => return Ok((v, n)),
             Err(e) if e.is_retriable() && n < policy.max_attempts => {
-                let retry_after = e.retry_after();
+                let asked = e.retry_after();
+                let clamped = asked.is_some_and(|d| d > policy.max_retry_after);
+                if clamped {
+                    tracing::warn!(
+                        url = %url_shown,
+                        retry_after_s = asked.unwrap_or_default().as_secs(),
+                        max_retry_after_s = policy.max_retry_after.as_secs(),
+                        "limit max_retry_after: retry-after clamped; raise \
+                         spec.source.http.retry.max_retry_after to obey longer ones"
+                    );
+                }
+                let retry_after = asked.map(|d| d.min(policy.max_retry_after));
                 let wait = policy.wait(n, retry_after);
                 tracing::warn!(
                     attempt = n,
@@ -89,6 +110,7 @@ where
                         attempt: n,
                         status: e.status(),
                         retry_after,
+                        clamped,
                         wait,
                     });
                 }
@@ -119,7 +141,8 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
         return Some(Duration::from_secs(secs));
     }
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // `1e300` is a valid float but no Duration: saturate rather than panic.
+        return (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = parse_imf_fixdate(v)?;
     let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();

@@ -741,6 +741,10 @@ fn retry_after_values() {
     );
     assert_eq!(parse_retry_after("soon", now), None);
     assert_eq!(parse_retry_after("-3", now), None);
+    // Floats too large for a Duration saturate instead of panicking; NaN is no delay.
+    assert_eq!(parse_retry_after("1e300", now), Some(Duration::MAX));
+    assert_eq!(parse_retry_after("inf", now), Some(Duration::MAX));
+    assert_eq!(parse_retry_after("NaN", now), None);
     assert_eq!(
         parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now),
         None
@@ -754,6 +758,7 @@ fn retry_waits() {
         max_attempts: 5,
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(2),
+        ..Retry::default()
     });
     for attempt in 1..5 {
         let d = policy.wait(attempt, None);
@@ -776,10 +781,29 @@ fn retry_waits() {
         max_attempts: 5,
         initial_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(600),
+        ..Retry::default()
     });
     assert_eq!(
         slow.wait(1, Some(Duration::from_secs(86_400))),
         MAX_RETRY_AFTER
+    );
+}
+
+#[test]
+fn a_pipeline_max_retry_after_caps_the_wait_below_the_global_clamps() {
+    let policy = RetryPolicy::new(&Retry {
+        max_retry_after: Duration::from_secs(2),
+        ..Retry::default()
+    });
+    assert_eq!(policy.wait(1, Some(Duration::MAX)), Duration::from_secs(2));
+    assert_eq!(
+        policy.wait(1, Some(Duration::from_secs(1))),
+        Duration::from_secs(1)
+    );
+    // The spec's ceiling is the coordinator's clamp, so a pipeline can only lower it.
+    assert_eq!(
+        apitap_common::limits::MAX_RETRY_AFTER_CEILING.as_millis(),
+        u128::from(apitap_proto::limits::MAX_RETRY_AFTER_MS)
     );
 }
 

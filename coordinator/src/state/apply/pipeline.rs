@@ -26,6 +26,10 @@ pub struct PutPipeline {
     /// Incremental loads: the first run's watermark.
     #[serde(default)]
     pub initial_watermark: Option<String>,
+    /// Incremental loads: what the watermarks are measured on (`Incremental::basis`: cursor
+    /// field and URL); `None` for full loads and in entries written before it existed.
+    #[serde(default)]
+    pub watermark_basis: Option<String>,
     /// The pipeline's `rate_limit`: (key, requests per second, burst).
     #[serde(default)]
     pub rate_limit: Option<(String, f64, u32)>,
@@ -76,10 +80,17 @@ impl PutPipeline {
         record.max_attempts = self.max_attempts;
         record.source_url = self.source_url.clone();
         record.sink = self.sink.clone();
-        if record.initial_watermark.is_none() || self.initial_watermark.is_none() {
+        // A watermark of another cursor field or API would skip (or re-read) records of the
+        // new one. A record stored before bases were kept has none; its watermarks are kept.
+        let basis_changed = matches!(
+            (&record.watermark_basis, &self.watermark_basis),
+            (Some(old), Some(new)) if old != new
+        );
+        if record.initial_watermark.is_none() || self.initial_watermark.is_none() || basis_changed {
             record.watermarks.clear();
         }
         record.initial_watermark = self.initial_watermark.clone();
+        record.watermark_basis = self.watermark_basis.clone();
         let version = record.version;
         let run_id = self
             .start_run
@@ -112,12 +123,62 @@ impl PutPipeline {
             source_url: String::new(),
             sink: String::new(),
             initial_watermark: None,
+            watermark_basis: None,
             rate_limit: None,
             start_run: None,
             trace: None,
             now_ms: 1,
             quota: Quota::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod watermark_tests {
+    use super::*;
+
+    fn put(basis: &str) -> PutPipeline {
+        PutPipeline {
+            initial_watermark: Some("0".into()),
+            watermark_basis: Some(basis.into()),
+            ..PutPipeline::for_test("p")
+        }
+    }
+
+    fn with_watermark(state: &mut State, basis: &str) {
+        put(basis).apply(state);
+        let p = state.pipelines.get_mut("p").expect("stored");
+        p.watermarks.insert("all".into(), "2026-11-01".into());
+    }
+
+    #[test]
+    fn a_new_cursor_field_or_url_resets_the_watermarks() {
+        let mut state = State::default();
+        with_watermark(&mut state, "updated_at\nhttps://a/v1");
+        put("updated_at\nhttps://a/v1").apply(&mut state);
+        assert_eq!(
+            state.pipelines["p"].watermarks.len(),
+            1,
+            "same basis keeps them"
+        );
+        put("created_at\nhttps://a/v1").apply(&mut state);
+        assert!(state.pipelines["p"].watermarks.is_empty());
+        with_watermark(&mut state, "created_at\nhttps://a/v1");
+        put("created_at\nhttps://b/v1").apply(&mut state);
+        assert!(state.pipelines["p"].watermarks.is_empty());
+    }
+
+    #[test]
+    fn a_record_without_a_basis_keeps_its_watermarks() {
+        let mut state = State::default();
+        with_watermark(&mut state, "updated_at\nhttps://a/v1");
+        state.pipelines.get_mut("p").unwrap().watermark_basis = None;
+        put("updated_at\nhttps://a/v1").apply(&mut state);
+        assert_eq!(state.pipelines["p"].watermarks.len(), 1);
+        assert_eq!(
+            state.pipelines["p"].watermark_basis.as_deref(),
+            Some("updated_at\nhttps://a/v1")
+        );
     }
 }
 
