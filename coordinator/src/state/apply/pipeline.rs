@@ -147,7 +147,7 @@ mod watermark_tests {
 
     fn with_watermark(state: &mut State, basis: &str) {
         put(basis).apply(state);
-        let p = state.pipelines.get_mut("p").expect("stored");
+        let p = state.pipelines.get_mut("default/p").expect("stored");
         p.watermarks.insert("all".into(), "2026-11-01".into());
     }
 
@@ -157,26 +157,26 @@ mod watermark_tests {
         with_watermark(&mut state, "updated_at\nhttps://a/v1");
         put("updated_at\nhttps://a/v1").apply(&mut state);
         assert_eq!(
-            state.pipelines["p"].watermarks.len(),
+            state.pipelines["default/p"].watermarks.len(),
             1,
             "same basis keeps them"
         );
         put("created_at\nhttps://a/v1").apply(&mut state);
-        assert!(state.pipelines["p"].watermarks.is_empty());
+        assert!(state.pipelines["default/p"].watermarks.is_empty());
         with_watermark(&mut state, "created_at\nhttps://a/v1");
         put("created_at\nhttps://b/v1").apply(&mut state);
-        assert!(state.pipelines["p"].watermarks.is_empty());
+        assert!(state.pipelines["default/p"].watermarks.is_empty());
     }
 
     #[test]
     fn a_record_without_a_basis_keeps_its_watermarks() {
         let mut state = State::default();
         with_watermark(&mut state, "updated_at\nhttps://a/v1");
-        state.pipelines.get_mut("p").unwrap().watermark_basis = None;
+        state.pipelines.get_mut("default/p").unwrap().watermark_basis = None;
         put("updated_at\nhttps://a/v1").apply(&mut state);
-        assert_eq!(state.pipelines["p"].watermarks.len(), 1);
+        assert_eq!(state.pipelines["default/p"].watermarks.len(), 1);
         assert_eq!(
-            state.pipelines["p"].watermark_basis.as_deref(),
+            state.pipelines["default/p"].watermark_basis.as_deref(),
             Some("updated_at\nhttps://a/v1")
         );
     }
