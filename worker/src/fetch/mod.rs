@@ -22,6 +22,7 @@ pub mod client;
 pub mod egress;
 mod error;
 mod paginate;
+mod redact;
 mod request;
 mod retry;
 
@@ -252,7 +253,10 @@ impl Fetcher {
                 }
                 self.check_egress(&parsed, &shown)?;
                 let next = Position::Url {
-                    url: self.request.without_api_key(parsed).into(),
+                    url: self
+                        .request
+                        .redactor
+                        .mask(self.request.without_api_key(parsed).as_str()),
                 };
                 if self.request.url_for(&next)? == url {
                     return Err(pagination_error(
@@ -262,6 +266,9 @@ impl Fetcher {
                 }
                 next
             }
+            Position::Cursor { cursor } => Position::Cursor {
+                cursor: self.request.redactor.mask(&cursor),
+            },
             other => other,
         };
         Ok(Page {

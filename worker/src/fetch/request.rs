@@ -1,6 +1,5 @@
 //! Turning an [`HttpSource`] and a [`Position`] into a request: template rendering, the URL
-//! with its query parameters, headers and auth. Also the [`Redactor`] that keeps secrets out
-//! of errors and logs.
+//! with its query parameters, headers and auth.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,9 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION}
 use url::Url;
 
 use super::error::FetchError;
-
-/// Secrets shorter than this are not scrubbed (they would garble every message).
-const MIN_SECRET_LEN: usize = 3;
+pub(crate) use super::redact::Redactor;
 
 /// Header and query names whose values are treated as secrets.
 const SENSITIVE_NAME_PARTS: &[&str] = &[
@@ -32,63 +29,6 @@ const SENSITIVE_NAME_PARTS: &[&str] = &[
 fn is_sensitive_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     SENSITIVE_NAME_PARTS.iter().any(|p| name.contains(p))
-}
-
-/// Replaces known secret values with `***` in text meant for errors and logs.
-#[derive(Clone, Default)]
-pub(crate) struct Redactor {
-    /// Longest first, so that a secret containing another is replaced whole.
-    secrets: Vec<String>,
-}
-
-impl std::fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
-    }
-}
-
-impl Redactor {
-    pub(crate) fn new(values: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = Vec::new();
-        for v in values {
-            if v.chars().count() < MIN_SECRET_LEN {
-                continue;
-            }
-            // URLs carry the secret percent-encoded.
-            let encoded: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
-            let path_encoded = encoded.replace('+', "%20");
-            for s in [v, encoded, path_encoded] {
-                if !secrets.contains(&s) {
-                    secrets.push(s);
-                }
-            }
-        }
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Self { secrets }
-    }
-
-    pub(crate) fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
-            }
-        }
-        out
-    }
-
-    /// `scheme://host[:port]/path`, secrets removed: what errors and logs show of a URL.
-    pub(crate) fn url(&self, url: &Url) -> String {
-        let mut shown = format!("{}://", url.scheme());
-        if let Some(host) = url.host_str() {
-            shown.push_str(host);
-        }
-        if let Some(port) = url.port() {
-            shown.push_str(&format!(":{port}"));
-        }
-        shown.push_str(url.path());
-        self.scrub(&shown)
-    }
 }
 
 /// Everything about a request that does not change from page to page. No `Debug`: it holds
@@ -208,7 +148,8 @@ impl RequestTemplate {
                 if !matches!(p.kind, PaginationKind::NextUrl | PaginationKind::LinkHeader) {
                     return Err(mismatch(CHANGED_HINT));
                 }
-                let mut url = Url::parse(url).map_err(|e| FetchError::Pagination {
+                let url = self.redactor.unmask(url)?;
+                let mut url = Url::parse(&url).map_err(|e| FetchError::Pagination {
                     url: "checkpoint".to_string(),
                     message: format!("stored next URL is not a valid URL: {e}"),
                 })?;
@@ -250,7 +191,7 @@ impl RequestTemplate {
             }
             (PaginationKind::Cursor, _) => {
                 if let Position::Cursor { cursor } = position {
-                    set_param(&mut url, p.cursor_param(), cursor);
+                    set_param(&mut url, p.cursor_param(), &self.redactor.unmask(cursor)?);
                 }
                 set_param(&mut url, p.size_param(), &size);
             }

@@ -172,7 +172,11 @@ mod watermark_tests {
     fn a_record_without_a_basis_keeps_its_watermarks() {
         let mut state = State::default();
         with_watermark(&mut state, "updated_at\nhttps://a/v1");
-        state.pipelines.get_mut("default/p").unwrap().watermark_basis = None;
+        state
+            .pipelines
+            .get_mut("default/p")
+            .unwrap()
+            .watermark_basis = None;
         put("updated_at\nhttps://a/v1").apply(&mut state);
         assert_eq!(state.pipelines["default/p"].watermarks.len(), 1);
         assert_eq!(
