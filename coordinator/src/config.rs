@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// Whether calls are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Mutual TLS with identities, tokens and roles.
+    Enforced,
+    /// No TLS: only on loopback or by an explicit `--insecure`.
+    Insecure,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "apitap-coordinator",
@@ -108,9 +117,9 @@ impl Config {
 
     /// How calls are authenticated: enforced with TLS; without it only on loopback
     /// listeners or with `--insecure`, otherwise the node refuses to start.
-    pub fn auth_mode(&self) -> anyhow::Result<crate::auth::Mode> {
+    pub fn auth_mode(&self) -> anyhow::Result<AuthMode> {
         if self.tls()?.is_some() {
-            return Ok(crate::auth::Mode::Enforced);
+            return Ok(AuthMode::Enforced);
         }
         let open: Vec<String> = [self.grpc_addr, self.admin_addr]
             .iter()
@@ -124,7 +133,7 @@ impl Config {
              or pass --insecure to accept the risk",
             open.join(" and ")
         );
-        Ok(crate::auth::Mode::Insecure)
+        Ok(AuthMode::Insecure)
     }
 
     /// The envelope keys (none without `--secrets-key-file`).

@@ -13,18 +13,23 @@
 //!   tower layer in front of every service.
 //! - [`limits`]: the coordinator's own bounds (Raft messages, snapshots, server timeouts).
 //! - [`secrets`]: secret values sealed at rest under the envelope key.
-//! - [`node`]: wires a node together from [`config::Config`].
+//! - [`liveness`]: the leader's soft state: worker heartbeats and lease deadlines.
+//! - [`node`]: one node as its parts see it, with the Raft client calls
+//!   (`raft::client`) they share.
+//! - [`server`]: starts a node from [`config::Config`] and wires its parts together.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod liveness;
 pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod secrets;
+pub mod server;
 pub mod spans;
 pub mod state;

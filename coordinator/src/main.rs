@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let shutdown = Shutdown::new();
     shutdown.trigger_on_os_signal();
-    let result = apitap_coordinator::node::run(config, shutdown.signal(), &telemetry).await;
+    let result = apitap_coordinator::server::run(config, shutdown.signal(), &telemetry).await;
     telemetry.shutdown();
     result
 }

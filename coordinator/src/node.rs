@@ -1,29 +1,16 @@
-//! One coordinator node: RocksDB, the Raft instance, the gRPC server and the scheduler,
-//! wired together in one place.
+//! One coordinator node as its parts see it: the Raft instance, the applied state, the
+//! leader's soft state and the node's settings, with the Raft client calls every part uses
+//! (propose, linearizable reads). Started by `server`; nothing here starts anything.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLockReadGuard};
 
-use apitap_common::shutdown::ShutdownSignal;
-use apitap_common::telemetry::TelemetryGuard;
-use apitap_proto::v1::control_service_server::ControlServiceServer;
-use apitap_proto::v1::raft_service_server::RaftServiceServer;
-use apitap_proto::v1::worker_service_server::WorkerServiceServer;
-use openraft::{BasicNode, SnapshotPolicy};
-use tokio::net::TcpListener;
-
-use crate::api::{access::AccessApi, control::ControlApi, raft::RaftApi, worker::WorkerApi};
-use crate::auth::layer::AuthLayer;
 use crate::config::Config;
-use crate::limits;
+use crate::error::Result;
+use crate::liveness::Liveness;
 use crate::raft::log_store::LogStore;
-use crate::raft::network::{Network, NetworkOptions};
-use crate::raft::state_machine::{SharedState, StateMachine};
-use crate::raft::{store, Raft};
-use crate::scheduler::liveness::Liveness;
-use apitap_proto::limits::MAX_GRPC_MESSAGE_BYTES;
-use apitap_proto::v1::access_service_server::AccessServiceServer;
+use crate::raft::state_machine::{Applied, SharedState};
+use crate::raft::{client, Raft};
+use crate::state::command::{Command, CommandResult};
 
 pub struct Node {
     pub id: u64,
@@ -52,209 +39,60 @@ impl Node {
     }
 
     pub fn leader_addr(&self) -> Option<String> {
-        let m = self.raft.metrics().borrow().clone();
-        let leader = m.current_leader?;
-        m.membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone())
+        client::leader_addr(&self.raft)
+    }
+
+    /// The applied state, for reading. A lock poisoned by a panicking writer is still read:
+    /// the state is only written by `apply`, whole commands at a time.
+    pub fn state(&self) -> RwLockReadGuard<'_, Applied> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The leader's soft state (worker heartbeats, lease deadlines).
+    pub fn liveness(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.liveness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Proposes `cmd` through Raft on this node, which must be the leader.
+    pub async fn propose(&self, cmd: Command) -> Result<CommandResult> {
+        client::propose(&self.raft, cmd).await
+    }
+
+    /// [`Node::propose`] under `span`, which then records the outcome.
+    pub async fn propose_traced(
+        &self,
+        cmd: Command,
+        span: &tracing::Span,
+    ) -> Result<CommandResult> {
+        use tracing::Instrument;
+        let result = self
+            .propose(cmd)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| crate::spans::record_failure(span, e))?;
+        crate::spans::record_result(span, &result);
+        Ok(result)
+    }
+
+    /// [`Node::propose`], timed and counted in the node's metrics (the scheduler's proposals).
+    pub async fn propose_observed(&self, cmd: Command) -> Result<CommandResult> {
+        let kind = crate::metrics::ProposalKind::of(&cmd);
+        let started = std::time::Instant::now();
+        let result = self.propose(cmd).await;
+        self.metrics
+            .observe_proposal(kind, &result, started.elapsed());
+        result
+    }
+
+    /// Waits until this node may serve a current read (it is the leader and knows it).
+    pub async fn linearizable(&self) -> Result<()> {
+        client::linearizable(&self.raft).await
     }
 }
 
-/// Makes `dir` readable by its owner only: it holds the Raft log and secrets.
-fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| anyhow::anyhow!("cannot make {} private (0700): {e}", dir.display()))?;
-    }
-    Ok(())
-}
-
-/// A distinct suffix for snapshot ids.
-pub fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        apitap_common::time::now_ms(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Connection timing to the peers: back-off from the Raft timing, keep-alive from the flags.
-fn network_options(config: &Config) -> NetworkOptions {
-    NetworkOptions {
-        keepalive_interval: config.raft_keepalive,
-        keepalive_timeout: config.raft_keepalive_timeout,
-        ..NetworkOptions::new(config.raft_heartbeat, config.election_timeout)
-    }
-}
-
-/// Starts a node and serves until `shutdown` fires; returns after a clean stop.
-pub async fn run(
-    config: Config,
-    mut shutdown: ShutdownSignal,
-    telemetry: &TelemetryGuard,
-) -> anyhow::Result<()> {
-    config.validate()?;
-    let tls = config.tls()?;
-    let mode = config.auth_mode()?;
-    let secrets = config.secret_box()?;
-    std::fs::create_dir_all(&config.data_dir)?;
-    private_dir(&config.data_dir)?;
-    let db = store::open(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the data directory {}: {e}",
-            config.data_dir.display()
-        )
-    })?;
-    let log_store = LogStore::new(db.clone());
-    let sm = StateMachine::open(db.clone())
-        .map_err(|e| anyhow::anyhow!("cannot load the state machine: {e}"))?;
-    let state = sm.shared();
-
-    let listener = TcpListener::bind(config.grpc_addr).await?;
-    let bound = listener.local_addr()?;
-    let addr = config
-        .advertise_addr
-        .clone()
-        .unwrap_or_else(|| bound.to_string());
-
-    let heartbeat = config.raft_heartbeat.as_millis() as u64;
-    let election = config.election_timeout.as_millis() as u64;
-    let raft_config = openraft::Config {
-        cluster_name: "apitap".into(),
-        heartbeat_interval: heartbeat,
-        election_timeout_min: election,
-        election_timeout_max: election * 2,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-        max_in_snapshot_log_to_keep: 500,
-        install_snapshot_timeout: 5_000,
-        ..Default::default()
-    }
-    .validate()?;
-    let raft = Raft::new(
-        config.id,
-        Arc::new(raft_config),
-        Network::new(config.id, tls.clone(), network_options(&config)),
-        log_store.clone(),
-        sm,
-    )
-    .await?;
-
-    let node = Arc::new(Node {
-        id: config.id,
-        addr: addr.clone(),
-        raft: raft.clone(),
-        state,
-        log_store,
-        config: config.clone(),
-        liveness: Mutex::new(Liveness::default()),
-        budgets: Mutex::default(),
-        backoffs: tokio::sync::broadcast::channel(256).0,
-        metrics: Arc::new(crate::metrics::Metrics::new()),
-        secrets,
-    });
-
-    let initialised_here = config.init && !raft.is_initialized().await?;
-    if initialised_here {
-        let members = BTreeMap::from([(config.id, BasicNode { addr: addr.clone() })]);
-        raft.initialize(members).await?;
-        tracing::info!(node_id = config.id, "initialized a new cluster");
-    }
-
-    let admin = crate::api::admin::start(node.clone(), shutdown.clone()).map_err(|e| {
-        anyhow::anyhow!("cannot serve the admin address {}: {e}", config.admin_addr)
-    })?;
-    println!(
-        "{}",
-        serde_json::json!({"event": "listening", "node_id": config.id, "grpc": addr, "admin": admin.addr.to_string()})
-    );
-    tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), tls = tls.is_some(), secrets_key = node.secrets.current().unwrap_or("none"), "coordinator started");
-
-    // A weak reference: a push still under way at exit must not keep RocksDB open.
-    let metrics_export = telemetry.export_metrics({
-        let node = Arc::downgrade(&node);
-        move || {
-            node.upgrade()
-                .map(|node| node.metrics.snapshot(&node))
-                .unwrap_or_default()
-        }
-    });
-    let scheduler = tokio::spawn(crate::scheduler::run(node.clone(), shutdown.clone()));
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server_shutdown = {
-        let mut s = shutdown.clone();
-        async move { s.wait().await }
-    };
-    let mut server = tonic::transport::Server::builder()
-        .timeout(limits::SERVER_TIMEOUT)
-        .concurrency_limit_per_connection(limits::CONCURRENT_CALLS_PER_CONNECTION);
-    if let Some(tls) = &tls {
-        server = server
-            .tls_config(tls.server())
-            .map_err(|e| anyhow::anyhow!("bad TLS settings: {e}"))?;
-    }
-    let max = MAX_GRPC_MESSAGE_BYTES;
-    let server = server
-        .layer(AuthLayer::new(mode, node.state.clone()))
-        .add_service(
-            ControlServiceServer::new(ControlApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            AccessServiceServer::new(AccessApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            WorkerServiceServer::new(WorkerApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            RaftServiceServer::new(RaftApi { node: node.clone() })
-                .max_decoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES)
-                .max_encoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(incoming, server_shutdown);
-    let served = tokio::spawn(server);
-    // The initialising node (re)creates the first admin token while the cluster has no
-    // token at all: also after a crash between `initialize` and the token's commit. In the
-    // background: it waits for this node to lead, and must not hold up a shutdown.
-    let tokenless = node
-        .state
-        .read()
-        .expect("state lock")
-        .state
-        .tokens
-        .is_empty();
-    if initialised_here || (config.init && tokenless) {
-        let (node, data_dir) = (node.clone(), config.data_dir.clone());
-        tokio::spawn(async move {
-            if let Err(e) = crate::auth::bootstrap::first_admin_token(&node, &data_dir).await {
-                tracing::error!(error = %e, "could not create the first admin token");
-            }
-        });
-    }
-
-    shutdown.wait().await;
-    let started = std::time::Instant::now();
-    tracing::info!("shutting down: waiting for the scheduler, the gRPC server and raft");
-    let _ = scheduler.await;
-    let _ = served.await;
-    admin.stopped().await;
-    let _ = raft.shutdown().await;
-    if let Some(export) = metrics_export {
-        export.finish().await;
-    }
-    drop(node);
-    drop(db);
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "coordinator stopped"
-    );
-    Ok(())
-}
+/// A node shared by its services and tasks.
+pub type SharedNode = Arc<Node>;

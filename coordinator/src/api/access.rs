@@ -7,7 +7,7 @@ use apitap_proto::v1::access_service_server::AccessService;
 use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::{audited, propose};
+use super::audited;
 use crate::auth::{token, Caller};
 use crate::node::Node;
 use crate::state::access::{Role, TokenRecord};
@@ -75,7 +75,7 @@ impl AccessService for AccessApi {
         let cmd = Command::CreateToken(command::CreateToken {
             token: record.clone(),
         });
-        match propose(&self.node, audited(&caller, cmd)).await? {
+        match self.node.propose(audited(&caller, cmd)).await? {
             CommandResult::Done => Ok(Response::new(CreateTokenResponse {
                 info: Some(info(&record, now)),
                 token: secret,
@@ -86,7 +86,7 @@ impl AccessService for AccessApi {
 
     async fn list_tokens(&self, _: Request<ListTokensRequest>) -> Reply<ListTokensResponse> {
         let now = apitap_common::time::now_ms();
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         Ok(Response::new(ListTokensResponse {
             tokens: st.state.tokens.values().map(|t| info(t, now)).collect(),
         }))
@@ -96,11 +96,11 @@ impl AccessService for AccessApi {
         let caller = Caller::of(&req);
         let id = req.into_inner().id;
         let before = {
-            let st = self.node.state.read().expect("state lock");
+            let st = self.node.state();
             st.state.tokens.get(&id).cloned()
         };
         let cmd = Command::RevokeToken(command::RevokeToken { id: id.clone() });
-        match propose(&self.node, audited(&caller, cmd)).await? {
+        match self.node.propose(audited(&caller, cmd)).await? {
             CommandResult::Done => Ok(Response::new(
                 before
                     .map(|t| info(&t, apitap_common::time::now_ms()))
@@ -131,7 +131,7 @@ impl AccessService for AccessApi {
             std::collections::BTreeMap<String, String>,
         );
         let all: Vec<Sealed> = {
-            let st = self.node.state.read().expect("state lock");
+            let st = self.node.state();
             let pipelines = st.state.pipelines.values().map(|p| {
                 let (ns, name) = (p.namespace.clone(), p.name.clone());
                 (ns, name, p.version, None, p.secrets.clone())
@@ -168,7 +168,7 @@ impl AccessService for AccessApi {
                 version,
                 run_id,
             });
-            match propose(&self.node, audited(&caller, cmd)).await? {
+            match self.node.propose(audited(&caller, cmd)).await? {
                 CommandResult::Done => resealed += 1,
                 other => return Err(rejected(other)),
             }
@@ -182,7 +182,7 @@ impl AccessService for AccessApi {
 
     async fn list_audit(&self, req: Request<ListAuditRequest>) -> Reply<ListAuditResponse> {
         let req = req.into_inner();
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         let mut entries: Vec<AuditEntry> = st
             .state
             .audit

@@ -60,7 +60,7 @@ pub fn start(node: Arc<Node>, shutdown: ShutdownSignal) -> std::io::Result<Admin
     .run();
     let handle = server.handle();
     let served = tokio::spawn(server);
-    let leader_watch = tokio::spawn(crate::metrics::watch_leader(node, shutdown.clone()));
+    let leader_watch = tokio::spawn(super::exposition::watch_leader(node, shutdown.clone()));
     let mut shutdown = shutdown;
     let task = tokio::spawn(async move {
         shutdown.wait().await;
@@ -96,7 +96,7 @@ async fn ready(node: web::Data<Node>) -> HttpResponse {
 async fn metrics(node: web::Data<Node>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(apitap_common::metrics::CONTENT_TYPE)
-        .body(node.metrics.snapshot(&node).to_text())
+        .body(super::exposition::snapshot(&node).to_text())
 }
 
 /// A leader that no quorum acknowledged for this long is not trusted to be the leader: a

@@ -10,7 +10,7 @@ use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
 
 use super::convert::{pipeline_info, run_info};
-use super::{audited, linearizable, membership, propose, propose_traced};
+use super::{audited, membership};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
@@ -68,7 +68,7 @@ impl ControlApi {
         plain: BTreeMap<String, String>,
     ) -> BTreeMap<String, String> {
         let key = pipeline_key(namespace, name);
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         if let Some(p) = st.state.pipelines.get(&key) {
             let opened = self.node.secrets.open_pipeline(namespace, name, &p.secrets);
             if opened.ok() == Some(plain.clone()) {
@@ -79,7 +79,7 @@ impl ControlApi {
     }
 
     fn namespace_of_run(&self, run_id: u64) -> String {
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         st.state
             .runs
             .get(&run_id)
@@ -111,7 +111,7 @@ impl ControlApi {
         let node = self.node.clone();
         let action = action.to_string();
         tokio::spawn(async move {
-            if let Err(e) = propose(&node, cmd).await {
+            if let Err(e) = node.propose(cmd).await {
                 tracing::warn!(error = %e, %action, "membership change not recorded in the audit trail");
             }
         });
@@ -136,7 +136,7 @@ impl ControlApi {
             key: key.clone(),
             backoff_only,
         });
-        match propose(&self.node, audited(&caller, cmd)).await? {
+        match self.node.propose(audited(&caller, cmd)).await? {
             CommandResult::Done if backoff_only => self
                 .rate_limits()
                 .await?
@@ -151,9 +151,9 @@ impl ControlApi {
 
     /// Proposes a command about one run and answers with the run afterwards.
     async fn run_command(&self, run_id: u64, cmd: Command) -> Reply<RunInfo> {
-        match propose(&self.node, cmd).await? {
+        match self.node.propose(cmd).await? {
             CommandResult::Done => {
-                let st = self.node.state.read().expect("state lock");
+                let st = self.node.state();
                 let run = st
                     .state
                     .runs
@@ -166,9 +166,9 @@ impl ControlApi {
     }
 
     async fn rate_limits(&self) -> Result<Vec<RateLimitInfo>, Status> {
-        linearizable(&self.node).await?;
+        self.node.linearizable().await?;
         let now = std::time::Instant::now();
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         let budgets = self.node.budgets.lock().expect("budgets lock");
         Ok(st
             .state
@@ -230,7 +230,7 @@ impl ControlApi {
         let now = std::time::Instant::now();
         let ttl = node.config.lease_ttl;
         let (digest, snapshots_installed, pipelines) = {
-            let st = node.state.read().expect("state lock");
+            let st = node.state();
             (
                 st.digest(),
                 st.snapshots_installed,
@@ -238,9 +238,9 @@ impl ControlApi {
             )
         };
         let workers = {
-            let st = node.state.read().expect("state lock");
+            let st = node.state();
             let held = st.state.leases_by_worker();
-            let live = node.liveness.lock().expect("liveness lock");
+            let live = node.liveness();
             let workers = st
                 .state
                 .workers
@@ -351,7 +351,11 @@ impl ControlService for ControlApi {
                 rate_limit_keys: self.node.config.max_rate_limit_keys,
             },
         });
-        match propose_traced(&self.node, audited(&caller, cmd), &span).await? {
+        match self
+            .node
+            .propose_traced(audited(&caller, cmd), &span)
+            .await?
+        {
             CommandResult::PipelineStored {
                 version,
                 created,
@@ -373,8 +377,8 @@ impl ControlService for ControlApi {
     ) -> Reply<ListPipelinesResponse> {
         let caller = Caller::of(&req);
         let namespace = req.into_inner().namespace;
-        linearizable(&self.node).await?;
-        let st = self.node.state.read().expect("state lock");
+        self.node.linearizable().await?;
+        let st = self.node.state();
         let pipelines = st
             .state
             .pipelines
@@ -388,10 +392,10 @@ impl ControlService for ControlApi {
 
     async fn get_pipeline(&self, req: Request<GetPipelineRequest>) -> Reply<PipelineInfo> {
         let caller = Caller::of(&req);
-        linearizable(&self.node).await?;
+        self.node.linearizable().await?;
         let req = req.into_inner();
         let key = pipeline_key(namespace_or_default(&req.namespace), &req.name);
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         let p = st
             .state
             .pipelines
@@ -413,7 +417,7 @@ impl ControlService for ControlApi {
             name: pipeline_key(namespace, &req.name),
             now_ms: apitap_common::time::now_ms(),
         });
-        match propose(&self.node, audited(&caller, cmd)).await? {
+        match self.node.propose(audited(&caller, cmd)).await? {
             CommandResult::PipelineDeleted { runs_cancelled } => {
                 Ok(Response::new(DeletePipelineResponse {
                     deleted: true,
@@ -431,7 +435,7 @@ impl ControlService for ControlApi {
         caller.check_namespace(namespace, "start runs")?;
         let (name, key) = (req.pipeline.clone(), pipeline_key(namespace, &req.pipeline));
         let spec_yaml = {
-            let st = self.node.state.read().expect("state lock");
+            let st = self.node.state();
             st.state
                 .pipelines
                 .get(&key)
@@ -449,9 +453,13 @@ impl ControlService for ControlApi {
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
         });
-        match propose_traced(&self.node, audited(&caller, cmd), &span).await? {
+        match self
+            .node
+            .propose_traced(audited(&caller, cmd), &span)
+            .await?
+        {
             CommandResult::RunStarted { run_id } => {
-                let st = self.node.state.read().expect("state lock");
+                let st = self.node.state();
                 let run = st
                     .state
                     .runs
@@ -465,14 +473,14 @@ impl ControlService for ControlApi {
 
     async fn list_runs(&self, req: Request<ListRunsRequest>) -> Reply<ListRunsResponse> {
         let caller = Caller::of(&req);
-        linearizable(&self.node).await?;
+        self.node.linearizable().await?;
         let req = req.into_inner();
         let limit = if req.limit == 0 {
             50
         } else {
             req.limit as usize
         };
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         let runs = st
             .state
             .runs
@@ -491,9 +499,9 @@ impl ControlService for ControlApi {
 
     async fn get_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
         let caller = Caller::of(&req);
-        linearizable(&self.node).await?;
+        self.node.linearizable().await?;
         let id = req.into_inner().run_id;
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         let run = st
             .state
             .runs
@@ -541,7 +549,7 @@ impl ControlService for ControlApi {
             rps: req.rps,
             burst: req.burst.max(1),
         });
-        propose(&self.node, audited(&caller, cmd)).await?;
+        self.node.propose(audited(&caller, cmd)).await?;
         let limits = self.rate_limits().await?;
         limits
             .into_iter()

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers};
 
-use super::map_write_error;
 use crate::error::{Error, Result};
 use crate::node::Node;
 
@@ -95,7 +94,7 @@ pub async fn add(node: &Arc<Node>, id: u64, addr: &str, learner_only: bool) -> R
             node.raft
                 .add_learner(id, learner, false)
                 .await
-                .map_err(|e| map_write_error(node, e))?;
+                .map_err(|e| crate::raft::client::write_error(&node.raft, e))?;
             if learner_only {
                 return Ok("added as a learner".into());
             }
@@ -105,7 +104,7 @@ pub async fn add(node: &Arc<Node>, id: u64, addr: &str, learner_only: bool) -> R
     node.raft
         .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
         .await
-        .map_err(|e| map_write_error(node, e))?;
+        .map_err(|e| crate::raft::client::write_error(&node.raft, e))?;
     Ok(if nodes.contains_key(&id) {
         "made a voter (it was a learner)".into()
     } else {
@@ -157,6 +156,6 @@ pub async fn remove(node: &Arc<Node>, id: u64) -> Result<String> {
     node.raft
         .change_membership(change, false)
         .await
-        .map_err(|e| map_write_error(node, e))?;
+        .map_err(|e| crate::raft::client::write_error(&node.raft, e))?;
     Ok("removed".into())
 }

@@ -11,7 +11,6 @@ use apitap_proto::v1::worker_service_server::WorkerService;
 use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::{propose, propose_traced};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
@@ -58,7 +57,7 @@ impl WorkerApi {
     /// `--id`, or someone taking over its leases and their secrets).
     fn claim(&self, worker: &str, instance: &str) -> Result<(), Status> {
         let ttl = self.node.config.lease_ttl;
-        let live = self.node.liveness.lock().expect("liveness lock");
+        let live = self.node.liveness();
         live.may_claim(worker, instance, ttl, Instant::now())
             .map_err(|ago| {
                 tracing::warn!(worker, "refused a second process speaking as a live worker");
@@ -103,26 +102,24 @@ impl WorkerService for WorkerApi {
         }
         self.claim(&req.worker_id, &req.instance)?;
         let known = {
-            let st = self.node.state.read().expect("state lock");
+            let st = self.node.state();
             st.state
                 .workers
                 .get(&req.worker_id)
                 .is_some_and(|w| w.addr == req.addr && w.slots == req.slots)
         };
         if !known {
-            propose(
-                &self.node,
-                Command::RegisterWorker(command::RegisterWorker {
+            self.node
+                .propose(Command::RegisterWorker(command::RegisterWorker {
                     id: req.worker_id.clone(),
                     addr: req.addr.clone(),
                     slots: req.slots,
                     now_ms: apitap_common::time::now_ms(),
                     max_workers: self.node.config.max_workers,
-                }),
-            )
-            .await?;
+                }))
+                .await?;
         }
-        self.node.liveness.lock().expect("liveness lock").heartbeat(
+        self.node.liveness().heartbeat(
             &req.worker_id,
             &req.instance,
             req.slots,
@@ -144,14 +141,14 @@ impl WorkerService for WorkerApi {
         self.claim(&req.worker_id, &req.instance)?;
         let now = Instant::now();
         let ttl = self.node.config.lease_ttl;
-        let st = self.node.state.read().expect("state lock");
+        let st = self.node.state();
         if !st.state.workers.contains_key(&req.worker_id) {
             return Ok(Response::new(HeartbeatResponse {
                 registered: false,
                 ..Default::default()
             }));
         }
-        let mut live = self.node.liveness.lock().expect("liveness lock");
+        let mut live = self.node.liveness();
         live.heartbeat(
             &req.worker_id,
             &req.instance,
@@ -251,9 +248,9 @@ impl WorkerService for WorkerApi {
                 req.checkpoint_json.len()
             )));
         }
-        let r = propose(
-            &self.node,
-            Command::Checkpoint(command::Checkpoint {
+        let r = self
+            .node
+            .propose(Command::Checkpoint(command::Checkpoint {
                 run_id: l.run_id,
                 shard: l.shard,
                 fence: l.fence,
@@ -261,9 +258,8 @@ impl WorkerService for WorkerApi {
                 pages: req.pages,
                 records: req.records,
                 worker,
-            }),
-        )
-        .await?;
+            }))
+            .await?;
         Ok(ack(r))
     }
 
@@ -274,7 +270,7 @@ impl WorkerService for WorkerApi {
         let l = lease_ref(req.lease)?;
         let worker = reporter(&req.worker_id)?;
         let span = {
-            let st = self.node.state.read().expect("state lock");
+            let st = self.node.state();
             st.state
                 .runs
                 .get(&l.run_id)
@@ -284,24 +280,26 @@ impl WorkerService for WorkerApi {
                 })
                 .unwrap_or_else(tracing::Span::none)
         };
-        let r = propose_traced(
-            &self.node,
-            Command::CompleteShard(command::CompleteShard {
-                run_id: l.run_id,
-                shard: l.shard,
-                fence: l.fence,
-                ok: req.ok,
-                retriable: req.error_class != "user",
-                error: (!req.error.is_empty()).then(|| truncate_utf8(&req.error, MAX_ERROR_BYTES)),
-                pages: req.pages,
-                records: req.records,
-                watermark: (!req.watermark.is_empty()).then_some(req.watermark),
-                now_ms: apitap_common::time::now_ms(),
-                worker,
-            }),
-            &span,
-        )
-        .await?;
+        let r = self
+            .node
+            .propose_traced(
+                Command::CompleteShard(command::CompleteShard {
+                    run_id: l.run_id,
+                    shard: l.shard,
+                    fence: l.fence,
+                    ok: req.ok,
+                    retriable: req.error_class != "user",
+                    error: (!req.error.is_empty())
+                        .then(|| truncate_utf8(&req.error, MAX_ERROR_BYTES)),
+                    pages: req.pages,
+                    records: req.records,
+                    watermark: (!req.watermark.is_empty()).then_some(req.watermark),
+                    now_ms: apitap_common::time::now_ms(),
+                    worker,
+                }),
+                &span,
+            )
+            .await?;
         tracing::info!(worker = %req.worker_id, run_id = l.run_id, shard = l.shard, fence = l.fence, ok = req.ok, "shard completed");
         Ok(ack(r))
     }
@@ -312,7 +310,7 @@ impl WorkerService for WorkerApi {
         let req = req.into_inner();
         caller.check_worker(&req.worker_id)?;
         let limit = {
-            let st = self.node.state.read().expect("state lock");
+            let st = self.node.state();
             st.state.rate_limits.get(&req.key).cloned()
         };
         let Some(limit) = limit else {
@@ -358,29 +356,21 @@ impl WorkerService for WorkerApi {
         }
         // Push first, commit second: workers stop within milliseconds instead of after a
         // synced Raft write; the commit makes the back-off outlive this leader.
-        let known = self
-            .node
-            .state
-            .read()
-            .expect("state lock")
-            .state
-            .rate_limits
-            .contains_key(&req.key);
+        let known = self.node.state().state.rate_limits.contains_key(&req.key);
         if known {
             let _ = self.node.backoffs.send(BackoffEvent {
                 key: req.key.clone(),
                 until_ms,
             });
         }
-        let r = propose(
-            &self.node,
-            Command::Backoff(command::Backoff {
+        let r = self
+            .node
+            .propose(Command::Backoff(command::Backoff {
                 key: req.key.clone(),
                 until_ms,
                 now_ms,
-            }),
-        )
-        .await?;
+            }))
+            .await?;
         if !matches!(r, CommandResult::Rejected { .. }) {
             tracing::info!(key = %req.key, worker = %req.worker_id, retry_after_ms = req.retry_after_ms, "cluster-wide back-off");
         }
@@ -398,7 +388,7 @@ impl WorkerService for WorkerApi {
         self.require_leader()?;
         let rx = self.node.backoffs.subscribe();
         let current: Vec<Result<BackoffEvent, Status>> = {
-            let st = self.node.state.read().expect("state lock");
+            let st = self.node.state();
             st.state
                 .rate_limits
                 .values()
@@ -436,17 +426,16 @@ impl WorkerService for WorkerApi {
         caller.check_worker(&req.worker_id)?;
         let l = lease_ref(req.lease)?;
         let worker = reporter(&req.worker_id)?;
-        let r = propose(
-            &self.node,
-            Command::ReleaseLease(command::ReleaseLease {
+        let r = self
+            .node
+            .propose(Command::ReleaseLease(command::ReleaseLease {
                 run_id: l.run_id,
                 shard: l.shard,
                 fence: l.fence,
                 checkpoint: (!req.checkpoint_json.is_empty()).then_some(req.checkpoint_json),
                 worker,
-            }),
-        )
-        .await?;
+            }))
+            .await?;
         Ok(ack(r))
     }
 }

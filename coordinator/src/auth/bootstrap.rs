@@ -45,7 +45,7 @@ pub async fn first_admin_token(node: &Arc<Node>, data_dir: &Path) -> anyhow::Res
     // The file first: a token committed but never written would be an admin nobody has.
     let path = token_path(data_dir);
     write_private(&path, &format!("{secret}\n"))?;
-    if let CommandResult::Rejected { reason } = crate::api::propose(node, cmd).await? {
+    if let CommandResult::Rejected { reason } = node.propose(cmd).await? {
         anyhow::bail!("the first admin token: {reason}");
     }
     tracing::info!(token = %id, path = %path.display(), "first admin token written");

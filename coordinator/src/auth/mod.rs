@@ -19,14 +19,8 @@ use tonic::{Request, Status};
 
 use crate::state::access::{Role, TokenRecord};
 
-/// Whether calls are authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Mutual TLS with identities, tokens and roles.
-    Enforced,
-    /// No TLS: only on loopback or by an explicit `--insecure`.
-    Insecure,
-}
+/// Whether calls are authenticated (decided by the configuration).
+pub use crate::config::AuthMode as Mode;
 
 /// Who made a call, as the auth layer established it; handlers find it in the request's
 /// extensions.

@@ -1,5 +1,7 @@
-//! The Raft layer: openraft type configuration, RocksDB storage and the tonic network.
+//! The Raft layer: openraft type configuration, RocksDB storage, the tonic network, and
+//! the client calls (`client`) the rest of the coordinator proposes and reads through.
 
+pub mod client;
 // openraft's storage traits fix `StorageError` as the error type, large as it is.
 #[allow(clippy::result_large_err)]
 pub mod log_store;

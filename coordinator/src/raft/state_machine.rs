@@ -312,13 +312,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             (data, a.last_applied, a.membership.clone())
         };
         let snapshot_id = match last_applied {
-            Some(l) => format!(
-                "{}-{}-{}",
-                l.leader_id,
-                l.index,
-                crate::node::unique_suffix()
-            ),
-            None => format!("empty-{}", crate::node::unique_suffix()),
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, unique_suffix()),
+            None => format!("empty-{}", unique_suffix()),
         };
         let meta = SnapshotMeta {
             last_log_id: last_applied,
@@ -410,4 +405,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshot: Box::new(Cursor::new(s.data)),
         }))
     }
+}
+
+/// A distinct suffix for snapshot ids.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        apitap_common::time::now_ms(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }

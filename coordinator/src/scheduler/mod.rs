@@ -2,7 +2,6 @@
 //! decides (pure functions), and proposes the resulting commands through Raft, each under
 //! the spans of what it does (see [`crate::spans`]).
 
-pub mod liveness;
 pub mod placement;
 pub mod quota;
 pub mod retention;
@@ -15,7 +14,6 @@ use apitap_common::trace_context;
 use tracing::{Instrument, Span};
 
 // Timed and counted in the node's metrics (lease grants and expiries).
-use crate::metrics::propose_observed as propose;
 use crate::node::Node;
 use crate::spans::{self, Trigger};
 use crate::state::command::{self, Command, LeaseGrant};
@@ -42,7 +40,7 @@ pub async fn run(node: Arc<Node>, mut shutdown: ShutdownSignal) {
                 [one] => one.clone(),
                 _ => Span::none(),
             };
-            match propose(&node, cmd).instrument(current).await {
+            match node.propose_observed(cmd).instrument(current).await {
                 Ok(result) => spans.iter().for_each(|s| spans::record_result(s, &result)),
                 Err(e) => {
                     tracing::debug!(error = %e, "scheduler proposal failed");
@@ -80,9 +78,9 @@ fn plan(node: &Node, now: Instant) -> Vec<Planned> {
     let ttl = node.config.lease_ttl;
     let placement_window = (node.config.worker_heartbeat * 3).min(ttl);
     let term = node.raft.metrics().borrow().current_term;
-    let guard = node.state.read().expect("state lock");
+    let guard = node.state();
     let state = &guard.state;
-    let mut live = node.liveness.lock().expect("liveness lock");
+    let mut live = node.liveness();
     if live.term != Some(term) {
         live.reset(term, now);
     }

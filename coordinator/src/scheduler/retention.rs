@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::liveness::Liveness;
+use crate::liveness::Liveness;
 use crate::state::model::State;
 
 /// How often the leader looks for what to prune (a backlog larger than one entry takes
