@@ -17,28 +17,7 @@ use tokio::sync::watch;
 use crate::fetch::Egress;
 use crate::metrics::Metrics;
 use crate::shard_loop::{LeaseWork, Outcome};
-use crate::shard_runner::{Abort, ShardRunner, StopAfterBatch};
-
-/// (run id, shard index).
-pub type LeaseKey = (u64, u32);
-
-/// A checkpoint was committed to the sink.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Progress {
-    pub key: LeaseKey,
-    pub fence: u64,
-    pub checkpoint: Checkpoint,
-}
-
-/// A runner's loop ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RunnerFinished {
-    pub key: LeaseKey,
-    pub fence: u64,
-    pub outcome: Outcome,
-}
+use crate::shard_runner::{Abort, LeaseKey, Progress, RunnerFinished, ShardRunner, StopAfterBatch};
 
 /// Stop taking leases, stop runners at their next batch boundary, release their leases.
 #[derive(Message)]
@@ -301,7 +280,13 @@ impl Agent {
             match self.lease_work(lease) {
                 Ok(work) => {
                     tracing::info!(run_id = key.0, shard = key.1, fence, pipeline = %work.pipeline.name(), "lease started");
-                    let addr = ShardRunner::new(work, self.http.clone(), ctx.address()).start();
+                    let addr = ShardRunner::new(
+                        work,
+                        self.http.clone(),
+                        ctx.address().recipient(),
+                        ctx.address().recipient(),
+                    )
+                    .start();
                     self.runners.insert(
                         key,
                         Running {

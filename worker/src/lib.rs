@@ -3,6 +3,7 @@
 //! - [`agent`]: the `Agent` actor (register, heartbeat, leases, reports, drain).
 //! - [`shard_runner`]: one `ShardRunner` actor per lease.
 //! - [`rate_budget`]: the `RateBudget` actor: shares of global rate limits, token buckets, back-offs.
+//! - [`lease`]: a granted lease with what working on it needs.
 //! - [`shard_loop`]: claim → fetch → transform → commit, page by page (DESIGN §6).
 //! - [`shard_limits`]: the shard's budget and the watermark's plausibility, checked per page.
 //! - [`fetch`]: HTTP client, pagination, auth, retries.
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod agent;
 pub mod config;
 pub mod fetch;
+pub mod lease;
 pub mod metrics;
 pub mod rate_budget;
 pub mod shard_limits;

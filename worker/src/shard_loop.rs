@@ -2,18 +2,16 @@
 //! page by page until the source is exhausted (DESIGN §6). Plain async code; the
 //! `ShardRunner` actor owns it.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apitap_common::checkpoint::Checkpoint;
 use apitap_common::error::ErrorClass;
-use apitap_common::spec::Pipeline;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::fetch::Fetcher;
-use crate::metrics::{FetchObserver, Metrics};
+pub use crate::lease::LeaseWork;
+use crate::metrics::FetchObserver;
 use crate::shard_limits::{self, ShardBudget};
 use crate::sink::{self, ShardRef, Sink, SinkError};
 use crate::telemetry::{stage_span, Stage};
@@ -27,30 +25,6 @@ macro_rules! crash_point {
         #[cfg(feature = "failpoints")]
         fail::fail_point!($name, |_| { std::process::abort() });
     };
-}
-
-/// A granted lease with everything needed to work on it.
-#[derive(Debug, Clone)]
-pub struct LeaseWork {
-    pub run_id: u64,
-    pub shard: u32,
-    pub fence: u64,
-    pub shard_key: String,
-    /// Secrets already substituted.
-    pub pipeline: Pipeline,
-    pub vars: BTreeMap<String, String>,
-    /// This worker's id, for the spans.
-    pub worker: String,
-    /// The worker's metrics, counted page by page.
-    pub metrics: Arc<Metrics>,
-    /// Global rate budgets, for pipelines with a `rate_limit`.
-    pub budget: Option<crate::rate_budget::BudgetHandle>,
-    /// The coordinator's grant span, parent of this lease's spans.
-    pub traceparent: Option<String>,
-    /// The worker's egress deny-list.
-    pub egress: Arc<crate::fetch::Egress>,
-    /// Memory and time each page's SQL may take.
-    pub transform_limits: crate::transform::TransformLimits,
 }
 
 /// How a lease's work ended.

@@ -1,5 +1,6 @@
 //! `ShardRunner`: one actor per held lease. It runs the shard loop on the tokio pool (so
-//! DataFusion and the sink do not block actor threads) and tells the `Agent` how it ended.
+//! DataFusion and the sink do not block actor threads) and tells whoever started it (the
+//! `Agent`) of its progress and how it ended, through the messages defined here.
 
 use actix::prelude::*;
 use apitap_common::checkpoint::Checkpoint;
@@ -7,10 +8,31 @@ use apitap_common::error::ErrorClass;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
-use crate::agent::{Agent, LeaseKey, Progress, RunnerFinished};
-use crate::shard_loop::{self, LeaseWork, Outcome};
+use crate::lease::LeaseWork;
+use crate::shard_loop::{self, Outcome};
 use crate::telemetry::lease_span;
 use tracing::Instrument;
+
+/// (run id, shard index).
+pub type LeaseKey = (u64, u32);
+
+/// A checkpoint was committed to the sink (sent to whoever started the runner).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Progress {
+    pub key: LeaseKey,
+    pub fence: u64,
+    pub checkpoint: Checkpoint,
+}
+
+/// The runner's loop ended (sent to whoever started the runner).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RunnerFinished {
+    pub key: LeaseKey,
+    pub fence: u64,
+    pub outcome: Outcome,
+}
 
 /// Finish the current batch, then stop (drain).
 #[derive(Message)]
@@ -27,20 +49,27 @@ pub struct ShardRunner {
     key: LeaseKey,
     fence: u64,
     http: reqwest::Client,
-    agent: Addr<Agent>,
+    progress: Recipient<Progress>,
+    finished: Recipient<RunnerFinished>,
     stop: watch::Sender<bool>,
     task: Option<AbortHandle>,
 }
 
 impl ShardRunner {
-    pub fn new(work: LeaseWork, http: reqwest::Client, agent: Addr<Agent>) -> Self {
+    pub fn new(
+        work: LeaseWork,
+        http: reqwest::Client,
+        progress: Recipient<Progress>,
+        finished: Recipient<RunnerFinished>,
+    ) -> Self {
         let (stop, _) = watch::channel(false);
         Self {
             key: (work.run_id, work.shard),
             fence: work.fence,
             work: Some(work),
             http,
-            agent,
+            progress,
+            finished,
             stop,
             task: None,
         }
@@ -52,10 +81,10 @@ impl Actor for ShardRunner {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let Some(work) = self.work.take() else { return };
-        let agent = self.agent.clone();
+        let to = self.progress.clone();
         let (key, fence) = (self.key, self.fence);
         let progress = move |cp: &Checkpoint| {
-            agent.do_send(Progress {
+            to.do_send(Progress {
                 key,
                 fence,
                 checkpoint: cp.clone(),
@@ -74,7 +103,7 @@ impl Actor for ShardRunner {
                 checkpoint: None,
             });
             act.task = None;
-            act.agent.do_send(RunnerFinished {
+            act.finished.do_send(RunnerFinished {
                 key: act.key,
                 fence: act.fence,
                 outcome,

@@ -7,7 +7,7 @@
 use apitap_common::trace_context;
 use tracing::Span;
 
-use crate::shard_loop::LeaseWork;
+use crate::lease::LeaseWork;
 
 /// A stage of the work on one page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
