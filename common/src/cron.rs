@@ -1,6 +1,10 @@
 //! Five-field cron schedules (`minute hour day-of-month month day-of-week`, UTC): `*`,
 //! `*/n`, `a`, `a-b`, `a-b/n` and comma lists; day-of-week 0–7 with 0 and 7 both Sunday.
 //! As in Vixie cron, when both day fields are restricted a day matching either fires.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "each table is sized to its field's range, and every value was range-checked by `num` when the expression was parsed"
+)]
 
 use crate::timestamp::{civil_from_days, days_from_civil};
 

@@ -18,6 +18,13 @@
 //! - [`trace_context`]: W3C `traceparent` carried in runs and leases.
 //! - [`shutdown`]: a broadcast-based shutdown signal.
 
+// External input (specs, RPCs, upstream responses) must never panic the process: no
+// `unwrap`, `expect` or unchecked indexing outside tests; each exception says why it holds.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod budget;
 pub mod checkpoint;
 pub mod cron;

@@ -74,6 +74,10 @@ pub struct Histogram {
 
 impl Histogram {
     /// `bounds` must be sorted ascending.
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "windows(2) yields slices of exactly 2"
+    )]
     pub fn new(bounds: &'static [f64]) -> Self {
         debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]));
         Self {
@@ -89,6 +93,10 @@ impl Histogram {
         Self::new(LATENCY_BUCKETS)
     }
 
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "buckets has bounds.len() + 1 entries and i <= bounds.len()"
+    )]
     pub fn observe(&self, v: f64) {
         let i = self
             .bounds

@@ -81,6 +81,10 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// `%XX` sequences decoded as UTF-8 bytes; anything malformed is kept as written.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "i < bytes.len() is the loop condition"
+)]
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -18,6 +18,13 @@
 //!   (`raft::client`) they share.
 //! - [`server`]: starts a node from [`config::Config`] and wires its parts together.
 
+// External input (specs, RPCs, upstream responses) must never panic the process: no
+// `unwrap`, `expect` or unchecked indexing outside tests; each exception says why it holds.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -13,6 +13,13 @@
 //! - [`admin`]: the admin HTTP server (health, readiness, metrics).
 //! - [`metrics`]: Prometheus metrics; [`telemetry`]: the shard loop's tracing spans.
 
+// External input (specs, RPCs, upstream responses) must never panic the process: no
+// `unwrap`, `expect` or unchecked indexing outside tests; each exception says why it holds.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod admin;
 pub mod agent;
 pub mod config;

@@ -2,6 +2,10 @@
 //! values, which carry no positions) can still point at a line and column.
 
 /// Line and column (1-based) of the deepest key of `path` found in `text`.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "depth counts a zip over path, so depth <= path.len(); col and off come from find on that line"
+)]
 pub(crate) fn locate(text: &str, path: &[&str]) -> Option<(usize, usize)> {
     // Stack of (indent, key) for block mappings seen so far.
     let mut stack: Vec<(usize, String)> = Vec::new();

@@ -169,7 +169,11 @@ impl ControlApi {
         self.node.linearizable().await?;
         let now = std::time::Instant::now();
         let st = self.node.state();
-        let budgets = self.node.budgets.lock().expect("budgets lock");
+        let budgets = self
+            .node
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(st
             .state
             .rate_limits

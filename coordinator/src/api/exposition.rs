@@ -126,6 +126,10 @@ impl Exposition<'_> {
         e
     }
 
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "i comes from position() in the same fixed-size table"
+    )]
     fn render_state(&self, e: &mut Snapshot) {
         let node = self.node;
         let (pipelines, runs, shards, workers) = {
@@ -186,6 +190,10 @@ impl Exposition<'_> {
     }
 
     /// One sample per configured rate-limit key (keys are set by operators, so bounded).
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "usage is built from limits, so both have one entry per key and i < limits.len()"
+    )]
     fn render_rate_limits(&self, e: &mut Snapshot) {
         let node = self.node;
         let limits: Vec<_> = {

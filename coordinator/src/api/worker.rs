@@ -326,12 +326,12 @@ impl WorkerService for WorkerApi {
             has: req.has_rps,
             used: req.used,
         };
-        let rps =
-            self.node
-                .budgets
-                .lock()
-                .expect("budgets lock")
-                .acquire(term, ask, Instant::now());
+        let rps = self
+            .node
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .acquire(term, ask, Instant::now());
         Ok(Response::new(BudgetGrant {
             limited: true,
             rps,

@@ -82,7 +82,10 @@ impl<S> Auth<S> {
         };
         let (id, secret) = token::parse(presented).ok_or_else(unknown)?;
         let record = {
-            let a = self.state.read().expect("state lock");
+            let a = self
+                .state
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             a.state.tokens.get(id).cloned()
         };
         let record = record
@@ -104,7 +107,10 @@ impl<S> Auth<S> {
     }
 
     fn members(&self) -> Vec<u64> {
-        let a = self.state.read().expect("state lock");
+        let a = self
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         a.membership
             .membership()
             .nodes()

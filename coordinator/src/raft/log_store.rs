@@ -36,12 +36,20 @@ impl LogStore {
         Self { db }
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "store::open creates every column family before a store exists"
+    )]
     fn logs(&self) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(CF_LOGS)
             .expect("column family logs exists")
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "store::open creates every column family before a store exists"
+    )]
     fn meta(&self) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(CF_META)
@@ -72,9 +80,9 @@ impl LogStore {
     /// Index of the last log entry, if any (used by `cluster status`).
     pub fn last_index(&self) -> Option<u64> {
         let mut it = self.db.iterator_cf(self.logs(), IteratorMode::End);
-        it.next()
-            .and_then(|r| r.ok())
-            .map(|(k, _)| u64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])))
+        it.next().and_then(|r| r.ok()).map(|(k, _)| {
+            u64::from_be_bytes(k.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]))
+        })
     }
 }
 
@@ -96,7 +104,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         );
         for item in it {
             let (key, value) = item.map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
-            let index = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
+            let index = u64::from_be_bytes(
+                key.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or([0; 8]),
+            );
             if !range.contains(&index) {
                 break;
             }

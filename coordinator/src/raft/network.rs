@@ -109,7 +109,10 @@ impl Network {
 
     /// The channel to `addr`, made (without dialing) on first use.
     fn channel(&self, addr: &str) -> Result<Channel, String> {
-        let mut channels = self.channels.lock().expect("channel map lock");
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(ch) = channels.get(addr) {
             return Ok(ch.clone());
         }

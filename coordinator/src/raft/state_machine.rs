@@ -128,7 +128,9 @@ impl StateMachine {
             shared: SharedState::default(),
         };
         let loaded = sm.load()?;
-        *sm.shared.write().expect("state lock") = loaded;
+        *sm.shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded;
         Ok(sm)
     }
 
@@ -136,6 +138,10 @@ impl StateMachine {
         self.shared.clone()
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "store::open creates every column family before a state machine exists"
+    )]
     fn cf(&self) -> &rocksdb::ColumnFamily {
         self.db.cf_handle(CF_SM).expect("column family sm exists")
     }
@@ -281,11 +287,18 @@ impl StateMachine {
         self.db.write_opt(batch, &sync_write()).map_err(write_err)
     }
 
-    fn stored_snapshot(&self) -> StResult<Option<StoredSnapshot>> {
-        let meta_cf = self
-            .db
+    #[allow(
+        clippy::expect_used,
+        reason = "store::open creates every column family before a state machine exists"
+    )]
+    fn meta_cf(&self) -> &rocksdb::ColumnFamily {
+        self.db
             .cf_handle(CF_META)
-            .expect("column family meta exists");
+            .expect("column family meta exists")
+    }
+
+    fn stored_snapshot(&self) -> StResult<Option<StoredSnapshot>> {
+        let meta_cf = self.meta_cf();
         match self.db.get_cf(meta_cf, KEY_SNAPSHOT).map_err(read_err)? {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(read_err),
@@ -293,10 +306,7 @@ impl StateMachine {
     }
 
     fn save_snapshot(&self, s: &StoredSnapshot) -> StResult<()> {
-        let meta_cf = self
-            .db
-            .cf_handle(CF_META)
-            .expect("column family meta exists");
+        let meta_cf = self.meta_cf();
         let bytes = serde_json::to_vec(s).map_err(write_err)?;
         self.db
             .put_cf_opt(meta_cf, KEY_SNAPSHOT, bytes, &sync_write())
@@ -307,7 +317,10 @@ impl StateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> StResult<Snapshot<TypeConfig>> {
         let (data, last_applied, membership) = {
-            let a = self.shared.read().expect("state lock");
+            let a = self
+                .shared
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let data = serde_json::to_vec(&a.state).map_err(read_err)?;
             (data, a.last_applied, a.membership.clone())
         };
@@ -335,7 +348,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> StResult<(Option<LogId<NodeId>>, Membership)> {
-        let a = self.shared.read().expect("state lock");
+        let a = self
+            .shared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok((a.last_applied, a.membership.clone()))
     }
 
@@ -346,7 +362,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut results = Vec::new();
         let mut touched = Vec::new();
-        let mut guard = self.shared.write().expect("state lock");
+        let mut guard = self
+            .shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for entry in entries {
             guard.last_applied = Some(entry.log_id);
             match &entry.payload {
@@ -383,7 +402,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> StResult<()> {
         let data = snapshot.into_inner();
         let state: State = serde_json::from_slice(&data).map_err(read_err)?;
-        let installed = self.shared.read().expect("state lock").snapshots_installed;
+        let installed = self
+            .shared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .snapshots_installed;
         let applied = Applied {
             state,
             last_applied: meta.last_log_id,
@@ -395,7 +418,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             data,
         })?;
-        *self.shared.write().expect("state lock") = applied;
+        *self
+            .shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = applied;
         Ok(())
     }
 

@@ -17,9 +17,11 @@ pub fn fair_shares(limit: f64, demands: &BTreeMap<String, f64>) -> BTreeMap<Stri
         let each = left / open.len() as f64;
         let mut next = Vec::new();
         for (k, want) in open {
-            let got = out[k];
+            let got = out.get(k).copied().unwrap_or(0.0);
             let take = (want - got).min(each);
-            *out.get_mut(k).expect("listed") += take;
+            if let Some(v) = out.get_mut(k) {
+                *v += take;
+            }
             left -= take;
             if want - got - take > 1e-9 {
                 next.push((k, want));

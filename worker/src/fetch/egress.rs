@@ -64,6 +64,10 @@ impl Default for Egress {
 
 impl Egress {
     /// The default deny-list plus `extra` networks, and loopback when `deny_loopback`.
+    #[allow(
+        clippy::expect_used,
+        reason = "the built-in networks are constants, parsed in a unit test"
+    )]
     pub fn new(extra: Vec<IpNet>, deny_loopback: bool) -> Self {
         let mut deny: Vec<IpNet> = DEFAULT_DENY
             .iter()

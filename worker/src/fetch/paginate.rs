@@ -64,6 +64,10 @@ impl Paginator {
     }
 
     /// Where the page after `page` is, or [`Position::Done`].
+    #[allow(
+        clippy::expect_used,
+        reason = "Paginator::new refuses a next_url paginator without next_url_path"
+    )]
     pub(crate) fn next(&self, page: &PageView<'_>) -> Result<Position, String> {
         if self.kind == PaginationKind::None || page.count == 0 {
             return Ok(Position::Done);
@@ -118,6 +122,10 @@ impl Paginator {
         }
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "Paginator::new refuses a cursor paginator without cursor_path"
+    )]
     fn next_cursor(&self, page: &PageView<'_>) -> Result<Position, String> {
         if let Some(path) = &self.has_more_path {
             match path.find(page.body) {
@@ -311,6 +319,10 @@ impl Link {
 
 /// Parses a `Link` header value (several headers may be joined with `,`). Malformed links
 /// are skipped; parsing resumes at the next `<`.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "every index is below n = chars.len(), checked in the same condition; fuzzed by `apitap-chaos fuzz`"
+)]
 pub fn parse_link_header(value: &str) -> Vec<Link> {
     let chars: Vec<char> = value.chars().collect();
     let n = chars.len();

@@ -214,7 +214,7 @@ impl RequestTemplate {
     fn add_api_key(&self, url: &mut Url) {
         if let Some((k, v)) = &self.api_key_query {
             let present: Vec<_> = url.query_pairs().filter(|(name, _)| name == k).collect();
-            if present.len() == 1 && present[0].1 == v.as_str() {
+            if matches!(present.as_slice(), [(_, only)] if only == v.as_str()) {
                 return;
             }
             set_param(url, k, v);

@@ -2,6 +2,10 @@
 //! from a worker names the worker, and applies only while that worker holds the shard under
 //! that fence: a stale lease, another worker's lease or a forged fence is rejected here,
 //! deterministically, whatever the API layer checked before.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a shard position i always comes from `shard_mut` or `held`, which found the shard at i in the same run"
+)]
 
 use apitap_proto::limits::{truncate_utf8, MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES};
 use serde::{Deserialize, Serialize};
