@@ -1,5 +1,6 @@
 //! The JSON path subset pipelines use to point into a response body: `$`, `$.a.b`,
-//! `$.a[0].b`, `$['a key']`. Anything richer (filters, wildcards) is rejected at submit time.
+//! `$.a[0].b`, `$.a[-1].b` (counting from the end), `$['a key']`. Anything richer (filters,
+//! wildcards) is rejected at submit time.
 
 use serde_json::Value;
 
@@ -8,6 +9,8 @@ use serde_json::Value;
 pub enum Segment {
     Key(String),
     Index(usize),
+    /// `[-n]`: the n-th element from the end (`[-1]` is the last).
+    FromEnd(usize),
 }
 
 /// A parsed JSON path.
@@ -64,10 +67,17 @@ impl JsonPath {
                     {
                         segments.push(Segment::Key(q.to_string()));
                     } else {
-                        let idx = inner.parse::<usize>().map_err(|_| {
+                        let bad = || {
                             format!("JSON path {text:?}: `[{inner}]` is neither an index nor a quoted key")
-                        })?;
-                        segments.push(Segment::Index(idx));
+                        };
+                        match inner.strip_prefix('-') {
+                            Some(n) => match n.parse::<usize>() {
+                                Ok(0) | Err(_) => return Err(bad()),
+                                Ok(n) => segments.push(Segment::FromEnd(n)),
+                            },
+                            None => segments
+                                .push(Segment::Index(inner.parse::<usize>().map_err(|_| bad())?)),
+                        }
                     }
                     i = close + 1;
                 }
@@ -91,6 +101,10 @@ impl JsonPath {
             cur = match seg {
                 Segment::Key(k) => cur.get(k)?,
                 Segment::Index(i) => cur.get(*i)?,
+                Segment::FromEnd(n) => {
+                    let items = cur.as_array()?;
+                    items.get(items.len().checked_sub(*n)?)?
+                }
             };
         }
         Some(cur)
@@ -125,11 +139,18 @@ mod tests {
             Some(&json!(true))
         );
         assert_eq!(JsonPath::parse("$.missing").unwrap().find(&v), None);
+        assert_eq!(
+            JsonPath::parse("$.data.items[-1].id").unwrap().find(&v),
+            Some(&json!(2))
+        );
+        assert_eq!(JsonPath::parse("$.data.items[-3]").unwrap().find(&v), None);
     }
 
     #[test]
     fn rejects_what_it_does_not_support() {
-        for bad in ["data", "$.", "$.a[", "$.a[x]", "$..a", "$.*", "$a"] {
+        for bad in [
+            "data", "$.", "$.a[", "$.a[x]", "$..a", "$.*", "$a", "$.a[-0]", "$.a[-]",
+        ] {
             assert!(JsonPath::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -86,6 +86,7 @@ pub fn configure(state: web::Data<MockState>) -> impl FnOnce(&mut web::ServiceCo
                     .route("/limit_offset", web::get().to(pagination::limit_offset))
                     .route("/page_number", web::get().to(pagination::page_number))
                     .route("/cursor", web::get().to(pagination::cursor))
+                    .route("/starting_after", web::get().to(pagination::starting_after))
                     .route("/next_url", web::get().to(pagination::next_url))
                     .route("/link_header", web::get().to(pagination::link_header))
                     .route("/all", web::get().to(pagination::all))

@@ -1,4 +1,5 @@
-//! The six `/v1` endpoints, one per pagination style ApiTap supports.
+//! The `/v1` endpoints, one per pagination style ApiTap supports (and Stripe's
+//! `starting_after`, a cursor taken from the last record).
 //!
 //! All serve the same records and honour `from_id`/`to_id` (inclusive), so a
 //! test can load the same data through every paginator and compare. Pages past
@@ -87,6 +88,21 @@ pub async fn cursor(req: HttpRequest, state: web::Data<MockState>) -> ApiResult 
     Ok(HttpResponse::Ok().json(json!({
         "data": records(ids),
         "next_cursor": next_cursor,
+        "has_more": has_more,
+    })))
+}
+
+/// `GET /v1/starting_after?starting_after=<id>&limit=` → `{"object": "list", "data": [...],
+/// "has_more": bool}`: Stripe's shape, where the next cursor is the last record's `id`.
+pub async fn starting_after(req: HttpRequest, state: web::Data<MockState>) -> ApiResult {
+    let (params, range) = parse(&req, &state)?;
+    let limit = params.page_size("limit")?;
+    let after = params.u64_in("starting_after", 0, 0, u64::MAX)?;
+    let ids = range.page_after(after, limit);
+    let has_more = !ids.is_empty() && *ids.end() < range.last;
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "list",
+        "data": records(ids),
         "has_more": has_more,
     })))
 }

@@ -258,6 +258,10 @@ pub struct Pagination {
     /// JSON path of the next cursor in the body (`cursor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor_path: Option<String>,
+    /// The cursor is this field of the page's last record (`cursor`), as APIs such as
+    /// Stripe's `starting_after=<last id>` expect; instead of `cursor_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_field: Option<String>,
     /// JSON path of a boolean "more pages" flag (`cursor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub has_more_path: Option<String>,
@@ -269,6 +273,24 @@ pub struct Pagination {
     pub total_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_pages: Option<u64>,
+    /// What ends a `cursor`, `next_url` or `link_header` shard when a page is full but
+    /// carries no next pointer.
+    #[serde(default)]
+    pub stop_on: StopOn,
+}
+
+/// When a paginator that follows pointers may stop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopOn {
+    /// A short page (fewer records than the page size) or an explicit end (`has_more:
+    /// false`, no pointer on a short page). A full page without a next pointer is an error:
+    /// the pointer's path is probably wrong, and stopping would load part of the data.
+    #[default]
+    Auto,
+    /// A missing next pointer ends the shard whatever the page's size (an API whose last
+    /// page may be full).
+    NoNext,
 }
 
 impl Pagination {

@@ -294,7 +294,11 @@ fn pagination(pg: &Pagination, out: &mut Vec<Problem>) {
         }
     };
     use PaginationKind::*;
-    let sized = matches!(pg.kind, LimitOffset | PageNumber | Cursor);
+    // `next_url` and `link_header` send no size, but one tells what a full page is.
+    let sized = matches!(
+        pg.kind,
+        LimitOffset | PageNumber | Cursor | NextUrl | LinkHeader
+    );
     not_for("size", pg.size.is_some() && !sized);
     not_for(
         "limit_param",
@@ -321,6 +325,14 @@ fn pagination(pg: &Pagination, out: &mut Vec<Problem>) {
         pg.cursor_param.is_some() && pg.kind != Cursor,
     );
     not_for("cursor_path", pg.cursor_path.is_some() && pg.kind != Cursor);
+    not_for(
+        "cursor_field",
+        pg.cursor_field.is_some() && pg.kind != Cursor,
+    );
+    not_for(
+        "stop_on",
+        pg.stop_on != StopOn::Auto && !matches!(pg.kind, Cursor | NextUrl | LinkHeader),
+    );
     not_for(
         "has_more_path",
         pg.has_more_path.is_some() && pg.kind != Cursor,
@@ -370,12 +382,31 @@ fn pagination(pg: &Pagination, out: &mut Vec<Problem>) {
             .hint("give them different names (by default page and per_page)"),
         );
     }
-    if pg.kind == Cursor && pg.cursor_path.is_none() {
+    if pg.kind == Cursor && pg.cursor_path.is_none() && pg.cursor_field.is_none() {
         out.push(
-            Problem::new(PAG, "pagination kind cursor needs `cursor_path`").hint(
-                "the JSON path of the next cursor in the response, e.g. cursor_path: $.next_cursor",
+            Problem::new(PAG, "pagination kind cursor needs `cursor_path` or `cursor_field`").hint(
+                "the JSON path of the next cursor in the response (cursor_path: $.next_cursor), or the field of the last record that is the next cursor (cursor_field: id)",
             ),
         );
+    }
+    if pg.cursor_path.is_some() && pg.cursor_field.is_some() {
+        out.push(
+            Problem::new(
+                format!("{PAG}.cursor_field"),
+                "give `cursor_path` or `cursor_field`, not both",
+            )
+            .hint("cursor_field reads the last record; cursor_path reads anywhere in the response"),
+        );
+    }
+    if pg
+        .cursor_field
+        .as_deref()
+        .is_some_and(|f| f.trim().is_empty())
+    {
+        out.push(Problem::new(
+            format!("{PAG}.cursor_field"),
+            "the field name is empty",
+        ));
     }
     if pg.kind == NextUrl && pg.next_url_path.is_none() {
         out.push(

@@ -213,28 +213,31 @@ impl Fetcher {
                 attempts,
             });
         };
-        let records = paginate::extract_records(&self.records, &mut body).map_err(|m| {
-            FetchError::Records {
-                url: shown.clone(),
-                message: self.request.redactor.scrub(&m),
-            }
-        })?;
+        let records_error = |m: String| FetchError::Records {
+            url: shown.clone(),
+            message: self.request.redactor.scrub(&m),
+        };
         let pagination_error = |m: String| FetchError::Pagination {
             url: shown.clone(),
             message: self.request.redactor.scrub(&m),
         };
+        // The paginator reads the whole body (records included, e.g. `$.data[-1].id`)
+        // before the records are taken out of it.
+        let view = paginate::records_view(&self.records, &body).map_err(records_error)?;
         let next = self
             .paginator
             .next(&PageView {
                 position,
                 url: &url,
                 body: &body,
+                last: view.last(),
                 link: response.link.as_deref(),
-                count: records.len() as u64,
+                count: view.len() as u64,
                 pages_done,
                 records_done,
             })
             .map_err(pagination_error)?;
+        let records = paginate::extract_records(&self.records, &mut body).map_err(records_error)?;
         let next = match next {
             Position::Url { url: next_url } => {
                 let parsed = Url::parse(&next_url).map_err(|e| {

@@ -3,7 +3,7 @@
 
 use apitap_common::checkpoint::Position;
 use apitap_common::jsonpath::JsonPath;
-use apitap_common::spec::{Pagination, PaginationKind};
+use apitap_common::spec::{Pagination, PaginationKind, StopOn};
 use serde_json::Value;
 use url::Url;
 
@@ -17,6 +17,11 @@ pub(crate) struct Paginator {
     next_url_path: Option<JsonPath>,
     total_path: Option<JsonPath>,
     max_pages: Option<u64>,
+    /// `cursor_field`: the cursor is this field of the page's last record.
+    cursor_field: Option<String>,
+    /// Records on a full page, if known (sent for `cursor`, given for the others).
+    full_page: Option<u64>,
+    stop_on: StopOn,
 }
 
 /// What one fetched page says about the next.
@@ -26,7 +31,10 @@ pub(crate) struct PageView<'a> {
     pub position: &'a Position,
     /// The URL that was fetched (relative next links are resolved against it).
     pub url: &'a Url,
+    /// The whole response body, records included.
     pub body: &'a Value,
+    /// The page's last record.
+    pub last: Option<&'a Value>,
     /// Every `Link` header value of the response, joined with `,`.
     pub link: Option<&'a str>,
     /// Records on this page.
@@ -51,10 +59,16 @@ impl Paginator {
             next_url_path: parse_path("next_url_path", p.next_url_path.as_deref())?,
             total_path: parse_path("total_path", p.total_path.as_deref())?,
             max_pages: p.max_pages,
+            cursor_field: p.cursor_field.clone(),
+            full_page: match p.kind {
+                PaginationKind::Cursor => Some(p.size()),
+                _ => p.size,
+            },
+            stop_on: p.stop_on,
         };
         match p.kind {
-            PaginationKind::Cursor if this.cursor_path.is_none() => {
-                Err("pagination kind `cursor` needs `cursor_path`".to_string())
+            PaginationKind::Cursor if this.cursor_path.is_none() && this.cursor_field.is_none() => {
+                Err("pagination kind `cursor` needs `cursor_path` or `cursor_field`".to_string())
             }
             PaginationKind::NextUrl if this.next_url_path.is_none() => {
                 Err("pagination kind `next_url` needs `next_url_path`".to_string())
@@ -106,8 +120,10 @@ impl Paginator {
             PaginationKind::NextUrl => {
                 let path = self.next_url_path.as_ref().expect("checked in new");
                 match path.find(page.body) {
-                    None | Some(Value::Null) => Ok(Position::Done),
-                    Some(Value::String(s)) if s.trim().is_empty() => Ok(Position::Done),
+                    None | Some(Value::Null) => self.missing_next(page, &format!("`{path}`")),
+                    Some(Value::String(s)) if s.trim().is_empty() => {
+                        self.missing_next(page, &format!("`{path}`"))
+                    }
                     Some(Value::String(s)) => resolve(page.url, s.trim()),
                     Some(other) => Err(format!(
                         "next_url_path `{path}` found {}, expected a URL string",
@@ -116,7 +132,7 @@ impl Paginator {
                 }
             }
             PaginationKind::LinkHeader => match page.link.and_then(next_link) {
-                None => Ok(Position::Done),
+                None => self.missing_next(page, "a `Link: <...>; rel=\"next\"` header"),
                 Some(target) => resolve(page.url, &target),
             },
         }
@@ -127,9 +143,11 @@ impl Paginator {
         reason = "Paginator::new refuses a cursor paginator without cursor_path"
     )]
     fn next_cursor(&self, page: &PageView<'_>) -> Result<Position, String> {
+        let mut more = false;
         if let Some(path) = &self.has_more_path {
             match path.find(page.body) {
-                None | Some(Value::Null) | Some(Value::Bool(true)) => {}
+                None | Some(Value::Null) => {}
+                Some(Value::Bool(true)) => more = true,
                 Some(Value::Bool(false)) => return Ok(Position::Done),
                 Some(other) => {
                     return Err(format!(
@@ -139,30 +157,60 @@ impl Paginator {
                 }
             }
         }
-        let path = self.cursor_path.as_ref().expect("checked in new");
-        let cursor = match path.find(page.body) {
-            None | Some(Value::Null) => return Ok(Position::Done),
-            Some(Value::String(s)) => s.clone(),
+        let (found, source) = match (&self.cursor_field, &self.cursor_path) {
+            (Some(field), _) => (
+                page.last.and_then(|r| r.get(field)),
+                format!("`{field}` of the last record"),
+            ),
+            (None, path) => {
+                let path = path.as_ref().expect("checked in new");
+                (path.find(page.body), format!("cursor_path `{path}`"))
+            }
+        };
+        let cursor = match found {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
+            None | Some(Value::Null) | Some(Value::String(_)) => {
+                if more {
+                    return Err(format!(
+                        "has_more says there are more pages, but {source} holds no cursor; \
+                         check cursor_path / cursor_field against a response of this API"
+                    ));
+                }
+                return self.missing_next(page, &source);
+            }
             Some(other) => {
                 return Err(format!(
-                    "cursor_path `{path}` found {}, expected a string or a number",
+                    "{source} found {}, expected a string or a number",
                     describe(other)
                 ))
             }
         };
-        if cursor.is_empty() {
-            return Ok(Position::Done);
-        }
         if let Position::Cursor { cursor: current } = page.position {
             if *current == cursor {
                 return Err(format!(
-                    "cursor_path `{path}` returned the cursor that was just sent ({cursor:?}); \
-                     the next page would repeat this one"
+                    "{source} returned the cursor that was just sent ({cursor:?}); the next \
+                     page would repeat this one"
                 ));
             }
         }
         Ok(Position::Cursor { cursor })
+    }
+
+    /// The shard's end when `where_` holds no next pointer: fine on a short page, an error
+    /// on a full one (unless `stop_on: no_next`), since a wrong pointer path would otherwise
+    /// end the run `succeeded` with part of the data.
+    fn missing_next(&self, page: &PageView<'_>, where_: &str) -> Result<Position, String> {
+        match self.full_page {
+            Some(size) if self.stop_on == StopOn::Auto && page.count >= size => Err(format!(
+                "the page was full ({} records, the page size {size}) but {where_} holds no \
+                 next pointer, so the shard cannot tell the end from a wrong path; check the \
+                 path against a response of this API, or set `pagination.stop_on: no_next` if \
+                 its last page may be full",
+                page.count
+            )),
+            _ => Ok(Position::Done),
+        }
     }
 }
 
@@ -206,6 +254,30 @@ fn resolve(base: &Url, target: &str) -> Result<Position, String> {
 /// Takes the array of records at `path` out of `body` (leaving `null` in its place, so the
 /// rest of the body can still be read for pagination); every record must be a JSON object.
 /// A `null` at the path counts as no records.
+/// The records `path` finds in `body`, checked (an array of objects), without taking them.
+pub(crate) fn records_view<'a>(path: &JsonPath, body: &'a Value) -> Result<&'a [Value], String> {
+    match path.find(body) {
+        Some(Value::Array(items)) => {
+            if let Some((i, bad)) = items.iter().enumerate().find(|(_, r)| !r.is_object()) {
+                return Err(format!(
+                    "records path `{path}`: record #{i} is {}, expected a JSON object",
+                    describe(bad)
+                ));
+            }
+            Ok(items)
+        }
+        Some(Value::Null) => Ok(&[]),
+        Some(other) => Err(format!(
+            "records path `{path}` found {}, expected an array of records",
+            describe(other)
+        )),
+        None => Err(format!(
+            "records path `{path}` found nothing in the response body ({})",
+            describe(body)
+        )),
+    }
+}
+
 pub(crate) fn extract_records(path: &JsonPath, body: &mut Value) -> Result<Vec<Value>, String> {
     let found = match pointer_of(path, body) {
         Some(pointer) => body.pointer_mut(&pointer).map(Value::take),

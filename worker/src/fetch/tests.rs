@@ -304,6 +304,7 @@ struct View {
     count: u64,
     pages_done: u64,
     records_done: u64,
+    last: Option<Value>,
 }
 
 impl View {
@@ -316,6 +317,7 @@ impl View {
             count,
             pages_done: 0,
             records_done: 0,
+            last: None,
         }
     }
     fn next(&self, p: Value) -> Result<Position, String> {
@@ -323,6 +325,7 @@ impl View {
             position: &self.position,
             url: &self.url,
             body: &self.body,
+            last: self.last.as_ref(),
             link: self.link.as_deref(),
             count: self.count,
             pages_done: self.pages_done,
@@ -456,6 +459,67 @@ fn cursor_next_and_stops() {
         .next(p)
         .unwrap_err();
     assert!(err.contains("$.more") && err.contains("boolean"), "{err}");
+}
+
+#[test]
+fn a_cursor_from_the_last_record_or_from_anywhere_in_the_body() {
+    let by_field = json!({"kind": "cursor", "cursor_field": "id", "cursor_param": "starting_after",
+        "has_more_path": "$.has_more", "size": 3});
+    let page = |has_more: bool, last: Value, count: u64| {
+        let mut v = View::new(Position::Start, json!({"has_more": has_more}), count);
+        v.last = Some(last);
+        v
+    };
+    assert_eq!(
+        page(true, json!({"id": "cus_3"}), 3).next(by_field.clone()),
+        Ok(Position::Cursor {
+            cursor: "cus_3".into()
+        })
+    );
+    assert_eq!(
+        page(false, json!({"id": "cus_3"}), 3).next(by_field.clone()),
+        Ok(Position::Done)
+    );
+    let err = page(true, json!({"name": "x"}), 3)
+        .next(by_field)
+        .unwrap_err();
+    assert!(
+        err.contains("has_more says") && err.contains("`id`"),
+        "{err}"
+    );
+    // A path may point into the records: they are still in the body.
+    let by_path = json!({"kind": "cursor", "cursor_path": "$.data[-1].id", "size": 2});
+    let v = View::new(Position::Start, json!({"data": [{"id": 1}, {"id": 2}]}), 2);
+    assert_eq!(v.next(by_path), Ok(Position::Cursor { cursor: "2".into() }));
+}
+
+#[test]
+fn a_full_page_without_a_next_pointer_is_an_error_not_the_end() {
+    let p = |extra: Value| {
+        let mut base = json!({"kind": "cursor", "cursor_path": "$.data[47].id", "size": 48});
+        base.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        base
+    };
+    let full = View::new(Position::Start, json!({"data": []}), 48);
+    let err = full.next(p(json!({}))).unwrap_err();
+    assert!(
+        err.contains("the page was full (48 records") && err.contains("stop_on: no_next"),
+        "{err}"
+    );
+    assert_eq!(
+        full.next(p(json!({"stop_on": "no_next"}))),
+        Ok(Position::Done)
+    );
+    let short = View::new(Position::Start, json!({"data": []}), 20);
+    assert_eq!(short.next(p(json!({}))), Ok(Position::Done));
+    // The same for next_url and link_header once their page size is given.
+    let next_url = json!({"kind": "next_url", "next_url_path": "$.next", "size": 10});
+    let v = View::new(Position::Start, json!({"next": null}), 10);
+    assert!(v.next(next_url).unwrap_err().contains("the page was full"));
+    let link = json!({"kind": "link_header", "size": 10});
+    assert!(v.next(link).unwrap_err().contains("Link"));
 }
 
 #[test]

@@ -1,0 +1,68 @@
+//! Pagination that cannot silently truncate: an API whose next cursor is the last record's
+//! id (Stripe's `starting_after` with `has_more`) loads everything, and a cursor path that
+//! finds nothing on a full page fails the run with a message that says so, instead of
+//! ending `succeeded` with the first page.
+
+use std::time::Duration;
+
+use apitap_chaos::testbed::TestCluster;
+
+fn total_records(run: &serde_json::Value) -> u64 {
+    run["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["records"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn pipeline(name: &str, db: &std::path::Path, pagination: &str) -> String {
+    format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: {} }}
+spec:
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/starting_after"
+      records: $.data
+      pagination: {pagination}
+  sink:
+    sqlite: {{ path: "{}", table: {name} }}
+"#,
+        name.replace('_', "-"),
+        db.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_from_the_last_record_loads_all_and_a_lost_cursor_fails() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().records(1234).start().await?;
+    let db = cluster.out_path("pages.db");
+
+    let yaml = pipeline(
+        "stripe_like",
+        &db,
+        "{ kind: cursor, cursor_field: id, cursor_param: starting_after, has_more_path: $.has_more, size: 100 }",
+    );
+    let run = cluster.submit("stripe-like", &yaml)?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    assert_eq!(total_records(&info), 1234, "{info:#}");
+
+    // The closest spec without `cursor_field`: a path that finds no cursor on a full page.
+    let yaml = pipeline(
+        "lost_cursor",
+        &db,
+        "{ kind: cursor, cursor_path: $.next_cursor, cursor_param: starting_after, size: 100 }",
+    );
+    let run = cluster.submit("lost-cursor", &yaml)?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    assert_eq!(info["state"], "failed", "{info:#}");
+    let error = info["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("the page was full (100 records") && error.contains("stop_on: no_next"),
+        "{info:#}"
+    );
+    Ok(())
+}
