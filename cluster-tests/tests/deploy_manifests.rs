@@ -2,7 +2,8 @@
 //! download, so this parses every YAML document and checks the fields that decide whether
 //! a deployment works: probes on the admin port, grace periods longer than the worker
 //! drain, resources, the coordinator StatefulSet's identity and storage, selectors that
-//! select something, and compose wiring.
+//! select something, compose wiring, and TLS, tokens and sealed secrets on by default
+//! (every node given its certificate, nothing opting into plaintext).
 //!
 //! Each check returns the problems it found; the tests assert that the real files have none
 //! and, on small broken documents, that each check does find the problem it is for.
@@ -395,7 +396,17 @@ fn runs(container: &Value, binary: &str) -> bool {
         .iter()
         .chain(seq_at(container, "args"))
         .filter_map(Value::as_str)
-        .any(|part| part == binary || part.contains(&format!("exec {binary}")))
+        .any(|part| {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            part == binary || words.windows(2).any(|w| w == ["exec", binary])
+        })
+}
+
+/// Whether a container's command line names `binary` anywhere (as a whole word).
+fn mentions(container: &Value, binary: &str) -> bool {
+    command_text(container)
+        .split_whitespace()
+        .any(|word| word == binary)
 }
 
 /// A shell wrapper must `exec` the binary, so that SIGTERM (drain, clean stop) reaches it.
@@ -477,9 +488,10 @@ fn check_security(docs: &[Doc]) -> Vec<String> {
     problems
 }
 
-/// StatefulSets: volume claim templates that a container mounts, and a `serviceName` that
-/// is a headless Service selecting the set's pods and publishing them before they are ready
-/// (coordinators are ready only once there is a leader, and peers must reach them first).
+/// StatefulSets: volume claim templates that a container mounts (coordinators: their Raft
+/// data; the workers' set holds no state), and a `serviceName` that is a headless Service
+/// selecting the set's pods and publishing them before they are ready (coordinators are
+/// ready only once there is a leader, and peers must reach them first).
 fn check_statefulsets(docs: &[Doc]) -> Vec<String> {
     let mut problems = Vec::new();
     for set in docs.iter().filter(|d| d.kind() == "StatefulSet") {
@@ -488,7 +500,10 @@ fn check_statefulsets(docs: &[Doc]) -> Vec<String> {
             .iter()
             .filter_map(|c| str_at(c, "metadata.name"))
             .collect();
-        if claims.is_empty() {
+        let coordinators = seq_at(&set.value, "spec.template.spec.containers")
+            .iter()
+            .any(|c| mentions(c, "apitap-coordinator"));
+        if claims.is_empty() && coordinators {
             problems.push(format!("{who}: no volumeClaimTemplates"));
         }
         let mounted: BTreeSet<&str> = seq_at(&set.value, "spec.template.spec.containers")
@@ -575,7 +590,8 @@ fn check_pdbs(docs: &[Doc]) -> Vec<String> {
     problems
 }
 
-/// HorizontalPodAutoscalers scale the worker Deployment on CPU, which needs CPU requests.
+/// HorizontalPodAutoscalers scale the worker set (a StatefulSet, for the workers' named
+/// certificates, or a Deployment) on CPU, which needs CPU requests.
 fn check_hpas(docs: &[Doc]) -> Vec<String> {
     let mut problems = Vec::new();
     for hpa in docs
@@ -599,13 +615,13 @@ fn check_hpas(docs: &[Doc]) -> Vec<String> {
             continue;
         };
         let template = templates(std::slice::from_ref(target));
-        let is_worker = kind == "Deployment"
+        let is_worker = matches!(kind, "Deployment" | "StatefulSet")
             && template
                 .iter()
                 .all(|t| t.containers().any(|c| runs(c, "apitap-worker")));
         if !is_worker {
             problems.push(format!(
-                "{who}: target {} is not the worker Deployment",
+                "{who}: target {} is not the worker set",
                 target.id()
             ));
         }
@@ -957,6 +973,209 @@ fn check_compose(compose: &Value) -> Vec<String> {
     problems
 }
 
+// ----- TLS, tokens and sealed secrets on by default -------------------------------------
+
+/// The `APITAP_*` variables that name a TLS file, which every ApiTap process needs.
+const TLS_VARS: [&str; 3] = ["APITAP_TLS_CA", "APITAP_TLS_CERT", "APITAP_TLS_KEY"];
+
+/// A container's command and arguments as one text (a start script included).
+fn command_text(container: &Value) -> String {
+    seq_at(container, "command")
+        .iter()
+        .chain(seq_at(container, "args"))
+        .filter_map(scalar)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The value a start script gives `name` (`export NAME="value"` or `NAME=value`).
+fn script_value(script: &str, name: &str) -> Option<String> {
+    let rest = &script[script.find(&format!("{name}="))? + name.len() + 1..];
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split_whitespace().next()?,
+    };
+    Some(value.to_string())
+}
+
+/// Secrets created by a `kubectl ... create secret generic NAME` line of the operations
+/// guide: the ones an operator makes from deploy/tls/make-certs.sh's output.
+fn documented_secrets() -> BTreeSet<String> {
+    let guide = deploy_dir().join("../docs/operations.md");
+    let text =
+        std::fs::read_to_string(&guide).unwrap_or_else(|e| panic!("{}: {e}", guide.display()));
+    text.split("create secret generic ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Kubernetes: every container that runs an ApiTap binary (coordinator, worker, apitapctl)
+/// is given the CA, a certificate and a key, literally, through a ConfigMap or by its start
+/// script, each under a mounted Secret volume; coordinators also a secrets key file; nothing
+/// sets APITAP_INSECURE or passes --insecure; and every Secret a pod mounts is defined here
+/// or created by a documented `kubectl create secret` (`documented`).
+fn check_k8s_tls(docs: &[Doc], documented: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let defined: BTreeSet<&str> = docs
+        .iter()
+        .filter(|d| d.kind() == "Secret")
+        .map(|d| d.name())
+        .collect();
+    for t in templates(docs) {
+        let secret_volumes: BTreeMap<&str, &str> = seq_at(t.spec(), "volumes")
+            .iter()
+            .filter_map(|v| Some((str_at(v, "name")?, str_at(v, "secret.secretName")?)))
+            .collect();
+        for secret in secret_volumes.values() {
+            if !defined.contains(secret) && !documented.contains(*secret) {
+                problems.push(format!(
+                    "{}: mounts the Secret {secret}, which is neither defined here nor created in docs/operations.md",
+                    t.owner.id()
+                ));
+            }
+        }
+        for c in t.containers() {
+            let who = format!("{} container {}", t.owner.id(), container_name(c));
+            let script = command_text(c);
+            if env_value(docs, t.owner.namespace(), c, "APITAP_INSECURE").is_some()
+                || script.contains("--insecure")
+                || script.contains("APITAP_INSECURE")
+            {
+                problems.push(format!(
+                    "{who}: opts into plaintext (APITAP_INSECURE or --insecure)"
+                ));
+            }
+            let coordinator = runs(c, "apitap-coordinator");
+            if !(coordinator || runs(c, "apitap-worker") || script.contains("apitapctl")) {
+                continue;
+            }
+            let secret_mounts: Vec<&str> = seq_at(c, "volumeMounts")
+                .iter()
+                .filter(|m| str_at(m, "name").is_some_and(|n| secret_volumes.contains_key(n)))
+                .filter_map(|m| str_at(m, "mountPath"))
+                .collect();
+            let mut vars = TLS_VARS.to_vec();
+            if coordinator {
+                vars.push("APITAP_SECRETS_KEY_FILE");
+            }
+            for var in vars {
+                let value = env_value(docs, t.owner.namespace(), c, var)
+                    .or_else(|| script_value(&script, var));
+                match value {
+                    None => problems.push(format!("{who}: {var} is not set")),
+                    Some(path)
+                        if !secret_mounts.iter().any(|m| {
+                            path.starts_with(&format!("{}/", m.trim_end_matches('/')))
+                        }) =>
+                    {
+                        problems.push(format!("{who}: {var} {path} is not in a mounted Secret"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The mount targets of a compose service's volumes (short `src:target[:ro]` or long form).
+fn compose_targets(service: &Value) -> Vec<String> {
+    seq_at(service, "volumes")
+        .iter()
+        .filter_map(|v| match v {
+            Value::String(short) => short.split(':').nth(1).map(str::to_string),
+            other => str_at(other, "target").map(str::to_string),
+        })
+        .collect()
+}
+
+/// Compose: every service running an ApiTap binary has APITAP_TLS_CA/CERT/KEY under one of
+/// its volume mounts, coordinators a secrets key file too; a coordinator's certificate is
+/// `coordinator-<APITAP_NODE_ID>.pem` and a worker's `<APITAP_WORKER_ID>.pem`; the one-shot
+/// service running make-certs issues each of them (coordinators for their service name,
+/// the host they are dialled by) and every coordinator waits for it to complete; nothing
+/// sets APITAP_INSECURE or passes --insecure.
+fn check_compose_tls(compose: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(services) = map_at(compose, "services") else {
+        return vec!["compose: no services".into()];
+    };
+    let certs = services
+        .iter()
+        .find(|(_, svc)| compose_command(svc).contains("make-certs"));
+    let Some((certs_name, certs)) = certs else {
+        return vec!["compose: no service runs make-certs to create the certificates".into()];
+    };
+    let certs_name = scalar(certs_name).unwrap_or_default();
+    let issues = compose_command(certs);
+    for (name, svc) in services {
+        let name = scalar(name).unwrap_or_default();
+        let env = compose_env(svc);
+        let command = compose_command(svc);
+        if env.contains_key("APITAP_INSECURE") || command.contains("--insecure") {
+            problems.push(format!(
+                "compose service {name}: opts into plaintext (APITAP_INSECURE or --insecure)"
+            ));
+        }
+        let coordinator = command.contains("apitap-coordinator");
+        let worker = command.contains("apitap-worker");
+        if !(coordinator || worker || command.contains("apitapctl")) {
+            continue;
+        }
+        let targets = compose_targets(svc);
+        let mut vars = TLS_VARS.to_vec();
+        if coordinator {
+            vars.push("APITAP_SECRETS_KEY_FILE");
+        }
+        for var in vars {
+            match env.get(var) {
+                None => problems.push(format!("compose service {name}: {var} is not set")),
+                Some(path) if !targets.iter().any(|t| path.starts_with(&format!("{t}/"))) => {
+                    problems.push(format!(
+                        "compose service {name}: {var} {path} is not under a mounted volume"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let cert = env
+            .get("APITAP_TLS_CERT")
+            .map(|c| c.rsplit('/').next().unwrap_or(c));
+        let holder = cert
+            .and_then(|c| c.strip_suffix(".pem"))
+            .unwrap_or_default();
+        let issued = if coordinator {
+            let id = env.get("APITAP_NODE_ID").cloned().unwrap_or_default();
+            let depends = str_at(svc, &format!("depends_on.{certs_name}.condition"));
+            if depends != Some("service_completed_successfully") {
+                problems.push(format!(
+                    "compose service {name}: does not wait for {certs_name} to complete"
+                ));
+            }
+            (holder == format!("coordinator-{id}")).then(|| format!("--coordinator {id}={name}"))
+        } else if worker {
+            let id = env.get("APITAP_WORKER_ID").cloned().unwrap_or_default();
+            (holder == id).then(|| format!("--worker {id}"))
+        } else {
+            Some(format!("--user {holder}"))
+        };
+        match issued {
+            None => problems.push(format!(
+                "compose service {name}: its certificate {cert:?} is not the one of its id"
+            )),
+            Some(arg) if !format!("{issues} ").contains(&format!("{arg} ")) => {
+                problems.push(format!(
+                    "compose service {name}: {certs_name} does not issue its certificate ({arg})"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
 // ----- the real files -----------------------------------------------------------------
 
 fn assert_none(what: &str, problems: Vec<String>) {
@@ -992,7 +1211,6 @@ fn every_document_parses_and_names_itself() {
         "Service",
         "StatefulSet",
         "PodDisruptionBudget",
-        "Deployment",
         "HorizontalPodAutoscaler",
         "NetworkPolicy",
         "Job",
@@ -1026,10 +1244,7 @@ fn kustomization_lists_every_manifest() {
 fn long_running_pods_probe_the_health_endpoints_on_the_admin_port() {
     let docs = k8s_docs();
     let probed = templates(&docs).iter().filter(|t| t.is_service()).count();
-    assert_eq!(
-        probed, 2,
-        "the coordinator StatefulSet and the worker Deployment"
-    );
+    assert_eq!(probed, 2, "the coordinator and the worker StatefulSets");
     assert_none("probes", check_probes(&docs));
     assert_none("exec", check_exec(&docs));
 }
@@ -1056,7 +1271,8 @@ fn every_container_has_resources_and_runs_unprivileged() {
 #[test]
 fn coordinator_statefulset_has_storage_and_a_headless_service() {
     let docs = k8s_docs();
-    assert_eq!(kinds(&docs).get("StatefulSet"), Some(&1));
+    // The coordinators' and the workers'.
+    assert_eq!(kinds(&docs).get("StatefulSet"), Some(&2));
     assert_none("statefulset", check_statefulsets(&docs));
 }
 
@@ -1068,7 +1284,7 @@ fn pdb_covers_the_coordinators() {
 }
 
 #[test]
-fn hpa_scales_the_worker_deployment() {
+fn hpa_scales_the_worker_set() {
     let docs = k8s_docs();
     assert_eq!(kinds(&docs).get("HorizontalPodAutoscaler"), Some(&1));
     assert_none("hpa", check_hpas(&docs));
@@ -1124,6 +1340,181 @@ fn dockerfile_matches_the_manifests() {
         dockerfile.contains("deploy/docker/healthcheck.sh") && script.is_file(),
         "the HEALTHCHECK script deploy/docker/healthcheck.sh is missing or not copied"
     );
+}
+
+#[test]
+fn tls_tokens_and_sealed_secrets_are_on_by_default() {
+    assert_none("k8s TLS", check_k8s_tls(&k8s_docs(), &documented_secrets()));
+    assert_none("compose TLS", check_compose_tls(&compose()));
+    // The certificates of the workers' StatefulSet: as many as the autoscaler may start.
+    let guide = std::fs::read_to_string(deploy_dir().join("../docs/operations.md")).unwrap();
+    let docs = k8s_docs();
+    let max = docs
+        .iter()
+        .find(|d| d.kind() == "HorizontalPodAutoscaler")
+        .and_then(|h| at(&h.value, "spec.maxReplicas").and_then(Value::as_u64))
+        .expect("the workers' HorizontalPodAutoscaler has maxReplicas");
+    assert!(
+        guide.contains(&format!("seq 0 {}", max - 1)),
+        "docs/operations.md must issue worker certificates apitap-worker-0..{} (seq 0 {})",
+        max - 1,
+        max - 1
+    );
+}
+
+#[test]
+fn plaintext_or_missing_certificates_are_caught() {
+    let text = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: cfg, namespace: n }
+data: { APITAP_INSECURE: "true" }
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: c, namespace: n }
+spec:
+  template:
+    spec:
+      volumes: [{ name: tls, secret: { secretName: nowhere } }]
+      containers:
+        - name: coordinator
+          command: [/bin/sh, -c]
+          args: ["export APITAP_TLS_CERT=/etc/tls/c.pem; exec apitap-coordinator"]
+          envFrom: [{ configMapRef: { name: cfg } }]
+          env: [{ name: APITAP_TLS_CA, value: /elsewhere/ca.pem }]
+          volumeMounts: [{ name: tls, mountPath: /etc/tls }]
+"#;
+    let problems = check_k8s_tls(&docs_of(text), &BTreeSet::new());
+    assert_finds(problems.clone(), "opts into plaintext");
+    assert_finds(problems.clone(), "Secret nowhere, which is neither defined");
+    assert_finds(
+        problems.clone(),
+        "APITAP_TLS_CA /elsewhere/ca.pem is not in a mounted Secret",
+    );
+    assert_finds(problems.clone(), "APITAP_TLS_KEY is not set");
+    assert_finds(problems.clone(), "APITAP_SECRETS_KEY_FILE is not set");
+    assert!(
+        !problems.iter().any(|p| p.contains("APITAP_TLS_CERT")),
+        "a certificate exported by the start script counts: {problems:#?}"
+    );
+
+    let compose = r#"
+services:
+  certs:
+    command: [make-certs, --coordinator, 1=c1, --worker, w-1]
+  c1:
+    command: [apitap-coordinator]
+    environment:
+      APITAP_NODE_ID: "2"
+      APITAP_INSECURE: "true"
+      APITAP_TLS_CA: /tls/ca.pem
+      APITAP_TLS_CERT: /tls/coordinator-1.pem
+      APITAP_TLS_KEY: /tls/coordinator-1-key.pem
+    volumes: ["tls:/tls:ro"]
+  w:
+    command: [apitap-worker]
+    depends_on: { certs: { condition: service_completed_successfully } }
+    environment:
+      APITAP_WORKER_ID: w-2
+      APITAP_TLS_CA: /tls/ca.pem
+      APITAP_TLS_CERT: /tls/w-2.pem
+      APITAP_TLS_KEY: /tls/w-2-key.pem
+"#;
+    let problems = check_compose_tls(&docs_of(compose).remove(0).value);
+    assert_finds(problems.clone(), "compose service c1: opts into plaintext");
+    assert_finds(problems.clone(), "c1: APITAP_SECRETS_KEY_FILE is not set");
+    assert_finds(problems.clone(), "c1: does not wait for certs to complete");
+    assert_finds(
+        problems.clone(),
+        "c1: its certificate Some(\"coordinator-1.pem\") is not the one of its id",
+    );
+    assert_finds(
+        problems.clone(),
+        "w: APITAP_TLS_CA /tls/ca.pem is not under a mounted volume",
+    );
+    assert_finds(
+        problems,
+        "w: certs does not issue its certificate (--worker w-2)",
+    );
+}
+
+/// deploy/tls/make-certs.sh issues what the binaries accept: certificates rustls loads, each
+/// naming exactly its holder's identity; a second run keeps them; a bad name is refused.
+/// Needs openssl (the script's one dependency); skipped without it.
+#[test]
+fn make_certs_issues_what_the_binaries_accept() {
+    use apitap_proto::identity::Identity;
+    use apitap_proto::tls::TlsFiles;
+    use std::process::Command;
+
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("apitap-make-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let script = deploy_dir().join("tls/make-certs.sh");
+    let run = |extra: &[&str]| {
+        Command::new("sh")
+            .arg(&script)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .expect("run sh")
+    };
+    let args = [
+        "--coordinator",
+        "1=coordinator-1,127.0.0.1",
+        "--worker",
+        "worker-1",
+        "--user",
+        "ops",
+    ];
+    let first = run(&args);
+    assert!(first.status.success(), "{first:?}");
+    let issued = [
+        ("coordinators", "coordinator-1", Identity::Coordinator(1)),
+        ("workers", "worker-1", Identity::Worker("worker-1".into())),
+        ("users", "ops", Identity::User("ops".into())),
+    ];
+    for (dir, name, identity) in &issued {
+        let dir = out.join(dir);
+        let files = TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}-key.pem")),
+        };
+        files.load().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&files.cert)
+            .output()
+            .expect("openssl x509");
+        assert_eq!(Identity::from_cert(&der.stdout).as_ref(), Ok(identity));
+    }
+    let key = std::fs::read_to_string(out.join("secrets/secrets.key")).unwrap();
+    assert!(
+        key.starts_with("k1 ") && key.trim().len() == 3 + 64,
+        "{key}"
+    );
+
+    let cert = std::fs::read(out.join("workers/worker-1.pem")).unwrap();
+    let again = run(&args);
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(
+        std::fs::read(out.join("workers/worker-1.pem")).unwrap(),
+        cert
+    );
+
+    let bad = run(&["--worker", "a;rm"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("may hold only letters"),
+        "{bad:?}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 // ----- the checks find what they are for ---------------------------------------------
@@ -1305,7 +1696,7 @@ spec:
   metrics: [{ type: Resource, resource: { name: memory } }]
 "#;
     let problems = check_hpas(&docs_of(text));
-    assert_finds(problems.clone(), "is not the worker Deployment");
+    assert_finds(problems.clone(), "is not the worker set");
     assert_finds(problems.clone(), "no CPU resource metric");
     assert_finds(problems.clone(), "has no CPU request");
     assert_finds(problems, "sets spec.replicas");

@@ -1,5 +1,7 @@
-//! `apitap-chaos drill` end to end: a short mixed drill passes, and the zombie drill with
-//! fencing switched off (test-only) is caught by the checker and exits non-zero.
+//! `apitap-chaos drill` end to end: a short mixed drill passes on a cluster secured as in
+//! production (mutual TLS, tokens, sealed secrets: the default), and the zombie drill with
+//! fencing switched off (test-only) is caught by the checker and exits non-zero (run with
+//! `--insecure`, so that the plaintext mode stays covered too).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,14 +19,15 @@ fn scratch(name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs `apitap-chaos drill <scenario> --json`; returns the exit code and the report.
-fn drill(dir: &Path, name: &str, scenario: &str) -> anyhow::Result<(i32, Value)> {
+/// Runs `apitap-chaos drill <scenario> --json [extra]`; returns the exit code and the report.
+fn drill(dir: &Path, name: &str, scenario: &str, extra: &[&str]) -> anyhow::Result<(i32, Value)> {
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, scenario)?;
     let out = Command::new(bins::path("apitap-chaos")?)
         .arg("drill")
         .arg(&file)
         .arg("--json")
+        .args(extra)
         .arg("--out")
         .arg(dir.join(name))
         .output()?;
@@ -71,8 +74,10 @@ faults:
   - { at: 10s, kind: kill-worker, target: 2, restart_after: 2s }
   - { at: 11s, kind: upstream-429, retry_after: 1s }
 "#,
+        &[],
     )?;
     assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["tls"], true, "TLS is the default: {report:#}");
     assert_eq!(report["violations"], serde_json::json!([]), "{report:#}");
     assert_eq!(count(&report, "records_checked"), 24_000);
     assert_eq!(count(&report, "lost"), 0);
@@ -101,8 +106,10 @@ workload: { records: 8000, shards: 2, coordinators: 1, workers: 2, unsafe_disabl
 faults:
   - { at: 3s, kind: pause-worker, duration: 6s }
 "#,
+        &["--insecure"],
     )?;
     assert_eq!(code, 1, "a violation must fail the drill: {report:#}");
+    assert_eq!(report["tls"], false, "{report:#}");
     assert_eq!(report["passed"], false);
     let violations = report["violations"].as_array().unwrap();
     assert!(!violations.is_empty());
@@ -125,8 +132,13 @@ faults:
 fn the_rate_limit_drill_holds_the_limit_and_reports_its_figures() -> anyhow::Result<()> {
     let _one = one_at_a_time();
     let dir = scratch("rate-limit")?;
+    // Plaintext: this test asserts timing figures (≥ 90 % of the limit used, nothing
+    // within 50 ms of a back-off), and debug-build TLS (unoptimised rustls and crypto) on a
+    // loaded 2-core machine costs the budget RPCs enough to miss them: side by side at load
+    // average 14, 61–63 % with TLS against 81–84 % without. The drill itself runs with TLS
+    // by default, and the short mixed drill above covers the TLS path.
     let out = Command::new(bins::path("apitap-chaos")?)
-        .args(["drill", "rate-limit", "--json", "--out"])
+        .args(["drill", "rate-limit", "--insecure", "--json", "--out"])
         .arg(dir.join("rate-limit"))
         .output()?;
     let code = out.status.code().unwrap_or(-1);
@@ -138,6 +150,7 @@ fn the_rate_limit_drill_holds_the_limit_and_reports_its_figures() -> anyhow::Res
         )
     })?;
     assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["tls"], false, "{report:#}");
     assert!(
         report["rate_limit_max_window_overshoot_pct"].is_number(),
         "{report:#}"

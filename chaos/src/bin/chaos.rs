@@ -84,6 +84,12 @@ enum Cmd {
         /// Folder for logs, data and report.json (default out/drill/NAME; emptied first).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run the cluster in plaintext: no TLS, no tokens, secrets stored as submitted. By
+        /// default a drill's cluster is secured as in production (mutual TLS with a
+        /// certificate per node, tokens, sealed secrets); plaintext is for comparing figures
+        /// and for watching the links with plain tools (tcpdump, grpcurl -plaintext).
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
@@ -315,7 +321,8 @@ async fn main() -> anyhow::Result<()> {
             seed,
             json,
             out,
-        } => match drill(&name_or_file, seed, json, out).await {
+            insecure,
+        } => match drill(&name_or_file, seed, json, out, !insecure).await {
             Ok(report) => std::process::exit(if report.passed { 0 } else { 1 }),
             Err(e) => {
                 eprintln!("drill could not run: {e:#}");
@@ -357,13 +364,18 @@ async fn drill(
     seed: Option<u64>,
     json: bool,
     out: Option<PathBuf>,
+    tls: bool,
 ) -> anyhow::Result<apitap_chaos::drill::Report> {
     let mut scenario = apitap_chaos::drill::load(name_or_file)?;
     if let Some(seed) = seed {
         scenario.reseed(seed);
     }
     let out = out.unwrap_or_else(|| PathBuf::from("out/drill").join(&scenario.name));
-    let opts = apitap_chaos::drill::DrillOptions { out, verbose: true };
+    let opts = apitap_chaos::drill::DrillOptions {
+        out,
+        verbose: true,
+        tls,
+    };
     let report = tokio::select! {
         r = apitap_chaos::drill::run(scenario, opts) => r?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the cluster was stopped"),

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::workload::DrillPipeline;
 use crate::mock_api::record;
-use crate::testbed::grpc::status_of;
+use crate::testbed::grpc::{status_as, Caller};
 use crate::testbed::wait;
 
 /// The `application_name` of the drill's own PostgreSQL connections, so that
@@ -125,13 +125,17 @@ pub fn shard_gaps(check: &TableCheck, shard_keys: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Waits until every coordinator reports the same applied index and state digest; on a
-/// timeout returns what each one reported.
-pub async fn raft_converged(addrs: &[String], timeout: Duration) -> Result<String, String> {
+/// Waits until every coordinator reports the same applied index and state digest (asked as
+/// `caller`); on a timeout returns what each one reported.
+pub async fn raft_converged(
+    addrs: &[String],
+    caller: &Caller,
+    timeout: Duration,
+) -> Result<String, String> {
     let agreed = wait::until_async("the coordinators to agree", timeout, || async {
         let mut seen = BTreeSet::new();
         for a in addrs {
-            let s = status_of(a).await.ok()?;
+            let s = status_as(a, caller).await.ok()?;
             seen.insert((s.applied_index, s.state_digest));
         }
         (seen.len() == 1).then(|| seen.into_iter().next().map(|(_, d)| d).unwrap_or_default())
@@ -142,7 +146,7 @@ pub async fn raft_converged(addrs: &[String], timeout: Duration) -> Result<Strin
         Err(_) => {
             let mut views = Vec::new();
             for a in addrs {
-                views.push(match status_of(a).await {
+                views.push(match status_as(a, caller).await {
                     Ok(s) => format!("{a}: applied {} digest {}", s.applied_index, s.state_digest),
                     Err(e) => format!("{a}: unreachable ({e})"),
                 });

@@ -17,7 +17,7 @@ use super::sample::Shared;
 use super::scenario::{FaultKind, PlannedFault};
 use crate::mock_api::{Fault, FaultSpec};
 use crate::proxy::{LinkFault, PeerProxies};
-use crate::testbed::grpc::status_of;
+use crate::testbed::grpc::{status_as, Caller};
 use crate::testbed::{wait, TestCluster};
 
 /// Requests the background source latency applies to: "for ever". Entries this large in the
@@ -89,6 +89,8 @@ pub struct Injector<'a> {
     /// Latency every upstream request gets, kept at the tail of the mock's fault queue.
     pub background: Option<FaultSpec>,
     pub verbose: bool,
+    /// Who the injector is when it asks the coordinators who leads.
+    caller: Caller,
     rng: StdRng,
     /// Coordinators (by index) killed, partitioned or slowed, until their follow-up.
     coord_down: BTreeSet<usize>,
@@ -123,6 +125,7 @@ impl<'a> Injector<'a> {
             t0: Instant::now(),
             background,
             verbose,
+            caller: Caller::plain(),
             rng: StdRng::seed_from_u64(seed),
             coord_down: BTreeSet::new(),
             worker_down: BTreeSet::new(),
@@ -135,6 +138,12 @@ impl<'a> Injector<'a> {
             paused: BTreeSet::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// Asks the coordinators as `caller` (a TLS cluster's certificate and token).
+    pub fn with_caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        self
     }
 
     fn schedule(&mut self, at: Duration, ev: Event) {
@@ -324,11 +333,13 @@ impl<'a> Injector<'a> {
             .collect();
         wait::until_async("a leader", Duration::from_secs(2), || {
             let nodes = nodes.clone();
+            let caller = self.caller.clone();
             async move {
                 let mut best: Option<(usize, u64, u64)> = None;
                 for (i, id, addr) in &nodes {
                     let Ok(Ok(s)) =
-                        tokio::time::timeout(Duration::from_millis(500), status_of(addr)).await
+                        tokio::time::timeout(Duration::from_millis(500), status_as(addr, &caller))
+                            .await
                     else {
                         continue;
                     };

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::bench_raft::summary;
 use crate::mock_api::{Fault, FaultSpec};
 use crate::proxy::PeerProxies;
+use crate::testbed::grpc::Caller;
 use crate::testbed::{free_port, out_dir, wait, TempPostgres, TestCluster};
 
 pub use report::Report;
@@ -40,6 +41,11 @@ pub struct DrillOptions {
     pub out: PathBuf,
     /// Print the timeline on stderr as it happens.
     pub verbose: bool,
+    /// Run the cluster as it is meant to run in production: mutual TLS on every gRPC link
+    /// (a certificate per node), tokens with roles, secrets sealed at rest. `false`
+    /// (`--insecure`) runs it in plaintext, to compare figures or to watch the links with
+    /// plain tools.
+    pub tls: bool,
 }
 
 /// A built-in drill by name, or a scenario file.
@@ -64,6 +70,26 @@ pub fn load(name_or_file: &str) -> anyhow::Result<Scenario> {
             .unwrap_or_else(|| "scenario".into());
     }
     Ok(s)
+}
+
+/// The token name of the drill's observers (samplers, injector, checks).
+const OBSERVER: &str = "drill-observer";
+
+/// Who the drill's in-process clients are: on a TLS cluster, the user certificate and a
+/// `viewer` token of their own (they only look, and must not be able to change what they
+/// look at); in plaintext, nobody. Blocking (apitapctl creates the token).
+fn observer(cluster: &TestCluster) -> anyhow::Result<Caller> {
+    tokio::task::block_in_place(|| Caller::viewer(cluster, OBSERVER))
+        .map_err(|e| e.context("creating the drill's viewer token"))
+}
+
+/// How the cluster's links are secured, for the timeline and the report.
+fn security(tls: bool) -> &'static str {
+    if tls {
+        "mutual TLS, tokens, sealed secrets"
+    } else {
+        "plaintext (--insecure)"
+    }
 }
 
 /// The drill's folder, emptied ([`out_dir::fresh`]).
@@ -106,6 +132,9 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         .out_dir(&out)
         .secret("WAREHOUSE_URL", &pg.url())
         .worker_env("APITAP_LOG_FORMAT", "json");
+    if opts.tls {
+        builder = builder.tls();
+    }
     if w.zombie_workers {
         builder = builder.worker_env("APITAP_FAULT_IGNORE_REVOCATIONS", "true");
     }
@@ -120,13 +149,14 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         builder = builder.advertise(pairs);
     }
     say(format!(
-        "drill {}: {} coordinators, {} workers, {} records in {} pipelines × {} shards; logs in {}",
+        "drill {}: {} coordinators, {} workers, {} records in {} pipelines × {} shards, {}; logs in {}",
         scenario.name,
         w.coordinators,
         w.workers,
         w.records,
         w.pipelines,
         w.shards,
+        security(opts.tls),
         out.join("logs").display()
     ));
     let mut cluster = builder.start().await?;
@@ -164,8 +194,13 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         .iter()
         .map(|c| (c.id, c.addr.clone()))
         .collect();
-    let samplers =
-        sample::Samplers::start(nodes.clone(), runs.iter().map(|r| r.0).collect(), pg.url());
+    let caller = observer(&cluster)?;
+    let samplers = sample::Samplers::start(
+        nodes.clone(),
+        runs.iter().map(|r| r.0).collect(),
+        pg.url(),
+        &caller,
+    )?;
     let pool = check::drill_pool(&pg.url()).await?;
 
     let mut injector = inject::Injector::new(
@@ -176,7 +211,8 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         scenario.seed,
         background,
         opts.verbose,
-    );
+    )
+    .with_caller(caller.clone());
     injector.run(scenario.plan()).await?;
     let inject::Injector {
         timeline,
@@ -277,7 +313,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
     pool.close().await;
 
     let addrs: Vec<String> = nodes.iter().map(|(_, a)| a.clone()).collect();
-    let raft_digest = match check::raft_converged(&addrs, Duration::from_secs(60)).await {
+    let raft_digest = match check::raft_converged(&addrs, &caller, Duration::from_secs(60)).await {
         Ok(d) => Some(d),
         Err(views) => {
             violations.push(format!("coordinators disagree on the Raft state: {views}"));
@@ -318,6 +354,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
     let report = Report {
         drill: scenario.name.clone(),
         seed: scenario.seed,
+        tls: opts.tls,
         passed: violations.is_empty(),
         duration_ms: started.elapsed().as_millis() as u64,
         records_checked: tables.iter().map(|t| t.expected).sum(),

@@ -79,16 +79,19 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
 
     let pg = tokio::task::block_in_place(TempPostgres::start)?;
     let per_pipeline = w.records / 2;
-    let mut cluster = TestCluster::builder()
+    let mut builder = TestCluster::builder()
         .coordinators(w.coordinators)
         .workers(w.workers)
         .slots(w.slots)
         .records(2 * per_pipeline)
         .lease_ttl(w.lease_ttl)
         .out_dir(&out)
-        .secret("WAREHOUSE_URL", &pg.url())
-        .start()
-        .await?;
+        .secret("WAREHOUSE_URL", &pg.url());
+    if opts.tls {
+        builder = builder.tls();
+    }
+    let mut cluster = builder.start().await?;
+    let caller = super::observer(&cluster)?;
     let b = RateLimitBench {
         workers: w.workers,
         simulated: None,
@@ -256,7 +259,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         format!("coordinator-{leader} started again on its data"),
     );
     let addrs = cluster.coordinator_addrs();
-    let raft_digest = match check::raft_converged(&addrs, Duration::from_secs(30)).await {
+    let raft_digest = match check::raft_converged(&addrs, &caller, Duration::from_secs(30)).await {
         Ok(d) => Some(d),
         Err(views) => {
             violations.push(format!("coordinators disagree on the Raft state: {views}"));
@@ -269,6 +272,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
     let report = Report {
         drill: scenario.name.clone(),
         seed: scenario.seed,
+        tls: opts.tls,
         passed: violations.is_empty(),
         duration_ms: started.elapsed().as_millis() as u64,
         records_checked: 0,

@@ -37,6 +37,8 @@ pub struct SampleCounts {
 pub struct Report {
     pub drill: String,
     pub seed: u64,
+    /// The cluster ran with mutual TLS, tokens and sealed secrets (`false`: `--insecure`).
+    pub tls: bool,
     pub passed: bool,
     pub duration_ms: u64,
     pub records_checked: u64,
@@ -105,6 +107,7 @@ impl Report {
             self.seed,
             self.duration_ms as f64 / 1000.0
         );
+        let _ = writeln!(s, "  cluster          {}", super::security(self.tls));
         let _ = writeln!(
             s,
             "  records checked  {}  (lost {}, duplicated {}, unexpected {}, corrupt {})",

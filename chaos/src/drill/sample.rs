@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apitap_proto::client::LeaderClient;
+use apitap_proto::auth::AuthChannel;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::{ClusterStatusRequest, GetRunRequest, RunInfo};
 use sqlx::Row;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+
+use crate::testbed::grpc::Caller;
 
 /// At most this many violations of one sampler are kept verbatim (the rest are counted).
 const MAX_KEPT: usize = 20;
@@ -133,17 +134,25 @@ pub struct Samplers {
 }
 
 impl Samplers {
-    /// `nodes`: (node id, gRPC address) of every coordinator; `runs`: the run ids to watch.
-    pub fn start(nodes: Vec<(u64, String)>, runs: Vec<u64>, pg_url: String) -> Self {
+    /// `nodes`: (node id, gRPC address) of every coordinator; `runs`: the run ids to watch;
+    /// `caller`: who the samplers are to the coordinators (a viewer on a TLS cluster).
+    pub fn start(
+        nodes: Vec<(u64, String)>,
+        runs: Vec<u64>,
+        pg_url: String,
+        caller: &Caller,
+    ) -> anyhow::Result<Self> {
         let obs: Shared = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let addrs: Vec<String> = nodes.iter().map(|(_, a)| a.clone()).collect();
+        let leader = caller.leader_client(addrs, Duration::from_secs(3))?;
+        let clients = status_clients(&nodes, caller)?;
         let tasks = vec![
-            tokio::spawn(status_loop(nodes, obs.clone(), stop.clone())),
-            tokio::spawn(run_loop(addrs, runs, obs.clone(), stop.clone())),
+            tokio::spawn(status_loop(clients, obs.clone(), stop.clone())),
+            tokio::spawn(run_loop(leader, runs, obs.clone(), stop.clone())),
             tokio::spawn(checkpoint_loop(pg_url, obs.clone(), stop.clone())),
         ];
-        Self { obs, stop, tasks }
+        Ok(Self { obs, stop, tasks })
     }
 
     /// Stops the tasks after their current sample.
@@ -161,32 +170,32 @@ pub fn lock_obs(obs: &Shared) -> std::sync::MutexGuard<'_, Observations> {
     obs.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn status_loop(nodes: Vec<(u64, String)>, obs: Shared, stop: Arc<AtomicBool>) {
-    // One lazily (re)connecting channel per node: polling must cost the nodes little.
-    let clients: Vec<(u64, Option<ControlServiceClient<Channel>>)> = nodes
+type Control = ControlServiceClient<AuthChannel>;
+
+/// One lazily (re)connecting channel per node, each dialled directly (never through a
+/// fault proxy): polling must cost the nodes little, and a node's own view is wanted.
+fn status_clients(nodes: &[(u64, String)], caller: &Caller) -> anyhow::Result<Vec<(u64, Control)>> {
+    nodes
         .iter()
         .map(|(id, addr)| {
-            let client = Endpoint::from_shared(format!("http://{addr}"))
-                .ok()
-                .map(|e| {
-                    ControlServiceClient::new(
-                        e.connect_timeout(Duration::from_millis(300))
-                            .timeout(Duration::from_millis(400))
-                            .connect_lazy(),
-                    )
-                });
-            (*id, client)
+            let channel = caller
+                .endpoint(addr)?
+                .connect_timeout(Duration::from_millis(300))
+                .timeout(Duration::from_millis(400))
+                .connect_lazy();
+            Ok((*id, caller.control(channel)))
         })
-        .collect();
+        .collect()
+}
+
+async fn status_loop(clients: Vec<(u64, Control)>, obs: Shared, stop: Arc<AtomicBool>) {
     let mut last: HashMap<u64, (u64, u64)> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         let mut polls = tokio::task::JoinSet::new();
         for (id, client) in clients.iter().cloned() {
             polls.spawn(async move {
-                let s = match client {
-                    Some(mut c) => c.cluster_status(ClusterStatusRequest {}).await.ok(),
-                    None => None,
-                };
+                let mut client = client;
+                let s = client.cluster_status(ClusterStatusRequest {}).await.ok();
                 (id, s.map(|r| r.into_inner()))
             });
         }
@@ -213,8 +222,12 @@ async fn status_loop(nodes: Vec<(u64, String)>, obs: Shared, stop: Arc<AtomicBoo
     }
 }
 
-async fn run_loop(addrs: Vec<String>, runs: Vec<u64>, obs: Shared, stop: Arc<AtomicBool>) {
-    let mut client = LeaderClient::new(addrs, Duration::from_secs(3));
+async fn run_loop(
+    mut client: apitap_proto::client::LeaderClient,
+    runs: Vec<u64>,
+    obs: Shared,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::Relaxed) {
         for run_id in &runs {
             let got = client

@@ -13,6 +13,17 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 
+/// The hosts every coordinator certificate names (DNS or IP SANs). A coordinator is dialled
+/// by the host of its listen address (workers, apitapctl) and of its advertised address
+/// (peers, clients that follow a leader hint, e.g. through a fault proxy); both must be one
+/// of these, or the TLS handshake fails ([`names_coordinator_host`]).
+pub const COORDINATOR_HOSTS: [&str; 2] = ["127.0.0.1", "localhost"];
+
+/// Whether a coordinator certificate of this CA is valid for `addr`'s host.
+pub fn names_coordinator_host(addr: &str) -> bool {
+    COORDINATOR_HOSTS.contains(&apitap_proto::tls::host_of(addr))
+}
+
 /// The CA that signs, kept to issue certificates as nodes are added.
 struct Issuer {
     cert: Certificate,
@@ -71,8 +82,8 @@ impl TestCerts {
         self.issue(
             &format!("coordinator.{id}"),
             vec![
-                SanType::IpAddress("127.0.0.1".parse()?),
-                SanType::DnsName("localhost".try_into()?),
+                SanType::IpAddress(COORDINATOR_HOSTS[0].parse()?),
+                SanType::DnsName(COORDINATOR_HOSTS[1].try_into()?),
                 SanType::URI(format!("apitap://coordinator/{id}").try_into()?),
             ],
             vec![
@@ -177,4 +188,17 @@ pub fn generate(dir: &Path) -> anyhow::Result<TestCerts> {
         client_cert,
         client_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_certificates_name_only_loopback_hosts() {
+        assert!(names_coordinator_host("127.0.0.1:7400"));
+        assert!(names_coordinator_host("localhost:7400"));
+        assert!(!names_coordinator_host("10.0.0.7:7400"));
+        assert!(!names_coordinator_host("coordinator-1:7400"));
+    }
 }

@@ -127,6 +127,19 @@ impl ClusterBuilder {
             certs: None,
         };
         if self.tls {
+            // Peers dial the advertised address: a certificate that does not name its host
+            // would fail every Raft link, which looks like a partition, not a setup error.
+            if let Some(bad) = self.advertise.iter().flatten().find(|(listen, adv)| {
+                !super::certs::names_coordinator_host(listen)
+                    || !super::certs::names_coordinator_host(adv)
+            }) {
+                anyhow::bail!(
+                    "a TLS test cluster's coordinators are dialled only by {:?}, but one listens on {} and advertises {}",
+                    super::certs::COORDINATOR_HOSTS,
+                    bad.0,
+                    bad.1
+                );
+            }
             // Coordinators' and workers' certificates are issued as they start.
             let certs = super::certs::generate(&cluster.out.join("tls"))?;
             cluster.ctl_env.extend(certs.client_env());
