@@ -81,3 +81,13 @@ pub async fn exact_dataset(pool: &PgPool, table: &str, n: u64) -> anyhow::Result
     );
     Ok(())
 }
+
+/// Records a run loaded, summed over its shards (`describe run -o json`).
+pub fn total_records(run: &serde_json::Value) -> u64 {
+    run["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["records"].as_u64().unwrap_or(0))
+        .sum()
+}

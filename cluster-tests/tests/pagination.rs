@@ -3,18 +3,10 @@
 //! finds nothing on a full page fails the run with a message that says so, instead of
 //! ending `succeeded` with the first page.
 
+use apitap_cluster_tests::expect::total_records;
 use std::time::Duration;
 
 use apitap_chaos::testbed::TestCluster;
-
-fn total_records(run: &serde_json::Value) -> u64 {
-    run["shards"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| s["records"].as_u64().unwrap_or(0))
-        .sum()
-}
 
 fn pipeline(name: &str, db: &std::path::Path, pagination: &str) -> String {
     format!(

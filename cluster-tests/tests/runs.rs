@@ -1,21 +1,13 @@
 //! Run lifecycle on real processes: schedules with incremental watermarks, cancel and
 //! retry, dead letters, and a coordinator leader dying mid-run.
 
+use apitap_cluster_tests::expect::total_records;
 use std::time::Duration;
 
 use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
 use apitap_cluster_tests::expect;
 use sqlx::Row;
-
-fn total_records(run: &serde_json::Value) -> u64 {
-    run["shards"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| s["records"].as_u64().unwrap_or(0))
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_incremental_runs_load_only_new_records() -> anyhow::Result<()> {

@@ -2,19 +2,11 @@
 //! mock API (docs/operations.md, "Limits of upstream APIs"): a far-future cursor value, an
 //! API that pages for ever, and a huge `Retry-After`.
 
+use apitap_cluster_tests::expect::total_records;
 use std::time::Duration;
 
 use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::TestCluster;
-
-fn total_records(run: &serde_json::Value) -> u64 {
-    run["shards"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| s["records"].as_u64().unwrap_or(0))
-        .sum()
-}
 
 /// Requests the mock API answered for `path`.
 fn requests_to(cluster: &TestCluster, path: &str) -> Vec<apitap_chaos::mock_api::RequestLogEntry> {

@@ -1,9 +1,6 @@
 //! Ticks replayed without a node: a state built by applying commands, a liveness, a clock.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-use apitap_common::shard::ShardDef;
 
 use super::*;
 use crate::state::command::{apply, CommandResult};
@@ -58,13 +55,7 @@ impl World {
     }
 
     fn pipeline(&mut self, every_ms: Option<u64>, shards: u32) {
-        let defs = (0..shards)
-            .map(|i| ShardDef {
-                index: i,
-                key: format!("k{i}"),
-                vars: BTreeMap::new(),
-            })
-            .collect();
+        let defs = crate::state::apply::test_shards(shards);
         self.step(Command::PutPipeline(command::PutPipeline {
             spec_yaml: SPEC.into(),
             every_ms,

@@ -39,8 +39,6 @@ pub fn pending_within(state: &State, quota: u32, now_ms: u64) -> (Vec<PendingSha
 mod tests {
     use std::collections::BTreeMap;
 
-    use apitap_common::shard::ShardDef;
-
     use super::*;
     use crate::state::command::{self, apply, Command, LeaseGrant};
 
@@ -53,13 +51,7 @@ mod tests {
     fn runs(namespaces: &[&str], shards: u32) -> State {
         let mut st = State::default();
         for ns in namespaces {
-            let defs = (0..shards)
-                .map(|i| ShardDef {
-                    index: i,
-                    key: format!("k{i}"),
-                    vars: BTreeMap::new(),
-                })
-                .collect();
+            let defs = crate::state::apply::test_shards(shards);
             step(
                 &mut st,
                 Command::PutPipeline(command::PutPipeline {

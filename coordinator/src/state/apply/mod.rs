@@ -35,5 +35,17 @@ pub(super) fn shard_mut(state: &mut State, run_id: u64, shard: u32) -> Option<(&
     Some((run, idx))
 }
 
+/// `n` shards keyed `k0`, `k1`, … (tests).
+#[cfg(test)]
+pub(crate) fn test_shards(n: u32) -> Vec<apitap_common::shard::ShardDef> {
+    (0..n)
+        .map(|i| apitap_common::shard::ShardDef {
+            index: i,
+            key: format!("k{i}"),
+            vars: Default::default(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

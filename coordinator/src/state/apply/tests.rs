@@ -28,13 +28,7 @@ impl Log {
     }
 
     fn pipeline(&mut self, name: &str, secret: &str, shards: u32, max_attempts: u32) -> u64 {
-        let defs = (0..shards)
-            .map(|i| ShardDef {
-                index: i,
-                key: format!("k{i}"),
-                vars: BTreeMap::new(),
-            })
-            .collect();
+        let defs = crate::state::apply::test_shards(shards);
         let r = self.step(Command::PutPipeline(command::PutPipeline {
             secrets: BTreeMap::from([("TOKEN".into(), secret.into())]),
             max_attempts,
