@@ -16,20 +16,16 @@
 //! A replayed page (crash after fetch, before commit) is fetched again from the last
 //! committed position, so each record is committed exactly once.
 //!
-//! Modules: [`postgres`] (COPY-based bulk load), [`sqlite`] (the embedded default),
-//! `checkpoint_sql` (the checkpoint table in both dialects), `table` (names, column
-//! plans and values shared by the sinks), `error` (sqlx error classification).
+//! Modules: [`sql`] is the exactly-once core of the SQL sinks (claim, fenced commit, dead
+//! letters, schema evolution), written once over a dialect; [`postgres`] (COPY-based bulk
+//! load) and [`sqlite`] (the embedded default) are its dialects. Each dialect has the same
+//! files: `mod.rs` (connecting, error codes), `sql.rs` (the checkpoint and dead-letter
+//! statements), `ddl.rs` (column types, catalog look-ups), `load.rs` (how rows get in) and
+//! `tests.rs` (the shared suite of `sql/suite.rs` run against it, then its own cases).
 
-mod checkpoint_sql;
-mod columns;
-mod dead_letter;
-mod error;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
-mod table;
-
-#[cfg(test)]
-mod sqlite_tests;
 
 use std::future::Future;
 

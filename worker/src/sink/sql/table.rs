@@ -1,6 +1,6 @@
-//! Pieces both SQL sinks share: table names and identifier quoting, which batch columns get
-//! written (and how their values are encoded), and the batch → JSON rows conversion that
-//! both the PostgreSQL CSV encoder and the SQLite binder read from.
+//! Pieces every SQL dialect shares: table names and identifier quoting, which batch columns
+//! get written (and how their values are encoded), and the batch → JSON rows conversion
+//! that the row loaders (PostgreSQL's CSV encoder, SQLite's binder) read from.
 
 use std::collections::HashSet;
 
@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
-use super::SinkError;
+use crate::sink::SinkError;
 use crate::transform::is_json_text;
 
 /// Quotes an identifier exactly as named (camelCase and odd characters preserved).
@@ -33,6 +33,14 @@ pub(crate) struct TableName {
 }
 
 impl TableName {
+    /// An unqualified name, such as one of ApiTap's own tables.
+    pub fn plain(name: &str) -> Self {
+        Self {
+            schema: None,
+            name: name.to_string(),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, SinkError> {
         let parts: Vec<&str> = s.split('.').collect();
         let bad = || {
