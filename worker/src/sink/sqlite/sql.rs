@@ -48,8 +48,10 @@ pub(super) const STATEMENTS: Statements = Statements {
         created_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
         PRIMARY KEY (pipeline, run_id, shard, page, ordinal))",
 
+    // `->` returns each element as JSON text; `j.value` would be its SQL value (a string
+    // unquoted, `true` as 1, `null` as NULL, which `OR IGNORE` would silently drop).
     insert_dead_letters: "INSERT OR IGNORE INTO apitap_dead_letters
             (pipeline, run_id, shard, page, ordinal, fence, record, error)
-        SELECT ?1, ?2, ?3, ?4, CAST(j.key AS INTEGER) + 1, ?5, j.value, ?6
+        SELECT ?1, ?2, ?3, ?4, CAST(j.key AS INTEGER) + 1, ?5, ?7 -> j.fullkey, ?6
         FROM json_each(?7) AS j",
 };
