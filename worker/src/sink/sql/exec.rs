@@ -69,13 +69,6 @@ pub(crate) trait SqlDb: sqlx::Database {
         params: &[Param<'_>],
     ) -> impl Future<Output = Result<Option<(i64, String)>, sqlx::Error>> + Send;
 
-    /// The first column (text) of every row.
-    fn fetch_texts(
-        conn: &mut Self::Connection,
-        sql: &str,
-        params: &[Param<'_>],
-    ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send;
-
     /// Every column of every row as text (tests read back what a sink wrote; the query
     /// casts each column to text).
     #[cfg(test)]
@@ -117,15 +110,6 @@ macro_rules! impl_sql_db {
             ) -> Result<Option<(i64, String)>, sqlx::Error> {
                 let args = arguments::<$db>(params)?;
                 sqlx::query_as_with(sql, args).fetch_optional(conn).await
-            }
-
-            async fn fetch_texts(
-                conn: &mut Self::Connection,
-                sql: &str,
-                params: &[Param<'_>],
-            ) -> Result<Vec<String>, sqlx::Error> {
-                let args = arguments::<$db>(params)?;
-                sqlx::query_scalar_with(sql, args).fetch_all(conn).await
             }
 
             #[cfg(test)]

@@ -9,7 +9,6 @@ use sqlx::SqliteConnection;
 
 use super::{err, SqliteDialect};
 use crate::sink::sql::dialect::Ddl;
-use crate::sink::sql::exec::{Param, SqlDb};
 use crate::sink::sql::table::{base_type, Column, TableName, ValueKind};
 use crate::sink::SinkError;
 
@@ -51,9 +50,10 @@ impl Ddl for SqliteDialect {
         table: &TableName,
     ) -> Result<Option<HashSet<String>>, SinkError> {
         let schema = table.schema.as_deref().unwrap_or("main");
-        let params = [Param::text(&table.name), Param::text(schema)];
-        let sql = "SELECT name FROM pragma_table_info(?1, ?2)";
-        let names = sqlx::Sqlite::fetch_texts(conn, sql, &params)
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?1, ?2)")
+            .bind(&table.name)
+            .bind(schema)
+            .fetch_all(conn)
             .await
             .map_err(err("reading the table's columns"))?;
         Ok((!names.is_empty()).then(|| names.into_iter().collect()))
