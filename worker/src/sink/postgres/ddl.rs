@@ -5,53 +5,29 @@
 
 use std::collections::HashSet;
 
-use arrow::datatypes::DataType;
 use sqlx::PgConnection;
 
 use super::{err, PostgresDialect};
 use crate::sink::sql::dialect::Ddl;
-use crate::sink::sql::table::{base_type, quote_ident, Column, TableName, ValueKind};
+use crate::sink::sql::table::{quote_ident, Column, TableName, TypeClass};
 use crate::sink::SinkError;
 
 /// Advisory lock key serializing ApiTap's DDL in one database ("apitap" in ASCII).
 const DDL_LOCK_KEY: i64 = 0x6170_6974_6170;
 
 impl Ddl for PostgresDialect {
-    fn column_type(c: &Column) -> &'static str {
-        if c.kind != ValueKind::Scalar {
-            return "JSONB";
+    fn column_type(c: &Column, _key: bool) -> &'static str {
+        match TypeClass::of(c) {
+            TypeClass::Integer => "BIGINT",
+            TypeClass::BigUnsigned => "NUMERIC(20)",
+            TypeClass::Float => "DOUBLE PRECISION",
+            TypeClass::Boolean => "BOOLEAN",
+            TypeClass::Text => "TEXT",
+            TypeClass::Date => "DATE",
+            TypeClass::Timestamp => "TIMESTAMPTZ",
+            TypeClass::Decimal => "NUMERIC",
+            TypeClass::Json => "JSONB",
         }
-        match base_type(&c.data_type) {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => "BIGINT",
-            DataType::UInt64 => "NUMERIC(20)",
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => "DOUBLE PRECISION",
-            DataType::Boolean => "BOOLEAN",
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => "TEXT",
-            DataType::Date32 => "DATE",
-            DataType::Date64 | DataType::Timestamp(_, _) => "TIMESTAMPTZ",
-            DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => "NUMERIC",
-            _ => "JSONB",
-        }
-    }
-
-    /// One `ALTER TABLE` for all the new columns; `IF NOT EXISTS` because a column added
-    /// by hand since the catalog was read is not an error.
-    fn add_columns(table: &TableName, definitions: &[String]) -> Vec<String> {
-        let adds: Vec<String> = definitions
-            .iter()
-            .map(|d| format!("ADD COLUMN IF NOT EXISTS {d}"))
-            .collect();
-        vec![format!(
-            "ALTER TABLE {} {}",
-            table.quoted(),
-            adds.join(", ")
-        )]
     }
 
     /// A transaction-scoped advisory lock.

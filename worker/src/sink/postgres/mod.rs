@@ -54,6 +54,7 @@ impl Dialect for PostgresDialect {
     type Db = sqlx::Postgres;
     const SQL: Statements = sql::STATEMENTS;
     const BEGIN: Option<&'static str> = None;
+    const TRANSACTIONAL_DDL: bool = true;
     const LIMITS_IDENTIFIERS: bool = true;
 
     /// By SQLSTATE class (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).

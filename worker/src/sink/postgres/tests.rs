@@ -3,16 +3,15 @@
 //! connection errors.
 
 use apitap_chaos::testbed::TempPostgres;
-use apitap_common::checkpoint::Checkpoint;
 use apitap_common::error::ErrorClass;
 use apitap_common::spec::{LoadMode, PostgresSink as PostgresSpec};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::PostgresSink;
-use crate::sink::sql::suite::{open, sql_sink_suite, Fixture};
-use crate::sink::{ShardRef, Sink};
-use crate::transform::infer::records_to_batch;
+use crate::sink::sql::suite::{
+    batch, load_page, owned, pairs, sql_sink_suite, temporal_page, Fixture,
+};
 
 /// A server of the test's own, stopped on drop.
 struct TestPostgres {
@@ -52,71 +51,41 @@ impl Fixture for TestPostgres {
 
 sql_sink_suite!(TestPostgres);
 
-fn shard() -> ShardRef {
-    ShardRef {
-        pipeline: "p".into(),
-        run_id: 1,
-        shard: 0,
-    }
-}
-
 #[tokio::test]
 async fn a_qualified_table_gets_its_schema_and_typed_columns() {
     let fx = TestPostgres::start().await;
-    let mut sink = open(&fx, "analytics.userEvents", LoadMode::Append, &[]).await;
-    sink.claim(&shard(), 1).await.unwrap();
-    let records = [json!({
+    let page = batch(json!([{
         "id": 1, "userName": "ann", "score": 1.5, "ok": true, "tags": ["a"], "meta": {"k": "v"}
-    })];
-    let batch = records_to_batch(&records, None).unwrap();
-    sink.commit(&shard(), 1, Some(&batch), &Checkpoint::start())
-        .await
-        .unwrap();
-    let types: Vec<(String, String)> = sqlx::query_as(
-        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+    }]));
+    load_page(&fx, "analytics.userEvents", LoadMode::Append, &[], &page).await;
+    let types = pairs(
+        &fx,
+        "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) \
+         FROM information_schema.columns \
          WHERE table_schema = 'analytics' AND table_name = 'userEvents' ORDER BY column_name",
     )
-    .fetch_all(fx.reader())
-    .await
-    .unwrap();
-    let types: Vec<(&str, &str)> = types.iter().map(|(n, t)| (&n[..], &t[..])).collect();
-    assert_eq!(
-        types,
-        [
-            ("id", "bigint"),
-            ("meta", "jsonb"),
-            ("ok", "boolean"),
-            ("score", "double precision"),
-            ("tags", "jsonb"),
-            ("userName", "text")
-        ]
-    );
+    .await;
+    let want = [
+        ("id", "bigint"),
+        ("meta", "jsonb"),
+        ("ok", "boolean"),
+        ("score", "double precision"),
+        ("tags", "jsonb"),
+        ("userName", "text"),
+    ];
+    assert_eq!(types, owned(&want));
 }
 
 #[tokio::test]
 async fn temporal_types_load_as_date_and_timestamptz() {
     let fx = TestPostgres::start().await;
-    let t = crate::transform::Transformer::new(
-        "SELECT id, to_timestamp_seconds(ts) AS at, CAST(day AS DATE) AS d FROM source",
-        None,
-    );
-    let rows = t
-        .run(&[json!({"id": 1, "ts": 1_700_000_000, "day": "2024-02-29"})])
-        .await
-        .unwrap()
-        .unwrap();
-    let mut sink = open(&fx, "times", LoadMode::Append, &[]).await;
-    sink.claim(&shard(), 1).await.unwrap();
-    sink.commit(&shard(), 1, Some(&rows), &Checkpoint::start())
-        .await
-        .unwrap();
-    let (epoch, d): (f64, String) =
-        sqlx::query_as("SELECT extract(epoch FROM at)::float8, d::text FROM times")
-            .fetch_one(fx.reader())
-            .await
-            .unwrap();
-    assert_eq!(epoch, 1_700_000_000.0);
-    assert_eq!(d, "2024-02-29");
+    load_page(&fx, "times", LoadMode::Append, &[], &temporal_page().await).await;
+    let got = pairs(
+        &fx,
+        "SELECT CAST(extract(epoch FROM at) AS TEXT), CAST(d AS TEXT) FROM times",
+    )
+    .await;
+    assert_eq!(got, owned(&[("1700000000.000000", "2024-02-29")]));
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Schema evolution of the target table: create it from the first page's Arrow schema, add
 //! the columns later pages bring, within the [`ColumnLimits`]. Runs inside the commit
-//! transaction, so a page whose DDL or rows fail leaves the table as it was (where the
-//! database has transactional DDL; SQLite and PostgreSQL do).
+//! transaction, so a page whose DDL or rows fail leaves the table as it was, where the
+//! database has transactional DDL (SQLite and PostgreSQL); elsewhere (MySQL) it runs just
+//! before the commit transaction, and columns it added stay.
 //!
 //! The database is only asked when a page brings a column the sink has not seen yet, so
 //! steady-state commits never take the DDL lock.
@@ -47,7 +48,10 @@ pub(crate) async fn ensure_table<D: Ddl>(
     limits.check(&table.quoted(), found.len(), &new)?;
     let definitions: Vec<String> = missing
         .iter()
-        .map(|c| format!("{} {}", quote_ident(&c.name), D::column_type(c)))
+        .map(|c| {
+            let key = primary_key.contains(&c.name);
+            format!("{} {}", quote_ident(&c.name), D::column_type(c, key))
+        })
         .collect();
     let statements = match existing {
         None => {

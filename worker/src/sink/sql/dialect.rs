@@ -56,6 +56,11 @@ pub(crate) trait Dialect: Send + Sync + Sized + std::fmt::Debug + 'static {
     /// database's write lock before the fence is read.
     const BEGIN: Option<&'static str>;
 
+    /// Whether DDL can run inside a transaction and roll back with it (PostgreSQL,
+    /// SQLite). Where it cannot (MySQL commits the transaction at every DDL statement), the
+    /// core runs the target table's DDL before the fenced transaction instead.
+    const TRANSACTIONAL_DDL: bool;
+
     /// Whether column names are limited to [`apitap_common::limits::MAX_IDENTIFIER_BYTES`]
     /// (PostgreSQL truncates longer ones, and two long keys could then collide).
     const LIMITS_IDENTIFIERS: bool;
@@ -70,11 +75,24 @@ pub(crate) type Conn<D> = <<D as Dialect>::Db as sqlx::Database>::Connection;
 
 /// A dialect's DDL: what schema evolution (`super::ddl`) asks of the database.
 pub(crate) trait Ddl: Dialect {
-    /// The column type for a batch column.
-    fn column_type(column: &Column) -> &'static str;
+    /// The column type for a batch column; `key` when it is part of the primary key
+    /// (MySQL cannot index an unbounded text column).
+    fn column_type(column: &Column, key: bool) -> &'static str;
 
-    /// The statements that add columns (each `"name" TYPE`) to the existing `table`.
-    fn add_columns(table: &TableName, definitions: &[String]) -> Vec<String>;
+    /// The statements that add columns (each `"name" TYPE`) to the existing `table`: by
+    /// default one `ALTER TABLE` for all of them, `IF NOT EXISTS` (PostgreSQL, MariaDB)
+    /// because a column added since the catalog was read is not an error.
+    fn add_columns(table: &TableName, definitions: &[String]) -> Vec<String> {
+        let adds: Vec<String> = definitions
+            .iter()
+            .map(|d| format!("ADD COLUMN IF NOT EXISTS {d}"))
+            .collect();
+        vec![format!(
+            "ALTER TABLE {} {}",
+            table.quoted(),
+            adds.join(", ")
+        )]
+    }
 
     /// Serializes ApiTap's DDL in the database until the transaction ends, so that workers
     /// that see a new table or column at once take turns instead of failing on races.

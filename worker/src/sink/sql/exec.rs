@@ -155,3 +155,4 @@ where
 
 impl_sql_db!(sqlx::Postgres);
 impl_sql_db!(sqlx::Sqlite);
+impl_sql_db!(sqlx::MySql);

@@ -33,7 +33,7 @@ use sqlx::{Pool, Transaction};
 use self::checkpoint::{check_fence, parse_checkpoint, Key};
 use self::columns::ColumnLimits;
 use self::dialect::{Conn, Ddl, Dialect, Load};
-use self::error::{err, to_i64, to_u64};
+use self::error::{classify, err, to_i64, to_u64};
 use self::exec::{Param, SqlDb};
 use self::table::{check_batch, json_rows, write_columns, TableName};
 use super::{ShardRef, Sink, SinkError};
@@ -103,6 +103,8 @@ pub struct SqlSink<D: Dialect> {
     /// Whether `apitap_checkpoints` is known to exist (checked once per sink), so that
     /// claims do not take the DDL lock.
     checkpoints_ready: bool,
+    /// Whether `apitap_dead_letters` is known to exist.
+    dead_letters_ready: bool,
     /// The target table's columns as last seen, so DDL is only considered when a batch
     /// brings a new column. `None` until first read, and after any failed commit.
     columns: Option<HashSet<String>>,
@@ -118,6 +120,7 @@ impl<D: Dialect> SqlSink<D> {
             pool,
             target,
             checkpoints_ready: false,
+            dead_letters_ready: false,
             columns: None,
         }
     }
@@ -131,6 +134,49 @@ impl<D: Ddl + Load> SqlSink<D> {
             None => self.pool.begin().await,
         }
         .map_err(err::<D>(what))
+    }
+
+    /// Creates one of ApiTap's own tables if it is missing, in a transaction of its own
+    /// before the fenced one: DDL would end the transaction in MySQL, and elsewhere it only
+    /// keeps the fenced transaction short.
+    async fn create_own_table(&self, name: &str, create: &str) -> Result<(), SinkError> {
+        let what = || format!("creating {name}");
+        let mut tx = self.begin("starting to create a table").await?;
+        if D::table_columns(&mut *tx, &TableName::plain(name))
+            .await?
+            .is_none()
+        {
+            D::lock_ddl(&mut *tx).await?;
+            D::Db::execute(&mut *tx, create, &[])
+                .await
+                .map_err(|e| classify::<D>(&what(), e))?;
+        }
+        tx.commit().await.map_err(|e| classify::<D>(&what(), e))
+    }
+
+    /// Schema evolution for databases whose DDL cannot be part of the fenced transaction
+    /// (`Dialect::TRANSACTIONAL_DDL` false): the new columns are added first, on their own,
+    /// and stay even if the page then fails or is fenced out. The returned columns cover
+    /// the batch, so the fenced transaction runs no DDL.
+    async fn evolve_first(
+        &self,
+        batch: &RecordBatch,
+        known: Option<HashSet<String>>,
+    ) -> Result<Option<HashSet<String>>, SinkError> {
+        if D::TRANSACTIONAL_DDL || batch.num_rows() == 0 {
+            return Ok(known);
+        }
+        let schema = batch.schema();
+        let key = self.target.key_columns();
+        check_batch(&schema, key)?;
+        let t = &self.target;
+        let mut tx = self.begin("starting the schema change").await?;
+        let columns =
+            ddl::ensure_table::<D>(&mut *tx, &t.table, &schema, key, known, &t.limits).await?;
+        tx.commit()
+            .await
+            .map_err(err::<D>("committing the schema change"))?;
+        Ok(Some(columns))
     }
 
     /// Creates or widens the table and writes the rows; returns the table's columns.
@@ -161,16 +207,12 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
     async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
         let key = Key::new(shard)?;
         let ours = to_i64("fence", fence)?;
-        let mut tx = self.begin("starting the claim").await?;
         if !self.checkpoints_ready {
-            let checkpoints = TableName::plain("apitap_checkpoints");
-            if D::table_columns(&mut *tx, &checkpoints).await?.is_none() {
-                D::lock_ddl(&mut *tx).await?;
-                D::Db::execute(&mut *tx, D::SQL.create_checkpoints, &[])
-                    .await
-                    .map_err(err::<D>("creating apitap_checkpoints"))?;
-            }
+            self.create_own_table("apitap_checkpoints", D::SQL.create_checkpoints)
+                .await?;
+            self.checkpoints_ready = true;
         }
+        let mut tx = self.begin("starting the claim").await?;
         let start = Checkpoint::start().to_json();
         let [p, r, s] = key.params();
         let params = [p, r, s, Param::Int(ours), Param::text(&start)];
@@ -191,7 +233,6 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         tx.commit()
             .await
             .map_err(err::<D>("committing the claim"))?;
-        self.checkpoints_ready = true;
         parse_checkpoint(&text)
     }
 
@@ -208,6 +249,10 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         let pages = to_i64("pages", checkpoint.pages)?;
         // Taken, not borrowed: after any failure the cache stays empty and is re-read.
         let known = self.columns.take();
+        let known = match batch {
+            Some(b) => self.evolve_first(b, known).await?,
+            None => known,
+        };
         let mut tx = self.begin("starting the commit").await?;
         lock_own_row::<D>(&mut *tx, &key, ours, fence).await?;
         let known = match batch.filter(|b| b.num_rows() > 0) {
@@ -244,12 +289,13 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         let key = Key::new(shard)?;
         let ours = to_i64("fence", fence)?;
         let page = to_i64("page", page)?;
+        if !self.dead_letters_ready {
+            self.create_own_table("apitap_dead_letters", D::SQL.create_dead_letters)
+                .await?;
+            self.dead_letters_ready = true;
+        }
         let mut tx = self.begin("starting the dead-letter write").await?;
         lock_own_row::<D>(&mut *tx, &key, ours, fence).await?;
-        D::lock_ddl(&mut *tx).await?;
-        D::Db::execute(&mut *tx, D::SQL.create_dead_letters, &[])
-            .await
-            .map_err(err::<D>("creating apitap_dead_letters"))?;
         let array = Value::Array(records.to_vec()).to_string();
         let [p, r, s] = key.params();
         let params = [

@@ -3,7 +3,7 @@
 //! with [`sql_sink_suite!`], so a dialect cannot silently diverge from the others.
 //!
 //! Tests read back what the sink wrote through their own connection, with portable SQL
-//! (columns cast to text, identifiers double-quoted).
+//! (every column cast to text, identifiers double-quoted).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -24,6 +24,10 @@ use crate::transform::infer::records_to_batch;
 /// A throwaway database of one dialect.
 pub(crate) trait Fixture: Sized {
     type D: Ddl + Load;
+
+    /// The type `CAST(x AS …)` makes text of (MySQL has no `CAST AS TEXT`); the suite's
+    /// queries write `AS TEXT)` and [`rows`] puts this in its place.
+    const TEXT: &'static str = "TEXT";
 
     /// A fresh, empty database.
     fn start() -> impl Future<Output = Self>;
@@ -75,6 +79,52 @@ macro_rules! sql_sink_suite {
 }
 pub(crate) use sql_sink_suite;
 
+/// Opens a sink on `table`, claims the shard and commits `batch` as its first page: the
+/// start of a dialect's own tests of what it wrote.
+pub(crate) async fn load_page<F: Fixture>(
+    fx: &F,
+    table: &str,
+    mode: LoadMode,
+    primary_key: &[&str],
+    batch: &RecordBatch,
+) -> AnySink {
+    let mut sink = open(fx, table, mode, primary_key).await;
+    sink.claim(&shard(), 1).await.expect("claiming");
+    sink.commit(&shard(), 1, Some(batch), &at(1, 1, batch.num_rows() as u64))
+        .await
+        .expect("committing the page");
+    sink
+}
+
+/// The first two columns of every row of `sql` (cast to text), such as names and types
+/// from a catalog.
+pub(crate) async fn pairs<F: Fixture>(fx: &F, sql: &str) -> Vec<(String, String)> {
+    let cell = |v: &Option<String>| v.clone().unwrap_or_default();
+    let got = rows(fx, sql).await;
+    got.iter().map(|r| (cell(&r[0]), cell(&r[1]))).collect()
+}
+
+/// `pairs` as [`pairs`] returns them.
+pub(crate) fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// A page with a timestamp (`at`, 2023-11-14 22:13:20 UTC) and a date (`d`, 2024-02-29),
+/// as the transform types them.
+pub(crate) async fn temporal_page() -> RecordBatch {
+    let t = crate::transform::Transformer::new(
+        "SELECT id, to_timestamp_seconds(ts) AS at, CAST(day AS DATE) AS d FROM source",
+        None,
+    );
+    t.run(&[json!({"id": 1, "ts": 1_700_000_000, "day": "2024-02-29"})])
+        .await
+        .expect("the transform runs")
+        .expect("the transform returns rows")
+}
+
 fn shard() -> ShardRef {
     ShardRef {
         pipeline: "p".into(),
@@ -83,7 +133,7 @@ fn shard() -> ShardRef {
     }
 }
 
-fn batch(v: Value) -> RecordBatch {
+pub(crate) fn batch(v: Value) -> RecordBatch {
     records_to_batch(v.as_array().expect("a JSON array of records"), None)
         .expect("records convert to a batch")
 }
@@ -98,9 +148,10 @@ fn at(offset: u64, pages: u64, records: u64) -> Checkpoint {
 }
 
 /// Every row of `sql` (whose columns are cast to text).
-async fn rows<F: Fixture>(fx: &F, sql: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) async fn rows<F: Fixture>(fx: &F, sql: &str) -> Vec<Vec<Option<String>>> {
+    let sql = sql.replace(" AS TEXT)", &format!(" AS {})", F::TEXT));
     let mut conn = fx.reader().acquire().await.expect("a reader connection");
-    <F::D as Dialect>::Db::fetch_rows(&mut conn, sql)
+    <F::D as Dialect>::Db::fetch_rows(&mut conn, &sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
@@ -185,7 +236,7 @@ pub(crate) async fn claim_commit_resume_and_fencing<F: Fixture>() {
         .unwrap();
     let got = rows(
         &fx,
-        "SELECT CAST(id AS TEXT), \"userName\", CAST(score AS TEXT) \
+        "SELECT CAST(id AS TEXT), CAST(\"userName\" AS TEXT), CAST(score AS TEXT) \
          FROM \"userEvents\" ORDER BY id",
     )
     .await;
@@ -256,7 +307,7 @@ pub(crate) async fn merge_upserts_the_last_row_of_a_key_and_needs_the_key<F: Fix
         .unwrap();
     let got = rows(
         &fx,
-        "SELECT CAST(id AS TEXT), name, CAST(extra AS TEXT) FROM events ORDER BY id",
+        "SELECT CAST(id AS TEXT), CAST(name AS TEXT), CAST(extra AS TEXT) FROM events ORDER BY id",
     )
     .await;
     assert_eq!(
@@ -300,7 +351,7 @@ pub(crate) async fn new_columns_are_added_and_nested_values_stored_as_json<F: Fi
     );
     let got = rows(
         &fx,
-        "SELECT CAST(id AS TEXT), extra, CAST(tags AS TEXT), CAST(\"user\" AS TEXT) \
+        "SELECT CAST(id AS TEXT), CAST(extra AS TEXT), CAST(tags AS TEXT), CAST(\"user\" AS TEXT) \
          FROM events ORDER BY id",
     )
     .await;
@@ -382,7 +433,7 @@ pub(crate) async fn dead_letters_are_kept_once_and_fenced<F: Fixture>() {
             .unwrap();
     }
     let select = "SELECT CAST(page AS TEXT), CAST(ordinal AS TEXT), CAST(fence AS TEXT), \
-                  error, CAST(record AS TEXT) FROM apitap_dead_letters ORDER BY ordinal";
+                  CAST(error AS TEXT), CAST(record AS TEXT) FROM apitap_dead_letters ORDER BY ordinal";
     let got = rows(&fx, select).await;
     assert_eq!(got.len(), records.len(), "{got:?}");
     for (i, row) in got.iter().enumerate() {

@@ -99,6 +99,51 @@ pub(crate) fn base_type(dt: &DataType) -> &DataType {
     }
 }
 
+/// The kind of table column a batch column needs; each dialect names its type for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TypeClass {
+    /// Signed integers, and unsigned ones up to 32 bits.
+    Integer,
+    /// 64-bit unsigned integers, which a signed 64-bit column cannot hold.
+    BigUnsigned,
+    Float,
+    Boolean,
+    /// Strings, and columns that are null in every row so far.
+    Text,
+    Date,
+    Timestamp,
+    Decimal,
+    /// Nested values (and any other type), stored as JSON.
+    Json,
+}
+
+impl TypeClass {
+    pub fn of(c: &Column) -> Self {
+        if c.kind != ValueKind::Scalar {
+            return TypeClass::Json;
+        }
+        match base_type(&c.data_type) {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => TypeClass::Integer,
+            DataType::UInt64 => TypeClass::BigUnsigned,
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => TypeClass::Float,
+            DataType::Boolean => TypeClass::Boolean,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+                TypeClass::Text
+            }
+            DataType::Date32 => TypeClass::Date,
+            DataType::Date64 | DataType::Timestamp(_, _) => TypeClass::Timestamp,
+            DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => TypeClass::Decimal,
+            _ => TypeClass::Json,
+        }
+    }
+}
+
 fn value_kind(field: &Field) -> ValueKind {
     let dt = base_type(field.data_type());
     let stringy = matches!(

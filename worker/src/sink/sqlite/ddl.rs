@@ -4,29 +4,22 @@
 
 use std::collections::HashSet;
 
-use arrow::datatypes::DataType;
 use sqlx::SqliteConnection;
 
 use super::{err, SqliteDialect};
 use crate::sink::sql::dialect::Ddl;
-use crate::sink::sql::table::{base_type, Column, TableName, ValueKind};
+use crate::sink::sql::table::{Column, TableName, TypeClass};
 use crate::sink::SinkError;
 
 impl Ddl for SqliteDialect {
     /// By affinity; nested values are stored as JSON text.
-    fn column_type(c: &Column) -> &'static str {
-        if c.kind != ValueKind::Scalar {
-            return "TEXT";
-        }
-        let dt = base_type(&c.data_type);
-        if dt.is_integer() || dt == &DataType::Boolean {
-            "INTEGER"
-        } else if dt.is_floating() {
-            "REAL"
-        } else if matches!(dt, DataType::Decimal128(_, _) | DataType::Decimal256(_, _)) {
-            "NUMERIC"
-        } else {
-            "TEXT"
+    /// By affinity; nested values are stored as JSON text.
+    fn column_type(c: &Column, _key: bool) -> &'static str {
+        match TypeClass::of(c) {
+            TypeClass::Integer | TypeClass::BigUnsigned | TypeClass::Boolean => "INTEGER",
+            TypeClass::Float => "REAL",
+            TypeClass::Decimal => "NUMERIC",
+            TypeClass::Text | TypeClass::Date | TypeClass::Timestamp | TypeClass::Json => "TEXT",
         }
     }
 

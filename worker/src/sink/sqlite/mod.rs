@@ -68,6 +68,7 @@ impl Dialect for SqliteDialect {
     type Db = sqlx::Sqlite;
     const SQL: Statements = sql::STATEMENTS;
     const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+    const TRANSACTIONAL_DDL: bool = true;
     const LIMITS_IDENTIFIERS: bool = false;
 
     /// By primary result code (<https://www.sqlite.org/rescode.html>); sqlx reports the

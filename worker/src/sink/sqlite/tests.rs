@@ -8,9 +8,10 @@ use serde_json::{json, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use super::SqliteSink;
-use crate::sink::sql::suite::{open, sql_sink_suite, Fixture};
+use crate::sink::sql::suite::{
+    batch, load_page, owned, pairs, sql_sink_suite, temporal_page, Fixture,
+};
 use crate::sink::{ShardRef, Sink};
-use crate::transform::infer::records_to_batch;
 
 /// A database file in a directory that is removed on drop.
 struct TempSqlite {
@@ -54,38 +55,31 @@ sql_sink_suite!(TempSqlite);
 #[tokio::test]
 async fn columns_are_typed_by_affinity() {
     let fx = TempSqlite::start().await;
-    let mut sink = open(&fx, "events", LoadMode::Append, &[]).await;
-    let shard = ShardRef {
-        pipeline: "p".into(),
-        run_id: 1,
-        shard: 0,
-    };
-    sink.claim(&shard, 1).await.unwrap();
-    let records = [json!({"id": 1, "score": 1.5, "ok": true, "name": "a", "tags": ["x"]})];
-    let batch = records_to_batch(&records, None).unwrap();
-    let done = apitap_common::checkpoint::Checkpoint::start();
-    sink.commit(&shard, 1, Some(&batch), &done).await.unwrap();
-    let types: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, type FROM pragma_table_info('events') ORDER BY name")
-            .fetch_all(fx.reader())
-            .await
-            .unwrap();
-    let types: Vec<(&str, &str)> = types.iter().map(|(n, t)| (&n[..], &t[..])).collect();
-    assert_eq!(
-        types,
-        [
-            ("id", "INTEGER"),
-            ("name", "TEXT"),
-            ("ok", "INTEGER"),
-            ("score", "REAL"),
-            ("tags", "TEXT")
-        ]
-    );
-    let ok: i64 = sqlx::query_scalar("SELECT ok FROM events")
-        .fetch_one(fx.reader())
-        .await
-        .unwrap();
-    assert_eq!(ok, 1, "booleans are stored as 0/1");
+    let page = batch(json!([{"id": 1, "score": 1.5, "ok": true, "name": "a", "tags": ["x"]}]));
+    load_page(&fx, "events", LoadMode::Append, &[], &page).await;
+    let types = pairs(
+        &fx,
+        "SELECT name, type FROM pragma_table_info('events') ORDER BY name",
+    )
+    .await;
+    let want = [
+        ("id", "INTEGER"),
+        ("name", "TEXT"),
+        ("ok", "INTEGER"),
+        ("score", "REAL"),
+        ("tags", "TEXT"),
+    ];
+    assert_eq!(types, owned(&want));
+    let ok = pairs(&fx, "SELECT CAST(ok AS TEXT), typeof(ok) FROM events").await;
+    assert_eq!(ok, owned(&[("1", "integer")]), "booleans are stored as 0/1");
+}
+
+#[tokio::test]
+async fn timestamps_and_dates_are_iso_text() {
+    let fx = TempSqlite::start().await;
+    load_page(&fx, "times", LoadMode::Append, &[], &temporal_page().await).await;
+    let got = pairs(&fx, "SELECT \"at\", d FROM times").await;
+    assert_eq!(got, owned(&[("2023-11-14T22:13:20", "2024-02-29")]));
 }
 
 #[tokio::test]
