@@ -1,9 +1,9 @@
 //! The shared suite against a throwaway MariaDB server (the testbed's `TempMariadb`, one
-//! per test), then what only MySQL does: column types, and DDL that stays when its page
-//! fails.
+//! per test), then what only MySQL does: column types, timestamps, connection errors.
 
 use apitap_chaos::testbed::TempMariadb;
-use apitap_common::spec::LoadMode;
+use apitap_common::error::ErrorClass;
+use apitap_common::spec::{LoadMode, MysqlSink as MysqlSpec};
 use serde_json::{json, Value};
 use sqlx::MySqlPool;
 
@@ -78,4 +78,21 @@ async fn timestamps_load_as_utc_datetimes() {
     )
     .await;
     assert_eq!(got, owned(&[("2023-11-14 22:13:20.000000", "2024-02-29")]));
+}
+
+#[tokio::test]
+async fn connection_errors_are_classified() {
+    let fx = TestMariadb::start().await;
+    let missing = format!("mysql://root@127.0.0.1:{}/apitap_none", fx.server.port);
+    let unreachable = "mysql://nobody@127.0.0.1:1/none".to_string();
+    for (url, class) in [
+        (missing, ErrorClass::User),
+        (unreachable, ErrorClass::Transient),
+    ] {
+        let spec: MysqlSpec = serde_json::from_value(json!({"url": url, "table": "t"})).unwrap();
+        match super::MysqlSink::connect(&spec).await {
+            Err(e) => assert_eq!(e.class(), class, "{url}: {e}"),
+            Ok(_) => panic!("connected to {url}"),
+        }
+    }
 }
