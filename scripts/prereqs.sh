@@ -2,7 +2,9 @@
 # Checks the system prerequisites and installs the missing ones on Debian/Ubuntu when run
 # as root (otherwise it prints the exact command to run):
 #   - clang + libclang: RocksDB's Rust bindings are generated with bindgen at build time;
-#   - PostgreSQL server binaries (initdb, pg_ctl, postgres): tests start throwaway servers.
+#   - PostgreSQL server binaries (initdb, pg_ctl, postgres): tests start throwaway servers;
+#   - MariaDB server binaries (mariadb-install-db, mariadbd): the MySQL sink's tests start
+#     throwaway servers too.
 #
 #   scripts/prereqs.sh           check, and install what is missing
 #   scripts/prereqs.sh --check   only report what is missing (exit 1 if anything is)
@@ -39,10 +41,17 @@ has_initdb() {
   fi
   any_exists "$root"/usr/lib/postgresql/*/bin/initdb "$root"/usr/local/bin/initdb
 }
+has_mariadbd() {
+  if [ -z "$root" ] && command -v mariadbd >/dev/null 2>&1; then
+    return 0
+  fi
+  any_exists "$root"/usr/sbin/mariadbd "$root"/usr/local/bin/mariadbd
+}
 
 missing=()
 has_libclang || missing+=(libclang-dev clang)
 has_initdb || missing+=(postgresql)
+has_mariadbd || missing+=(mariadb-server)
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain from https://rustup.rs" >&2
   exit 1

@@ -4,6 +4,7 @@
 //! - [`bins`]: where the built binaries are.
 //! - [`process`]: a child process with its log file, killed on drop.
 //! - [`postgres`]: a throwaway PostgreSQL server (`TempPostgres`).
+//! - [`mariadb`]: a throwaway MariaDB server (`TempMariadb`).
 //! - [`certs`]: a throwaway CA and certificates for a TLS cluster.
 //! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
 //! - [`out_dir`]: output folders of drills and `up`: emptied first, foreign ones refused.
@@ -14,12 +15,14 @@ pub mod bins;
 pub mod certs;
 pub mod cluster;
 pub mod grpc;
+pub mod mariadb;
 pub mod out_dir;
 pub mod postgres;
 pub mod process;
 pub mod wait;
 
 pub use cluster::{ClusterBuilder, TestCluster};
+pub use mariadb::TempMariadb;
 pub use postgres::TempPostgres;
 
 /// A port that was free a moment ago, chosen below Linux's ephemeral range (32768+): the

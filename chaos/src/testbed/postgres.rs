@@ -51,7 +51,7 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         })
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }

@@ -163,9 +163,11 @@ fn upstream_knobs(p: &Pipeline, out: &mut Vec<Problem>) {
     ] {
         range(format!("{HTTP}.limits.{key}"), value, u64::MAX, unit);
     }
-    let sink = match (&p.spec.sink.postgres, &p.spec.sink.sqlite) {
-        (Some(s), _) => Some(("postgres", s.max_columns, s.max_new_columns)),
-        (None, Some(s)) => Some(("sqlite", s.max_columns, s.max_new_columns)),
+    let s = &p.spec.sink;
+    let sink = match (&s.postgres, &s.sqlite, &s.mysql) {
+        (Some(s), _, _) => Some(("postgres", s.max_columns, s.max_new_columns)),
+        (None, Some(s), _) => Some(("sqlite", s.max_columns, s.max_new_columns)),
+        (None, None, Some(s)) => Some(("mysql", s.max_columns, s.max_new_columns)),
         _ => None,
     };
     if let Some((kind, max_columns, max_new)) = sink {

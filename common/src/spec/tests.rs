@@ -162,3 +162,45 @@ fn sql_may_use_ctes_and_names_are_case_sensitive() {
     let e = validate::check_sql("SELECT id FROM source WHERE").unwrap_err();
     assert!(e.starts_with("invalid SQL: Expected: an expression"), "{e}");
 }
+
+#[test]
+fn a_mysql_sink_loads_and_its_url_and_key_are_checked() {
+    let env = BTreeMap::from([
+        ("API_TOKEN".to_string(), "s3cret".to_string()),
+        ("DW".to_string(), "mysql://u:p@db:3306/dw".to_string()),
+    ]);
+    let mysql = GOOD.replace(
+        "sqlite: { path: ./out.db, table: users }",
+        "mysql: { url: \"${DW}\", table: dw.users, mode: merge, primary_key: [id] }",
+    );
+    let p = load("my.yaml", &mysql, Some(&env)).unwrap();
+    let sink = p.spec.sink.mysql.as_ref().unwrap();
+    assert_eq!(
+        (sink.table.as_str(), sink.mode),
+        ("dw.users", LoadMode::Merge)
+    );
+    let resolved = secrets::resolve(&p, &env).unwrap();
+    assert_eq!(
+        resolved.spec.sink.mysql.unwrap().url,
+        "mysql://u:p@db:3306/dw"
+    );
+
+    let e = first_error(&GOOD.replace(
+        "sqlite: { path: ./out.db, table: users }",
+        "mysql: { url: \"postgres://db/dw\", table: users }",
+    ));
+    assert!(
+        e.contains("spec.sink.mysql.url") && e.contains("not a MySQL"),
+        "{e}"
+    );
+    let e = first_error(&GOOD.replace(
+        "sqlite: { path: ./out.db, table: users }",
+        "mysql: { url: \"mysql://db/dw\", table: users, mode: merge }",
+    ));
+    assert!(e.contains("spec.sink.mysql.primary_key"), "{e}");
+    let e = first_error(&GOOD.replace(
+        "sqlite: { path: ./out.db, table: users }",
+        "sqlite: { path: ./out.db, table: users }\n    mysql: { url: \"mysql://db/dw\", table: users }",
+    ));
+    assert!(e.contains("2 sinks are set"), "{e}");
+}

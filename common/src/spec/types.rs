@@ -529,6 +529,8 @@ pub struct Sink {
     pub postgres: Option<PostgresSink>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqlite: Option<SqliteSink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql: Option<MysqlSink>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -553,6 +555,25 @@ pub struct PostgresSink {
 pub struct SqliteSink {
     #[serde(default = "default_sqlite_path")]
     pub path: String,
+    pub table: String,
+    #[serde(default)]
+    pub mode: LoadMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
+    /// Most columns the table may have; [`crate::limits::DEFAULT_MAX_TABLE_COLUMNS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_columns: Option<usize>,
+    /// Most columns one batch may add; [`crate::limits::DEFAULT_MAX_NEW_COLUMNS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_columns: Option<usize>,
+}
+
+/// MySQL or MariaDB (`mysql://user:password@host:3306/database`; the table's schema, if
+/// any, is another database on the same server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSink {
+    pub url: String,
     pub table: String,
     #[serde(default)]
     pub mode: LoadMode,

@@ -642,7 +642,7 @@ impl Visitor for Tables {
 
 fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
     let s = &p.spec.sink;
-    let count = [s.postgres.is_some(), s.sqlite.is_some()]
+    let count = [s.postgres.is_some(), s.sqlite.is_some(), s.mysql.is_some()]
         .iter()
         .filter(|x| **x)
         .count();
@@ -652,7 +652,7 @@ fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
                 "spec.sink",
                 format!("{count} sinks are set; exactly one is needed"),
             )
-            .hint("use `postgres: {url, table}` or `sqlite: {path, table}`"),
+            .hint("use `postgres: {url, table}`, `mysql: {url, table}` or `sqlite: {path, table}`"),
         );
     }
     fn table_rules(out: &mut Vec<Problem>, path: &str, table: &str, mode: LoadMode, pk: &[String]) {
@@ -699,6 +699,18 @@ fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
             out.push(
                 Problem::new("spec.sink.postgres.url", "not a PostgreSQL connection URL")
                     .hint("postgres://user:password@host:5432/database, usually from a secret: url: \"${WAREHOUSE_URL}\""),
+            );
+        }
+    }
+    if let Some(my) = &s.mysql {
+        table_rules(out, "spec.sink.mysql", &my.table, my.mode, &my.primary_key);
+        let probe = my.url.replace("${", "x").replace('}', "x");
+        let ok = my.url.starts_with("${")
+            || (probe.starts_with("mysql://") && url::Url::parse(&probe).is_ok());
+        if !ok {
+            out.push(
+                Problem::new("spec.sink.mysql.url", "not a MySQL connection URL")
+                    .hint("mysql://user:password@host:3306/database, usually from a secret: url: \"${WAREHOUSE_URL}\""),
             );
         }
     }

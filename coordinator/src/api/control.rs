@@ -38,6 +38,8 @@ fn rejected(r: CommandResult) -> Status {
 fn sink_summary(s: &spec::Sink) -> String {
     if let Some(pg) = &s.postgres {
         format!("postgres:{}", pg.table)
+    } else if let Some(my) = &s.mysql {
+        format!("mysql:{}", my.table)
     } else if let Some(sq) = &s.sqlite {
         format!("sqlite:{}:{}", sq.path, sq.table)
     } else {

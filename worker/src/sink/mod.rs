@@ -16,20 +16,18 @@
 //! A replayed page (crash after fetch, before commit) is fetched again from the last
 //! committed position, so each record is committed exactly once.
 //!
-//! Modules: [`postgres`] (COPY-based bulk load), [`sqlite`] (the embedded default),
-//! `checkpoint_sql` (the checkpoint table in both dialects), `table` (names, column
-//! plans and values shared by the sinks), `error` (sqlx error classification).
+//! Modules: [`sql`] is the exactly-once core of the SQL sinks (claim, fenced commit, dead
+//! letters, schema evolution), written once over a dialect; [`postgres`] (COPY-based bulk
+//! load), [`mysql`] (MySQL and MariaDB) and [`sqlite`] (the embedded default) are its
+//! dialects. Each dialect has the same
+//! files: `mod.rs` (connecting, error codes), `sql.rs` (the checkpoint and dead-letter
+//! statements), `ddl.rs` (column types, catalog look-ups), `load.rs` (how rows get in) and
+//! `tests.rs` (the shared suite of `sql/suite.rs` run against it, then its own cases).
 
-mod checkpoint_sql;
-mod columns;
-mod dead_letter;
-mod error;
+pub mod mysql;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
-mod table;
-
-#[cfg(test)]
-mod sqlite_tests;
 
 use std::future::Future;
 
@@ -37,6 +35,7 @@ use apitap_common::checkpoint::Checkpoint;
 use apitap_common::error::ErrorClass;
 use arrow::record_batch::RecordBatch;
 
+pub use mysql::MysqlSink;
 pub use postgres::PostgresSink;
 pub use sqlite::SqliteSink;
 
@@ -138,6 +137,7 @@ pub trait Sink: Send {
 pub enum AnySink {
     Postgres(PostgresSink),
     Sqlite(SqliteSink),
+    Mysql(MysqlSink),
 }
 
 impl Sink for AnySink {
@@ -145,6 +145,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Postgres(s) => s.claim(shard, fence).await,
             AnySink::Sqlite(s) => s.claim(shard, fence).await,
+            AnySink::Mysql(s) => s.claim(shard, fence).await,
         }
     }
 
@@ -158,6 +159,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Postgres(s) => s.commit(shard, fence, batch, checkpoint).await,
             AnySink::Sqlite(s) => s.commit(shard, fence, batch, checkpoint).await,
+            AnySink::Mysql(s) => s.commit(shard, fence, batch, checkpoint).await,
         }
     }
 
@@ -172,6 +174,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Postgres(s) => s.dead_letter(shard, fence, page, records, error).await,
             AnySink::Sqlite(s) => s.dead_letter(shard, fence, page, records, error).await,
+            AnySink::Mysql(s) => s.dead_letter(shard, fence, page, records, error).await,
         }
     }
 }
@@ -180,11 +183,12 @@ impl Sink for AnySink {
 /// already. Exactly one sink must be set (validation guarantees it; a hand-made spec
 /// gets a user error).
 pub async fn open(spec: &apitap_common::spec::Sink) -> Result<AnySink, SinkError> {
-    match (&spec.postgres, &spec.sqlite) {
-        (Some(pg), None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
-        (None, Some(sq)) => Ok(AnySink::Sqlite(SqliteSink::open(sq).await?)),
+    match (&spec.postgres, &spec.sqlite, &spec.mysql) {
+        (Some(pg), None, None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
+        (None, Some(sq), None) => Ok(AnySink::Sqlite(SqliteSink::open(sq).await?)),
+        (None, None, Some(my)) => Ok(AnySink::Mysql(MysqlSink::connect(my).await?)),
         _ => Err(SinkError::User(
-            "exactly one of sink.postgres and sink.sqlite must be set".into(),
+            "exactly one of sink.postgres, sink.sqlite and sink.mysql must be set".into(),
         )),
     }
 }

@@ -1,6 +1,7 @@
 //! Bulk load for PostgreSQL: rows → CSV → `COPY` into a temporary staging table →
 //! one `INSERT … SELECT` (append) or `INSERT … SELECT … ON CONFLICT DO UPDATE` (merge) into
-//! the target, all inside the commit transaction.
+//! the target, all inside the commit transaction. Naive timestamps are read as UTC
+//! (`SET LOCAL TimeZone`).
 //!
 //! The staging table is `CREATE TEMP TABLE … AS SELECT <batch columns> FROM target WITH NO
 //! DATA`: it has the target's column types (so COPY parses the CSV text into them and bad
@@ -10,16 +11,17 @@
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 
-use super::super::table::{quote_list, upsert_clause, Column, TableName, ValueKind};
-use super::super::SinkError;
-use super::err;
+use super::{err, PostgresDialect};
+use crate::sink::sql::dialect::Load;
+use crate::sink::sql::table::{quote_list, upsert_clause, Column, TableName, ValueKind};
+use crate::sink::SinkError;
 
 const STAGE: &str = "pg_temp.\"_apitap_stage\"";
 
 /// CSV as `COPY … (FORMAT csv)` reads it: NULL is an empty unquoted field, every string
 /// is quoted (so an empty string stays distinct from NULL and `\.` can never end the
 /// data), nested values are their JSON text.
-pub(crate) fn to_csv(rows: &[Map<String, Value>], columns: &[Column]) -> Vec<u8> {
+fn to_csv(rows: &[Map<String, Value>], columns: &[Column]) -> Vec<u8> {
     let mut out = String::with_capacity(rows.len() * columns.len() * 8);
     for row in rows {
         for (i, c) in columns.iter().enumerate() {
@@ -51,57 +53,64 @@ fn quote(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Stages `csv` and moves it into `table`. `primary_key` empty = append.
-pub(crate) async fn load(
-    conn: &mut PgConnection,
-    table: &TableName,
-    columns: &[Column],
-    csv: Vec<u8>,
-    primary_key: &[String],
-) -> Result<u64, SinkError> {
-    let cols = quote_list(columns.iter().map(|c| c.name.as_str()));
-    let stage = format!(
-        "CREATE TEMP TABLE \"_apitap_stage\" ON COMMIT DROP AS SELECT {cols} FROM {} WITH NO DATA",
-        table.quoted()
-    );
-    sqlx::query(&stage)
-        .execute(&mut *conn)
-        .await
-        .map_err(err("creating the staging table"))?;
-
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY {STAGE} ({cols}) FROM STDIN WITH (FORMAT csv)"
-        ))
-        .await
-        .map_err(err("starting COPY"))?;
-    if let Err(e) = copy.send(csv).await {
-        let _ = copy.abort("send failed").await;
-        return Err(err("sending COPY data")(e));
-    }
-    copy.finish().await.map_err(err("loading rows (COPY)"))?;
-
-    let insert = if primary_key.is_empty() {
-        format!(
-            "INSERT INTO {} ({cols}) SELECT {cols} FROM {STAGE}",
+impl Load for PostgresDialect {
+    /// Stages `rows` and moves them into `table`.
+    async fn load(
+        conn: &mut PgConnection,
+        table: &TableName,
+        columns: &[Column],
+        rows: &[Map<String, Value>],
+        primary_key: &[String],
+    ) -> Result<(), SinkError> {
+        sqlx::query("SET LOCAL TimeZone = 'UTC'")
+            .execute(&mut *conn)
+            .await
+            .map_err(err("setting the time zone"))?;
+        let csv = to_csv(rows, columns);
+        let cols = quote_list(columns.iter().map(|c| c.name.as_str()));
+        let stage = format!(
+            "CREATE TEMP TABLE \"_apitap_stage\" ON COMMIT DROP AS SELECT {cols} FROM {} WITH NO DATA",
             table.quoted()
-        )
-    } else {
-        // One row per key, the last one of the page, as if the rows were upserted in order
-        // (a plain ON CONFLICT would fail on a key that occurs twice in one statement).
-        let keys = quote_list(primary_key.iter().map(String::as_str));
-        format!(
-            "INSERT INTO {} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {STAGE} \
-             ORDER BY {keys}, ctid DESC{}",
-            table.quoted(),
-            upsert_clause(columns, primary_key)
-        )
-    };
-    let done = sqlx::query(&insert)
-        .execute(&mut *conn)
-        .await
-        .map_err(err("moving staged rows into the target table"))?;
-    Ok(done.rows_affected())
+        );
+        sqlx::query(&stage)
+            .execute(&mut *conn)
+            .await
+            .map_err(err("creating the staging table"))?;
+
+        let mut copy = conn
+            .copy_in_raw(&format!(
+                "COPY {STAGE} ({cols}) FROM STDIN WITH (FORMAT csv)"
+            ))
+            .await
+            .map_err(err("starting COPY"))?;
+        if let Err(e) = copy.send(csv).await {
+            let _ = copy.abort("send failed").await;
+            return Err(err("sending COPY data")(e));
+        }
+        copy.finish().await.map_err(err("loading rows (COPY)"))?;
+
+        let insert = if primary_key.is_empty() {
+            format!(
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {STAGE}",
+                table.quoted()
+            )
+        } else {
+            // One row per key, the last one of the page, as if the rows were upserted in order
+            // (a plain ON CONFLICT would fail on a key that occurs twice in one statement).
+            let keys = quote_list(primary_key.iter().map(String::as_str));
+            format!(
+                "INSERT INTO {} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {STAGE} \
+                 ORDER BY {keys}, ctid DESC{}",
+                table.quoted(),
+                upsert_clause(columns, primary_key)
+            )
+        };
+        sqlx::query(&insert)
+            .execute(&mut *conn)
+            .await
+            .map_err(err("moving staged rows into the target table"))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

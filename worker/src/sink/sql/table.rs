@@ -1,6 +1,6 @@
-//! Pieces both SQL sinks share: table names and identifier quoting, which batch columns get
-//! written (and how their values are encoded), and the batch → JSON rows conversion that
-//! both the PostgreSQL CSV encoder and the SQLite binder read from.
+//! Pieces every SQL dialect shares: table names and identifier quoting, which batch columns
+//! get written (and how their values are encoded), and the batch → JSON rows conversion
+//! that the row loaders (PostgreSQL's CSV encoder, SQLite's binder) read from.
 
 use std::collections::HashSet;
 
@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
-use super::SinkError;
+use crate::sink::SinkError;
 use crate::transform::is_json_text;
 
 /// Quotes an identifier exactly as named (camelCase and odd characters preserved).
@@ -33,6 +33,14 @@ pub(crate) struct TableName {
 }
 
 impl TableName {
+    /// An unqualified name, such as one of ApiTap's own tables.
+    pub fn plain(name: &str) -> Self {
+        Self {
+            schema: None,
+            name: name.to_string(),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, SinkError> {
         let parts: Vec<&str> = s.split('.').collect();
         let bad = || {
@@ -88,6 +96,51 @@ pub(crate) fn base_type(dt: &DataType) -> &DataType {
     match dt {
         DataType::Dictionary(_, value) => base_type(value),
         other => other,
+    }
+}
+
+/// The kind of table column a batch column needs; each dialect names its type for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TypeClass {
+    /// Signed integers, and unsigned ones up to 32 bits.
+    Integer,
+    /// 64-bit unsigned integers, which a signed 64-bit column cannot hold.
+    BigUnsigned,
+    Float,
+    Boolean,
+    /// Strings, and columns that are null in every row so far.
+    Text,
+    Date,
+    Timestamp,
+    Decimal,
+    /// Nested values (and any other type), stored as JSON.
+    Json,
+}
+
+impl TypeClass {
+    pub fn of(c: &Column) -> Self {
+        if c.kind != ValueKind::Scalar {
+            return TypeClass::Json;
+        }
+        match base_type(&c.data_type) {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => TypeClass::Integer,
+            DataType::UInt64 => TypeClass::BigUnsigned,
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => TypeClass::Float,
+            DataType::Boolean => TypeClass::Boolean,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+                TypeClass::Text
+            }
+            DataType::Date32 => TypeClass::Date,
+            DataType::Date64 | DataType::Timestamp(_, _) => TypeClass::Timestamp,
+            DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => TypeClass::Decimal,
+            _ => TypeClass::Json,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use apitap_common::limits::{
     DEFAULT_MAX_NEW_COLUMNS, DEFAULT_MAX_TABLE_COLUMNS, MAX_IDENTIFIER_BYTES,
 };
 
-use super::SinkError;
+use crate::sink::SinkError;
 
 /// The limits of one sink table (`spec.sink.<sink>.max_columns`, `.max_new_columns`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
