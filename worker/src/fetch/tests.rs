@@ -809,9 +809,14 @@ fn retry_after_values() {
     assert_eq!(parse_retry_after("1e300", now), Some(Duration::MAX));
     assert_eq!(parse_retry_after("inf", now), Some(Duration::MAX));
     assert_eq!(parse_retry_after("NaN", now), None);
+    // The two obsolete forms RFC 9110 requires recipients to accept.
     assert_eq!(
         parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now),
-        None
+        Some(Duration::from_secs(7))
+    );
+    assert_eq!(
+        parse_retry_after("Sun Nov  6 08:49:37 1994", now),
+        Some(Duration::from_secs(7))
     );
     assert!(parse_retry_after("Thu, 01 Jan 2099 00:00:00 GMT", SystemTime::now()).is_some());
 }
