@@ -229,9 +229,9 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
     ),
     // The sink.
     (
-        "sink_unknown_mysql.yaml",
+        "sink_unknown_bigquery.yaml",
         Some(11),
-        "spec.sink: unknown field `mysql`, expected `postgres` or `sqlite`",
+        "spec.sink: unknown field `bigquery`, expected one of `postgres`, `sqlite`, `mysql`",
     ),
     ("sink_missing.yaml", Some(6), "spec: missing field `sink`"),
     (
