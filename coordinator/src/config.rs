@@ -89,6 +89,9 @@ pub struct Config {
     /// Most rate-limit keys the cluster holds.
     #[arg(long, env = "APITAP_MAX_RATE_LIMIT_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rate_limit_keys: u32,
+    /// Most rate-limit keys the pipelines of one namespace may create.
+    #[arg(long, env = "APITAP_MAX_RATE_LIMIT_KEYS_PER_NAMESPACE", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rate_limit_keys_per_namespace: u32,
     /// Key file sealing secret values at rest (one `<id> <64 hex digits>` per line, the
     /// first one current); every coordinator of the cluster needs the same file. Without
     /// it, secret values are stored as submitted. See docs/security.md.

@@ -355,6 +355,7 @@ impl ControlService for ControlApi {
             quota: command::Quota {
                 pipelines_per_namespace: self.node.config.max_pipelines_per_namespace,
                 rate_limit_keys: self.node.config.max_rate_limit_keys,
+                rate_limit_keys_per_namespace: self.node.config.max_rate_limit_keys_per_namespace,
             },
         });
         match self

@@ -49,6 +49,9 @@ pub struct PutPipeline {
 pub struct Quota {
     pub pipelines_per_namespace: u32,
     pub rate_limit_keys: u32,
+    /// Keys one namespace's pipelines may create (0: none, as in entries written before).
+    #[serde(default)]
+    pub rate_limit_keys_per_namespace: u32,
 }
 
 impl PutPipeline {
@@ -217,6 +220,21 @@ impl PutPipeline {
                 return Some(format!(
                     "the cluster holds {n} rate-limit keys, its maximum (--max-rate-limit-keys); \
                      reuse an existing key or raise the maximum"
+                ));
+            }
+            let owned = state
+                .rate_limits
+                .values()
+                .filter(|l| l.owner.as_deref() == Some(self.namespace.as_str()))
+                .count();
+            if q.rate_limit_keys_per_namespace > 0
+                && !state.rate_limits.contains_key(key)
+                && owned >= q.rate_limit_keys_per_namespace as usize
+            {
+                return Some(format!(
+                    "namespace {:?} created {owned} rate-limit keys, its quota \
+                     (--max-rate-limit-keys-per-namespace); reuse one of them or raise the quota",
+                    self.namespace
                 ));
             }
         }

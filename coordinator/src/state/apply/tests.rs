@@ -377,6 +377,7 @@ fn quotas_cap_pipelines_per_namespace_workers_and_rate_limit_keys() {
             quota: command::Quota {
                 pipelines_per_namespace: 2,
                 rate_limit_keys: 2,
+                rate_limit_keys_per_namespace: 0,
             },
             ..command::PutPipeline::for_test(name)
         })
@@ -414,6 +415,31 @@ fn quotas_cap_pipelines_per_namespace_workers_and_rate_limit_keys() {
         "re-registering"
     );
     assert!(rejected(&log.step(register("w2"))).contains("--max-workers"));
+
+    // Keys per namespace: b's pipelines may create one; a's keys do not count for b.
+    let in_b = |name: &str, key: &str| {
+        Command::PutPipeline(command::PutPipeline {
+            namespace: "b".into(),
+            rate_limit: Some((key.into(), 1.0, 1)),
+            quota: command::Quota {
+                rate_limit_keys_per_namespace: 1,
+                ..Default::default()
+            },
+            ..command::PutPipeline::for_test(name)
+        })
+    };
+    assert!(matches!(
+        log.step(in_b("x", "b1")),
+        CommandResult::PipelineStored { .. }
+    ));
+    assert!(
+        matches!(
+            log.step(in_b("y", "k1")),
+            CommandResult::PipelineStored { .. }
+        ),
+        "another namespace's key is used, not created"
+    );
+    assert!(rejected(&log.step(in_b("z", "b2"))).contains("--max-rate-limit-keys-per-namespace"));
 }
 
 #[test]
