@@ -459,6 +459,7 @@ impl ControlService for ControlApi {
             shards,
             trace: trace_context::traceparent(&span),
             now_ms: apitap_common::time::now_ms(),
+            failed: None,
         });
         match self
             .node

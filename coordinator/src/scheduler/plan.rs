@@ -235,27 +235,32 @@ fn schedule(state: &State, p: &PipelineRecord, now_ms: u64) -> Option<Planned> {
     if !due {
         return None;
     }
-    let spec = apitap_common::spec::load(&p.name, &p.spec_yaml, None).ok()?;
-    match apitap_common::shard::expand(&spec.spec) {
-        Ok(shards) => {
-            let span = spans::start_run(&p.name, trigger);
-            Some(Planned {
-                cmd: Command::StartRun(command::StartRun {
-                    pipeline: p.key(),
-                    shards,
-                    trace: trace_context::traceparent(&span),
-                    now_ms,
-                }),
-                spans: vec![span],
-            })
-        }
-        // Only specs stored before a limit existed can get here; they are skipped with a
-        // warning each time they are due (marking them failed needs a state command).
+    let planned = apitap_common::spec::load(&p.name, &p.spec_yaml, None)
+        .map_err(|e| e.to_string())
+        .and_then(|spec| apitap_common::shard::expand(&spec.spec).map_err(|e| e.to_string()));
+    let (shards, failed) = match planned {
+        Ok(shards) => (shards, None),
+        // Only specs stored before a limit existed can get here: the run is recorded as
+        // failed with the reason, and the schedule tries again at its next time.
         Err(e) => {
-            tracing::warn!(pipeline = %p.key(), error = %e, "schedule skipped: shards over a limit");
-            None
+            tracing::warn!(pipeline = %p.key(), error = %e, "scheduled run failed: shards over a limit");
+            (
+                Vec::new(),
+                Some(format!("the run could not be planned: {e}")),
+            )
         }
-    }
+    };
+    let span = spans::start_run(&p.name, trigger);
+    Some(Planned {
+        cmd: Command::StartRun(command::StartRun {
+            pipeline: p.key(),
+            shards,
+            trace: trace_context::traceparent(&span),
+            now_ms,
+            failed,
+        }),
+        spans: vec![span],
+    })
 }
 
 #[cfg(test)]

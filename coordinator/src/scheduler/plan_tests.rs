@@ -147,3 +147,30 @@ fn a_new_term_gives_every_lease_a_full_ttl() {
     );
     assert!(matches!(p.cmds[0].cmd, Command::ExpireLease(_)));
 }
+
+#[test]
+fn a_schedule_that_cannot_be_planned_fails_a_run_and_waits_for_its_next_time() {
+    let mut w = World::new();
+    // Stored before the shard limit existed: 20,000 shards, over MAX_SHARDS.
+    w.step(Command::PutPipeline(command::PutPipeline {
+        spec_yaml: SPEC.replace(
+            "spec:\n",
+            "spec:\n  shards: { param: id, range: { start: 0, end: 20000, count: 20000 } }\n",
+        ),
+        every_ms: Some(60_000),
+        now_ms: 1_000,
+        ..command::PutPipeline::for_test("p")
+    }));
+    assert_eq!(w.tick(Duration::ZERO), ["start"]);
+    let run = &w.state.runs[&w.state.next_run_id];
+    assert_eq!(run.state, crate::state::model::RunState::Failed);
+    let error = run.error.as_deref().unwrap_or_default();
+    assert!(error.contains("the run could not be planned"), "{error}");
+    assert!(
+        error.contains("10000") || error.contains("10,000"),
+        "{error}"
+    );
+    // Not again on every tick: the next attempt is the next scheduled time.
+    assert!(w.tick(Duration::from_secs(30)).is_empty());
+    assert_eq!(w.tick(Duration::from_secs(61)), ["start"]);
+}

@@ -114,6 +114,7 @@ mod tests {
                     shards: vec![shard()],
                     trace: None,
                     now_ms: 0,
+                    failed: None,
                 }),
             );
             let id = st.next_run_id;

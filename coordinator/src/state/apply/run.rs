@@ -1,6 +1,7 @@
 //! Starting, cancelling, retrying and pruning runs.
 
 use apitap_common::shard::ShardDef;
+use apitap_proto::limits::{truncate_utf8, MAX_ERROR_BYTES};
 use serde::{Deserialize, Serialize};
 
 use super::{done, rejected, Applied};
@@ -16,6 +17,11 @@ pub struct StartRun {
     #[serde(default)]
     pub trace: Option<String>,
     pub now_ms: u64,
+    /// A scheduled run that could not be planned (its shards are over a limit): recorded as
+    /// a run failed at once with this error, so the user sees it and the schedule waits for
+    /// its next time instead of trying on every tick.
+    #[serde(default)]
+    pub failed: Option<String>,
 }
 
 impl StartRun {
@@ -30,7 +36,14 @@ impl StartRun {
             self.now_ms,
             &mut keys,
         ) {
-            Some(run_id) => (CommandResult::RunStarted { run_id }, keys),
+            Some(run_id) => {
+                if let (Some(error), Some(run)) = (&self.failed, state.runs.get_mut(&run_id)) {
+                    run.state = RunState::Failed;
+                    run.error = Some(truncate_utf8(error, MAX_ERROR_BYTES));
+                    run.finished_at_ms = Some(self.now_ms);
+                }
+                (CommandResult::RunStarted { run_id }, keys)
+            }
             None => rejected(format!("pipeline {key} not found")),
         }
     }

@@ -323,6 +323,7 @@ fn pipelines_named_alike_in_two_namespaces_coexist() {
         shards: vec![],
         trace: None,
         now_ms: 4,
+        failed: None,
     }));
     assert!(matches!(r, CommandResult::RunStarted { .. }), "{r:?}");
     let r = log.step(Command::StartRun(command::StartRun {
@@ -330,6 +331,7 @@ fn pipelines_named_alike_in_two_namespaces_coexist() {
         shards: vec![],
         trace: None,
         now_ms: 4,
+        failed: None,
     }));
     assert!(rejected(&r).contains("pipeline default/p not found"));
 }
