@@ -64,57 +64,23 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
-    let log_store = LogStore::new(db.clone());
-    let sm = StateMachine::open(db.clone())
-        .map_err(|e| anyhow::anyhow!("cannot load the state machine: {e}"))?;
-    let state = sm.shared();
-
     let listener = TcpListener::bind(config.grpc_addr).await?;
     let bound = listener.local_addr()?;
     let addr = config
         .advertise_addr
         .clone()
         .unwrap_or_else(|| bound.to_string());
-
-    let heartbeat = config.raft_heartbeat.as_millis() as u64;
-    let election = config.election_timeout.as_millis() as u64;
-    let raft_config = openraft::Config {
-        cluster_name: "apitap".into(),
-        heartbeat_interval: heartbeat,
-        election_timeout_min: election,
-        election_timeout_max: election * 2,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-        max_in_snapshot_log_to_keep: 500,
-        install_snapshot_timeout: 5_000,
-        ..Default::default()
-    }
-    .validate()?;
-    let raft = Raft::new(
-        config.id,
-        Arc::new(raft_config),
-        Network::new(config.id, tls.clone(), network_options(&config)),
-        log_store.clone(),
-        sm,
-    )
-    .await?;
-
-    let node = Arc::new(Node {
-        id: config.id,
-        addr: addr.clone(),
-        raft: raft.clone(),
-        state,
-        log_store,
-        config: config.clone(),
-        liveness: Mutex::new(Liveness::default()),
-        budgets: Mutex::default(),
-        backoffs: tokio::sync::broadcast::channel(256).0,
-        metrics: Arc::new(crate::metrics::Metrics::new()),
-        secrets,
-    });
+    let node = start_node(&config, &db, addr, tls.clone(), secrets).await?;
+    let raft = node.raft.clone();
 
     let initialised_here = config.init && !raft.is_initialized().await?;
     if initialised_here {
-        let members = BTreeMap::from([(config.id, BasicNode { addr: addr.clone() })]);
+        let members = BTreeMap::from([(
+            config.id,
+            BasicNode {
+                addr: node.addr.clone(),
+            },
+        )]);
         raft.initialize(members).await?;
         tracing::info!(node_id = config.id, "initialized a new cluster");
     }
@@ -124,9 +90,9 @@ pub async fn run(
     })?;
     println!(
         "{}",
-        serde_json::json!({"event": "listening", "node_id": config.id, "grpc": addr, "admin": admin.addr.to_string()})
+        serde_json::json!({"event": "listening", "node_id": config.id, "grpc": node.addr, "admin": admin.addr.to_string()})
     );
-    tracing::info!(node_id = config.id, addr = %addr, data_dir = %config.data_dir.display(), tls = tls.is_some(), secrets_key = node.secrets.current().unwrap_or("none"), "coordinator started");
+    tracing::info!(node_id = config.id, addr = %node.addr, data_dir = %config.data_dir.display(), tls = tls.is_some(), secrets_key = node.secrets.current().unwrap_or("none"), "coordinator started");
 
     // A weak reference: a push still under way at exit must not keep RocksDB open.
     let metrics_export = telemetry.export_metrics({
@@ -138,44 +104,7 @@ pub async fn run(
         }
     });
     let scheduler = tokio::spawn(crate::scheduler::run(node.clone(), shutdown.clone()));
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server_shutdown = {
-        let mut s = shutdown.clone();
-        async move { s.wait().await }
-    };
-    let mut server = tonic::transport::Server::builder()
-        .timeout(limits::SERVER_TIMEOUT)
-        .concurrency_limit_per_connection(limits::CONCURRENT_CALLS_PER_CONNECTION);
-    if let Some(tls) = &tls {
-        server = server
-            .tls_config(tls.server())
-            .map_err(|e| anyhow::anyhow!("bad TLS settings: {e}"))?;
-    }
-    let max = MAX_GRPC_MESSAGE_BYTES;
-    let server = server
-        .layer(AuthLayer::new(mode, node.state.clone()))
-        .add_service(
-            ControlServiceServer::new(ControlApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            AccessServiceServer::new(AccessApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            WorkerServiceServer::new(WorkerApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            RaftServiceServer::new(RaftApi { node: node.clone() })
-                .max_decoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES)
-                .max_encoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(incoming, server_shutdown);
-    let served = tokio::spawn(server);
+    let served = tokio::spawn(serve_grpc(&node, listener, tls.as_ref(), mode, &shutdown)?);
     // The initialising node (re)creates the first admin token while the cluster has no
     // token at all: also after a crash between `initialize` and the token's commit. In the
     // background: it waits for this node to lead, and must not hold up a shutdown.
@@ -206,4 +135,100 @@ pub async fn run(
         "coordinator stopped"
     );
     Ok(())
+}
+
+/// The Raft instance on `db` and the node around it.
+async fn start_node(
+    config: &Config,
+    db: &Arc<rocksdb::DB>,
+    addr: String,
+    tls: Option<apitap_proto::tls::Tls>,
+    secrets: crate::secrets::SecretBox,
+) -> anyhow::Result<Arc<Node>> {
+    let log_store = LogStore::new(db.clone());
+    let sm = StateMachine::open(db.clone())
+        .map_err(|e| anyhow::anyhow!("cannot load the state machine: {e}"))?;
+    let state = sm.shared();
+    let heartbeat = config.raft_heartbeat.as_millis() as u64;
+    let election = config.election_timeout.as_millis() as u64;
+    let raft_config = openraft::Config {
+        cluster_name: "apitap".into(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: 500,
+        install_snapshot_timeout: 5_000,
+        ..Default::default()
+    }
+    .validate()?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        Network::new(config.id, tls, network_options(config)),
+        log_store.clone(),
+        sm,
+    )
+    .await?;
+    Ok(Arc::new(Node {
+        id: config.id,
+        addr,
+        raft,
+        state,
+        log_store,
+        config: config.clone(),
+        liveness: Mutex::new(Liveness::default()),
+        budgets: Mutex::default(),
+        backoffs: tokio::sync::broadcast::channel(256).0,
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        secrets,
+    }))
+}
+
+/// The gRPC server of `node` on `listener`: every service behind the auth layer, with the
+/// message, time and concurrency limits; it stops when `shutdown` fires.
+fn serve_grpc(
+    node: &Arc<Node>,
+    listener: TcpListener,
+    tls: Option<&apitap_proto::tls::Tls>,
+    mode: crate::config::AuthMode,
+    shutdown: &ShutdownSignal,
+) -> anyhow::Result<impl std::future::Future<Output = Result<(), tonic::transport::Error>>> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server_shutdown = {
+        let mut s = shutdown.clone();
+        async move { s.wait().await }
+    };
+    let mut server = tonic::transport::Server::builder()
+        .timeout(limits::SERVER_TIMEOUT)
+        .concurrency_limit_per_connection(limits::CONCURRENT_CALLS_PER_CONNECTION);
+    if let Some(tls) = tls {
+        server = server
+            .tls_config(tls.server())
+            .map_err(|e| anyhow::anyhow!("bad TLS settings: {e}"))?;
+    }
+    let max = MAX_GRPC_MESSAGE_BYTES;
+    Ok(server
+        .layer(AuthLayer::new(mode, node.state.clone()))
+        .add_service(
+            ControlServiceServer::new(ControlApi { node: node.clone() })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AccessServiceServer::new(AccessApi { node: node.clone() })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            WorkerServiceServer::new(WorkerApi { node: node.clone() })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            RaftServiceServer::new(RaftApi { node: node.clone() })
+                .max_decoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, server_shutdown))
 }
