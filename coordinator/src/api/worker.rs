@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::spans;
 use crate::state::command::{self, Command, CommandResult};
-use crate::state::model::ShardState;
+use crate::state::model::{PipelineRecord, Run, ShardState, State};
 
 pub struct WorkerApi {
     pub node: Arc<Node>,
@@ -53,6 +53,73 @@ fn ack(r: CommandResult) -> Response<Ack> {
 }
 
 impl WorkerApi {
+    /// The leases `req`'s worker holds and did not list: a lease's body (spec and secrets)
+    /// goes out once, so leases the worker already holds are not sent again.
+    fn new_leases(&self, state: &State, req: &HeartbeatRequest) -> Vec<Lease> {
+        let held: std::collections::HashSet<(u64, u32, u64)> = req
+            .held
+            .iter()
+            .map(|h| (h.run_id, h.shard, h.fence))
+            .collect();
+        let mut leases = Vec::new();
+        for run in state.active_runs() {
+            let Some(p) = state.pipelines.get(&state.pipeline_key_of_run(run)) else {
+                continue;
+            };
+            // Opened only when a lease of this run actually goes out.
+            let mut secrets: Option<std::collections::HashMap<String, String>> = None;
+            for s in &run.shards {
+                if s.state == ShardState::Leased
+                    && s.worker.as_deref() == Some(req.worker_id.as_str())
+                    && !held.contains(&(run.id, s.def.index, s.fence))
+                {
+                    leases.push(Lease {
+                        run_id: run.id,
+                        shard: s.def.index,
+                        fence: s.fence,
+                        pipeline: run.pipeline.clone(),
+                        spec_yaml: run.spec_yaml.clone(),
+                        secrets: secrets
+                            .get_or_insert_with(|| self.run_secrets(run, p))
+                            .clone(),
+                        vars: s.def.vars.clone().into_iter().collect(),
+                        shard_key: s.def.key.clone(),
+                        traceparent: s.trace.clone().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        leases
+    }
+
+    /// The secret values of `run`: those of the pipeline version it started with, never
+    /// those of a later version (or of a re-created pipeline).
+    fn run_secrets(
+        &self,
+        run: &Run,
+        p: &PipelineRecord,
+    ) -> std::collections::HashMap<String, String> {
+        let stored = if !run.secrets.is_empty() {
+            &run.secrets
+        } else if run.pipeline_version == p.version {
+            // Runs started before runs kept their own copy.
+            &p.secrets
+        } else {
+            return Default::default();
+        };
+        match self
+            .node
+            .secrets
+            .open_pipeline(&p.namespace, &p.name, stored)
+        {
+            Ok(s) => s.into_iter().collect(),
+            Err(e) => {
+                tracing::error!(pipeline = %p.name, run_id = run.id, error = %e, "cannot open the run's secrets; its leases go out without them");
+                Default::default()
+            }
+        }
+    }
+
     /// Refuses a second process speaking as a live worker's id (a copy started with the same
     /// `--id`, or someone taking over its leases and their secrets).
     fn claim(&self, worker: &str, instance: &str) -> Result<(), Status> {
@@ -173,62 +240,7 @@ impl WorkerService for WorkerApi {
                 revoked.push(*h);
             }
         }
-        // A lease's body (spec and secrets) goes out once: leases the worker already holds
-        // are not sent again.
-        let held: std::collections::HashSet<(u64, u32, u64)> = req
-            .held
-            .iter()
-            .map(|h| (h.run_id, h.shard, h.fence))
-            .collect();
-        let mut leases = Vec::new();
-        for run in st.state.active_runs() {
-            let Some(p) = st.state.pipelines.get(&st.state.pipeline_key_of_run(run)) else {
-                continue;
-            };
-            // Secrets belong to the run: the values of the pipeline version it started
-            // with, never those of a later version (or of a re-created pipeline).
-            // Opened only when a lease of this run actually goes out.
-            let mut secrets: Option<std::collections::HashMap<String, String>> = None;
-            let open = || -> std::collections::HashMap<String, String> {
-                let stored = if !run.secrets.is_empty() {
-                    &run.secrets
-                } else if run.pipeline_version == p.version {
-                    // Runs started before runs kept their own copy.
-                    &p.secrets
-                } else {
-                    return Default::default();
-                };
-                match self
-                    .node
-                    .secrets
-                    .open_pipeline(&p.namespace, &p.name, stored)
-                {
-                    Ok(s) => s.into_iter().collect(),
-                    Err(e) => {
-                        tracing::error!(pipeline = %p.name, run_id = run.id, error = %e, "cannot open the run's secrets; its leases go out without them");
-                        Default::default()
-                    }
-                }
-            };
-            for s in &run.shards {
-                if s.state == ShardState::Leased
-                    && s.worker.as_deref() == Some(req.worker_id.as_str())
-                    && !held.contains(&(run.id, s.def.index, s.fence))
-                {
-                    leases.push(Lease {
-                        run_id: run.id,
-                        shard: s.def.index,
-                        fence: s.fence,
-                        pipeline: run.pipeline.clone(),
-                        spec_yaml: run.spec_yaml.clone(),
-                        secrets: secrets.get_or_insert_with(open).clone(),
-                        vars: s.def.vars.clone().into_iter().collect(),
-                        shard_key: s.def.key.clone(),
-                        traceparent: s.trace.clone().unwrap_or_default(),
-                    });
-                }
-            }
-        }
+        let leases = self.new_leases(&st.state, &req);
         Ok(Response::new(HeartbeatResponse {
             leases,
             revoked,
