@@ -66,74 +66,115 @@ pub async fn run(
     progress: impl Fn(&Checkpoint) + Send,
     mut stop: watch::Receiver<bool>,
 ) -> Outcome {
-    let shard = ShardRef {
-        pipeline: work.pipeline.name().to_string(),
-        run_id: work.run_id,
-        shard: work.shard,
+    let (mut lease, mut cp) = match Lease::open(&work, http).await {
+        Ok(opened) => opened,
+        Err(outcome) => return outcome,
     };
-    let mut sink = match sink::open(&work.pipeline.spec.sink).await {
-        Ok(s) => s,
-        Err(e) => return sink_outcome(e, None),
-    };
-    let mut cp = match sink.claim(&shard, work.fence).await {
-        Ok(cp) => cp,
-        Err(e) => return sink_outcome(e, None),
-    };
-    tracing::info!(
-        run_id = work.run_id,
-        shard = work.shard,
-        fence = work.fence,
-        pages = cp.pages,
-        records = cp.records,
-        "lease claimed"
-    );
-    let fetcher = match Fetcher::new(http, &work.pipeline.spec.source.http, &work.vars) {
-        Ok(f) => f.with_egress(work.egress.clone()),
-        Err(e) => return fail(e.class(), e, Some(&cp)),
-    };
-    let (fetcher, _demand) = with_budget(fetcher, &work);
-    let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
-    let transformer = Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref())
-        .with_limits(work.transform_limits);
-    let mut budget = ShardBudget::new(&work.pipeline.spec.source.http.limits);
     let mut last_report = Instant::now() - Duration::from_secs(10);
     while !cp.is_done() {
         if *stop.borrow_and_update() {
             return Outcome::Stopped(cp);
         }
-        if let Err(e) = budget.before_fetch(&cp) {
-            shard_limits::report_budget(&work.metrics, &e);
-            return fail(ErrorClass::User, e, Some(&cp));
-        }
-        let page = match fetches
-            .fetch(&fetcher, &cp.position, cp.pages, cp.records)
-            .instrument(stage_span(Stage::Fetch, &work))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return fail(e.class(), e, Some(&cp)),
+        cp = match lease.page(&cp).await {
+            Ok(next) => next,
+            Err(outcome) => return outcome,
         };
-        if let Err(e) = budget.after_fetch(&cp, page.records.len(), page.bytes) {
-            shard_limits::report_budget(&work.metrics, &e);
-            return fail(ErrorClass::User, e, Some(&cp));
+        if cp.is_done() || last_report.elapsed() >= Duration::from_millis(500) {
+            progress(&cp);
+            last_report = Instant::now();
         }
-        let batch = match transformer
+    }
+    Outcome::Done(cp)
+}
+
+/// What working on one claimed lease needs, page after page.
+struct Lease<'a> {
+    work: &'a LeaseWork,
+    shard: ShardRef,
+    sink: sink::AnySink,
+    fetcher: Fetcher,
+    fetches: FetchObserver,
+    transformer: Transformer,
+    budget: ShardBudget,
+    /// Withdraws this lease's rate-budget demand when the lease ends.
+    _demand: Option<DemandGuard>,
+}
+
+impl<'a> Lease<'a> {
+    /// Opens the sink, claims the shard under the lease's fence, and builds the fetcher
+    /// and transformer; the claimed checkpoint is where the lease resumes.
+    async fn open(
+        work: &'a LeaseWork,
+        http: reqwest::Client,
+    ) -> Result<(Self, Checkpoint), Outcome> {
+        let shard = ShardRef {
+            pipeline: work.pipeline.name().to_string(),
+            run_id: work.run_id,
+            shard: work.shard,
+        };
+        let mut sink = sink::open(&work.pipeline.spec.sink)
+            .await
+            .map_err(|e| sink_outcome(e, None))?;
+        let cp = sink
+            .claim(&shard, work.fence)
+            .await
+            .map_err(|e| sink_outcome(e, None))?;
+        tracing::info!(
+            run_id = work.run_id,
+            shard = work.shard,
+            fence = work.fence,
+            pages = cp.pages,
+            records = cp.records,
+            "lease claimed"
+        );
+        let fetcher = Fetcher::new(http, &work.pipeline.spec.source.http, &work.vars)
+            .map_err(|e| fail(e.class(), e, Some(&cp)))?
+            .with_egress(work.egress.clone());
+        let (fetcher, demand) = with_budget(fetcher, work);
+        let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
+        let transformer =
+            Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref())
+                .with_limits(work.transform_limits);
+        let lease = Self {
+            work,
+            shard,
+            sink,
+            fetcher,
+            fetches,
+            transformer,
+            budget: ShardBudget::new(&work.pipeline.spec.source.http.limits),
+            _demand: demand,
+        };
+        Ok((lease, cp))
+    }
+
+    /// Fetches, transforms and commits the page at `cp`; returns the committed checkpoint.
+    async fn page(&mut self, cp: &Checkpoint) -> Result<Checkpoint, Outcome> {
+        let work = self.work;
+        if let Err(e) = self.budget.before_fetch(cp) {
+            shard_limits::report_budget(&work.metrics, &e);
+            return Err(fail(ErrorClass::User, e, Some(cp)));
+        }
+        let page = self
+            .fetches
+            .fetch(&self.fetcher, &cp.position, cp.pages, cp.records)
+            .instrument(stage_span(Stage::Fetch, work))
+            .await
+            .map_err(|e| fail(e.class(), e, Some(cp)))?;
+        if let Err(e) = self.budget.after_fetch(cp, page.records.len(), page.bytes) {
+            shard_limits::report_budget(&work.metrics, &e);
+            return Err(fail(ErrorClass::User, e, Some(cp)));
+        }
+        let batch = match self
+            .transformer
             .run(&page.records)
-            .instrument(stage_span(Stage::Transform, &work))
+            .instrument(stage_span(Stage::Transform, work))
             .await
         {
             Ok(b) => b,
             Err(e) => {
-                return dead_letter(
-                    &mut sink,
-                    &shard,
-                    &work,
-                    &cp,
-                    &page.records,
-                    e.class(),
-                    e.to_string(),
-                )
-                .await
+                let (class, error) = (e.class(), e.to_string());
+                return Err(self.dead_letter(cp, &page.records, class, error).await);
             }
         };
         let rows = batch.as_ref().map_or(0, |b| b.num_rows() as u64);
@@ -156,35 +197,44 @@ pub async fn run(
         };
         let committing = Instant::now();
         crash_point!("sink::before_commit");
-        if let Err(e) = sink
-            .commit(&shard, work.fence, batch.as_ref(), &next)
-            .instrument(stage_span(Stage::Load, &work))
+        if let Err(e) = self
+            .sink
+            .commit(&self.shard, work.fence, batch.as_ref(), &next)
+            .instrument(stage_span(Stage::Load, work))
             .await
         {
             if e.class() == ErrorClass::User {
-                return dead_letter(
-                    &mut sink,
-                    &shard,
-                    &work,
-                    &cp,
-                    &page.records,
-                    ErrorClass::User,
-                    e.to_string(),
-                )
-                .await;
+                let error = e.to_string();
+                return Err(self
+                    .dead_letter(cp, &page.records, ErrorClass::User, error)
+                    .await);
             }
-            return sink_outcome(e, Some(&cp));
+            return Err(sink_outcome(e, Some(cp)));
         }
         // The page and its checkpoint are in the sink; the coordinator has not heard yet.
         crash_point!("sink::after_commit");
         work.metrics.observe_commit(committing.elapsed(), rows);
-        cp = next;
-        if cp.is_done() || last_report.elapsed() >= Duration::from_millis(500) {
-            progress(&cp);
-            last_report = Instant::now();
-        }
+        Ok(next)
     }
-    Outcome::Done(cp)
+
+    async fn dead_letter(
+        &mut self,
+        cp: &Checkpoint,
+        records: &[serde_json::Value],
+        class: ErrorClass,
+        error: String,
+    ) -> Outcome {
+        dead_letter(
+            &mut self.sink,
+            &self.shard,
+            self.work,
+            cp,
+            records,
+            class,
+            error,
+        )
+        .await
+    }
 }
 
 /// A page the user's SQL or data cannot get through: keep its raw records in the dead-letter
