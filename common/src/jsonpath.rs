@@ -92,6 +92,11 @@ impl JsonPath {
         Some(cur)
     }
 
+    /// The steps of the path, in order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }

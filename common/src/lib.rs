@@ -16,11 +16,15 @@
 //! - [`otlp_metrics`]: the same metrics pushed to an OTLP collector.
 //! - [`trace_context`]: W3C `traceparent` carried in runs and leases.
 //! - [`shutdown`]: a broadcast-based shutdown signal.
+//! - `fuzz` (feature `fuzz`, and in tests): input generators and checks shared by the property
+//!   tests and `apitap-chaos fuzz`.
 
 pub mod budget;
 pub mod checkpoint;
 pub mod cron;
 pub mod error;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 pub mod jsonpath;
 pub mod limits;
 pub mod metrics;
