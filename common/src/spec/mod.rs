@@ -8,6 +8,7 @@
 mod bounds;
 mod duration;
 mod guard;
+mod header_values;
 mod locate;
 mod parse;
 pub mod secrets;
