@@ -4,17 +4,19 @@
 //!
 //! Each target is a proptest strategy and a property ([`runner`] runs it). The spec and JSON
 //! path generators and checks are `apitap_common::fuzz`'s, shared with that crate's property
-//! tests; the worker's targets ([`link`], [`infer`]) live here, the top of the dependency
-//! graph, because only the fuzz command and its test use them.
+//! tests; the worker's targets ([`link`], [`infer`]) and the spec target's check that an
+//! accepted spec runs on a worker ([`spec`]) live here, the top of the dependency graph,
+//! because they need the worker library and only the fuzz command and its test use them.
 
 pub mod infer;
 pub mod link;
 pub mod runner;
+pub mod spec;
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use apitap_common::fuzz::{json, jsonpath, spec};
+use apitap_common::fuzz::{json, jsonpath};
 use proptest::prelude::*;
 
 pub use runner::{Outcome, RunOptions};
@@ -48,14 +50,11 @@ impl Target {
     pub fn run(self, opts: &RunOptions) -> Outcome {
         match self {
             Target::Spec => {
-                let env = spec::env();
+                let http = spec::http_client();
                 runner::run(
                     "spec",
-                    spec::any_spec,
-                    move |text: String| {
-                        let result = apitap_common::spec::load(spec::FILE, &text, Some(&env));
-                        spec::check(&text, &result)
-                    },
+                    spec::input,
+                    move |text: String| spec::check(&http, &text),
                     opts,
                 )
             }
