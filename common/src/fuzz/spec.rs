@@ -12,7 +12,7 @@ use proptest::test_runner::TestCaseError;
 use super::hostile;
 use crate::limits::{MAX_DURATION, MAX_SHARDS};
 use crate::shard;
-use crate::spec::{Pipeline, SpecErrors};
+use crate::spec::{Pipeline, SpecErrors, MAX_MESSAGE_CHARS};
 
 /// A valid spec that uses most sections, so that mutations reach many checks.
 pub const BASE: &str = r#"apiVersion: apitap/v1
@@ -184,7 +184,8 @@ pub fn any_spec() -> impl Strategy<Value = String> {
 
 /// What every answer of the loader must satisfy: an accepted spec expands to 1 to
 /// `MAX_SHARDS` shards and its durations are within the limit; a rejected one has at least
-/// one error, each naming the file, with a message and a line within the text.
+/// one error, each naming the file, with a message of bounded length and a line within the
+/// text.
 pub fn check(text: &str, result: &Result<Pipeline, SpecErrors>) -> Result<(), TestCaseError> {
     match result {
         Ok(p) => {
@@ -204,6 +205,12 @@ pub fn check(text: &str, result: &Result<Pipeline, SpecErrors>) -> Result<(), Te
             for e in &errors.0 {
                 prop_assert_eq!(&e.file, FILE);
                 prop_assert!(!e.message.trim().is_empty(), "empty message: {e:?}");
+                // The cut marker adds a few characters to a cut message.
+                let longest = MAX_MESSAGE_CHARS + 40;
+                prop_assert!(
+                    e.message.chars().count() <= longest,
+                    "message too long: {e}"
+                );
                 prop_assert!(e.line.is_none_or(|l| (1..=lines).contains(&l)), "{e}");
             }
         }

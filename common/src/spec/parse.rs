@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::guard;
 use super::locate::{locate, yaml_position};
+use super::message::elide;
 use super::types::Pipeline;
 use super::validate::validate;
 use crate::limits::{check_bytes, LimitError, Limits};
@@ -122,6 +123,26 @@ fn limit_error(file: &str, pos: Option<(usize, usize)>, e: LimitError) -> SpecEr
 
 /// [`load`] with other [`Limits`] than the defaults.
 pub fn load_with(
+    file: &str,
+    text: &str,
+    env: Option<&BTreeMap<String, String>>,
+    limits: &Limits,
+) -> Result<Pipeline, SpecErrors> {
+    parse_and_validate(file, text, env, limits).map_err(|SpecErrors(errors)| {
+        SpecErrors(
+            errors
+                .into_iter()
+                .map(|e| SpecError {
+                    message: elide(e.message),
+                    hint: e.hint.map(elide),
+                    ..e
+                })
+                .collect(),
+        )
+    })
+}
+
+fn parse_and_validate(
     file: &str,
     text: &str,
     env: Option<&BTreeMap<String, String>>,
