@@ -61,7 +61,14 @@ impl JsonPath {
                         segments.push(Segment::Key(q.to_string()));
                     } else {
                         let idx = inner.parse::<usize>().map_err(|_| {
-                            format!("JSON path {text:?}: `[{inner}]` is neither an index nor a quoted key")
+                            let digits = inner.strip_prefix('-').unwrap_or(inner);
+                            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                                format!("JSON path {text:?}: `[{inner}]` is neither an index nor a quoted key")
+                            } else if inner.starts_with('-') {
+                                format!("JSON path {text:?}: `[{inner}]`: indexes count from 0; negative ones are not supported")
+                            } else {
+                                format!("JSON path {text:?}: `[{inner}]`: the index is too large")
+                            }
                         })?;
                         segments.push(Segment::Index(idx));
                     }
@@ -133,5 +140,14 @@ mod tests {
         for bad in ["data", "$.", "$.a[", "$.a[x]", "$..a", "$.*", "$a"] {
             assert!(JsonPath::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn index_errors_say_what_is_wrong() {
+        let err = |t: &str| JsonPath::parse(t).unwrap_err();
+        assert!(err("$[18446744073709551616]").ends_with("the index is too large"));
+        assert!(err("$[-1]").ends_with("negative ones are not supported"));
+        assert!(err("$[-]").ends_with("is neither an index nor a quoted key"));
+        assert!(err("$[1x]").ends_with("is neither an index nor a quoted key"));
     }
 }
