@@ -29,13 +29,12 @@ pub fn step() -> impl Strategy<Value = Step> {
 }
 
 /// How a path's key must be written to parse back as itself, if it can be written at all.
-/// `.key` runs to the next `.` or `[` (and trailing whitespace of the whole text is trimmed);
-/// `['key']` runs to the first `]`. A key that needs both is outside the subset.
-pub fn write_key(key: &str, bracket: bool) -> Option<String> {
-    let dot_ok = !key.is_empty()
-        && key != "*"
-        && !key.contains(['.', '['])
-        && !key.ends_with(char::is_whitespace);
+/// `.key` runs to the next `.` or `[` (and the whole text is trimmed, so the last key must
+/// not end in whitespace); `['key']` runs to the first `]`. A key that needs both is outside
+/// the subset.
+pub fn write_key(key: &str, bracket: bool, last: bool) -> Option<String> {
+    let trimmed_away = last && key.ends_with(char::is_whitespace);
+    let dot_ok = !key.is_empty() && key != "*" && !key.contains(['.', '[']) && !trimmed_away;
     let bracket_ok = !key.contains(']');
     match (bracket, dot_ok, bracket_ok) {
         (false, true, _) | (true, true, false) => Some(format!(".{key}")),
@@ -47,9 +46,9 @@ pub fn write_key(key: &str, bracket: bool) -> Option<String> {
 /// The text of a path, or `None` when a key cannot be written in the subset.
 pub fn write(segments: &[Segment]) -> Option<String> {
     let mut text = "$".to_string();
-    for s in segments {
+    for (i, s) in segments.iter().enumerate() {
         match s {
-            Segment::Key(k) => text.push_str(&write_key(k, false)?),
+            Segment::Key(k) => text.push_str(&write_key(k, false, i + 1 == segments.len())?),
             Segment::Index(i) => text.push_str(&format!("[{i}]")),
         }
     }
@@ -59,9 +58,9 @@ pub fn write(segments: &[Segment]) -> Option<String> {
 /// The text of `steps` written as each step asks (or as it must), or `None`.
 pub fn write_steps(steps: &[Step]) -> Option<String> {
     let mut text = "$".to_string();
-    for s in steps {
+    for (i, s) in steps.iter().enumerate() {
         match s {
-            Step::Key(k, q) => text.push_str(&write_key(k, *q)?),
+            Step::Key(k, q) => text.push_str(&write_key(k, *q, i + 1 == steps.len())?),
             Step::Index(i) => text.push_str(&format!("[{i}]")),
         }
     }
