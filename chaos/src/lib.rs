@@ -5,6 +5,7 @@
 //! - [`bench`]: end-to-end throughput benchmarks (`apitap-chaos bench`).
 //! - [`demo`]: the local end-to-end demo behind `apitap-chaos demo`.
 //! - [`drill`]: chaos drills with invariant checks and reports (`apitap-chaos drill`).
+//! - [`fuzz`]: property-based fuzzing of the parsers of outside input (`apitap-chaos fuzz`).
 //! - [`playground`]: the local cluster of `apitap-chaos up`, fresh or kept.
 //! - [`proxy`]: the TCP fault proxy drills put between coordinators (partitions, latency).
 
@@ -14,6 +15,7 @@ pub mod bench_raft;
 pub mod bench_ratelimit;
 pub mod demo;
 pub mod drill;
+pub mod fuzz;
 pub mod mock_api;
 pub mod playground;
 pub mod proxy;

@@ -67,16 +67,20 @@ impl JsonPath {
                     {
                         segments.push(Segment::Key(q.to_string()));
                     } else {
-                        let bad = || {
-                            format!("JSON path {text:?}: `[{inner}]` is neither an index nor a quoted key")
-                        };
-                        match inner.strip_prefix('-') {
-                            Some(n) => match n.parse::<usize>() {
-                                Ok(0) | Err(_) => return Err(bad()),
-                                Ok(n) => segments.push(Segment::FromEnd(n)),
-                            },
-                            None => segments
-                                .push(Segment::Index(inner.parse::<usize>().map_err(|_| bad())?)),
+                        let bad = |why: &str| format!("JSON path {text:?}: `[{inner}]`{why}");
+                        let digits = inner.strip_prefix('-').unwrap_or(inner);
+                        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                            return Err(bad(" is neither an index nor a quoted key"));
+                        }
+                        let n = digits
+                            .parse::<usize>()
+                            .map_err(|_| bad(": the index is too large"))?;
+                        match (inner.starts_with('-'), n) {
+                            (true, 0) => {
+                                return Err(bad(": -0 is no index; [-1] is the last element"))
+                            }
+                            (true, n) => segments.push(Segment::FromEnd(n)),
+                            (false, n) => segments.push(Segment::Index(n)),
                         }
                     }
                     i = close + 1;
@@ -108,6 +112,11 @@ impl JsonPath {
             };
         }
         Some(cur)
+    }
+
+    /// The steps of the path, in order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
     }
 
     pub fn as_str(&self) -> &str {
@@ -153,5 +162,14 @@ mod tests {
         ] {
             assert!(JsonPath::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn index_errors_say_what_is_wrong() {
+        let err = |t: &str| JsonPath::parse(t).unwrap_err();
+        assert!(err("$[18446744073709551616]").ends_with("the index is too large"));
+        assert!(err("$[-0]").ends_with("-0 is no index; [-1] is the last element"));
+        assert!(err("$[-]").ends_with("is neither an index nor a quoted key"));
+        assert!(err("$[1x]").ends_with("is neither an index nor a quoted key"));
     }
 }

@@ -17,6 +17,8 @@
 //! - [`otlp_metrics`]: the same metrics pushed to an OTLP collector.
 //! - [`trace_context`]: W3C `traceparent` carried in runs and leases.
 //! - [`shutdown`]: a broadcast-based shutdown signal.
+//! - `fuzz` (feature `fuzz`, and in tests): input generators and checks shared by the property
+//!   tests and `apitap-chaos fuzz`.
 
 // External input (specs, RPCs, upstream responses) must never panic the process: no
 // `unwrap`, `expect` or unchecked indexing outside tests; each exception says why it holds.
@@ -29,6 +31,14 @@ pub mod budget;
 pub mod checkpoint;
 pub mod cron;
 pub mod error;
+#[cfg(any(test, feature = "fuzz"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "property-test generators and checks, built only for tests and `apitap-chaos fuzz`: a panic there is a reported failure"
+)]
+pub mod fuzz;
 pub mod jsonpath;
 pub mod limits;
 pub mod metrics;

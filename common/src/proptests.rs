@@ -3,30 +3,17 @@
 //! answers Ok or Err and never panics; what it accepts means what it says.
 
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cron::Cron;
+use crate::fuzz::json;
+use crate::fuzz::jsonpath::{self as paths, step};
 use crate::jsonpath::JsonPath;
 use crate::timestamp;
 
 /// Unix seconds of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
 const FIRST: i64 = -62_167_219_200;
 const LAST: i64 = 253_402_300_799;
-
-/// One step of a path: a key (written `.key` or `['key']`) or an index.
-#[derive(Debug, Clone)]
-enum Step {
-    Key(String, bool),
-    Index(usize),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        ("[a-z_][a-z0-9_]{0,8}", any::<bool>()).prop_map(|(k, q)| Step::Key(k, q)),
-        ("[a-z ]{1,8}").prop_map(|k| Step::Key(k, true)),
-        (0..4usize).prop_map(Step::Index),
-    ]
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
@@ -43,31 +30,16 @@ proptest! {
         }
     }
 
-    /// A path written from steps finds the value placed at those steps.
+    /// A path written from steps parses as those steps and finds the value placed there.
     #[test]
     fn json_paths_find_what_they_point_at(steps in prop::collection::vec(step(), 0..6)) {
-        let mut text = "$".to_string();
-        let mut doc = json!("leaf");
-        for s in steps.iter().rev() {
-            doc = match s {
-                Step::Key(k, _) => json!({ k.clone(): doc }),
-                Step::Index(i) => {
-                    let mut items = vec![Value::Null; *i];
-                    items.push(doc);
-                    Value::Array(items)
-                }
-            };
-        }
-        for s in &steps {
-            match s {
-                Step::Key(k, false) => text.push_str(&format!(".{k}")),
-                Step::Key(k, true) => text.push_str(&format!("['{k}']")),
-                Step::Index(i) => text.push_str(&format!("[{i}]")),
-            }
-        }
-        let path = JsonPath::parse(&text);
-        prop_assert!(path.is_ok(), "{text}: {:?}", path.err());
-        prop_assert_eq!(path.unwrap().find(&doc), Some(&json!("leaf")), "{}", text);
+        paths::check_steps(&steps)?;
+    }
+
+    /// Path-like text parses or fails cleanly; what parses round-trips.
+    #[test]
+    fn json_path_text_round_trips(text in paths::text(), doc in json::any_value()) {
+        paths::check_text(&text, &doc)?;
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use apitap_chaos::demo::{self, DemoOptions};
+use apitap_chaos::fuzz;
 use apitap_chaos::playground::{self, UpOptions};
 use clap::{Parser, Subcommand};
 
@@ -69,6 +70,30 @@ enum Cmd {
         #[arg(long)]
         insecure: bool,
     },
+    /// Property-based fuzzing of the parsers that read outside input: the spec loader, the
+    /// JSON path subset, the Link header parser and JSON → Arrow inference (docs/chaos.md).
+    /// Prints progress to stderr and a table of cases, failures and seconds; each failure
+    /// with its shrunk input. Exit status: 0 no failure, 1 a failure, 3 a hang.
+    Fuzz {
+        /// Cases per target.
+        #[arg(long, default_value_t = 10_000)]
+        cases: u64,
+        /// One target, or all of them one after the other.
+        #[arg(long, value_enum, default_value_t = FuzzTarget::All)]
+        target: FuzzTarget,
+        /// Seed of the run (the same seed runs the same cases).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop each target after this long, whatever --cases says.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_time: Option<std::time::Duration>,
+        /// Longest one case may take before it counts as a failure; ten times this is a hang.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        case_budget: std::time::Duration,
+        /// How often to print progress.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        progress: std::time::Duration,
+    },
     /// Run a chaos drill: a built-in one (kill-leader, kill-workers, zombie-worker,
     /// flaky-upstream, partition-leader, mixed, rate-limit) or a YAML scenario file (docs/chaos.md).
     /// Exit status: 0 every invariant held, 1 a violation, 2 the drill could not run.
@@ -91,6 +116,16 @@ enum Cmd {
         #[arg(long)]
         insecure: bool,
     },
+}
+
+/// `--target` of `fuzz`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FuzzTarget {
+    All,
+    Spec,
+    Jsonpath,
+    Link,
+    Infer,
 }
 
 #[derive(Subcommand)]
@@ -315,6 +350,39 @@ async fn main() -> anyhow::Result<()> {
             };
             println!("{}", apitap_chaos::bench_ratelimit::ratelimit(b).await?);
             Ok(())
+        }
+        Cmd::Fuzz {
+            cases,
+            target,
+            seed,
+            max_time,
+            case_budget,
+            progress,
+        } => {
+            let opts = fuzz::RunOptions {
+                cases,
+                max_time,
+                seed,
+                case_budget,
+                progress: Some(progress),
+            };
+            let targets = match target {
+                FuzzTarget::All => fuzz::Target::ALL.to_vec(),
+                FuzzTarget::Spec => vec![fuzz::Target::Spec],
+                FuzzTarget::Jsonpath => vec![fuzz::Target::Jsonpath],
+                FuzzTarget::Link => vec![fuzz::Target::Link],
+                FuzzTarget::Infer => vec![fuzz::Target::Infer],
+            };
+            let outcomes: Vec<fuzz::Outcome> = targets.iter().map(|t| t.run(&opts)).collect();
+            for failure in outcomes.iter().filter_map(|o| o.failure.as_deref()) {
+                println!("FAILURE {failure}\n");
+            }
+            print!("{}", fuzz::table(&outcomes));
+            std::process::exit(if outcomes.iter().any(|o| o.failures > 0) {
+                1
+            } else {
+                0
+            })
         }
         Cmd::Drill {
             name_or_file,

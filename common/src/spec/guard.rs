@@ -20,6 +20,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
 
+use super::locate::yaml_position;
 use crate::limits::{LimitError, Limits};
 
 /// Where a limit was crossed: the error and the position (line, column) serde_yaml gave.
@@ -43,7 +44,7 @@ pub(crate) fn check(text: &str, limits: &Limits) -> Result<(), Crossed> {
     match (result, state.crossed.take()) {
         (Err(e), Some(error)) => Err(Crossed {
             error,
-            position: e.location().map(|l| (l.line(), l.column())),
+            position: yaml_position(text, &e),
         }),
         // serde_yaml's own guard, which deeply nested aliases reach before the node budget.
         (Err(e), None) if e.to_string().starts_with("repetition limit exceeded") => {

@@ -1,5 +1,26 @@
 //! Finds where a key path sits in YAML text, so that validation errors (found on typed
-//! values, which carry no positions) can still point at a line and column.
+//! values, which carry no positions) can still point at a line and column; and turns
+//! serde_yaml's positions into the lines an editor shows.
+
+/// Line and column (1-based) of a serde_yaml error, counted as an editor and the rest of the
+/// loader (`str::lines`) count them: lines end at `\n`. serde_yaml's own line numbers follow
+/// YAML 1.1, where U+0085, U+2028, U+2029 and a lone `\r` also end a line, so a file holding
+/// one of them got errors pointing at lines past its end. Its byte index is exact.
+pub(crate) fn yaml_position(text: &str, e: &serde_yaml::Error) -> Option<(usize, usize)> {
+    e.location().map(|l| line_column(text, l.index()))
+}
+
+/// Line and column (1-based, the column in characters) of byte `index` of `text`.
+fn line_column(text: &str, index: usize) -> (usize, usize) {
+    let mut index = index.min(text.len());
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    let before = &text[..index];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
+}
 
 /// Line and column (1-based) of the deepest key of `path` found in `text`.
 #[allow(
@@ -59,7 +80,36 @@ pub(crate) fn locate(text: &str, path: &[&str]) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::locate;
+    use super::{line_column, locate, yaml_position};
+
+    fn position(text: &str) -> Option<(usize, usize)> {
+        let e = serde_yaml::from_str::<serde_yaml::Value>(text).unwrap_err();
+        yaml_position(text, &e)
+    }
+
+    #[test]
+    fn positions_count_newlines_only() {
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("a\u{85}b\u{2028}c\rd\ne", 12), (2, 2));
+        assert_eq!(line_column("é", 1), (1, 1));
+        assert_eq!(line_column("a", 99), (1, 2));
+        // Where serde_yaml agrees (no unusual breaks), the positions are its own.
+        let text = "a: 1\nb: [1, 2\n";
+        let e = serde_yaml::from_str::<serde_yaml::Value>(text).unwrap_err();
+        let own = e.location().map(|l| (l.line(), l.column()));
+        assert_eq!(yaml_position(text, &e), own);
+    }
+
+    /// Found by `apitap-chaos fuzz --target spec`: U+0085 in a quoted value moved every
+    /// later error line down by one, past the end of the file.
+    #[test]
+    fn unusual_line_breaks_do_not_shift_lines() {
+        assert_eq!(position("a: 1\nb: 'x\u{85}\u{85}\nc: 2\n"), Some((4, 1)));
+        assert_eq!(
+            position("a: 'x\u{2028}\u{2029}\r'\nb: c: d\n"),
+            Some((2, 5))
+        );
+    }
 
     #[test]
     fn finds_block_and_flow_keys() {

@@ -8,7 +8,9 @@
 mod bounds;
 mod duration;
 mod guard;
+mod header_values;
 mod locate;
+mod message;
 mod parse;
 pub mod secrets;
 pub mod template;
@@ -22,6 +24,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use message::MAX_MESSAGE_CHARS;
 pub use parse::{check_document_size, load, load_with, SpecError, SpecErrors};
 pub use types::*;
 pub use validate::is_dns_label;

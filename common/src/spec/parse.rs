@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::guard;
-use super::locate::locate;
+use super::locate::{locate, yaml_position};
+use super::message::elide;
 use super::types::Pipeline;
 use super::validate::validate;
 use crate::limits::{check_bytes, LimitError, Limits};
@@ -127,7 +128,31 @@ pub fn load_with(
     env: Option<&BTreeMap<String, String>>,
     limits: &Limits,
 ) -> Result<Pipeline, SpecErrors> {
+    parse_and_validate(file, text, env, limits).map_err(|SpecErrors(errors)| {
+        SpecErrors(
+            errors
+                .into_iter()
+                .map(|e| SpecError {
+                    message: elide(e.message),
+                    hint: e.hint.map(elide),
+                    ..e
+                })
+                .collect(),
+        )
+    })
+}
+
+fn parse_and_validate(
+    file: &str,
+    text: &str,
+    env: Option<&BTreeMap<String, String>>,
+    limits: &Limits,
+) -> Result<Pipeline, SpecErrors> {
     check_document_size(file, text.len() as u64, limits)?;
+    // Editors on Windows save UTF-8 with a byte order mark, and serde_yaml 0.9 reads a
+    // mapping after one as several documents. It is not content: it goes, and lines and
+    // columns are those an editor shows.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let at = |line: Option<usize>, column: Option<usize>, message: String, hint: Option<&str>| {
         SpecErrors(vec![SpecError {
             file: file.to_string(),
@@ -183,7 +208,7 @@ pub fn load_with(
         ));
     }
     let pipeline: Pipeline = serde_yaml::from_str(text).map_err(|e| {
-        let mut loc = e.location().map(|l| (l.line(), l.column()));
+        let mut loc = yaml_position(text, &e);
         let (path, message) = split_path(&strip_position(&e));
         let message = plain_types(&message);
         let hint = if message.contains("unknown field") {
@@ -296,7 +321,7 @@ fn yaml_problem(
     text: &str,
     e: &serde_yaml::Error,
 ) -> (Option<usize>, Option<usize>, String, &'static str) {
-    let loc = e.location().map(|l| (l.line(), l.column()));
+    let loc = yaml_position(text, e);
     let raw = e.to_string();
     if raw.contains("more than one document") {
         // The second document starts at the second `---` if the file opens with one.

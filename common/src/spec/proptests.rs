@@ -2,106 +2,14 @@
 //! a pipeline or with errors that name the file (it never panics), and what it accepts
 //! stays within [`crate::limits`].
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::sample::Index;
 
-use super::{duration, load, Pipeline, SpecErrors};
+use super::{duration, load};
+use crate::fuzz::spec::{any_spec, check, env, mutated, BASE};
 use crate::limits::{MAX_DURATION, MAX_SHARDS};
 use crate::shard;
-
-/// A valid spec that uses most sections, so that mutations reach many checks.
-const BASE: &str = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: { name: users, namespace: crm }
-spec:
-  schedule: { every: 15m }
-  source:
-    http:
-      url: "https://api.example.com/v1/{{ shard.value }}?from={{ shard.start }}"
-      query: { since: "{{ watermark }}", tag: &t blue }
-      headers: { X-Tag: *t, X-Key: "${API_TOKEN}" }
-      auth: { bearer: "${API_TOKEN}" }
-      records: $.data['items'][0]
-      pagination: { kind: cursor, cursor_path: $.next, has_more_path: $.more, size: 50 }
-      retry: { max_attempts: 5, initial_backoff: 200ms, max_backoff: 30s }
-      timeout: 1h 30m
-  rate_limit: { key: api.example.com, requests_per_second: 20, burst: 40 }
-  shards:
-    param: day
-    window: { start: "2026-01-01T00:00:00Z", end: "2026-02-01T00:00:00+02:00", step: 1d }
-  incremental: { cursor_field: updated_at }
-  transform:
-    sql: |
-      SELECT id, "userName" FROM source WHERE id > 0
-  sink:
-    postgres: { url: "${API_TOKEN}", table: crm.users, mode: merge, primary_key: [id] }
-"#;
-
-/// Characters that change the meaning of YAML, plus a few that are merely unexpected.
-const ALPHABET: &[char] = &[
-    '[', ']', '{', '}', ':', '-', ',', '&', '*', '!', '|', '>', '#', '\'', '"', '\n', '\t', ' ',
-    '?', '%', '@', '$', '.', '0', '9', 'a', 'Z', 'é', '~', '\\',
-];
-
-fn env() -> BTreeMap<String, String> {
-    BTreeMap::from([("API_TOKEN".to_string(), "postgres://u@h/db".to_string())])
-}
-
-/// `BASE` with a few characters inserted, removed or replaced.
-fn mutated() -> impl Strategy<Value = String> {
-    let edit = (
-        any::<Index>(),
-        0..3u8,
-        prop::sample::select(ALPHABET),
-        1..8usize,
-    );
-    prop::collection::vec(edit, 1..6).prop_map(|edits| {
-        let mut chars: Vec<char> = BASE.chars().collect();
-        for (at, op, c, n) in edits {
-            let i = at.index(chars.len() + 1);
-            match op {
-                0 => chars.insert(i, c),
-                1 => {
-                    let end = (i + n).min(chars.len());
-                    chars.drain(i..end);
-                }
-                _ if i < chars.len() => chars[i] = c,
-                _ => chars.push(c),
-            }
-        }
-        chars.into_iter().collect()
-    })
-}
-
-/// What every answer of the loader must satisfy.
-fn check(text: &str, result: &Result<Pipeline, SpecErrors>) -> Result<(), TestCaseError> {
-    match result {
-        Ok(p) => {
-            let shards = shard::expand(&p.spec);
-            prop_assert!(shards.is_ok(), "accepted but not expandable: {shards:?}");
-            let n = shards.unwrap_or_default().len() as u64;
-            prop_assert!((1..=MAX_SHARDS).contains(&n), "{n} shards");
-            if let Some(every) = p.spec.schedule.as_ref().and_then(|s| s.every) {
-                prop_assert!(every <= MAX_DURATION && every >= Duration::from_secs(1));
-            }
-        }
-        Err(errors) => {
-            prop_assert!(!errors.0.is_empty());
-            // YAML breaks lines at \n, \r\n and a lone \r; an error at the end of a text
-            // without a final line break points at the line after the last one.
-            let lines = text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 2;
-            for e in &errors.0 {
-                prop_assert_eq!(&e.file, "f.yaml");
-                prop_assert!(!e.message.is_empty());
-                prop_assert!(e.line.is_none_or(|l| (1..=lines).contains(&l)), "{e}");
-            }
-        }
-    }
-    Ok(())
-}
 
 /// The control: mutations start from a spec that loads.
 #[test]
@@ -116,6 +24,13 @@ proptest! {
 
     #[test]
     fn mutated_specs_load_or_fail_cleanly(text in mutated()) {
+        let result = load("f.yaml", &text, Some(&env()));
+        check(&text, &result)?;
+    }
+
+    /// Hostile values, deep nesting and alias bombs as well as mutations and raw text.
+    #[test]
+    fn hostile_specs_load_or_fail_cleanly(text in any_spec()) {
         let result = load("f.yaml", &text, Some(&env()));
         check(&text, &result)?;
     }

@@ -44,6 +44,21 @@ fn a_good_spec_loads() {
     assert!(!p.to_yaml().contains("s3cret"));
 }
 
+/// Found while checking the fuzzer's hostile characters: a file saved with a UTF-8 byte
+/// order mark (Windows editors do) was refused as "more than one YAML document".
+#[test]
+fn a_byte_order_mark_is_not_content() {
+    let with_bom = format!("\u{feff}{GOOD}");
+    assert_eq!(
+        load("p.yaml", &with_bom, Some(&env())).unwrap(),
+        load("p.yaml", GOOD, Some(&env())).unwrap()
+    );
+    let bad = format!("\u{feff}{}", GOOD.replace("size: 50", "size: -1"));
+    let e = load("p.yaml", &bad, Some(&env())).unwrap_err().to_string();
+    let line = GOOD.lines().position(|l| l.contains("size: 50")).unwrap() + 1;
+    assert!(e.starts_with(&format!("p.yaml:{line}:")), "{e}");
+}
+
 #[test]
 fn errors_name_the_place() {
     let bad = GOOD.replace("        size: 50\n", "        size: 50\n        pages: 3\n");

@@ -10,6 +10,7 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use super::bounds::bounds;
+use super::header_values::header_values;
 use super::parse::Problem;
 use super::secrets;
 use super::template;
@@ -57,6 +58,7 @@ pub(crate) fn validate(
     }
     schedule(p, &mut out);
     source(p, env, &mut out);
+    header_values(p, &mut out);
     pagination(&p.spec.source.http.pagination, &mut out);
     shards(p, &mut out);
     templates(p, &mut out);
