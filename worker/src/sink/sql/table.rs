@@ -202,11 +202,20 @@ pub(crate) fn write_columns(schema: &Schema, existing: &HashSet<String>) -> Vec<
         .collect()
 }
 
-/// Checks what the database would reject less clearly: duplicate output names, and
-/// (merge mode) primary-key columns missing from the rows.
+/// Checks what the database would reject less clearly (or not at all): column names with a
+/// control character (a NUL ends a name in SQLite and breaks a PostgreSQL statement; JSON
+/// keys become column names as they are), duplicate output names, and (merge mode)
+/// primary-key columns missing from the rows.
 pub(crate) fn check_batch(schema: &Schema, primary_key: &[String]) -> Result<(), SinkError> {
     let mut seen = HashSet::new();
     for f in schema.fields() {
+        if let Some(c) = f.name().chars().find(|c| c.is_control()) {
+            return Err(SinkError::User(format!(
+                "the column {:?} contains the control character {c:?}; rename it in \
+                 transform.sql (`SELECT \"...\" AS name`) or fix the upstream's key",
+                f.name()
+            )));
+        }
         if !seen.insert(f.name().as_str()) {
             return Err(SinkError::User(format!(
                 "the transform outputs the column {:?} twice; alias one of them",
@@ -279,5 +288,16 @@ mod tests {
         assert!(TableName::parse("a.b.c").is_err());
         assert!(TableName::parse(".b").is_err());
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn a_column_name_with_a_control_character_is_refused_by_name() {
+        let schema = Schema::new(vec![Field::new("a\u{0}b", DataType::Utf8, true)]);
+        let err = check_batch(&schema, &[])
+            .expect_err("NUL in a name")
+            .to_string();
+        assert!(err.contains("control character '\\0'"), "{err}");
+        let fine = Schema::new(vec![Field::new("naïve key", DataType::Utf8, true)]);
+        assert!(check_batch(&fine, &[]).is_ok());
     }
 }
