@@ -11,7 +11,7 @@
 //! - [`sink`]: one module per sink behind the `Sink` trait, with fencing.
 //! - [`config`]: command-line flags.
 //! - [`admin`]: the admin HTTP server (health, readiness, metrics).
-//! - [`metrics`]: Prometheus metrics; [`telemetry`]: the shard loop's tracing spans.
+//! - [`metrics`]: Prometheus metrics; [`spans`]: the shard loop's tracing spans.
 
 // External input (specs, RPCs, upstream responses) must never panic the process: no
 // `unwrap`, `expect` or unchecked indexing outside tests; each exception says why it holds.
@@ -31,5 +31,5 @@ pub mod shard_limits;
 pub mod shard_loop;
 pub mod shard_runner;
 pub mod sink;
-pub mod telemetry;
+pub mod spans;
 pub mod transform;

@@ -14,7 +14,7 @@ pub use crate::lease::LeaseWork;
 use crate::metrics::FetchObserver;
 use crate::shard_limits::{self, ShardBudget};
 use crate::sink::{self, ShardRef, Sink, SinkError};
-use crate::telemetry::{stage_span, Stage};
+use crate::spans::{stage_span, Stage};
 use crate::transform::Transformer;
 
 /// A named fail point that, when set (`FAILPOINTS="sink::after_commit=return"`, see

@@ -10,7 +10,7 @@ use tokio::task::AbortHandle;
 
 use crate::lease::LeaseWork;
 use crate::shard_loop::{self, Outcome};
-use crate::telemetry::lease_span;
+use crate::spans::lease_span;
 use tracing::Instrument;
 
 /// (run id, shard index).
