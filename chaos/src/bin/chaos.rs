@@ -270,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             bench: BenchCmd::Failover { kills },
         } => {
-            println!("{}", apitap_chaos::bench_raft::failover(kills).await?);
+            println!("{}", apitap_chaos::bench::raft::failover(kills).await?);
             Ok(())
         }
         Cmd::Bench {
@@ -283,7 +283,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             println!(
                 "{}",
-                apitap_chaos::bench_raft::submit(clients, seconds, tls).await?
+                apitap_chaos::bench::raft::submit(clients, seconds, tls).await?
             );
             Ok(())
         }
@@ -297,14 +297,14 @@ async fn main() -> anyhow::Result<()> {
                     out,
                 },
         } => {
-            let b = apitap_chaos::bench_lease::ReassignBench {
+            let b = apitap_chaos::bench::lease::ReassignBench {
                 kills,
                 lease_ttl,
                 shards,
                 latency_ms,
                 out,
             };
-            println!("{}", apitap_chaos::bench_lease::reassign(b).await?);
+            println!("{}", apitap_chaos::bench::lease::reassign(b).await?);
             Ok(())
         }
         Cmd::Bench {
@@ -316,13 +316,13 @@ async fn main() -> anyhow::Result<()> {
                     tls,
                 },
         } => {
-            let b = apitap_chaos::bench_lease::GrantsBench {
+            let b = apitap_chaos::bench::lease::GrantsBench {
                 workers,
                 shards,
                 slots,
                 tls,
             };
-            println!("{}", apitap_chaos::bench_lease::grants(b).await?);
+            println!("{}", apitap_chaos::bench::lease::grants(b).await?);
             Ok(())
         }
         Cmd::Bench {
@@ -338,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
                     key,
                 },
         } => {
-            let b = apitap_chaos::bench_ratelimit::RateLimitBench {
+            let b = apitap_chaos::bench::ratelimit::RateLimitBench {
                 workers,
                 simulated,
                 limit,
@@ -348,7 +348,7 @@ async fn main() -> anyhow::Result<()> {
                 page_size,
                 key,
             };
-            println!("{}", apitap_chaos::bench_ratelimit::ratelimit(b).await?);
+            println!("{}", apitap_chaos::bench::ratelimit::ratelimit(b).await?);
             Ok(())
         }
         Cmd::Fuzz {

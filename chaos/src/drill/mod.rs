@@ -23,9 +23,9 @@ pub mod workload;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::bench_raft::summary;
 use crate::mock_api::{Fault, FaultSpec};
 use crate::proxy::PeerProxies;
+use crate::stats::summary;
 use crate::testbed::grpc::Caller;
 use crate::testbed::{free_port, out_dir, wait, TempPostgres, TestCluster};
 

@@ -3,7 +3,7 @@
 //!
 //! Two sharded pipelines share the key `mock-api` (50 requests/s, burst 5) and page 10
 //! records at a time, so demand is far above the limit. Requests are counted where they
-//! land, in the mock API's request log, with the figures of [`crate::bench_ratelimit`].
+//! land, in the mock API's request log, with the figures of [`crate::bench::ratelimit`].
 //!
 //! 1. steady: over [`STEADY`] from the first request, the worst 1-second window holds at
 //!    most `limit × 1.05 + burst` requests; the share of the limit the fleet uses is
@@ -22,11 +22,11 @@ use serde_json::json;
 
 use super::report::{Report, SampleCounts};
 use super::{check, inject::TimelineEntry, prepare_out, DrillOptions, Scenario};
-use crate::bench_raft::summary;
-use crate::bench_ratelimit::{
+use crate::bench::ratelimit::{
     analyse, arrivals, first_arrival, max_window, now_ms, pipeline, sleep_until_ms, RateLimitBench,
 };
 use crate::mock_api::{Fault, FaultSpec};
+use crate::stats::summary;
 use crate::testbed::{wait, TempPostgres, TestCluster};
 
 const LIMIT: f64 = 50.0;

@@ -1,4 +1,4 @@
-//! Benchmarks of shard leases on one coordinator. Like [`crate::bench_raft`], they print
+//! Benchmarks of shard leases on one coordinator. Like [`crate::bench::raft`], they print
 //! JSON lines on stdout and a short summary on stderr; they are not tests.
 //!
 //! - [`reassign`] (`apitap-chaos bench reassign`): 3 real workers run a slow sharded
@@ -35,8 +35,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::bench_raft::summary;
 use crate::mock_api::{Fault, FaultSpec};
+use crate::stats::summary;
 use crate::testbed::grpc::status_of;
 use crate::testbed::{wait, TempPostgres, TestCluster};
 

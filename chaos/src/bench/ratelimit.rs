@@ -1,5 +1,5 @@
 //! `apitap-chaos bench ratelimit`: how well a global rate budget holds and is used. Like
-//! [`crate::bench_lease`], it prints a JSON line on stdout and a short summary on stderr;
+//! [`crate::bench::lease`], it prints a JSON line on stdout and a short summary on stderr;
 //! it is not a test.
 //!
 //! Requests are counted where they land, in the mock API's request log (`at_ms` of every
@@ -50,7 +50,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::bench_raft::{percentile, summary};
+use crate::stats::{percentile, summary};
 use crate::testbed::{wait, TempPostgres, TestCluster};
 
 const PROFILE: &str = if cfg!(debug_assertions) {
