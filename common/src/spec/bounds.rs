@@ -178,9 +178,10 @@ fn upstream_knobs(p: &Pipeline, out: &mut Vec<Problem>) {
             ceiling,
             "columns",
         );
+        // 0 is a policy, not a mistake: no new columns once the table exists.
         range(
             format!("spec.sink.{kind}.max_new_columns"),
-            max_new.map(|v| v as u64),
+            max_new.filter(|v| *v > 0).map(|v| v as u64),
             ceiling,
             "columns",
         );

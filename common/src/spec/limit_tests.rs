@@ -203,6 +203,17 @@ fn upstream_knobs_must_be_within_their_ceilings() {
         e.len() == 1 && e[0].contains("spec.sink.sqlite.max_columns") && e[0].contains("1600"),
         "{e:?}"
     );
+    // max_new_columns: 0 is the "no schema evolution" policy, not a mistake.
+    let frozen = HEAD.replace(
+        "sqlite: { path: ./out.db, table: users }",
+        "sqlite: { path: ./out.db, table: users, max_new_columns: 0 }",
+    );
+    assert!(load("f.yaml", &frozen, None).is_ok());
+    let e = errors(&HEAD.replace(
+        "sqlite: { path: ./out.db, table: users }",
+        "sqlite: { path: ./out.db, table: users, max_columns: 0 }",
+    ));
+    assert!(e.len() == 1 && e[0].contains("must be at least 1"), "{e:?}");
 }
 
 #[test]

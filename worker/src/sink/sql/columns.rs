@@ -65,7 +65,23 @@ impl ColumnLimits {
                 );
             }
         }
-        if new.len() > self.max_new_columns {
+        // `max_new_columns: 0`: the table keeps the columns it was created with (the first
+        // batch, `existing == 0`, creates it within `max_columns`).
+        if self.max_new_columns == 0 && existing > 0 && !new.is_empty() {
+            return refuse(
+                "max_new_columns",
+                format!(
+                    "the batch has {} keys the table has no column for ({}{}), and the table \
+                     takes no new columns",
+                    new.len(),
+                    new.iter().take(3).copied().collect::<Vec<_>>().join(", "),
+                    if new.len() > 3 { ", ..." } else { "" }
+                ),
+                "select only the table's columns in spec.transform.sql, or allow new columns \
+                 with spec.sink.<sink>.max_new_columns (at least 1)",
+            );
+        }
+        if self.max_new_columns > 0 && new.len() > self.max_new_columns {
             return refuse(
                 "max_new_columns",
                 format!(
@@ -129,5 +145,16 @@ mod tests {
             .is_ok());
         let raised = ColumnLimits::new(Some(1600), Some(1000), true);
         assert!(raised.check("t", 0, &refs).is_ok());
+        // 0: no schema evolution; the first batch creates the table within max_columns.
+        let frozen = ColumnLimits::new(None, Some(0), true);
+        assert!(frozen.check("t", 0, &refs[..300]).is_ok());
+        let e = frozen.check("t", 5, &["extra"]).unwrap_err().to_string();
+        assert!(
+            e.contains("takes no new columns")
+                && e.contains("extra")
+                && e.contains("max_new_columns"),
+            "{e}"
+        );
+        assert!(frozen.check("t", 5, &[]).is_ok());
     }
 }
