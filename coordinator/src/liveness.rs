@@ -14,6 +14,21 @@ pub struct WorkerSoft {
     pub instance: String,
 }
 
+/// Longest `instance` a worker may send (it sends 32 hex digits); the leader keeps one per
+/// worker in memory.
+pub const MAX_INSTANCE_BYTES: usize = 64;
+
+/// Refuses an `instance` over [`MAX_INSTANCE_BYTES`].
+pub fn check_instance(instance: &str) -> Result<(), String> {
+    if instance.len() > MAX_INSTANCE_BYTES {
+        return Err(format!(
+            "instance is {} bytes; at most {MAX_INSTANCE_BYTES} (MAX_INSTANCE_BYTES)",
+            instance.len()
+        ));
+    }
+    Ok(())
+}
+
 /// (run, shard, fence) of a lease.
 pub type LeaseId = (u64, u32, u64);
 
@@ -98,5 +113,18 @@ impl Liveness {
         self.workers
             .get(worker)
             .is_some_and(|w| now.duration_since(w.last_seen) < ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_instance_is_bounded() {
+        assert!(check_instance(&"a".repeat(32)).is_ok());
+        assert!(check_instance("").is_ok());
+        let e = check_instance(&"a".repeat(65)).expect_err("too long");
+        assert!(e.contains("MAX_INSTANCE_BYTES"), "{e}");
     }
 }

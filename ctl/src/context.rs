@@ -72,7 +72,8 @@ pub fn locate(explicit: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
 }
 
 impl ContextFile {
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
+    /// The file as written (relative paths kept), read within [`MAX_CONTEXT_FILE_BYTES`].
+    pub fn read_as_written(path: &Path) -> anyhow::Result<Self> {
         use std::io::Read;
         let mut text = String::new();
         std::fs::File::open(path)
@@ -85,8 +86,13 @@ impl ContextFile {
                 path.display()
             );
         }
-        let mut file: Self = serde_yaml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("context file {}: {e}", path.display()))?;
+        serde_yaml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("context file {}: {e}", path.display()))
+    }
+
+    /// The file with its relative paths resolved against its folder.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let mut file = Self::read_as_written(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for c in &mut file.contexts {
             for p in [

@@ -60,6 +60,24 @@ fn outcome<T>(r: &std::result::Result<T, Error>) -> String {
     }
 }
 
+/// The namespace (empty: `default`) and state key of the pipeline a request names. Both
+/// parts must be DNS labels, as at submit: a request then cannot spell another namespace's
+/// key, and a huge or hostile name is refused before it reaches a log line or, through the
+/// audit record of a delete, the Raft log.
+fn requested_pipeline<'a>(namespace: &'a str, name: &str) -> Result<(&'a str, String), Status> {
+    let namespace = namespace_or_default(namespace);
+    for (what, value) in [("namespace", namespace), ("pipeline name", name)] {
+        if !spec::is_dns_label(value) {
+            let shown: String = value.chars().take(64).collect();
+            return Err(Status::invalid_argument(format!(
+                "{what} {shown:?} is not a valid name: 1 to 63 lowercase letters, digits and \
+                 `-`, starting and ending with a letter or digit"
+            )));
+        }
+    }
+    Ok((namespace, pipeline_key(namespace, name)))
+}
+
 impl ControlApi {
     /// `plain` as the state keeps it: the values already stored when they are the same (a
     /// fresh seal would differ and bump the version), sealed under the current key if not.
@@ -401,7 +419,7 @@ impl ControlService for ControlApi {
         let caller = Caller::of(&req);
         self.node.linearizable().await?;
         let req = req.into_inner();
-        let key = pipeline_key(namespace_or_default(&req.namespace), &req.name);
+        let (_, key) = requested_pipeline(&req.namespace, &req.name)?;
         let st = self.node.state();
         let p = st
             .state
@@ -418,10 +436,10 @@ impl ControlService for ControlApi {
     ) -> Reply<DeletePipelineResponse> {
         let caller = Caller::of(&req);
         let req = req.into_inner();
-        let namespace = namespace_or_default(&req.namespace);
+        let (namespace, key) = requested_pipeline(&req.namespace, &req.name)?;
         caller.check_namespace(namespace, "delete pipelines")?;
         let cmd = Command::DeletePipeline(command::DeletePipeline {
-            name: pipeline_key(namespace, &req.name),
+            name: key,
             now_ms: apitap_common::time::now_ms(),
         });
         match self.node.propose(audited(&caller, cmd)).await? {
@@ -438,9 +456,9 @@ impl ControlService for ControlApi {
     async fn start_run(&self, req: Request<StartRunRequest>) -> Reply<RunInfo> {
         let caller = Caller::of(&req);
         let req = req.into_inner();
-        let namespace = namespace_or_default(&req.namespace);
+        let (namespace, key) = requested_pipeline(&req.namespace, &req.pipeline)?;
         caller.check_namespace(namespace, "start runs")?;
-        let (name, key) = (req.pipeline.clone(), pipeline_key(namespace, &req.pipeline));
+        let name = req.pipeline.clone();
         let spec_yaml = {
             let st = self.node.state();
             st.state
@@ -638,5 +656,35 @@ impl ControlService for ControlApi {
         )
         .await;
         self.changed(format!("node {id}: {}", result?)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requested_pipeline;
+
+    #[test]
+    fn a_requested_pipeline_is_two_dns_labels() {
+        assert_eq!(
+            requested_pipeline("", "orders").expect("default"),
+            ("default", "default/orders".to_string())
+        );
+        assert_eq!(requested_pipeline("b", "orders").expect("b").1, "b/orders");
+        for (ns, name) in [
+            ("a", "x/y"),
+            ("a/b", "c"),
+            ("a", ""),
+            ("A", "x"),
+            ("a", "é"),
+        ] {
+            let e = requested_pipeline(ns, name).expect_err("refused");
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{ns:?} {name:?}");
+        }
+        let huge = "x".repeat(1 << 20);
+        let e = requested_pipeline("a", &huge).expect_err("huge");
+        assert!(
+            e.message().len() < 300,
+            "the refusal does not echo the value"
+        );
     }
 }

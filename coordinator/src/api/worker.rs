@@ -123,6 +123,7 @@ impl WorkerApi {
     /// Refuses a second process speaking as a live worker's id (a copy started with the same
     /// `--id`, or someone taking over its leases and their secrets).
     fn claim(&self, worker: &str, instance: &str) -> Result<(), Status> {
+        crate::liveness::check_instance(instance).map_err(Status::invalid_argument)?;
         let ttl = self.node.config.lease_ttl;
         let live = self.node.liveness();
         live.may_claim(worker, instance, ttl, Instant::now())

@@ -156,8 +156,7 @@ pub fn run(settings: &Settings, what: &ConfigWhat, format: Format) -> anyhow::Re
             let Some(path) = &settings.file else {
                 anyhow::bail!("there is no context file (give --config or APITAP_CONFIG)");
             };
-            let text = std::fs::read_to_string(path)?;
-            let mut raw: ContextFile = serde_yaml::from_str(&text)?;
+            let mut raw = ContextFile::read_as_written(path)?;
             if !raw.contexts.iter().any(|c| &c.name == name) {
                 anyhow::bail!(
                     "no context {name:?} in {}; it has: {}",
