@@ -222,8 +222,55 @@ async fn a_paused_follower_loses_nothing_and_terms_never_have_two_leaders() -> a
     for (term, leaders) in seen.lock().unwrap().iter() {
         assert_eq!(leaders.len(), 1, "term {term} had leaders {leaders:?}");
     }
+    // The pre-vote: the follower that came back after many election timeouts asked for
+    // votes and heard no, so it deposed nobody. One term, one leader, all along.
+    let seen = seen.lock().unwrap().clone();
+    let leader_id = cluster.coordinators[leader].id;
+    assert_eq!(
+        seen.values().cloned().collect::<Vec<_>>(),
+        vec![BTreeSet::from([leader_id])],
+        "a paused follower caused an election: leaders by term {seen:?}"
+    );
     let s = status_of(&cluster.coordinators[follower].addr).await?;
     assert_eq!(s.pipelines, 150);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_of_the_leader_hands_leadership_off_in_one_election() -> anyhow::Result<()> {
+    let mut cluster = three_nodes(None).await?;
+    let leader = leader_index(&cluster)?;
+    let old = status_of(&cluster.coordinators[leader].addr).await?;
+    submit_many(&cluster, "before", 20, 2).await?;
+    let status = cluster
+        .coordinator_proc(leader)
+        .expect("running")
+        .terminate(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the leader did not exit cleanly after SIGTERM: {status:?}"
+    );
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let new = wait::until_async(
+        "a new leader among the two others",
+        Duration::from_secs(30),
+        || {
+            let addr = cluster.coordinators[others[0]].addr.clone();
+            async move {
+                let s = status_of(&addr).await.ok()?;
+                (s.leader_id != 0 && s.leader_id != old.leader_id).then_some(s)
+            }
+        },
+    )
+    .await?;
+    // Handed off: exactly one election, no split vote or timeout round.
+    assert_eq!(new.term, old.term + 1, "{old:?} -> {new:?}");
+    let log = std::fs::read_to_string(
+        cluster.log_path(&format!("coordinator-{}", cluster.coordinators[leader].id)),
+    )?;
+    assert!(log.contains("handed leadership off"), "{log}");
+    submit_many(&cluster, "after", 20, 2).await?;
+    converged(&cluster, &others).await?;
     Ok(())
 }
 

@@ -42,12 +42,22 @@ pub struct Config {
     /// Initialize a new cluster with this node as its only member, if it has no state yet.
     #[arg(long, env = "APITAP_INIT", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub init: bool,
-    /// Raft heartbeat interval.
-    #[arg(long, env = "APITAP_RAFT_HEARTBEAT", default_value = "50ms", value_parser = humantime::parse_duration)]
+    /// Raft heartbeat interval. It is also openraft's deadline for every append (data or
+    /// heartbeat) and leadership check, so it must exceed the round-trip time between
+    /// coordinators: the default holds a leader on links up to ~120 ms RTT.
+    #[arg(long, env = "APITAP_RAFT_HEARTBEAT", default_value = "150ms", value_parser = humantime::parse_duration)]
     pub raft_heartbeat: Duration,
-    /// Lower bound of the Raft election timeout (the upper bound is twice this).
-    #[arg(long, env = "APITAP_ELECTION_TIMEOUT", default_value = "150ms", value_parser = humantime::parse_duration)]
+    /// Election timeout: a voter that hears no leader for a random time between this and
+    /// twice this asks the others for a pre-vote, and elects if a majority agrees. It is
+    /// also how long a leader and its followers refuse votes after they last heard from
+    /// each other. At least twice --raft-heartbeat.
+    #[arg(long, env = "APITAP_ELECTION_TIMEOUT", default_value = "400ms", value_parser = humantime::parse_duration)]
     pub election_timeout: Duration,
+    /// Longest graceful stop after SIGTERM: a leader first hands leadership to its most
+    /// caught-up follower, then the servers and Raft stop; whatever still runs at this
+    /// deadline is abandoned and the process exits.
+    #[arg(long, env = "APITAP_SHUTDOWN_TIMEOUT", default_value = "4s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
     /// HTTP/2 ping interval on the connections to the other coordinators (kept open and
     /// shared by all Raft calls to a peer, pinged also while idle).
     #[arg(long, env = "APITAP_RAFT_KEEPALIVE", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -109,6 +119,13 @@ pub struct Config {
 impl Config {
     /// Checks the settings that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.raft_heartbeat.is_zero() && self.election_timeout >= self.raft_heartbeat * 2,
+            "--election-timeout ({}) must be at least twice --raft-heartbeat ({}), which must \
+             not be zero: a follower would give up on a leader between two heartbeats",
+            humantime::format_duration(self.election_timeout),
+            humantime::format_duration(self.raft_heartbeat)
+        );
         anyhow::ensure!(
             self.forget_workers_after > self.lease_ttl,
             "--forget-workers-after ({}) must be longer than --lease-ttl ({}): a worker would be forgotten while its leases are still valid",

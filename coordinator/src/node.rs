@@ -31,6 +31,10 @@ pub struct Node {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Seals secret values before they are proposed, opens them for lease hand-outs.
     pub secrets: crate::secrets::SecretBox,
+    /// Contact times the election timer and pre-vote answers go by.
+    pub election: Arc<crate::raft::election::Election>,
+    /// The connections to the other coordinators (shared with openraft).
+    pub network: crate::raft::network::Network,
 }
 
 impl Node {

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::limits;
 use crate::liveness::Liveness;
 use crate::node::Node;
+use crate::raft::election::Election;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, NetworkOptions};
 use crate::raft::state_machine::StateMachine;
@@ -104,7 +105,23 @@ pub async fn run(
         }
     });
     let scheduler = tokio::spawn(crate::scheduler::run(node.clone(), shutdown.clone()));
-    let served = tokio::spawn(serve_grpc(&node, listener, tls.as_ref(), mode, &shutdown)?);
+    let elections = tokio::spawn(crate::raft::election::run(
+        raft.clone(),
+        node.id,
+        node.election.clone(),
+        node.network.clone(),
+        shutdown.clone(),
+    ));
+    // The gRPC server outlives the shutdown signal: a stopping leader still answers the
+    // vote of the successor it hands leadership to.
+    let server_stop = apitap_common::shutdown::Shutdown::new();
+    let served = tokio::spawn(serve_grpc(
+        &node,
+        listener,
+        tls.as_ref(),
+        mode,
+        &server_stop.signal(),
+    )?);
     // The initialising node (re)creates the first admin token while the cluster has no
     // token at all: also after a crash between `initialize` and the token's commit. In the
     // background: it waits for this node to lead, and must not hold up a shutdown.
@@ -119,14 +136,27 @@ pub async fn run(
     }
 
     shutdown.wait().await;
-    let started = std::time::Instant::now();
-    tracing::info!("shutting down: waiting for the scheduler, the gRPC server and raft");
+    let started = tokio::time::Instant::now();
+    let deadline = started + config.shutdown_timeout;
+    tracing::info!("shutting down: handing off leadership, then stopping the servers and raft");
+    let _ = elections.await;
     let _ = scheduler.await;
-    let _ = served.await;
-    admin.stopped().await;
-    let _ = raft.shutdown().await;
-    if let Some(export) = metrics_export {
-        export.finish().await;
+    hand_off(&node, config.shutdown_timeout / 2).await;
+    server_stop.trigger();
+    let stopped = tokio::time::timeout_at(deadline, async {
+        let _ = served.await;
+        admin.stopped().await;
+        let _ = raft.shutdown().await;
+        if let Some(export) = metrics_export {
+            export.finish().await;
+        }
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!(
+            timeout_ms = config.shutdown_timeout.as_millis() as u64,
+            "shutdown timeout reached: exiting with calls still under way"
+        );
     }
     drop(node);
     drop(db);
@@ -135,6 +165,22 @@ pub async fn run(
         "coordinator stopped"
     );
     Ok(())
+}
+
+/// Hands leadership to another voter if this node leads, within `within`; logs the outcome.
+async fn hand_off(node: &Node, within: std::time::Duration) {
+    if !node.is_leader() {
+        return;
+    }
+    let t = std::time::Instant::now();
+    match crate::raft::handoff::hand_off(&node.raft, node.id, &node.network, within).await {
+        Ok(successor) => tracing::info!(
+            successor,
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "handed leadership off"
+        ),
+        Err(e) => tracing::warn!("no leadership hand-off: {e}"),
+    }
 }
 
 /// The Raft instance on `db` and the node around it.
@@ -151,21 +197,27 @@ async fn start_node(
     let state = sm.shared();
     let heartbeat = config.raft_heartbeat.as_millis() as u64;
     let election = config.election_timeout.as_millis() as u64;
+    // openraft's own election timer is off: `raft::election` times elections, with a
+    // pre-vote. openraft still uses `election_timeout_max` as the lease in which a node
+    // refuses votes after hearing from its leader (kept equal to the pre-vote's window)
+    // and `election_timeout_min` as a vote call's deadline.
     let raft_config = openraft::Config {
         cluster_name: "apitap".into(),
         heartbeat_interval: heartbeat,
-        election_timeout_min: election,
-        election_timeout_max: election * 2,
+        election_timeout_min: (election / 2).max(heartbeat + 1),
+        election_timeout_max: election,
+        enable_elect: false,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         max_in_snapshot_log_to_keep: 500,
         install_snapshot_timeout: 5_000,
         ..Default::default()
     }
     .validate()?;
+    let network = Network::new(config.id, tls, network_options(config));
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        Network::new(config.id, tls, network_options(config)),
+        network.clone(),
         log_store.clone(),
         sm,
     )
@@ -182,6 +234,8 @@ async fn start_node(
         backoffs: tokio::sync::broadcast::channel(256).0,
         metrics: Arc::new(crate::metrics::Metrics::new()),
         secrets,
+        election: Arc::new(Election::new(config.election_timeout)),
+        network,
     }))
 }
 

@@ -9,8 +9,10 @@ use tonic::{Request, Response, Status};
 use crate::auth::Caller;
 use crate::limits::MAX_SNAPSHOT_BYTES;
 use crate::node::Node;
+use crate::raft::election::{PreVote, TimeoutNow};
 use crate::raft::TypeConfig;
 use apitap_proto::identity::Identity;
+use openraft::raft::AppendEntriesResponse;
 
 pub struct RaftApi {
     pub node: Arc<Node>,
@@ -51,6 +53,10 @@ impl RaftService for RaftApi {
         let append: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(req)?;
         speaks_for(&caller, append.vote.leader_id().voted_for())?;
         let r = self.node.raft.append_entries(append).await;
+        // Any answer but "I follow a newer vote" means the caller is this node's leader.
+        if matches!(&r, Ok(resp) if !matches!(resp, AppendEntriesResponse::HigherVote(_))) {
+            self.node.election.heard_from_leader();
+        }
         encode(&r)
     }
 
@@ -77,6 +83,46 @@ impl RaftService for RaftApi {
             )));
         }
         let r = self.node.raft.install_snapshot(chunk).await;
+        if r.is_ok() {
+            self.node.election.heard_from_leader();
+        }
         encode(&r)
+    }
+
+    async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let caller = Caller::of(&req);
+        let ask: PreVote = decode(req)?;
+        speaks_for(&caller, Some(ask.candidate))?;
+        let reply = self.node.election.answer(&self.node.raft, &ask);
+        tracing::debug!(candidate = ask.candidate, granted = reply.granted, reason = %reply.reason, "pre-vote");
+        encode(&reply)
+    }
+
+    async fn timeout_now(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let caller = Caller::of(&req);
+        let ask: TimeoutNow = decode(req)?;
+        speaks_for(&caller, Some(ask.leader))?;
+        let m = self.node.raft.metrics().borrow().clone();
+        if m.current_leader != Some(ask.leader) || m.current_term != ask.term {
+            return Err(Status::failed_precondition(format!(
+                "node {} asked for a hand-off in term {}, but this node follows {:?} in term {}",
+                ask.leader, ask.term, m.current_leader, m.current_term
+            )));
+        }
+        tracing::info!(
+            leader = ask.leader,
+            term = ask.term,
+            "leader hands off: electing now"
+        );
+        self.node
+            .raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        encode(&())
     }
 }

@@ -1,6 +1,6 @@
 //! The Raft log in RocksDB. Appends, truncations and the vote are written with `sync`, so
 //! an entry reported durable survives power loss (openraft's RocksDB example does not do
-//! this; we do).
+//! this; we do). Every write runs on a blocking thread ([`write_synced`]).
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
@@ -13,7 +13,7 @@ use openraft::{
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 
-use super::store::{sync_write, CF_LOGS, CF_META};
+use super::store::{write_synced, CF_LOGS, CF_META};
 use super::{NodeId, TypeConfig};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -69,11 +69,13 @@ impl LogStore {
         }
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> StResult<()> {
+    async fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> StResult<()> {
         let bytes =
             serde_json::to_vec(value).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
-        self.db
-            .put_cf_opt(self.meta(), key, bytes, &sync_write())
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.meta(), key, bytes);
+        write_synced(&self.db, batch)
+            .await
             .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
     }
 
@@ -147,6 +149,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StResult<()> {
         self.put_meta(KEY_VOTE, vote)
+            .await
             .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
     }
 
@@ -155,7 +158,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StResult<()> {
-        self.put_meta(KEY_COMMITTED, &committed)
+        self.put_meta(KEY_COMMITTED, &committed).await
     }
 
     async fn read_committed(&mut self) -> StResult<Option<LogId<NodeId>>> {
@@ -175,7 +178,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
             batch.put_cf(self.logs(), index_key(entry.get_log_id().index), bytes);
         }
-        let result = self.db.write_opt(batch, &sync_write());
+        let result = write_synced(&self.db, batch).await;
         let io = result.as_ref().map(|_| ()).map_err(super::store::io_err);
         callback.log_io_completed(io);
         result.map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
@@ -186,17 +189,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_range_cf(self.logs(), index_key(log_id.index), index_key(u64::MAX));
         // delete_range excludes the end key.
         batch.delete_cf(self.logs(), index_key(u64::MAX));
-        self.db
-            .write_opt(batch, &sync_write())
+        write_synced(&self.db, batch)
+            .await
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StResult<()> {
-        self.put_meta(KEY_LAST_PURGED, &log_id)?;
+        self.put_meta(KEY_LAST_PURGED, &log_id).await?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.logs(), index_key(0), index_key(log_id.index + 1));
-        self.db
-            .write_opt(batch, &sync_write())
+        write_synced(&self.db, batch)
+            .await
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
     }
 }

@@ -2,6 +2,8 @@
 //! the client calls (`client`) the rest of the coordinator proposes and reads through.
 
 pub mod client;
+pub mod election;
+pub mod handoff;
 // openraft's storage traits fix `StorageError` as the error type, large as it is.
 #[allow(clippy::result_large_err)]
 pub mod log_store;

@@ -107,6 +107,16 @@ impl Network {
         }
     }
 
+    /// A `RaftService` client on the shared channel to `addr`, for the coordinator's own
+    /// calls (pre-votes, hand-offs).
+    pub fn client(&self, addr: &str) -> Result<RaftServiceClient<Channel>, String> {
+        self.channel(addr).map(|ch| {
+            RaftServiceClient::new(ch)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+        })
+    }
+
     /// The channel to `addr`, made (without dialing) on first use.
     fn channel(&self, addr: &str) -> Result<Channel, String> {
         let mut channels = self
@@ -147,17 +157,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
-        let client = self
-            .channel(&node.addr)
-            .map(|ch| {
-                RaftServiceClient::new(ch)
-                    .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-                    .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            })
-            .map_err(|e| {
-                tracing::error!(peer = %node.addr, error = %e, "cannot dial this peer");
-                format!("cannot dial node {target} at {:?}: {e}", node.addr)
-            });
+        let client = self.client(&node.addr).map_err(|e| {
+            tracing::error!(peer = %node.addr, error = %e, "cannot dial this peer");
+            format!("cannot dial node {target} at {:?}: {e}", node.addr)
+        });
         Connection {
             id: self.id,
             target,

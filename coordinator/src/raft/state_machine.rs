@@ -12,7 +12,7 @@ use openraft::{
 use rocksdb::{IteratorMode, WriteBatch, DB};
 use serde::{Deserialize, Serialize};
 
-use super::store::{sync_write, CF_META, CF_SM};
+use super::store::{write_synced, CF_META, CF_SM};
 use super::{NodeId, TypeConfig};
 use crate::state::command::{apply, CommandResult, Key};
 use crate::state::State;
@@ -223,8 +223,8 @@ impl StateMachine {
         Ok(applied)
     }
 
-    /// Writes the touched records and the applied position in one batch.
-    fn persist(&self, a: &Applied, keys: &[Key]) -> StResult<()> {
+    /// The touched records and the applied position, as one batch.
+    fn persist_batch(&self, a: &Applied, keys: &[Key]) -> StResult<WriteBatch> {
         let mut batch = WriteBatch::default();
         let cf = self.cf();
         for key in keys {
@@ -236,7 +236,7 @@ impl StateMachine {
             }
         }
         self.put_meta_records(&mut batch, a)?;
-        self.db.write_opt(batch, &sync_write()).map_err(write_err)
+        Ok(batch)
     }
 
     fn put_meta_records(&self, batch: &mut WriteBatch, a: &Applied) -> StResult<()> {
@@ -259,8 +259,8 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Replaces everything with `a` (snapshot install).
-    fn persist_all(&self, a: &Applied) -> StResult<()> {
+    /// The batch that replaces everything with `a` (snapshot install).
+    fn persist_all_batch(&self, a: &Applied) -> StResult<WriteBatch> {
         let mut batch = WriteBatch::default();
         let cf = self.cf();
         batch.delete_range_cf(cf, b"".as_slice(), b"\xff".as_slice());
@@ -284,7 +284,7 @@ impl StateMachine {
             }
         }
         self.put_meta_records(&mut batch, a)?;
-        self.db.write_opt(batch, &sync_write()).map_err(write_err)
+        Ok(batch)
     }
 
     #[allow(
@@ -305,12 +305,11 @@ impl StateMachine {
         }
     }
 
-    fn save_snapshot(&self, s: &StoredSnapshot) -> StResult<()> {
-        let meta_cf = self.meta_cf();
+    async fn save_snapshot(&self, s: &StoredSnapshot) -> StResult<()> {
         let bytes = serde_json::to_vec(s).map_err(write_err)?;
-        self.db
-            .put_cf_opt(meta_cf, KEY_SNAPSHOT, bytes, &sync_write())
-            .map_err(write_err)
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.meta_cf(), KEY_SNAPSHOT, bytes);
+        write_synced(&self.db, batch).await.map_err(write_err)
     }
 }
 
@@ -336,7 +335,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.save_snapshot(&StoredSnapshot {
             meta: meta.clone(),
             data: data.clone(),
-        })?;
+        })
+        .await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -360,30 +360,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut results = Vec::new();
-        let mut touched = Vec::new();
-        let mut guard = self
-            .shared
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for entry in entries {
-            guard.last_applied = Some(entry.log_id);
-            match &entry.payload {
-                EntryPayload::Blank => results.push(CommandResult::Done),
-                EntryPayload::Normal(cmd) => {
-                    let (result, keys) = apply(&mut guard.state, entry.log_id.index, cmd);
-                    touched.extend(keys);
-                    results.push(result);
-                }
-                EntryPayload::Membership(m) => {
-                    guard.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                    results.push(CommandResult::Done);
+        let (results, batch) = {
+            let mut results = Vec::new();
+            let mut touched = Vec::new();
+            let mut guard = self
+                .shared
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for entry in entries {
+                guard.last_applied = Some(entry.log_id);
+                match &entry.payload {
+                    EntryPayload::Blank => results.push(CommandResult::Done),
+                    EntryPayload::Normal(cmd) => {
+                        let (result, keys) = apply(&mut guard.state, entry.log_id.index, cmd);
+                        touched.extend(keys);
+                        results.push(result);
+                    }
+                    EntryPayload::Membership(m) => {
+                        guard.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                        results.push(CommandResult::Done);
+                    }
                 }
             }
-        }
-        touched.sort();
-        touched.dedup();
-        self.persist(&guard, &touched)?;
+            touched.sort();
+            touched.dedup();
+            // The batch is made under the lock; the fsync runs after it is released, so reads
+            // of the state do not wait for the disk. They may see entries not yet persisted in
+            // the state machine, which is safe: they are committed in the log.
+            (results, self.persist_batch(&guard, &touched)?)
+        };
+        write_synced(&self.db, batch).await.map_err(write_err)?;
         Ok(results)
     }
 
@@ -413,11 +419,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             membership: meta.last_membership.clone(),
             snapshots_installed: installed + 1,
         };
-        self.persist_all(&applied)?;
+        let batch = self.persist_all_batch(&applied)?;
+        write_synced(&self.db, batch).await.map_err(write_err)?;
         self.save_snapshot(&StoredSnapshot {
             meta: meta.clone(),
             data,
-        })?;
+        })
+        .await?;
         *self
             .shared
             .write()

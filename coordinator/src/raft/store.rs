@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteOptions, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
 pub const CF_LOGS: &str = "logs";
 pub const CF_META: &str = "meta";
@@ -25,6 +25,18 @@ pub fn sync_write() -> WriteOptions {
     let mut w = WriteOptions::default();
     w.set_sync(true);
     w
+}
+
+/// Writes `batch` durably on a blocking thread: an fsync can take tens of milliseconds on
+/// a loaded disk, and on an async worker it would hold up Raft's ticks, heartbeats and the
+/// gRPC handlers that share the thread. The caller still waits for the write, so writes
+/// stay in order.
+pub async fn write_synced(db: &Arc<DB>, batch: WriteBatch) -> Result<(), std::io::Error> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || db.write_opt(batch, &sync_write()))
+        .await
+        .map_err(io_err)?
+        .map_err(io_err)
 }
 
 pub fn io_err(e: impl std::fmt::Display) -> std::io::Error {
