@@ -12,6 +12,7 @@
 //! - [`proxy`]: the TCP fault proxy drills put between coordinators (partitions, latency).
 
 pub mod bench;
+pub mod cpu_hog;
 pub mod demo;
 pub mod drill;
 pub mod fuzz;

@@ -73,6 +73,8 @@ faults:
   - { at: 8s, kind: kill-pg-backend }
   - { at: 10s, kind: kill-worker, target: 2, restart_after: 2s }
   - { at: 11s, kind: upstream-429, retry_after: 1s }
+  - { at: 12s, kind: cpu-hog, duration: 2s }
+  - { at: 13s, kind: delay-all, duration: 2s }
 "#,
         &[],
     )?;
@@ -83,10 +85,26 @@ faults:
     assert_eq!(count(&report, "lost"), 0);
     assert_eq!(count(&report, "duplicated"), 0);
     assert_eq!(count(&report, "zombie_commits_accepted"), 0);
-    assert_eq!(count(&report, "faults_total"), 8, "{report:#}");
-    assert_eq!(report["faults_injected"].as_object().unwrap().len(), 8);
+    assert_eq!(count(&report, "faults_total"), 10, "{report:#}");
+    assert_eq!(report["faults_injected"].as_object().unwrap().len(), 10);
     assert!(
         report["leader_failover_ms"]["n"].as_u64() >= Some(1),
+        "{report:#}"
+    );
+    // The leadership figures: the killed leader was replaced, so there was an election
+    // after the kill; the slow links saw their fault and probe commits went through.
+    let by_fault = &report["elections_by_fault"];
+    assert!(
+        by_fault["kill-leader"]["elections"].as_u64() >= Some(1),
+        "{report:#}"
+    );
+    assert_eq!(by_fault["delay-all"]["faults"], 1, "{report:#}");
+    assert!(
+        report["delay_all_commit_ms"]["n"].as_u64() >= Some(1),
+        "no commit went through while every coordinator link was slow: {report:#}"
+    );
+    assert!(
+        count(&report, "terms") >= count(&report, "elections"),
         "{report:#}"
     );
     std::fs::remove_dir_all(dir)?;

@@ -1,9 +1,10 @@
 //! Benchmarks of the Raft-replicated coordinator cluster (3 coordinators, no workers).
 //! They print JSON lines on stdout and a short summary on stderr; they are not tests.
 //!
-//! - [`failover`] (`apitap-chaos bench failover`): SIGKILL the leader while a client
-//!   submits; time until a surviving node reports a new leader and until the first
-//!   acknowledged submit; every acknowledged submit must still be stored.
+//! - [`failover`] (`apitap-chaos bench failover`): SIGKILL (or SIGTERM) the leader while a
+//!   client submits, optionally with busy CPU cores beside the cluster; time until a
+//!   surviving node reports a new leader, until the first acknowledged submit and (SIGTERM)
+//!   until the old leader exited; every acknowledged submit must still be stored.
 //! - [`submit`] (`apitap-chaos bench submit`): committed submits per second and their
 //!   latency with N concurrent clients.
 
@@ -164,18 +165,91 @@ impl LoopClient {
     }
 }
 
-/// `bench failover`: `kills` times, SIGKILL the leader of a 3-node cluster under a
-/// submit loop; measure kill → new leader reported by a survivor (status polled every
-/// 10 ms) and kill → first acknowledged submit; restart the node on its data and wait
-/// for all three to converge before the next kill. Prints one JSON line per kill and
-/// returns the summary (`lost` must be 0).
-pub async fn failover(kills: u32) -> anyhow::Result<Value> {
+/// `bench failover` settings.
+#[derive(Debug, Clone, Copy)]
+pub struct FailoverBench {
+    pub kills: u32,
+    /// CPU cores kept busy beside the cluster the whole time.
+    pub cpu_hog: usize,
+    /// SIGTERM instead of SIGKILL: the leader hands off leadership and exits.
+    pub graceful: bool,
+}
+
+/// What one leader loss took.
+struct Loss {
+    new_leader: u64,
+    term: u64,
+    leader_ms: f64,
+    /// SIGTERM to exit (graceful only).
+    exit_ms: Option<f64>,
+}
+
+/// Takes the leader `victim` away (SIGKILL, or SIGTERM when `graceful`) and polls, every
+/// 10 ms, until a survivor reports a new leader and, after a SIGTERM, the victim exited.
+async fn lose_leader(
+    cluster: &mut TestCluster,
+    addrs: &[String],
+    victim: usize,
+    graceful: bool,
+) -> anyhow::Result<Loss> {
+    let victim_id = cluster.coordinators[victim].id;
+    let at = Instant::now();
+    let proc = cluster.coordinator_proc(victim).expect("running");
+    if graceful {
+        proc.signal(libc::SIGTERM);
+    } else {
+        proc.kill();
+    }
+    let (mut leader, mut exit_ms) = (None, (!graceful).then_some(0.0));
+    while leader.is_none() || exit_ms.is_none() {
+        anyhow::ensure!(
+            at.elapsed() < Duration::from_secs(60),
+            "60 s after losing node {victim_id}: new leader {leader:?}, exited {exit_ms:?}"
+        );
+        if exit_ms.is_none()
+            && cluster
+                .coordinator_proc(victim)
+                .and_then(|p| p.try_wait())
+                .is_some()
+        {
+            exit_ms = Some(ms(at.elapsed()));
+        }
+        for (i, a) in addrs.iter().enumerate() {
+            if i == victim || leader.is_some() {
+                continue;
+            }
+            if let Ok(s) = status_of(a).await {
+                if s.leader_id != 0 && s.leader_id != victim_id {
+                    leader = Some((s.leader_id, s.term, ms(at.elapsed())));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (new_leader, term, leader_ms) = leader.expect("loop ends with a leader");
+    Ok(Loss {
+        new_leader,
+        term,
+        leader_ms,
+        exit_ms: exit_ms.filter(|_| graceful),
+    })
+}
+
+/// `bench failover`: `kills` times, take the leader of a 3-node cluster away under a submit
+/// loop (SIGKILL, or SIGTERM with `graceful`); measure the loss → new leader reported by a
+/// survivor (status polled every 10 ms), → first acknowledged submit, and → exit after a
+/// SIGTERM; restart the node on its data and wait for all three to converge before the
+/// next. Prints one JSON line per loss and returns the summary (`lost` must be 0).
+pub async fn failover(b: FailoverBench) -> anyhow::Result<Value> {
+    let _hog = (b.cpu_hog > 0).then(|| crate::cpu_hog::CpuHog::start(b.cpu_hog));
     let mut cluster = three_nodes().await?;
     let addrs = cluster.coordinator_addrs();
     find_leader(&addrs).await?;
     let term_start = max_term(&addrs).await;
     let client = LoopClient::start(addrs.clone());
-    let (mut to_leader, mut to_ack, mut rejoin) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut to_leader, mut to_ack, mut to_exit, mut rejoin) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let kills = b.kills;
     for k in 1..=kills {
         client.paused.store(false, Ordering::Relaxed);
         let before = client.acked();
@@ -191,37 +265,18 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
 
         let victim = find_leader(&addrs).await?;
         let victim_id = cluster.coordinators[victim].id;
-        let killed_at = Instant::now();
-        cluster.coordinator_proc(victim).expect("running").kill();
-
-        let (new_leader, term) = 'poll: loop {
-            for (i, a) in addrs.iter().enumerate() {
-                if i == victim {
-                    continue;
-                }
-                if let Ok(s) = status_of(a).await {
-                    if s.leader_id != 0 && s.leader_id != victim_id {
-                        break 'poll (s.leader_id, s.term);
-                    }
-                }
-            }
-            anyhow::ensure!(
-                killed_at.elapsed() < Duration::from_secs(60),
-                "no new leader 60 s after killing node {victim_id}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        let leader_ms = ms(killed_at.elapsed());
+        let lost_at = Instant::now();
+        let loss = lose_leader(&mut cluster, &addrs, victim, b.graceful).await?;
         let first_ack = wait::until_async(
             "an acknowledged submit after the kill",
             Duration::from_secs(60),
             || {
-                let at = client.first_ack_after(killed_at, &addrs[victim]);
+                let at = client.first_ack_after(lost_at, &addrs[victim]);
                 async move { at }
             },
         )
         .await?;
-        let ack_ms = ms(first_ack - killed_at);
+        let ack_ms = ms(first_ack - lost_at);
 
         client.paused.store(true, Ordering::Relaxed);
         let restarted_at = Instant::now();
@@ -229,6 +284,12 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
         let applied = converged(&addrs, Duration::from_secs(120)).await?;
         let rejoin_ms = ms(restarted_at.elapsed());
 
+        let Loss {
+            new_leader,
+            term,
+            leader_ms,
+            exit_ms,
+        } = loss;
         println!(
             "{}",
             json!({
@@ -236,14 +297,18 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
                 "new_leader": new_leader, "term": term,
                 "new_leader_ms": (leader_ms * 10.0).round() / 10.0,
                 "first_ack_ms": (ack_ms * 10.0).round() / 10.0,
+                "exit_ms": exit_ms.map(|e| (e * 10.0).round() / 10.0),
                 "rejoin_ms": rejoin_ms.round(), "applied_index": applied,
             })
         );
         eprintln!(
-            "kill {k}/{kills}: node {victim_id} → leader {new_leader} (term {term}) in {leader_ms:.0} ms, first ack {ack_ms:.0} ms, rejoined in {rejoin_ms:.0} ms"
+            "{} {k}/{kills}: node {victim_id} → leader {new_leader} (term {term}) in {leader_ms:.0} ms, first ack {ack_ms:.0} ms{}, rejoined in {rejoin_ms:.0} ms",
+            if b.graceful { "sigterm" } else { "kill" },
+            exit_ms.map(|e| format!(", exited in {e:.0} ms")).unwrap_or_default(),
         );
         to_leader.push(leader_ms);
         to_ack.push(ack_ms);
+        to_exit.extend(exit_ms);
         rejoin.push(rejoin_ms);
     }
 
@@ -268,8 +333,11 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
         "bench": "failover",
         "coordinators": 3,
         "kills": kills,
+        "signal": if b.graceful { "SIGTERM" } else { "SIGKILL" },
+        "cpu_hog": b.cpu_hog,
         "new_leader_ms": summary(&to_leader),
         "first_ack_ms": summary(&to_ack),
+        "exit_ms": if b.graceful { summary(&to_exit) } else { Value::Null },
         "rejoin_ms": summary(&rejoin),
         "acked": acked.len(),
         "failed_submits": failed.load(Ordering::Relaxed),
@@ -283,9 +351,12 @@ pub async fn failover(kills: u32) -> anyhow::Result<Value> {
         "profile": PROFILE,
     });
     eprintln!(
-        "failover over {kills} kills: new leader p50 {} / p99 {} / max {} ms; first ack p50 {} / p99 {} / max {} ms; {} acked, {lost} lost; term {term_start} → {term_end}",
+        "failover over {kills} {}s{}: new leader p50 {} / p99 {} / max {} ms; first ack p50 {} / p99 {} / max {} ms;{} {} acked, {lost} lost; term {term_start} → {term_end}",
+        if b.graceful { "SIGTERM" } else { "SIGKILL" },
+        if b.cpu_hog > 0 { format!(" with {} cores hogged", b.cpu_hog) } else { String::new() },
         out["new_leader_ms"]["p50"], out["new_leader_ms"]["p99"], out["new_leader_ms"]["max"],
         out["first_ack_ms"]["p50"], out["first_ack_ms"]["p99"], out["first_ack_ms"]["max"],
+        if b.graceful { format!(" exit max {} ms;", out["exit_ms"]["max"]) } else { String::new() },
         acked.len(),
     );
     anyhow::ensure!(lost == 0, "{lost} acknowledged submits were lost");

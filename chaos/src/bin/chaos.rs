@@ -150,6 +150,13 @@ enum BenchCmd {
     Failover {
         #[arg(long, default_value_t = 20)]
         kills: u32,
+        /// Keep this many CPU cores busy beside the cluster the whole time.
+        #[arg(long, default_value_t = 0)]
+        cpu_hog: usize,
+        /// SIGTERM instead of SIGKILL: the leader hands leadership off and exits; also
+        /// reports the time from SIGTERM to its exit.
+        #[arg(long)]
+        sigterm: bool,
     },
     /// Committed pipeline submits/s and latency on 3 coordinators with N clients.
     Submit {
@@ -268,9 +275,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench {
-            bench: BenchCmd::Failover { kills },
+            bench:
+                BenchCmd::Failover {
+                    kills,
+                    cpu_hog,
+                    sigterm,
+                },
         } => {
-            println!("{}", apitap_chaos::bench::raft::failover(kills).await?);
+            let b = apitap_chaos::bench::raft::FailoverBench {
+                kills,
+                cpu_hog,
+                graceful: sigterm,
+            };
+            println!("{}", apitap_chaos::bench::raft::failover(b).await?);
             Ok(())
         }
         Cmd::Bench {

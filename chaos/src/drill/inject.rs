@@ -68,6 +68,10 @@ enum Event {
     RestartWorker(usize),
     ResumeWorker(usize),
     Heal(u64),
+    /// delay-all is over: lift every link rule and stop the commit probe.
+    HealAll,
+    /// cpu-hog `n` is over.
+    StopHog(u64),
     /// crash-worker-at: has `worker` aborted at `failpoint` yet? It is started again
     /// without the fail point once it has, or at `until` anyway.
     AwaitCrash {
@@ -105,6 +109,13 @@ pub struct Injector<'a> {
     /// Workers that were paused (their log is where zombie commits show).
     pub paused: BTreeSet<String>,
     pub notes: Vec<String>,
+    /// The commit probe of the delay-all fault under way.
+    probe: Option<super::probe::CommitProbe>,
+    /// Commit latencies (ms) the probe measured during delay-all faults, and its failures.
+    pub delay_all_commit_ms: Vec<f64>,
+    pub delay_all_commit_failures: u64,
+    /// cpu-hog faults under way, by their event number.
+    hogs: BTreeMap<u64, crate::cpu_hog::CpuHog>,
 }
 
 impl<'a> Injector<'a> {
@@ -137,6 +148,10 @@ impl<'a> Injector<'a> {
             reassigns: Vec::new(),
             paused: BTreeSet::new(),
             notes: Vec::new(),
+            probe: None,
+            delay_all_commit_ms: Vec::new(),
+            delay_all_commit_failures: 0,
+            hogs: BTreeMap::new(),
         }
     }
 
@@ -216,6 +231,12 @@ impl<'a> Injector<'a> {
                     }
                     self.log("heal", format!("links of coordinator-{node} healed"));
                 }
+                Event::HealAll => self.heal_all().await,
+                Event::StopHog(n) => {
+                    if let Some(hog) = self.hogs.remove(&n) {
+                        self.log("cpu-hog", format!("{} busy cores released", hog.cores()));
+                    }
+                }
                 Event::AwaitCrash {
                     worker,
                     failpoint,
@@ -224,6 +245,24 @@ impl<'a> Injector<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Follow-up of delay-all: every link healed, the probe's figures kept.
+    async fn heal_all(&mut self) {
+        if let Some(p) = self.proxies {
+            p.heal_all();
+        }
+        self.coord_down.clear();
+        if let Some(probe) = self.probe.take() {
+            let (ms, failed) = probe.stop().await;
+            let n = ms.len();
+            self.delay_all_commit_ms.extend(ms);
+            self.delay_all_commit_failures += failed;
+            self.log(
+                "heal",
+                format!("every coordinator link healed; {n} probe commits, {failed} failed"),
+            );
+        }
     }
 
     /// Follow-up of crash-worker-at: once the armed worker aborted (or `until` passed), start
@@ -623,6 +662,42 @@ impl<'a> Injector<'a> {
                     ));
                 }
                 self.log(name, format!("terminated {n} worker PostgreSQL backends"));
+            }
+            FaultKind::DelayAll => {
+                let Some(proxies) = self.proxies else {
+                    anyhow::bail!(
+                        "needs at least 2 coordinators (links go through the fault proxy)"
+                    );
+                };
+                let ids: Vec<u64> = self.cluster.coordinators.iter().map(|c| c.id).collect();
+                let delay = LinkFault::Delay(Duration::from_millis(e.ms()));
+                for a in &ids {
+                    for b in ids.iter().filter(|b| *b != a) {
+                        proxies.set_link((*a, *b), Some(delay));
+                    }
+                }
+                self.coord_down.extend(0..ids.len());
+                self.probe = Some(super::probe::CommitProbe::start(self.cluster)?);
+                self.schedule(self.elapsed() + e.duration(), Event::HealAll);
+                self.log(
+                    name,
+                    format!(
+                        "every coordinator link {} ms slower each way for {:?}",
+                        e.ms(),
+                        e.duration()
+                    ),
+                );
+            }
+            FaultKind::CpuHog => {
+                let hog = crate::cpu_hog::CpuHog::start(e.count() as usize);
+                self.seq += 1;
+                let n = self.seq;
+                self.hogs.insert(n, hog);
+                self.schedule(self.elapsed() + e.duration(), Event::StopHog(n));
+                self.log(
+                    name,
+                    format!("{} cores kept busy for {:?}", e.count(), e.duration()),
+                );
             }
             FaultKind::PartitionLeader | FaultKind::DelayLeader => {
                 let Some(proxies) = self.proxies else {

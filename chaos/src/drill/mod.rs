@@ -12,8 +12,10 @@
 //! - [`report`]: the report, as JSON and as a human summary.
 
 pub mod check;
+pub mod elections;
 pub mod inject;
 pub mod logs;
+pub mod probe;
 pub mod ratelimit;
 pub mod report;
 pub mod sample;
@@ -221,6 +223,9 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         reassigns,
         paused,
         mut notes,
+        t0,
+        delay_all_commit_ms,
+        delay_all_commit_failures,
         ..
     } = injector;
     if w.zombie_workers && !fault_injection {
@@ -350,6 +355,11 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         );
     }
 
+    let leadership = elections::with_probe(
+        elections::leadership(&sample::lock_obs(&obs), &timeline, t0),
+        &delay_all_commit_ms,
+        delay_all_commit_failures,
+    );
     let faults_total = injected.values().sum();
     let report = Report {
         drill: scenario.name.clone(),
@@ -372,6 +382,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         tables,
         runs: run_summaries,
         samples,
+        leadership,
         proxy: proxies.as_ref().map(|p| p.stats()),
         raft_digest,
         rate_limit_max_window_overshoot_pct: None,

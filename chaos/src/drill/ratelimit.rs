@@ -295,6 +295,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         tables: Vec::new(),
         runs: Vec::new(),
         samples: SampleCounts::default(),
+        leadership: Default::default(),
         proxy: None,
         raft_digest,
         rate_limit_max_window_overshoot_pct: Some(overshoot_pct(worst)),

@@ -59,6 +59,9 @@ pub struct Report {
     pub tables: Vec<TableCheck>,
     pub runs: Vec<RunSummary>,
     pub samples: SampleCounts,
+    /// Elections, terms, time without a leader, elections per coordinator fault.
+    #[serde(flatten)]
+    pub leadership: super::elections::Leadership,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyStats>,
     /// The state digest every coordinator agreed on.
@@ -130,6 +133,32 @@ impl Report {
             "  leader failover  {}",
             ms_line(&self.leader_failover_ms)
         );
+        let l = &self.leadership;
+        let by_fault: Vec<String> = l
+            .elections_by_fault
+            .iter()
+            .map(|(k, f)| format!("{k} {}/{}", f.elections, f.faults))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  elections        {} in {} terms, {} ms without a leader; elections/faults: {}",
+            l.elections,
+            l.terms,
+            l.leaderless_ms,
+            if by_fault.is_empty() {
+                "no coordinator fault".into()
+            } else {
+                by_fault.join(", ")
+            }
+        );
+        if let Some(c) = &l.delay_all_commit_ms {
+            let _ = writeln!(
+                s,
+                "  delay-all        commits {} ({} failed)",
+                ms_line(c),
+                l.delay_all_commit_failures.unwrap_or(0)
+            );
+        }
         let _ = writeln!(s, "  shard reassign   {}", ms_line(&self.shard_reassign_ms));
         let _ = writeln!(
             s,

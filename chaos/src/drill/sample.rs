@@ -57,6 +57,9 @@ struct CheckpointObs {
 pub struct Observations {
     pub status: Vec<StatusObs>,
     pub status_samples: u64,
+    /// Time between status sweeps in which no reachable coordinator said it leads,
+    /// counted from the first sweep that found a leader.
+    pub leaderless: Duration,
     /// (run, shard) → its changes.
     pub shards: BTreeMap<(u64, u32), Vec<ShardObs>>,
     pub runs: BTreeMap<u64, RunInfo>,
@@ -190,6 +193,8 @@ fn status_clients(nodes: &[(u64, String)], caller: &Caller) -> anyhow::Result<Ve
 
 async fn status_loop(clients: Vec<(u64, Control)>, obs: Shared, stop: Arc<AtomicBool>) {
     let mut last: HashMap<u64, (u64, u64)> = HashMap::new();
+    // The previous sweep, once a leader was seen, and whether it found one.
+    let mut previous: Option<(Instant, bool)> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut polls = tokio::task::JoinSet::new();
         for (id, client) in clients.iter().cloned() {
@@ -201,9 +206,26 @@ async fn status_loop(clients: Vec<(u64, Control)>, obs: Shared, stop: Arc<Atomic
         }
         let results = polls.join_all().await;
         let at = Instant::now();
+        let led = results.iter().any(|(node, s)| {
+            s.as_ref()
+                .is_some_and(|s| s.leader_id != 0 && s.leader_id == *node)
+        });
         {
             let mut o = lock_obs(&obs);
             o.status_samples += 1;
+            // A gap counts as leaderless when neither of its ends found a leader, and as
+            // half when one end did.
+            if let Some((prev_at, prev_led)) = previous {
+                let gap = at - prev_at;
+                o.leaderless += match (prev_led, led) {
+                    (true, true) => Duration::ZERO,
+                    (false, false) => gap,
+                    _ => gap / 2,
+                };
+            }
+            if led || previous.is_some() {
+                previous = Some((at, led));
+            }
             for (node, s) in results {
                 let Some(s) = s else { continue };
                 let now = (s.term, s.leader_id);

@@ -116,6 +116,12 @@ pub enum FaultKind {
     PartitionLeader,
     /// Delay every link between the leader and the other coordinators by `ms` for `duration`.
     DelayLeader,
+    /// Delay every link between any two coordinators by `ms` each way (the round trip grows
+    /// by 2 × `ms`) for `duration`; the leader should stay and commits go on. The report
+    /// gives the commit latency of probe writes during the fault.
+    DelayAll,
+    /// Keep `count` CPU cores busy (default 1) for `duration`, beside the cluster.
+    CpuHog,
     /// Restart a worker with the fail point `failpoint` set, so that it aborts at its next
     /// commit (right before or right after it); then start it again without. Needs workers
     /// built with `--features apitap-worker/failpoints`.
@@ -126,7 +132,7 @@ pub enum FaultKind {
 pub const FAIL_POINTS: [&str; 2] = ["sink::before_commit", "sink::after_commit"];
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::KillWorker,
@@ -139,6 +145,8 @@ impl FaultKind {
         FaultKind::KillPgBackend,
         FaultKind::PartitionLeader,
         FaultKind::DelayLeader,
+        FaultKind::DelayAll,
+        FaultKind::CpuHog,
         FaultKind::CrashWorkerAt,
     ];
 
@@ -157,6 +165,8 @@ impl FaultKind {
             FaultKind::KillPgBackend => "kill-pg-backend",
             FaultKind::PartitionLeader => "partition-leader",
             FaultKind::DelayLeader => "delay-leader",
+            FaultKind::DelayAll => "delay-all",
+            FaultKind::CpuHog => "cpu-hog",
             FaultKind::CrashWorkerAt => "crash-worker-at",
         }
     }
@@ -170,6 +180,7 @@ impl FaultKind {
                 | FaultKind::RestartCoordinator
                 | FaultKind::PartitionLeader
                 | FaultKind::DelayLeader
+                | FaultKind::DelayAll
         )
     }
 
@@ -190,7 +201,8 @@ pub struct FaultEntry {
     #[serde(with = "humantime_serde")]
     pub at: Duration,
     pub kind: FaultKind,
-    /// pause-worker, partition-leader, delay-leader: how long the fault lasts (default 4s).
+    /// pause-worker, partition-leader, delay-leader, delay-all, cpu-hog: how long the fault
+    /// lasts (default 4s).
     #[serde(
         default,
         with = "humantime_serde::option",
@@ -204,7 +216,8 @@ pub struct FaultEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub restart_after: Option<Duration>,
-    /// upstream-*: how many requests are hit (default 3); kill-pg-backend: backends (1).
+    /// upstream-*: how many requests are hit (default 3); kill-pg-backend: backends (1);
+    /// cpu-hog: cores kept busy (1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
     /// upstream-429: the `Retry-After` sent (default 1s).
@@ -214,7 +227,8 @@ pub struct FaultEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub retry_after: Option<Duration>,
-    /// upstream-latency (default 1500), delay-leader (default 200): milliseconds added.
+    /// upstream-latency (default 1500), delay-leader (default 200), delay-all (default 50,
+    /// each way): milliseconds added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms: Option<u64>,
     /// upstream-500: the status answered (default 500; any 5xx).
@@ -265,7 +279,7 @@ impl FaultEntry {
     }
     pub fn count(&self) -> u64 {
         self.count.unwrap_or(match self.kind {
-            FaultKind::KillPgBackend => 1,
+            FaultKind::KillPgBackend | FaultKind::CpuHog => 1,
             _ => 3,
         })
     }
@@ -275,6 +289,7 @@ impl FaultEntry {
     pub fn ms(&self) -> u64 {
         self.ms.unwrap_or(match self.kind {
             FaultKind::DelayLeader => 200,
+            FaultKind::DelayAll => 50,
             _ => 1500,
         })
     }
@@ -553,7 +568,10 @@ fn mixed_faults(seed: u64, per_kind: usize) -> Vec<FaultEntry> {
         .enumerate()
         .map(|(i, kind)| {
             let mut f = FaultEntry::new(start + gap * i as u32, kind);
-            if matches!(kind, FaultKind::PartitionLeader | FaultKind::DelayLeader) {
+            if matches!(
+                kind,
+                FaultKind::PartitionLeader | FaultKind::DelayLeader | FaultKind::DelayAll
+            ) {
                 f.duration = Some(Duration::from_secs(3));
             }
             if kind == FaultKind::PauseWorker {
