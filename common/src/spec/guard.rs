@@ -45,6 +45,9 @@ pub(crate) fn options(limits: &Limits) -> serde_saphyr::Options {
         },
         // YAML 1.2 booleans only: `yes`, `no`, `on` and `off` are strings, as before.
         strict_booleans: true,
+        // `<<` is an ordinary key, as it was: merge keys are YAML 1.1 and the spec does not
+        // document them.
+        merge_keys: serde_saphyr::MergeKeyPolicy::AsOrdinary,
         // Messages are rendered by the loader; no snippet of the text in them.
         with_snippet: false,
     }

@@ -189,6 +189,13 @@ fn alias_bombs_are_stopped_and_small_aliases_still_work() {
         .unwrap_err()
         .to_string();
     assert!(!e.contains("max_yaml_scalar_bytes"), "{e}");
+    // `<<` is an ordinary key (YAML 1.1 merge keys are not applied), as before.
+    let merge = format!("{HEAD}      query: &q {{ a: x }}\n      headers: {{ <<: *q }}\n");
+    one_error(
+        &merge,
+        "f.yaml:12:",
+        "spec.source.http.headers.<<: invalid type: map, expected a string",
+    );
     let fine = format!("{HEAD}      query: {{ a: &v x }}\n      headers: {{ X-A: *v }}\n");
     let p = load("f.yaml", &fine, None).unwrap();
     assert_eq!(p.spec.source.http.headers["X-A"], "x");

@@ -6,8 +6,9 @@
 //! error from its position (the node the error points into).
 //!
 //! The index is built from the raw event stream: aliases are not expanded (an alias is one
-//! node, at the alias), so its cost is bounded by the document's size. Text the parser
-//! cannot read ends the index there; what came before stays usable.
+//! node, at the alias), and a node keeps its own key and a link to its parent, not its
+//! whole path, so its size is bounded by the document's. Text the parser cannot read ends
+//! the index there; what came before stays usable.
 
 use serde_saphyr::granit_parser::{Event, Parser, StructureStyle};
 
@@ -17,21 +18,36 @@ pub(crate) enum Kind {
     Mapping,
     Sequence,
     Scalar(String),
-    Alias,
+    /// An alias (`*name`) of the anchor with this id.
+    Alias(usize),
 }
 
-/// One node in value position (the root, a mapping's value or a sequence's item).
+/// How a node is reached from its parent.
+#[derive(Debug)]
+enum Step {
+    /// The root of the document.
+    Root,
+    /// A mapping's value, under this key.
+    Key(String),
+    /// A sequence's item.
+    Item(usize),
+    /// A mapping or sequence used as a key: it has its mapping's path.
+    ComplexKey,
+}
+
+/// One node: the root, a mapping's value, a sequence's item or a complex key.
 #[derive(Debug)]
 pub(crate) struct Node {
-    /// Key path as in messages: `spec.source.http.url`, `spec.shards.values[2]`; empty for
-    /// the root.
-    pub path: String,
+    parent: usize,
+    step: Step,
     /// Character offset of the node's key, when it is a mapping's value.
     key: Option<usize>,
     /// Character offsets: start (inclusive) and end (exclusive) of the node.
     pub start: usize,
     end: usize,
     pub kind: Kind,
+    /// Id of the anchor (`&name`) on the node; 0 for none.
+    anchor: usize,
 }
 
 /// The nodes of a document in document order (a parent before its children).
@@ -114,7 +130,7 @@ impl Positions {
                 }
                 continue;
             }
-            let kind = match event {
+            let (kind, anchor) = match event {
                 Event::DocumentStart(..) => {
                     index.documents.push(start);
                     continue;
@@ -129,49 +145,42 @@ impl Positions {
                     }
                     continue;
                 }
-                Event::MappingStart(..) => Kind::Mapping,
-                Event::SequenceStart(..) => Kind::Sequence,
-                Event::Scalar(value, ..) => Kind::Scalar(value.into_owned()),
-                Event::Alias(_) => Kind::Alias,
+                Event::MappingStart(_, a, _) => (Kind::Mapping, a),
+                Event::SequenceStart(_, a, _) => (Kind::Sequence, a),
+                Event::Scalar(value, _, a, _) => (Kind::Scalar(value.into_owned()), a),
+                Event::Alias(id) => (Kind::Alias(id), 0),
                 _ => continue,
             };
             // A key: remember it; its value is the next node.
             if let Some(top) = open.last_mut().filter(|o| o.mapping && o.key.is_none()) {
                 match kind {
                     Kind::Scalar(k) => top.key = Some((k, start)),
-                    Kind::Alias => top.key = Some(("*".into(), start)),
+                    Kind::Alias(_) => top.key = Some(("*".into(), start)),
                     Kind::Mapping | Kind::Sequence => {
                         in_key = 1;
                         key_node = index.nodes.len();
-                        let path = index.nodes.get(top.node).map(|n| n.path.clone());
                         index.nodes.push(Node {
-                            path: path.unwrap_or_default(),
+                            parent: top.node,
+                            step: Step::ComplexKey,
                             key: None,
                             start,
                             end,
                             kind,
+                            anchor,
                         });
                     }
                 }
                 continue;
             }
-            let (path, key) = match open.last_mut() {
-                None => (String::new(), None),
+            let (parent, step, key) = match open.last_mut() {
+                None => (0, Step::Root, None),
                 Some(top) if top.mapping => {
                     let (k, at) = top.key.take().unwrap_or_default();
-                    let parent = index.nodes.get(top.node).map_or("", |n| n.path.as_str());
-                    let path = if parent.is_empty() {
-                        k
-                    } else {
-                        format!("{parent}.{k}")
-                    };
-                    (path, Some(at))
+                    (top.node, Step::Key(k), Some(at))
                 }
                 Some(top) => {
-                    let parent = index.nodes.get(top.node).map_or("", |n| n.path.as_str());
-                    let path = format!("{parent}[{}]", top.next);
                     top.next += 1;
-                    (path, None)
+                    (top.node, Step::Item(top.next - 1), None)
                 }
             };
             if container {
@@ -184,11 +193,13 @@ impl Positions {
                 });
             }
             index.nodes.push(Node {
-                path,
+                parent,
+                step,
                 key,
                 start,
                 end,
                 kind,
+                anchor,
             });
         }
         index
@@ -199,27 +210,89 @@ impl Positions {
         self.nodes.first()
     }
 
-    /// The innermost node that holds character `offset` (a key belongs to its mapping).
-    pub fn node_at(&self, offset: usize) -> Option<&Node> {
+    /// The innermost node that holds character `offset` (a key belongs to its mapping), by
+    /// its index.
+    pub fn node_at(&self, offset: usize) -> Option<usize> {
         self.nodes
             .iter()
-            .rfind(|n| n.start <= offset && (offset < n.end || offset == n.start))
+            .rposition(|n| n.start <= offset && (offset < n.end || offset == n.start))
+    }
+
+    /// What node `i` is; for an alias, what its anchor is on.
+    pub fn kind(&self, i: usize) -> Option<&Kind> {
+        let kind = &self.nodes.get(i)?.kind;
+        let Kind::Alias(id) = kind else {
+            return Some(kind);
+        };
+        self.nodes
+            .get(..i)?
+            .iter()
+            .rfind(|n| n.anchor == *id)
+            .map_or(Some(kind), |n| Some(&n.kind))
+    }
+
+    /// Key path of node `i` as in messages: `spec.source.http.url`, `spec.shards.values[2]`;
+    /// empty for the root.
+    pub fn path(&self, i: usize) -> String {
+        let mut steps = Vec::new();
+        let mut at = i;
+        while let Some(n) = self.nodes.get(at) {
+            steps.push(&n.step);
+            if matches!(n.step, Step::Root) || n.parent >= at {
+                break;
+            }
+            at = n.parent;
+        }
+        let mut path = String::new();
+        for step in steps.into_iter().rev() {
+            match step {
+                Step::Key(k) if path.is_empty() => path.push_str(k),
+                Step::Key(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                }
+                Step::Item(n) => path.push_str(&format!("[{n}]")),
+                Step::Root | Step::ComplexKey => {}
+            }
+        }
+        path
     }
 
     /// Character offset of the deepest key of `path` found: the key itself when the path is
     /// in the document, else the deepest key on the way to it (where the missing key
     /// belongs).
     pub fn key_of(&self, path: &str) -> Option<usize> {
-        self.nodes
-            .iter()
-            .filter(|n| {
-                path == n.path
-                    || path
-                        .strip_prefix(n.path.as_str())
-                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-            })
-            .max_by_key(|n| n.path.len())
-            .and_then(|n| n.key.or(Some(n.start)))
+        // How much of `path` each node's own path spells (parents come first), and whether
+        // that path is empty (so that a key under it takes no dot).
+        let mut spelled: Vec<Option<(usize, bool)>> = Vec::with_capacity(self.nodes.len());
+        let mut best: Option<(usize, usize)> = None;
+        for (i, n) in self.nodes.iter().enumerate() {
+            let parent = if matches!(n.step, Step::Root) {
+                Some((0, true))
+            } else {
+                spelled.get(n.parent).copied().flatten()
+            };
+            let this = parent.and_then(|(m, empty)| {
+                let rest = path.get(m..)?;
+                let step = match &n.step {
+                    Step::Root | Step::ComplexKey => return Some((m, empty)),
+                    Step::Key(k) if empty => k.clone(),
+                    Step::Key(k) => format!(".{k}"),
+                    Step::Item(n) => format!("[{n}]"),
+                };
+                let tail = rest.strip_prefix(step.as_str())?;
+                (tail.is_empty() || tail.starts_with('.') || tail.starts_with('['))
+                    .then_some((m + step.len(), false))
+            });
+            spelled.push(this);
+            if let Some((m, _)) = this {
+                if best.is_none_or(|(b, _)| m > b) {
+                    best = Some((m, i));
+                }
+            }
+        }
+        let node = self.nodes.get(best?.1)?;
+        node.key.or(Some(node.start))
     }
 }
 
@@ -255,10 +328,10 @@ mod tests {
         assert_eq!(at("a.d.f[1]"), Some((4, 21)));
         let y = text.find('y').unwrap();
         let node = p.node_at(y).unwrap();
-        assert_eq!(node.path, "a.d.f[1]");
-        assert_eq!(node.kind, Kind::Scalar("y".into()));
+        assert_eq!(p.path(node), "a.d.f[1]");
+        assert_eq!(*p.kind(node).unwrap(), Kind::Scalar("y".into()));
         // The key `e` belongs to the mapping that holds it.
-        assert_eq!(p.node_at(text.find('e').unwrap()).unwrap().path, "a.d");
+        assert_eq!(p.path(p.node_at(text.find('e').unwrap()).unwrap()), "a.d");
     }
 
     #[test]
@@ -271,13 +344,15 @@ mod tests {
             (text.find("[1, 2").unwrap(), false, true)
         );
         // The complex key is a node of the mapping's path, with its own kind.
-        assert_eq!(
-            p.node_at(2).map(|n| (n.path.as_str(), &n.kind)),
-            Some(("", &Kind::Sequence))
-        );
+        let key = p.node_at(2).unwrap();
+        assert_eq!(p.path(key), "");
+        assert_eq!(p.kind(key), Some(&Kind::Sequence));
         assert_eq!(p.key_of("y").map(|o| line_column(text, o)), Some((4, 1)));
+        // An alias is what its anchor is on.
+        let alias = p.node_at(text.find("*a").unwrap()).unwrap();
+        assert_eq!(p.kind(alias), Some(&Kind::Scalar("1".into())));
         assert_eq!(p.key_of("x").map(|o| line_column(text, o)), Some((3, 1)));
-        assert!(p.nodes.iter().any(|n| n.path == "?"));
+        assert!((0..p.nodes.len()).any(|i| p.path(i) == "?"));
     }
 
     /// Found by `apitap-chaos fuzz --target spec`: U+0085 in a quoted value moved every
@@ -291,6 +366,26 @@ mod tests {
         };
         assert_eq!(line("a: 1\nb: 'x\u{85}\u{85}'\nc: [\n"), Some(3));
         assert_eq!(line("a: 'x\u{2028}\u{2029}\r'\nb: c: d\n"), Some(2));
+    }
+
+    /// Long keys nested deep over many items: nodes that each kept their whole path would
+    /// take path length × items (here 30 KB × 30,000), so nodes keep only their own key.
+    #[test]
+    fn long_paths_are_built_on_demand() {
+        let mut text = String::new();
+        for level in 0..30 {
+            text.push_str(&format!("{}{}:\n", "  ".repeat(level), "k".repeat(1_000)));
+        }
+        text.push_str(&format!(
+            "{}[{}]\n",
+            "  ".repeat(30),
+            vec!["a"; 30_000].join(",")
+        ));
+        let p = Positions::of(&text);
+        assert_eq!(p.nodes.len(), 30 + 1 + 30_000);
+        let last = p.path(p.nodes.len() - 1);
+        assert_eq!(last.len(), 30 * 1_000 + 29 + "[29999]".len());
+        assert!(last.ends_with("[29999]"));
     }
 
     #[test]

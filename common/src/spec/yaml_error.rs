@@ -26,9 +26,11 @@ pub(crate) fn render(
     let offset = e
         .location()
         .map(|l| usize::try_from(l.span().offset()).unwrap_or(usize::MAX));
-    let node = offset.and_then(|o| positions.node_at(o));
+    let at_node = offset.and_then(|o| positions.node_at(o));
+    // What the node is (for an alias, what its anchor is on).
+    let kind = at_node.and_then(|i| positions.kind(i));
     // The key path of the node the error points into (the mapping, for a key).
-    let path = node.map(|n| n.path.clone()).filter(|p| !p.is_empty());
+    let path = at_node.map(|i| positions.path(i)).filter(|p| !p.is_empty());
     let mut at = offset;
     let (path, message, hint) = match original(e) {
         Error::Budget { breach, .. } => {
@@ -142,13 +144,12 @@ pub(crate) fn render(
             path,
             format!(
                 "invalid type: {}, expected {}",
-                found(node.map(|n| &n.kind)),
+                found(kind),
                 plain(expected)
             ),
             TYPES.into(),
         ),
         Error::InvalidScalar { ty, .. } => {
-            let kind = node.map(|n| &n.kind);
             let what = if matches!(kind, Some(Kind::Scalar(s)) if number(s).is_some()) {
                 "invalid value"
             } else {
@@ -162,14 +163,14 @@ pub(crate) fn render(
         }
         Error::InvalidBooleanStrict { .. } => (
             path,
-            format!("invalid type: {}, expected true or false", found(node.map(|n| &n.kind))),
+            format!("invalid type: {}, expected true or false", found(kind)),
             TYPES.into(),
         ),
         Error::ExternallyTaggedEnumExpectedScalarOrMapping { .. } => (
             path,
             format!(
                 "invalid type: {}, expected one name, such as those docs/pipeline-reference.md lists for this key",
-                found(node.map(|n| &n.kind))
+                found(kind)
             ),
             TYPES.into(),
         ),
@@ -328,7 +329,7 @@ fn found(kind: Option<&Kind>) -> String {
     match kind {
         Some(Kind::Mapping) => "map".into(),
         Some(Kind::Sequence) => "sequence".into(),
-        Some(Kind::Alias) => "alias".into(),
+        Some(Kind::Alias(_)) => "an alias".into(),
         Some(Kind::Scalar(s)) => match number(s) {
             Some(kind) => format!("{kind} `{s}`"),
             None if matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL") => "null".into(),
