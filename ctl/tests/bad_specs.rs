@@ -44,6 +44,16 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         Some(9),
         "the line is indented with a tab",
     ),
+    (
+        "bad_indentation.yaml",
+        Some(12),
+        "not valid YAML: while parsing a block mapping, did not find expected key, inside the block mapping that starts at line 7 column 3",
+    ),
+    (
+        "alias_without_anchor.yaml",
+        Some(10),
+        "the alias `*common` refers to no anchor: no `&common` comes before it",
+    ),
     // Keys and types.
     (
         "unknown_key_top_level.yaml",
@@ -74,6 +84,21 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         "wrong_type_string_for_map.yaml",
         Some(8),
         "spec.source.http: invalid type: string \"https://api.example.com/v1/users\", expected a mapping of keys to values",
+    ),
+    (
+        "number_out_of_range.yaml",
+        Some(10),
+        "spec.source.http.retry.max_attempts: invalid value: integer `99999999999`, expected a whole number from 0 to 4294967295",
+    ),
+    (
+        "value_missing.yaml",
+        Some(12),
+        "spec.sink.sqlite.table: invalid type: null (no value), expected a string",
+    ),
+    (
+        "bool_yes.yaml",
+        Some(10),
+        "spec.source.http.follow.cross_origin: invalid type: string \"yes\", expected true or false",
     ),
     (
         "unknown_enum_value.yaml",
@@ -436,6 +461,12 @@ fn generated() -> Vec<(&'static str, Option<usize>, String, String)> {
     let aliases = vec!["*x"; 20_000].join(", ");
     let wide = format!("x-items: &x [{items}]\nx-bomb: [{aliases}]\n{HEAD}    values: [a]\n");
     assert!(wide.len() < 256 * 1024);
+    // A 5,000-byte string aliased 300 times: 1.5 MB of text from 7 KB, under the node limit.
+    let long = format!(
+        "x-long: &s {}\nx-many: [{}]\n{HEAD}    values: [a]\n",
+        "x".repeat(5_000),
+        vec!["*s"; 300].join(", ")
+    );
     vec![
         (
             "hostile_huge_document.yaml",
@@ -451,6 +482,12 @@ fn generated() -> Vec<(&'static str, Option<usize>, String, String)> {
             Some(2),
             "over the limit max_yaml_nodes of 50000 nodes".to_string(),
             wide,
+        ),
+        (
+            "hostile_alias_long_strings.yaml",
+            Some(2),
+            "over the limit max_yaml_scalar_bytes of 1048576 bytes".to_string(),
+            long,
         ),
     ]
 }

@@ -150,14 +150,18 @@ pub(crate) fn render(
             TYPES.into(),
         ),
         Error::InvalidScalar { ty, .. } => {
-            let what = if matches!(kind, Some(Kind::Scalar(s)) if number(s).is_some()) {
-                "invalid value"
-            } else {
-                "invalid type"
+            let (what, expected) = match kind {
+                // A whole number out of the type's range: say the range.
+                Some(Kind::Scalar(s)) if number(s) == Some("integer") => (
+                    "invalid value",
+                    range(ty).unwrap_or_else(|| plain(ty)),
+                ),
+                Some(Kind::Scalar(s)) if number(s).is_some() => ("invalid value", plain(ty)),
+                _ => ("invalid type", plain(ty)),
             };
             (
                 path,
-                format!("{what}: {}, expected {}", found(kind), plain(ty)),
+                format!("{what}: {}, expected {expected}", found(kind)),
                 TYPES.into(),
             )
         }
@@ -353,6 +357,22 @@ fn number(s: &str) -> Option<&'static str> {
     }
 }
 
+/// The whole numbers an integer type holds, in words.
+fn range(ty: &str) -> Option<String> {
+    let (min, max) = match ty {
+        "u8" => (0, i128::from(u8::MAX)),
+        "u16" => (0, i128::from(u16::MAX)),
+        "u32" => (0, i128::from(u32::MAX)),
+        "u64" | "usize" => (0, i128::from(u64::MAX)),
+        "i8" => (i128::from(i8::MIN), i128::from(i8::MAX)),
+        "i16" => (i128::from(i16::MIN), i128::from(i16::MAX)),
+        "i32" => (i128::from(i32::MIN), i128::from(i32::MAX)),
+        "i64" | "isize" => (i128::from(i64::MIN), i128::from(i64::MAX)),
+        _ => return None,
+    };
+    Some(format!("a whole number from {min} to {max}"))
+}
+
 /// What a Rust type or a parser's expectation means in YAML: `u32` is a whole number,
 /// `struct HttpSource` a mapping.
 fn plain(expected: &str) -> String {
@@ -380,6 +400,11 @@ mod tests {
         assert_eq!(plain("struct HttpSource"), "a mapping of keys to values");
         assert_eq!(plain("mapping start"), "a mapping of keys to values");
         assert_eq!(plain("a duration"), "a duration");
+        assert_eq!(
+            super::range("u32").as_deref(),
+            Some("a whole number from 0 to 4294967295")
+        );
+        assert_eq!(super::range("f64"), None);
         assert_eq!(found(Some(&Kind::Scalar("five".into()))), "string \"five\"");
         assert_eq!(found(Some(&Kind::Scalar("-5".into()))), "integer `-5`");
         assert_eq!(found(Some(&Kind::Scalar("~".into()))), "null");
