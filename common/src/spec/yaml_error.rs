@@ -62,9 +62,7 @@ pub(crate) fn render(
             )
         }
         Error::UnknownAnchor { .. } => unknown_anchor(text, offset),
-        Error::ExternalMessage { source, .. }
-            if matches!(source.as_ref(), ExternalMessageSource::Parser(scan) if matches!(scan.kind(), ErrorKind::UnknownAnchor)) =>
-        {
+        Error::ExternalMessage { source, .. } if matches!(parser_error(source), Some(ErrorKind::UnknownAnchor)) => {
             unknown_anchor(text, offset)
         }
         Error::ExternalMessage {
@@ -247,6 +245,14 @@ fn syntax(
         format!("not valid YAML: {info}, inside the {what} that starts at line {l} column {c}")
     };
     (None, message, hint)
+}
+
+/// The kind of a syntax error of the parser.
+fn parser_error(source: &ExternalMessageSource) -> Option<&ErrorKind> {
+    match source {
+        ExternalMessageSource::Parser(scan) => Some(scan.kind()),
+        _ => None,
+    }
 }
 
 /// An alias (`*name`) with no anchor (`&name`) before it.
