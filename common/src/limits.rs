@@ -21,12 +21,15 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// Most YAML nodes (mappings, sequences, scalars) a document may hold once its aliases are
 /// expanded. Bounds "billion laughs" alias bombs: an alias costs one event in the text but
-/// every node it repeats when deserialized.
+/// every node it repeats when deserialized. The YAML parser counts them as it reads and
+/// stops at the first node over (`spec/guard.rs`).
 pub const MAX_YAML_NODES: usize = 50_000;
 
-// serde_yaml itself refuses a document whose aliases replay more than 100 events per
-// event of the text; deeply nested alias bombs reach that before MAX_YAML_NODES, and the
-// loader reports it as the fixed limit `yaml_alias_repetitions`.
+/// Most bytes of scalar text (strings, numbers, keys) a document may hold once its aliases
+/// are expanded. Bounds an alias bomb made of a few long strings, which stays under
+/// [`MAX_YAML_NODES`] but copies each string once per alias: a document holds at most
+/// [`MAX_DOCUMENT_BYTES`] of text, so a spec without aliases never comes near it.
+pub const MAX_YAML_SCALAR_BYTES: usize = 1024 * 1024;
 
 /// Deepest nesting of mappings and sequences. The deepest key of a valid spec sits at
 /// depth 6 (`spec.source.http.auth.basic.username`).
@@ -113,6 +116,8 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// [`MAX_YAML_NODES`]
     pub max_yaml_nodes: usize,
+    /// [`MAX_YAML_SCALAR_BYTES`]
+    pub max_yaml_scalar_bytes: usize,
     /// [`MAX_NESTING_DEPTH`]
     pub max_nesting_depth: usize,
     /// [`MAX_SHARDS`]
@@ -134,6 +139,7 @@ impl Default for Limits {
         Self {
             max_document_bytes: MAX_DOCUMENT_BYTES,
             max_yaml_nodes: MAX_YAML_NODES,
+            max_yaml_scalar_bytes: MAX_YAML_SCALAR_BYTES,
             max_nesting_depth: MAX_NESTING_DEPTH,
             max_shards: MAX_SHARDS,
             max_url_bytes: MAX_URL_BYTES,

@@ -86,7 +86,9 @@ impl ContextFile {
                 path.display()
             );
         }
-        serde_yaml::from_str(&text)
+        // The message names the line and column; no snippet of the file in it.
+        let options = serde_saphyr::options! { with_snippet: false };
+        serde_saphyr::from_str_with_options(&text, options)
             .map_err(|e| anyhow::anyhow!("context file {}: {e}", path.display()))
     }
 

@@ -25,7 +25,7 @@ pub fn structured<T: Serialize>(format: Format, value: &T) -> bool {
             true
         }
         Format::Yaml => {
-            out!("{}", serde_yaml::to_string(value).unwrap_or_default());
+            out!("{}", serde_saphyr::to_string(value).unwrap_or_default());
             true
         }
         Format::Table => false,

@@ -3,7 +3,12 @@
 //! cluster) with a message that says what is wrong and on which line.
 //!
 //! The expectations live in [`BAD`]: file name, the line the error must point at (`None`
-//! for files that have no lines to point at) and a substring of the message.
+//! for files that have no lines to point at) and a substring of the message. Beside that,
+//! the whole of what apitapctl prints on stderr is compared with a golden file,
+//! `tests/bad_specs/<name>.expected` (`tests/bad_specs/generated/<name>.expected` for the
+//! specs written at test time), so a change to any message shows in review as a diff of
+//! those files. `APITAP_BLESS=1 cargo test -p apitap-ctl --test bad_specs` rewrites them
+//! from the `validate` runs; read the diff before committing it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,7 +22,7 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
     (
         "not_yaml.yaml",
         Some(7),
-        "not valid YAML: did not find expected ',' or ']', while parsing a flow sequence that starts at line 6 column 11",
+        "not valid YAML: illegal placement of ':' indicator, inside the flow sequence that starts at line 6 column 11",
     ),
     (
         "yaml_list.yaml",
@@ -38,6 +43,16 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         "tab_indentation.yaml",
         Some(9),
         "the line is indented with a tab",
+    ),
+    (
+        "bad_indentation.yaml",
+        Some(12),
+        "not valid YAML: while parsing a block mapping, did not find expected key, inside the block mapping that starts at line 7 column 3",
+    ),
+    (
+        "alias_without_anchor.yaml",
+        Some(10),
+        "the alias `*common` refers to no anchor: no `&common` comes before it",
     ),
     // Keys and types.
     (
@@ -69,6 +84,21 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         "wrong_type_string_for_map.yaml",
         Some(8),
         "spec.source.http: invalid type: string \"https://api.example.com/v1/users\", expected a mapping of keys to values",
+    ),
+    (
+        "number_out_of_range.yaml",
+        Some(10),
+        "spec.source.http.retry.max_attempts: invalid value: integer `99999999999`, expected a whole number from 0 to 4294967295",
+    ),
+    (
+        "value_missing.yaml",
+        Some(12),
+        "spec.sink.sqlite.table: invalid type: null (no value), expected a string",
+    ),
+    (
+        "bool_yes.yaml",
+        Some(10),
+        "spec.source.http.follow.cross_origin: invalid type: string \"yes\", expected true or false",
     ),
     (
         "unknown_enum_value.yaml",
@@ -194,8 +224,8 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
     // quickly, with the limit named, never by a crash (exit 101) or a stall.
     (
         "hostile_alias_bomb.yaml",
-        None,
-        "the document's aliases (*name) repeat their anchors more often than the YAML parser allows, over the limit yaml_alias_repetitions",
+        Some(13),
+        "the document holds more than 50000 YAML nodes once its aliases (*name) are expanded, over the limit max_yaml_nodes of 50000 nodes",
     ),
     (
         "hostile_deep_nesting.yaml",
@@ -289,6 +319,53 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Set (to anything but `0`) to rewrite the golden files instead of comparing with them.
+const BLESS: &str = "APITAP_BLESS";
+
+fn blessing() -> bool {
+    std::env::var_os(BLESS).is_some_and(|v| v != "0")
+}
+
+/// `stderr` with the directory the spec was read from replaced by `$DIR`, so that a golden
+/// file does not depend on where the checkout or the target directory lives.
+fn normalise(stderr: &str, cwd: &Path) -> String {
+    stderr.replace(&format!("{}/", cwd.display()), "$DIR/")
+}
+
+/// The golden file of `file` (a spec name such as `empty.yaml`) in `dir`.
+fn golden_path(dir: &Path, file: &str) -> PathBuf {
+    dir.join(Path::new(file).with_extension("expected"))
+}
+
+/// Compares `stderr` with the golden file; with [`BLESS`] set and `write` true, rewrites it.
+/// Returns the problem, if any.
+fn check_golden(golden: &Path, stderr: &str, write: bool) -> Option<String> {
+    if blessing() {
+        if write {
+            std::fs::write(golden, stderr).expect("write a golden file");
+        }
+        return None;
+    }
+    match std::fs::read_to_string(golden) {
+        Ok(expected) if expected == stderr => None,
+        Ok(expected) => Some(format!(
+            "stderr differs from {} (rerun with {BLESS}=1 to accept the new text, then review the diff)\n--- expected:\n{expected}--- actual:\n{stderr}",
+            golden.display()
+        )),
+        Err(e) => Some(format!(
+            "cannot read the golden file {}: {e} (run with {BLESS}=1 to write it)",
+            golden.display()
+        )),
+    }
+}
+
+/// Where one run's stderr is compared: the golden file and the directory the spec was read
+/// from (normalised away).
+struct Golden<'a> {
+    file: PathBuf,
+    cwd: &'a Path,
+}
+
 /// Problems with one run of apitapctl on a bad file; empty when it was rejected properly.
 fn check_rejection(
     file: &str,
@@ -296,10 +373,18 @@ fn check_rejection(
     expected: &str,
     args: &[&str],
     out: &Output,
+    golden: &Golden,
 ) -> Vec<String> {
     let stderr = text(&out.stderr);
     let stdout = text(&out.stdout);
     let mut problems = Vec::new();
+    // Only the `validate` runs write golden files; `submit` must print the same rejection.
+    let write = args.first() == Some(&"validate");
+    problems.extend(check_golden(
+        &golden.file,
+        &normalise(&stderr, golden.cwd),
+        write,
+    ));
     if out.status.code() != Some(2) {
         problems.push(format!("exit status {:?}, expected 2", out.status.code()));
     }
@@ -347,7 +432,11 @@ fn reject_all(extra_args: &[&str]) {
         let mut args = extra_args.to_vec();
         args.insert(1, file);
         let out = apitapctl(&cwd, &args);
-        failures.extend(check_rejection(file, *line, expected, &args, &out));
+        let golden = Golden {
+            file: golden_path(&cwd, file),
+            cwd: &cwd,
+        };
+        failures.extend(check_rejection(file, *line, expected, &args, &out, &golden));
     }
     assert!(
         failures.is_empty(),
@@ -372,6 +461,12 @@ fn generated() -> Vec<(&'static str, Option<usize>, String, String)> {
     let aliases = vec!["*x"; 20_000].join(", ");
     let wide = format!("x-items: &x [{items}]\nx-bomb: [{aliases}]\n{HEAD}    values: [a]\n");
     assert!(wide.len() < 256 * 1024);
+    // A 5,000-byte string aliased 300 times: 1.5 MB of text from 7 KB, under the node limit.
+    let long = format!(
+        "x-long: &s {}\nx-many: [{}]\n{HEAD}    values: [a]\n",
+        "x".repeat(5_000),
+        vec!["*s"; 300].join(", ")
+    );
     vec![
         (
             "hostile_huge_document.yaml",
@@ -384,9 +479,15 @@ fn generated() -> Vec<(&'static str, Option<usize>, String, String)> {
         ),
         (
             "hostile_alias_bomb_wide.yaml",
-            Some(1),
+            Some(2),
             "over the limit max_yaml_nodes of 50000 nodes".to_string(),
             wide,
+        ),
+        (
+            "hostile_alias_long_strings.yaml",
+            Some(2),
+            "over the limit max_yaml_scalar_bytes of 1048576 bytes".to_string(),
+            long,
         ),
     ]
 }
@@ -400,7 +501,11 @@ fn reject_generated(extra_args: &[&str]) {
         let mut args = extra_args.to_vec();
         args.insert(1, file);
         let out = apitapctl(&cwd, &args);
-        failures.extend(check_rejection(file, line, &expected, &args, &out));
+        let golden = Golden {
+            file: golden_path(&dir("bad_specs").join("generated"), file),
+            cwd: &cwd,
+        };
+        failures.extend(check_rejection(file, line, &expected, &args, &out, &golden));
     }
     assert!(
         failures.is_empty(),
@@ -449,6 +554,37 @@ fn the_table_lists_every_bad_spec_file() {
         "tests/bad_specs and the BAD table disagree"
     );
     assert!(BAD.len() >= 20);
+    // Every golden file belongs to a spec, so none is left behind when a spec goes.
+    let golden = |d: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(d)
+            .expect("read a golden directory")
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|n| n.ends_with(".expected"))
+            .collect()
+    };
+    let expected: BTreeSet<String> = listed
+        .iter()
+        .map(|f| f.replace(".yaml", ".expected"))
+        .collect();
+    assert_eq!(
+        golden(&dir("bad_specs")),
+        expected,
+        "stray or missing golden files"
+    );
+    let generated: BTreeSet<String> = generated()
+        .iter()
+        .map(|(f, ..)| f.replace(".yaml", ".expected"))
+        .collect();
+    assert_eq!(
+        golden(&dir("bad_specs").join("generated")),
+        generated,
+        "stray or missing golden files in bad_specs/generated"
+    );
 }
 
 #[test]

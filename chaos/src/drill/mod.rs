@@ -114,7 +114,10 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
             eprintln!("{msg}");
         }
     };
-    std::fs::write(out.join("scenario.yaml"), serde_yaml::to_string(&scenario)?)?;
+    std::fs::write(
+        out.join("scenario.yaml"),
+        serde_saphyr::to_string(&scenario)?,
+    )?;
 
     let pg = tokio::task::block_in_place(TempPostgres::start)?;
     let proxies = if w.coordinators > 1 {

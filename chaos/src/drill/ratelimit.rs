@@ -65,7 +65,10 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
     let started = Instant::now();
     let out = prepare_out(&opts.out)?;
     let w = &scenario.workload;
-    std::fs::write(out.join("scenario.yaml"), serde_yaml::to_string(&scenario)?)?;
+    std::fs::write(
+        out.join("scenario.yaml"),
+        serde_saphyr::to_string(&scenario)?,
+    )?;
     let mut timeline = Vec::new();
     let mut log = |kind: &str, detail: String| {
         let at = started.elapsed();

@@ -348,7 +348,10 @@ pub struct PlannedFault {
 impl Scenario {
     /// Parses a scenario file's text; errors name the line and column.
     pub fn from_yaml(text: &str) -> anyhow::Result<Self> {
-        let s: Scenario = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The message names the line and column; no snippet of the file in it.
+        let options = serde_saphyr::options! { with_snippet: false };
+        let s: Scenario = serde_saphyr::from_str_with_options(text, options)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         s.validate()?;
         Ok(s)
     }
@@ -663,7 +666,7 @@ faults:
         for name in Scenario::builtin_names() {
             let s = Scenario::builtin(name).unwrap();
             s.validate().unwrap();
-            let yaml = serde_yaml::to_string(&s).unwrap();
+            let yaml = serde_saphyr::to_string(&s).unwrap();
             assert_eq!(Scenario::from_yaml(&yaml).unwrap(), s, "{name} round-trips");
         }
         let mixed = Scenario::builtin("mixed").unwrap();

@@ -469,7 +469,7 @@ impl TestCluster {
         let text = format!(
             "# apitapctl context file: APITAP_CONFIG={} apitapctl get runs\n{}",
             path.display(),
-            serde_yaml::to_string(&file)?
+            serde_saphyr::to_string(&file)?
         );
         std::fs::write(path, text)?;
         Ok(())

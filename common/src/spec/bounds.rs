@@ -1,6 +1,7 @@
 //! Checks of a typed spec against [`Limits`]: lengths of strings, sizes of maps and the
-//! number of shards. Document size, YAML nodes and nesting are checked on the text before
-//! it is parsed ([`super::guard`]); durations while they are parsed ([`super::duration`]).
+//! number of shards. Document size is checked on the text before it is parsed, YAML nodes,
+//! scalar text and nesting by the parser's budget ([`super::guard`]); durations while they
+//! are parsed ([`super::duration`]).
 
 use super::parse::Problem;
 use super::types::Pipeline;

@@ -52,7 +52,7 @@ pub(super) fn parse(text: &str) -> Result<Duration, String> {
 }
 
 /// A visitor (rather than `String::deserialize` and a check afterwards) so that the
-/// error is raised while the YAML scalar is current: serde_yaml then reports the key path
+/// error is raised while the YAML scalar is current: the parser then reports the key path
 /// and line of the duration itself instead of those of the enclosing mapping.
 struct DurationVisitor;
 

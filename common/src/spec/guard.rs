@@ -1,196 +1,143 @@
-//! A bounded pre-pass over a YAML document, run before the document is turned into a
-//! `serde_yaml::Value` or a [`Pipeline`](super::Pipeline).
+//! The YAML parser's options, with the limits of a document mapped onto its budget, and a
+//! first pass that reads the whole document before it is turned into a
+//! [`Pipeline`](super::Pipeline).
 //!
-//! serde_yaml (0.9) keeps the events of a document and replays the anchored events each
-//! time an alias refers to them. An anchor of 20,000 items aliased 20,000 times is about
-//! 150 KB of text but 400 million nodes once deserialized, and serde_yaml's own guard
-//! (a jump count of 100 per event) lets that through. It exposes no event API, so aliases
-//! cannot be rejected by looking at events, and a text scan for `&` and `*` would misread
-//! block scalars, quoted strings and SQL (`SELECT *`).
+//! serde-saphyr counts every node it hands out, aliases (`*name`) expanded, and stops as
+//! soon as a budget is crossed, with the position where it was; so each limit costs what the
+//! limit allows, not what an alias bomb would expand to. The budgets are set from
+//! [`Limits`]: `max_nesting_depth` is its depth, `max_yaml_nodes` its node count (and the
+//! counts that cannot be crossed without crossing it: events, anchors, aliases, replayed
+//! events), `max_yaml_scalar_bytes` the bytes of scalar text. Its own heuristic on the ratio
+//! of aliases to anchors is off: the node count bounds what aliases can do.
 //!
-//! So the pre-pass deserializes the document into nothing, with a seed that counts every
-//! node it is handed (aliases expanded, as every later pass sees them) and how deep it is,
-//! and stops with an error as soon as either goes over its limit. Its cost is bounded by
-//! the limits, not by the expansion. Anchors and aliases that stay within the budget keep
-//! working. Anything else the pre-pass trips on (bad syntax, two documents) is left to the
-//! real parse, which reports it as before.
+//! The typed pass stops at the first value of the wrong type (an unknown key at the top,
+//! say) and skips what it does not need, so on its own it could report a type error for a
+//! document that is not valid YAML, or never expand the alias bomb behind that key. The
+//! [`walk`] reads every node first, aliases expanded, so that syntax errors, duplicate keys,
+//! a second document and crossed limits are reported before any type error, as before.
 
-use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
 
-use super::locate::yaml_position;
-use crate::limits::{LimitError, Limits};
+use crate::limits::Limits;
 
-/// Where a limit was crossed: the error and the position (line, column) serde_yaml gave.
-pub(crate) struct Crossed {
-    pub error: LimitError,
-    pub position: Option<(usize, usize)>,
-}
-
-/// Checks node count and nesting depth of `text` against `limits`.
-pub(crate) fn check(text: &str, limits: &Limits) -> Result<(), Crossed> {
-    let state = Budget {
-        nodes: Cell::new(0),
-        crossed: Cell::new(None),
-        limits,
-    };
-    let result = Node {
-        budget: &state,
-        depth: 0,
-    }
-    .deserialize(serde_yaml::Deserializer::from_str(text));
-    match (result, state.crossed.take()) {
-        (Err(e), Some(error)) => Err(Crossed {
-            error,
-            position: yaml_position(text, &e),
-        }),
-        // serde_yaml's own guard, which deeply nested aliases reach before the node budget.
-        (Err(e), None) if e.to_string().starts_with("repetition limit exceeded") => {
-            Err(Crossed {
-                error: LimitError::new(
-                    "yaml_alias_repetitions",
-                    "the document's aliases (*name) repeat their anchors more often than the YAML parser allows",
-                    "100 repetitions per YAML event of the document",
-                    ALIAS_FIX,
-                ),
-                position: None,
-            })
-        }
-        _ => Ok(()),
+/// The options every pass parses with.
+pub(crate) fn options(limits: &Limits) -> serde_saphyr::Options {
+    let nodes = limits.max_yaml_nodes;
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: limits.max_nesting_depth,
+            max_nodes: nodes,
+            // A node is one or two events (start and end); the stream and the document add
+            // four. Each alias and each anchor adds at least one node.
+            max_events: nodes.saturating_mul(2).saturating_add(4),
+            max_aliases: nodes,
+            max_anchors: nodes,
+            max_recorded_anchor_events: nodes.saturating_mul(2),
+            max_total_scalar_bytes: limits.max_yaml_scalar_bytes,
+            max_recorded_anchor_bytes: limits.max_yaml_scalar_bytes,
+            enforce_alias_anchor_ratio: false,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: nodes.saturating_mul(2),
+            max_replay_stack_depth: limits.max_nesting_depth,
+        },
+        // YAML 1.2 booleans only: `yes`, `no`, `on` and `off` are strings, as before.
+        strict_booleans: true,
+        // `<<` is an ordinary key, as it was: merge keys are YAML 1.1 and the spec does not
+        // document them.
+        merge_keys: serde_saphyr::MergeKeyPolicy::AsOrdinary,
+        // Messages are rendered by the loader; no snippet of the text in them.
+        with_snippet: false,
     }
 }
 
-const ALIAS_FIX: &str = "write the values out instead of repeating anchors (&name) through aliases (*name), and keep the spec small";
-
-struct Budget<'a> {
-    nodes: Cell<usize>,
-    /// Set when a limit is crossed, so that the caller can tell that error from others.
-    crossed: Cell<Option<LimitError>>,
-    limits: &'a Limits,
+/// Reads every node of `text` under the budgets of `limits`.
+pub(crate) fn walk(text: &str, limits: &Limits) -> Result<(), serde_saphyr::Error> {
+    serde_saphyr::from_str_with_options::<Walk>(text, options(limits)).map(|_| ())
 }
 
-/// The seed for one node at `depth` (0 for the document's root).
-#[derive(Clone, Copy)]
-struct Node<'a> {
-    budget: &'a Budget<'a>,
-    depth: usize,
-}
+/// Any YAML value, read to the end and kept nowhere.
+struct Walk;
 
-impl Node<'_> {
-    /// Counts this node; an error once a limit is crossed.
-    fn enter<E: de::Error>(self) -> Result<(), E> {
-        let b = self.budget;
-        let nodes = b.nodes.get() + 1;
-        b.nodes.set(nodes);
-        let crossed = if self.depth > b.limits.max_nesting_depth {
-            Some(LimitError::new(
-                "max_nesting_depth",
-                format!("mappings and lists are nested {} deep here", self.depth),
-                format!("{} levels", b.limits.max_nesting_depth),
-                "a pipeline nests only a few levels; remove the extra nesting",
-            ))
-        } else if nodes > b.limits.max_yaml_nodes {
-            Some(LimitError::new(
-                "max_yaml_nodes",
-                format!("the document holds more than {} YAML nodes once its aliases (*name) are expanded", b.limits.max_yaml_nodes),
-                format!("{} nodes", b.limits.max_yaml_nodes),
-                ALIAS_FIX,
-            ))
-        } else {
-            None
-        };
-        match crossed {
-            Some(error) => {
-                let message = error.message();
-                b.crossed.set(Some(error));
-                Err(E::custom(message))
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn child(self) -> Self {
-        Self {
-            budget: self.budget,
-            depth: self.depth + 1,
-        }
+impl<'de> Deserialize<'de> for Walk {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Walk)
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Node<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Node<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for Walk {
+    type Value = Walk;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any YAML value")
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.enter()
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.enter()
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.enter()
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.enter()
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.enter()
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.enter()
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.enter()
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.deserialize(d)
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.enter::<A::Error>()?;
-        while seq.next_element_seed(self.child())?.is_some() {}
-        Ok(())
+    fn visit_unit<E: de::Error>(self) -> Result<Walk, E> {
+        Ok(Walk)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.enter::<A::Error>()?;
-        while map.next_key_seed(self.child())?.is_some() {
-            map.next_value_seed(self.child())?;
-        }
-        Ok(())
+    fn visit_none<E: de::Error>(self) -> Result<Walk, E> {
+        Ok(Walk)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Walk, D::Error> {
+        Walk::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Walk, A::Error> {
+        while seq.next_element::<Walk>()?.is_some() {}
+        Ok(Walk)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Walk, A::Error> {
+        while map.next_entry::<Walk, Walk>()?.is_some() {}
+        Ok(Walk)
     }
 
     /// A tagged node (`!tag value`).
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
-        self.enter::<A::Error>()?;
-        let ((), variant) = data.variant_seed(self.child())?;
-        de::VariantAccess::newtype_variant_seed(variant, self.child())
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Walk, A::Error> {
+        let (Walk, variant) = data.variant::<Walk>()?;
+        de::VariantAccess::newtype_variant::<Walk>(variant)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::walk;
     use crate::limits::Limits;
 
     /// `levels` anchors, each a list of `width` aliases of the one before: width^levels
@@ -204,12 +151,19 @@ mod tests {
         text
     }
 
+    fn breach(text: &str, limits: &Limits) -> String {
+        format!("{:?}", walk(text, limits).expect_err("rejected"))
+    }
+
     #[test]
-    fn a_deep_alias_bomb_stops_at_the_repetition_limit() {
+    fn a_deep_alias_bomb_stops_at_the_node_budget() {
         let text = laughs(9, 10);
         assert!(text.len() < 1000);
-        let crossed = check(&text, &Limits::default()).expect_err("rejected");
-        assert_eq!(crossed.error.limit, "yaml_alias_repetitions");
+        let started = std::time::Instant::now();
+        let e = breach(&text, &Limits::default());
+        assert!(e.contains("Nodes"), "{e}");
+        // The budget stops it after 50,000 nodes, not 10^9.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
@@ -218,36 +172,49 @@ mod tests {
         let items = vec!["a"; 2_000].join(", ");
         let aliases = vec!["*x"; 2_000].join(", ");
         let text = format!("x: &x [{items}]\ny: [{aliases}]\n");
-        let crossed = check(&text, &Limits::default()).expect_err("rejected");
-        assert_eq!(crossed.error.limit, "max_yaml_nodes");
-        // Inside the anchored list that the aliases repeat.
-        assert_eq!(crossed.position.map(|(line, _)| line), Some(1));
+        assert!(breach(&text, &Limits::default()).contains("Nodes"));
     }
 
     #[test]
     fn aliases_within_the_budget_and_plain_documents_pass() {
-        assert!(check(&laughs(2, 10), &Limits::default()).is_ok());
-        assert!(check("a: !tag { b: [1, 2.5, true, ~, x] }\n", &Limits::default()).is_ok());
+        assert!(walk(&laughs(2, 10), &Limits::default()).is_ok());
+        assert!(walk("a: !tag { b: [1, 2.5, true, ~, x] }\n", &Limits::default()).is_ok());
         let limits = Limits {
             max_yaml_nodes: 5,
             ..Limits::default()
         };
-        assert!(check("[1, 2, 3, 4]", &limits).is_ok());
-        assert!(check("[1, 2, 3, 4, 5]", &limits).is_err());
+        assert!(walk("[1, 2, 3, 4]", &limits).is_ok());
+        assert!(breach("[1, 2, 3, 4, 5]", &limits).contains("Nodes"));
     }
 
     #[test]
-    fn deep_nesting_is_rejected_before_serde_yaml_recursion_limit() {
-        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
-        let crossed = check(&deep, &Limits::default()).expect_err("rejected");
-        assert_eq!(crossed.error.limit, "max_nesting_depth");
-        let fine = format!("{}1{}", "[".repeat(30), "]".repeat(30));
-        assert!(check(&fine, &Limits::default()).is_ok());
+    fn deep_nesting_is_rejected_at_the_depth_budget() {
+        let limits = Limits::default();
+        let deep = format!("{}1{}", "[".repeat(33), "]".repeat(33));
+        assert!(breach(&deep, &limits).contains("Depth"));
+        let fine = format!("{}1{}", "[".repeat(32), "]".repeat(32));
+        assert!(walk(&fine, &limits).is_ok());
+        // Aliases count at the depth they are used, not where their anchor is.
+        let nested = format!("a: &a {}1{}\nb: [[*a]]\n", "[".repeat(31), "]".repeat(31));
+        assert!(breach(&nested, &limits).contains("Depth"));
     }
 
     #[test]
-    fn other_yaml_errors_are_left_to_the_parser() {
-        assert!(check("a: [1, 2", &Limits::default()).is_ok());
-        assert!(check("a: 1\n---\nb: 2\n", &Limits::default()).is_ok());
+    fn long_scalars_repeated_by_aliases_stop_at_the_scalar_budget() {
+        // 200 aliases of 10,000 bytes: 2 MB of strings from 11 KB of text.
+        let text = |aliases: usize| {
+            let aliases = vec!["*a"; aliases].join(", ");
+            format!("a: &a {}\nb: [{aliases}]\n", "x".repeat(10_000))
+        };
+        assert!(breach(&text(200), &Limits::default()).contains("ScalarBytes"));
+        assert!(walk(&text(2), &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_duplicates_and_second_documents_are_found() {
+        let limits = Limits::default();
+        assert!(walk("a: [1, 2", &limits).is_err());
+        assert!(walk("a: 1\na: 2\n", &limits).is_err());
+        assert!(walk("a: 1\n---\nb: 2\n", &limits).is_err());
     }
 }

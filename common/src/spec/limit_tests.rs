@@ -146,25 +146,55 @@ fn other_limits_can_be_passed_in() {
 
 #[test]
 fn alias_bombs_are_stopped_and_small_aliases_still_work() {
-    // Deep: eight levels of ten aliases; serde_yaml's repetition guard stops it first.
+    // Deep: eight levels of ten aliases (10^8 nodes); the node budget stops it at the
+    // first node over, while the parser replays the last anchor's aliases.
     let mut deep = format!("{HEAD}      query:\n        a0: &a0 [x]\n");
     for i in 1..=8 {
         let items = vec![format!("*a{}", i - 1); 10].join(", ");
         deep.push_str(&format!("        a{i}: &a{i} [{items}]\n"));
     }
+    let started = std::time::Instant::now();
     one_error(
         &deep,
-        "f.yaml: the document's aliases (*name) repeat their anchors more often than the YAML parser allows, over the limit yaml_alias_repetitions",
-        "hint: write the values out instead of repeating anchors",
+        "f.yaml:17:",
+        "the document holds more than 50000 YAML nodes once its aliases (*name) are expanded, over the limit max_yaml_nodes of 50000 nodes\n  hint: write the values out instead of repeating anchors",
     );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     // Wide: one anchor of 1,000 items aliased 1,000 times; the node budget stops it.
     let items = vec!["v"; 1_000].join(", ");
     let aliases = vec!["*v"; 1_000].join(", ");
     let wide = format!("{HEAD}      query:\n        a: &v [{items}]\n        b: [{aliases}]\n");
     one_error(
         &wide,
-        "f.yaml:12:",
+        "f.yaml:13:",
         "the document holds more than 50000 YAML nodes once its aliases (*name) are expanded, over the limit max_yaml_nodes of 50000 nodes",
+    );
+    // Long: a 5,000-byte value aliased 300 times stays under the node budget but is 1.5 MB
+    // of text; the scalar budget stops it, and is a knob like the others.
+    let long = format!(
+        "{HEAD}      query:\n        a: &v {}\n        b: [{}]\n",
+        "x".repeat(5_000),
+        vec!["*v"; 300].join(", ")
+    );
+    one_error(
+        &long,
+        "f.yaml:13:",
+        "the document holds more than 1048576 bytes of text once its aliases (*name) are expanded, over the limit max_yaml_scalar_bytes of 1048576 bytes",
+    );
+    let roomy = Limits {
+        max_yaml_scalar_bytes: 2 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let e = load_with("f.yaml", &long, None, &roomy)
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("max_yaml_scalar_bytes"), "{e}");
+    // `<<` is an ordinary key (YAML 1.1 merge keys are not applied), as before.
+    let merge = format!("{HEAD}      query: &q {{ a: x }}\n      headers: {{ <<: *q }}\n");
+    one_error(
+        &merge,
+        "f.yaml:12:",
+        "spec.source.http.headers.<<: invalid type: map, expected a string",
     );
     let fine = format!("{HEAD}      query: {{ a: &v x }}\n      headers: {{ X-A: *v }}\n");
     let p = load("f.yaml", &fine, None).unwrap();

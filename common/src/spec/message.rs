@@ -1,5 +1,5 @@
 //! Error messages of bounded length. Messages quote what they refuse (`invalid pipeline
-//! name "…"`, serde_yaml's `invalid type: string "…"`), and a value can be as long as the
+//! name "…"`, the parser's `invalid type: string "…"`), and a value can be as long as the
 //! document (256 KiB): one such error filled a terminal and buried the others. The middle of
 //! a long message goes; its start (what was refused) and its end (why) stay.
 

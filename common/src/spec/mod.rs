@@ -9,13 +9,14 @@ mod bounds;
 mod duration;
 mod guard;
 mod header_values;
-mod locate;
 mod message;
 mod parse;
+mod positions;
 pub mod secrets;
 pub mod template;
 mod types;
 mod validate;
+mod yaml_error;
 
 #[cfg(test)]
 mod limit_tests;

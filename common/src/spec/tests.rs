@@ -119,7 +119,7 @@ fn yaml_errors_keep_the_useful_position() {
     let e = first_error(&GOOD.replace("  name: users\n", "  name: users\n  labels: [a\n"));
     assert!(e.starts_with("f.yaml:7:5:"), "{e}");
     assert!(
-        e.contains("flow sequence that starts at line 6 column 11"),
+        e.contains("inside the flow sequence that starts at line 6 column 11"),
         "{e}"
     );
 

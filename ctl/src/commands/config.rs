@@ -165,7 +165,7 @@ pub fn run(settings: &Settings, what: &ConfigWhat, format: Format) -> anyhow::Re
                 );
             }
             raw.current_context = Some(name.clone());
-            std::fs::write(path, serde_yaml::to_string(&raw)?)?;
+            std::fs::write(path, serde_saphyr::to_string(&raw)?)?;
             outln!("current context: {name} ({})", path.display());
             Ok(0)
         }
