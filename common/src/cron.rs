@@ -1,229 +1,208 @@
-//! Five-field cron schedules (`minute hour day-of-month month day-of-week`, UTC): `*`,
-//! `*/n`, `a`, `a-b`, `a-b/n` and comma lists; day-of-week 0–7 with 0 and 7 both Sunday.
-//! As in Vixie cron, when both day fields are restricted a day matching either fires.
-#![allow(
-    clippy::indexing_slicing,
-    reason = "each table is sized to its field's range, and every value was range-checked by `num` when the expression was parsed"
-)]
+//! Cron schedules, in UTC (a spec has no time zone), parsed and searched by the `croner`
+//! crate.
+//!
+//! Accepted: five fields, `minute hour day-of-month month day-of-week`, each `*`, `N`,
+//! `A-B`, `*/S`, `A-B/S`, `N/S` (from `N` to the field's maximum) or a comma list of them;
+//! month names `JAN`–`DEC` and day names `SUN`–`SAT` in their own fields, in any case and in
+//! ranges (`MON-FRI`); day of week 0–7, 0 and 7 both Sunday; and the shortcuts `@yearly`,
+//! `@annually`, `@monthly`, `@weekly`, `@daily`, `@hourly`. As in Vixie cron, when both day
+//! fields are restricted a day matching either fires.
+//!
+//! Refused, with a message naming the field: a sixth field (seconds or a year: the
+//! scheduler starts runs, and `every` serves intervals under a minute), croner's extensions
+//! `L`, `W`, `#`, `?` and `+` (so that [`Cron::ever_fires`] stays an exact calendar check),
+//! names outside their field (croner would read `MON` in the hour field as 1), and
+//! non-ASCII text.
 
-use crate::timestamp::{civil_from_days, days_from_civil};
+use chrono::{Datelike, NaiveDate};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Weekday;
+
+/// `(name, lowest, highest, names accepted)` of the five fields, in order.
+const FIELDS: [(&str, u32, u32, &[&str]); 5] = [
+    ("minute", 0, 59, &[]),
+    ("hour", 0, 23, &[]),
+    ("day of month", 1, 31, &[]),
+    ("month", 1, 12, &MONTHS),
+    ("day of week", 0, 7, &DAYS),
+];
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+const SHORTCUTS: [&str; 6] = [
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@hourly",
+];
+
+/// croner's pattern characters that this schedule format does not take.
+const EXTENSIONS: [char; 5] = ['L', 'W', '#', '?', '+'];
+
+const EXAMPLE: &str = "e.g. \"0 */6 * * *\"";
+
+/// A leap year: every date a cron can name, February 29th included, occurs in it.
+const LEAP_YEAR: i32 = 2028;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cron {
-    minutes: Vec<bool>,
-    hours: Vec<bool>,
-    days: Vec<bool>,
-    months: Vec<bool>,
-    weekdays: Vec<bool>,
-    days_restricted: bool,
-    weekdays_restricted: bool,
+    inner: croner::Cron,
+    /// [`Cron::ever_fires`], worked out once: the scheduler asks on every tick.
+    fires: bool,
 }
 
-fn field(text: &str, name: &str, min: u32, max: u32) -> Result<(Vec<bool>, bool), String> {
-    let mut set = vec![false; max as usize + 1];
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("{name}: step {s:?} is not a positive number"))?;
-                (r, step)
-            }
-            None => (part, 1),
-        };
-        let (lo, hi) = if range == "*" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (num(a, name, min, max)?, num(b, name, min, max)?)
-        } else {
-            let v = num(range, name, min, max)?;
-            (v, if step > 1 { max } else { v })
-        };
-        if lo > hi {
-            return Err(format!("{name}: range {range:?} runs backwards"));
-        }
-        for v in (lo..=hi).step_by(step as usize) {
-            set[v as usize] = true;
-        }
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        // `N/S`, from N to the field's maximum, was always accepted here (Vixie cron takes
+        // it too); croner calls it sloppy.
+        .sloppy_ranges(true)
+        .build()
+}
+
+/// croner's message as a clause: `Range out of bounds.` → `range out of bounds`.
+fn detail(e: &croner::errors::CronError) -> String {
+    let text = match e {
+        croner::errors::CronError::ComponentError(m)
+        | croner::errors::CronError::IllegalCharacters(m)
+        | croner::errors::CronError::InvalidPattern(m) => m.clone(),
+        other => other.to_string(),
+    };
+    let text = text.trim_end_matches('.');
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
-    Ok((set, text != "*"))
 }
 
-fn num(text: &str, name: &str, min: u32, max: u32) -> Result<u32, String> {
-    text.parse::<u32>()
-        .ok()
-        .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| format!("{name}: {text:?} is not a number from {min} to {max}"))
+/// Checks field `index` on its own, so that the error names it.
+fn check_field(index: usize, text: &str) -> Result<(), String> {
+    let Some(&(name, lo, hi, names)) = FIELDS.get(index) else {
+        return Err(format!("a cron schedule has no field {}", index + 1));
+    };
+    let upper = text.to_ascii_uppercase();
+    let without_names = names.iter().fold(upper, |rest, n| rest.replace(n, "0"));
+    let how = {
+        let names = match (names.first(), names.last()) {
+            (Some(a), Some(b)) => format!(" or a name {a}-{b}"),
+            _ => String::new(),
+        };
+        format!(
+            "write the {name} as a number from {lo} to {hi}{names}, a range A-B with A <= B, a step */S, A-B/S or A/S with S >= 1, or a comma list of these"
+        )
+    };
+    if let Some(c) = without_names.chars().find(|c| EXTENSIONS.contains(c)) {
+        return Err(format!(
+            "{name}: {text:?} uses {c:?}, one of cron's extensions L, W, #, ? and +, which schedules do not take; {how}"
+        ));
+    }
+    if without_names.chars().any(|c| c.is_ascii_alphabetic()) {
+        let what = if names.is_empty() {
+            "names are only for the month (JAN-DEC) and the day of week (SUN-SAT)".to_string()
+        } else {
+            format!("{text:?} is not a {name} name")
+        };
+        return Err(format!("{name}: {what}; {how}"));
+    }
+    let mut alone = ["*"; 5];
+    if let Some(slot) = alone.get_mut(index) {
+        *slot = text;
+    }
+    parser()
+        .parse(&alone.join(" "))
+        .map(|_| ())
+        .map_err(|e| format!("{name}: {text:?} is not valid ({}); {how}", detail(&e)))
 }
 
 impl Cron {
-    /// Parses a five-field expression; the error says which field is wrong.
+    /// Parses a schedule; the error says which field is wrong and how to write it.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        let [m, h, dom, mon, dow] = fields.as_slice() else {
+        if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
             return Err(format!(
-                "{text:?} has {} fields; a cron schedule has 5: minute hour day-of-month month day-of-week, e.g. \"0 */6 * * *\"",
-                fields.len()
+                "the cron schedule contains the non-ASCII character {c:?}; write it in ASCII, {EXAMPLE}"
             ));
-        };
-        let (minutes, _) = field(m, "minute", 0, 59)?;
-        let (hours, _) = field(h, "hour", 0, 23)?;
-        let (days, days_restricted) = field(dom, "day of month", 1, 31)?;
-        let (months, _) = field(mon, "month", 1, 12)?;
-        let (mut weekdays, weekdays_restricted) = field(dow, "day of week", 0, 7)?;
-        if weekdays[7] {
-            weekdays[0] = true;
         }
-        weekdays.truncate(7);
-        Ok(Self {
-            minutes,
-            hours,
-            days,
-            months,
-            weekdays,
-            days_restricted,
-            weekdays_restricted,
-        })
-    }
-
-    fn day_matches(&self, y: i64, m: i64, d: i64) -> bool {
-        if !self.months[m as usize] {
-            return false;
+        let t = text.trim();
+        if t.contains('@') {
+            if !SHORTCUTS.iter().any(|s| s.eq_ignore_ascii_case(t)) {
+                return Err(format!(
+                    "{t:?} is not a cron shortcut; the shortcuts are {}, or write 5 fields, {EXAMPLE}",
+                    SHORTCUTS.join(", ")
+                ));
+            }
+        } else {
+            let fields: Vec<&str> = t.split_whitespace().collect();
+            if fields.len() != FIELDS.len() {
+                return Err(format!(
+                    "{text:?} has {} fields; a cron schedule has 5: minute hour day-of-month month day-of-week, {EXAMPLE}",
+                    fields.len()
+                ));
+            }
+            for (i, f) in fields.iter().enumerate() {
+                check_field(i, f)?;
+            }
         }
-        let dow = (days_from_civil(y, m, d) + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
-        let by_day = self.days[d as usize];
-        let by_week = self.weekdays[dow];
-        match (self.days_restricted, self.weekdays_restricted) {
-            (true, true) => by_day || by_week,
-            (true, false) => by_day,
-            (false, true) => by_week,
-            (false, false) => true,
-        }
+        let inner = parser()
+            .parse(t)
+            .map_err(|e| format!("{t:?} is not a cron schedule ({})", detail(&e)))?;
+        let fires = fires(&inner.pattern);
+        Ok(Self { inner, fires })
     }
 
     /// Whether the schedule fires on any date. Hours and minutes always allow something,
-    /// so only the day of month can rule out every date (`0 0 30 2 *`, or day 31 in months
-    /// of 30 days), and only while the day of week is unrestricted (with both restricted a
-    /// day matching either fires, and every month has every weekday). Exact and needs no
-    /// clock, unlike searching ahead with [`Cron::next_after`].
+    /// and a restricted day of week matches some day of every month, so only a day of
+    /// month that no allowed month has (`0 0 30 2 *`, day 31 in months of 30 days) rules
+    /// out every date. Exact for the forms [`Cron::parse`] accepts (L, W and # are
+    /// refused), and needs no clock: croner is asked about each day of a leap year.
     pub fn ever_fires(&self) -> bool {
-        if !self.days_restricted || self.weekdays_restricted {
-            return true;
-        }
-        (1..=12usize)
-            .filter(|m| self.months[*m])
-            .any(|m| (1..=max_day(m)).any(|d| self.days[d]))
+        self.fires
     }
 
-    /// The first fire time strictly after `after` (Unix seconds), within five years.
+    /// The first fire time strictly after `after` (Unix seconds), or None when the
+    /// schedule never fires (checked first, so that no search runs on for centuries) or
+    /// the time is past what croner searches (the year 5000).
     pub fn next_after(&self, after: i64) -> Option<i64> {
-        let start_minute = after.div_euclid(60) + 1;
-        let first_day = start_minute.div_euclid(1440);
-        for day in first_day..first_day + 366 * 5 {
-            let (y, m, d) = civil_from_days(day);
-            if !self.day_matches(y, m, d) {
-                continue;
-            }
-            for h in (0..24).filter(|h| self.hours[*h as usize]) {
-                for min in (0..60).filter(|x| self.minutes[*x as usize]) {
-                    let t = (day * 1440 + h * 60 + min) * 60;
-                    if t >= start_minute * 60 {
-                        return Some(t);
-                    }
-                }
-            }
+        if !self.fires {
+            return None;
         }
-        None
+        self.search_after(after)
+    }
+
+    /// croner's search, without the [`Cron::ever_fires`] guard: for a schedule that never
+    /// fires it runs to the year 5000 (tests compare the two).
+    pub(crate) fn search_after(&self, after: i64) -> Option<i64> {
+        let from = chrono::DateTime::from_timestamp(after, 0)?;
+        self.inner
+            .find_next_occurrence(&from, false)
+            .ok()
+            .map(|t| t.timestamp())
     }
 }
 
-/// The last day `month` has in any year (29 for February: leap years have it).
-fn max_day(month: usize) -> usize {
-    match month {
-        2 => 29,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+/// See [`Cron::ever_fires`].
+fn fires(p: &croner::CronPattern) -> bool {
+    if !p.is_dow_wildcard() {
+        return true;
     }
+    let mut days = NaiveDate::from_ymd_opt(LEAP_YEAR, 1, 1)
+        .into_iter()
+        .flat_map(|first| first.iter_days())
+        .take_while(|d| d.year() == LEAP_YEAR);
+    days.any(|d| {
+        let weekday = Weekday::from_days_from_sunday(d.weekday().num_days_from_sunday());
+        p.month_match(d.month()).unwrap_or(false)
+            && p.day_match(LEAP_YEAR, d.month(), d.day(), weekday)
+                .unwrap_or(false)
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::Cron;
-    use crate::timestamp::{format, parse};
-
-    fn next(expr: &str, after: &str) -> String {
-        format(
-            Cron::parse(expr)
-                .unwrap()
-                .next_after(parse(after).unwrap())
-                .unwrap(),
-        )
-    }
-
-    #[test]
-    fn finds_the_next_fire_time() {
-        assert_eq!(
-            next("*/15 * * * *", "2026-01-01T00:07:30Z"),
-            "2026-01-01T00:15:00Z"
-        );
-        assert_eq!(
-            next("0 */6 * * *", "2026-01-01T06:00:00Z"),
-            "2026-01-01T12:00:00Z"
-        );
-        assert_eq!(
-            next("30 2 1 * *", "2026-01-15T00:00:00Z"),
-            "2026-02-01T02:30:00Z"
-        );
-        // 2026-01-05 is a Monday.
-        assert_eq!(
-            next("0 9 * * 1", "2026-01-01T00:00:00Z"),
-            "2026-01-05T09:00:00Z"
-        );
-        assert_eq!(
-            next("0 0 29 2 *", "2026-01-01T00:00:00Z"),
-            "2028-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            next("0 0 * * 7", "2026-01-01T00:00:00Z"),
-            "2026-01-04T00:00:00Z"
-        );
-    }
-
-    #[test]
-    fn rejects_what_is_not_cron() {
-        for bad in [
-            "* * * *",
-            "60 * * * *",
-            "* 24 * * *",
-            "*/0 * * * *",
-            "5-1 * * * *",
-            "a * * * *",
-        ] {
-            assert!(Cron::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn ever_fires_agrees_with_searching_ahead() {
-        let from = parse("2026-01-01T00:00:00Z").unwrap();
-        let mut never = 0;
-        for dom in ["*", "1", "28", "29", "30", "31", "30,31", "29-31"] {
-            for month in ["*", "2", "4", "2,4", "1-3", "*/2"] {
-                for dow in ["*", "1"] {
-                    let expr = format!("0 0 {dom} {month} {dow}");
-                    let cron = Cron::parse(&expr).unwrap();
-                    let found = cron.next_after(from).is_some();
-                    assert_eq!(cron.ever_fires(), found, "{expr}");
-                    never += usize::from(!found);
-                }
-            }
-        }
-        // With day of week `*`: 30 2, 31 2, 31 4, 31 2,4 and 30,31 2.
-        assert_eq!(never, 5);
-        assert!(!Cron::parse("0 0 30 2 *").unwrap().ever_fires());
-        assert!(!Cron::parse("0 0 31 4,6,9,11 *").unwrap().ever_fires());
-        assert!(Cron::parse("0 0 31 2,3 *").unwrap().ever_fires());
-    }
-}
+#[path = "cron_tests.rs"]
+mod tests;

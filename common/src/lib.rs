@@ -7,8 +7,8 @@
 //! - [`shard`]: expanding `spec.shards` into the shards of a run (a pure function).
 //! - [`checkpoint`]: the resume position of a shard, shared by coordinator and worker.
 //! - [`watermark`]: typed incremental watermarks and the values that may not move them.
-//! - [`cron`]: five-field cron schedules.
-//! - [`timestamp`]: RFC 3339 timestamps for time-window shards.
+//! - [`cron`]: cron schedules in UTC (five fields, names, @shortcuts), on the `croner` crate.
+//! - [`timestamp`]: RFC 3339 timestamps for time-window shards and watermarks, on `chrono`.
 //! - [`retry`]: exponential back-off with jitter.
 //! - [`budget`]: how a worker's share of a rate limit becomes its token bucket.
 //! - [`error`]: error classification (user / transient / internal).

@@ -1,5 +1,11 @@
 //! RFC 3339 timestamps (`2026-01-31T12:00:00Z`, `…+02:00`) to and from Unix seconds, for
-//! time-window shards. Small on purpose: UTC output, whole seconds.
+//! time-window shards and watermarks. Small on purpose: UTC output, whole seconds.
+//!
+//! The accepted text is checked here, byte by byte, because the format is narrower than
+//! what chrono's parsers take (no week dates, no `+0200`, no missing seconds); the calendar
+//! (month lengths, leap years, days since 1970) is chrono's.
+
+use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 
 /// Unix seconds of an RFC 3339 timestamp. Never panics: the text is checked to be ASCII
 /// before any byte position is used, and every number is a fixed count of digits.
@@ -33,7 +39,17 @@ pub fn parse(text: &str) -> Result<i64, String> {
         num(14, 16)?,
         num(17, 19)?,
     );
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
+    // chrono refuses a day the month lacks (February 29th outside leap years included).
+    let midnight = u32::try_from(mo)
+        .ok()
+        .zip(u32::try_from(d).ok())
+        .and_then(|(mo, d)| NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, mo, d))
+        .ok_or_else(bad)?
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp();
+    // Second 60 (a leap second) counts as the first second of the next minute.
+    if h > 23 || mi > 59 || s > 60 {
         return Err(bad());
     }
     let mut rest = &b[19..];
@@ -63,7 +79,7 @@ pub fn parse(text: &str) -> Result<i64, String> {
         }
         _ => return Err(bad()),
     };
-    Ok(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset)
+    Ok(midnight + h * 3600 + mi * 60 + s - offset)
 }
 
 /// The value of a run of ASCII digits (no sign, no spaces); at most 4 digits are passed.
@@ -76,51 +92,36 @@ fn digits(b: &[u8]) -> Option<i64> {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds.
 pub fn format(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    format_wide(i128::from(secs))
+}
+
+/// Seconds in 400 Gregorian years: the calendar repeats itself after them, weekdays too.
+const CYCLE_SECS: i128 = 146_097 * 86_400;
+
+/// [`format`] for any instant, also past the years chrono can hold (the mock API dates
+/// record `u64::MAX` too): chrono formats the instant's place within its 400-year cycle,
+/// and the cycles are added to the year. Years before 0 print with a minus sign, those
+/// past 9999 with more digits; [`parse`] takes neither.
+pub fn format_wide(secs: i128) -> String {
+    let cycles = secs.div_euclid(CYCLE_SECS);
+    let within = secs.rem_euclid(CYCLE_SECS);
+    #[allow(
+        clippy::expect_used,
+        reason = "`within` is in 0..CYCLE_SECS: the years 1970 to 2369, which chrono holds"
+    )]
+    let t = i64::try_from(within)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .expect("the first 400 years after 1970 fit chrono");
+    let year = i128::from(t.year()) + cycles * 400;
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
@@ -139,6 +140,15 @@ mod tests {
         for s in [0, 951_782_400, 1_767_225_660, 4_102_444_800] {
             assert_eq!(parse(&format(s)).unwrap(), s);
         }
+        // A leap second is the first second of the next minute; separators `t` and ` `,
+        // a lowercase `z` and surrounding blanks are accepted.
+        assert_eq!(
+            parse("2016-12-31T23:59:60Z").unwrap(),
+            parse("2017-01-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(parse(" 2026-01-01t00:01:00z ").unwrap(), 1_767_225_660);
+        assert_eq!(parse("2026-01-01 00:01:00Z").unwrap(), 1_767_225_660);
+        assert_eq!(parse("2025-12-31T23:01:00-01:00").unwrap(), 1_767_225_660);
         for bad in [
             "2026-13-01T00:00:00Z",
             "2026-02-30T00:00:00Z",
@@ -148,8 +158,71 @@ mod tests {
             "+026-01-01T00:00:00Z",
             "2026-01-01T00:00:00+2:000",
             "2026-01-01T00:00:00+24:00",
+            "2026-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00Z",
+            "2026-01-01T00:00:61Z",
+            "2026-00-01T00:00:00Z",
+            "2026-01-00T00:00:00Z",
+            "2026-01-01T00:00:00+0200",
+            "2026-01-01T00:00Z",
+            "20260101T000000Z",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00Z[UTC]",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn leap_days_come_from_the_calendar() {
+        assert!(parse("2024-02-29T00:00:00Z").is_ok());
+        assert!(parse("2000-02-29T00:00:00Z").is_ok());
+        assert!(parse("0000-02-29T00:00:00Z").is_ok());
+        assert_eq!(
+            parse("2024-03-01T00:00:00Z").unwrap() - parse("2024-02-28T00:00:00Z").unwrap(),
+            2 * 86_400
+        );
+        assert_eq!(format(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format(-62_167_219_200), "0000-01-01T00:00:00Z");
+        assert_eq!(format(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+
+    /// Past chrono's years the 400-year cycle carries on: the values are those of the
+    /// proleptic Gregorian calendar (worked out independently with Python's big integers).
+    #[test]
+    fn far_instants_format_by_the_400_year_cycle() {
+        let unix = |minutes: u64| 1_767_225_600 + i128::from(minutes) * 60;
+        assert_eq!(format_wide(unix(4_294_967_296)), "10192-02-16T04:16:00Z");
+        assert_eq!(
+            format_wide(unix(1_000_000_000_000)),
+            "1903350-04-24T10:40:00Z"
+        );
+        assert_eq!(
+            format_wide(unix(u64::MAX)),
+            "35073242957257-04-29T12:15:00Z"
+        );
+        assert!(format(i64::MIN).starts_with('-'), "{}", format(i64::MIN));
+        assert!(format(i64::MAX).ends_with('Z'));
+        for s in [
+            -CYCLE_SECS - 1,
+            -1,
+            0,
+            CYCLE_SECS - 1,
+            CYCLE_SECS,
+            7 * CYCLE_SECS + 86_399,
+        ] {
+            let (a, b) = (format_wide(s), format_wide(s + CYCLE_SECS));
+            // One cycle later: the same date and time, 400 years on.
+            let year = |t: &str| -> i128 {
+                let date = t.split('T').next().unwrap();
+                date.rsplitn(3, '-').last().unwrap().parse().unwrap()
+            };
+            assert_eq!(year(&b) - year(&a), 400, "{a} {b}");
+            assert_eq!(a[a.len() - 15..], b[b.len() - 15..], "{a} {b}");
         }
     }
 

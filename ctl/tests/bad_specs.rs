@@ -253,6 +253,16 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         "spec.schedule.cron: \"0 0 30 2 *\" never fires",
     ),
     (
+        "hostile_cron_non_ascii.yaml",
+        Some(8),
+        "spec.schedule.cron: the cron schedule contains the non-ASCII character 'М'",
+    ),
+    (
+        "cron_name_in_wrong_field.yaml",
+        Some(8),
+        "spec.schedule.cron: month: \"MON\" is not a month name",
+    ),
+    (
         "hostile_timestamp_non_ascii.yaml",
         Some(13),
         "spec.shards.window.start: \"202é-01-01T00:00:00Z\" is not an RFC 3339 timestamp: it contains the non-ASCII character 'é'",

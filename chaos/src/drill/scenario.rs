@@ -18,7 +18,7 @@ pub struct Scenario {
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Every run must have succeeded this long after it was submitted.
-    #[serde(default = "default_deadline", with = "humantime_serde")]
+    #[serde(default = "default_deadline", with = "apitap_common::spec::duration")]
     pub deadline: Duration,
     #[serde(default)]
     pub workload: Workload,
@@ -45,13 +45,13 @@ pub struct Workload {
     pub shards: u32,
     pub page_size: u64,
     /// Every upstream request takes this long, so the runs outlast the faults.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "apitap_common::spec::duration")]
     pub source_latency: Duration,
     pub coordinators: usize,
     pub workers: usize,
     /// Shards each worker runs at once.
     pub slots: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "apitap_common::spec::duration")]
     pub lease_ttl: Duration,
     /// Workers keep working on leases the coordinator revoked, as a worker cut off from the
     /// coordinator would, so that only the sink's fence stops a zombie.
@@ -198,21 +198,21 @@ impl FaultKind {
 #[serde(deny_unknown_fields)]
 pub struct FaultEntry {
     /// Time after the workload was submitted.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "apitap_common::spec::duration")]
     pub at: Duration,
     pub kind: FaultKind,
     /// pause-worker, partition-leader, delay-leader, delay-all, cpu-hog: how long the fault
     /// lasts (default 4s).
     #[serde(
         default,
-        with = "humantime_serde::option",
+        with = "apitap_common::spec::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub duration: Option<Duration>,
     /// kill-*: when the killed node is started again (default 3s).
     #[serde(
         default,
-        with = "humantime_serde::option",
+        with = "apitap_common::spec::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub restart_after: Option<Duration>,
@@ -223,7 +223,7 @@ pub struct FaultEntry {
     /// upstream-429: the `Retry-After` sent (default 1s).
     #[serde(
         default,
-        with = "humantime_serde::option",
+        with = "apitap_common::spec::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub retry_after: Option<Duration>,
@@ -244,7 +244,7 @@ pub struct FaultEntry {
     /// Repeat the fault at this interval ...
     #[serde(
         default,
-        with = "humantime_serde::option",
+        with = "apitap_common::spec::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub every: Option<Duration>,
@@ -300,41 +300,6 @@ impl FaultEntry {
     /// restarted without it anyway (`duration`, default 30s).
     pub fn crash_within(&self) -> Duration {
         self.duration.unwrap_or(Duration::from_secs(30))
-    }
-}
-
-/// Durations written as `3s`, `250ms`, `1m 30s` (humantime).
-mod humantime_serde {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "bad duration {text:?} ({e}); write e.g. 3s or 250ms"
-            ))
-        })
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => super::serialize(d, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            super::deserialize(d).map(Some)
-        }
     }
 }
 
@@ -633,7 +598,7 @@ faults:
         let err = Scenario::from_yaml("faults: [{ at: soon, kind: kill-leader }]")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bad duration"), "{err}");
+        assert!(err.contains("invalid duration \"soon\""), "{err}");
         let err = Scenario::from_yaml("workload: { recrods: 5 }")
             .unwrap_err()
             .to_string();

@@ -8,13 +8,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use apitap_common::timestamp;
 use serde_json::{json, Value};
 
 /// City names picked by `id % 5`; fixed so the data is reproducible.
 pub const CITIES: [&str; 5] = ["Lisbon", "Osaka", "Nairobi", "Quito", "Oslo"];
 
 /// Unix seconds of 2026-01-01T00:00:00Z, the `createdAt` of record 0.
-pub(crate) const BASE_UNIX_SECS: u128 = 1_767_225_600;
+pub(crate) const BASE_UNIX_SECS: i64 = 1_767_225_600;
 
 /// Builds the record with the given 1-based id.
 ///
@@ -48,32 +49,10 @@ pub fn record(id: u64) -> Value {
 
 /// RFC 3339 UTC timestamp of 2026-01-01T00:00:00Z plus `id` minutes.
 ///
-/// Computed by hand (no chrono in this crate) with Howard Hinnant's
-/// days-to-civil algorithm, which is exact for the proleptic Gregorian calendar.
+/// In `i128` seconds, so even `u64::MAX` minutes neither overflow nor panic: past the year
+/// 9999 the year just gets more digits.
 pub fn created_at(id: u64) -> String {
-    let secs = BASE_UNIX_SECS + u128::from(id) * 60;
-    let (days, sod) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
-}
-
-/// Converts days since 1970-01-01 (non-negative) into (year, month, day).
-fn civil_from_days(days: u128) -> (u128, u128, u128) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u128::from(month <= 2);
-    (year, month, day)
+    timestamp::format_wide(i128::from(BASE_UNIX_SECS) + i128::from(id) * 60)
 }
 
 /// The set of records currently served: ids `1..=size()`.

@@ -253,8 +253,12 @@ fn records_are_deterministic_and_shaped() {
     assert_eq!(record(1440)["createdAt"], "2026-01-02T00:00:00Z");
     assert_eq!(record(525_600)["createdAt"], "2027-01-01T00:00:00Z");
     assert_eq!(record(789 * 1440)["createdAt"], "2028-02-29T00:00:00Z");
-    // Absurd ids must not panic.
-    assert!(record(u64::MAX)["createdAt"].is_string());
+    // Absurd ids must not panic, and keep the dates the dataset always served.
+    assert_eq!(
+        record(u64::MAX)["createdAt"],
+        "35073242957257-04-29T12:15:00Z"
+    );
+    assert_eq!(record(4_190_000_000)["createdAt"], "9992-07-20T05:20:00Z");
 }
 
 #[actix_web::test]

@@ -34,7 +34,7 @@ pub fn record_dated(id: u64, far_future_id: Option<u64>) -> Value {
 fn last_id_at_or_before(text: &str) -> Result<u64, ApiError> {
     let secs = apitap_common::timestamp::parse(text)
         .map_err(|e| ApiError::bad_param("updated_after", e))?;
-    let since_base = secs.saturating_sub(BASE_UNIX_SECS as i64);
+    let since_base = secs.saturating_sub(BASE_UNIX_SECS);
     Ok(u64::try_from(since_base / 60).unwrap_or(0))
 }
 

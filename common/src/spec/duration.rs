@@ -1,6 +1,8 @@
 //! Human durations in the spec (`200ms`, `15m`, `1h 30m`). humantime parses them with
 //! checked arithmetic (overflow is an error); [`MAX_DURATION`] then keeps every duration
 //! small enough for the milliseconds (`u64`) and seconds (`i64`) that later code uses.
+//! The one duration parser of the project: chaos scenario files use it too (`with =
+//! "apitap_common::spec::duration"`), so both accept the same forms within the same bound.
 
 use std::fmt;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! size and count is bounded by [`crate::limits`]; [`load_with`] takes other limits.
 
 mod bounds;
-mod duration;
+pub mod duration;
 mod guard;
 mod header_values;
 mod message;

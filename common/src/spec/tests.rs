@@ -219,3 +219,33 @@ fn a_mysql_sink_loads_and_its_url_and_key_are_checked() {
     ));
     assert!(e.contains("2 sinks are set"), "{e}");
 }
+
+/// Cron schedules take names and shortcuts; a wrong field is named, with the hint.
+#[test]
+fn cron_schedules_with_names_and_shortcuts() {
+    let with = |cron: &str| {
+        GOOD.replace(
+            "spec:\n",
+            &format!("spec:\n  schedule: {{ cron: {cron:?} }}\n"),
+        )
+    };
+    for ok in [
+        "0 9 * * MON-FRI",
+        "@daily",
+        "0 0 1 JAN,jul *",
+        "*/5 9-17 * * 1-5",
+    ] {
+        let p = load("p.yaml", &with(ok), Some(&env())).unwrap();
+        assert_eq!(p.spec.schedule.unwrap().cron.unwrap(), ok);
+    }
+    let e = first_error(&with("0 9 * * MON-FRY"));
+    assert!(
+        e.contains("spec.schedule.cron: day of week: \"MON-FRY\" is not a day of week name"),
+        "{e}"
+    );
+    assert!(e.contains("@daily"), "the hint names the shortcuts: {e}");
+    let e = first_error(&with("0 0 L * *"));
+    assert!(e.contains("uses 'L'"), "{e}");
+    let e = first_error(&with("0 0 31 APR *"));
+    assert!(e.contains("\"0 0 31 APR *\" never fires"), "{e}");
+}

@@ -145,7 +145,7 @@ fn schedule(p: &Pipeline, out: &mut Vec<Problem>) {
         (None, Some(c)) => match Cron::parse(c) {
             Err(e) => out.push(
                 Problem::new("spec.schedule.cron", e)
-                    .hint("minute hour day-of-month month day-of-week, in UTC; e.g. cron: \"0 */6 * * *\""),
+                    .hint("minute hour day-of-month month day-of-week in UTC, with names (MON-FRI, JAN) or a shortcut (@daily); e.g. cron: \"0 */6 * * *\""),
             ),
             Ok(cron) if !cron.ever_fires() => out.push(
                 Problem::new(

@@ -78,7 +78,7 @@ pub fn grant(
 
 #[cfg(test)]
 mod tests {
-    use rand::{Rng, SeedableRng};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -95,31 +95,36 @@ mod tests {
         assert!((s["b"] - 22.5).abs() < 1e-9);
     }
 
-    /// Property: whatever the demands and the order of renewals, the grants outstanding
-    /// never sum above the limit, their buckets never let the fleet's 1-second window above
-    /// `limit + burst`, and each is at most what was asked.
-    #[test]
-    fn outstanding_grants_never_exceed_the_limit_or_the_window() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        for _ in 0..500 {
-            let limit = rng.gen_range(1.0..200.0);
-            let burst = rng.gen_range(1..20);
-            let n = rng.gen_range(1..30);
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the demands and the order of renewals, the grants outstanding never sum
+        /// above the limit, their buckets never let the fleet's 1-second window above
+        /// `limit + burst`, and each is at most what was asked. A renewal is a worker
+        /// number (taken modulo `n`) and its demand as a fraction of the limit.
+        #[test]
+        fn outstanding_grants_never_exceed_the_limit_or_the_window(
+            limit in 1.0f64..200.0,
+            burst in 1u32..20,
+            n in 1usize..30,
+            renewals in prop::collection::vec((0usize..30, 0.0f64..1.5), 1..80),
+        ) {
             let mut wants: BTreeMap<String, f64> = BTreeMap::new();
             let mut held: BTreeMap<String, f64> = BTreeMap::new();
-            for _ in 0..80 {
-                let w = format!("w{}", rng.gen_range(0..n));
-                wants.insert(w.clone(), rng.gen_range(0.0..limit * 1.5));
+            let ceiling = limit + f64::from(burst);
+            for (worker, fraction) in renewals {
+                let w = format!("w{}", worker % n);
+                let want = fraction * limit;
+                wants.insert(w.clone(), want);
                 let g = grant(limit, burst, &w, &wants, &others(&held, &w));
-                assert!(g <= wants[&w] + 1e-9);
+                prop_assert!(g <= want + 1e-9, "{} granted {} > asked {}", w, g, want);
                 held.insert(w, g);
                 let total: f64 = held.values().sum();
-                assert!(total <= limit + 1e-6, "{total} > {limit}");
+                prop_assert!(total <= limit + 1e-6, "{} > {}", total, limit);
                 let window: f64 = held.values().map(|r| worker_window(burst, *r, limit)).sum();
-                let ceiling = limit + f64::from(burst);
                 // Guaranteed while the buckets fit: at most `burst + limit / 2` workers.
                 if (n as f64) <= f64::from(burst) + limit / 2.0 {
-                    assert!(window <= ceiling + 1e-6, "window {window} > {ceiling}");
+                    prop_assert!(window <= ceiling + 1e-6, "window {} > {}", window, ceiling);
                 }
             }
         }

@@ -54,14 +54,14 @@ pub fn place(pending: &[PendingShard], candidates: &[Candidate]) -> Vec<(Pending
 
 #[cfg(test)]
 mod tests {
-    use rand::{Rng, SeedableRng};
+    use proptest::prelude::*;
 
     use super::*;
 
-    fn shards(n: u32) -> Vec<PendingShard> {
+    fn shards(run_id: u64, n: u32) -> Vec<PendingShard> {
         (0..n)
             .map(|i| PendingShard {
-                run_id: 1,
+                run_id,
                 shard: i,
                 key: format!("s{i}"),
             })
@@ -77,70 +77,77 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn never_exceeds_free_slots_and_places_while_capacity_lasts() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for _ in 0..200 {
-            let ws: Vec<Candidate> = (0..rng.gen_range(0..6))
-                .map(|i| Candidate {
-                    id: format!("w{i}"),
-                    free_slots: rng.gen_range(0..5),
-                })
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the workers' free slots and the number of shards, no worker gets more
+        /// shards than it has free slots, and shards are placed while any slot is free.
+        #[test]
+        fn never_exceeds_free_slots_and_places_while_capacity_lasts(
+            slots in prop::collection::vec(0u32..5, 0..6),
+            n in 0u32..40,
+        ) {
+            let ws: Vec<Candidate> = slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Candidate { id: format!("w{i}"), free_slots: *s })
                 .collect();
-            let n = rng.gen_range(0..40);
-            let plan = place(&shards(n), &ws);
+            let plan = place(&shards(1, n), &ws);
             let capacity: u32 = ws.iter().map(|w| w.free_slots).sum();
-            assert_eq!(plan.len() as u32, n.min(capacity));
+            prop_assert_eq!(plan.len() as u32, n.min(capacity));
             for w in &ws {
                 let used = plan.iter().filter(|(_, id)| *id == w.id).count() as u32;
-                assert!(
-                    used <= w.free_slots,
-                    "{} got {used} > {}",
-                    w.id,
-                    w.free_slots
-                );
+                prop_assert!(used <= w.free_slots, "{} got {} > {}", w.id, used, w.free_slots);
             }
         }
     }
 
-    /// Property: with spare capacity, removing one of N workers moves only the shards it
-    /// held, and adding one moves about 1/(N+1) of them to the newcomer only.
-    #[test]
-    fn membership_changes_move_only_their_share() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        for _ in 0..50 {
-            let n = rng.gen_range(2..8);
-            let total = 400;
-            let ws = workers(n, 1000);
-            let before = place(&shards(total), &ws);
+    /// Shards per run in the membership property.
+    const TOTAL: u32 = 200;
 
-            let gone = format!("w{}", rng.gen_range(0..n));
+    proptest! {
+        // Each case builds three rings of up to 8 × 200 × 16 virtual nodes: 20 cases keep
+        // this property near a second in a debug build.
+        #![proptest_config(ProptestConfig::with_cases(20))]
+
+        /// With spare capacity (every worker has a slot for each shard, so none is ever
+        /// full), removing one of N workers moves only the shards it held, and adding one
+        /// moves about 1/(N+1) of them, to the newcomer only. The run id changes every key,
+        /// so each case hashes another set of shards.
+        #[test]
+        fn membership_changes_move_only_their_share(
+            n in 2usize..8,
+            run_id in any::<u64>(),
+            gone in any::<prop::sample::Index>(),
+        ) {
+            let ws = workers(n, TOTAL);
+            let before = place(&shards(run_id, TOTAL), &ws);
+
+            let gone = format!("w{}", gone.index(n));
             let fewer: Vec<Candidate> = ws.iter().filter(|w| w.id != gone).cloned().collect();
-            let after = place(&shards(total), &fewer);
+            let after = place(&shards(run_id, TOTAL), &fewer);
+            prop_assert_eq!(after.len(), before.len());
             for ((s, w1), (_, w2)) in before.iter().zip(&after) {
                 if *w1 != gone {
-                    assert_eq!(w1, w2, "shard {} moved without cause", s.key);
+                    prop_assert_eq!(w1, w2, "shard {} moved without cause", s.key);
                 }
             }
 
             let mut more = ws.clone();
-            more.push(Candidate {
-                id: "new".into(),
-                free_slots: 1000,
-            });
-            let grown = place(&shards(total), &more);
+            more.push(Candidate { id: "new".into(), free_slots: TOTAL });
+            let grown = place(&shards(run_id, TOTAL), &more);
             let moved = before
                 .iter()
                 .zip(&grown)
                 .filter(|((_, a), (_, b))| a != b)
                 .count();
             for ((_, a), (_, b)) in before.iter().zip(&grown) {
-                assert!(a == b || b == "new", "a shard moved between old workers");
+                prop_assert!(a == b || b == "new", "a shard moved between old workers");
             }
-            let share = total as f64 / (n as f64 + 1.0);
-            assert!(
+            let share = f64::from(TOTAL) / (n as f64 + 1.0);
+            prop_assert!(
                 (moved as f64) < share * 2.0,
-                "{moved} of {total} moved when 1 joined {n}"
+                "{} of {} moved when 1 joined {}", moved, TOTAL, n
             );
         }
     }
