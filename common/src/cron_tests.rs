@@ -1,4 +1,4 @@
-use super::Cron;
+use super::{memo_len, next_fire, Cron, MEMO_ENTRIES};
 use crate::timestamp::{format, parse};
 
 fn next(expr: &str, after: &str) -> String {
@@ -277,4 +277,18 @@ fn ever_fires_agrees_with_searching_ahead() {
     assert!(Cron::parse("0 0 31 2,3 *").unwrap().ever_fires());
     assert!(Cron::parse("0 0 29 2 *").unwrap().ever_fires());
     assert!(Cron::parse("@yearly").unwrap().ever_fires());
+}
+
+#[test]
+fn the_memo_answers_as_the_parser_does_and_stays_bounded() {
+    let after = 1_700_000_000;
+    for expr in ["*/5 9-17 * * MON-FRI", "@daily", "0 0 30 2 *", "not a cron"] {
+        let direct = Cron::parse(expr).ok().and_then(|c| c.next_after(after));
+        assert_eq!(next_fire(expr, after), direct, "{expr}");
+        assert_eq!(next_fire(expr, after), direct, "{expr} (memoised)");
+    }
+    for i in 0..(MEMO_ENTRIES as i64 + 10) {
+        next_fire("@hourly", after + i);
+    }
+    assert!(memo_len() <= MEMO_ENTRIES);
 }

@@ -220,9 +220,7 @@ fn schedule(state: &State, p: &PipelineRecord, now_ms: u64) -> Option<Planned> {
     let (due, trigger) = match (&p.cron, p.every_ms) {
         (Some(expr), _) => {
             let since = last.map_or(p.updated_at_ms, |r| r.created_at_ms.max(p.updated_at_ms));
-            let due = apitap_common::cron::Cron::parse(expr)
-                .ok()
-                .and_then(|c| c.next_after((since / 1000) as i64))
+            let due = apitap_common::cron::next_fire(expr, (since / 1000) as i64)
                 .is_some_and(|next| next.saturating_mul(1000) <= now_ms as i64);
             (due, Trigger::Cron)
         }
