@@ -74,17 +74,7 @@ pub async fn run(
     let node = start_node(&config, &db, addr, tls.clone(), secrets).await?;
     let raft = node.raft.clone();
 
-    let initialised_here = config.init && !raft.is_initialized().await?;
-    if initialised_here {
-        let members = BTreeMap::from([(
-            config.id,
-            BasicNode {
-                addr: node.addr.clone(),
-            },
-        )]);
-        raft.initialize(members).await?;
-        tracing::info!(node_id = config.id, "initialized a new cluster");
-    }
+    initialise(&config, &node).await?;
 
     let admin = crate::api::admin::start(node.clone(), shutdown.clone()).map_err(|e| {
         anyhow::anyhow!("cannot serve the admin address {}: {e}", config.admin_addr)
@@ -122,28 +112,14 @@ pub async fn run(
         mode,
         &server_stop.signal(),
     )?);
-    // The initialising node (re)creates the first admin token while the cluster has no
-    // token at all: also after a crash between `initialize` and the token's commit. In the
-    // background: it waits for this node to lead, and must not hold up a shutdown.
-    let tokenless = node.state().state.tokens.is_empty();
-    if initialised_here || (config.init && tokenless) {
-        let (node, data_dir) = (node.clone(), config.data_dir.clone());
-        tokio::spawn(async move {
-            if let Err(e) = crate::auth::bootstrap::first_admin_token(&node, &data_dir).await {
-                tracing::error!(error = %e, "could not create the first admin token");
-            }
-        });
-    }
-
     shutdown.wait().await;
     let started = tokio::time::Instant::now();
-    let deadline = started + config.shutdown_timeout;
     tracing::info!("shutting down: handing off leadership, then stopping the servers and raft");
     let _ = elections.await;
     let _ = scheduler.await;
     hand_off(&node, config.shutdown_timeout / 2).await;
     server_stop.trigger();
-    let stopped = tokio::time::timeout_at(deadline, async {
+    let stopped = tokio::time::timeout_at(started + config.shutdown_timeout, async {
         let _ = served.await;
         admin.stopped().await;
         let _ = raft.shutdown().await;
@@ -164,6 +140,34 @@ pub async fn run(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "coordinator stopped"
     );
+    Ok(())
+}
+
+/// With `--init`: makes this node a one-member cluster if it is not initialised yet, and
+/// (re)creates the first admin token while the cluster has none, also after a crash between
+/// `initialize` and the token's commit. The token is made in the background: it waits for
+/// this node to lead, and must not hold up a shutdown.
+async fn initialise(config: &Config, node: &Arc<Node>) -> anyhow::Result<()> {
+    let initialised_here = config.init && !node.raft.is_initialized().await?;
+    if initialised_here {
+        let members = BTreeMap::from([(
+            config.id,
+            BasicNode {
+                addr: node.addr.clone(),
+            },
+        )]);
+        node.raft.initialize(members).await?;
+        tracing::info!(node_id = config.id, "initialized a new cluster");
+    }
+    let tokenless = node.state().state.tokens.is_empty();
+    if initialised_here || (config.init && tokenless) {
+        let (node, data_dir) = (node.clone(), config.data_dir.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::auth::bootstrap::first_admin_token(&node, &data_dir).await {
+                tracing::error!(error = %e, "could not create the first admin token");
+            }
+        });
+    }
     Ok(())
 }
 
