@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use apitap_common::checkpoint::Position;
 use apitap_common::metrics::{Counter, CounterVec, Gauge, Histogram, Snapshot};
 
-use crate::fetch::{FetchError, Fetcher, Page, RetryEvent};
+use crate::fetch::{Breakers, FetchError, Fetcher, Page, RetryEvent};
 
 /// Distinct (host, status class) series kept before further hosts count as "other".
 const MAX_HTTP_SERIES: usize = 64;
@@ -49,6 +49,9 @@ pub struct Metrics {
     pub fence_rejections: Counter,
     /// Upstream limits that refused a response, by `limit` name (docs/operations.md).
     pub limit_hits: CounterVec,
+    /// The process's circuit breakers per upstream host, shared by every fetcher (through
+    /// `LeaseWork::metrics`) and read by `/metrics`.
+    pub breakers: Arc<Breakers>,
 }
 
 impl Default for Metrics {
@@ -74,6 +77,7 @@ impl Metrics {
             batch_commit_seconds: Histogram::latency(),
             fence_rejections: Counter::default(),
             limit_hits: CounterVec::new(&["limit"], MAX_HTTP_SERIES),
+            breakers: Arc::default(),
         }
     }
 
@@ -176,6 +180,21 @@ impl Metrics {
             "apitap_worker_limit_hits_total",
             "Responses refused by an upstream limit, by limit name.",
             &self.limit_hits,
+        );
+        let states = self.breakers.states();
+        e.gauge_by(
+            "apitap_worker_circuit_breaker_state",
+            "Circuit breaker of an upstream host: 0 closed, 1 open, 2 half-open.",
+            "host",
+            states
+                .iter()
+                .take(MAX_HTTP_SERIES)
+                .map(|(host, s)| (host.as_str(), s.code() as f64)),
+        )
+        .counter_vec(
+            "apitap_worker_circuit_breaker_rejections_total",
+            "Requests held back by an open circuit breaker (the shard waited), by host.",
+            &self.breakers.rejected,
         );
         e
     }
@@ -292,6 +311,8 @@ fn error_status_class(e: &FetchError) -> Option<&'static str> {
         | FetchError::Egress { .. } => Some("error"),
         FetchError::CrossOrigin { .. } => Some("3xx"),
         FetchError::Config { .. }
+        | FetchError::Token { .. }
+        | FetchError::CircuitOpen { .. }
         | FetchError::PositionMismatch { .. }
         | FetchError::AlreadyDone => None,
     }

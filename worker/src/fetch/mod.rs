@@ -11,6 +11,9 @@
 //! - [`retry`]: the retry loop and `Retry-After`.
 //! - [`client`]: the worker's HTTP client, its redirect policy and DNS resolver.
 //! - [`egress`]: the deny-list of addresses no pipeline may reach.
+//! - [`oauth2`]: client-credentials tokens, cached per worker and pipeline.
+//! - [`body`]: reading a body within a byte limit.
+//! - [`breaker`]: circuit breakers per upstream host, shared by the worker's shards.
 //!
 //! Credentials (auth, api key, custom headers) go to the pipeline URL's origin only. Next
 //! links and redirects to another origin are errors unless the spec sets
@@ -18,14 +21,21 @@
 //!
 //! Errors and logs show URLs as `scheme://host/path` and never contain the source's secrets.
 
+mod body;
+pub mod breaker;
 pub mod client;
 pub mod egress;
 mod error;
+pub mod oauth2;
 mod paginate;
 mod redact;
 mod request;
 mod retry;
 
+#[cfg(test)]
+mod breaker_tests;
+#[cfg(test)]
+mod oauth2_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -47,8 +57,10 @@ use reqwest::header::{LINK, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 use url::Url;
 
+pub use breaker::Breakers;
 pub use egress::Egress;
 pub use error::FetchError;
+pub use oauth2::TokenCache;
 pub use paginate::{next_link, parse_link_header, Link};
 pub use retry::{RetryEvent, MAX_RETRY_AFTER};
 
@@ -92,6 +104,14 @@ pub struct Fetcher {
     egress: Arc<Egress>,
     observer: Option<RetryObserver>,
     permit: Option<PermitFn>,
+    /// `auth.oauth2`: where the bearer token comes from.
+    oauth2: Option<oauth2::OAuth2>,
+    /// The worker's circuit breakers (a private set until [`Fetcher::with_breakers`]).
+    breakers: Arc<Breakers>,
+    /// `circuit_breaker` of the spec.
+    breaker: apitap_common::spec::CircuitBreaker,
+    /// Set when the shard should stop: ends a wait on an open breaker early.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl fmt::Debug for Fetcher {
@@ -130,6 +150,10 @@ impl Fetcher {
         })?;
         let paginator =
             Paginator::new(&source.pagination).map_err(|message| FetchError::Config { message })?;
+        let oauth2 = match source.auth.as_ref().and_then(|a| a.oauth2.as_ref()) {
+            Some(o) => Some(oauth2::OAuth2::new(o, source.timeout, &request.redactor)?),
+            None => None,
+        };
         Ok(Self {
             client,
             request,
@@ -141,7 +165,30 @@ impl Fetcher {
             egress: Arc::new(Egress::default()),
             observer: None,
             permit: None,
+            oauth2,
+            breakers: Arc::default(),
+            breaker: source.circuit_breaker.clone(),
+            stop: None,
         })
+    }
+
+    /// Shares `breakers` (the worker's, one per upstream host) with the other fetchers.
+    pub fn with_breakers(mut self, breakers: Arc<Breakers>) -> Self {
+        self.breakers = breakers;
+        self
+    }
+
+    /// Ends a wait on an open circuit breaker as soon as `stop` turns true (drain).
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Takes OAuth2 tokens from the worker's `cache`, shared with the other shards of
+    /// `pipeline` (a private cache otherwise).
+    pub fn with_token_cache(mut self, cache: &TokenCache, pipeline: &str) -> Self {
+        self.oauth2 = self.oauth2.take().map(|o| o.share(cache, pipeline));
+        self
     }
 
     /// Calls `observer` (after any observer added before) before every retry wait, e.g. to
@@ -196,6 +243,11 @@ impl Fetcher {
         pages_done: u64,
         records_done: u64,
     ) -> Result<Page, FetchError> {
+        if let Some(o) = &self.oauth2 {
+            // A stored position may name the token; it resolves to the current one.
+            let ctx = self.token_ctx();
+            retry::run(&self.retry, &o.shown, None, |_| o.token(&ctx)).await?;
+        }
         let url = self.request.url_for(position)?;
         let shown = self.request.redactor.url(&url);
         self.check_egress(&url, &shown)?;
@@ -283,14 +335,131 @@ impl Fetcher {
         })
     }
 
-    /// One request: status, headers and a parsed body, or an error to classify.
+    fn token_ctx(&self) -> oauth2::Ctx<'_> {
+        oauth2::Ctx {
+            client: &self.client,
+            egress: &self.egress,
+            redactor: &self.request.redactor,
+        }
+    }
+
+    /// One request through the host's circuit breaker: waits while it is open, then tells
+    /// it what the answer says about the host.
     async fn attempt(&self, url: Url, shown: &str) -> Result<Response, FetchError> {
+        let ticket = self.pass_breaker(&url, shown).await?;
+        let result = self.attempt_once(url, shown).await;
+        ticket.record(match &result {
+            Ok(r) => breaker::Verdict::of(&Ok(r.status)),
+            Err(FetchError::Status { status, .. }) => breaker::Verdict::of(&Ok(*status)),
+            Err(e) => breaker::Verdict::of(&Err(e)),
+        });
+        result
+    }
+
+    /// Waits until the breaker of `url`'s host lets a request through, at most
+    /// `circuit_breaker.max_wait` and not after a stop.
+    async fn pass_breaker(&self, url: &Url, shown: &str) -> Result<breaker::Ticket, FetchError> {
+        let host = breaker::key(url);
+        let started = std::time::Instant::now();
+        let deadline = started + self.breaker.max_wait;
+        let mut stop = self.stop.clone();
+        let mut waiting = false;
+        loop {
+            let until = match self.breakers.admit(&host, std::time::Instant::now()) {
+                breaker::Admit::Go { probe } => {
+                    return Ok(breaker::Ticket {
+                        breakers: self.breakers.clone(),
+                        host,
+                        probe,
+                        cfg: self.breaker.clone(),
+                        done: false,
+                    })
+                }
+                breaker::Admit::Wait { until } => until,
+            };
+            let open = |why: String| FetchError::CircuitOpen {
+                url: shown.to_string(),
+                host: host.clone(),
+                until: until_utc(until),
+                why,
+            };
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(url = %shown, host = %host, "limit circuit_breaker.max_wait: gave up waiting for an open circuit breaker");
+                return Err(open(format!(
+                    "the shard waited {}s for it (circuit_breaker.max_wait) and gives its lease up; \
+                     the run retries the shard under spec.policy",
+                    self.breaker.max_wait.as_secs()
+                )));
+            }
+            if !waiting {
+                waiting = true;
+                tracing::info!(url = %shown, host = %host, until = %until_utc(until), "circuit breaker open: waiting");
+            }
+            let wake = tokio::time::Instant::from_std(until.min(deadline));
+            match stop.as_mut() {
+                Some(rx) => tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => {}
+                    _ = rx.wait_for(|s| *s) => {
+                        return Err(open("the shard was asked to stop while it waited".into()));
+                    }
+                },
+                None => tokio::time::sleep_until(wake).await,
+            }
+        }
+    }
+
+    /// One request: status, headers and a parsed body, or an error to classify. With
+    /// OAuth2, a 401 renews the token and repeats the request once; a second 401 is the
+    /// answer.
+    async fn attempt_once(&self, url: Url, shown: &str) -> Result<Response, FetchError> {
         if let Some(permit) = &self.permit {
             permit().await;
         }
+        let token = match &self.oauth2 {
+            Some(o) => Some(o.token(&self.token_ctx()).await?),
+            None => None,
+        };
+        let resp = self.send(url.clone(), token.as_deref(), shown).await?;
+        let (Some(o), Some(used)) = (&self.oauth2, token) else {
+            return self.read_response(resp, shown).await;
+        };
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED
+            || !self.request.same_origin(resp.url())
+        {
+            return self.read_response(resp, shown).await;
+        }
+        drop(resp);
+        tracing::info!(url = %shown, "source refused the oauth2 token (401); renewing it and retrying once");
+        let fresh = o.renew(&used, &self.token_ctx()).await?;
+        if let Some(permit) = &self.permit {
+            permit().await;
+        }
+        let resp = self.send(url, Some(&fresh), shown).await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let body = self.error_body(resp).await;
+            return Err(FetchError::Status {
+                url: shown.to_string(),
+                status: 401,
+                body: format!(
+                    "refused a freshly issued OAuth2 token too; check the client's scopes and                      audience (spec.source.http.auth.oauth2){}",
+                    if body.is_empty() { String::new() } else { format!(": {body}") }
+                ),
+                retry_after: None,
+            });
+        }
+        self.read_response(resp, shown).await
+    }
+
+    /// Sends the request for `url`, following redirects to other origins where allowed.
+    async fn send(
+        &self,
+        url: Url,
+        bearer: Option<&str>,
+        shown: &str,
+    ) -> Result<reqwest::Response, FetchError> {
         let mut resp = self
             .request
-            .build(&self.client, url)
+            .build(&self.client, url, bearer)
             .send()
             .await
             .map_err(|e| self.transport_error(shown, e))?;
@@ -308,11 +477,20 @@ impl Fetcher {
             }
             resp = self
                 .request
-                .build(&self.client, target)
+                .build(&self.client, target, bearer)
                 .send()
                 .await
                 .map_err(|e| self.transport_error(shown, e))?;
         }
+        Ok(resp)
+    }
+
+    /// Status, `Link` and the parsed body of a response, or the error its status means.
+    async fn read_response(
+        &self,
+        resp: reqwest::Response,
+        shown: &str,
+    ) -> Result<Response, FetchError> {
         let status = resp.status();
         let headers = resp.headers();
         let link = {
@@ -416,39 +594,19 @@ impl Fetcher {
         })
     }
 
-    /// The whole body, refusing more than `max_body_bytes`: an announced `Content-Length`
-    /// above the limit is refused before any byte is read, and a body without one is counted
-    /// as it arrives, so no more than the limit is ever buffered.
-    async fn read_body(
-        &self,
-        mut resp: reqwest::Response,
-        shown: &str,
-    ) -> Result<Vec<u8>, FetchError> {
+    /// The whole body, refusing more than `max_body_bytes` ([`body::read_capped`]).
+    async fn read_body(&self, resp: reqwest::Response, shown: &str) -> Result<Vec<u8>, FetchError> {
         let limit = self.max_body_bytes;
-        let too_large = |announced: bool| {
-            tracing::warn!(url = %shown, limit_bytes = limit, announced, "limit max_body_bytes: response body refused");
-            FetchError::BodyTooLarge {
-                url: shown.to_string(),
-                limit,
+        body::read_capped(resp, limit).await.map_err(|e| match e {
+            body::BodyError::TooLarge { announced } => {
+                tracing::warn!(url = %shown, limit_bytes = limit, announced, "limit max_body_bytes: response body refused");
+                FetchError::BodyTooLarge {
+                    url: shown.to_string(),
+                    limit,
+                }
             }
-        };
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large(true));
-        }
-        // Trust the announced length only so far.
-        let capacity = resp.content_length().unwrap_or(0).min(limit).min(8 << 20);
-        let mut buf = Vec::with_capacity(capacity as usize);
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| self.transport_error(shown, e))?
-        {
-            if (buf.len() + chunk.len()) as u64 > limit {
-                return Err(too_large(false));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf)
+            body::BodyError::Transport(e) => self.transport_error(shown, e),
+        })
     }
 
     /// The start of an error response's body, on one line, secrets removed; best effort.
@@ -510,4 +668,11 @@ impl Fetcher {
             timeout,
         }
     }
+}
+
+/// `at` as an RFC 3339 UTC time (to the second), for messages.
+fn until_utc(at: std::time::Instant) -> String {
+    let now = std::time::Instant::now();
+    let wall = SystemTime::now() + at.saturating_duration_since(now);
+    humantime::format_rfc3339_seconds(wall).to_string()
 }
