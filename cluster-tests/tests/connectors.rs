@@ -166,3 +166,73 @@ spec:
     );
     Ok(())
 }
+
+/// A full refresh with `conditional: true`: the second run sends the first run's `ETag`
+/// back, gets `304 Not Modified` and loads nothing; after the data changed, the third run
+/// loads it all again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_full_refresh_loads_nothing() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().records(300).start().await?;
+    let db = cluster.out_path("full.db");
+    let yaml = format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: full }}
+spec:
+  source:
+    http:
+      url: "${{MOCK_API_URL}}/v1/all"
+      conditional: true
+  sink:
+    sqlite: {{ path: "{}", table: full_refresh, mode: merge, primary_key: [id] }}
+"#,
+        db.display()
+    );
+    let again = |cluster: &TestCluster| -> anyhow::Result<serde_json::Value> {
+        let run = cluster.ctl_json(&["run", "full"])?["run_id"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("no run id"))?;
+        cluster.wait_for_run(run, Duration::from_secs(60))
+    };
+    let first = cluster.submit("full", &yaml)?;
+    let info = cluster.wait_for_run(first, Duration::from_secs(60))?;
+    assert_eq!(
+        (info["state"].as_str(), total_records(&info)),
+        (Some("succeeded"), 300),
+        "{info:#}"
+    );
+
+    let info = again(&cluster)?;
+    assert_eq!(
+        (info["state"].as_str(), total_records(&info)),
+        (Some("succeeded"), 0),
+        "{info:#}"
+    );
+    let statuses: Vec<u16> = cluster
+        .mock
+        .state()
+        .requests()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 304]);
+
+    cluster.mock.state().dataset().grow(20);
+    let info = again(&cluster)?;
+    assert_eq!(
+        (info["state"].as_str(), total_records(&info)),
+        (Some("succeeded"), 320),
+        "{info:#}"
+    );
+    let info = again(&cluster)?;
+    assert_eq!(total_records(&info), 0, "{info:#}");
+    let statuses: Vec<u16> = cluster
+        .mock
+        .state()
+        .requests()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 304, 200, 304]);
+    Ok(())
+}

@@ -30,6 +30,8 @@ pub struct Metrics {
     /// each agent tick, so up to one heartbeat interval behind).
     pub leases_held: Gauge,
     pub pages_fetched: Counter,
+    /// Conditional requests answered `304 Not Modified`: shards with nothing to load.
+    pub not_modified: Counter,
     pub bytes_fetched: Counter,
     /// Requests by `host` (of the pipeline URL) and `status` class (`2xx` … `5xx`, `error`
     /// when no response came).
@@ -67,6 +69,7 @@ impl Metrics {
             draining: Gauge::default(),
             leases_held: Gauge::default(),
             pages_fetched: Counter::default(),
+            not_modified: Counter::default(),
             bytes_fetched: Counter::default(),
             http_requests: CounterVec::new(&["host", "status"], MAX_HTTP_SERIES),
             http_request_seconds: Histogram::latency(),
@@ -130,6 +133,11 @@ impl Metrics {
             "apitap_worker_pages_fetched_total",
             "Pages fetched from source APIs.",
             self.pages_fetched.get(),
+        )
+        .counter(
+            "apitap_worker_not_modified_total",
+            "Conditional requests answered 304 Not Modified (nothing loaded).",
+            self.not_modified.get(),
         )
         .counter(
             "apitap_worker_fetched_bytes_total",
@@ -260,6 +268,9 @@ impl FetchObserver {
         let class = match &result {
             Ok(page) => {
                 m.pages_fetched.inc();
+                if page.status == 304 {
+                    m.not_modified.inc();
+                }
                 m.bytes_fetched.add(page.bytes);
                 m.records_fetched.add(page.records.len() as u64);
                 Some(status_class(page.status))

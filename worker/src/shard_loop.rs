@@ -204,7 +204,8 @@ impl<'a> Lease<'a> {
                 &page.records,
                 apitap_common::time::now_ms(),
             ),
-            None => None,
+            // A full refresh keeps its response's validators (`conditional`) instead.
+            None => page.validators.clone(),
         };
         let next = Checkpoint {
             position: page.next,

@@ -2,7 +2,7 @@
 //! `circuit_breaker` (docs/pipeline-reference.md lists each rule with its message).
 
 use super::parse::Problem;
-use super::types::{CircuitBreaker, OAuth2Auth};
+use super::types::{CircuitBreaker, OAuth2Auth, PaginationKind, Pipeline};
 use crate::limits::{
     check_bytes, check_count, Limits, MAX_BREAKER_FAILURES, MAX_BREAKER_OPEN_FOR, MAX_BREAKER_WAIT,
     MAX_TOKEN_RESPONSE_BYTES_CEILING, MIN_BREAKER_OPEN_FOR,
@@ -190,6 +190,34 @@ pub(crate) fn circuit_breaker(b: &CircuitBreaker, out: &mut Vec<Problem>) {
             .hint(
                 "how long a shard waits for an open breaker before its lease fails; 5m by default",
             ),
+        );
+    }
+}
+
+/// `conditional`: a full refresh of one response per shard.
+pub(crate) fn conditional(p: &Pipeline, out: &mut Vec<Problem>) {
+    let h = &p.spec.source.http;
+    if !h.conditional {
+        return;
+    }
+    let path = "spec.source.http.conditional";
+    if h.pagination.kind != PaginationKind::None {
+        out.push(
+            Problem::new(
+                path,
+                format!(
+                    "conditional requests need pagination.kind: none, not {}: an unchanged first \
+                     page says nothing about the pages after it",
+                    h.pagination.kind.as_str()
+                ),
+            )
+            .hint("remove conditional, or fetch the whole collection in one response"),
+        );
+    }
+    if p.spec.incremental.is_some() {
+        out.push(
+            Problem::new(path, "conditional requests are for full refreshes; an incremental pipeline already asks only for what is new")
+                .hint("remove conditional or spec.incremental"),
         );
     }
 }

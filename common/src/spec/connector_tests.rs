@@ -167,3 +167,25 @@ fn circuit_breaker_defaults_and_bounds() {
         assert!(e.contains(says), "{bad}: {e}");
     }
 }
+
+#[test]
+fn conditional_requests_are_for_one_response_full_refreshes() {
+    let p = load("p.yaml", &doc("      conditional: true"), Some(&env())).unwrap();
+    assert!(p.spec.source.http.conditional);
+    let e = errors("      conditional: true\n      pagination: { kind: page_number }");
+    assert!(
+        e.contains("conditional requests need pagination.kind: none, not page_number"),
+        "{e}"
+    );
+    let incremental = doc("      conditional: true").replace(
+        "  sink:",
+        "  incremental: { cursor_field: updated_at }\n  sink:",
+    );
+    let e = load("p.yaml", &incremental, Some(&env()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("conditional requests are for full refreshes"),
+        "{e}"
+    );
+}

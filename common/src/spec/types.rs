@@ -102,6 +102,10 @@ pub struct HttpSource {
     /// What one shard may fetch before it fails (pages, records, bytes).
     #[serde(default, skip_serializing_if = "ShardLimits::is_default")]
     pub limits: ShardLimits,
+    /// Full refresh only: send the last run's `ETag` / `Last-Modified` back
+    /// (`If-None-Match` / `If-Modified-Since`) and load nothing on `304 Not Modified`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
     /// When this worker stops calling the API's host after repeated failures.
     #[serde(default, skip_serializing_if = "CircuitBreaker::is_default")]
     pub circuit_breaker: CircuitBreaker,

@@ -59,6 +59,7 @@ pub(crate) fn validate(
     schedule(p, &mut out);
     source(p, env, limits, &mut out);
     super::connector_rules::circuit_breaker(&p.spec.source.http.circuit_breaker, &mut out);
+    super::connector_rules::conditional(p, &mut out);
     header_values(p, &mut out);
     pagination(&p.spec.source.http.pagination, &mut out);
     shards(p, &mut out);

@@ -14,6 +14,7 @@
 //! - [`oauth2`]: client-credentials tokens, cached per worker and pipeline.
 //! - [`body`]: reading a body within a byte limit.
 //! - [`breaker`]: circuit breakers per upstream host, shared by the worker's shards.
+//! - [`conditional`]: `ETag` / `Last-Modified` of full refreshes, `304 Not Modified`.
 //!
 //! Credentials (auth, api key, custom headers) go to the pipeline URL's origin only. Next
 //! links and redirects to another origin are errors unless the spec sets
@@ -24,6 +25,7 @@
 mod body;
 pub mod breaker;
 pub mod client;
+pub mod conditional;
 pub mod egress;
 mod error;
 pub mod oauth2;
@@ -34,6 +36,8 @@ mod retry;
 
 #[cfg(test)]
 mod breaker_tests;
+#[cfg(test)]
+mod conditional_tests;
 #[cfg(test)]
 mod oauth2_tests;
 #[cfg(test)]
@@ -88,6 +92,9 @@ pub struct Page {
     pub status: u16,
     /// Requests made for this page (1 = no retry).
     pub attempts: u32,
+    /// With `conditional`: the response's validators (JSON), kept with the checkpoint for
+    /// the next run. On a 304 (`status`), the ones sent.
+    pub validators: Option<String>,
 }
 
 /// Fetches the pages of one shard. Cheap to clone; `Send + Sync`.
@@ -112,6 +119,10 @@ pub struct Fetcher {
     breaker: apitap_common::spec::CircuitBreaker,
     /// Set when the shard should stop: ends a wait on an open breaker early.
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// `conditional` of the spec (with `pagination.kind: none`).
+    conditional: bool,
+    /// The validators of the shard's last run, sent as `If-None-Match` / `If-Modified-Since`.
+    validators: Option<conditional::Validators>,
 }
 
 impl fmt::Debug for Fetcher {
@@ -129,9 +140,10 @@ impl fmt::Debug for Fetcher {
 struct Response {
     status: u16,
     link: Option<String>,
-    /// `None` for 204 No Content.
+    /// `None` for 204 No Content and 304 Not Modified.
     body: Option<Value>,
     bytes: u64,
+    validators: Option<conditional::Validators>,
 }
 
 impl Fetcher {
@@ -169,6 +181,12 @@ impl Fetcher {
             breakers: Arc::default(),
             breaker: source.circuit_breaker.clone(),
             stop: None,
+            conditional: source.conditional
+                && source.pagination.kind == apitap_common::spec::PaginationKind::None,
+            validators: source
+                .conditional
+                .then(|| conditional::Validators::from_vars(vars))
+                .flatten(),
         })
     }
 
@@ -263,6 +281,7 @@ impl Fetcher {
                 bytes: response.bytes,
                 status: response.status,
                 attempts,
+                validators: response.validators.map(|v| v.to_json()),
             });
         };
         let records_error = |m: String| FetchError::Records {
@@ -332,6 +351,7 @@ impl Fetcher {
             bytes: response.bytes,
             status: response.status,
             attempts,
+            validators: response.validators.map(|v| v.to_json()),
         })
     }
 
@@ -457,9 +477,11 @@ impl Fetcher {
         bearer: Option<&str>,
         shown: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let mut resp = self
-            .request
-            .build(&self.client, url, bearer)
+        let mut req = self.request.build(&self.client, url, bearer);
+        if let Some(v) = &self.validators {
+            req = req.headers(v.request_headers());
+        }
+        let mut resp = req
             .send()
             .await
             .map_err(|e| self.transport_error(shown, e))?;
@@ -493,6 +515,21 @@ impl Fetcher {
     ) -> Result<Response, FetchError> {
         let status = resp.status();
         let headers = resp.headers();
+        if status == reqwest::StatusCode::NOT_MODIFIED && self.validators.is_some() {
+            tracing::info!(url = %shown, "not modified since the last run (HTTP 304): nothing to load");
+            return Ok(Response {
+                status: status.as_u16(),
+                link: None,
+                body: None,
+                bytes: 0,
+                validators: conditional::Validators::from_headers(headers)
+                    .or_else(|| self.validators.clone()),
+            });
+        }
+        let validators = self
+            .conditional
+            .then(|| conditional::Validators::from_headers(headers))
+            .flatten();
         let link = {
             let values: Vec<&str> = headers
                 .get_all(LINK)
@@ -520,6 +557,7 @@ impl Fetcher {
                 link,
                 body: None,
                 bytes: 0,
+                validators,
             });
         }
         let bytes = self.read_body(resp, shown).await?;
@@ -534,6 +572,7 @@ impl Fetcher {
             link,
             body: Some(body),
             bytes: bytes.len() as u64,
+            validators,
         })
     }
 
