@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use apitap_common::metrics::CounterVec;
 use apitap_common::spec::CircuitBreaker;
+use tokio::sync::watch;
 use url::Url;
 
 use super::error::FetchError;
@@ -204,6 +205,74 @@ pub(crate) fn key(url: &Url) -> String {
         url.host_str().unwrap_or_default(),
         url.port_or_known_default().unwrap_or(0)
     )
+}
+
+/// Waits until the breaker of `url`'s host lets a request through: at most
+/// `cfg.max_wait`, and not after `stop` turns true (a drain).
+pub(crate) async fn pass(
+    breakers: &Arc<Breakers>,
+    cfg: &CircuitBreaker,
+    url: &Url,
+    shown: &str,
+    mut stop: Option<watch::Receiver<bool>>,
+) -> Result<Ticket, FetchError> {
+    let host = key(url);
+    let deadline = Instant::now() + cfg.max_wait;
+    let mut waiting = false;
+    loop {
+        let until = match breakers.admit(&host, Instant::now()) {
+            Admit::Go { probe } => {
+                return Ok(Ticket {
+                    breakers: breakers.clone(),
+                    host,
+                    probe,
+                    cfg: cfg.clone(),
+                    done: false,
+                })
+            }
+            Admit::Wait { until } => until,
+        };
+        let open = |why: String| FetchError::CircuitOpen {
+            url: shown.to_string(),
+            host: host.clone(),
+            until: until_utc(until),
+            why,
+        };
+        if Instant::now() >= deadline {
+            tracing::warn!(url = %shown, host = %host, "limit circuit_breaker.max_wait: gave up waiting for an open circuit breaker");
+            return Err(open(format!(
+                "the shard waited {}s for it (circuit_breaker.max_wait) and gives its lease up; \
+                 the run retries the shard under spec.policy",
+                cfg.max_wait.as_secs()
+            )));
+        }
+        if !waiting {
+            waiting = true;
+            tracing::info!(url = %shown, host = %host, until = %until_utc(until), "circuit breaker open: waiting");
+        }
+        let wake = tokio::time::Instant::from_std(until.min(deadline));
+        let mut closed = false;
+        match stop.as_mut() {
+            Some(rx) => tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                r = rx.wait_for(|s| *s) => match r {
+                    Ok(_) => return Err(open("the shard was asked to stop while it waited".into())),
+                    // Nobody can ask any more: wait on the clock alone.
+                    Err(_) => closed = true,
+                },
+            },
+            None => tokio::time::sleep_until(wake).await,
+        }
+        if closed {
+            stop = None;
+        }
+    }
+}
+
+/// `at` as an RFC 3339 UTC time (to the second), for messages.
+fn until_utc(at: Instant) -> String {
+    let wall = std::time::SystemTime::now() + at.saturating_duration_since(Instant::now());
+    humantime::format_rfc3339_seconds(wall).to_string()
 }
 
 /// A request admitted by a breaker; recording its verdict is due. Dropped unrecorded (its

@@ -146,3 +146,28 @@ async fn a_stop_ends_the_wait_at_once_and_4xx_keeps_it_closed() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_stop_signal_that_is_gone_does_not_end_the_wait() {
+    let dead = Server::start(|_, _| Reply::raw("")).await;
+    let shared = Arc::new(Breakers::default());
+    let cfg = json!({"failures": 1, "open_for": "100ms", "max_wait": "1s"});
+    fetcher(&dead.url("/x"), 1, cfg.clone(), &shared)
+        .fetch(&Position::Start, 0, 0)
+        .await
+        .unwrap_err();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    drop(tx);
+    let started = Instant::now();
+    let e = fetcher(&dead.url("/x"), 1, cfg, &shared)
+        .with_stop(rx)
+        .fetch(&Position::Start, 0, 0)
+        .await
+        .unwrap_err();
+    assert!(!e.to_string().contains("asked to stop"), "{e}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "waited for the cool-down"
+    );
+    assert_eq!(dead.requests().len(), 2, "the probe went through");
+}

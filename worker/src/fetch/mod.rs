@@ -366,7 +366,14 @@ impl Fetcher {
     /// One request through the host's circuit breaker: waits while it is open, then tells
     /// it what the answer says about the host.
     async fn attempt(&self, url: Url, shown: &str) -> Result<Response, FetchError> {
-        let ticket = self.pass_breaker(&url, shown).await?;
+        let ticket = breaker::pass(
+            &self.breakers,
+            &self.breaker,
+            &url,
+            shown,
+            self.stop.clone(),
+        )
+        .await?;
         let result = self.attempt_once(url, shown).await;
         ticket.record(match &result {
             Ok(r) => breaker::Verdict::of(&Ok(r.status)),
@@ -374,58 +381,6 @@ impl Fetcher {
             Err(e) => breaker::Verdict::of(&Err(e)),
         });
         result
-    }
-
-    /// Waits until the breaker of `url`'s host lets a request through, at most
-    /// `circuit_breaker.max_wait` and not after a stop.
-    async fn pass_breaker(&self, url: &Url, shown: &str) -> Result<breaker::Ticket, FetchError> {
-        let host = breaker::key(url);
-        let started = std::time::Instant::now();
-        let deadline = started + self.breaker.max_wait;
-        let mut stop = self.stop.clone();
-        let mut waiting = false;
-        loop {
-            let until = match self.breakers.admit(&host, std::time::Instant::now()) {
-                breaker::Admit::Go { probe } => {
-                    return Ok(breaker::Ticket {
-                        breakers: self.breakers.clone(),
-                        host,
-                        probe,
-                        cfg: self.breaker.clone(),
-                        done: false,
-                    })
-                }
-                breaker::Admit::Wait { until } => until,
-            };
-            let open = |why: String| FetchError::CircuitOpen {
-                url: shown.to_string(),
-                host: host.clone(),
-                until: until_utc(until),
-                why,
-            };
-            if std::time::Instant::now() >= deadline {
-                tracing::warn!(url = %shown, host = %host, "limit circuit_breaker.max_wait: gave up waiting for an open circuit breaker");
-                return Err(open(format!(
-                    "the shard waited {}s for it (circuit_breaker.max_wait) and gives its lease up; \
-                     the run retries the shard under spec.policy",
-                    self.breaker.max_wait.as_secs()
-                )));
-            }
-            if !waiting {
-                waiting = true;
-                tracing::info!(url = %shown, host = %host, until = %until_utc(until), "circuit breaker open: waiting");
-            }
-            let wake = tokio::time::Instant::from_std(until.min(deadline));
-            match stop.as_mut() {
-                Some(rx) => tokio::select! {
-                    _ = tokio::time::sleep_until(wake) => {}
-                    _ = rx.wait_for(|s| *s) => {
-                        return Err(open("the shard was asked to stop while it waited".into()));
-                    }
-                },
-                None => tokio::time::sleep_until(wake).await,
-            }
-        }
     }
 
     /// One request: status, headers and a parsed body, or an error to classify. With
@@ -707,11 +662,4 @@ impl Fetcher {
             timeout,
         }
     }
-}
-
-/// `at` as an RFC 3339 UTC time (to the second), for messages.
-fn until_utc(at: std::time::Instant) -> String {
-    let now = std::time::Instant::now();
-    let wall = SystemTime::now() + at.saturating_duration_since(now);
-    humantime::format_rfc3339_seconds(wall).to_string()
 }
