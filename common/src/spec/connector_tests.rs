@@ -189,3 +189,15 @@ fn conditional_requests_are_for_one_response_full_refreshes() {
         "{e}"
     );
 }
+
+/// Found while adding OAuth2: a `url` that starts with a secret whose value the checker does
+/// not know (`apitapctl validate` without the environment) skipped every other rule of the
+/// source, auth included.
+#[test]
+fn a_url_of_unknown_secret_value_does_not_hide_the_other_source_rules() {
+    let text = doc(&OAUTH.replace("client_id: etl", "client_id: \"\""))
+        .replace("https://api.example.com/v1/items", "${API_BASE}/v1/items");
+    let e = load("p.yaml", &text, None).unwrap_err().to_string();
+    assert!(e.contains("client_id: must not be empty"), "{e}");
+    assert!(!e.contains("spec.source.http.url"), "{e}");
+}

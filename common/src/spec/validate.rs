@@ -194,39 +194,9 @@ fn source(
 ) {
     let h = &p.spec.source.http;
     // Secrets and template variables are only known later; placeholders stand in for them.
-    let Some(probe) = probe_url(&h.url, env) else {
-        return;
-    };
-    match url::Url::parse(&probe) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
-            if u.host_str().is_none_or(str::is_empty) {
-                out.push(Problem::new(format!("{HTTP}.url"), "the URL has no host"));
-            }
-        }
-        Ok(u) => out.push(
-            Problem::new(
-                format!("{HTTP}.url"),
-                format!("unsupported URL scheme {:?}", u.scheme()),
-            )
-            .hint("use http:// or https://"),
-        ),
-        Err(url::ParseError::RelativeUrlWithoutBase) => out.push(
-            Problem::new(
-                format!("{HTTP}.url"),
-                format!("the URL {:?} has no scheme", h.url),
-            )
-            .hint(format!(
-                "write it in full, starting with https:// or http://: https://{}",
-                h.url.trim_start_matches('/')
-            )),
-        ),
-        Err(e) => out.push(
-            Problem::new(
-                format!("{HTTP}.url"),
-                format!("invalid URL {:?}: {e}", h.url),
-            )
-            .hint("write a full URL such as https://api.example.com/v1/items"),
-        ),
+    // A URL that a secret of unknown value starts is not checked; the rest of the source is.
+    if let Some(probe) = probe_url(&h.url, env) {
+        url_rules(h, &probe, out);
     }
     if let Some(r) = &h.records {
         if let Err(e) = JsonPath::parse(r) {
@@ -295,6 +265,41 @@ fn source(
             format!("{HTTP}.timeout"),
             "must be more than 0s",
         ));
+    }
+}
+
+/// `url`, with `probe` standing for its unknown parts.
+fn url_rules(h: &HttpSource, probe: &str, out: &mut Vec<Problem>) {
+    match url::Url::parse(probe) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+            if u.host_str().is_none_or(str::is_empty) {
+                out.push(Problem::new(format!("{HTTP}.url"), "the URL has no host"));
+            }
+        }
+        Ok(u) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("unsupported URL scheme {:?}", u.scheme()),
+            )
+            .hint("use http:// or https://"),
+        ),
+        Err(url::ParseError::RelativeUrlWithoutBase) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("the URL {:?} has no scheme", h.url),
+            )
+            .hint(format!(
+                "write it in full, starting with https:// or http://: https://{}",
+                h.url.trim_start_matches('/')
+            )),
+        ),
+        Err(e) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("invalid URL {:?}: {e}", h.url),
+            )
+            .hint("write a full URL such as https://api.example.com/v1/items"),
+        ),
     }
 }
 
