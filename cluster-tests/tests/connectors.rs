@@ -34,9 +34,10 @@ spec:
 }
 
 /// 60 pages at 25 requests/s take over 2 s; tokens live 1 s, so the worker has to
-/// refresh them during the run, before they expire: the API never answers 401.
+/// refresh them during the run, before they expire; the only 401 is the one a revocation
+/// causes, and it is answered with a new token.
 #[tokio::test(flavor = "multi_thread")]
-async fn oauth2_tokens_are_refreshed_before_they_expire() -> anyhow::Result<()> {
+async fn oauth2_tokens_are_refreshed_before_expiry_and_after_a_401() -> anyhow::Result<()> {
     let cluster = TestCluster::builder()
         .records(600)
         .token_lifetime(Duration::from_secs(1))
@@ -45,6 +46,31 @@ async fn oauth2_tokens_are_refreshed_before_they_expire() -> anyhow::Result<()> 
         .await?;
     let db = cluster.out_path("oauth.db");
     let run = cluster.submit("oauth", &oauth_pipeline("oauth", &db))?;
+    // Midway, the server forgets every token (a key rotation): the worker's next request
+    // is refused once, renews its token and goes on. The revocation comes 300 ms into a
+    // token's life, well before its refresh at 900 ms, with a request every 40 ms.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the run did not start");
+        let log = cluster.mock.state().requests();
+        let data = log
+            .iter()
+            .filter(|r| r.path == "/oauth/v1/page_number")
+            .count();
+        let last_token = log
+            .iter()
+            .rev()
+            .find(|r| r.path == "/oauth/token")
+            .map(|r| r.at_ms);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64;
+        if data >= 5 && last_token.is_some_and(|t| (300..500).contains(&now_ms.saturating_sub(t))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cluster.mock.state().tokens().lock().unwrap().revoke_all();
     let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
     assert_eq!(info["state"], "succeeded", "{info:#}");
     assert_eq!(total_records(&info), 600, "{info:#}");
@@ -56,9 +82,18 @@ async fn oauth2_tokens_are_refreshed_before_they_expire() -> anyhow::Result<()> 
         .filter(|r| r.path == "/oauth/v1/page_number")
         .collect();
     assert!(tokens.iter().all(|r| r.status == 200), "{tokens:?}");
-    assert!(
-        data.iter().all(|r| r.status == 200),
-        "a token was refused: {data:?}"
+    // One refusal, after the revocation, answered by a new token and the same request again.
+    let refused: Vec<_> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == 401)
+        .collect();
+    assert_eq!(refused.len(), 1, "{log:#?}");
+    let (i, first_401) = refused[0];
+    assert_eq!(log[i + 1].path, "/oauth/token", "{log:#?}");
+    assert_eq!(
+        (log[i + 2].query.as_str(), log[i + 2].status),
+        (first_401.query.as_str(), 200)
     );
     let span_ms = data.last().unwrap().at_ms - data.first().unwrap().at_ms;
     // One token per started second of the run, at least: refreshed, not reused past expiry.
