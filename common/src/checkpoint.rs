@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The template variable that hands a shard of a full-refresh pipeline with
+/// `source.http.conditional` the `ETag` / `Last-Modified` of its last successful run (JSON,
+/// kept by the coordinator like an incremental pipeline's watermark).
+pub const VALIDATORS_VAR: &str = "http_validators";
+
 /// The next request a shard has to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "at", rename_all = "snake_case")]
@@ -30,7 +35,8 @@ pub struct Checkpoint {
     /// Records committed so far in this shard.
     pub records: u64,
     /// Largest `incremental.cursor_field` value committed so far (incremental loads; see
-    /// [`crate::watermark`]).
+    /// [`crate::watermark`]); for a full refresh with `source.http.conditional`, the
+    /// response's validators ([`VALIDATORS_VAR`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
 }

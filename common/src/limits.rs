@@ -71,6 +71,32 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
 /// Largest value `spec.source.http.max_body_bytes` accepts.
 pub const MAX_BODY_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
 
+/// Default largest OAuth2 token response, in bytes (`auth.oauth2.max_response_bytes`): a
+/// token response is a few hundred bytes; anything near this is not one.
+pub const DEFAULT_MAX_TOKEN_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// Largest value `auth.oauth2.max_response_bytes` accepts.
+pub const MAX_TOKEN_RESPONSE_BYTES_CEILING: u64 = 1024 * 1024;
+
+/// Default consecutive failures that open a host's circuit breaker
+/// (`spec.source.http.circuit_breaker.failures`).
+pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+
+/// Largest `circuit_breaker.failures`.
+pub const MAX_BREAKER_FAILURES: u32 = 1000;
+
+/// Default time an open circuit breaker refuses requests (`circuit_breaker.open_for`).
+pub const DEFAULT_BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
+
+/// Shortest and longest `circuit_breaker.open_for`.
+pub const MIN_BREAKER_OPEN_FOR: Duration = Duration::from_millis(100);
+pub const MAX_BREAKER_OPEN_FOR: Duration = Duration::from_secs(3600);
+
+/// Default longest time a shard waits on an open breaker before its lease fails
+/// (`circuit_breaker.max_wait`), at most [`MAX_BREAKER_WAIT`].
+pub const DEFAULT_BREAKER_MAX_WAIT: Duration = Duration::from_secs(300);
+pub const MAX_BREAKER_WAIT: Duration = Duration::from_secs(3600);
+
 /// Most redirects followed for one request (not a knob).
 pub const MAX_REDIRECTS: usize = 10;
 

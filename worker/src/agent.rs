@@ -48,6 +48,9 @@ pub struct Agent {
     http: reqwest::Client,
     /// Where fetches may go (the worker's deny-list), for every lease's fetcher.
     egress: Arc<Egress>,
+    /// OAuth2 tokens by pipeline, for every lease's fetcher: one token per process and
+    /// pipeline, not one per shard.
+    tokens: Arc<crate::fetch::TokenCache>,
     /// Memory and time each page's SQL may take.
     transform_limits: crate::transform::TransformLimits,
     heartbeat: Duration,
@@ -86,6 +89,7 @@ impl Agent {
             client: LeaderClient::new(coordinators, Duration::from_secs(2)),
             http: crate::fetch::client::build(Arc::new(Egress::default())).unwrap_or_default(),
             egress: Arc::new(Egress::default()),
+            tokens: Default::default(),
             transform_limits: Default::default(),
             heartbeat: Duration::from_millis(500),
             registered: false,
@@ -330,6 +334,7 @@ impl Agent {
             budget: self.budget.clone(),
             traceparent: (!lease.traceparent.is_empty()).then_some(lease.traceparent),
             egress: self.egress.clone(),
+            tokens: self.tokens.clone(),
             transform_limits: self.transform_limits,
         })
     }

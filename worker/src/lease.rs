@@ -28,6 +28,8 @@ pub struct LeaseWork {
     pub traceparent: Option<String>,
     /// The worker's egress deny-list.
     pub egress: Arc<crate::fetch::Egress>,
+    /// The worker's OAuth2 tokens, shared by the shards of a pipeline.
+    pub tokens: Arc<crate::fetch::TokenCache>,
     /// Memory and time each page's SQL may take.
     pub transform_limits: crate::transform::TransformLimits,
 }

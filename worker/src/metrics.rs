@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use apitap_common::checkpoint::Position;
 use apitap_common::metrics::{Counter, CounterVec, Gauge, Histogram, Snapshot};
 
-use crate::fetch::{FetchError, Fetcher, Page, RetryEvent};
+use crate::fetch::{Breakers, FetchError, Fetcher, Page, RetryEvent};
 
 /// Distinct (host, status class) series kept before further hosts count as "other".
 const MAX_HTTP_SERIES: usize = 64;
@@ -30,6 +30,8 @@ pub struct Metrics {
     /// each agent tick, so up to one heartbeat interval behind).
     pub leases_held: Gauge,
     pub pages_fetched: Counter,
+    /// Conditional requests answered `304 Not Modified`: shards with nothing to load.
+    pub not_modified: Counter,
     pub bytes_fetched: Counter,
     /// Requests by `host` (of the pipeline URL) and `status` class (`2xx` … `5xx`, `error`
     /// when no response came).
@@ -49,6 +51,9 @@ pub struct Metrics {
     pub fence_rejections: Counter,
     /// Upstream limits that refused a response, by `limit` name (docs/operations.md).
     pub limit_hits: CounterVec,
+    /// The process's circuit breakers per upstream host, shared by every fetcher (through
+    /// `LeaseWork::metrics`) and read by `/metrics`.
+    pub breakers: Arc<Breakers>,
 }
 
 impl Default for Metrics {
@@ -64,6 +69,7 @@ impl Metrics {
             draining: Gauge::default(),
             leases_held: Gauge::default(),
             pages_fetched: Counter::default(),
+            not_modified: Counter::default(),
             bytes_fetched: Counter::default(),
             http_requests: CounterVec::new(&["host", "status"], MAX_HTTP_SERIES),
             http_request_seconds: Histogram::latency(),
@@ -74,6 +80,7 @@ impl Metrics {
             batch_commit_seconds: Histogram::latency(),
             fence_rejections: Counter::default(),
             limit_hits: CounterVec::new(&["limit"], MAX_HTTP_SERIES),
+            breakers: Arc::default(),
         }
     }
 
@@ -128,6 +135,11 @@ impl Metrics {
             self.pages_fetched.get(),
         )
         .counter(
+            "apitap_worker_not_modified_total",
+            "Conditional requests answered 304 Not Modified (nothing loaded).",
+            self.not_modified.get(),
+        )
+        .counter(
             "apitap_worker_fetched_bytes_total",
             "Bytes of response bodies of fetched pages.",
             self.bytes_fetched.get(),
@@ -176,6 +188,21 @@ impl Metrics {
             "apitap_worker_limit_hits_total",
             "Responses refused by an upstream limit, by limit name.",
             &self.limit_hits,
+        );
+        let states = self.breakers.states();
+        e.gauge_by(
+            "apitap_worker_circuit_breaker_state",
+            "Circuit breaker of an upstream host: 0 closed, 1 open, 2 half-open.",
+            "host",
+            states
+                .iter()
+                .take(MAX_HTTP_SERIES)
+                .map(|(host, s)| (host.as_str(), s.code() as f64)),
+        )
+        .counter_vec(
+            "apitap_worker_circuit_breaker_rejections_total",
+            "Requests held back by an open circuit breaker (the shard waited), by host.",
+            &self.breakers.rejected,
         );
         e
     }
@@ -241,6 +268,9 @@ impl FetchObserver {
         let class = match &result {
             Ok(page) => {
                 m.pages_fetched.inc();
+                if page.status == 304 {
+                    m.not_modified.inc();
+                }
                 m.bytes_fetched.add(page.bytes);
                 m.records_fetched.add(page.records.len() as u64);
                 Some(status_class(page.status))
@@ -292,6 +322,8 @@ fn error_status_class(e: &FetchError) -> Option<&'static str> {
         | FetchError::Egress { .. } => Some("error"),
         FetchError::CrossOrigin { .. } => Some("3xx"),
         FetchError::Config { .. }
+        | FetchError::Token { .. }
+        | FetchError::CircuitOpen { .. }
         | FetchError::PositionMismatch { .. }
         | FetchError::AlreadyDone => None,
     }

@@ -66,7 +66,7 @@ pub async fn run(
     progress: impl Fn(&Checkpoint) + Send,
     mut stop: watch::Receiver<bool>,
 ) -> Outcome {
-    let (mut lease, mut cp) = match Lease::open(&work, http).await {
+    let (mut lease, mut cp) = match Lease::open(&work, http, stop.clone()).await {
         Ok(opened) => opened,
         Err(outcome) => return outcome,
     };
@@ -77,6 +77,12 @@ pub async fn run(
         }
         cp = match lease.page(&cp).await {
             Ok(next) => next,
+            // A fetch cut short by the stop (a wait on an open circuit breaker): nothing
+            // of this page was committed, so the lease stops where it was.
+            Err(Outcome::Failed {
+                class: ErrorClass::Transient,
+                ..
+            }) if *stop.borrow() => return Outcome::Stopped(cp),
             Err(outcome) => return outcome,
         };
         if cp.is_done() || last_report.elapsed() >= Duration::from_millis(500) {
@@ -106,6 +112,7 @@ impl<'a> Lease<'a> {
     async fn open(
         work: &'a LeaseWork,
         http: reqwest::Client,
+        stop: watch::Receiver<bool>,
     ) -> Result<(Self, Checkpoint), Outcome> {
         let shard = ShardRef {
             pipeline: work.pipeline.name().to_string(),
@@ -129,7 +136,17 @@ impl<'a> Lease<'a> {
         );
         let fetcher = Fetcher::new(http, &work.pipeline.spec.source.http, &work.vars)
             .map_err(|e| fail(e.class(), e, Some(&cp)))?
-            .with_egress(work.egress.clone());
+            .with_egress(work.egress.clone())
+            .with_token_cache(
+                &work.tokens,
+                &format!(
+                    "{}/{}",
+                    work.pipeline.metadata.namespace,
+                    work.pipeline.name()
+                ),
+            )
+            .with_breakers(work.metrics.breakers.clone())
+            .with_stop(stop);
         let (fetcher, demand) = with_budget(fetcher, work);
         let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
         let transformer =
@@ -187,7 +204,8 @@ impl<'a> Lease<'a> {
                 &page.records,
                 apitap_common::time::now_ms(),
             ),
-            None => None,
+            // A full refresh keeps its response's validators (`conditional`) instead.
+            None => page.validators.clone(),
         };
         let next = Checkpoint {
             position: page.next,

@@ -16,8 +16,10 @@ use clap::Parser;
 ///   /v1/limit_offset?offset=&limit=     /v1/page_number?page=&per_page=
 ///   /v1/cursor?cursor=&limit=           /v1/next_url?after=&limit=
 ///   /v1/link_header?page=&per_page=     /v1/all
+/// OAuth2: POST /oauth/token (client credentials); the same endpoints under /oauth/v1
+/// for its tokens only.
 ///
-/// Admin: POST|GET|DELETE /_admin/faults, POST /_admin/grow,
+/// Admin: POST|GET|DELETE /_admin/faults, POST /_admin/grow, POST /_admin/oauth/revoke,
 /// GET /_admin/requests, /_admin/stats, /_admin/health.
 ///
 /// On start, prints one line to stdout:
@@ -45,6 +47,15 @@ struct Args {
     /// Require HTTP Basic auth with these credentials on /v1 requests.
     #[arg(long, value_name = "USER:PASS", value_parser = parse_basic)]
     basic: Option<(String, String)>,
+
+    /// The one client of POST /oauth/token (client credentials grant).
+    #[arg(long, value_name = "ID:SECRET", value_parser = parse_basic,
+          default_value = "apitap-client:apitap-client-secret")]
+    oauth_client: (String, String),
+
+    /// Lifetime of the tokens /oauth/token issues (`expires_in`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
+    token_lifetime: std::time::Duration,
 }
 
 /// Splits `USER:PASS` at the first colon (passwords may contain colons).
@@ -71,6 +82,11 @@ async fn main() -> anyhow::Result<()> {
         bearer_token: args.bearer_token,
         api_key: args.api_key,
         basic: args.basic,
+        oauth: apitap_chaos::mock_api::OAuthConfig {
+            client_id: args.oauth_client.0,
+            client_secret: args.oauth_client.1,
+            token_lifetime: args.token_lifetime,
+        },
     };
     // Installed before the ready line, so that an early SIGTERM stops the server cleanly.
     let shutdown = shutdown_signal()?;

@@ -3,7 +3,8 @@
 //! It is a real actix-web HTTP server over [`dataset::record`], a pure function
 //! of the record id, so anyone can recompute the expected warehouse contents.
 //! Six `/v1` endpoints cover the pagination styles ApiTap supports, `/v1/updated`
-//! serves records changed after a time (with an optional far-future record); `/_admin`
+//! serves records changed after a time (with an optional far-future record); `/oauth`
+//! issues OAuth2 tokens and serves the same endpoints to their holders ([`oauth`]); `/_admin`
 //! endpoints inject faults (status codes, latency, truncated bodies), grow the
 //! dataset and expose the request log. Each submodule documents one concept.
 //!
@@ -22,12 +23,15 @@ pub mod dataset;
 pub mod error;
 pub mod faults;
 pub mod middleware;
+pub mod oauth;
 pub mod pagination;
 pub mod params;
 pub mod request_log;
 pub mod state;
 pub mod updated;
 
+#[cfg(test)]
+mod oauth_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +43,7 @@ use tokio::task::JoinHandle;
 pub use auth::AuthConfig;
 pub use dataset::{record, Dataset};
 pub use faults::{Fault, FaultSpec};
+pub use oauth::OAuthConfig;
 pub use request_log::RequestLogEntry;
 pub use state::MockState;
 
@@ -53,6 +58,8 @@ pub struct MockApiConfig {
     pub api_key: Option<String>,
     /// When set, `/v1` requires HTTP Basic `(user, password)`.
     pub basic: Option<(String, String)>,
+    /// The client of `/oauth/token` and its tokens' lifetime.
+    pub oauth: OAuthConfig,
 }
 
 impl MockApiConfig {
@@ -71,7 +78,7 @@ impl MockApiConfig {
             api_key: self.api_key,
             basic: self.basic,
         };
-        web::Data::new(MockState::new(self.records, auth))
+        web::Data::new(MockState::new(self.records, auth).with_oauth(self.oauth))
     }
 }
 
@@ -81,16 +88,15 @@ pub fn configure(state: web::Data<MockState>) -> impl FnOnce(&mut web::ServiceCo
     move |cfg| {
         cfg.app_data(state)
             .service(
-                web::scope("/v1")
+                web::scope("/oauth")
                     .wrap(from_fn(middleware::v1_middleware))
-                    .route("/limit_offset", web::get().to(pagination::limit_offset))
-                    .route("/page_number", web::get().to(pagination::page_number))
-                    .route("/cursor", web::get().to(pagination::cursor))
-                    .route("/starting_after", web::get().to(pagination::starting_after))
-                    .route("/next_url", web::get().to(pagination::next_url))
-                    .route("/link_header", web::get().to(pagination::link_header))
-                    .route("/all", web::get().to(pagination::all))
-                    .route("/updated", web::get().to(updated::updated))
+                    .route("/token", web::post().to(oauth::token))
+                    .service(data_routes(
+                        web::scope("/v1").wrap(from_fn(oauth::require_token)),
+                    )),
+            )
+            .service(
+                data_routes(web::scope("/v1").wrap(from_fn(middleware::v1_middleware)))
                     // A hostile upstream: answers 400 with the request's query in the body,
                     // as APIs that echo a bad parameter (an API key included) do.
                     .route(
@@ -112,6 +118,7 @@ pub fn configure(state: web::Data<MockState>) -> impl FnOnce(&mut web::ServiceCo
                             .route(web::delete().to(admin::clear_faults)),
                     )
                     .route("/grow", web::post().to(admin::grow))
+                    .route("/oauth/revoke", web::post().to(oauth::revoke))
                     .route("/requests", web::get().to(admin::requests))
                     .route("/stats", web::get().to(admin::stats))
                     .route("/health", web::get().to(admin::health)),
@@ -120,6 +127,27 @@ pub fn configure(state: web::Data<MockState>) -> impl FnOnce(&mut web::ServiceCo
                 HttpResponse::NotFound().json(serde_json::json!({"error": "not found"}))
             }));
     }
+}
+
+/// The data endpoints, served under `/v1` and (with OAuth2 tokens) `/oauth/v1`.
+fn data_routes<T>(scope: actix_web::Scope<T>) -> actix_web::Scope<T>
+where
+    T: actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+{
+    scope
+        .route("/limit_offset", web::get().to(pagination::limit_offset))
+        .route("/page_number", web::get().to(pagination::page_number))
+        .route("/cursor", web::get().to(pagination::cursor))
+        .route("/starting_after", web::get().to(pagination::starting_after))
+        .route("/next_url", web::get().to(pagination::next_url))
+        .route("/link_header", web::get().to(pagination::link_header))
+        .route("/all", web::get().to(pagination::all))
+        .route("/updated", web::get().to(updated::updated))
 }
 
 /// Binds `bind` (port 0 picks a free port) and serves the mock API on the

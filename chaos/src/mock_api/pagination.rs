@@ -146,7 +146,37 @@ pub async fn link_header(req: HttpRequest, state: web::Data<MockState>) -> ApiRe
 }
 
 /// `GET /v1/all` → bare JSON array of every record in the window.
+///
+/// Conditional: the response has an `ETag` (of the dataset's size and the query) and a
+/// `Last-Modified` (a fixed date plus one second per record), and a request whose
+/// `If-None-Match` matches, or whose `If-Modified-Since` is not older, gets `304 Not
+/// Modified` with no body. Growing the dataset changes both.
 pub async fn all(req: HttpRequest, state: web::Data<MockState>) -> ApiResult {
+    use actix_web::http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+    use std::hash::{Hash, Hasher};
     let (_, range) = parse(&req, &state)?;
-    Ok(HttpResponse::Ok().json(records(range.page(0, u64::MAX))))
+    let size = state.dataset().size();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    req.query_string().hash(&mut h);
+    let etag = format!("\"{size}-{:x}\"", h.finish());
+    let modified = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000 + size);
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let unchanged = match (header(IF_NONE_MATCH), header(IF_MODIFIED_SINCE)) {
+        (Some(tags), _) => tags
+            .split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == etag),
+        (None, Some(since)) => httpdate::parse_http_date(since).is_ok_and(|s| s >= modified),
+        (None, None) => false,
+    };
+    let mut res = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((ETAG, etag))
+        .insert_header((LAST_MODIFIED, httpdate::fmt_http_date(modified)));
+    if unchanged {
+        return Ok(res.finish());
+    }
+    Ok(res.json(records(range.page(0, u64::MAX))))
 }

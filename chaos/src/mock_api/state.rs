@@ -9,6 +9,7 @@ use super::{
     auth::AuthConfig,
     dataset::Dataset,
     faults::{Fault, FaultQueue, FaultSpec},
+    oauth::{OAuthConfig, TokenStore},
     request_log::{RequestLog, RequestLogEntry},
 };
 
@@ -19,6 +20,8 @@ pub struct MockState {
     auth: AuthConfig,
     faults: Mutex<FaultQueue>,
     log: Mutex<RequestLog>,
+    oauth: OAuthConfig,
+    tokens: Mutex<TokenStore>,
 }
 
 /// Locks a mutex even if a previous holder panicked: the guarded data stays
@@ -37,7 +40,25 @@ impl MockState {
             auth,
             faults: Mutex::default(),
             log: Mutex::default(),
+            oauth: OAuthConfig::default(),
+            tokens: Mutex::default(),
         }
+    }
+
+    /// The same state with `oauth` as the token endpoint's client.
+    pub fn with_oauth(mut self, oauth: OAuthConfig) -> Self {
+        self.oauth = oauth;
+        self
+    }
+
+    /// The client `/oauth/token` knows.
+    pub fn oauth(&self) -> &OAuthConfig {
+        &self.oauth
+    }
+
+    /// The tokens `/oauth/token` issued.
+    pub fn tokens(&self) -> &Mutex<TokenStore> {
+        &self.tokens
     }
 
     /// The served dataset.

@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use super::process::Proc;
 use super::{bins, free_port, wait};
-use crate::mock_api::{self, MockApiConfig, MockApiHandle};
+use crate::mock_api::{self, MockApiConfig, MockApiHandle, OAuthConfig as MockOAuth};
 
 pub struct ClusterBuilder {
     coordinators: usize,
     workers: usize,
     slots: u32,
     records: u64,
+    /// The mock API's OAuth2 client and token lifetime.
+    oauth: MockOAuth,
     out_dir: Option<PathBuf>,
     lease_ttl: Duration,
     worker_env: Vec<(String, String)>,
@@ -54,6 +56,11 @@ impl ClusterBuilder {
     /// Size of the mock API's dataset.
     pub fn records(mut self, n: u64) -> Self {
         self.records = n;
+        self
+    }
+    /// The mock API's OAuth2 tokens live this long (1h by default).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.oauth.token_lifetime = lifetime;
         self
     }
     /// Keep logs and data here instead of a temporary directory.
@@ -108,7 +115,10 @@ impl ClusterBuilder {
             }
         };
         let mock = mock_api::start(
-            MockApiConfig::with_records(self.records),
+            MockApiConfig {
+                oauth: self.oauth.clone(),
+                ..MockApiConfig::with_records(self.records)
+            },
             "127.0.0.1:0".parse()?,
         )
         .await?;
@@ -275,6 +285,7 @@ impl TestCluster {
             workers: 1,
             slots: 4,
             records: 1000,
+            oauth: MockOAuth::default(),
             out_dir: None,
             lease_ttl: Duration::from_secs(5),
             worker_env: Vec::new(),

@@ -6,6 +6,7 @@
 //! size and count is bounded by [`crate::limits`]; [`load_with`] takes other limits.
 
 mod bounds;
+mod connector_rules;
 pub mod duration;
 mod guard;
 mod header_values;
@@ -19,12 +20,15 @@ mod validate;
 mod yaml_error;
 
 #[cfg(test)]
+mod connector_tests;
+#[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use connector_rules::MAX_SCOPES;
 pub use message::MAX_MESSAGE_CHARS;
 pub use parse::{check_document_size, load, load_with, SpecError, SpecErrors};
 pub use types::*;

@@ -102,6 +102,54 @@ pub struct HttpSource {
     /// What one shard may fetch before it fails (pages, records, bytes).
     #[serde(default, skip_serializing_if = "ShardLimits::is_default")]
     pub limits: ShardLimits,
+    /// Full refresh only: send the last run's `ETag` / `Last-Modified` back
+    /// (`If-None-Match` / `If-Modified-Since`) and load nothing on `304 Not Modified`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
+    /// When this worker stops calling the API's host after repeated failures.
+    #[serde(default, skip_serializing_if = "CircuitBreaker::is_default")]
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// The per-host circuit breaker (`spec.source.http.circuit_breaker`): after `failures`
+/// consecutive failed requests (no response, timeout, 5xx) to a host, a worker sends none
+/// for `open_for`, then lets one probe through. Shards wait while it is open, at most
+/// `max_wait` in a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    #[serde(default = "default_breaker_open_for", with = "duration")]
+    pub open_for: Duration,
+    #[serde(default = "default_breaker_max_wait", with = "duration")]
+    pub max_wait: Duration,
+}
+
+fn default_breaker_failures() -> u32 {
+    crate::limits::DEFAULT_BREAKER_FAILURES
+}
+fn default_breaker_open_for() -> Duration {
+    crate::limits::DEFAULT_BREAKER_OPEN_FOR
+}
+fn default_breaker_max_wait() -> Duration {
+    crate::limits::DEFAULT_BREAKER_MAX_WAIT
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        Self {
+            failures: default_breaker_failures(),
+            open_for: default_breaker_open_for(),
+            max_wait: default_breaker_max_wait(),
+        }
+    }
+}
+
+impl CircuitBreaker {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl HttpSource {
@@ -180,6 +228,59 @@ pub struct Auth {
     pub basic: Option<BasicAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<ApiKeyAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Auth>,
+}
+
+/// OAuth2 client credentials grant (RFC 6749 §4.4): the worker asks `token_url` for an
+/// access token and sends it as `Authorization: Bearer`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Auth {
+    pub token_url: String,
+    pub client_id: String,
+    /// A `${VAR}` secret reference.
+    pub client_secret: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Further form parameters of the token request (e.g. `resource`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// How the client proves itself to the token endpoint.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Largest token response; [`crate::limits::DEFAULT_MAX_TOKEN_RESPONSE_BYTES`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_bytes: Option<u64>,
+}
+
+impl OAuth2Auth {
+    /// Form parameters the user may not set in `params`: the grant's own.
+    pub const RESERVED_PARAMS: &'static [&'static str] = &[
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "scope",
+        "audience",
+    ];
+
+    pub fn max_response_bytes(&self) -> u64 {
+        self.max_response_bytes
+            .unwrap_or(crate::limits::DEFAULT_MAX_TOKEN_RESPONSE_BYTES)
+    }
+}
+
+/// Where the client id and secret go in a token request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`), which RFC 6749 requires servers to accept.
+    #[default]
+    Basic,
+    /// Form fields `client_id` and `client_secret` (`client_secret_post`).
+    Post,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

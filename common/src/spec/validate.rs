@@ -57,7 +57,9 @@ pub(crate) fn validate(
         ));
     }
     schedule(p, &mut out);
-    source(p, env, &mut out);
+    source(p, env, limits, &mut out);
+    super::connector_rules::circuit_breaker(&p.spec.source.http.circuit_breaker, &mut out);
+    super::connector_rules::conditional(p, &mut out);
     header_values(p, &mut out);
     pagination(&p.spec.source.http.pagination, &mut out);
     shards(p, &mut out);
@@ -162,7 +164,7 @@ fn schedule(p: &Pipeline, out: &mut Vec<Problem>) {
 
 /// `text` with secrets taken from `env` where known and placeholders elsewhere; None when an
 /// unknown secret decides the URL's shape (it starts the URL).
-fn probe_url(text: &str, env: Option<&BTreeMap<String, String>>) -> Option<String> {
+pub(super) fn probe_url(text: &str, env: Option<&BTreeMap<String, String>>) -> Option<String> {
     let empty = BTreeMap::new();
     let env = env.unwrap_or(&empty);
     if let Some(after) = text.strip_prefix("${") {
@@ -184,42 +186,17 @@ fn probe_url(text: &str, env: Option<&BTreeMap<String, String>>) -> Option<Strin
     Some(probe.replace("{{", "x").replace("}}", "x"))
 }
 
-fn source(p: &Pipeline, env: Option<&BTreeMap<String, String>>, out: &mut Vec<Problem>) {
+fn source(
+    p: &Pipeline,
+    env: Option<&BTreeMap<String, String>>,
+    limits: &Limits,
+    out: &mut Vec<Problem>,
+) {
     let h = &p.spec.source.http;
     // Secrets and template variables are only known later; placeholders stand in for them.
-    let Some(probe) = probe_url(&h.url, env) else {
-        return;
-    };
-    match url::Url::parse(&probe) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
-            if u.host_str().is_none_or(str::is_empty) {
-                out.push(Problem::new(format!("{HTTP}.url"), "the URL has no host"));
-            }
-        }
-        Ok(u) => out.push(
-            Problem::new(
-                format!("{HTTP}.url"),
-                format!("unsupported URL scheme {:?}", u.scheme()),
-            )
-            .hint("use http:// or https://"),
-        ),
-        Err(url::ParseError::RelativeUrlWithoutBase) => out.push(
-            Problem::new(
-                format!("{HTTP}.url"),
-                format!("the URL {:?} has no scheme", h.url),
-            )
-            .hint(format!(
-                "write it in full, starting with https:// or http://: https://{}",
-                h.url.trim_start_matches('/')
-            )),
-        ),
-        Err(e) => out.push(
-            Problem::new(
-                format!("{HTTP}.url"),
-                format!("invalid URL {:?}: {e}", h.url),
-            )
-            .hint("write a full URL such as https://api.example.com/v1/items"),
-        ),
+    // A URL that a secret of unknown value starts is not checked; the rest of the source is.
+    if let Some(probe) = probe_url(&h.url, env) {
+        url_rules(h, &probe, out);
     }
     if let Some(r) = &h.records {
         if let Err(e) = JsonPath::parse(r) {
@@ -227,18 +204,27 @@ fn source(p: &Pipeline, env: Option<&BTreeMap<String, String>>, out: &mut Vec<Pr
         }
     }
     if let Some(a) = &h.auth {
-        let set = [a.bearer.is_some(), a.basic.is_some(), a.api_key.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let set = [
+            a.bearer.is_some(),
+            a.basic.is_some(),
+            a.api_key.is_some(),
+            a.oauth2.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if set != 1 {
             out.push(
                 Problem::new(
                     format!("{HTTP}.auth"),
                     format!("{set} auth methods are set; exactly one is needed"),
                 )
-                .hint("use one of bearer, basic or api_key"),
+                .hint("use one of bearer, basic, api_key or oauth2"),
             );
+        }
+        if let Some(o) = &a.oauth2 {
+            let probe = probe_url(&o.token_url, env);
+            super::connector_rules::oauth2(o, probe, limits, out);
         }
         if let Some(k) = &a.api_key {
             if k.name.trim().is_empty() {
@@ -279,6 +265,41 @@ fn source(p: &Pipeline, env: Option<&BTreeMap<String, String>>, out: &mut Vec<Pr
             format!("{HTTP}.timeout"),
             "must be more than 0s",
         ));
+    }
+}
+
+/// `url`, with `probe` standing for its unknown parts.
+fn url_rules(h: &HttpSource, probe: &str, out: &mut Vec<Problem>) {
+    match url::Url::parse(probe) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+            if u.host_str().is_none_or(str::is_empty) {
+                out.push(Problem::new(format!("{HTTP}.url"), "the URL has no host"));
+            }
+        }
+        Ok(u) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("unsupported URL scheme {:?}", u.scheme()),
+            )
+            .hint("use http:// or https://"),
+        ),
+        Err(url::ParseError::RelativeUrlWithoutBase) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("the URL {:?} has no scheme", h.url),
+            )
+            .hint(format!(
+                "write it in full, starting with https:// or http://: https://{}",
+                h.url.trim_start_matches('/')
+            )),
+        ),
+        Err(e) => out.push(
+            Problem::new(
+                format!("{HTTP}.url"),
+                format!("invalid URL {:?}: {e}", h.url),
+            )
+            .hint("write a full URL such as https://api.example.com/v1/items"),
+        ),
     }
 }
 

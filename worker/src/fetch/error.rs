@@ -87,6 +87,32 @@ pub enum FetchError {
     #[error("GET {url}: {message}")]
     Egress { url: String, message: String },
 
+    /// The OAuth2 token endpoint gave no usable token (unreachable, an error status, a
+    /// malformed or oversized response).
+    #[error("POST {url}: oauth2 token request: {message}")]
+    Token {
+        url: String,
+        message: String,
+        /// Worth retrying: no response, 408, 429 or 5xx.
+        transient: bool,
+        /// The limit that refused the response, if one did.
+        limit: Option<&'static str>,
+    },
+
+    /// The circuit breaker of the host stayed open longer than the shard may wait
+    /// (`circuit_breaker.max_wait`), or the shard was asked to stop while it waited.
+    #[error(
+        "GET {url}: the circuit breaker for host {host} is open until {until} after repeated \
+         failures (no response, timeouts or 5xx); {why}"
+    )]
+    CircuitOpen {
+        url: String,
+        host: String,
+        /// RFC 3339, UTC.
+        until: String,
+        why: String,
+    },
+
     /// The records path does not lead to an array of objects.
     #[error("GET {url}: {message}")]
     Records { url: String, message: String },
@@ -119,6 +145,13 @@ impl FetchError {
             | FetchError::Records { .. }
             | FetchError::Pagination { .. } => ErrorClass::User,
             FetchError::AlreadyDone => ErrorClass::Internal,
+            FetchError::Token { transient, .. } => {
+                if *transient {
+                    ErrorClass::Transient
+                } else {
+                    ErrorClass::User
+                }
+            }
             FetchError::Status { status, .. } => {
                 if is_retriable_status(*status) {
                     ErrorClass::Transient
@@ -126,7 +159,9 @@ impl FetchError {
                     ErrorClass::User
                 }
             }
-            FetchError::Transport { .. } | FetchError::InvalidJson { .. } => ErrorClass::Transient,
+            FetchError::Transport { .. }
+            | FetchError::InvalidJson { .. }
+            | FetchError::CircuitOpen { .. } => ErrorClass::Transient,
         }
     }
 
@@ -135,6 +170,7 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => is_retriable_status(*status),
             FetchError::Transport { .. } | FetchError::InvalidJson { .. } => true,
+            FetchError::Token { transient, .. } => *transient,
             _ => false,
         }
     }
@@ -146,6 +182,8 @@ impl FetchError {
             FetchError::BodyTooLarge { .. } => Some("max_body_bytes"),
             FetchError::CrossOrigin { .. } => Some("follow.cross_origin"),
             FetchError::Egress { .. } => Some("egress_deny"),
+            FetchError::Token { limit, .. } => *limit,
+            FetchError::CircuitOpen { .. } => Some("circuit_breaker.max_wait"),
             FetchError::Redirect { message, .. } if message.contains("max_redirects") => {
                 Some("max_redirects")
             }

@@ -11,6 +11,10 @@
 //! - [`retry`]: the retry loop and `Retry-After`.
 //! - [`client`]: the worker's HTTP client, its redirect policy and DNS resolver.
 //! - [`egress`]: the deny-list of addresses no pipeline may reach.
+//! - [`oauth2`]: client-credentials tokens, cached per worker and pipeline.
+//! - [`body`]: reading a body within a byte limit.
+//! - [`breaker`]: circuit breakers per upstream host, shared by the worker's shards.
+//! - [`conditional`]: `ETag` / `Last-Modified` of full refreshes, `304 Not Modified`.
 //!
 //! Credentials (auth, api key, custom headers) go to the pipeline URL's origin only. Next
 //! links and redirects to another origin are errors unless the spec sets
@@ -18,14 +22,24 @@
 //!
 //! Errors and logs show URLs as `scheme://host/path` and never contain the source's secrets.
 
+mod body;
+pub mod breaker;
 pub mod client;
+pub mod conditional;
 pub mod egress;
 mod error;
+pub mod oauth2;
 mod paginate;
 mod redact;
 mod request;
 mod retry;
 
+#[cfg(test)]
+mod breaker_tests;
+#[cfg(test)]
+mod conditional_tests;
+#[cfg(test)]
+mod oauth2_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -47,8 +61,10 @@ use reqwest::header::{LINK, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 use url::Url;
 
+pub use breaker::Breakers;
 pub use egress::Egress;
 pub use error::FetchError;
+pub use oauth2::TokenCache;
 pub use paginate::{next_link, parse_link_header, Link};
 pub use retry::{RetryEvent, MAX_RETRY_AFTER};
 
@@ -76,6 +92,9 @@ pub struct Page {
     pub status: u16,
     /// Requests made for this page (1 = no retry).
     pub attempts: u32,
+    /// With `conditional`: the response's validators (JSON), kept with the checkpoint for
+    /// the next run. On a 304 (`status`), the ones sent.
+    pub validators: Option<String>,
 }
 
 /// Fetches the pages of one shard. Cheap to clone; `Send + Sync`.
@@ -92,6 +111,18 @@ pub struct Fetcher {
     egress: Arc<Egress>,
     observer: Option<RetryObserver>,
     permit: Option<PermitFn>,
+    /// `auth.oauth2`: where the bearer token comes from.
+    oauth2: Option<oauth2::OAuth2>,
+    /// The worker's circuit breakers (a private set until [`Fetcher::with_breakers`]).
+    breakers: Arc<Breakers>,
+    /// `circuit_breaker` of the spec.
+    breaker: apitap_common::spec::CircuitBreaker,
+    /// Set when the shard should stop: ends a wait on an open breaker early.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// `conditional` of the spec (with `pagination.kind: none`).
+    conditional: bool,
+    /// The validators of the shard's last run, sent as `If-None-Match` / `If-Modified-Since`.
+    validators: Option<conditional::Validators>,
 }
 
 impl fmt::Debug for Fetcher {
@@ -109,9 +140,10 @@ impl fmt::Debug for Fetcher {
 struct Response {
     status: u16,
     link: Option<String>,
-    /// `None` for 204 No Content.
+    /// `None` for 204 No Content and 304 Not Modified.
     body: Option<Value>,
     bytes: u64,
+    validators: Option<conditional::Validators>,
 }
 
 impl Fetcher {
@@ -130,6 +162,10 @@ impl Fetcher {
         })?;
         let paginator =
             Paginator::new(&source.pagination).map_err(|message| FetchError::Config { message })?;
+        let oauth2 = match source.auth.as_ref().and_then(|a| a.oauth2.as_ref()) {
+            Some(o) => Some(oauth2::OAuth2::new(o, source.timeout, &request.redactor)?),
+            None => None,
+        };
         Ok(Self {
             client,
             request,
@@ -141,7 +177,36 @@ impl Fetcher {
             egress: Arc::new(Egress::default()),
             observer: None,
             permit: None,
+            oauth2,
+            breakers: Arc::default(),
+            breaker: source.circuit_breaker.clone(),
+            stop: None,
+            conditional: source.conditional
+                && source.pagination.kind == apitap_common::spec::PaginationKind::None,
+            validators: source
+                .conditional
+                .then(|| conditional::Validators::from_vars(vars))
+                .flatten(),
         })
+    }
+
+    /// Shares `breakers` (the worker's, one per upstream host) with the other fetchers.
+    pub fn with_breakers(mut self, breakers: Arc<Breakers>) -> Self {
+        self.breakers = breakers;
+        self
+    }
+
+    /// Ends a wait on an open circuit breaker as soon as `stop` turns true (drain).
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Takes OAuth2 tokens from the worker's `cache`, shared with the other shards of
+    /// `pipeline` (a private cache otherwise).
+    pub fn with_token_cache(mut self, cache: &TokenCache, pipeline: &str) -> Self {
+        self.oauth2 = self.oauth2.take().map(|o| o.share(cache, pipeline));
+        self
     }
 
     /// Calls `observer` (after any observer added before) before every retry wait, e.g. to
@@ -196,6 +261,11 @@ impl Fetcher {
         pages_done: u64,
         records_done: u64,
     ) -> Result<Page, FetchError> {
+        if let Some(o) = &self.oauth2 {
+            // A stored position may name the token; it resolves to the current one.
+            let ctx = self.token_ctx();
+            retry::run(&self.retry, &o.shown, None, |_| o.token(&ctx)).await?;
+        }
         let url = self.request.url_for(position)?;
         let shown = self.request.redactor.url(&url);
         self.check_egress(&url, &shown)?;
@@ -211,6 +281,7 @@ impl Fetcher {
                 bytes: response.bytes,
                 status: response.status,
                 attempts,
+                validators: response.validators.map(|v| v.to_json()),
             });
         };
         let records_error = |m: String| FetchError::Records {
@@ -280,17 +351,92 @@ impl Fetcher {
             bytes: response.bytes,
             status: response.status,
             attempts,
+            validators: response.validators.map(|v| v.to_json()),
         })
     }
 
-    /// One request: status, headers and a parsed body, or an error to classify.
+    fn token_ctx(&self) -> oauth2::Ctx<'_> {
+        oauth2::Ctx {
+            client: &self.client,
+            egress: &self.egress,
+            redactor: &self.request.redactor,
+        }
+    }
+
+    /// One request through the host's circuit breaker: waits while it is open, then tells
+    /// it what the answer says about the host.
     async fn attempt(&self, url: Url, shown: &str) -> Result<Response, FetchError> {
+        let ticket = breaker::pass(
+            &self.breakers,
+            &self.breaker,
+            &url,
+            shown,
+            self.stop.clone(),
+        )
+        .await?;
+        let result = self.attempt_once(url, shown).await;
+        ticket.record(match &result {
+            Ok(r) => breaker::Verdict::of(&Ok(r.status)),
+            Err(FetchError::Status { status, .. }) => breaker::Verdict::of(&Ok(*status)),
+            Err(e) => breaker::Verdict::of(&Err(e)),
+        });
+        result
+    }
+
+    /// One request: status, headers and a parsed body, or an error to classify. With
+    /// OAuth2, a 401 renews the token and repeats the request once; a second 401 is the
+    /// answer.
+    async fn attempt_once(&self, url: Url, shown: &str) -> Result<Response, FetchError> {
         if let Some(permit) = &self.permit {
             permit().await;
         }
-        let mut resp = self
-            .request
-            .build(&self.client, url)
+        let token = match &self.oauth2 {
+            Some(o) => Some(o.token(&self.token_ctx()).await?),
+            None => None,
+        };
+        let resp = self.send(url.clone(), token.as_deref(), shown).await?;
+        let (Some(o), Some(used)) = (&self.oauth2, token) else {
+            return self.read_response(resp, shown).await;
+        };
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED
+            || !self.request.same_origin(resp.url())
+        {
+            return self.read_response(resp, shown).await;
+        }
+        drop(resp);
+        tracing::info!(url = %shown, "source refused the oauth2 token (401); renewing it and retrying once");
+        let fresh = o.renew(&used, &self.token_ctx()).await?;
+        if let Some(permit) = &self.permit {
+            permit().await;
+        }
+        let resp = self.send(url, Some(&fresh), shown).await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let body = self.error_body(resp).await;
+            return Err(FetchError::Status {
+                url: shown.to_string(),
+                status: 401,
+                body: format!(
+                    "refused a freshly issued OAuth2 token too; check the client's scopes and                      audience (spec.source.http.auth.oauth2){}",
+                    if body.is_empty() { String::new() } else { format!(": {body}") }
+                ),
+                retry_after: None,
+            });
+        }
+        self.read_response(resp, shown).await
+    }
+
+    /// Sends the request for `url`, following redirects to other origins where allowed.
+    async fn send(
+        &self,
+        url: Url,
+        bearer: Option<&str>,
+        shown: &str,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.request.build(&self.client, url, bearer);
+        if let Some(v) = &self.validators {
+            req = req.headers(v.request_headers());
+        }
+        let mut resp = req
             .send()
             .await
             .map_err(|e| self.transport_error(shown, e))?;
@@ -308,13 +454,37 @@ impl Fetcher {
             }
             resp = self
                 .request
-                .build(&self.client, target)
+                .build(&self.client, target, bearer)
                 .send()
                 .await
                 .map_err(|e| self.transport_error(shown, e))?;
         }
+        Ok(resp)
+    }
+
+    /// Status, `Link` and the parsed body of a response, or the error its status means.
+    async fn read_response(
+        &self,
+        resp: reqwest::Response,
+        shown: &str,
+    ) -> Result<Response, FetchError> {
         let status = resp.status();
         let headers = resp.headers();
+        if status == reqwest::StatusCode::NOT_MODIFIED && self.validators.is_some() {
+            tracing::info!(url = %shown, "not modified since the last run (HTTP 304): nothing to load");
+            return Ok(Response {
+                status: status.as_u16(),
+                link: None,
+                body: None,
+                bytes: 0,
+                validators: conditional::Validators::from_headers(headers)
+                    .or_else(|| self.validators.clone()),
+            });
+        }
+        let validators = self
+            .conditional
+            .then(|| conditional::Validators::from_headers(headers))
+            .flatten();
         let link = {
             let values: Vec<&str> = headers
                 .get_all(LINK)
@@ -342,6 +512,7 @@ impl Fetcher {
                 link,
                 body: None,
                 bytes: 0,
+                validators,
             });
         }
         let bytes = self.read_body(resp, shown).await?;
@@ -356,6 +527,7 @@ impl Fetcher {
             link,
             body: Some(body),
             bytes: bytes.len() as u64,
+            validators,
         })
     }
 
@@ -416,39 +588,19 @@ impl Fetcher {
         })
     }
 
-    /// The whole body, refusing more than `max_body_bytes`: an announced `Content-Length`
-    /// above the limit is refused before any byte is read, and a body without one is counted
-    /// as it arrives, so no more than the limit is ever buffered.
-    async fn read_body(
-        &self,
-        mut resp: reqwest::Response,
-        shown: &str,
-    ) -> Result<Vec<u8>, FetchError> {
+    /// The whole body, refusing more than `max_body_bytes` ([`body::read_capped`]).
+    async fn read_body(&self, resp: reqwest::Response, shown: &str) -> Result<Vec<u8>, FetchError> {
         let limit = self.max_body_bytes;
-        let too_large = |announced: bool| {
-            tracing::warn!(url = %shown, limit_bytes = limit, announced, "limit max_body_bytes: response body refused");
-            FetchError::BodyTooLarge {
-                url: shown.to_string(),
-                limit,
+        body::read_capped(resp, limit).await.map_err(|e| match e {
+            body::BodyError::TooLarge { announced } => {
+                tracing::warn!(url = %shown, limit_bytes = limit, announced, "limit max_body_bytes: response body refused");
+                FetchError::BodyTooLarge {
+                    url: shown.to_string(),
+                    limit,
+                }
             }
-        };
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large(true));
-        }
-        // Trust the announced length only so far.
-        let capacity = resp.content_length().unwrap_or(0).min(limit).min(8 << 20);
-        let mut buf = Vec::with_capacity(capacity as usize);
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| self.transport_error(shown, e))?
-        {
-            if (buf.len() + chunk.len()) as u64 > limit {
-                return Err(too_large(false));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf)
+            body::BodyError::Transport(e) => self.transport_error(shown, e),
+        })
     }
 
     /// The start of an error response's body, on one line, secrets removed; best effort.

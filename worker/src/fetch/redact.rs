@@ -22,18 +22,43 @@ struct Form {
     placeholder: String,
 }
 
+/// OAuth2 access tokens remembered for scrubbing (the newest is what placeholders resolve
+/// to); older ones stay so that a late error quoting one is still scrubbed.
+const MAX_TOKENS: usize = 4;
+
 /// Replaces known secret values: with `***` in text meant for errors and logs, with a
-/// placeholder in stored positions.
+/// placeholder in stored positions. Clones share the OAuth2 tokens learnt since.
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
     /// Longest value first, so that a secret containing another is replaced whole.
     forms: Vec<Form>,
+    /// The forms of the OAuth2 access tokens in use, newest token first; their placeholders
+    /// are `{{secret:oauth2:<encoding>}}`, so a stored position resolves to the current token.
+    tokens: std::sync::Arc<std::sync::RwLock<Vec<Vec<Form>>>>,
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Redactor({} forms)", self.forms.len())
     }
+}
+
+/// The forms of secret `v` (raw, and percent-encoded as URLs carry it: `+` for a space in a
+/// query, `%20` in a path), each with a placeholder naming it `name`. All three are kept
+/// even when equal, so that a token's placeholders of every encoding resolve.
+fn forms_of(v: &str, name: &str) -> Vec<Form> {
+    let query: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+    let path = query.replace('+', "%20");
+    let mut out: Vec<Form> = [(v.to_string(), "raw"), (query, "query"), (path, "path")]
+        .into_iter()
+        .map(|(value, encoding)| Form {
+            value,
+            placeholder: format!("{PLACEHOLDER_PREFIX}{name}:{encoding}}}}}"),
+        })
+        .collect();
+    // Stable: of equal values the raw form comes first and is the one `mask` writes.
+    out.sort_by_key(|f| std::cmp::Reverse(f.value.len()));
+    out
 }
 
 impl Redactor {
@@ -43,24 +68,48 @@ impl Redactor {
             if v.chars().count() < MIN_SECRET_LEN {
                 continue;
             }
-            // URLs carry the secret percent-encoded (`+` for a space in a query, `%20` in a
-            // path).
-            let query: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
-            let path = query.replace('+', "%20");
-            for (value, encoding) in [(v, "raw"), (query, "query"), (path, "path")] {
-                if !forms.iter().any(|f| f.value == value) {
-                    let placeholder = format!("{PLACEHOLDER_PREFIX}{i}:{encoding}}}}}");
-                    forms.push(Form { value, placeholder });
+            for form in forms_of(&v, &i.to_string()) {
+                if !forms.iter().any(|f| f.value == form.value) {
+                    forms.push(form);
                 }
             }
         }
         forms.sort_by_key(|f| std::cmp::Reverse(f.value.len()));
-        Self { forms }
+        Self {
+            forms,
+            tokens: Default::default(),
+        }
+    }
+
+    /// Treats `token` (an OAuth2 access token just obtained) as a secret from now on.
+    pub(crate) fn remember_token(&self, token: &str) {
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        if tokens
+            .first()
+            .and_then(|t| t.first())
+            .is_some_and(|f| f.value == token)
+        {
+            return;
+        }
+        tokens.retain(|t| t.first().is_none_or(|f| f.value != token));
+        tokens.insert(0, forms_of(token, "oauth2"));
+        tokens.truncate(MAX_TOKENS);
+    }
+
+    /// Every form, tokens first: (value, placeholder).
+    fn all_forms(&self) -> Vec<Form> {
+        let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .iter()
+            .flatten()
+            .chain(self.forms.iter())
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for f in &self.forms {
+        for f in &self.all_forms() {
             if out.contains(f.value.as_str()) {
                 out = out.replace(f.value.as_str(), "***");
             }
@@ -71,7 +120,7 @@ impl Redactor {
     /// `text` as it may be stored: every secret value replaced by its placeholder.
     pub(crate) fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for f in &self.forms {
+        for f in &self.all_forms() {
             if out.contains(f.value.as_str()) {
                 out = out.replace(f.value.as_str(), &f.placeholder);
             }
@@ -86,7 +135,11 @@ impl Redactor {
             return Ok(text.to_string());
         }
         let mut out = text.to_string();
-        for f in &self.forms {
+        let newest_token = {
+            let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
+            tokens.first().cloned().unwrap_or_default()
+        };
+        for f in newest_token.iter().chain(self.forms.iter()) {
             if out.contains(f.placeholder.as_str()) {
                 out = out.replace(f.placeholder.as_str(), &f.value);
             }
@@ -138,5 +191,29 @@ mod tests {
         let fewer = Redactor::new(["s3cr3t".to_string()]);
         let e = fewer.unmask(&stored).expect_err("unknown placeholder");
         assert!(e.to_string().contains("no longer has"), "{e}");
+    }
+
+    #[test]
+    fn oauth2_tokens_are_scrubbed_and_positions_resolve_to_the_newest() {
+        let r = Redactor::new(["s3cr3t".to_string()]);
+        let copy = r.clone();
+        r.remember_token("tok-old");
+        copy.remember_token("tok-new/1");
+        // Clones share what they learnt; old tokens are still scrubbed.
+        assert_eq!(
+            r.scrub("a tok-old b tok-new/1 c s3cr3t"),
+            "a *** b *** c ***"
+        );
+        let stored = r.mask("https://api.test/x?access_token=tok-new%2F1");
+        assert!(!stored.contains("tok-new"), "{stored}");
+        r.remember_token("tok-third");
+        assert_eq!(
+            r.unmask(&stored).expect("unmask"),
+            "https://api.test/x?access_token=tok-third"
+        );
+        for i in 0..10 {
+            r.remember_token(&format!("token-{i}"));
+        }
+        assert_eq!(r.tokens.read().unwrap().len(), MAX_TOKENS);
     }
 }

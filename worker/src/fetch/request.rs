@@ -237,7 +237,13 @@ impl RequestTemplate {
 
     /// The request for `url`: with the headers and auth of the source on the pipeline's
     /// origin, with `Accept` and the timeout only anywhere else.
-    pub(crate) fn build(&self, client: &reqwest::Client, url: Url) -> reqwest::RequestBuilder {
+    /// `bearer` is an OAuth2 access token, sent like the other credentials.
+    pub(crate) fn build(
+        &self,
+        client: &reqwest::Client,
+        url: Url,
+        bearer: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         if !self.same_origin(&url) {
             return client
                 .get(url)
@@ -250,6 +256,13 @@ impl RequestTemplate {
             .timeout(self.timeout);
         if let Some((user, password)) = &self.basic {
             req = req.basic_auth(user, Some(password));
+        }
+        if let Some(token) = bearer {
+            // The token was checked to fit a header when it was received.
+            if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                v.set_sensitive(true);
+                req = req.header(AUTHORIZATION, v);
+            }
         }
         req
     }
@@ -280,6 +293,9 @@ fn secret_values(source: &HttpSource) -> Vec<String> {
         }
         if let Some(k) = &auth.api_key {
             out.push(k.value.clone());
+        }
+        if let Some(o) = &auth.oauth2 {
+            out.push(o.client_secret.clone());
         }
     }
     for (k, v) in source.headers.iter().chain(source.query.iter()) {

@@ -172,6 +172,32 @@ mod watermark_tests {
     }
 
     #[test]
+    fn a_full_refresh_hands_its_last_validators_to_the_next_run() {
+        let mut state = State::default();
+        PutPipeline::for_test("p").apply(&mut state);
+        let validators = r#"{"etag":"\"v1\""}"#;
+        let p = state.pipelines.get_mut("default/p").expect("stored");
+        p.watermarks.insert("all".into(), validators.into());
+        let shard = apitap_common::shard::ShardDef {
+            index: 0,
+            key: "all".into(),
+            vars: BTreeMap::new(),
+        };
+        let id = run::start(&mut state, "default/p", &[shard], &None, 5, &mut Vec::new())
+            .expect("run started");
+        let vars = &state.runs[&id].shards[0].def.vars;
+        assert_eq!(
+            vars.get(apitap_common::checkpoint::VALIDATORS_VAR)
+                .map(String::as_str),
+            Some(validators)
+        );
+        assert!(!vars.contains_key("watermark"));
+        // A new version of the pipeline starts without them.
+        PutPipeline::for_test("p").apply(&mut state);
+        assert!(state.pipelines["default/p"].watermarks.is_empty());
+    }
+
+    #[test]
     fn a_record_without_a_basis_keeps_its_watermarks() {
         let mut state = State::default();
         with_watermark(&mut state, "updated_at\nhttps://a/v1");

@@ -148,6 +148,10 @@ pub(super) fn start(
             if let Some(initial) = &p.initial_watermark {
                 let w = p.watermarks.get(&def.key).unwrap_or(initial);
                 def.vars.insert("watermark".into(), w.clone());
+            } else if let Some(v) = p.watermarks.get(&def.key) {
+                // A full refresh's "watermark" is its last response's validators.
+                def.vars
+                    .insert(apitap_common::checkpoint::VALIDATORS_VAR.into(), v.clone());
             }
             Shard::new(def)
         })
