@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::worker_rpc;
 use actix::prelude::*;
 use apitap_common::checkpoint::Checkpoint;
 use apitap_common::spec;
 use apitap_proto::client::LeaderClient;
-use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::*;
 use tokio::sync::watch;
 
@@ -151,12 +151,12 @@ impl Agent {
         };
         let mut client = self.client.clone();
         let fut = async move {
-            let r = client
-                .call(|ch| {
-                    let req = req.clone();
-                    async move { WorkerServiceClient::new(ch).register(req).await }
-                })
-                .await;
+            let r = worker_rpc::call(
+                &mut client,
+                req,
+                |mut c, r| async move { c.register(r).await },
+            )
+            .await;
             (client, r)
         };
         ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
@@ -213,17 +213,12 @@ impl Agent {
         };
         let mut client = self.client.clone();
         let fut = async move {
-            let r = client
-                .call(|ch| {
-                    let req = req.clone();
-                    async move {
-                        WorkerServiceClient::new(ch)
-                            .max_decoding_message_size(apitap_proto::limits::MAX_GRPC_MESSAGE_BYTES)
-                            .heartbeat(req)
-                            .await
-                    }
-                })
-                .await;
+            let r = worker_rpc::call(
+                &mut client,
+                req,
+                |mut c, r| async move { c.heartbeat(r).await },
+            )
+            .await;
             (client, r)
         };
         ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
@@ -372,18 +367,13 @@ impl Agent {
         for (key, fence, report) in due {
             let mut client = self.client.clone();
             let fut = async move {
-                client
-                    .call(|ch| {
-                        let report = report.clone();
-                        async move {
-                            let mut c = WorkerServiceClient::new(ch);
-                            match report {
-                                Report::Complete(r) => c.complete_shard(r).await,
-                                Report::Release(r) => c.release_lease(r).await,
-                            }
-                        }
-                    })
-                    .await
+                worker_rpc::call(&mut client, report, |mut c, report| async move {
+                    match report {
+                        Report::Complete(r) => c.complete_shard(r).await,
+                        Report::Release(r) => c.release_lease(r).await,
+                    }
+                })
+                .await
             };
             ctx.spawn(fut.into_actor(self).map(move |r, act, _| match r {
                 Ok(ack) => {
@@ -441,19 +431,10 @@ impl Handler<Progress> for Agent {
             pages: msg.checkpoint.pages,
             records: msg.checkpoint.records,
         };
-        let mut client = self.client.clone();
         // Best effort: the sink holds the authoritative checkpoint.
-        ctx.spawn(
-            async move {
-                let _ = client
-                    .call(|ch| {
-                        let req = req.clone();
-                        async move { WorkerServiceClient::new(ch).report_checkpoint(req).await }
-                    })
-                    .await;
-            }
-            .into_actor(self),
-        );
+        worker_rpc::report(ctx, &self.client, req, |mut c, r| async move {
+            c.report_checkpoint(r).await
+        });
     }
 }
 
