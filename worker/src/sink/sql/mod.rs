@@ -100,17 +100,24 @@ impl Target {
 pub struct SqlSink<D: Dialect> {
     pool: Pool<D::Db>,
     target: Target,
-    /// Whether `apitap_checkpoints` is known to exist (checked once per sink), so that
-    /// claims do not take the DDL lock.
-    checkpoints_ready: bool,
-    /// Whether `apitap_dead_letters` is known to exist.
-    dead_letters_ready: bool,
+    /// ApiTap's own tables known to exist (checked once per sink), so that claims and
+    /// dead-letter writes do not take the DDL lock.
+    own_tables_ready: Vec<OwnTable>,
     /// The target table's columns as last seen, so DDL is only considered when a batch
     /// brings a new column. `None` until first read, and after any failed commit.
     columns: Option<HashSet<String>>,
 }
 
 type Tx<D> = Transaction<'static, <D as Dialect>::Db>;
+
+/// ApiTap's own tables in the sink's database, beside the target table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnTable {
+    /// `apitap_checkpoints`: each shard's checkpoint and fence.
+    Checkpoints,
+    /// `apitap_dead_letters`: the records that could not be transformed or loaded.
+    DeadLetters,
+}
 
 #[allow(private_bounds)]
 impl<D: Dialect> SqlSink<D> {
@@ -119,8 +126,7 @@ impl<D: Dialect> SqlSink<D> {
         Self {
             pool,
             target,
-            checkpoints_ready: false,
-            dead_letters_ready: false,
+            own_tables_ready: Vec::new(),
             columns: None,
         }
     }
@@ -138,8 +144,15 @@ impl<D: Ddl + Load> SqlSink<D> {
 
     /// Creates one of ApiTap's own tables if it is missing, in a transaction of its own
     /// before the fenced one: DDL would end the transaction in MySQL, and elsewhere it only
-    /// keeps the fenced transaction short.
-    async fn create_own_table(&self, name: &str, create: &str) -> Result<(), SinkError> {
+    /// keeps the fenced transaction short. Once per table and sink.
+    async fn ensure_own_table(&mut self, table: OwnTable) -> Result<(), SinkError> {
+        if self.own_tables_ready.contains(&table) {
+            return Ok(());
+        }
+        let (name, create) = match table {
+            OwnTable::Checkpoints => ("apitap_checkpoints", D::SQL.create_checkpoints),
+            OwnTable::DeadLetters => ("apitap_dead_letters", D::SQL.create_dead_letters),
+        };
         let what = || format!("creating {name}");
         let mut tx = self.begin("starting to create a table").await?;
         if D::table_columns(&mut *tx, &TableName::plain(name))
@@ -151,7 +164,9 @@ impl<D: Ddl + Load> SqlSink<D> {
                 .await
                 .map_err(|e| classify::<D>(&what(), e))?;
         }
-        tx.commit().await.map_err(|e| classify::<D>(&what(), e))
+        tx.commit().await.map_err(|e| classify::<D>(&what(), e))?;
+        self.own_tables_ready.push(table);
+        Ok(())
     }
 
     /// Schema evolution for databases whose DDL cannot be part of the fenced transaction
@@ -207,11 +222,7 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
     async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
         let key = Key::new(shard)?;
         let ours = to_i64("fence", fence)?;
-        if !self.checkpoints_ready {
-            self.create_own_table("apitap_checkpoints", D::SQL.create_checkpoints)
-                .await?;
-            self.checkpoints_ready = true;
-        }
+        self.ensure_own_table(OwnTable::Checkpoints).await?;
         let mut tx = self.begin("starting the claim").await?;
         let start = Checkpoint::start().to_json();
         let [p, r, s] = key.params();
@@ -289,11 +300,7 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         let key = Key::new(shard)?;
         let ours = to_i64("fence", fence)?;
         let page = to_i64("page", page)?;
-        if !self.dead_letters_ready {
-            self.create_own_table("apitap_dead_letters", D::SQL.create_dead_letters)
-                .await?;
-            self.dead_letters_ready = true;
-        }
+        self.ensure_own_table(OwnTable::DeadLetters).await?;
         let mut tx = self.begin("starting the dead-letter write").await?;
         lock_own_row::<D>(&mut *tx, &key, ours, fence).await?;
         let array = Value::Array(records.to_vec()).to_string();
