@@ -169,20 +169,39 @@ impl ControlApi {
         }
     }
 
+    /// Cancels or retries the run `req` names, if the caller may change its namespace
+    /// (`action` names what is refused otherwise): `cmd` makes the command from the run id
+    /// and the time.
+    async fn change_run(
+        &self,
+        req: Request<GetRunRequest>,
+        action: &str,
+        cmd: impl FnOnce(u64, u64) -> Command,
+    ) -> Reply<RunInfo> {
+        let caller = Caller::of(&req);
+        let run_id = req.into_inner().run_id;
+        caller.check_namespace(&self.namespace_of_run(run_id), action)?;
+        let cmd = cmd(run_id, apitap_common::time::now_ms());
+        self.run_command(run_id, audited(&caller, cmd)).await
+    }
+
     /// Proposes a command about one run and answers with the run afterwards.
     async fn run_command(&self, run_id: u64, cmd: Command) -> Reply<RunInfo> {
         match self.node.propose(cmd).await? {
-            CommandResult::Done => {
-                let st = self.node.state();
-                let run = st
-                    .state
-                    .runs
-                    .get(&run_id)
-                    .ok_or_else(|| Status::internal("run vanished"))?;
-                Ok(Response::new(run_info(run, &st.state)))
-            }
+            CommandResult::Done => self.run_reply(run_id),
             other => Err(rejected(other)),
         }
+    }
+
+    /// The run as it is now, after a command about it committed.
+    fn run_reply(&self, run_id: u64) -> Reply<RunInfo> {
+        let st = self.node.state();
+        let run = st
+            .state
+            .runs
+            .get(&run_id)
+            .ok_or_else(|| Status::internal("run vanished"))?;
+        Ok(Response::new(run_info(run, &st.state)))
     }
 
     async fn rate_limits(&self) -> Result<Vec<RateLimitInfo>, Status> {
@@ -484,15 +503,7 @@ impl ControlService for ControlApi {
             .propose_traced(audited(&caller, cmd), &span)
             .await?
         {
-            CommandResult::RunStarted { run_id } => {
-                let st = self.node.state();
-                let run = st
-                    .state
-                    .runs
-                    .get(&run_id)
-                    .ok_or_else(|| Status::internal("run vanished"))?;
-                Ok(Response::new(run_info(run, &st.state)))
-            }
+            CommandResult::RunStarted { run_id } => self.run_reply(run_id),
             other => Err(rejected(other)),
         }
     }
@@ -538,25 +549,17 @@ impl ControlService for ControlApi {
     }
 
     async fn cancel_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
-        let caller = Caller::of(&req);
-        let run_id = req.into_inner().run_id;
-        caller.check_namespace(&self.namespace_of_run(run_id), "cancel runs")?;
-        let cmd = Command::CancelRun(command::CancelRun {
-            run_id,
-            now_ms: apitap_common::time::now_ms(),
-        });
-        self.run_command(run_id, audited(&caller, cmd)).await
+        self.change_run(req, "cancel runs", |run_id, now_ms| {
+            Command::CancelRun(command::CancelRun { run_id, now_ms })
+        })
+        .await
     }
 
     async fn retry_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
-        let caller = Caller::of(&req);
-        let run_id = req.into_inner().run_id;
-        caller.check_namespace(&self.namespace_of_run(run_id), "retry runs")?;
-        let cmd = Command::RetryRun(command::RetryRun {
-            run_id,
-            now_ms: apitap_common::time::now_ms(),
-        });
-        self.run_command(run_id, audited(&caller, cmd)).await
+        self.change_run(req, "retry runs", |run_id, now_ms| {
+            Command::RetryRun(command::RetryRun { run_id, now_ms })
+        })
+        .await
     }
 
     async fn set_rate_limit(&self, req: Request<SetRateLimitRequest>) -> Reply<RateLimitInfo> {
