@@ -30,13 +30,14 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 use sqlx::{Pool, Transaction};
 
-use self::checkpoint::{check_fence, parse_checkpoint, Key};
+use self::checkpoint::parse_checkpoint;
+pub(crate) use self::checkpoint::Lease;
 use self::columns::ColumnLimits;
 use self::dialect::{Conn, Ddl, Dialect, Load};
 use self::error::{classify, err, to_i64, to_u64};
 use self::exec::{Param, SqlDb};
 use self::table::{check_batch, json_rows, write_columns, TableName};
-use super::{ShardRef, Sink, SinkError};
+use super::SinkError;
 
 /// The target table as the spec configures it (`sink.<database>.*`).
 #[derive(Debug, Clone)]
@@ -90,7 +91,8 @@ impl Target {
     }
 }
 
-/// A transactional sink on one SQL database; see [`Sink`] for the contract.
+/// A transactional sink on one SQL database, for the lease-checked calls of
+/// [`Sink`](super::Sink) that [`AnySink`](super::AnySink) hands it.
 ///
 /// Other crates use it as [`PostgresSink`](super::PostgresSink) or
 /// [`SqliteSink`](super::SqliteSink); `Dialect` is crate-private on purpose, so that the
@@ -218,10 +220,11 @@ impl<D: Ddl + Load> SqlSink<D> {
     }
 }
 
-impl<D: Ddl + Load> Sink for SqlSink<D> {
-    async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
-        let key = Key::new(shard)?;
-        let ours = to_i64("fence", fence)?;
+/// The calls of [`Sink`](super::Sink), under a lease already checked to fit the database.
+#[allow(private_bounds)]
+impl<D: Ddl + Load> SqlSink<D> {
+    pub(crate) async fn claim(&mut self, lease: &Lease<'_>) -> Result<Checkpoint, SinkError> {
+        let Lease { key, ours, fence } = *lease;
         self.ensure_own_table(OwnTable::Checkpoints).await?;
         let mut tx = self.begin("starting the claim").await?;
         let start = Checkpoint::start().to_json();
@@ -247,15 +250,13 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         parse_checkpoint(&text)
     }
 
-    async fn commit(
+    pub(crate) async fn commit(
         &mut self,
-        shard: &ShardRef,
-        fence: u64,
+        lease: &Lease<'_>,
         batch: Option<&RecordBatch>,
         checkpoint: &Checkpoint,
     ) -> Result<(), SinkError> {
-        let key = Key::new(shard)?;
-        let ours = to_i64("fence", fence)?;
+        let Lease { key, ours, .. } = *lease;
         let records = to_i64("records", checkpoint.records)?;
         let pages = to_i64("pages", checkpoint.pages)?;
         // Taken, not borrowed: after any failure the cache stays empty and is re-read.
@@ -265,7 +266,7 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
             None => known,
         };
         let mut tx = self.begin("starting the commit").await?;
-        lock_own_row::<D>(&mut *tx, &key, ours, fence).await?;
+        lock_own_row::<D>(&mut *tx, lease).await?;
         let known = match batch.filter(|b| b.num_rows() > 0) {
             Some(b) => Some(self.write(&mut *tx, b, known).await?),
             None => known,
@@ -289,20 +290,18 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         Ok(())
     }
 
-    async fn dead_letter(
+    pub(crate) async fn dead_letter(
         &mut self,
-        shard: &ShardRef,
-        fence: u64,
+        lease: &Lease<'_>,
         page: u64,
         records: &[Value],
         error: &str,
     ) -> Result<(), SinkError> {
-        let key = Key::new(shard)?;
-        let ours = to_i64("fence", fence)?;
+        let Lease { key, ours, .. } = *lease;
         let page = to_i64("page", page)?;
         self.ensure_own_table(OwnTable::DeadLetters).await?;
         let mut tx = self.begin("starting the dead-letter write").await?;
-        lock_own_row::<D>(&mut *tx, &key, ours, fence).await?;
+        lock_own_row::<D>(&mut *tx, lease).await?;
         let array = Value::Array(records.to_vec()).to_string();
         let [p, r, s] = key.params();
         let params = [
@@ -324,15 +323,10 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
 }
 
 /// Reads the shard's fence with its row locked for the rest of the transaction and checks
-/// that `fence` still owns it (DESIGN §6, step 2).
-async fn lock_own_row<D: Dialect>(
-    conn: &mut Conn<D>,
-    key: &Key<'_>,
-    ours: i64,
-    fence: u64,
-) -> Result<(), SinkError> {
-    let stored = D::Db::fetch_int(conn, D::SQL.lock, &key.params())
+/// that `lease` still owns it (DESIGN §6, step 2).
+async fn lock_own_row<D: Dialect>(conn: &mut Conn<D>, lease: &Lease<'_>) -> Result<(), SinkError> {
+    let stored = D::Db::fetch_int(conn, D::SQL.lock, &lease.key.params())
         .await
         .map_err(err::<D>("locking the checkpoint"))?;
-    check_fence(stored, ours, fence)
+    lease.check(stored)
 }
