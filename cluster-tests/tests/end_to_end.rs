@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use apitap_chaos::testbed::{TempPostgres, TestCluster};
-use apitap_cluster_tests::expect;
+use apitap_cluster_tests::{expect, fixture};
 
 const RECORDS: u64 = 1_250;
 
@@ -31,9 +31,8 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_pagination_kind_loads_the_exact_dataset() -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let cluster = builder
         .coordinators(1)
         .workers(2)
         .records(RECORDS)

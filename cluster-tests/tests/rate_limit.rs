@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
+use apitap_cluster_tests::fixture;
 
 const LIMIT: f64 = 50.0;
 const BURST: u32 = 5;
@@ -58,9 +59,8 @@ fn max_window(t: &[u64]) -> usize {
 }
 
 async fn start(coordinators: usize, records: u64) -> anyhow::Result<(TempPostgres, TestCluster)> {
-    let pg = TempPostgres::start()?;
-    let cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let cluster = builder
         .coordinators(coordinators)
         .workers(4)
         .records(records)
@@ -183,13 +183,7 @@ async fn the_limit_holds_through_a_leader_kill() -> anyhow::Result<()> {
         let t = arrivals(&cluster);
         (t.len() > 1 && t[t.len() - 1] - t[0] >= 3000).then_some(())
     })?;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
-    let idx = cluster
-        .coordinators
-        .iter()
-        .position(|c| c.id == leader)
-        .unwrap();
-    cluster.coordinator_proc(idx).expect("running").kill();
+    fixture::kill_leader(&mut cluster)?;
     let killed_at = apitap_common_now();
     wait::until(
         "3 s of traffic after the kill",
