@@ -3,6 +3,7 @@
 //! and completions (resending until the leader acknowledges them), and drains on shutdown.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,42 +143,56 @@ impl Agent {
         if self.heartbeat_in_flight {
             return;
         }
-        self.heartbeat_in_flight = true;
         let req = RegisterRequest {
             worker_id: self.id.clone(),
             addr: String::new(),
             slots: self.slots,
             instance: self.instance.clone(),
         };
+        let rpc = |mut c: worker_rpc::Stub, r| async move { c.register(r).await };
+        self.heartbeat_call(ctx, req, rpc, |act, ctx, r| match r {
+            Ok(resp) => {
+                act.registered = true;
+                let hb = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
+                if hb != act.heartbeat {
+                    act.heartbeat = hb;
+                    if let Some(old) = act.ticker.take() {
+                        ctx.cancel_future(old);
+                    }
+                    act.ticker = Some(ctx.run_interval(hb, |act, ctx| act.tick(ctx)));
+                }
+                tracing::info!(worker = %act.id, "registered with the coordinator");
+                act.send_heartbeat(ctx);
+            }
+            Err(e) => tracing::warn!(error = %e.message(), "registration failed; retrying"),
+        });
+    }
+
+    /// Registers or heartbeats (`rpc` with `req`; never both at once), then hands the
+    /// answer to `done`. The client comes back to the actor afterwards, with the leader
+    /// it found.
+    fn heartbeat_call<Req, T, F, Fut>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        req: Req,
+        rpc: F,
+        done: impl FnOnce(&mut Self, &mut Context<Self>, Result<T, tonic::Status>) + 'static,
+    ) where
+        Req: Clone + 'static,
+        T: 'static,
+        F: Fn(worker_rpc::Stub, Req) -> Fut + 'static,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + 'static,
+    {
+        self.heartbeat_in_flight = true;
         let mut client = self.client.clone();
         let fut = async move {
-            let r = worker_rpc::call(
-                &mut client,
-                req,
-                |mut c, r| async move { c.register(r).await },
-            )
-            .await;
+            let r = worker_rpc::call(&mut client, req, rpc).await;
             (client, r)
         };
-        ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |(client, r), act, ctx| {
             act.client = client;
             act.heartbeat_in_flight = false;
-            match r {
-                Ok(resp) => {
-                    act.registered = true;
-                    let hb = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
-                    if hb != act.heartbeat {
-                        act.heartbeat = hb;
-                        if let Some(old) = act.ticker.take() {
-                            ctx.cancel_future(old);
-                        }
-                        act.ticker = Some(ctx.run_interval(hb, |act, ctx| act.tick(ctx)));
-                    }
-                    tracing::info!(worker = %act.id, "registered with the coordinator");
-                    act.send_heartbeat(ctx);
-                }
-                Err(e) => tracing::warn!(error = %e.message(), "registration failed; retrying"),
-            }
+            done(act, ctx, r);
         }));
     }
 
@@ -198,7 +213,6 @@ impl Agent {
         if self.heartbeat_in_flight {
             return;
         }
-        self.heartbeat_in_flight = true;
         let busy = (self.runners.len() + self.reports.len()) as u32;
         let req = HeartbeatRequest {
             worker_id: self.id.clone(),
@@ -211,25 +225,12 @@ impl Agent {
             draining: self.draining,
             instance: self.instance.clone(),
         };
-        let mut client = self.client.clone();
-        let fut = async move {
-            let r = worker_rpc::call(
-                &mut client,
-                req,
-                |mut c, r| async move { c.heartbeat(r).await },
-            )
-            .await;
-            (client, r)
-        };
-        ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
-            act.client = client;
-            act.heartbeat_in_flight = false;
-            match r {
-                Ok(resp) if !resp.registered => act.registered = false,
-                Ok(resp) => act.apply_heartbeat(resp, ctx),
-                Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
-            }
-        }));
+        let rpc = |mut c: worker_rpc::Stub, r| async move { c.heartbeat(r).await };
+        self.heartbeat_call(ctx, req, rpc, |act, ctx, r| match r {
+            Ok(resp) if !resp.registered => act.registered = false,
+            Ok(resp) => act.apply_heartbeat(resp, ctx),
+            Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
+        });
     }
 
     fn apply_heartbeat(&mut self, resp: HeartbeatResponse, ctx: &mut Context<Self>) {
