@@ -7,6 +7,7 @@ use std::time::Duration;
 use apitap_chaos::testbed::{wait, TestCluster};
 use apitap_cluster_tests::expect;
 use apitap_cluster_tests::fixture::{self, kill_leader, slow_source, wait_for_progress};
+use apitap_cluster_tests::pipelines::{self, postgres};
 use sqlx::Row;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,20 +70,9 @@ async fn cancel_then_retry_resumes_and_loads_exactly() -> anyhow::Result<()> {
     let (pg, builder) = fixture::warehouse()?;
     let cluster = builder.records(3000).workers(2).start().await?;
     slow_source(&cluster, 100);
-    let yaml = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: { name: cancel-me }
-spec:
-  shards: { param: ids, range: { start: 1, end: 3000, count: 3 } }
-  source:
-    http:
-      url: "${MOCK_API_URL}/v1/page_number?from_id={{ shard.start }}&to_id={{ shard.end }}"
-      records: $.data
-      pagination: { kind: page_number, size: 50 }
-  sink:
-    postgres: { url: "${WAREHOUSE_URL}", table: cancel_users }
-"#;
-    let run = cluster.submit("cancel", yaml)?;
+    let paging = pipelines::page_number(50);
+    let yaml = pipelines::sharded_paged("cancel-me", 3000, 3, &paging, &postgres("cancel_users"));
+    let run = cluster.submit("cancel", &yaml)?;
     wait_for_progress(&cluster, run)?;
     let cancelled = cluster.ctl_json(&["run", "cancel", &run.to_string()])?;
     assert_eq!(cancelled["state"], "cancelled");
@@ -151,20 +141,9 @@ async fn killing_the_coordinator_leader_mid_run_keeps_data_exact() -> anyhow::Re
         .start()
         .await?;
     slow_source(&cluster, 100);
-    let yaml = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: { name: leader-kill }
-spec:
-  shards: { param: ids, range: { start: 1, end: 4000, count: 4 } }
-  source:
-    http:
-      url: "${MOCK_API_URL}/v1/cursor?from_id={{ shard.start }}&to_id={{ shard.end }}"
-      records: $.data
-      pagination: { kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: 50 }
-  sink:
-    postgres: { url: "${WAREHOUSE_URL}", table: leader_kill }
-"#;
-    let run = cluster.submit("leader-kill", yaml)?;
+    let paging = pipelines::cursor(50);
+    let yaml = pipelines::sharded_paged("leader-kill", 4000, 4, &paging, &postgres("leader_kill"));
+    let run = cluster.submit("leader-kill", &yaml)?;
     wait_for_progress(&cluster, run)?;
     kill_leader(&mut cluster)?;
     let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
@@ -228,7 +207,7 @@ async fn old_runs_and_silent_workers_leave_the_coordinators_state() -> anyhow::R
         .start()
         .await?;
     let db = cluster.out_path("frequent.db");
-    let yaml = apitap_cluster_tests::pipelines::sharded_sqlite("frequent", 100, 2, 50, &db)
+    let yaml = pipelines::sharded_sqlite("frequent", 100, 2, 50, &db)
         .replace("spec:\n", "spec:\n  schedule: { every: 1s }\n");
     assert!(yaml.contains("every: 1s"), "{yaml}");
     cluster.submit("frequent", &yaml)?;
