@@ -193,6 +193,14 @@ impl ControlApi {
         }
     }
 
+    /// The caller and the request of a read, once this node may answer it (linearizable:
+    /// the leader, after confirming it still leads).
+    async fn read<R>(&self, req: Request<R>) -> Result<(Caller, R), Status> {
+        let caller = Caller::of(&req);
+        self.node.linearizable().await?;
+        Ok((caller, req.into_inner()))
+    }
+
     /// The run as it is now, after a command about it committed.
     fn run_reply(&self, run_id: u64) -> Reply<RunInfo> {
         let st = self.node.state();
@@ -419,9 +427,8 @@ impl ControlService for ControlApi {
         &self,
         req: Request<ListPipelinesRequest>,
     ) -> Reply<ListPipelinesResponse> {
-        let caller = Caller::of(&req);
-        let namespace = req.into_inner().namespace;
-        self.node.linearizable().await?;
+        let (caller, req) = self.read(req).await?;
+        let namespace = req.namespace;
         let st = self.node.state();
         let pipelines = st
             .state
@@ -435,9 +442,7 @@ impl ControlService for ControlApi {
     }
 
     async fn get_pipeline(&self, req: Request<GetPipelineRequest>) -> Reply<PipelineInfo> {
-        let caller = Caller::of(&req);
-        self.node.linearizable().await?;
-        let req = req.into_inner();
+        let (caller, req) = self.read(req).await?;
         let (_, key) = requested_pipeline(&req.namespace, &req.name)?;
         let st = self.node.state();
         let p = st
@@ -509,9 +514,7 @@ impl ControlService for ControlApi {
     }
 
     async fn list_runs(&self, req: Request<ListRunsRequest>) -> Reply<ListRunsResponse> {
-        let caller = Caller::of(&req);
-        self.node.linearizable().await?;
-        let req = req.into_inner();
+        let (caller, req) = self.read(req).await?;
         let limit = if req.limit == 0 {
             50
         } else {
@@ -535,9 +538,8 @@ impl ControlService for ControlApi {
     }
 
     async fn get_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
-        let caller = Caller::of(&req);
-        self.node.linearizable().await?;
-        let id = req.into_inner().run_id;
+        let (caller, req) = self.read(req).await?;
+        let id = req.run_id;
         let st = self.node.state();
         let run = st
             .state
