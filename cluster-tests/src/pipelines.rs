@@ -1,5 +1,6 @@
 //! Pipeline documents the cluster tests submit.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 /// `records` mock records in `shards` id ranges, fetched with limit/offset pages of 50 into
@@ -8,7 +9,7 @@ use std::path::Path;
 pub fn sharded(name: &str, records: u64, shards: u32) -> String {
     let table = name.replace('-', "_");
     let paging = limit_offset(50);
-    sharded_paged(name, records, shards, &paging, &postgres(&table))
+    sharded_paged(name, 1..=records, shards, &paging, &postgres(&table))
 }
 
 /// `records` mock records in `shards` id ranges, `size` per page, into the SQLite file `db`
@@ -16,23 +17,30 @@ pub fn sharded(name: &str, records: u64, shards: u32) -> String {
 pub fn sharded_sqlite(name: &str, records: u64, shards: u32, size: u32, db: &Path) -> String {
     let table = name.replace('-', "_");
     let sink = format!(r#"sqlite: {{ path: "{}", table: {table} }}"#, db.display());
-    sharded_paged(name, records, shards, &limit_offset(size), &sink)
+    sharded_paged(name, 1..=records, shards, &limit_offset(size), &sink)
 }
 
-/// `records` mock records in `shards` id ranges, fetched as `paging` says (a [`Paging`]),
-/// into `sink` (a YAML flow mapping under `sink:`, e.g. [`postgres`]).
-pub fn sharded_paged(name: &str, records: u64, shards: u32, paging: &Paging, sink: &str) -> String {
+/// The mock records with the ids `ids` in `shards` id ranges, fetched as `paging` says (a
+/// [`Paging`]), into `sink` (a YAML flow mapping under `sink:`, e.g. [`postgres`]).
+pub fn sharded_paged(
+    name: &str,
+    ids: RangeInclusive<u64>,
+    shards: u32,
+    paging: &Paging,
+    sink: &str,
+) -> String {
     let Paging {
         endpoint,
         pagination,
     } = paging;
+    let (first, last) = (ids.start(), ids.end());
     format!(
         r#"apiVersion: apitap/v1
 kind: Pipeline
 metadata:
   name: {name}
 spec:
-  shards: {{ param: ids, range: {{ start: 1, end: {records}, count: {shards} }} }}
+  shards: {{ param: ids, range: {{ start: {first}, end: {last}, count: {shards} }} }}
   source:
     http:
       url: "${{MOCK_API_URL}}/v1/{endpoint}?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"

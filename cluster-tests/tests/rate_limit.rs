@@ -6,29 +6,25 @@ use std::time::Duration;
 
 use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
-use apitap_cluster_tests::fixture;
+use apitap_cluster_tests::{fixture, pipelines};
 
 const LIMIT: f64 = 50.0;
 const BURST: u32 = 5;
 
+/// Ids `start..=end` in 4 shards under the `mock-api` key's limit, into a PostgreSQL table
+/// named like the pipeline.
 fn pipeline(name: &str, start: u64, end: u64) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: {name} }}
-spec:
-  rate_limit: {{ key: mock-api, requests_per_second: {LIMIT}, burst: {BURST} }}
-  shards: {{ param: ids, range: {{ start: {start}, end: {end}, count: 4 }} }}
-  source:
-    http:
-      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {{ kind: limit_offset, size: 10 }}
-  sink:
-    postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table} }}
-"#,
-        table = name.replace('-', "_")
+    let table = name.replace('-', "_");
+    let limit =
+        format!("  rate_limit: {{ key: mock-api, requests_per_second: {LIMIT}, burst: {BURST} }}");
+    pipelines::sharded_paged(
+        name,
+        start..=end,
+        4,
+        &pipelines::limit_offset(10),
+        &pipelines::postgres(&table),
     )
+    .replace("spec:\n", &format!("spec:\n{limit}\n"))
 }
 
 /// Request arrival times (ms) at the mock API's data endpoints.

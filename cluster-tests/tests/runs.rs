@@ -71,7 +71,8 @@ async fn cancel_then_retry_resumes_and_loads_exactly() -> anyhow::Result<()> {
     let cluster = builder.records(3000).workers(2).start().await?;
     slow_source(&cluster, 100);
     let paging = pipelines::page_number(50);
-    let yaml = pipelines::sharded_paged("cancel-me", 3000, 3, &paging, &postgres("cancel_users"));
+    let yaml =
+        pipelines::sharded_paged("cancel-me", 1..=3000, 3, &paging, &postgres("cancel_users"));
     let run = cluster.submit("cancel", &yaml)?;
     wait_for_progress(&cluster, run)?;
     let cancelled = cluster.ctl_json(&["run", "cancel", &run.to_string()])?;
@@ -142,7 +143,13 @@ async fn killing_the_coordinator_leader_mid_run_keeps_data_exact() -> anyhow::Re
         .await?;
     slow_source(&cluster, 100);
     let paging = pipelines::cursor(50);
-    let yaml = pipelines::sharded_paged("leader-kill", 4000, 4, &paging, &postgres("leader_kill"));
+    let yaml = pipelines::sharded_paged(
+        "leader-kill",
+        1..=4000,
+        4,
+        &paging,
+        &postgres("leader_kill"),
+    );
     let run = cluster.submit("leader-kill", &yaml)?;
     wait_for_progress(&cluster, run)?;
     kill_leader(&mut cluster)?;
