@@ -36,6 +36,14 @@ pub fn wait_for_progress(cluster: &TestCluster, run: u64) -> anyhow::Result<Valu
     })
 }
 
+/// Waits up to `timeout` for `run` to end and asserts that it succeeded; returns the run
+/// as `describe run -o json` shows it.
+pub fn wait_succeeded(cluster: &TestCluster, run: u64, timeout: Duration) -> anyhow::Result<Value> {
+    let info = cluster.wait_for_run(run, timeout)?;
+    assert_eq!(info["state"], "succeeded", "{info:#}");
+    Ok(info)
+}
+
 /// SIGKILLs the coordinator that leads now (waiting up to 10 s for one).
 pub fn kill_leader(cluster: &mut TestCluster) -> anyhow::Result<()> {
     let leader = cluster.wait_for_leader(Duration::from_secs(10))?;

@@ -39,10 +39,8 @@ async fn crash_at(failpoint: &str, table: &str) -> anyhow::Result<()> {
     let status = status?;
     assert!(!status.success(), "worker-1 exited cleanly: {status}");
     cluster.start_worker(0)?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, table, RECORDS).await
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
+    expect::exact_dataset_at(&pg.url(), table, RECORDS).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

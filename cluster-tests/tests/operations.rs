@@ -11,7 +11,7 @@ use std::time::Duration;
 use apitap_chaos::testbed::process::Proc;
 use apitap_chaos::testbed::{bins, wait, TestCluster};
 use apitap_cluster_tests::admin::{self, Scrape};
-use apitap_cluster_tests::fixture::{assert_terminates, slow_source};
+use apitap_cluster_tests::fixture::{self, assert_terminates, slow_source};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -161,8 +161,7 @@ async fn metrics_move_during_a_run_and_count_every_loaded_record() -> anyhow::Re
             >= 1.0
     );
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let info = fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     let loaded = workers_sum(&cluster, "apitap_worker_records_loaded_total", &[]).await?;
     assert_eq!(loaded, RECORDS as f64, "records loaded");
     assert_eq!(
@@ -628,8 +627,7 @@ async fn a_runs_trace_and_the_metrics_reach_an_otlp_collector() -> anyhow::Resul
     let cluster = builder.start().await?;
     let shards = 3;
     let run = cluster.submit("traced", &pipeline(&cluster, "traced", 300, shards, 50))?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
 
     wait::until_async(
         "one trace per shard from start_run to complete_shard",

@@ -50,9 +50,7 @@ spec:
 
     let pipelines = cluster.ctl_json(&["get", "pipelines"])?;
     assert_eq!(pipelines[0]["name"], "restart-users", "{pipelines:#}");
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "restart_users", RECORDS).await?;
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
+    expect::exact_dataset_at(&pg.url(), "restart_users", RECORDS).await?;
     Ok(())
 }

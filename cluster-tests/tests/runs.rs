@@ -61,8 +61,7 @@ spec:
             .find(|r| r["state"] == "succeeded" && r["run_id"].as_u64() > later["run_id"].as_u64())
     })?;
     assert_eq!(total_records(&empty), 0, "{empty:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "incremental_users", 620).await
+    expect::exact_dataset_at(&pg.url(), "incremental_users", 620).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -87,10 +86,8 @@ async fn cancel_then_retry_resumes_and_loads_exactly() -> anyhow::Result<()> {
         retried["state"] == "pending" || retried["state"] == "running",
         "{retried:#}"
     );
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "cancel_users", 3000).await
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
+    expect::exact_dataset_at(&pg.url(), "cancel_users", 3000).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,10 +150,8 @@ async fn killing_the_coordinator_leader_mid_run_keeps_data_exact() -> anyhow::Re
     let run = cluster.submit("leader-kill", &yaml)?;
     wait_for_progress(&cluster, run)?;
     kill_leader(&mut cluster)?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "leader_kill", 4000).await
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
+    expect::exact_dataset_at(&pg.url(), "leader_kill", 4000).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use apitap_chaos::testbed::TestCluster;
+use apitap_cluster_tests::fixture;
 use apitap_proto::tls::Tls;
 use apitap_proto::v1::raft_service_client::RaftServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
@@ -412,8 +413,7 @@ async fn secret_values_are_sealed_at_rest_and_survive_a_key_rotation() -> anyhow
     assert!(out.status.success(), "{}", stderr(&out));
     let run: Value = serde_json::from_slice(&out.stdout)?;
     let run_id = run["run_id"].as_u64().expect("run id");
-    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run_id, Duration::from_secs(60))?;
     let seen = |cluster: &TestCluster| {
         cluster
             .mock
@@ -467,8 +467,7 @@ async fn secret_values_are_sealed_at_rest_and_survive_a_key_rotation() -> anyhow
     restart(&mut cluster)?;
     let again: Value = cluster.ctl_json(&["run", "sealed"])?;
     let run_id = again["run_id"].as_u64().expect("run id");
-    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run_id, Duration::from_secs(60))?;
     assert!(
         seen(&cluster) > first,
         "the value opened under the new key reached the upstream"

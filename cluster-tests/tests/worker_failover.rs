@@ -53,8 +53,7 @@ async fn killed_workers_shards_move_with_higher_fences_and_data_stays_exact() ->
     assert!(!lost.is_empty(), "worker-1 holds no lease: {before:#}");
     cluster.worker_proc(0).expect("running").kill();
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let info = fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     for (index, old_fence) in lost {
         let s = &info["shards"][index as usize];
         assert_ne!(
@@ -66,8 +65,7 @@ async fn killed_workers_shards_move_with_higher_fences_and_data_stays_exact() ->
             "shard {index}: fence did not grow: {s}"
         );
     }
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "kill_worker", RECORDS).await
+    expect::exact_dataset_at(&pg.url(), "kill_worker", RECORDS).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,8 +99,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
         .expect("running")
         .signal(libc::SIGCONT);
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     let log = cluster.log_path(&holder);
     wait::until(
         "the zombie's rejected commit in its log",
@@ -114,8 +111,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
                 .then_some(())
         },
     )?;
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "zombie", RECORDS).await
+    expect::exact_dataset_at(&pg.url(), "zombie", RECORDS).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,13 +127,11 @@ async fn sigterm_drains_releases_leases_and_exits_zero() -> anyhow::Result<()> {
         "worker-1 did not exit 0 after SIGTERM",
     );
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     let coordinator_log = std::fs::read_to_string(cluster.log_path("coordinator-1"))?;
     assert!(
         !coordinator_log.contains("lease expired"),
         "a lease expired instead of being released"
     );
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "drain", RECORDS).await
+    expect::exact_dataset_at(&pg.url(), "drain", RECORDS).await
 }
