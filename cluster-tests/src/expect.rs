@@ -24,6 +24,11 @@ fn canonical(r: &Value) -> String {
     )
 }
 
+/// [`exact_dataset`] in the PostgreSQL database at `url`.
+pub async fn exact_dataset_at(url: &str, table: &str, n: u64) -> anyhow::Result<()> {
+    exact_dataset(&PgPool::connect(url).await?, table, n).await
+}
+
 /// Asserts that `table` holds exactly records `1..=n` of the mock dataset.
 pub async fn exact_dataset(pool: &PgPool, table: &str, n: u64) -> anyhow::Result<()> {
     let count: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))

@@ -3,4 +3,5 @@
 
 pub mod admin;
 pub mod expect;
+pub mod fixture;
 pub mod pipelines;

@@ -4,19 +4,16 @@
 
 use std::time::Duration;
 
-use apitap_chaos::mock_api::{Fault, FaultSpec};
-use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
-use apitap_cluster_tests::expect;
-use apitap_cluster_tests::pipelines;
+use apitap_chaos::testbed::wait;
+use apitap_cluster_tests::{expect, fixture, pipelines};
 
 const RECORDS: u64 = 4_000;
 
 /// Starts a run, restarts worker-1 with `failpoint` armed, waits until it aborted there,
 /// starts it again without, and checks the table once the run succeeded.
 async fn crash_at(failpoint: &str, table: &str) -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let mut cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let mut cluster = builder
         .coordinators(1)
         .workers(2)
         .records(RECORDS)
@@ -27,10 +24,7 @@ async fn crash_at(failpoint: &str, table: &str) -> anyhow::Result<()> {
         cluster.workers[0].failpoints,
         "apitap-worker was built without fail points: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
     );
-    cluster.mock.state().push_fault(FaultSpec {
-        fault: Fault::Latency { ms: 100 },
-        count: 100_000,
-    });
+    fixture::slow_source(&cluster, 100);
     // Armed before the run, so that worker-1's very first commit hits the fail point.
     cluster.worker_proc(0).expect("running").kill();
     let setting = format!("{failpoint}=return");
@@ -45,10 +39,8 @@ async fn crash_at(failpoint: &str, table: &str) -> anyhow::Result<()> {
     let status = status?;
     assert!(!status.success(), "worker-1 exited cleanly: {status}");
     cluster.start_worker(0)?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, table, RECORDS).await
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
+    expect::exact_dataset_at(&pg.url(), table, RECORDS).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -223,6 +223,10 @@ impl Template<'_> {
             .iter()
             .chain(seq_at(self.spec(), "initContainers"))
     }
+    /// How problems name container `c` of this template: `<workload> container <name>`.
+    fn container_id(&self, c: &Value) -> String {
+        format!("{} container {}", self.owner.id(), container_name(c))
+    }
     /// Long-running pods, which need probes; a Job's pods run to completion.
     fn is_service(&self) -> bool {
         matches!(
@@ -244,6 +248,17 @@ fn templates(docs: &[Doc]) -> Vec<Template<'_>> {
             };
             at(&doc.value, path).map(|value| Template { owner: doc, value })
         })
+        .collect()
+}
+
+/// The pod templates in `doc`'s namespace whose labels `selector` selects.
+fn selected_by<'a>(
+    all: &'a [Template<'a>],
+    doc: &Doc,
+    selector: &Mapping,
+) -> Vec<&'a Template<'a>> {
+    all.iter()
+        .filter(|t| t.owner.namespace() == doc.namespace() && selects(selector, &t.labels()))
         .collect()
 }
 
@@ -310,7 +325,7 @@ fn check_probes(docs: &[Doc]) -> Vec<String> {
     let mut problems = Vec::new();
     for t in templates(docs).iter().filter(|t| t.is_service()) {
         for c in t.containers() {
-            let who = format!("{} container {}", t.owner.id(), container_name(c));
+            let who = t.container_id(c);
             let admin = env_value(docs, t.owner.namespace(), c, "APITAP_ADMIN_ADDR");
             let admin_port = match &admin {
                 None => {
@@ -365,7 +380,7 @@ fn check_worker_grace(docs: &[Doc]) -> Vec<String> {
             if !runs(c, "apitap-worker") {
                 continue;
             }
-            let who = format!("{} container {}", t.owner.id(), container_name(c));
+            let who = t.container_id(c);
             let drain = match env_value(docs, t.owner.namespace(), c, "APITAP_DRAIN_TIMEOUT") {
                 None => DEFAULT_DRAIN_TIMEOUT,
                 Some(text) => match parse_duration(&text) {
@@ -432,9 +447,8 @@ fn check_exec(docs: &[Doc]) -> Vec<String> {
                 .join("\n");
             if !script.contains("exec apitap-") {
                 problems.push(format!(
-                    "{} container {}: the shell wrapper does not exec the binary",
-                    t.owner.id(),
-                    container_name(c)
+                    "{}: the shell wrapper does not exec the binary",
+                    t.container_id(c)
                 ));
             }
         }
@@ -453,11 +467,7 @@ fn check_resources(docs: &[Doc]) -> Vec<String> {
                 "resources.limits.memory",
             ] {
                 if at(c, field).and_then(scalar).is_none() {
-                    problems.push(format!(
-                        "{} container {}: {field} is not set",
-                        t.owner.id(),
-                        container_name(c)
-                    ));
+                    problems.push(format!("{}: {field} is not set", t.container_id(c)));
                 }
             }
         }
@@ -471,7 +481,7 @@ fn check_security(docs: &[Doc]) -> Vec<String> {
     for t in templates(docs) {
         let pod_non_root = at(t.spec(), "securityContext.runAsNonRoot").and_then(Value::as_bool);
         for c in t.containers() {
-            let who = format!("{} container {}", t.owner.id(), container_name(c));
+            let who = t.container_id(c);
             let non_root = at(c, "securityContext.runAsNonRoot")
                 .and_then(Value::as_bool)
                 .or(pod_non_root);
@@ -569,10 +579,7 @@ fn check_pdbs(docs: &[Doc]) -> Vec<String> {
         let selector = map_at(&pdb.value, "spec.selector.matchLabels")
             .cloned()
             .unwrap_or_default();
-        let selected: Vec<&Template> = all
-            .iter()
-            .filter(|t| t.owner.namespace() == pdb.namespace() && selects(&selector, &t.labels()))
-            .collect();
+        let selected = selected_by(&all, pdb, &selector);
         let owners: Vec<String> = selected.iter().map(|t| t.owner.id()).collect();
         let coordinators = selected
             .iter()
@@ -666,10 +673,7 @@ fn check_services(docs: &[Doc]) -> Vec<String> {
         let Some(selector) = map_at(&svc.value, "spec.selector") else {
             continue;
         };
-        let selected: Vec<&Template> = all
-            .iter()
-            .filter(|t| t.owner.namespace() == svc.namespace() && selects(selector, &t.labels()))
-            .collect();
+        let selected = selected_by(&all, svc, selector);
         if selected.is_empty() {
             problems.push(format!(
                 "{who}: selector {selector:?} matches no pod template"
@@ -710,12 +714,7 @@ fn check_network_policies(docs: &[Doc]) -> Vec<String> {
         let selector = map_at(&policy.value, "spec.podSelector.matchLabels")
             .cloned()
             .unwrap_or_default();
-        let selected: Vec<&Template> = all
-            .iter()
-            .filter(|t| {
-                t.owner.namespace() == policy.namespace() && selects(&selector, &t.labels())
-            })
-            .collect();
+        let selected = selected_by(&all, policy, &selector);
         if selected.is_empty() {
             problems.push(format!(
                 "{who}: podSelector {selector:?} matches no pod template"
@@ -1037,7 +1036,7 @@ fn check_k8s_tls(docs: &[Doc], documented: &BTreeSet<String>) -> Vec<String> {
             }
         }
         for c in t.containers() {
-            let who = format!("{} container {}", t.owner.id(), container_name(c));
+            let who = t.container_id(c);
             let script = command_text(c);
             if env_value(docs, t.owner.namespace(), c, "APITAP_INSECURE").is_some()
                 || script.contains("--insecure")

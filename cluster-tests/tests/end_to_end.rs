@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use apitap_chaos::testbed::{TempPostgres, TestCluster};
-use apitap_cluster_tests::expect;
+use apitap_cluster_tests::{expect, fixture};
 
 const RECORDS: u64 = 1_250;
 
@@ -31,9 +31,8 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_pagination_kind_loads_the_exact_dataset() -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let cluster = builder
         .coordinators(1)
         .workers(2)
         .records(RECORDS)
@@ -114,10 +113,8 @@ async fn a_tls_only_warehouse_is_loaded_over_tls() -> anyhow::Result<()> {
         "over-tls",
         &apitap_cluster_tests::pipelines::sharded("over-tls", RECORDS, 2),
     )?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "over_tls", RECORDS).await?;
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
+    expect::exact_dataset_at(&pg.url(), "over_tls", RECORDS).await?;
 
     let plain = apitap_cluster_tests::pipelines::sharded("plain", RECORDS, 1)
         .replace("${WAREHOUSE_URL}", "${PLAIN_URL}")

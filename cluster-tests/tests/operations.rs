@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::process::Proc;
 use apitap_chaos::testbed::{bins, wait, TestCluster};
 use apitap_cluster_tests::admin::{self, Scrape};
+use apitap_cluster_tests::fixture::{self, assert_terminates, slow_source};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -34,13 +34,6 @@ use serde_json::Value;
 fn pipeline(cluster: &TestCluster, name: &str, records: u64, shards: u32, size: u32) -> String {
     let db = cluster.out_path(format!("{name}.db"));
     apitap_cluster_tests::pipelines::sharded_sqlite(name, records, shards, size, &db)
-}
-
-fn slow_source(cluster: &TestCluster, ms: u64) {
-    cluster.mock.state().push_fault(FaultSpec {
-        fault: Fault::Latency { ms },
-        count: 100_000,
-    });
 }
 
 fn coordinator_admin(cluster: &TestCluster, i: usize) -> String {
@@ -168,8 +161,7 @@ async fn metrics_move_during_a_run_and_count_every_loaded_record() -> anyhow::Re
             >= 1.0
     );
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let info = fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     let loaded = workers_sum(&cluster, "apitap_worker_records_loaded_total", &[]).await?;
     assert_eq!(loaded, RECORDS as f64, "records loaded");
     assert_eq!(
@@ -377,34 +369,22 @@ async fn sigterm_stops_every_binary_with_status_zero() -> anyhow::Result<()> {
     wait_status(&worker, "/health/ready", 200, Duration::from_secs(30)).await?;
     wait_status(&coordinator, "/health/ready", 200, Duration::from_secs(30)).await?;
 
-    let status = cluster
-        .worker_proc(0)
-        .expect("running")
-        .terminate(Duration::from_secs(30));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "apitap-worker after SIGTERM"
+    assert_terminates(
+        cluster.worker_proc(0).expect("running"),
+        Duration::from_secs(30),
+        "apitap-worker after SIGTERM",
     );
     // A SIGTERM right after the ready line drains too (the handler is installed before it).
     cluster.start_worker(0)?;
-    let status = cluster
-        .worker_proc(0)
-        .expect("running")
-        .terminate(Duration::from_secs(30));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "apitap-worker after an early SIGTERM"
+    assert_terminates(
+        cluster.worker_proc(0).expect("running"),
+        Duration::from_secs(30),
+        "apitap-worker after an early SIGTERM",
     );
-    let status = cluster
-        .coordinator_proc(0)
-        .expect("running")
-        .terminate(Duration::from_secs(15));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "apitap-coordinator after SIGTERM"
+    assert_terminates(
+        cluster.coordinator_proc(0).expect("running"),
+        Duration::from_secs(15),
+        "apitap-coordinator after SIGTERM",
     );
     // Their admin servers are gone with them.
     assert!(admin::get(&coordinator, "/health/live").await.is_err());
@@ -415,11 +395,10 @@ async fn sigterm_stops_every_binary_with_status_zero() -> anyhow::Result<()> {
     let (mut mock, ready) = Proc::spawn("mock-api", cmd, &cluster.logs(), Duration::from_secs(30))?;
     // SIGTERM right after its ready line.
     assert_eq!(ready["event"], "listening", "{ready}");
-    let status = mock.terminate(Duration::from_secs(10));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "apitap-mock-api after SIGTERM"
+    assert_terminates(
+        &mut mock,
+        Duration::from_secs(10),
+        "apitap-mock-api after SIGTERM",
     );
     Ok(())
 }
@@ -648,8 +627,7 @@ async fn a_runs_trace_and_the_metrics_reach_an_otlp_collector() -> anyhow::Resul
     let cluster = builder.start().await?;
     let shards = 3;
     let run = cluster.submit("traced", &pipeline(&cluster, "traced", 300, shards, 50))?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
 
     wait::until_async(
         "one trace per shard from start_run to complete_shard",

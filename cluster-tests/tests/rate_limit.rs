@@ -6,28 +6,25 @@ use std::time::Duration;
 
 use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
+use apitap_cluster_tests::{fixture, pipelines};
 
 const LIMIT: f64 = 50.0;
 const BURST: u32 = 5;
 
+/// Ids `start..=end` in 4 shards under the `mock-api` key's limit, into a PostgreSQL table
+/// named like the pipeline.
 fn pipeline(name: &str, start: u64, end: u64) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: {name} }}
-spec:
-  rate_limit: {{ key: mock-api, requests_per_second: {LIMIT}, burst: {BURST} }}
-  shards: {{ param: ids, range: {{ start: {start}, end: {end}, count: 4 }} }}
-  source:
-    http:
-      url: "${{MOCK_API_URL}}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {{ kind: limit_offset, size: 10 }}
-  sink:
-    postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table} }}
-"#,
-        table = name.replace('-', "_")
+    let table = name.replace('-', "_");
+    let limit =
+        format!("  rate_limit: {{ key: mock-api, requests_per_second: {LIMIT}, burst: {BURST} }}");
+    pipelines::sharded_paged(
+        name,
+        start..=end,
+        4,
+        &pipelines::limit_offset(10),
+        &pipelines::postgres(&table),
     )
+    .replace("spec:\n", &format!("spec:\n{limit}\n"))
 }
 
 /// Request arrival times (ms) at the mock API's data endpoints.
@@ -58,9 +55,8 @@ fn max_window(t: &[u64]) -> usize {
 }
 
 async fn start(coordinators: usize, records: u64) -> anyhow::Result<(TempPostgres, TestCluster)> {
-    let pg = TempPostgres::start()?;
-    let cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let cluster = builder
         .coordinators(coordinators)
         .workers(4)
         .records(records)
@@ -183,13 +179,7 @@ async fn the_limit_holds_through_a_leader_kill() -> anyhow::Result<()> {
         let t = arrivals(&cluster);
         (t.len() > 1 && t[t.len() - 1] - t[0] >= 3000).then_some(())
     })?;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
-    let idx = cluster
-        .coordinators
-        .iter()
-        .position(|c| c.id == leader)
-        .unwrap();
-    cluster.coordinator_proc(idx).expect("running").kill();
+    fixture::kill_leader(&mut cluster)?;
     let killed_at = apitap_common_now();
     wait::until(
         "3 s of traffic after the kill",

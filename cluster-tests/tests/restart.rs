@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
-use apitap_cluster_tests::expect;
+use apitap_chaos::testbed::wait;
+use apitap_cluster_tests::{expect, fixture};
 
 const RECORDS: u64 = 6_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn coordinator_restart_mid_run_keeps_state_and_finishes_exactly() -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let mut cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let mut cluster = builder
         .coordinators(1)
         .workers(1)
         .records(RECORDS)
@@ -51,9 +50,7 @@ spec:
 
     let pipelines = cluster.ctl_json(&["get", "pipelines"])?;
     assert_eq!(pipelines[0]["name"], "restart-users", "{pipelines:#}");
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "restart_users", RECORDS).await?;
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
+    expect::exact_dataset_at(&pg.url(), "restart_users", RECORDS).await?;
     Ok(())
 }

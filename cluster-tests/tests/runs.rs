@@ -4,19 +4,16 @@
 use apitap_cluster_tests::expect::total_records;
 use std::time::Duration;
 
-use apitap_chaos::mock_api::{Fault, FaultSpec};
-use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
+use apitap_chaos::testbed::{wait, TestCluster};
 use apitap_cluster_tests::expect;
+use apitap_cluster_tests::fixture::{self, kill_leader, slow_source, wait_for_progress};
+use apitap_cluster_tests::pipelines::{self, postgres};
 use sqlx::Row;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_incremental_runs_load_only_new_records() -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
-        .records(500)
-        .start()
-        .await?;
+    let (pg, builder) = fixture::warehouse()?;
+    let cluster = builder.records(500).start().await?;
     let yaml = r#"apiVersion: apitap/v1
 kind: Pipeline
 metadata: { name: incremental }
@@ -31,9 +28,7 @@ spec:
   sink:
     postgres: { url: "${WAREHOUSE_URL}", table: incremental_users }
 "#;
-    let path = cluster.out_path("incremental.yaml");
-    std::fs::write(&path, yaml)?;
-    cluster.ctl_ok(&["submit", &path.display().to_string()])?;
+    cluster.submit("incremental", yaml)?;
     let runs = |cluster: &TestCluster| -> Option<Vec<serde_json::Value>> {
         let v = cluster
             .ctl_json(&["get", "runs", "--pipeline", "incremental"])
@@ -66,40 +61,19 @@ spec:
             .find(|r| r["state"] == "succeeded" && r["run_id"].as_u64() > later["run_id"].as_u64())
     })?;
     assert_eq!(total_records(&empty), 0, "{empty:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "incremental_users", 620).await
+    expect::exact_dataset_at(&pg.url(), "incremental_users", 620).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_then_retry_resumes_and_loads_exactly() -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
-        .records(3000)
-        .workers(2)
-        .start()
-        .await?;
-    cluster.mock.state().push_fault(FaultSpec {
-        fault: Fault::Latency { ms: 100 },
-        count: 100_000,
-    });
-    let yaml = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: { name: cancel-me }
-spec:
-  shards: { param: ids, range: { start: 1, end: 3000, count: 3 } }
-  source:
-    http:
-      url: "${MOCK_API_URL}/v1/page_number?from_id={{ shard.start }}&to_id={{ shard.end }}"
-      records: $.data
-      pagination: { kind: page_number, size: 50 }
-  sink:
-    postgres: { url: "${WAREHOUSE_URL}", table: cancel_users }
-"#;
-    let run = cluster.submit("cancel", yaml)?;
-    wait::until("progress", Duration::from_secs(60), || {
-        (total_records(&cluster.run_info(run).ok()?) > 0).then_some(())
-    })?;
+    let (pg, builder) = fixture::warehouse()?;
+    let cluster = builder.records(3000).workers(2).start().await?;
+    slow_source(&cluster, 100);
+    let paging = pipelines::page_number(50);
+    let yaml =
+        pipelines::sharded_paged("cancel-me", 1..=3000, 3, &paging, &postgres("cancel_users"));
+    let run = cluster.submit("cancel", &yaml)?;
+    wait_for_progress(&cluster, run)?;
     let cancelled = cluster.ctl_json(&["run", "cancel", &run.to_string()])?;
     assert_eq!(cancelled["state"], "cancelled");
     let out = cluster.ctl(&["run", "cancel", &run.to_string()])?;
@@ -112,20 +86,14 @@ spec:
         retried["state"] == "pending" || retried["state"] == "running",
         "{retried:#}"
     );
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "cancel_users", 3000).await
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
+    expect::exact_dataset_at(&pg.url(), "cancel_users", 3000).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_the_sql_cannot_transform_go_to_the_dead_letter_table() -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
-        .records(300)
-        .start()
-        .await?;
+    let (pg, builder) = fixture::warehouse()?;
+    let cluster = builder.records(300).start().await?;
     let yaml = r#"apiVersion: apitap/v1
 kind: Pipeline
 metadata: { name: bad-sql }
@@ -163,46 +131,27 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_coordinator_leader_mid_run_keeps_data_exact() -> anyhow::Result<()> {
-    let pg = TempPostgres::start()?;
-    let mut cluster = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let mut cluster = builder
         .coordinators(3)
         .workers(2)
         .records(4000)
         .start()
         .await?;
-    cluster.mock.state().push_fault(FaultSpec {
-        fault: Fault::Latency { ms: 100 },
-        count: 100_000,
-    });
-    let yaml = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: { name: leader-kill }
-spec:
-  shards: { param: ids, range: { start: 1, end: 4000, count: 4 } }
-  source:
-    http:
-      url: "${MOCK_API_URL}/v1/cursor?from_id={{ shard.start }}&to_id={{ shard.end }}"
-      records: $.data
-      pagination: { kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: 50 }
-  sink:
-    postgres: { url: "${WAREHOUSE_URL}", table: leader_kill }
-"#;
-    let run = cluster.submit("leader-kill", yaml)?;
-    wait::until("progress", Duration::from_secs(60), || {
-        (total_records(&cluster.run_info(run).ok()?) > 0).then_some(())
-    })?;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
-    let idx = cluster
-        .coordinators
-        .iter()
-        .position(|c| c.id == leader)
-        .unwrap();
-    cluster.coordinator_proc(idx).expect("running").kill();
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "leader_kill", 4000).await
+    slow_source(&cluster, 100);
+    let paging = pipelines::cursor(50);
+    let yaml = pipelines::sharded_paged(
+        "leader-kill",
+        1..=4000,
+        4,
+        &paging,
+        &postgres("leader_kill"),
+    );
+    let run = cluster.submit("leader-kill", &yaml)?;
+    wait_for_progress(&cluster, run)?;
+    kill_leader(&mut cluster)?;
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
+    expect::exact_dataset_at(&pg.url(), "leader_kill", 4000).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,14 +172,8 @@ spec:
 "#,
         db.display()
     );
-    let path = cluster.out_path("cron.yaml");
-    std::fs::write(&path, yaml)?;
-    let out = cluster.ctl_json(&["submit", &path.display().to_string()])?;
-    assert_eq!(
-        out["run_id"].as_u64(),
-        Some(0),
-        "a scheduled pipeline does not run on submit"
-    );
+    let run_id = cluster.submit("cron", &yaml)?;
+    assert_eq!(run_id, 0, "a scheduled pipeline does not run on submit");
     let listed = cluster.ctl_json(&["get", "pipelines"])?;
     assert_eq!(listed[0]["schedule"], "cron * * * * *");
     let run = wait::until("the cron schedule to fire", Duration::from_secs(75), || {
@@ -266,12 +209,10 @@ async fn old_runs_and_silent_workers_leave_the_coordinators_state() -> anyhow::R
         .start()
         .await?;
     let db = cluster.out_path("frequent.db");
-    let yaml = apitap_cluster_tests::pipelines::sharded_sqlite("frequent", 100, 2, 50, &db)
+    let yaml = pipelines::sharded_sqlite("frequent", 100, 2, 50, &db)
         .replace("spec:\n", "spec:\n  schedule: { every: 1s }\n");
     assert!(yaml.contains("every: 1s"), "{yaml}");
-    let path = cluster.out_path("frequent.yaml");
-    std::fs::write(&path, yaml)?;
-    cluster.ctl_ok(&["submit", &path.display().to_string()])?;
+    cluster.submit("frequent", &yaml)?;
     let runs = |cluster: &TestCluster| -> Option<Vec<(u64, String)>> {
         let v = cluster
             .ctl_json(&["get", "runs", "--pipeline", "frequent"])

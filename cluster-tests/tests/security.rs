@@ -7,6 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use apitap_chaos::testbed::TestCluster;
+use apitap_cluster_tests::fixture;
 use apitap_proto::tls::Tls;
 use apitap_proto::v1::raft_service_client::RaftServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
@@ -283,13 +284,7 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
         )
         .replace("/v1/limit_offset", "/v1/no-such-endpoint"),
     )?;
-    let out = cluster.ctl_with(
-        &[("AWS_SECRET_ACCESS_KEY", "v1-value")],
-        &["-o", "json", "submit", &v1],
-    )?;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let run: Value = serde_json::from_slice(&out.stdout)?;
-    let run_id = run["run_id"].as_u64().expect("run id");
+    let run_id = submit_with(&cluster, &[("AWS_SECRET_ACCESS_KEY", "v1-value")], &v1)?;
     let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
     assert_eq!(info["state"], "failed", "{info:#}");
     let v2 = file("trick-v2", &pipeline("trick", "default", "", &db))?;
@@ -328,16 +323,8 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
         &pipeline("echo", "default", "&key=${ECHOED_KEY}", &db)
             .replace("/v1/limit_offset", "/v1/echo_error"),
     )?;
-    let out = cluster.ctl_with(
-        &[("ECHOED_KEY", "echoed-key-73a1")],
-        &["-o", "json", "submit", &echo],
-    )?;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let run: Value = serde_json::from_slice(&out.stdout)?;
-    let info = cluster.wait_for_run(
-        run["run_id"].as_u64().expect("run id"),
-        Duration::from_secs(60),
-    )?;
+    let run_id = submit_with(&cluster, &[("ECHOED_KEY", "echoed-key-73a1")], &echo)?;
+    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
     let error = info["shards"][0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("HTTP 400"), "{info:#}");
     assert!(
@@ -366,6 +353,14 @@ async fn every_attack_on_the_trust_boundary_is_refused() -> anyhow::Result<()> {
 }
 
 /// The run after a retry, once it is finished again.
+/// `apitapctl submit FILE` with `env` set, which must succeed; the started run's id.
+fn submit_with(cluster: &TestCluster, env: &[(&str, &str)], file: &str) -> anyhow::Result<u64> {
+    let out = cluster.ctl_with(env, &["-o", "json", "submit", file])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(run["run_id"].as_u64().expect("run id"))
+}
+
 fn wait_finished(cluster: &TestCluster, run_id: u64) -> anyhow::Result<Value> {
     apitap_chaos::testbed::wait::until("the retried run to finish", Duration::from_secs(60), || {
         let info = cluster.run_info(run_id).ok()?;
@@ -418,8 +413,7 @@ async fn secret_values_are_sealed_at_rest_and_survive_a_key_rotation() -> anyhow
     assert!(out.status.success(), "{}", stderr(&out));
     let run: Value = serde_json::from_slice(&out.stdout)?;
     let run_id = run["run_id"].as_u64().expect("run id");
-    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run_id, Duration::from_secs(60))?;
     let seen = |cluster: &TestCluster| {
         cluster
             .mock
@@ -473,8 +467,7 @@ async fn secret_values_are_sealed_at_rest_and_survive_a_key_rotation() -> anyhow
     restart(&mut cluster)?;
     let again: Value = cluster.ctl_json(&["run", "sealed"])?;
     let run_id = again["run_id"].as_u64().expect("run id");
-    let info = cluster.wait_for_run(run_id, Duration::from_secs(60))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run_id, Duration::from_secs(60))?;
     assert!(
         seen(&cluster) > first,
         "the value opened under the new key reached the upstream"

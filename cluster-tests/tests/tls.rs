@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use apitap_chaos::testbed::{bins, certs, TestCluster};
-use apitap_cluster_tests::pipelines;
+use apitap_cluster_tests::{fixture, pipelines};
 
 const RECORDS: u64 = 600;
 
@@ -26,8 +26,7 @@ async fn a_cluster_with_mutual_tls_loads_and_admits_only_its_own_clients() -> an
     let db = cluster.out_path("secure.db");
     let yaml = pipelines::sharded_sqlite("secure", RECORDS, 3, 50, &db);
     let run = cluster.submit("secure", &yaml)?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
     let (rows, distinct): (i64, i64) =
         sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT id) FROM secure")

@@ -3,6 +3,7 @@
 //! API that pages for ever, and a huge `Retry-After`.
 
 use apitap_cluster_tests::expect::total_records;
+use apitap_cluster_tests::fixture;
 use std::time::Duration;
 
 use apitap_chaos::mock_api::{Fault, FaultSpec};
@@ -58,16 +59,14 @@ spec:
         db.display()
     );
     let first = cluster.submit("future", &yaml)?;
-    let info = cluster.wait_for_run(first, Duration::from_secs(60))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let info = fixture::wait_succeeded(&cluster, first, Duration::from_secs(60))?;
     assert_eq!(total_records(&info), 500);
 
     cluster.mock.state().dataset().grow(120);
     let second = cluster.ctl_json(&["run", "future"])?["run_id"]
         .as_u64()
         .expect("run id");
-    let info = cluster.wait_for_run(second, Duration::from_secs(60))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let info = fixture::wait_succeeded(&cluster, second, Duration::from_secs(60))?;
     // The 120 new records, and the far-future one again: it is newer than any watermark,
     // so the API keeps serving it (merge mode keeps one row of it).
     assert_eq!(total_records(&info), 121, "{info:#}");
@@ -155,8 +154,7 @@ spec:
         db.display()
     );
     let run = cluster.submit("patient", &yaml)?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(30))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let info = fixture::wait_succeeded(&cluster, run, Duration::from_secs(30))?;
     assert_eq!(total_records(&info), 50);
     let asked = requests_to(&cluster, "/v1/all");
     assert_eq!(asked.len(), 2, "one 429, one retry");

@@ -2,20 +2,12 @@
 
 use std::time::Duration;
 
-use apitap_chaos::mock_api::{Fault, FaultSpec};
 use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
-use apitap_cluster_tests::expect;
-use apitap_cluster_tests::pipelines;
+use apitap_cluster_tests::fixture::{self, assert_terminates, slow_source, wait_for_progress};
+use apitap_cluster_tests::{expect, pipelines};
 use serde_json::Value;
 
 const RECORDS: u64 = 6_000;
-
-fn slow_source(cluster: &TestCluster, ms: u64) {
-    cluster.mock.state().push_fault(FaultSpec {
-        fault: Fault::Latency { ms },
-        count: 100_000,
-    });
-}
 
 /// (shard index, fence) of the leases `worker` holds in `run`.
 fn leases_of(run: &Value, worker: &str) -> Vec<(u64, u64)> {
@@ -33,23 +25,12 @@ fn leases_of(run: &Value, worker: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn progressed(cluster: &TestCluster, run: u64) -> Option<Value> {
-    let r = cluster.run_info(run).ok()?;
-    let records: u64 = r["shards"]
-        .as_array()?
-        .iter()
-        .map(|s| s["records"].as_u64().unwrap_or(0))
-        .sum();
-    (records > 0).then_some(r)
-}
-
 async fn cluster_with_pg(
     workers: usize,
     env: &[(&str, &str)],
 ) -> anyhow::Result<(TempPostgres, TestCluster)> {
-    let pg = TempPostgres::start()?;
-    let mut b = TestCluster::builder()
-        .secret("WAREHOUSE_URL", &pg.url())
+    let (pg, builder) = fixture::warehouse()?;
+    let mut b = builder
         .coordinators(1)
         .workers(workers)
         .records(RECORDS)
@@ -66,16 +47,13 @@ async fn killed_workers_shards_move_with_higher_fences_and_data_stays_exact() ->
     let (pg, mut cluster) = cluster_with_pg(3, &[]).await?;
     slow_source(&cluster, 250);
     let run = cluster.submit("kill", &pipelines::sharded("kill-worker", RECORDS, 12))?;
-    let before = wait::until("progress", Duration::from_secs(60), || {
-        progressed(&cluster, run)
-    })?;
+    let before = wait_for_progress(&cluster, run)?;
     let victim = "worker-1";
     let lost = leases_of(&before, victim);
     assert!(!lost.is_empty(), "worker-1 holds no lease: {before:#}");
     cluster.worker_proc(0).expect("running").kill();
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    let info = fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     for (index, old_fence) in lost {
         let s = &info["shards"][index as usize];
         assert_ne!(
@@ -87,8 +65,7 @@ async fn killed_workers_shards_move_with_higher_fences_and_data_stays_exact() ->
             "shard {index}: fence did not grow: {s}"
         );
     }
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "kill_worker", RECORDS).await
+    expect::exact_dataset_at(&pg.url(), "kill_worker", RECORDS).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,9 +80,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
     );
     slow_source(&cluster, 150);
     let run = cluster.submit("zombie", &pipelines::sharded("zombie", RECORDS, 1))?;
-    let before = wait::until("progress", Duration::from_secs(60), || {
-        progressed(&cluster, run)
-    })?;
+    let before = wait_for_progress(&cluster, run)?;
     let holder = before["shards"][0]["worker"].as_str().unwrap().to_string();
     let old_fence = before["shards"][0]["fence"].as_u64().unwrap();
     let idx = if holder == "worker-1" { 0 } else { 1 };
@@ -124,8 +99,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
         .expect("running")
         .signal(libc::SIGCONT);
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     let log = cluster.log_path(&holder);
     wait::until(
         "the zombie's rejected commit in its log",
@@ -137,8 +111,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
                 .then_some(())
         },
     )?;
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "zombie", RECORDS).await
+    expect::exact_dataset_at(&pg.url(), "zombie", RECORDS).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -146,27 +119,19 @@ async fn sigterm_drains_releases_leases_and_exits_zero() -> anyhow::Result<()> {
     let (pg, mut cluster) = cluster_with_pg(2, &[]).await?;
     slow_source(&cluster, 200);
     let run = cluster.submit("drain", &pipelines::sharded("drain", RECORDS, 4))?;
-    let before = wait::until("progress", Duration::from_secs(60), || {
-        progressed(&cluster, run)
-    })?;
+    let before = wait_for_progress(&cluster, run)?;
     assert!(!leases_of(&before, "worker-1").is_empty(), "{before:#}");
-    let status = cluster
-        .worker_proc(0)
-        .expect("running")
-        .terminate(Duration::from_secs(30));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "worker-1 did not exit 0 after SIGTERM"
+    assert_terminates(
+        cluster.worker_proc(0).expect("running"),
+        Duration::from_secs(30),
+        "worker-1 did not exit 0 after SIGTERM",
     );
 
-    let info = cluster.wait_for_run(run, Duration::from_secs(180))?;
-    assert_eq!(info["state"], "succeeded", "{info:#}");
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     let coordinator_log = std::fs::read_to_string(cluster.log_path("coordinator-1"))?;
     assert!(
         !coordinator_log.contains("lease expired"),
         "a lease expired instead of being released"
     );
-    let pool = sqlx::PgPool::connect(&pg.url()).await?;
-    expect::exact_dataset(&pool, "drain", RECORDS).await
+    expect::exact_dataset_at(&pg.url(), "drain", RECORDS).await
 }

@@ -41,6 +41,17 @@ impl Client {
             .await
     }
 
+    /// Sends `req` through `rpc` (e.g. `|mut c, r| async move { c.get_run(r).await }`), as
+    /// [`Client::call`] does; every retry sends a copy of `req`.
+    pub async fn send<R, T, F, Fut>(&mut self, req: R, rpc: F) -> Result<T, Status>
+    where
+        R: Clone,
+        F: Fn(ControlServiceClient<AuthChannel>, R) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call(|c| rpc(c, req.clone())).await
+    }
+
     /// Runs `f` against the leader, retrying on unavailability until the deadline.
     pub async fn call<T, F, Fut>(&mut self, mut f: F) -> Result<T, Status>
     where

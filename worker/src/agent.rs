@@ -3,14 +3,15 @@
 //! and completions (resending until the leader acknowledges them), and drains on shutdown.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::worker_rpc;
 use actix::prelude::*;
 use apitap_common::checkpoint::Checkpoint;
 use apitap_common::spec;
 use apitap_proto::client::LeaderClient;
-use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::*;
 use tokio::sync::watch;
 
@@ -146,42 +147,56 @@ impl Agent {
         if self.heartbeat_in_flight {
             return;
         }
-        self.heartbeat_in_flight = true;
         let req = RegisterRequest {
             worker_id: self.id.clone(),
             addr: String::new(),
             slots: self.slots,
             instance: self.instance.clone(),
         };
+        let rpc = |mut c: worker_rpc::Stub, r| async move { c.register(r).await };
+        self.heartbeat_call(ctx, req, rpc, |act, ctx, r| match r {
+            Ok(resp) => {
+                act.registered = true;
+                let hb = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
+                if hb != act.heartbeat {
+                    act.heartbeat = hb;
+                    if let Some(old) = act.ticker.take() {
+                        ctx.cancel_future(old);
+                    }
+                    act.ticker = Some(ctx.run_interval(hb, |act, ctx| act.tick(ctx)));
+                }
+                tracing::info!(worker = %act.id, "registered with the coordinator");
+                act.send_heartbeat(ctx);
+            }
+            Err(e) => tracing::warn!(error = %e.message(), "registration failed; retrying"),
+        });
+    }
+
+    /// Registers or heartbeats (`rpc` with `req`; never both at once), then hands the
+    /// answer to `done`. The client comes back to the actor afterwards, with the leader
+    /// it found.
+    fn heartbeat_call<Req, T, F, Fut>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        req: Req,
+        rpc: F,
+        done: impl FnOnce(&mut Self, &mut Context<Self>, Result<T, tonic::Status>) + 'static,
+    ) where
+        Req: Clone + 'static,
+        T: 'static,
+        F: Fn(worker_rpc::Stub, Req) -> Fut + 'static,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + 'static,
+    {
+        self.heartbeat_in_flight = true;
         let mut client = self.client.clone();
         let fut = async move {
-            let r = client
-                .call(|ch| {
-                    let req = req.clone();
-                    async move { WorkerServiceClient::new(ch).register(req).await }
-                })
-                .await;
+            let r = worker_rpc::call(&mut client, req, rpc).await;
             (client, r)
         };
-        ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |(client, r), act, ctx| {
             act.client = client;
             act.heartbeat_in_flight = false;
-            match r {
-                Ok(resp) => {
-                    act.registered = true;
-                    let hb = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
-                    if hb != act.heartbeat {
-                        act.heartbeat = hb;
-                        if let Some(old) = act.ticker.take() {
-                            ctx.cancel_future(old);
-                        }
-                        act.ticker = Some(ctx.run_interval(hb, |act, ctx| act.tick(ctx)));
-                    }
-                    tracing::info!(worker = %act.id, "registered with the coordinator");
-                    act.send_heartbeat(ctx);
-                }
-                Err(e) => tracing::warn!(error = %e.message(), "registration failed; retrying"),
-            }
+            done(act, ctx, r);
         }));
     }
 
@@ -202,7 +217,6 @@ impl Agent {
         if self.heartbeat_in_flight {
             return;
         }
-        self.heartbeat_in_flight = true;
         let busy = (self.runners.len() + self.reports.len()) as u32;
         let req = HeartbeatRequest {
             worker_id: self.id.clone(),
@@ -215,30 +229,12 @@ impl Agent {
             draining: self.draining,
             instance: self.instance.clone(),
         };
-        let mut client = self.client.clone();
-        let fut = async move {
-            let r = client
-                .call(|ch| {
-                    let req = req.clone();
-                    async move {
-                        WorkerServiceClient::new(ch)
-                            .max_decoding_message_size(apitap_proto::limits::MAX_GRPC_MESSAGE_BYTES)
-                            .heartbeat(req)
-                            .await
-                    }
-                })
-                .await;
-            (client, r)
-        };
-        ctx.spawn(fut.into_actor(self).map(|(client, r), act, ctx| {
-            act.client = client;
-            act.heartbeat_in_flight = false;
-            match r {
-                Ok(resp) if !resp.registered => act.registered = false,
-                Ok(resp) => act.apply_heartbeat(resp, ctx),
-                Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
-            }
-        }));
+        let rpc = |mut c: worker_rpc::Stub, r| async move { c.heartbeat(r).await };
+        self.heartbeat_call(ctx, req, rpc, |act, ctx, r| match r {
+            Ok(resp) if !resp.registered => act.registered = false,
+            Ok(resp) => act.apply_heartbeat(resp, ctx),
+            Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
+        });
     }
 
     fn apply_heartbeat(&mut self, resp: HeartbeatResponse, ctx: &mut Context<Self>) {
@@ -377,18 +373,13 @@ impl Agent {
         for (key, fence, report) in due {
             let mut client = self.client.clone();
             let fut = async move {
-                client
-                    .call(|ch| {
-                        let report = report.clone();
-                        async move {
-                            let mut c = WorkerServiceClient::new(ch);
-                            match report {
-                                Report::Complete(r) => c.complete_shard(r).await,
-                                Report::Release(r) => c.release_lease(r).await,
-                            }
-                        }
-                    })
-                    .await
+                worker_rpc::call(&mut client, report, |mut c, report| async move {
+                    match report {
+                        Report::Complete(r) => c.complete_shard(r).await,
+                        Report::Release(r) => c.release_lease(r).await,
+                    }
+                })
+                .await
             };
             ctx.spawn(fut.into_actor(self).map(move |r, act, _| match r {
                 Ok(ack) => {
@@ -446,19 +437,10 @@ impl Handler<Progress> for Agent {
             pages: msg.checkpoint.pages,
             records: msg.checkpoint.records,
         };
-        let mut client = self.client.clone();
         // Best effort: the sink holds the authoritative checkpoint.
-        ctx.spawn(
-            async move {
-                let _ = client
-                    .call(|ch| {
-                        let req = req.clone();
-                        async move { WorkerServiceClient::new(ch).report_checkpoint(req).await }
-                    })
-                    .await;
-            }
-            .into_actor(self),
-        );
+        worker_rpc::report(ctx, &self.client, req, |mut c, r| async move {
+            c.report_checkpoint(r).await
+        });
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`sink`]: one module per sink behind the `Sink` trait, with fencing.
 //! - [`config`]: command-line flags.
 //! - [`admin`]: the admin HTTP server (health, readiness, metrics).
+//! - `worker_rpc`: calls to the coordinator's `WorkerService` on the Raft leader.
 //! - [`metrics`]: Prometheus metrics; [`spans`]: the shard loop's tracing spans.
 
 // External input (specs, RPCs, upstream responses) must never panic the process: no
@@ -33,3 +34,4 @@ pub mod shard_runner;
 pub mod sink;
 pub mod spans;
 pub mod transform;
+pub(crate) mod worker_rpc;

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::worker_rpc;
 use actix::prelude::*;
 use apitap_common::budget::Bucket;
 use apitap_proto::client::LeaderClient;
-use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::{BackoffReport, BudgetRequest, WatchBackoffsRequest};
 
 const RENEW_EVERY: Duration = Duration::from_millis(250);
@@ -93,12 +93,10 @@ impl RateBudget {
         let mut client = self.client.clone();
         let sent = now;
         let fut = async move {
-            let r = client
-                .call(|ch| {
-                    let req = req.clone();
-                    async move { WorkerServiceClient::new(ch).acquire_budget(req).await }
-                })
-                .await;
+            let r = worker_rpc::call(&mut client, req, |mut c, r| async move {
+                c.acquire_budget(r).await
+            })
+            .await;
             (client, r)
         };
         let key = key.to_string();
@@ -126,12 +124,10 @@ impl RateBudget {
                 let req = WatchBackoffsRequest {
                     worker_id: worker_id.clone(),
                 };
-                let stream = client
-                    .call(|ch| {
-                        let req = req.clone();
-                        async move { WorkerServiceClient::new(ch).watch_backoffs(req).await }
-                    })
-                    .await;
+                let stream = worker_rpc::call(&mut client, req, |mut c, r| async move {
+                    c.watch_backoffs(r).await
+                })
+                .await;
                 if let Ok(mut stream) = stream {
                     while let Ok(Some(e)) = stream.message().await {
                         if me
@@ -220,18 +216,9 @@ impl Handler<Backoff> for RateBudget {
             key: msg.key,
             retry_after_ms: msg.until_ms.saturating_sub(apitap_common::time::now_ms()),
         };
-        let mut client = self.client.clone();
-        ctx.spawn(
-            async move {
-                let _ = client
-                    .call(|ch| {
-                        let req = req.clone();
-                        async move { WorkerServiceClient::new(ch).report_backoff(req).await }
-                    })
-                    .await;
-            }
-            .into_actor(self),
-        );
+        worker_rpc::report(ctx, &self.client, req, |mut c, r| async move {
+            c.report_backoff(r).await
+        });
     }
 }
 

@@ -22,37 +22,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use apitap_proto::auth::{AuthChannel, Bearer};
-use apitap_proto::tls::Tls;
-use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
 use apitap_proto::v1::{
-    ClusterStatusRequest, ClusterStatusResponse, CompleteShardRequest, GetRunRequest,
-    HeartbeatRequest, LeaseRef, RegisterRequest, RunInfo, StartRunRequest, SubmitPipelineRequest,
+    ClusterStatusRequest, ClusterStatusResponse, CompleteShardRequest, HeartbeatRequest, LeaseRef,
+    RegisterRequest, RunInfo, StartRunRequest,
 };
 use rand::Rng;
 use serde_json::{json, Value};
 use sqlx::Row;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
+use super::control::{
+    channel_with, control, control_as, get_run, ms, r1, submit, Control, PROFILE,
+};
 use crate::mock_api::{Fault, FaultSpec};
 use crate::stats::summary;
 use crate::testbed::grpc::status_of;
 use crate::testbed::{wait, TempPostgres, TestCluster};
-
-const PROFILE: &str = if cfg!(debug_assertions) {
-    "debug"
-} else {
-    "release"
-};
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn r1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
 
 fn unix_secs() -> f64 {
     SystemTime::now()
@@ -61,55 +47,8 @@ fn unix_secs() -> f64 {
         .as_secs_f64()
 }
 
-/// A channel to `addr`, over mutual TLS with `tls` when given.
-async fn channel_with(addr: &str, tls: Option<&Tls>) -> anyhow::Result<Channel> {
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true);
-    if let Some(tls) = tls {
-        endpoint = endpoint.tls_config(tls.client(apitap_proto::tls::host_of(addr)))?;
-    }
-    Ok(endpoint.connect().await?)
-}
-
-type Control = ControlServiceClient<AuthChannel>;
-
-async fn control(addr: &str) -> anyhow::Result<Control> {
-    control_as(addr, None, None).await
-}
-
-/// The control stub with the cluster's user certificate and token, when it has them.
-async fn control_as(addr: &str, tls: Option<&Tls>, token: Option<&str>) -> anyhow::Result<Control> {
-    let bearer = Bearer::new(token).map_err(anyhow::Error::msg)?;
-    Ok(
-        ControlServiceClient::new(AuthChannel::new(channel_with(addr, tls).await?, bearer))
-            .max_decoding_message_size(256 << 20),
-    )
-}
-
-async fn get_run(c: &mut Control, run_id: u64) -> anyhow::Result<RunInfo> {
-    Ok(c.get_run(GetRunRequest { run_id }).await?.into_inner())
-}
-
 fn is_terminal(state: &str) -> bool {
     matches!(state, "succeeded" | "failed" | "cancelled")
-}
-
-/// Submits `yaml` (no `${VAR}` secrets) and starts a run; returns its id.
-async fn submit(c: &mut Control, name: &str, yaml: String) -> anyhow::Result<u64> {
-    let resp = c
-        .submit_pipeline(SubmitPipelineRequest {
-            spec_yaml: yaml,
-            start_run: true,
-            file: format!("{name}.yaml"),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    anyhow::ensure!(resp.run_id != 0, "submitting {name} started no run");
-    Ok(resp.run_id)
 }
 
 // ---------------------------------------------------------------------------------------

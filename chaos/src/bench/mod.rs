@@ -5,7 +5,10 @@
 //! - [`lease`]: shard reassignment after a worker kill, and lease grants/s with simulated
 //!   workers.
 //! - [`ratelimit`]: overshoot and utilisation of a global rate limit.
+//!
+//! `control` holds what they share: the control stub, submitting, reading runs, rounding.
 
+mod control;
 pub mod lease;
 pub mod load;
 pub mod raft;

@@ -41,23 +41,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apitap_common::budget::{worker_burst, Bucket};
-use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::worker_service_client::WorkerServiceClient;
-use apitap_proto::v1::{
-    BudgetRequest, GetRunRequest, ListRateLimitsRequest, SetRateLimitRequest, SubmitPipelineRequest,
-};
+use apitap_proto::v1::{BudgetRequest, GetRunRequest, ListRateLimitsRequest, SetRateLimitRequest};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Channel, Endpoint};
 
+use super::control::{control, get_run, ms, r1, submit, Control, PROFILE};
 use crate::stats::{percentile, summary};
 use crate::testbed::{wait, TempPostgres, TestCluster};
-
-const PROFILE: &str = if cfg!(debug_assertions) {
-    "debug"
-} else {
-    "release"
-};
 
 /// How often a worker renews its budget for a key (`RENEW_EVERY` in
 /// worker/src/rate_budget.rs).
@@ -71,35 +63,35 @@ const WARMUP_MS: u64 = 1000;
 /// How often the coordinator's view (`ListRateLimits`) is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 
-/// Options of [`ratelimit`].
-#[derive(Debug, Clone)]
+/// Options of [`ratelimit`] (also the flags of `apitap-chaos bench ratelimit`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct RateLimitBench {
-    /// Real workers (mode `real`).
+    /// Real workers (ignored with --simulated).
+    #[arg(long, default_value_t = 4)]
     pub workers: usize,
-    /// `Some(n)`: mode `simulated` with n in-process workers, no real ones.
+    /// Simulated in-process workers instead of real ones.
+    #[arg(long)]
     pub simulated: Option<usize>,
     /// The key's limit, requests per second for the whole fleet.
+    #[arg(long, default_value_t = 50.0)]
     pub limit: f64,
+    #[arg(long, default_value_t = 5)]
     pub burst: u32,
-    /// Length of the measured span.
+    /// Length of the measured span, from the first request.
+    #[arg(long, default_value_t = 15)]
     pub seconds: u64,
-    /// Shards of each of the two pipelines (mode `real`).
+    /// Shards of each of the two pipelines (real workers).
+    #[arg(long, default_value_t = 4)]
     pub shards: u32,
     /// Records per page request.
+    #[arg(long, default_value_t = 10)]
     pub page_size: u64,
+    #[arg(long, default_value = "mock-api")]
     pub key: String,
-}
-
-fn r1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 fn r2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -236,7 +228,7 @@ struct LimitSample {
 
 /// Samples the key's allocation every [`SAMPLE_EVERY`] until `stop`.
 fn sample_limits(
-    mut ctl: ControlServiceClient<Channel>,
+    mut ctl: Control,
     key: String,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<LimitSample>> {
@@ -375,7 +367,7 @@ async fn real(b: &RateLimitBench) -> anyhow::Result<Value> {
         .start()
         .await?;
     let addr = cluster.coordinator_addrs()[0].clone();
-    let mut ctl = ControlServiceClient::new(channel(&addr).await?);
+    let mut ctl = control(&addr).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_limits(ctl.clone(), b.key.clone(), stop.clone());
 
@@ -385,17 +377,7 @@ async fn real(b: &RateLimitBench) -> anyhow::Result<Value> {
         ("bench-rl-b", per_pipeline + 1, 2 * per_pipeline),
     ] {
         let yaml = pipeline(b, name, start, end, &cluster.mock.url(), &pg.url());
-        let resp = ctl
-            .submit_pipeline(SubmitPipelineRequest {
-                spec_yaml: yaml,
-                start_run: true,
-                file: format!("{name}.yaml"),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        anyhow::ensure!(resp.run_id != 0, "submitting {name} started no run");
-        runs.push(resp.run_id);
+        runs.push(submit(&mut ctl, name, yaml).await?);
     }
 
     let t0 = first_arrival(&cluster).await?;
@@ -408,10 +390,7 @@ async fn real(b: &RateLimitBench) -> anyhow::Result<Value> {
     sleep_until_ms(t0 + b.seconds * 500).await;
     let mut holders = BTreeSet::new();
     for run_id in &runs {
-        let info = ctl
-            .get_run(GetRunRequest { run_id: *run_id })
-            .await?
-            .into_inner();
+        let info = get_run(&mut ctl, *run_id).await?;
         holders.extend(
             info.shards
                 .into_iter()
@@ -424,11 +403,7 @@ async fn real(b: &RateLimitBench) -> anyhow::Result<Value> {
     let (t, not_ok, truncated) = arrivals(&cluster);
     let mut states = Vec::new();
     for run_id in &runs {
-        let info = ctl
-            .get_run(GetRunRequest { run_id: *run_id })
-            .await?
-            .into_inner();
-        states.push(info.state);
+        states.push(get_run(&mut ctl, *run_id).await?.state);
         let _ = ctl.cancel_run(GetRunRequest { run_id: *run_id }).await;
     }
     let samples = sampler.await?;
@@ -623,7 +598,7 @@ async fn simulated(b: &RateLimitBench, n: usize) -> anyhow::Result<Value> {
         .start()
         .await?;
     let addr = cluster.coordinator_addrs()[0].clone();
-    let mut ctl = ControlServiceClient::new(channel(&addr).await?);
+    let mut ctl = control(&addr).await?;
     ctl.set_rate_limit(SetRateLimitRequest {
         key: b.key.clone(),
         rps: b.limit,

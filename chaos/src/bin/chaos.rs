@@ -206,30 +206,7 @@ enum BenchCmd {
     /// (overshoot % over the limit), utilisation %, budget RPCs/s per worker. Real workers
     /// and two pipelines sharing the key (default), or `--simulated N` in-process workers
     /// that call AcquireBudget themselves (the only mode that counts those RPCs).
-    Ratelimit {
-        /// Real workers (ignored with --simulated).
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
-        /// Simulated in-process workers instead of real ones.
-        #[arg(long)]
-        simulated: Option<usize>,
-        /// The key's limit, requests per second for the whole fleet.
-        #[arg(long, default_value_t = 50.0)]
-        limit: f64,
-        #[arg(long, default_value_t = 5)]
-        burst: u32,
-        /// Length of the measured span, from the first request.
-        #[arg(long, default_value_t = 15)]
-        seconds: u64,
-        /// Shards of each of the two pipelines (real workers).
-        #[arg(long, default_value_t = 4)]
-        shards: u32,
-        /// Records per page request.
-        #[arg(long, default_value_t = 10)]
-        page_size: u64,
-        #[arg(long, default_value = "mock-api")]
-        key: String,
-    },
+    Ratelimit(apitap_chaos::bench::ratelimit::RateLimitBench),
 }
 
 #[tokio::main]
@@ -343,28 +320,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench {
-            bench:
-                BenchCmd::Ratelimit {
-                    workers,
-                    simulated,
-                    limit,
-                    burst,
-                    seconds,
-                    shards,
-                    page_size,
-                    key,
-                },
+            bench: BenchCmd::Ratelimit(b),
         } => {
-            let b = apitap_chaos::bench::ratelimit::RateLimitBench {
-                workers,
-                simulated,
-                limit,
-                burst,
-                seconds,
-                shards,
-                page_size,
-                key,
-            };
             println!("{}", apitap_chaos::bench::ratelimit::ratelimit(b).await?);
             Ok(())
         }

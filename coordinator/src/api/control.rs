@@ -169,20 +169,47 @@ impl ControlApi {
         }
     }
 
+    /// Cancels or retries the run `req` names, if the caller may change its namespace
+    /// (`action` names what is refused otherwise): `cmd` makes the command from the run id
+    /// and the time.
+    async fn change_run(
+        &self,
+        req: Request<GetRunRequest>,
+        action: &str,
+        cmd: impl FnOnce(u64, u64) -> Command,
+    ) -> Reply<RunInfo> {
+        let caller = Caller::of(&req);
+        let run_id = req.into_inner().run_id;
+        caller.check_namespace(&self.namespace_of_run(run_id), action)?;
+        let cmd = cmd(run_id, apitap_common::time::now_ms());
+        self.run_command(run_id, audited(&caller, cmd)).await
+    }
+
     /// Proposes a command about one run and answers with the run afterwards.
     async fn run_command(&self, run_id: u64, cmd: Command) -> Reply<RunInfo> {
         match self.node.propose(cmd).await? {
-            CommandResult::Done => {
-                let st = self.node.state();
-                let run = st
-                    .state
-                    .runs
-                    .get(&run_id)
-                    .ok_or_else(|| Status::internal("run vanished"))?;
-                Ok(Response::new(run_info(run, &st.state)))
-            }
+            CommandResult::Done => self.run_reply(run_id),
             other => Err(rejected(other)),
         }
+    }
+
+    /// The caller and the request of a read, once this node may answer it (linearizable:
+    /// the leader, after confirming it still leads).
+    async fn read<R>(&self, req: Request<R>) -> Result<(Caller, R), Status> {
+        let caller = Caller::of(&req);
+        self.node.linearizable().await?;
+        Ok((caller, req.into_inner()))
+    }
+
+    /// The run as it is now, after a command about it committed.
+    fn run_reply(&self, run_id: u64) -> Reply<RunInfo> {
+        let st = self.node.state();
+        let run = st
+            .state
+            .runs
+            .get(&run_id)
+            .ok_or_else(|| Status::internal("run vanished"))?;
+        Ok(Response::new(run_info(run, &st.state)))
     }
 
     async fn rate_limits(&self) -> Result<Vec<RateLimitInfo>, Status> {
@@ -400,9 +427,8 @@ impl ControlService for ControlApi {
         &self,
         req: Request<ListPipelinesRequest>,
     ) -> Reply<ListPipelinesResponse> {
-        let caller = Caller::of(&req);
-        let namespace = req.into_inner().namespace;
-        self.node.linearizable().await?;
+        let (caller, req) = self.read(req).await?;
+        let namespace = req.namespace;
         let st = self.node.state();
         let pipelines = st
             .state
@@ -416,9 +442,7 @@ impl ControlService for ControlApi {
     }
 
     async fn get_pipeline(&self, req: Request<GetPipelineRequest>) -> Reply<PipelineInfo> {
-        let caller = Caller::of(&req);
-        self.node.linearizable().await?;
-        let req = req.into_inner();
+        let (caller, req) = self.read(req).await?;
         let (_, key) = requested_pipeline(&req.namespace, &req.name)?;
         let st = self.node.state();
         let p = st
@@ -484,23 +508,13 @@ impl ControlService for ControlApi {
             .propose_traced(audited(&caller, cmd), &span)
             .await?
         {
-            CommandResult::RunStarted { run_id } => {
-                let st = self.node.state();
-                let run = st
-                    .state
-                    .runs
-                    .get(&run_id)
-                    .ok_or_else(|| Status::internal("run vanished"))?;
-                Ok(Response::new(run_info(run, &st.state)))
-            }
+            CommandResult::RunStarted { run_id } => self.run_reply(run_id),
             other => Err(rejected(other)),
         }
     }
 
     async fn list_runs(&self, req: Request<ListRunsRequest>) -> Reply<ListRunsResponse> {
-        let caller = Caller::of(&req);
-        self.node.linearizable().await?;
-        let req = req.into_inner();
+        let (caller, req) = self.read(req).await?;
         let limit = if req.limit == 0 {
             50
         } else {
@@ -524,9 +538,8 @@ impl ControlService for ControlApi {
     }
 
     async fn get_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
-        let caller = Caller::of(&req);
-        self.node.linearizable().await?;
-        let id = req.into_inner().run_id;
+        let (caller, req) = self.read(req).await?;
+        let id = req.run_id;
         let st = self.node.state();
         let run = st
             .state
@@ -538,25 +551,17 @@ impl ControlService for ControlApi {
     }
 
     async fn cancel_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
-        let caller = Caller::of(&req);
-        let run_id = req.into_inner().run_id;
-        caller.check_namespace(&self.namespace_of_run(run_id), "cancel runs")?;
-        let cmd = Command::CancelRun(command::CancelRun {
-            run_id,
-            now_ms: apitap_common::time::now_ms(),
-        });
-        self.run_command(run_id, audited(&caller, cmd)).await
+        self.change_run(req, "cancel runs", |run_id, now_ms| {
+            Command::CancelRun(command::CancelRun { run_id, now_ms })
+        })
+        .await
     }
 
     async fn retry_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
-        let caller = Caller::of(&req);
-        let run_id = req.into_inner().run_id;
-        caller.check_namespace(&self.namespace_of_run(run_id), "retry runs")?;
-        let cmd = Command::RetryRun(command::RetryRun {
-            run_id,
-            now_ms: apitap_common::time::now_ms(),
-        });
-        self.run_command(run_id, audited(&caller, cmd)).await
+        self.change_run(req, "retry runs", |run_id, now_ms| {
+            Command::RetryRun(command::RetryRun { run_id, now_ms })
+        })
+        .await
     }
 
     async fn set_rate_limit(&self, req: Request<SetRateLimitRequest>) -> Reply<RateLimitInfo> {

@@ -24,19 +24,22 @@ pub struct WorkerApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn lease_ref(l: Option<LeaseRef>) -> Result<LeaseRef, Status> {
-    l.ok_or_else(|| Status::invalid_argument("lease is missing"))
-}
-
-/// The reporting worker, which every lease report must name (and, with TLS, the caller's
-/// certificate must name too): `apply` accepts a report only from the shard's holder.
-fn reporter(worker_id: &str) -> Result<String, Status> {
+/// The lease a report is about and the reporting worker, which every lease report must
+/// name (and, with TLS, the caller's certificate must name too): `apply` accepts a report
+/// only from the shard's holder.
+fn reported_lease(
+    caller: &Caller,
+    worker_id: &str,
+    lease: Option<LeaseRef>,
+) -> Result<(LeaseRef, String), Status> {
+    caller.check_worker(worker_id)?;
+    let lease = lease.ok_or_else(|| Status::invalid_argument("lease is missing"))?;
     if worker_id.is_empty() {
         return Err(Status::invalid_argument(
             "worker_id is empty; every lease report must name the worker that holds the lease",
         ));
     }
-    Ok(worker_id.to_string())
+    Ok((lease, worker_id.to_string()))
 }
 
 fn ack(r: CommandResult) -> Response<Ack> {
@@ -252,9 +255,7 @@ impl WorkerService for WorkerApi {
     async fn report_checkpoint(&self, req: Request<CheckpointReport>) -> Reply<Ack> {
         let caller = Caller::of(&req);
         let req = req.into_inner();
-        caller.check_worker(&req.worker_id)?;
-        let l = lease_ref(req.lease)?;
-        let worker = reporter(&req.worker_id)?;
+        let (l, worker) = reported_lease(&caller, &req.worker_id, req.lease)?;
         if req.checkpoint_json.len() > MAX_CHECKPOINT_BYTES {
             return Err(Status::invalid_argument(format!(
                 "checkpoint of {} bytes is over MAX_CHECKPOINT_BYTES ({MAX_CHECKPOINT_BYTES})",
@@ -279,9 +280,7 @@ impl WorkerService for WorkerApi {
     async fn complete_shard(&self, req: Request<CompleteShardRequest>) -> Reply<Ack> {
         let caller = Caller::of(&req);
         let req = req.into_inner();
-        caller.check_worker(&req.worker_id)?;
-        let l = lease_ref(req.lease)?;
-        let worker = reporter(&req.worker_id)?;
+        let (l, worker) = reported_lease(&caller, &req.worker_id, req.lease)?;
         let span = {
             let st = self.node.state();
             st.state
@@ -436,9 +435,7 @@ impl WorkerService for WorkerApi {
     async fn release_lease(&self, req: Request<ReleaseLeaseRequest>) -> Reply<Ack> {
         let caller = Caller::of(&req);
         let req = req.into_inner();
-        caller.check_worker(&req.worker_id)?;
-        let l = lease_ref(req.lease)?;
-        let worker = reporter(&req.worker_id)?;
+        let (l, worker) = reported_lease(&caller, &req.worker_id, req.lease)?;
         let r = self
             .node
             .propose(Command::ReleaseLease(command::ReleaseLease {

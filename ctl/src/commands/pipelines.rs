@@ -8,12 +8,11 @@ use crate::client::Client;
 use crate::output::{self, age, table};
 
 pub async fn list(client: &mut Client, format: Format, scope: &Scope) -> anyhow::Result<i32> {
-    let namespace = scope.listing();
+    let req = ListPipelinesRequest {
+        namespace: scope.listing(),
+    };
     let resp = client
-        .call(|mut c| {
-            let namespace = namespace.clone();
-            async move { c.list_pipelines(ListPipelinesRequest { namespace }).await }
-        })
+        .send(req, |mut c, r| async move { c.list_pipelines(r).await })
         .await?;
     if output::structured(format, &resp.pipelines) {
         return Ok(0);
@@ -65,12 +64,12 @@ pub async fn describe(
     scope: &Scope,
     name: &str,
 ) -> anyhow::Result<i32> {
-    let (name, namespace) = (name.to_string(), scope.namespace());
+    let req = GetPipelineRequest {
+        name: name.to_string(),
+        namespace: scope.namespace(),
+    };
     let p = client
-        .call(|mut c| {
-            let (name, namespace) = (name.clone(), namespace.clone());
-            async move { c.get_pipeline(GetPipelineRequest { name, namespace }).await }
-        })
+        .send(req, |mut c, r| async move { c.get_pipeline(r).await })
         .await?;
     if output::structured(format, &p) {
         return Ok(0);
@@ -98,15 +97,13 @@ pub async fn delete(
     scope: &Scope,
     name: &str,
 ) -> anyhow::Result<i32> {
-    let (name, namespace) = (name.to_string(), scope.namespace());
+    let namespace = scope.namespace();
+    let req = DeletePipelineRequest {
+        name: name.to_string(),
+        namespace: namespace.clone(),
+    };
     let resp = client
-        .call(|mut c| {
-            let (name, namespace) = (name.clone(), namespace.clone());
-            async move {
-                c.delete_pipeline(DeletePipelineRequest { name, namespace })
-                    .await
-            }
-        })
+        .send(req, |mut c, r| async move { c.delete_pipeline(r).await })
         .await?;
     if !output::structured(format, &resp) {
         outln!(

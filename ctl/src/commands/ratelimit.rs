@@ -53,14 +53,9 @@ pub async fn set(
     rps: f64,
     burst: u32,
 ) -> anyhow::Result<i32> {
+    let req = SetRateLimitRequest { key, rps, burst };
     let info = client
-        .call(|mut c| {
-            let key = key.clone();
-            async move {
-                c.set_rate_limit(SetRateLimitRequest { key, rps, burst })
-                    .await
-            }
-        })
+        .send(req, |mut c, r| async move { c.set_rate_limit(r).await })
         .await?;
     if !output::structured(format, &info) {
         print(std::slice::from_ref(&info));
@@ -85,15 +80,13 @@ pub async fn drop(
     key: String,
     backoff_only: bool,
 ) -> anyhow::Result<i32> {
+    let req = RateLimitKeyRequest { key };
     let info = client
-        .call(|mut c| {
-            let req = RateLimitKeyRequest { key: key.clone() };
-            async move {
-                if backoff_only {
-                    c.clear_backoff(req).await
-                } else {
-                    c.delete_rate_limit(req).await
-                }
+        .send(req, |mut c, r| async move {
+            if backoff_only {
+                c.clear_backoff(r).await
+            } else {
+                c.delete_rate_limit(r).await
             }
         })
         .await?;

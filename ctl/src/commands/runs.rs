@@ -32,18 +32,12 @@ pub async fn start(
     pipeline: &str,
     watch_it: bool,
 ) -> anyhow::Result<i32> {
-    let (pipeline, namespace) = (pipeline.to_string(), scope.namespace());
+    let req = StartRunRequest {
+        pipeline: pipeline.to_string(),
+        namespace: scope.namespace(),
+    };
     let run = client
-        .call(|mut c| {
-            let (pipeline, namespace) = (pipeline.clone(), namespace.clone());
-            async move {
-                c.start_run(StartRunRequest {
-                    pipeline,
-                    namespace,
-                })
-                .await
-            }
-        })
+        .send(req, |mut c, r| async move { c.start_run(r).await })
         .await?;
     if !output::structured(format, &run) {
         outln!(
@@ -67,20 +61,13 @@ pub async fn list(
     pipeline: Option<String>,
     limit: u32,
 ) -> anyhow::Result<i32> {
-    let pipeline = pipeline.unwrap_or_default();
-    let namespace = scope.listing();
+    let req = ListRunsRequest {
+        pipeline: pipeline.unwrap_or_default(),
+        limit,
+        namespace: scope.listing(),
+    };
     let resp = client
-        .call(|mut c| {
-            let (pipeline, namespace) = (pipeline.clone(), namespace.clone());
-            async move {
-                c.list_runs(ListRunsRequest {
-                    pipeline,
-                    limit,
-                    namespace,
-                })
-                .await
-            }
-        })
+        .send(req, |mut c, r| async move { c.list_runs(r).await })
         .await?;
     if output::structured(format, &resp.runs) {
         return Ok(0);

@@ -35,6 +35,8 @@ use apitap_common::checkpoint::Checkpoint;
 use apitap_common::error::ErrorClass;
 use arrow::record_batch::RecordBatch;
 
+use self::sql::Lease;
+
 pub use mysql::MysqlSink;
 pub use postgres::PostgresSink;
 pub use sqlite::SqliteSink;
@@ -140,13 +142,22 @@ pub enum AnySink {
     Mysql(MysqlSink),
 }
 
+/// `$call` on the [`SqlSink`](sql::SqlSink) inside `$any`, whichever database it is for
+/// (a macro: each variant's sink is of another type).
+macro_rules! on_sql_sink {
+    ($any:expr, $sink:ident => $call:expr) => {
+        match $any {
+            AnySink::Postgres($sink) => $call,
+            AnySink::Sqlite($sink) => $call,
+            AnySink::Mysql($sink) => $call,
+        }
+    };
+}
+
 impl Sink for AnySink {
     async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
-        match self {
-            AnySink::Postgres(s) => s.claim(shard, fence).await,
-            AnySink::Sqlite(s) => s.claim(shard, fence).await,
-            AnySink::Mysql(s) => s.claim(shard, fence).await,
-        }
+        let lease = Lease::new(shard, fence)?;
+        on_sql_sink!(self, s => s.claim(&lease).await)
     }
 
     async fn commit(
@@ -156,11 +167,8 @@ impl Sink for AnySink {
         batch: Option<&RecordBatch>,
         checkpoint: &Checkpoint,
     ) -> Result<(), SinkError> {
-        match self {
-            AnySink::Postgres(s) => s.commit(shard, fence, batch, checkpoint).await,
-            AnySink::Sqlite(s) => s.commit(shard, fence, batch, checkpoint).await,
-            AnySink::Mysql(s) => s.commit(shard, fence, batch, checkpoint).await,
-        }
+        let lease = Lease::new(shard, fence)?;
+        on_sql_sink!(self, s => s.commit(&lease, batch, checkpoint).await)
     }
 
     async fn dead_letter(
@@ -171,11 +179,8 @@ impl Sink for AnySink {
         records: &[serde_json::Value],
         error: &str,
     ) -> Result<(), SinkError> {
-        match self {
-            AnySink::Postgres(s) => s.dead_letter(shard, fence, page, records, error).await,
-            AnySink::Sqlite(s) => s.dead_letter(shard, fence, page, records, error).await,
-            AnySink::Mysql(s) => s.dead_letter(shard, fence, page, records, error).await,
-        }
+        let lease = Lease::new(shard, fence)?;
+        on_sql_sink!(self, s => s.dead_letter(&lease, page, records, error).await)
     }
 }
 

@@ -111,13 +111,8 @@ pub struct ReleaseLease {
 
 impl ReleaseLease {
     pub fn apply(&self, state: &mut State) -> Applied {
-        // Entries written before reports named their worker predate the limits too: they
-        // apply as they did then, so that every node reaches the same state.
-        let bounded = !self.worker.is_empty();
-        if let (true, Some(cp)) = (bounded, &self.checkpoint) {
-            if cp.len() > MAX_CHECKPOINT_BYTES {
-                return rejected(checkpoint_too_large(cp.len()));
-            }
+        if let Some(r) = oversized(&self.worker, self.checkpoint.as_deref()) {
+            return r;
         }
         let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, &self.worker) else {
             return rejected(not_held(&self.worker));
@@ -142,8 +137,8 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn apply(&self, state: &mut State) -> Applied {
-        if !self.worker.is_empty() && self.checkpoint.len() > MAX_CHECKPOINT_BYTES {
-            return rejected(checkpoint_too_large(self.checkpoint.len()));
+        if let Some(r) = oversized(&self.worker, Some(&self.checkpoint)) {
+            return r;
         }
         let Some((run, i)) = held(state, self.run_id, self.shard, self.fence, &self.worker) else {
             return rejected(not_held(&self.worker));
@@ -178,12 +173,11 @@ pub struct CompleteShard {
 
 impl CompleteShard {
     pub fn apply(&self, state: &mut State) -> Applied {
-        let bounded = !self.worker.is_empty();
-        if let (true, Some(w)) = (bounded, &self.watermark) {
-            if w.len() > MAX_CHECKPOINT_BYTES {
-                return rejected(checkpoint_too_large(w.len()));
-            }
+        if let Some(r) = oversized(&self.worker, self.watermark.as_deref()) {
+            return r;
         }
+        // Bounded like the watermark: see `oversized`.
+        let bounded = !self.worker.is_empty();
         let pipeline = state
             .runs
             .get(&self.run_id)
@@ -236,6 +230,14 @@ fn not_held(worker: &str) -> String {
     } else {
         format!("lease is not current or not held by worker {worker}")
     }
+}
+
+/// The rejection of a report whose checkpoint (or watermark) is over
+/// [`MAX_CHECKPOINT_BYTES`]. Entries written before reports named their `worker` predate
+/// the limits too: they apply as they did then, so that every node reaches the same state.
+fn oversized(worker: &str, checkpoint: Option<&str>) -> Option<Applied> {
+    let len = checkpoint.map_or(0, str::len);
+    (!worker.is_empty() && len > MAX_CHECKPOINT_BYTES).then(|| rejected(checkpoint_too_large(len)))
 }
 
 fn checkpoint_too_large(len: usize) -> String {

@@ -40,6 +40,32 @@ impl<'a> Key<'a> {
     }
 }
 
+/// The lease a sink call is made under: the shard's key and the lease's fence, checked
+/// once to fit the database's integers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lease<'a> {
+    pub key: Key<'a>,
+    /// The fence as the database stores it.
+    pub ours: i64,
+    /// The fence as the worker has it, for errors.
+    pub fence: u64,
+}
+
+impl<'a> Lease<'a> {
+    pub fn new(shard: &'a ShardRef, fence: u64) -> Result<Self, SinkError> {
+        Ok(Self {
+            key: Key::new(shard)?,
+            ours: to_i64("fence", fence)?,
+            fence,
+        })
+    }
+
+    /// The commit-time fence check: `stored` is the locked row's fence (`None`: no row).
+    pub fn check(&self, stored: Option<i64>) -> Result<(), SinkError> {
+        check_fence(stored, self.ours, self.fence)
+    }
+}
+
 /// The stored checkpoint JSON; ApiTap wrote it, so a parse failure is an internal error.
 pub(crate) fn parse_checkpoint(text: &str) -> Result<Checkpoint, SinkError> {
     Checkpoint::from_json(text)
@@ -47,7 +73,7 @@ pub(crate) fn parse_checkpoint(text: &str) -> Result<Checkpoint, SinkError> {
 }
 
 /// The commit-time fence check: `stored` is the locked row's fence (`None`: no row).
-pub(crate) fn check_fence(stored: Option<i64>, ours: i64, fence: u64) -> Result<(), SinkError> {
+fn check_fence(stored: Option<i64>, ours: i64, fence: u64) -> Result<(), SinkError> {
     match stored {
         None => Err(SinkError::Internal(
             "commit before claim: the shard has no checkpoint row".into(),

@@ -30,13 +30,14 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 use sqlx::{Pool, Transaction};
 
-use self::checkpoint::{check_fence, parse_checkpoint, Key};
+use self::checkpoint::parse_checkpoint;
+pub(crate) use self::checkpoint::Lease;
 use self::columns::ColumnLimits;
 use self::dialect::{Conn, Ddl, Dialect, Load};
 use self::error::{classify, err, to_i64, to_u64};
 use self::exec::{Param, SqlDb};
 use self::table::{check_batch, json_rows, write_columns, TableName};
-use super::{ShardRef, Sink, SinkError};
+use super::SinkError;
 
 /// The target table as the spec configures it (`sink.<database>.*`).
 #[derive(Debug, Clone)]
@@ -90,7 +91,8 @@ impl Target {
     }
 }
 
-/// A transactional sink on one SQL database; see [`Sink`] for the contract.
+/// A transactional sink on one SQL database, for the lease-checked calls of
+/// [`Sink`](super::Sink) that [`AnySink`](super::AnySink) hands it.
 ///
 /// Other crates use it as [`PostgresSink`](super::PostgresSink) or
 /// [`SqliteSink`](super::SqliteSink); `Dialect` is crate-private on purpose, so that the
@@ -100,17 +102,24 @@ impl Target {
 pub struct SqlSink<D: Dialect> {
     pool: Pool<D::Db>,
     target: Target,
-    /// Whether `apitap_checkpoints` is known to exist (checked once per sink), so that
-    /// claims do not take the DDL lock.
-    checkpoints_ready: bool,
-    /// Whether `apitap_dead_letters` is known to exist.
-    dead_letters_ready: bool,
+    /// ApiTap's own tables known to exist (checked once per sink), so that claims and
+    /// dead-letter writes do not take the DDL lock.
+    own_tables_ready: Vec<OwnTable>,
     /// The target table's columns as last seen, so DDL is only considered when a batch
     /// brings a new column. `None` until first read, and after any failed commit.
     columns: Option<HashSet<String>>,
 }
 
 type Tx<D> = Transaction<'static, <D as Dialect>::Db>;
+
+/// ApiTap's own tables in the sink's database, beside the target table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnTable {
+    /// `apitap_checkpoints`: each shard's checkpoint and fence.
+    Checkpoints,
+    /// `apitap_dead_letters`: the records that could not be transformed or loaded.
+    DeadLetters,
+}
 
 #[allow(private_bounds)]
 impl<D: Dialect> SqlSink<D> {
@@ -119,8 +128,7 @@ impl<D: Dialect> SqlSink<D> {
         Self {
             pool,
             target,
-            checkpoints_ready: false,
-            dead_letters_ready: false,
+            own_tables_ready: Vec::new(),
             columns: None,
         }
     }
@@ -138,8 +146,15 @@ impl<D: Ddl + Load> SqlSink<D> {
 
     /// Creates one of ApiTap's own tables if it is missing, in a transaction of its own
     /// before the fenced one: DDL would end the transaction in MySQL, and elsewhere it only
-    /// keeps the fenced transaction short.
-    async fn create_own_table(&self, name: &str, create: &str) -> Result<(), SinkError> {
+    /// keeps the fenced transaction short. Once per table and sink.
+    async fn ensure_own_table(&mut self, table: OwnTable) -> Result<(), SinkError> {
+        if self.own_tables_ready.contains(&table) {
+            return Ok(());
+        }
+        let (name, create) = match table {
+            OwnTable::Checkpoints => ("apitap_checkpoints", D::SQL.create_checkpoints),
+            OwnTable::DeadLetters => ("apitap_dead_letters", D::SQL.create_dead_letters),
+        };
         let what = || format!("creating {name}");
         let mut tx = self.begin("starting to create a table").await?;
         if D::table_columns(&mut *tx, &TableName::plain(name))
@@ -151,7 +166,9 @@ impl<D: Ddl + Load> SqlSink<D> {
                 .await
                 .map_err(|e| classify::<D>(&what(), e))?;
         }
-        tx.commit().await.map_err(|e| classify::<D>(&what(), e))
+        tx.commit().await.map_err(|e| classify::<D>(&what(), e))?;
+        self.own_tables_ready.push(table);
+        Ok(())
     }
 
     /// Schema evolution for databases whose DDL cannot be part of the fenced transaction
@@ -203,15 +220,12 @@ impl<D: Ddl + Load> SqlSink<D> {
     }
 }
 
-impl<D: Ddl + Load> Sink for SqlSink<D> {
-    async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
-        let key = Key::new(shard)?;
-        let ours = to_i64("fence", fence)?;
-        if !self.checkpoints_ready {
-            self.create_own_table("apitap_checkpoints", D::SQL.create_checkpoints)
-                .await?;
-            self.checkpoints_ready = true;
-        }
+/// The calls of [`Sink`](super::Sink), under a lease already checked to fit the database.
+#[allow(private_bounds)]
+impl<D: Ddl + Load> SqlSink<D> {
+    pub(crate) async fn claim(&mut self, lease: &Lease<'_>) -> Result<Checkpoint, SinkError> {
+        let Lease { key, ours, fence } = *lease;
+        self.ensure_own_table(OwnTable::Checkpoints).await?;
         let mut tx = self.begin("starting the claim").await?;
         let start = Checkpoint::start().to_json();
         let [p, r, s] = key.params();
@@ -236,15 +250,13 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         parse_checkpoint(&text)
     }
 
-    async fn commit(
+    pub(crate) async fn commit(
         &mut self,
-        shard: &ShardRef,
-        fence: u64,
+        lease: &Lease<'_>,
         batch: Option<&RecordBatch>,
         checkpoint: &Checkpoint,
     ) -> Result<(), SinkError> {
-        let key = Key::new(shard)?;
-        let ours = to_i64("fence", fence)?;
+        let Lease { key, ours, .. } = *lease;
         let records = to_i64("records", checkpoint.records)?;
         let pages = to_i64("pages", checkpoint.pages)?;
         // Taken, not borrowed: after any failure the cache stays empty and is re-read.
@@ -254,7 +266,7 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
             None => known,
         };
         let mut tx = self.begin("starting the commit").await?;
-        lock_own_row::<D>(&mut *tx, &key, ours, fence).await?;
+        lock_own_row::<D>(&mut *tx, lease).await?;
         let known = match batch.filter(|b| b.num_rows() > 0) {
             Some(b) => Some(self.write(&mut *tx, b, known).await?),
             None => known,
@@ -278,24 +290,18 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
         Ok(())
     }
 
-    async fn dead_letter(
+    pub(crate) async fn dead_letter(
         &mut self,
-        shard: &ShardRef,
-        fence: u64,
+        lease: &Lease<'_>,
         page: u64,
         records: &[Value],
         error: &str,
     ) -> Result<(), SinkError> {
-        let key = Key::new(shard)?;
-        let ours = to_i64("fence", fence)?;
+        let Lease { key, ours, .. } = *lease;
         let page = to_i64("page", page)?;
-        if !self.dead_letters_ready {
-            self.create_own_table("apitap_dead_letters", D::SQL.create_dead_letters)
-                .await?;
-            self.dead_letters_ready = true;
-        }
+        self.ensure_own_table(OwnTable::DeadLetters).await?;
         let mut tx = self.begin("starting the dead-letter write").await?;
-        lock_own_row::<D>(&mut *tx, &key, ours, fence).await?;
+        lock_own_row::<D>(&mut *tx, lease).await?;
         let array = Value::Array(records.to_vec()).to_string();
         let [p, r, s] = key.params();
         let params = [
@@ -317,15 +323,10 @@ impl<D: Ddl + Load> Sink for SqlSink<D> {
 }
 
 /// Reads the shard's fence with its row locked for the rest of the transaction and checks
-/// that `fence` still owns it (DESIGN §6, step 2).
-async fn lock_own_row<D: Dialect>(
-    conn: &mut Conn<D>,
-    key: &Key<'_>,
-    ours: i64,
-    fence: u64,
-) -> Result<(), SinkError> {
-    let stored = D::Db::fetch_int(conn, D::SQL.lock, &key.params())
+/// that `lease` still owns it (DESIGN §6, step 2).
+async fn lock_own_row<D: Dialect>(conn: &mut Conn<D>, lease: &Lease<'_>) -> Result<(), SinkError> {
+    let stored = D::Db::fetch_int(conn, D::SQL.lock, &lease.key.params())
         .await
         .map_err(err::<D>("locking the checkpoint"))?;
-    check_fence(stored, ours, fence)
+    lease.check(stored)
 }

@@ -11,7 +11,7 @@ use super::SqliteSink;
 use crate::sink::sql::suite::{
     batch, load_page, owned, pairs, sql_sink_suite, temporal_page, Fixture,
 };
-use crate::sink::{ShardRef, Sink};
+use crate::sink::{AnySink, ShardRef, Sink};
 
 /// A database file in a directory that is removed on drop.
 struct TempSqlite {
@@ -87,7 +87,7 @@ async fn open_creates_the_file_and_its_missing_directories() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/apitap.db");
     let spec: SqliteSpec = serde_json::from_value(json!({"path": path, "table": "t"})).unwrap();
-    let mut sink = SqliteSink::open(&spec).await.unwrap();
+    let mut sink = AnySink::Sqlite(SqliteSink::open(&spec).await.unwrap());
     let shard = ShardRef {
         pipeline: "p".into(),
         run_id: 1,
