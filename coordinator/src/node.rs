@@ -42,6 +42,19 @@ impl Node {
         self.raft.metrics().borrow().current_leader == Some(self.id)
     }
 
+    /// openraft's metrics as operators should see them: `current_leader` is cleared when
+    /// this follower has not heard from that leader for two election timeouts. openraft
+    /// keeps naming a dead leader until an election succeeds, which a minority of survivors
+    /// cannot hold (the pre-vote stops it), so status, readiness and `/metrics` would show
+    /// a leader that is gone.
+    pub fn raft_metrics(&self) -> openraft::RaftMetrics<u64, openraft::BasicNode> {
+        let mut m = self.raft.metrics().borrow().clone();
+        if m.current_leader.is_some_and(|l| l != self.id) && self.election.leader_lost() {
+            m.current_leader = None;
+        }
+        m
+    }
+
     pub fn leader_addr(&self) -> Option<String> {
         client::leader_addr(&self.raft)
     }

@@ -76,7 +76,7 @@ async fn live() -> HttpResponse {
 }
 
 async fn ready(node: web::Data<Node>) -> HttpResponse {
-    let m = node.raft.metrics().borrow().clone();
+    let m = node.raft_metrics();
     let body = |ready: bool, reason: Option<&str>| {
         json!({
             "ready": ready,

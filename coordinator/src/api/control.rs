@@ -249,7 +249,7 @@ impl ControlApi {
 
     async fn status(&self) -> Result<ClusterStatusResponse, Status> {
         let node = &self.node;
-        let m = node.raft.metrics().borrow().clone();
+        let m = node.raft_metrics();
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let replication = m.replication.clone().unwrap_or_default();

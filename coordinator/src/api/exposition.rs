@@ -50,7 +50,7 @@ impl Exposition<'_> {
         let node = self.node;
         let counters = &node.metrics;
         let mut e = Snapshot::new();
-        let raft = node.raft.metrics().borrow().clone();
+        let raft = node.raft_metrics();
         let is_leader = raft.current_leader == Some(node.id) && raft.state == ServerState::Leader;
         e.gauge(
             "apitap_raft_is_leader",

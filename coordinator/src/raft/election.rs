@@ -129,6 +129,12 @@ impl Election {
         *lock(&self.last_leader) = Instant::now();
     }
 
+    /// No leader reached this node for two election timeouts: the most a healthy cluster
+    /// takes to elect one.
+    pub fn leader_lost(&self) -> bool {
+        self.last_leader().elapsed() > self.timeout * 2
+    }
+
     fn last_leader(&self) -> Instant {
         *lock(&self.last_leader)
     }
