@@ -74,8 +74,12 @@ impl Node {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Proposes `cmd` through Raft on this node, which must be the leader.
+    /// Proposes `cmd` through Raft on this node, which must be the leader and not be
+    /// handing leadership off (then the caller is told to find the next leader).
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult> {
+        if self.election.stepping_down() {
+            return Err(crate::error::Error::NotLeader { leader_addr: None });
+        }
         client::propose(&self.raft, cmd).await
     }
 
@@ -107,6 +111,9 @@ impl Node {
 
     /// Waits until this node may serve a current read (it is the leader and knows it).
     pub async fn linearizable(&self) -> Result<()> {
+        if self.election.stepping_down() {
+            return Err(crate::error::Error::NotLeader { leader_addr: None });
+        }
         client::linearizable(&self.raft).await
     }
 }

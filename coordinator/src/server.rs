@@ -38,6 +38,9 @@ fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a stopping node lets its gRPC calls under way finish.
+const SERVER_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Connection timing to the peers: back-off from the Raft timing, keep-alive from the flags.
 fn network_options(config: &Config) -> NetworkOptions {
     NetworkOptions {
@@ -118,22 +121,17 @@ pub async fn run(
     let _ = elections.await;
     let _ = scheduler.await;
     hand_off(&node, config.shutdown_timeout / 2).await;
+    let handed_off_ms = started.elapsed().as_millis() as u64;
     server_stop.trigger();
-    let stopped = tokio::time::timeout_at(started + config.shutdown_timeout, async {
-        let _ = served.await;
-        admin.stopped().await;
-        let _ = raft.shutdown().await;
-        if let Some(export) = metrics_export {
-            export.finish().await;
-        }
-    })
+    stop_servers(
+        served,
+        admin,
+        &raft,
+        metrics_export,
+        started + config.shutdown_timeout,
+    )
     .await;
-    if stopped.is_err() {
-        tracing::warn!(
-            timeout_ms = config.shutdown_timeout.as_millis() as u64,
-            "shutdown timeout reached: exiting with calls still under way"
-        );
-    }
+    tracing::info!(handed_off_ms, "servers and raft stopped");
     drop(node);
     drop(db);
     tracing::info!(
@@ -171,12 +169,42 @@ async fn initialise(config: &Config, node: &Arc<Node>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops the gRPC server (its calls under way get [`SERVER_GRACE`]), the admin server,
+/// Raft and the metrics export, abandoning whatever still runs at `deadline`.
+async fn stop_servers(
+    served: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    admin: crate::api::admin::AdminServer,
+    raft: &crate::raft::Raft,
+    metrics_export: Option<apitap_common::telemetry::MetricsExport>,
+    deadline: tokio::time::Instant,
+) {
+    // A connection kept open by a peer or a client must not hold the exit.
+    let grace = (tokio::time::Instant::now() + SERVER_GRACE).min(deadline);
+    if tokio::time::timeout_at(grace, served).await.is_err() {
+        tracing::info!("gRPC calls still open after {SERVER_GRACE:?}: closing them");
+    }
+    let stopped = tokio::time::timeout_at(deadline, async {
+        admin.stopped().await;
+        let _ = raft.shutdown().await;
+        if let Some(export) = metrics_export {
+            export.finish().await;
+        }
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!("shutdown timeout reached: exiting with calls still under way");
+    }
+}
+
 /// Hands leadership to another voter if this node leads, within `within`; logs the outcome.
 async fn hand_off(node: &Node, within: std::time::Duration) {
     if !node.is_leader() {
         return;
     }
     let t = std::time::Instant::now();
+    node.election.step_down();
+    // A leader younger than its vote lease would refuse its successor's vote.
+    tokio::time::sleep(node.election.lease_left().min(within / 4)).await;
     match crate::raft::handoff::hand_off(&node.raft, node.id, &node.network, within).await {
         Ok(successor) => tracing::info!(
             successor,

@@ -107,7 +107,9 @@ impl LeaderClient {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let deadline = Instant::now() + self.timeout;
-        let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        // Short: a cluster elects within about a second, and a client that slept a long
+        // back-off would find the new leader late.
+        let backoff = Backoff::new(Duration::from_millis(25), Duration::from_millis(250));
         let mut attempt = 0;
         loop {
             let channel = AuthChannel::new(self.channel()?, self.bearer.clone());

@@ -106,7 +106,11 @@ impl RaftService for RaftApi {
         let ask: TimeoutNow = decode(req)?;
         speaks_for(&caller, Some(ask.leader))?;
         let m = self.node.raft.metrics().borrow().clone();
-        if m.current_leader != Some(ask.leader) || m.current_term != ask.term {
+        // A repeated request finds this node without a leader (its first election
+        // failed); one that finds another leader is too late.
+        if m.current_leader.is_some_and(|l| l != ask.leader)
+            || ask.term < m.current_term.saturating_sub(1)
+        {
             return Err(Status::failed_precondition(format!(
                 "node {} asked for a hand-off in term {}, but this node follows {:?} in term {}",
                 ask.leader, ask.term, m.current_leader, m.current_term

@@ -113,6 +113,12 @@ pub struct Election {
     /// Leader only: when a quorum last acknowledged this node, derived from openraft's
     /// `millis_since_quorum_ack` at the moment it was read.
     last_quorum_ack: Mutex<Option<Instant>>,
+    /// Set when this node starts handing leadership off: it proposes nothing more, so its
+    /// log stops growing and the successor can catch up and win.
+    stepping_down: std::sync::atomic::AtomicBool,
+    /// Leader only: when this node was first seen leading (by the timer, every quarter
+    /// timeout at least).
+    led_since: Mutex<Option<Instant>>,
 }
 
 impl Election {
@@ -121,7 +127,28 @@ impl Election {
             timeout,
             last_leader: Mutex::new(Instant::now()),
             last_quorum_ack: Mutex::new(None),
+            stepping_down: Default::default(),
+            led_since: Mutex::new(None),
         }
+    }
+
+    /// How long this leader still refuses votes: openraft's vote lease runs one election
+    /// timeout from the moment a node starts to lead (plus the timer's quarter timeout of
+    /// uncertainty). A hand-off waits this out, so that its successor wins in one election.
+    pub fn lease_left(&self) -> Duration {
+        lock(&self.led_since).map_or(Duration::ZERO, |t| {
+            (t + self.timeout + self.timeout / 4).saturating_duration_since(Instant::now())
+        })
+    }
+
+    /// From now on this node proposes nothing (see [`super::handoff`]).
+    pub fn step_down(&self) {
+        self.stepping_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn stepping_down(&self) -> bool {
+        self.stepping_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A leader's append or snapshot was accepted here.
@@ -142,6 +169,15 @@ impl Election {
     /// Records the leader's quorum acknowledgement from openraft's metrics.
     fn observe(&self, raft: &Raft) {
         let m = raft.metrics().borrow().clone();
+        let leading = m.state == ServerState::Leader;
+        {
+            let mut since = lock(&self.led_since);
+            match (leading, *since) {
+                (true, None) => *since = Some(Instant::now()),
+                (false, Some(_)) => *since = None,
+                _ => {}
+            }
+        }
         let ack = match m.state {
             ServerState::Leader => {
                 // Leading counts as hearing from a leader.

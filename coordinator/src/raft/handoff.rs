@@ -63,21 +63,54 @@ pub async fn hand_off(
             "hand-off to a successor still behind: {e}"
         );
     }
-    let term = raft.metrics().borrow().current_term;
+    // The successor's first election can fail: a leader of less than an election timeout
+    // still holds its vote lease and refuses. It steps down on the successor's higher term,
+    // and asked again the successor wins, so the request is repeated a few times.
+    let deadline = tokio::time::Instant::now() + within / 2;
+    let mut last_error = String::new();
+    while tokio::time::Instant::now() < deadline {
+        let term = raft.metrics().borrow().current_term;
+        match ask_to_elect(network, &addr, me, term, within / 4).await {
+            Ok(()) => {}
+            Err(e) => last_error = format!("node {target} did not take over: {e}"),
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let led = raft
+            .wait(Some(ATTEMPT.min(left)))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != me),
+                "another node leads",
+            )
+            .await;
+        match led {
+            Ok(_) => return Ok(target),
+            Err(e) if last_error.is_empty() => {
+                last_error = format!("node {target} was asked to take over, but: {e}")
+            }
+            Err(_) => {}
+        }
+    }
+    Err(last_error)
+}
+
+/// How long one request to elect gets before it is repeated.
+const ATTEMPT: Duration = Duration::from_millis(300);
+
+/// Sends `TimeoutNow` to the successor at `addr`.
+async fn ask_to_elect(
+    network: &Network,
+    addr: &str,
+    me: NodeId,
+    term: u64,
+    timeout: Duration,
+) -> Result<(), String> {
     let json = serde_json::to_vec(&TimeoutNow { leader: me, term }).map_err(|e| e.to_string())?;
     let mut request = tonic::Request::new(RaftMessage { json });
-    request.set_timeout(within / 2);
+    request.set_timeout(timeout);
     network
-        .client(&addr)?
+        .client(addr)?
         .timeout_now(request)
         .await
-        .map_err(|s| format!("node {target} did not take over: {}", s.message()))?;
-    raft.wait(Some(within / 2))
-        .metrics(
-            |m| m.current_leader.is_some_and(|l| l != me),
-            "another node leads",
-        )
-        .await
-        .map_err(|e| format!("node {target} was asked to take over, but: {e}"))?;
-    Ok(target)
+        .map(|_| ())
+        .map_err(|s| s.message().to_string())
 }
