@@ -65,6 +65,9 @@ impl RaftService for RaftApi {
         let vote: openraft::raft::VoteRequest<u64> = decode(req)?;
         speaks_for(&caller, vote.vote.leader_id().voted_for())?;
         let r = self.node.raft.vote(vote).await;
+        if matches!(&r, Ok(resp) if resp.vote_granted) {
+            self.node.election.granted();
+        }
         encode(&r)
     }
 

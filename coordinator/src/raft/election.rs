@@ -116,6 +116,10 @@ pub struct Election {
     /// Set when this node starts handing leadership off: it proposes nothing more, so its
     /// log stops growing and the successor can catch up and win.
     stepping_down: std::sync::atomic::AtomicBool,
+    /// When this node last granted a vote or a pre-vote: its own election timer starts over
+    /// then, as in Raft, so that two voters that both lost their leader do not stand at the
+    /// same time and split the vote.
+    last_granted: Mutex<Instant>,
     /// Leader only: when this node was first seen leading (by the timer, every quarter
     /// timeout at least).
     led_since: Mutex<Option<Instant>>,
@@ -129,7 +133,18 @@ impl Election {
             last_quorum_ack: Mutex::new(None),
             stepping_down: Default::default(),
             led_since: Mutex::new(None),
+            last_granted: Mutex::new(Instant::now()),
         }
+    }
+
+    /// This node granted a vote or a pre-vote.
+    pub fn granted(&self) {
+        *lock(&self.last_granted) = Instant::now();
+    }
+
+    /// When the election timer last started over: a leader heard, a vote granted.
+    fn timer_start(&self) -> Instant {
+        self.last_leader().max(*lock(&self.last_granted))
     }
 
     /// How long this leader still refuses votes: openraft's vote lease runs one election
@@ -203,7 +218,11 @@ impl Election {
             last_log_id: last_log_id(raft),
             timeout: self.timeout,
         };
-        answer(req, &view)
+        let reply = answer(req, &view);
+        if reply.granted {
+            self.granted();
+        }
+        reply
     }
 }
 
@@ -234,14 +253,14 @@ pub async fn run(
     let mut last_attempt = Instant::now();
     let mut wait = jittered(election.timeout);
     loop {
-        let since = election.last_leader().max(last_attempt);
+        let since = election.timer_start().max(last_attempt);
         let due = since + wait;
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep_until(due.min(Instant::now() + election.timeout / 4)) => {}
         }
         election.observe(&raft);
-        if Instant::now() < election.last_leader().max(last_attempt) + wait {
+        if Instant::now() < election.timer_start().max(last_attempt) + wait {
             continue;
         }
         last_attempt = Instant::now();
