@@ -68,15 +68,7 @@ async fn tokens_are_issued_checked_and_revoked() {
     let token = ok["access_token"].as_str().unwrap().to_string();
     let data = format!("{}/oauth/v1/all", api.url());
     assert_eq!(http.get(&data).send().await.unwrap().status(), 401);
-    assert_eq!(
-        http.get(&data)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_with(&http, &data, &token).await, 200);
     assert_eq!(
         http.get(format!("{}/v1/all", api.url()))
             .send()
@@ -95,15 +87,7 @@ async fn tokens_are_issued_checked_and_revoked() {
         .await
         .unwrap();
     assert_eq!(revoked["revoked"], 2);
-    assert_eq!(
-        http.get(&data)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(status_with(&http, &data, &token).await, 401);
 
     let log: Vec<_> = api
         .state()
@@ -117,4 +101,15 @@ async fn tokens_are_issued_checked_and_revoked() {
         "{log:?}"
     );
     api.stop().await;
+}
+
+/// The status of a GET of `url` with `token` as its bearer token.
+async fn status_with(http: &reqwest::Client, url: &str, token: &str) -> u16 {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }

@@ -43,6 +43,20 @@ fn oauth_source(url: &str, token_url: &str, secret: &str) -> HttpSource {
 }
 
 /// (token requests, data requests, data requests answered 401) in the mock's log.
+/// A fetcher of the mock's OAuth-protected page-number endpoint, with its token endpoint.
+fn paged_fetcher(api: &MockApiHandle) -> Fetcher {
+    Fetcher::new(
+        client(),
+        &oauth_source(
+            &format!("{}/oauth/v1/page_number", api.url()),
+            &format!("{}/oauth/token", api.url()),
+            SECRET,
+        ),
+        &no_vars(),
+    )
+    .unwrap()
+}
+
 fn counts(api: &MockApiHandle) -> (usize, usize, usize) {
     let log = api.state().requests();
     let tokens = log.iter().filter(|r| r.path == "/oauth/token").count();
@@ -57,16 +71,7 @@ fn counts(api: &MockApiHandle) -> (usize, usize, usize) {
 #[tokio::test]
 async fn a_token_is_reused_then_refreshed_before_it_expires() {
     let api = mock(Duration::from_secs(1)).await;
-    let f = Fetcher::new(
-        client(),
-        &oauth_source(
-            &format!("{}/oauth/v1/page_number", api.url()),
-            &format!("{}/oauth/token", api.url()),
-            SECRET,
-        ),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = paged_fetcher(&api);
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(page.records.len(), 10);
     f.fetch(&page.next, 1, 10).await.unwrap();
@@ -86,16 +91,7 @@ async fn a_token_is_reused_then_refreshed_before_it_expires() {
 #[tokio::test]
 async fn a_401_renews_the_token_once_and_repeats_the_request() {
     let api = mock(Duration::from_secs(3600)).await;
-    let f = Fetcher::new(
-        client(),
-        &oauth_source(
-            &format!("{}/oauth/v1/page_number", api.url()),
-            &format!("{}/oauth/token", api.url()),
-            SECRET,
-        ),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = paged_fetcher(&api);
     f.fetch(&Position::Start, 0, 0).await.unwrap();
     // The server forgets every token (a key rotation): the cached one is refused.
     api.state().tokens().lock().unwrap().revoke_all();
