@@ -130,7 +130,8 @@ enum FuzzTarget {
 
 #[derive(Subcommand)]
 enum BenchCmd {
-    /// End-to-end records/s from submit to a succeeded run into a throwaway PostgreSQL.
+    /// End-to-end records/s from submit to a succeeded run into a throwaway sink; with
+    /// PostgreSQL also the rate of PostgreSQL's own COPY of the same rows, and the ratio.
     Load {
         #[arg(long, default_value_t = 100_000)]
         records: u64,
@@ -144,6 +145,12 @@ enum BenchCmd {
         /// Repeat the measurement.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// Where the records go (each a throwaway server or file).
+        #[arg(long, value_enum, default_value_t = apitap_chaos::bench::load::SinkKind::Postgres)]
+        sink: apitap_chaos::bench::load::SinkKind,
+        /// Added to every upstream request (a slow API), e.g. 50ms.
+        #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+        latency: std::time::Duration,
     },
     /// SIGKILL the leader of 3 coordinators under a submit loop, again and again: time to
     /// a new leader and to the first acknowledged submit; no acknowledged submit lost.
@@ -237,6 +244,8 @@ async fn main() -> anyhow::Result<()> {
                     workers,
                     shards,
                     repeat,
+                    sink,
+                    latency,
                 },
         } => {
             for _ in 0..repeat {
@@ -245,6 +254,8 @@ async fn main() -> anyhow::Result<()> {
                     page_size,
                     workers,
                     shards,
+                    sink,
+                    latency,
                 })
                 .await?;
                 println!("{figures}");
