@@ -22,6 +22,8 @@ pub struct LoadBench {
     pub records: u64,
     pub page_size: u64,
     pub workers: usize,
+    /// Shards each worker runs at once.
+    pub slots: u32,
     pub shards: u32,
     pub sink: SinkKind,
     /// Added to every upstream request.
@@ -142,6 +144,7 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
     let cluster = TestCluster::builder()
         .coordinators(1)
         .workers(b.workers)
+        .slots(b.slots)
         .records(b.records)
         .start()
         .await?;
@@ -175,6 +178,7 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
         "columns": 8,
         "page_size": b.page_size,
         "workers": b.workers,
+        "slots": b.slots,
         "shards": b.shards.max(1),
         "sink": format!("{:?}", b.sink).to_lowercase(),
         "latency_ms": b.latency.as_millis() as u64,

@@ -139,6 +139,9 @@ enum BenchCmd {
         page_size: u64,
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Shards each worker runs at once.
+        #[arg(long, default_value_t = 4)]
+        slots: u32,
         /// Split the id range into this many shards.
         #[arg(long, default_value_t = 1)]
         shards: u32,
@@ -242,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
                     records,
                     page_size,
                     workers,
+                    slots,
                     shards,
                     repeat,
                     sink,
@@ -253,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
                     records,
                     page_size,
                     workers,
+                    slots,
                     shards,
                     sink,
                     latency,
