@@ -119,8 +119,26 @@ pub struct Config {
 impl Config {
     /// Checks the settings that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
+        use crate::limits::{MAX_RAFT_TIMING, MAX_SHUTDOWN_TIMEOUT};
+        for (flag, value, max) in [
+            ("--raft-heartbeat", self.raft_heartbeat, MAX_RAFT_TIMING),
+            ("--election-timeout", self.election_timeout, MAX_RAFT_TIMING),
+            (
+                "--shutdown-timeout",
+                self.shutdown_timeout,
+                MAX_SHUTDOWN_TIMEOUT,
+            ),
+        ] {
+            anyhow::ensure!(
+                value <= max,
+                "{flag} ({}) is over its limit of {}; give a shorter duration",
+                humantime::format_duration(value),
+                humantime::format_duration(max)
+            );
+        }
         anyhow::ensure!(
-            !self.raft_heartbeat.is_zero() && self.election_timeout >= self.raft_heartbeat * 2,
+            !self.raft_heartbeat.is_zero()
+                && self.election_timeout >= self.raft_heartbeat.saturating_mul(2),
             "--election-timeout ({}) must be at least twice --raft-heartbeat ({}), which must \
              not be zero: a follower would give up on a leader between two heartbeats",
             humantime::format_duration(self.election_timeout),
@@ -167,5 +185,42 @@ impl Config {
     /// The TLS material, read from the files (none without the flags).
     pub fn tls(&self) -> anyhow::Result<Option<apitap_proto::tls::Tls>> {
         self.tls.load().map_err(anyhow::Error::msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    fn validate(args: &[&str]) -> Result<(), String> {
+        let mut argv = vec!["apitap-coordinator"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .validate()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn raft_timing_and_the_shutdown_bound_are_checked() {
+        assert_eq!(validate(&[]), Ok(()));
+        let e = validate(&["--election-timeout", "2h"]).unwrap_err();
+        assert!(
+            e.contains("--election-timeout (2h) is over its limit of 1m"),
+            "{e}"
+        );
+        let e = validate(&["--raft-heartbeat", "400000000y"]).unwrap_err();
+        assert!(e.contains("--raft-heartbeat"), "{e}");
+        let e = validate(&["--shutdown-timeout", "1day"]).unwrap_err();
+        assert!(
+            e.contains("--shutdown-timeout (1day) is over its limit of 10m"),
+            "{e}"
+        );
+        let e = validate(&["--raft-heartbeat", "300ms"]).unwrap_err();
+        assert!(e.contains("at least twice --raft-heartbeat"), "{e}");
+        let e = validate(&["--raft-heartbeat", "0s"]).unwrap_err();
+        assert!(e.contains("must not be zero"), "{e}");
     }
 }

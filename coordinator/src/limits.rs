@@ -16,3 +16,10 @@ pub const SERVER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Calls one connection may have in flight at once.
 pub const CONCURRENT_CALLS_PER_CONNECTION: usize = 256;
+
+/// Longest `--raft-heartbeat` and `--election-timeout`: beyond this a cluster would wait
+/// minutes to notice a dead leader, and the timers' arithmetic stays far from overflow.
+pub const MAX_RAFT_TIMING: Duration = Duration::from_secs(60);
+
+/// Longest `--shutdown-timeout`.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(600);

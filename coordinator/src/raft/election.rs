@@ -183,7 +183,8 @@ impl Election {
 
     /// Records the leader's quorum acknowledgement from openraft's metrics.
     fn observe(&self, raft: &Raft) {
-        let m = raft.metrics().borrow().clone();
+        let metrics = raft.metrics();
+        let m = metrics.borrow();
         let leading = m.state == ServerState::Leader;
         {
             let mut since = lock(&self.led_since);
@@ -198,7 +199,7 @@ impl Election {
                 // Leading counts as hearing from a leader.
                 self.heard_from_leader();
                 m.millis_since_quorum_ack
-                    .map(|ms| Instant::now() - Duration::from_millis(ms))
+                    .and_then(|ms| Instant::now().checked_sub(Duration::from_millis(ms)))
             }
             _ => None,
         };
@@ -208,15 +209,19 @@ impl Election {
     /// This node's answer to `req`.
     pub fn answer(&self, raft: &Raft, req: &PreVote) -> PreVoteReply {
         self.observe(raft);
-        let m = raft.metrics().borrow().clone();
         let now = Instant::now();
-        let view = View {
-            is_leader: m.state == ServerState::Leader,
-            since_leader: now.saturating_duration_since(self.last_leader()),
-            since_quorum_ack: lock(&self.last_quorum_ack).map(|t| now.saturating_duration_since(t)),
-            term: m.current_term,
-            last_log_id: last_log_id(raft),
-            timeout: self.timeout,
+        let view = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            View {
+                is_leader: m.state == ServerState::Leader,
+                since_leader: now.saturating_duration_since(self.last_leader()),
+                since_quorum_ack: lock(&self.last_quorum_ack)
+                    .map(|t| now.saturating_duration_since(t)),
+                term: m.current_term,
+                last_log_id: last_log_id(raft),
+                timeout: self.timeout,
+            }
         };
         let reply = answer(req, &view);
         if reply.granted {
