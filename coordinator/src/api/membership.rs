@@ -113,9 +113,14 @@ pub async fn add(node: &Arc<Node>, id: u64, addr: &str, learner_only: bool) -> R
 }
 
 /// Waits until the leader has replicated its whole log, as it is now, to learner `id`.
+/// If this node stops leading meanwhile (an election after a pause or a partition), it
+/// answers "not the leader" at once: apitapctl then asks the new leader, which finds the
+/// learner and finishes the add, instead of waiting here for a replication that stopped.
 async fn wait_caught_up(node: &Arc<Node>, id: u64, addr: &str) -> Result<()> {
     let target = node.raft.metrics().borrow().last_log_index.unwrap_or(0);
-    node.raft
+    let me = node.id;
+    let waited = node
+        .raft
         .wait(Some(CATCH_UP_WAIT))
         .metrics(
             |m| {
@@ -123,19 +128,19 @@ async fn wait_caught_up(node: &Arc<Node>, id: u64, addr: &str) -> Result<()> {
                     .replication
                     .as_ref()
                     .and_then(|r| r.get(&id).cloned().flatten());
-                matched.is_some_and(|l| l.index >= target)
+                m.current_leader != Some(me) || matched.is_some_and(|l| l.index >= target)
             },
-            "the new learner catches up",
+            "the new learner catches up, or this node stops leading",
         )
-        .await
-        .map(|_| ())
-        .map_err(|_| {
-            Error::MembershipConflict(format!(
-                "node {id} is a learner now, but it has not caught up with the leader within \
-                 {CATCH_UP_WAIT:?}: is it running, and can the leader reach it at {addr}? It \
-                 stays a learner; run `apitapctl cluster add {id} {addr}` again once it is up"
-            ))
-        })
+        .await;
+    leader_only(node)?;
+    waited.map(|_| ()).map_err(|_| {
+        Error::MembershipConflict(format!(
+            "node {id} is a learner now, but it has not caught up with the leader within \
+             {CATCH_UP_WAIT:?}: is it running, and can the leader reach it at {addr}? It \
+             stays a learner; run `apitapctl cluster add {id} {addr}` again once it is up"
+        ))
+    })
 }
 
 /// Removes node `id` from the cluster (a voter or a learner).
