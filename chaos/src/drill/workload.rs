@@ -3,6 +3,7 @@
 //! loaded twice shows up as two rows.
 
 use super::scenario::Workload;
+use crate::testbed::pipeline_doc;
 
 /// One pipeline of the workload and the records it must load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,38 +48,21 @@ pub fn pipelines(w: &Workload) -> Vec<DrillPipeline> {
 /// The pipeline document of `p`; `${MOCK_API_URL}` and `${WAREHOUSE_URL}` are substituted
 /// by apitapctl. Generous retries: the drill's faults are meant to be survived.
 pub fn pipeline_yaml(p: &DrillPipeline, page_size: u64, index: usize) -> String {
-    let (path, pagination) = match index % 3 {
-        0 => ("limit_offset", format!("{{ kind: limit_offset, size: {page_size} }}")),
-        1 => (
-            "cursor",
-            format!("{{ kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: {page_size} }}"),
-        ),
-        _ => ("page_number", format!("{{ kind: page_number, size: {page_size} }}")),
+    let paging = match index % 3 {
+        0 => pipeline_doc::limit_offset(page_size),
+        1 => pipeline_doc::cursor(page_size),
+        _ => pipeline_doc::page_number(page_size),
     };
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata:
-  name: {name}
-spec:
-  shards: {{ param: ids, range: {{ start: {first}, end: {last}, count: {shards} }} }}
-  source:
-    http:
-      url: "${{MOCK_API_URL}}/v1/{path}?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {pagination}
-      retry: {{ max_attempts: 10, initial_backoff: 100ms, max_backoff: 2s }}
-      timeout: 20s
-  sink:
-    postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table}, mode: append }}
-  policy: {{ max_attempts: 20 }}
-"#,
-        name = p.name,
-        first = p.first_id,
-        last = p.last_id,
-        shards = p.shards,
-        table = p.table,
-    )
+    pipeline_doc::Sharded {
+        name: &p.name,
+        ids: p.first_id..=p.last_id,
+        shards: p.shards,
+        paging: &paging,
+        sink: &pipeline_doc::postgres(&p.table),
+        http_extra: "      retry: { max_attempts: 10, initial_backoff: 100ms, max_backoff: 2s }\n      timeout: 20s\n",
+        spec_extra: "  policy: { max_attempts: 20 }\n",
+    }
+    .yaml()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - [`certs`]: a throwaway CA and certificates for a TLS cluster.
 //! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
 //! - [`out_dir`]: output folders of drills and `up`: emptied first, foreign ones refused.
+//! - [`pipeline_doc`]: pipeline documents over the mock API's id ranges.
 //! - [`grpc`]: one node's own status, and submits through the leader.
 //! - [`wait`]: waiting on conditions with deadlines.
 
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod grpc;
 pub mod mariadb;
 pub mod out_dir;
+pub mod pipeline_doc;
 pub mod postgres;
 pub mod process;
 pub mod wait;
