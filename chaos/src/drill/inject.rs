@@ -459,6 +459,16 @@ impl<'a> Injector<'a> {
         }
     }
 
+    /// SIGKILLs coordinator `i` and schedules its restart after `restart_after`.
+    fn kill_coordinator(&mut self, i: usize, restart_after: Duration) {
+        if let Some(p) = self.cluster.coordinator_proc(i) {
+            p.kill();
+        }
+        self.cluster.coordinators[i].proc = None;
+        self.coord_down.insert(i);
+        self.schedule(self.elapsed() + restart_after, Event::RestartCoordinator(i));
+    }
+
     async fn inject(&mut self, f: &PlannedFault) -> anyhow::Result<()> {
         let e = &f.entry;
         let kind = e.kind;
@@ -472,15 +482,7 @@ impl<'a> Injector<'a> {
                     leader: id,
                     kind,
                 });
-                if let Some(p) = self.cluster.coordinator_proc(i) {
-                    p.kill();
-                }
-                self.cluster.coordinators[i].proc = None;
-                self.coord_down.insert(i);
-                self.schedule(
-                    self.elapsed() + e.restart_after(),
-                    Event::RestartCoordinator(i),
-                );
+                self.kill_coordinator(i, e.restart_after());
                 self.log(
                     name,
                     format!("SIGKILL coordinator-{id} (leader of term {term})"),
@@ -490,15 +492,7 @@ impl<'a> Injector<'a> {
                 let (leader, _, _) = self.leader().await?;
                 let i = self.pick_coordinator(e.target, Some(leader))?;
                 let id = self.cluster.coordinators[i].id;
-                if let Some(p) = self.cluster.coordinator_proc(i) {
-                    p.kill();
-                }
-                self.cluster.coordinators[i].proc = None;
-                self.coord_down.insert(i);
-                self.schedule(
-                    self.elapsed() + e.restart_after(),
-                    Event::RestartCoordinator(i),
-                );
+                self.kill_coordinator(i, e.restart_after());
                 self.log(name, format!("SIGKILL coordinator-{id} (a follower)"));
             }
             FaultKind::RestartCoordinator => {

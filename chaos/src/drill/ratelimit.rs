@@ -331,10 +331,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         violations,
         out: out.display().to_string(),
     };
-    std::fs::write(
-        out.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
+    report.save(&out)?;
     drop(cluster);
     drop(pg);
     Ok(report)

@@ -99,6 +99,12 @@ fn ms_line(v: &Value) -> String {
 }
 
 impl Report {
+    /// Writes the report as `report.json` into the drill's output folder `out`.
+    pub fn save(&self, out: &std::path::Path) -> anyhow::Result<()> {
+        std::fs::write(out.join("report.json"), serde_json::to_string_pretty(self)?)?;
+        Ok(())
+    }
+
     /// The summary printed without `--json`.
     pub fn human(&self) -> String {
         let mut s = String::new();
