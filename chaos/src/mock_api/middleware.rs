@@ -21,7 +21,7 @@ use actix_web::{
 };
 use serde_json::json;
 
-use super::{faults::Fault, params::Params, state::MockState};
+use super::{faults::Fault, params::Params, request_log::RequestLogEntry, state::MockState};
 
 /// Middleware function for the `/v1` scope (see the module doc).
 pub async fn v1_middleware(
@@ -89,7 +89,14 @@ fn log(
     fault: Option<Fault>,
 ) {
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let seq = state.record_request(at_ms, path.clone(), query.clone(), status, latency_ms);
+    let seq = state.record_request(RequestLogEntry {
+        seq: 0,
+        at_ms,
+        path: path.clone(),
+        query: query.clone(),
+        status,
+        latency_ms,
+    });
     tracing::info!(seq, %path, %query, status, latency_ms, ?fault, "mock api request");
 }
 

@@ -36,28 +36,15 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// Records a request and returns its sequence number.
-    pub fn record(
-        &mut self,
-        at_ms: u64,
-        path: String,
-        query: String,
-        status: u16,
-        latency_ms: u64,
-    ) -> u64 {
+    /// Records a request (its `seq` is set here) and returns its sequence number.
+    pub fn record(&mut self, mut entry: RequestLogEntry) -> u64 {
         self.total += 1;
-        *self.by_status.entry(status).or_default() += 1;
+        *self.by_status.entry(entry.status).or_default() += 1;
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.pop_front();
         }
-        self.entries.push_back(RequestLogEntry {
-            seq: self.total,
-            at_ms,
-            path,
-            query,
-            status,
-            latency_ms,
-        });
+        entry.seq = self.total;
+        self.entries.push_back(entry);
         self.total
     }
 

@@ -91,16 +91,9 @@ impl MockState {
         lock(&self.faults).take_next()
     }
 
-    /// Records a served `/v1` request; returns its sequence number.
-    pub fn record_request(
-        &self,
-        at_ms: u64,
-        path: String,
-        query: String,
-        status: u16,
-        latency_ms: u64,
-    ) -> u64 {
-        lock(&self.log).record(at_ms, path, query, status, latency_ms)
+    /// Records a served `/v1` request (`seq` is set here); returns its sequence number.
+    pub fn record_request(&self, entry: RequestLogEntry) -> u64 {
+        lock(&self.log).record(entry)
     }
 
     /// The retained request log, oldest first.
