@@ -49,7 +49,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::control::{control, get_run, ms, r1, submit, Control, PROFILE};
 use crate::stats::{percentile, summary};
-use crate::testbed::{wait, TempPostgres, TestCluster};
+use crate::testbed::{pipeline_doc, wait, TempPostgres, TestCluster};
 
 /// How often a worker renews its budget for a key (`RENEW_EVERY` in
 /// worker/src/rate_budget.rs).
@@ -329,28 +329,22 @@ pub(crate) fn pipeline(
     mock: &str,
     pg: &str,
 ) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: {name} }}
-spec:
-  rate_limit: {{ key: {key}, requests_per_second: {limit}, burst: {burst} }}
-  shards: {{ param: ids, range: {{ start: {start}, end: {end}, count: {shards} }} }}
-  source:
-    http:
-      url: "{mock}/v1/limit_offset?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
-      records: $.data
-      pagination: {{ kind: limit_offset, size: {page} }}
-  sink:
-    postgres: {{ url: "{pg}", table: {table} }}
-"#,
-        key = b.key,
-        limit = b.limit,
-        burst = b.burst,
-        shards = b.shards,
-        page = b.page_size,
-        table = name.replace('-', "_"),
-    )
+    let rate_limit = format!(
+        "  rate_limit: {{ key: {}, requests_per_second: {}, burst: {} }}\n",
+        b.key, b.limit, b.burst
+    );
+    pipeline_doc::Sharded {
+        name,
+        ids: start..=end,
+        shards: b.shards,
+        paging: &pipeline_doc::limit_offset(b.page_size),
+        sink: &pipeline_doc::postgres(&name.replace('-', "_")),
+        http_extra: "",
+        spec_extra: &rate_limit,
+    }
+    .yaml()
+    .replace("${MOCK_API_URL}", mock)
+    .replace("${WAREHOUSE_URL}", pg)
 }
 
 async fn real(b: &RateLimitBench) -> anyhow::Result<Value> {
