@@ -36,6 +36,11 @@ pub(super) fn no_vars() -> BTreeMap<String, String> {
     BTreeMap::new()
 }
 
+/// A fetcher of the HTTP source `v` (JSON of the spec's `source.http`), without variables.
+pub(super) fn fetcher(v: Value) -> Result<Fetcher, FetchError> {
+    Fetcher::new(client(), &source(v), &no_vars())
+}
+
 pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
@@ -738,24 +743,15 @@ fn stored_urls_keep_static_query_and_api_key_exactly_once() {
 
 #[test]
 fn config_errors_are_user_errors_without_secrets() {
-    let err = Fetcher::new(
-        client(),
-        &source(json!({"url": "https://x/{{ nope }}"})),
-        &no_vars(),
-    )
-    .unwrap_err();
+    let err = fetcher(json!({"url": "https://x/{{ nope }}"})).unwrap_err();
     assert_eq!(err.class(), ErrorClass::User);
     assert!(err.to_string().contains("nope"), "{err}");
 
     // An unclosed template quotes the text; the secret in it is scrubbed.
-    let err = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": "https://x/y",
-            "headers": {"X-Api-Token": "t0ps3cret {{ open"},
-        })),
-        &no_vars(),
-    )
+    let err = fetcher(json!({
+        "url": "https://x/y",
+        "headers": {"X-Api-Token": "t0ps3cret {{ open"},
+    }))
     .unwrap_err();
     assert!(!err.to_string().contains("t0ps3cret"), "{err}");
 
@@ -766,7 +762,7 @@ fn config_errors_are_user_errors_without_secrets() {
         json!({"url": "https://x", "headers": {"bad header": "v"}}),
         json!({"url": "https://x", "pagination": {"kind": "cursor"}}),
     ] {
-        let err = Fetcher::new(client(), &source(bad.clone()), &no_vars()).unwrap_err();
+        let err = fetcher(bad.clone()).unwrap_err();
         assert!(matches!(err, FetchError::Config { .. }), "{bad}: {err}");
     }
 }
@@ -910,7 +906,7 @@ fn fetch_future_is_send_and_fetcher_is_sync() {
     fn assert_send<T: Send>(_: &T) {}
     fn assert_sync<T: Send + Sync>() {}
     assert_sync::<Fetcher>();
-    let f = Fetcher::new(client(), &source(json!({"url": "http://x/"})), &no_vars()).unwrap();
+    let f = fetcher(json!({"url": "http://x/"})).unwrap();
     let fut = f.fetch(&Position::Start, 0, 0);
     assert_send(&fut);
 }
@@ -931,13 +927,9 @@ async fn retries_5xx_until_success() {
     .await;
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": server.url("/items"), "retry": fast_retry(5)})),
-        &no_vars(),
-    )
-    .unwrap()
-    .on_retry(move |e| seen.lock().unwrap().push(e.clone()));
+    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(5)}))
+        .unwrap()
+        .on_retry(move |e| seen.lock().unwrap().push(e.clone()));
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(page.attempts, 3);
     assert_eq!(page.status, 200);
@@ -966,13 +958,9 @@ async fn honours_retry_after_on_429() {
     .await;
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": server.url("/items"), "retry": fast_retry(3)})),
-        &no_vars(),
-    )
-    .unwrap()
-    .on_retry(move |e| seen.lock().unwrap().push(e.clone()));
+    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(3)}))
+        .unwrap()
+        .on_retry(move |e| seen.lock().unwrap().push(e.clone()));
     let started = Instant::now();
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     let elapsed = started.elapsed();
@@ -991,15 +979,11 @@ async fn client_errors_fail_at_once_without_secrets() {
     let server =
         Server::start(|_, _| Reply::text(401, r#"{"error": "invalid api key sup3r-s3cret-key"}"#))
             .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "auth": {"api_key": {"name": "api_key", "value": "sup3r-s3cret-key", "in": "query"}},
-            "retry": fast_retry(5),
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "auth": {"api_key": {"name": "api_key", "value": "sup3r-s3cret-key", "in": "query"}},
+        "retry": fast_retry(5),
+    }))
     .unwrap();
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert_eq!(server.requests().len(), 1);
@@ -1015,12 +999,7 @@ async fn client_errors_fail_at_once_without_secrets() {
 #[tokio::test]
 async fn gives_up_after_max_attempts() {
     let server = Server::start(|_, _| Reply::text(503, "busy")).await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": server.url("/items"), "retry": fast_retry(2)})),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(2)})).unwrap();
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert_eq!(server.requests().len(), 2);
     assert_eq!(err.class(), ErrorClass::Transient);
@@ -1038,23 +1017,13 @@ async fn retries_truncated_and_invalid_bodies() {
         _ => Reply::json(200, json!([{"id": 1}])),
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": server.url("/items"), "retry": fast_retry(5)})),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(5)})).unwrap();
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(page.attempts, 3);
     assert_eq!(ids(&page.records), vec![1]);
 
     let bad = Server::start(|_, _| Reply::text(200, "<html>maintenance</html>")).await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": bad.url("/items"), "retry": fast_retry(2)})),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = fetcher(json!({"url": bad.url("/items"), "retry": fast_retry(2)})).unwrap();
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert!(matches!(err, FetchError::InvalidJson { .. }), "{err}");
     assert_eq!(err.class(), ErrorClass::Transient);
@@ -1072,15 +1041,11 @@ async fn retries_timeouts() {
         }
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "timeout": "300ms",
-            "retry": fast_retry(3),
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "timeout": "300ms",
+        "retry": fast_retry(3),
+    }))
     .unwrap();
     let started = Instant::now();
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
@@ -1090,12 +1055,8 @@ async fn retries_timeouts() {
     // A server that never answers in time: the last attempt's timeout is the error.
     let slow =
         Server::start(|_, _| Reply::json(200, json!([])).delay(Duration::from_secs(3))).await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": slow.url("/x"), "timeout": "200ms", "retry": fast_retry(1)})),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = fetcher(json!({"url": slow.url("/x"), "timeout": "200ms", "retry": fast_retry(1)}))
+        .unwrap();
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert!(
         matches!(err, FetchError::Transport { timeout: true, .. }),
@@ -1111,15 +1072,11 @@ async fn connection_refused_is_transient_and_hides_the_query() {
     let reserved = tokio::net::TcpSocket::new_v4().unwrap();
     reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = reserved.local_addr().unwrap();
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": format!("http://{addr}/items"),
-            "auth": {"api_key": {"name": "k", "value": "very-secret-value", "in": "query"}},
-            "retry": fast_retry(2),
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": format!("http://{addr}/items"),
+        "auth": {"api_key": {"name": "k", "value": "very-secret-value", "in": "query"}},
+        "retry": fast_retry(2),
+    }))
     .unwrap();
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert!(matches!(err, FetchError::Transport { .. }), "{err:?}");
@@ -1164,15 +1121,11 @@ async fn sends_auth_headers_and_rendered_templates() {
     assert_eq!(req.header("accept").as_deref(), Some("application/json"));
 
     // Basic auth.
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "auth": {"basic": {"username": "user", "password": "pass"}},
-            "records": "$.items",
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "auth": {"basic": {"username": "user", "password": "pass"}},
+        "records": "$.items",
+    }))
     .unwrap();
     f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(
@@ -1181,15 +1134,11 @@ async fn sends_auth_headers_and_rendered_templates() {
     );
 
     // API key in a header.
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "auth": {"api_key": {"name": "X-Api-Key", "value": "k-1"}},
-            "records": "$.items",
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "auth": {"api_key": {"name": "X-Api-Key", "value": "k-1"}},
+        "records": "$.items",
+    }))
     .unwrap();
     f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(
@@ -1207,12 +1156,8 @@ async fn records_errors_and_no_content() {
     })
     .await;
     let fetcher = |path: &str| {
-        Fetcher::new(
-            client(),
-            &source(json!({"url": server.url(path), "records": "$.items", "retry": fast_retry(3)})),
-            &no_vars(),
-        )
-        .unwrap()
+        fetcher(json!({"url": server.url(path), "records": "$.items", "retry": fast_retry(3)}))
+            .unwrap()
     };
     let err = fetcher("/object")
         .fetch(&Position::Start, 0, 0)
@@ -1240,13 +1185,9 @@ async fn records_errors_and_no_content() {
 async fn body_size_limit() {
     let server =
         Server::start(|_, _| Reply::json(200, json!([{"id": 1, "pad": "x".repeat(500)}]))).await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": server.url("/items"), "retry": fast_retry(3)})),
-        &no_vars(),
-    )
-    .unwrap()
-    .with_max_body_bytes(100);
+    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(3)}))
+        .unwrap()
+        .with_max_body_bytes(100);
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert!(matches!(err, FetchError::BodyTooLarge { .. }), "{err}");
     assert_eq!(server.requests().len(), 1);
@@ -1264,16 +1205,12 @@ async fn permit_is_awaited_before_every_request() {
     .await;
     let permits = Arc::new(Mutex::new(0u32));
     let count = permits.clone();
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": server.url("/items"), "retry": fast_retry(3)})),
-        &no_vars(),
-    )
-    .unwrap()
-    .with_permit(move || {
-        *count.lock().unwrap() += 1;
-        async {}
-    });
+    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(3)}))
+        .unwrap()
+        .with_permit(move || {
+            *count.lock().unwrap() += 1;
+            async {}
+        });
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(page.attempts, 2);
     assert_eq!(*permits.lock().unwrap(), 2);
@@ -1286,12 +1223,7 @@ async fn permit_is_awaited_before_every_request() {
 #[tokio::test]
 async fn walks_none() {
     let server = Server::start(|_, _| Reply::json(200, json!([{"id": 1}, {"id": 2}]))).await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": server.url("/all")})),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = fetcher(json!({"url": server.url("/all")})).unwrap();
     assert_eq!(walk(&f).await, (vec![1, 2], 1));
     assert_eq!(server.requests().len(), 1);
 }
@@ -1303,15 +1235,11 @@ async fn walks_limit_offset() {
         Reply::json(200, json!({"data": records}))
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
+    let f = fetcher(json!({
             "url": server.url("/items"),
             "records": "$.data",
             "pagination": {"kind": "limit_offset", "size": 3, "limit_param": "take", "offset_param": "skip"},
-        })),
-        &no_vars(),
-    )
+        }))
     .unwrap();
     // Three pages with records, then the empty page that stops it.
     assert_eq!(walk(&f).await, ((1..=7).collect(), 4));
@@ -1331,15 +1259,11 @@ async fn walks_page_number_with_total() {
         Reply::json(200, json!({"total": 7, "items": slice(page * size, size)}))
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "records": "$.items",
-            "pagination": {"kind": "page_number", "size": 3, "start_page": 0, "total_path": "$.total"},
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "records": "$.items",
+        "pagination": {"kind": "page_number", "size": 3, "start_page": 0, "total_path": "$.total"},
+    }))
     .unwrap();
     assert_eq!(walk(&f).await, ((1..=7).collect(), 3));
     let pages: Vec<u64> = server
@@ -1357,14 +1281,10 @@ async fn walks_page_number_with_max_pages() {
         Reply::json(200, json!(slice((page - 1) * 2, 2)))
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "pagination": {"kind": "page_number", "size": 2, "max_pages": 3},
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "pagination": {"kind": "page_number", "size": 2, "max_pages": 3},
+    }))
     .unwrap();
     assert_eq!(walk(&f).await, ((1..=6).collect(), 3));
 }
@@ -1385,16 +1305,12 @@ async fn walks_cursor() {
         )
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "records": "$.results",
-            "pagination": {"kind": "cursor", "size": 3, "cursor_param": "after",
-                           "cursor_path": "$.meta.next", "has_more_path": "$.meta.has_more"},
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "records": "$.results",
+        "pagination": {"kind": "cursor", "size": 3, "cursor_param": "after",
+                       "cursor_path": "$.meta.next", "has_more_path": "$.meta.has_more"},
+    }))
     .unwrap();
     assert_eq!(walk(&f).await, ((1..=7).collect(), 3));
     let cursors: Vec<Option<String>> = server.requests().iter().map(|r| r.param("after")).collect();
@@ -1413,17 +1329,13 @@ async fn walks_next_url_with_api_key_once() {
         )
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/v1/items"),
-            "query": {"fields": "id"},
-            "auth": {"api_key": {"name": "key", "value": "abc-secret", "in": "query"}},
-            "records": "$.items",
-            "pagination": {"kind": "next_url", "next_url_path": "$.next"},
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/v1/items"),
+        "query": {"fields": "id"},
+        "auth": {"api_key": {"name": "key", "value": "abc-secret", "in": "query"}},
+        "records": "$.items",
+        "pagination": {"kind": "next_url", "next_url_path": "$.next"},
+    }))
     .unwrap();
 
     // The stored next position has no secret.
@@ -1458,14 +1370,10 @@ async fn walks_link_header() {
         Reply::json(200, json!(slice((page - 1) * 3, 3))).header("Link", &links.join(", "))
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/repos/x/issues"),
-            "pagination": {"kind": "link_header"},
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/repos/x/issues"),
+        "pagination": {"kind": "link_header"},
+    }))
     .unwrap();
     assert_eq!(walk(&f).await, ((1..=7).collect(), 3));
     let pages: Vec<Option<u64>> = server.requests().iter().map(|r| r.num("page")).collect();
@@ -1481,15 +1389,11 @@ async fn next_url_pointing_at_itself_is_an_error() {
         )
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "records": "$.items",
-            "pagination": {"kind": "next_url", "next_url_path": "$.next"},
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "records": "$.items",
+        "pagination": {"kind": "next_url", "next_url_path": "$.next"},
+    }))
     .unwrap();
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert!(matches!(err, FetchError::Pagination { .. }), "{err}");
@@ -1540,15 +1444,11 @@ async fn retries_are_logged_without_secrets() {
         }
     })
     .await;
-    let f = Fetcher::new(
-        client(),
-        &source(json!({
-            "url": server.url("/items"),
-            "auth": {"api_key": {"name": "key", "value": "lo9-s3cret", "in": "query"}},
-            "retry": fast_retry(3),
-        })),
-        &no_vars(),
-    )
+    let f = fetcher(json!({
+        "url": server.url("/items"),
+        "auth": {"api_key": {"name": "key", "value": "lo9-s3cret", "in": "query"}},
+        "retry": fast_retry(3),
+    }))
     .unwrap();
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(page.attempts, 2);

@@ -4,7 +4,7 @@
 use apitap_common::checkpoint::Position;
 use serde_json::json;
 
-use super::tests::{client, fast_retry, no_vars, source, Reply, Server};
+use super::tests::{fast_retry, fetcher, no_vars, source, Reply, Server};
 use super::*;
 use url::Url;
 
@@ -25,14 +25,8 @@ async fn body_cap_comes_from_the_spec_and_counts_bodies_without_a_length() {
     })
     .await;
     let fetcher = |path: &str, max: u64| {
-        Fetcher::new(
-            client(),
-            &source(
-                json!({"url": server.url(path), "retry": fast_retry(3), "max_body_bytes": max}),
-            ),
-            &no_vars(),
-        )
-        .unwrap()
+        fetcher(json!({"url": server.url(path), "retry": fast_retry(3), "max_body_bytes": max}))
+            .unwrap()
     };
     for path in ["/length", "/stream"] {
         let err = fetcher(path, len - 1)
@@ -63,12 +57,7 @@ async fn body_cap_comes_from_the_spec_and_counts_bodies_without_a_length() {
 
 #[test]
 fn default_body_cap_is_tens_of_mib() {
-    let f = Fetcher::new(
-        client(),
-        &source(json!({"url": "http://127.0.0.1:9/x"})),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = fetcher(json!({"url": "http://127.0.0.1:9/x"})).unwrap();
     assert_eq!(f.max_body_bytes, 32 * 1024 * 1024);
 }
 
