@@ -72,6 +72,13 @@ pub struct Histogram {
     sum: AtomicU64,
 }
 
+/// Latency buckets ([`LATENCY_BUCKETS`]), what most histograms of the project measure.
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::latency()
+    }
+}
+
 impl Histogram {
     /// `bounds` must be sorted ascending.
     #[allow(
@@ -88,7 +95,7 @@ impl Histogram {
         }
     }
 
-    /// A histogram with [`LATENCY_BUCKETS`].
+    /// A histogram with [`LATENCY_BUCKETS`] (also its [`Default`]).
     pub fn latency() -> Self {
         Self::new(LATENCY_BUCKETS)
     }

@@ -17,13 +17,14 @@ use crate::error::Result;
 use crate::state::command::{Command, CommandResult};
 
 /// What a coordinator counts; one per node, created with the node.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Metrics {
     /// Leases granted by `GrantLeases` commands this node proposed and Raft applied.
     pub leases_granted: Counter,
     /// `ExpireLease` commands this node proposed and Raft applied.
     pub leases_expired: Counter,
-    /// Time from proposing a `GrantLeases` batch to its result (commit and apply).
+    /// Time from proposing a `GrantLeases` batch to its result (commit and apply); latency
+    /// buckets.
     pub lease_grant_seconds: Histogram,
     /// Times this node saw a new (leader, term).
     pub leader_changes: Counter,
@@ -32,23 +33,7 @@ pub struct Metrics {
     pub quota_deferred_shards: Counter,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
-        Self {
-            leases_granted: Counter::default(),
-            leases_expired: Counter::default(),
-            lease_grant_seconds: Histogram::latency(),
-            leader_changes: Counter::default(),
-            quota_deferred_shards: Counter::default(),
-        }
-    }
-
     /// Counts the outcome of a proposal the scheduler made.
     pub fn observe_proposal(
         &self,

@@ -264,7 +264,7 @@ async fn start_node(
         liveness: Mutex::new(Liveness::default()),
         budgets: Mutex::default(),
         backoffs: tokio::sync::broadcast::channel(256).0,
-        metrics: Arc::new(crate::metrics::Metrics::new()),
+        metrics: Arc::new(crate::metrics::Metrics::default()),
         secrets,
         election: Arc::new(Election::new(config.election_timeout)),
         network,
