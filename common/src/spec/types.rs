@@ -634,58 +634,51 @@ pub struct Sink {
     pub mysql: Option<MysqlSink>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresSink {
-    pub url: String,
-    pub table: String,
-    #[serde(default)]
-    pub mode: LoadMode,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub primary_key: Vec<String>,
-    /// Most columns the table may have; [`crate::limits::DEFAULT_MAX_TABLE_COLUMNS`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_columns: Option<usize>,
-    /// Most columns one batch may add; [`crate::limits::DEFAULT_MAX_NEW_COLUMNS`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_new_columns: Option<usize>,
+/// A SQL sink's struct: the fields given, then the table and how it is loaded, which every
+/// SQL sink shares (one definition, so a new table option reaches every SQL sink).
+macro_rules! sql_sink {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            pub table: String,
+            #[serde(default)]
+            pub mode: LoadMode,
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub primary_key: Vec<String>,
+            /// Most columns the table may have; [`crate::limits::DEFAULT_MAX_TABLE_COLUMNS`].
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub max_columns: Option<usize>,
+            /// Most columns one batch may add; [`crate::limits::DEFAULT_MAX_NEW_COLUMNS`].
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub max_new_columns: Option<usize>,
+        }
+    };
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqliteSink {
-    #[serde(default = "default_sqlite_path")]
-    pub path: String,
-    pub table: String,
-    #[serde(default)]
-    pub mode: LoadMode,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub primary_key: Vec<String>,
-    /// Most columns the table may have; [`crate::limits::DEFAULT_MAX_TABLE_COLUMNS`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_columns: Option<usize>,
-    /// Most columns one batch may add; [`crate::limits::DEFAULT_MAX_NEW_COLUMNS`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_new_columns: Option<usize>,
+sql_sink! {
+    /// PostgreSQL (`postgres://user:password@host:5432/database`).
+    PostgresSink {
+        pub url: String,
+    }
 }
 
-/// MySQL or MariaDB (`mysql://user:password@host:3306/database`; the table's schema, if
-/// any, is another database on the same server).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlSink {
-    pub url: String,
-    pub table: String,
-    #[serde(default)]
-    pub mode: LoadMode,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub primary_key: Vec<String>,
-    /// Most columns the table may have; [`crate::limits::DEFAULT_MAX_TABLE_COLUMNS`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_columns: Option<usize>,
-    /// Most columns one batch may add; [`crate::limits::DEFAULT_MAX_NEW_COLUMNS`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_new_columns: Option<usize>,
+sql_sink! {
+    /// A SQLite file on the worker's disk.
+    SqliteSink {
+        #[serde(default = "default_sqlite_path")]
+        pub path: String,
+    }
+}
+
+sql_sink! {
+    /// MySQL or MariaDB (`mysql://user:password@host:3306/database`; the table's schema, if
+    /// any, is another database on the same server).
+    MysqlSink {
+        pub url: String,
+    }
 }
 
 fn default_sqlite_path() -> String {
