@@ -317,58 +317,43 @@ fn pagination(pg: &Pagination, out: &mut Vec<Problem>) {
         }
     };
     use PaginationKind::*;
-    // `next_url` and `link_header` send no size, but one tells what a full page is.
-    let sized = matches!(
-        pg.kind,
-        LimitOffset | PageNumber | Cursor | NextUrl | LinkHeader
-    );
-    not_for("size", pg.size.is_some() && !sized);
-    not_for(
-        "limit_param",
-        pg.limit_param.is_some() && pg.kind != LimitOffset,
-    );
-    not_for(
-        "offset_param",
-        pg.offset_param.is_some() && pg.kind != LimitOffset,
-    );
-    not_for(
-        "page_param",
-        pg.page_param.is_some() && pg.kind != PageNumber,
-    );
-    not_for(
-        "start_page",
-        pg.start_page.is_some() && pg.kind != PageNumber,
-    );
-    not_for(
-        "size_param",
-        pg.size_param.is_some() && !matches!(pg.kind, PageNumber | Cursor),
-    );
-    not_for(
-        "cursor_param",
-        pg.cursor_param.is_some() && pg.kind != Cursor,
-    );
-    not_for("cursor_path", pg.cursor_path.is_some() && pg.kind != Cursor);
-    not_for(
-        "cursor_field",
-        pg.cursor_field.is_some() && pg.kind != Cursor,
-    );
-    not_for(
-        "stop_on",
-        pg.stop_on != StopOn::Auto && !matches!(pg.kind, Cursor | NextUrl | LinkHeader),
-    );
-    not_for(
-        "has_more_path",
-        pg.has_more_path.is_some() && pg.kind != Cursor,
-    );
-    not_for(
-        "next_url_path",
-        pg.next_url_path.is_some() && pg.kind != NextUrl,
-    );
-    not_for(
-        "total_path",
-        pg.total_path.is_some() && !matches!(pg.kind, LimitOffset | PageNumber),
-    );
-    not_for("max_pages", pg.max_pages.is_some() && pg.kind == None);
+    // Each key and the kinds it applies to. `next_url` and `link_header` send no size, but
+    // one tells what a full page is.
+    let applies: [(&str, bool, &[PaginationKind]); 14] = [
+        (
+            "size",
+            pg.size.is_some(),
+            &[LimitOffset, PageNumber, Cursor, NextUrl, LinkHeader],
+        ),
+        ("limit_param", pg.limit_param.is_some(), &[LimitOffset]),
+        ("offset_param", pg.offset_param.is_some(), &[LimitOffset]),
+        ("page_param", pg.page_param.is_some(), &[PageNumber]),
+        ("start_page", pg.start_page.is_some(), &[PageNumber]),
+        ("size_param", pg.size_param.is_some(), &[PageNumber, Cursor]),
+        ("cursor_param", pg.cursor_param.is_some(), &[Cursor]),
+        ("cursor_path", pg.cursor_path.is_some(), &[Cursor]),
+        ("cursor_field", pg.cursor_field.is_some(), &[Cursor]),
+        (
+            "stop_on",
+            pg.stop_on != StopOn::Auto,
+            &[Cursor, NextUrl, LinkHeader],
+        ),
+        ("has_more_path", pg.has_more_path.is_some(), &[Cursor]),
+        ("next_url_path", pg.next_url_path.is_some(), &[NextUrl]),
+        (
+            "total_path",
+            pg.total_path.is_some(),
+            &[LimitOffset, PageNumber],
+        ),
+        (
+            "max_pages",
+            pg.max_pages.is_some(),
+            &[LimitOffset, PageNumber, Cursor, NextUrl, LinkHeader],
+        ),
+    ];
+    for (key, set, kinds) in applies {
+        not_for(key, set && !kinds.contains(&pg.kind));
+    }
     if pg.size == Some(0) {
         out.push(Problem::new(
             format!("{PAG}.size"),
