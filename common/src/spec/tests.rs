@@ -123,26 +123,28 @@ fn yaml_errors_keep_the_useful_position() {
         "{e}"
     );
 
-    let e = first_error(&GOOD.replace("kind: Pipeline\n", "kind: Pipeline\nkind: Pipeline\n"));
-    assert!(
-        e.starts_with("f.yaml:4:1: the key `kind` appears twice"),
-        "{e}"
-    );
-
-    let e = first_error(&format!("{GOOD}---\n{GOOD}"));
-    assert!(
-        e.starts_with("f.yaml:21:1: the file holds more than one YAML document"),
-        "{e}"
-    );
-
-    let e = first_error(&GOOD.replace("  name: users\n", "\tname: users\n"));
-    assert!(
-        e.starts_with("f.yaml:5:1: not valid YAML: the line is indented with a tab"),
-        "{e}"
-    );
-
-    let e = first_error("# nothing here\n\n# still nothing\n");
-    assert!(e.starts_with("f.yaml: the file holds only comments"), "{e}");
+    let cases = [
+        (
+            GOOD.replace("kind: Pipeline\n", "kind: Pipeline\nkind: Pipeline\n"),
+            "f.yaml:4:1: the key `kind` appears twice",
+        ),
+        (
+            format!("{GOOD}---\n{GOOD}"),
+            "f.yaml:21:1: the file holds more than one YAML document",
+        ),
+        (
+            GOOD.replace("  name: users\n", "\tname: users\n"),
+            "f.yaml:5:1: not valid YAML: the line is indented with a tab",
+        ),
+        (
+            "# nothing here\n\n# still nothing\n".to_string(),
+            "f.yaml: the file holds only comments",
+        ),
+    ];
+    for (doc, expected) in cases {
+        let e = first_error(&doc);
+        assert!(e.starts_with(expected), "{e}");
+    }
 }
 
 #[test]
