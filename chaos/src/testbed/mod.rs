@@ -5,6 +5,7 @@
 //! - [`process`]: a child process with its log file, killed on drop.
 //! - [`postgres`]: a throwaway PostgreSQL server (`TempPostgres`).
 //! - [`mariadb`]: a throwaway MariaDB server (`TempMariadb`).
+//! - [`moto`]: a throwaway S3-compatible server (`TempS3`).
 //! - [`certs`]: a throwaway CA and certificates for a TLS cluster.
 //! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
 //! - [`out_dir`]: output folders of drills and `up`: emptied first, foreign ones refused.
@@ -17,6 +18,7 @@ pub mod certs;
 pub mod cluster;
 pub mod grpc;
 pub mod mariadb;
+pub mod moto;
 pub mod out_dir;
 pub mod pipeline_doc;
 pub mod postgres;
@@ -25,6 +27,7 @@ pub mod wait;
 
 pub use cluster::{ClusterBuilder, TestCluster};
 pub use mariadb::TempMariadb;
+pub use moto::TempS3;
 pub use postgres::TempPostgres;
 
 /// A port that was free a moment ago, chosen below Linux's ephemeral range (32768+): the

@@ -8,6 +8,7 @@
 mod bounds;
 mod connector_rules;
 pub mod duration;
+mod files;
 mod guard;
 mod header_values;
 mod message;
@@ -29,6 +30,7 @@ mod proptests;
 mod tests;
 
 pub use connector_rules::MAX_SCOPES;
+pub use files::{FileFormat, FilesSink, S3Options, MAX_FILES_TABLE_CHARS};
 pub use message::MAX_MESSAGE_CHARS;
 pub use parse::{check_document_size, load, load_with, SpecError, SpecErrors};
 pub use types::*;

@@ -632,6 +632,9 @@ pub struct Sink {
     pub sqlite: Option<SqliteSink>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mysql: Option<MysqlSink>,
+    /// Part files in a folder or an S3-compatible bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<super::files::FilesSink>,
 }
 
 /// A SQL sink's struct: the fields given, then the table and how it is loaded, which every

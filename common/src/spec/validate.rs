@@ -650,17 +650,22 @@ impl Visitor for Tables {
 
 fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
     let s = &p.spec.sink;
-    let count = [s.postgres.is_some(), s.sqlite.is_some(), s.mysql.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
+    let count = [
+        s.postgres.is_some(),
+        s.sqlite.is_some(),
+        s.mysql.is_some(),
+        s.files.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if count != 1 {
         out.push(
             Problem::new(
                 "spec.sink",
                 format!("{count} sinks are set; exactly one is needed"),
             )
-            .hint("use `postgres: {url, table}`, `mysql: {url, table}` or `sqlite: {path, table}`"),
+            .hint("use `postgres: {url, table}`, `mysql: {url, table}`, `sqlite: {path, table}` or `files: {url, table}`"),
         );
     }
     fn table_rules(out: &mut Vec<Problem>, path: &str, table: &str, mode: LoadMode, pk: &[String]) {
@@ -721,6 +726,9 @@ fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
                     .hint("mysql://user:password@host:3306/database, usually from a secret: url: \"${WAREHOUSE_URL}\""),
             );
         }
+    }
+    if let Some(files) = &s.files {
+        super::files::rules(files, out);
     }
     if let Some(sq) = &s.sqlite {
         table_rules(out, "spec.sink.sqlite", &sq.table, sq.mode, &sq.primary_key);

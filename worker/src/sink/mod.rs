@@ -16,7 +16,8 @@
 //! A replayed page (crash after fetch, before commit) is fetched again from the last
 //! committed position, so each record is committed exactly once.
 //!
-//! Modules: [`sql`] is the exactly-once core of the SQL sinks (claim, fenced commit, dead
+//! Modules: [`files`] writes part files made visible by a per-shard manifest log (exactly
+//! once without transactions); [`sql`] is the exactly-once core of the SQL sinks (claim, fenced commit, dead
 //! letters, schema evolution), written once over a dialect; [`postgres`] (COPY-based bulk
 //! load), [`mysql`] (MySQL and MariaDB) and [`sqlite`] (the embedded default) are its
 //! dialects. Each dialect has the same
@@ -24,6 +25,7 @@
 //! statements), `ddl.rs` (column types, catalog look-ups), `load.rs` (how rows get in) and
 //! `tests.rs` (the shared suite of `sql/suite.rs` run against it, then its own cases).
 
+pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod sql;
@@ -37,6 +39,7 @@ use arrow::record_batch::RecordBatch;
 
 use self::sql::Lease;
 
+pub use files::FilesSink;
 pub use mysql::MysqlSink;
 pub use postgres::PostgresSink;
 pub use sqlite::SqliteSink;
@@ -140,24 +143,27 @@ pub enum AnySink {
     Postgres(PostgresSink),
     Sqlite(SqliteSink),
     Mysql(MysqlSink),
+    Files(FilesSink),
 }
 
-/// `$call` on the [`SqlSink`](sql::SqlSink) inside `$any`, whichever database it is for
-/// (a macro: each variant's sink is of another type).
-macro_rules! on_sql_sink {
-    ($any:expr, $sink:ident => $call:expr) => {
+/// `$sql` on the [`SqlSink`](sql::SqlSink) inside `$any`, whichever database it is for (a
+/// macro: each variant's sink is of another type), or `$files` on the files sink.
+macro_rules! on_sink {
+    ($any:expr, $sink:ident => $sql:expr, $f:ident => $files:expr) => {
         match $any {
-            AnySink::Postgres($sink) => $call,
-            AnySink::Sqlite($sink) => $call,
-            AnySink::Mysql($sink) => $call,
+            AnySink::Postgres($sink) => $sql,
+            AnySink::Sqlite($sink) => $sql,
+            AnySink::Mysql($sink) => $sql,
+            AnySink::Files($f) => $files,
         }
     };
 }
 
 impl Sink for AnySink {
     async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
-        let lease = Lease::new(shard, fence)?;
-        on_sql_sink!(self, s => s.claim(&lease).await)
+        on_sink!(self,
+            s => s.claim(&Lease::new(shard, fence)?).await,
+            f => f.claim(shard, fence).await)
     }
 
     async fn commit(
@@ -167,8 +173,9 @@ impl Sink for AnySink {
         batch: Option<&RecordBatch>,
         checkpoint: &Checkpoint,
     ) -> Result<(), SinkError> {
-        let lease = Lease::new(shard, fence)?;
-        on_sql_sink!(self, s => s.commit(&lease, batch, checkpoint).await)
+        on_sink!(self,
+            s => s.commit(&Lease::new(shard, fence)?, batch, checkpoint).await,
+            f => f.commit(shard, fence, batch, checkpoint).await)
     }
 
     async fn dead_letter(
@@ -179,8 +186,9 @@ impl Sink for AnySink {
         records: &[serde_json::Value],
         error: &str,
     ) -> Result<(), SinkError> {
-        let lease = Lease::new(shard, fence)?;
-        on_sql_sink!(self, s => s.dead_letter(&lease, page, records, error).await)
+        on_sink!(self,
+            s => s.dead_letter(&Lease::new(shard, fence)?, page, records, error).await,
+            f => f.dead_letter(shard, fence, page, records, error).await)
     }
 }
 
@@ -188,12 +196,14 @@ impl Sink for AnySink {
 /// already. Exactly one sink must be set (validation guarantees it; a hand-made spec
 /// gets a user error).
 pub async fn open(spec: &apitap_common::spec::Sink) -> Result<AnySink, SinkError> {
-    match (&spec.postgres, &spec.sqlite, &spec.mysql) {
-        (Some(pg), None, None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
-        (None, Some(sq), None) => Ok(AnySink::Sqlite(SqliteSink::open(sq).await?)),
-        (None, None, Some(my)) => Ok(AnySink::Mysql(MysqlSink::connect(my).await?)),
+    match (&spec.postgres, &spec.sqlite, &spec.mysql, &spec.files) {
+        (Some(pg), None, None, None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
+        (None, Some(sq), None, None) => Ok(AnySink::Sqlite(SqliteSink::open(sq).await?)),
+        (None, None, Some(my), None) => Ok(AnySink::Mysql(MysqlSink::connect(my).await?)),
+        (None, None, None, Some(files)) => Ok(AnySink::Files(FilesSink::open(files)?)),
         _ => Err(SinkError::User(
-            "exactly one of sink.postgres, sink.sqlite and sink.mysql must be set".into(),
+            "exactly one of sink.postgres, sink.sqlite, sink.mysql and sink.files must be set"
+                .into(),
         )),
     }
 }

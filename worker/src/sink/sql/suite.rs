@@ -125,7 +125,7 @@ pub(crate) async fn temporal_page() -> RecordBatch {
         .expect("the transform returns rows")
 }
 
-fn shard() -> ShardRef {
+pub(crate) fn shard() -> ShardRef {
     ShardRef {
         pipeline: "p".into(),
         run_id: 9,
@@ -138,7 +138,7 @@ pub(crate) fn batch(v: Value) -> RecordBatch {
         .expect("records convert to a batch")
 }
 
-fn at(offset: u64, pages: u64, records: u64) -> Checkpoint {
+pub(crate) fn at(offset: u64, pages: u64, records: u64) -> Checkpoint {
     Checkpoint {
         position: Position::Offset { offset },
         pages,
