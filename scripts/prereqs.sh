@@ -4,7 +4,9 @@
 #   - clang + libclang: RocksDB's Rust bindings are generated with bindgen at build time;
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres): tests start throwaway servers;
 #   - MariaDB server binaries (mariadb-install-db, mariadbd): the MySQL sink's tests start
-#     throwaway servers too.
+#     throwaway servers too;
+#   - moto_server (PyPI's moto[server], in a venv at /opt/apitap/moto): the files sink's
+#     tests start a throwaway S3-compatible server (needs python3 and python3-venv).
 #
 #   scripts/prereqs.sh           check, and install what is missing
 #   scripts/prereqs.sh --check   only report what is missing (exit 1 if anything is)
@@ -48,27 +50,59 @@ has_mariadbd() {
   any_exists "$root"/usr/sbin/mariadbd "$root"/usr/local/bin/mariadbd
 }
 
+# moto_server on PATH, or where install_moto puts it.
+has_moto() {
+  if [ -z "$root" ] && command -v moto_server >/dev/null 2>&1; then
+    return 0
+  fi
+  any_exists "$root"/opt/apitap/moto/bin/moto_server
+}
+has_venv() {
+  [ -z "$root" ] && command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' 2>/dev/null
+}
+
 missing=()
 has_libclang || missing+=(libclang-dev clang)
 has_initdb || missing+=(postgresql)
 has_mariadbd || missing+=(mariadb-server)
+need_moto=false
+if ! has_moto; then
+  need_moto=true
+  has_venv || missing+=(python3 python3-venv)
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain from https://rustup.rs" >&2
   exit 1
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+install_moto() {
+  if $check_only; then
+    echo "missing: moto_server (PyPI moto[server])" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install moto with: sudo python3 -m venv /opt/apitap/moto && sudo /opt/apitap/moto/bin/pip install 'moto[server]>=5,<6'" >&2
+    exit 1
+  fi
+  echo "installing moto[server] into /opt/apitap/moto" >&2
+  python3 -m venv /opt/apitap/moto
+  /opt/apitap/moto/bin/pip install -q 'moto[server]>=5,<6' >/dev/null
+}
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing system packages: ${missing[*]}" >&2
+  if $check_only; then
+    exit 1
+  fi
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing them with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+  else
+    echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
 fi
-echo "missing system packages: ${missing[*]}" >&2
-if $check_only; then
-  exit 1
-fi
-if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing them with apt-get" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
-else
-  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
-  exit 1
+if $need_moto; then
+  install_moto
 fi

@@ -61,6 +61,12 @@ impl FilesSink {
         }
     }
 
+    /// The parts the manifests name, with their rows: what a reader should read (paths
+    /// relative to the sink's URL).
+    pub async fn visible_parts(&self) -> Result<Vec<(String, u64)>, SinkError> {
+        log::visible_parts(self.store.as_ref(), &self.root).await
+    }
+
     fn log(&self, shard: &ShardRef) -> ShardLog<'_> {
         ShardLog::new(self.store.as_ref(), &self.root, shard)
     }

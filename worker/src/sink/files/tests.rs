@@ -11,7 +11,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use serde_json::json;
 
-use super::log::{visible_parts, Entry, ShardLog};
+use super::log::{Entry, ShardLog};
 use super::{encode, FilesSink};
 use crate::sink::sql::suite::{at, batch, shard};
 use crate::sink::SinkError;
@@ -34,9 +34,7 @@ fn page(first: u64, n: u64) -> arrow::record_batch::RecordBatch {
 
 /// The rows of every visible part, summed.
 async fn visible_rows(sink: &FilesSink) -> (usize, u64) {
-    let parts = visible_parts(sink.store.as_ref(), &sink.root)
-        .await
-        .unwrap();
+    let parts = sink.visible_parts().await.unwrap();
     (parts.len(), parts.iter().map(|(_, r)| r).sum())
 }
 
