@@ -290,6 +290,36 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         "spec.sink.postgres.url: not a PostgreSQL connection URL",
     ),
     (
+        "files_relative_folder.yaml",
+        Some(11),
+        "spec.sink.files.url: \"./exports/../../etc\" is neither an s3:// URL nor an absolute folder",
+    ),
+    (
+        "files_s3_keys_in_clear.yaml",
+        Some(14),
+        "spec.sink.files.s3.secret_access_key: must be a secret reference, not the key itself",
+    ),
+    (
+        "files_s3_http_endpoint.yaml",
+        Some(14),
+        "spec.sink.files.s3.endpoint: an http:// endpoint sends the keys in clear",
+    ),
+    (
+        "files_table_with_slash.yaml",
+        Some(11),
+        "spec.sink.files.table: invalid folder name \"users/2026\"",
+    ),
+    (
+        "files_s3_on_a_folder.yaml",
+        Some(11),
+        "spec.sink.files.s3: S3 settings with a URL that is not s3://",
+    ),
+    (
+        "files_unknown_format.yaml",
+        Some(11),
+        "spec.sink.files.format: unknown value `avro`",
+    ),
+    (
         "merge_without_primary_key.yaml",
         Some(11),
         "spec.sink.sqlite.primary_key: mode merge needs a primary_key",
