@@ -32,6 +32,12 @@ pub fn structured<T: Serialize>(format: Format, value: &T) -> bool {
     }
 }
 
+/// Prints one row per item (`row` makes its cells) under headers, with aligned columns.
+pub fn table_of<T>(headers: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) {
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    table(headers, &rows);
+}
+
 /// Prints rows under headers with aligned columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();

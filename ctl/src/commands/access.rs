@@ -9,13 +9,22 @@ use apitap_proto::v1::{
 
 use crate::cli::Format;
 use crate::client::Client;
-use crate::output::{self, table};
+use crate::output::{self, table_of};
 
 fn print_tokens(tokens: &[TokenInfo]) {
     let now = apitap_common::time::now_ms();
-    let rows: Vec<Vec<String>> = tokens
-        .iter()
-        .map(|t| {
+    table_of(
+        &[
+            "ID",
+            "NAME",
+            "ROLE",
+            "NAMESPACES",
+            "AGE",
+            "EXPIRES",
+            "CREATED BY",
+        ],
+        tokens,
+        |t| {
             vec![
                 t.id.clone(),
                 t.name.clone(),
@@ -29,19 +38,7 @@ fn print_tokens(tokens: &[TokenInfo]) {
                 },
                 t.created_by.clone(),
             ]
-        })
-        .collect();
-    table(
-        &[
-            "ID",
-            "NAME",
-            "ROLE",
-            "NAMESPACES",
-            "AGE",
-            "EXPIRES",
-            "CREATED BY",
-        ],
-        &rows,
+        },
     );
 }
 
@@ -101,9 +98,10 @@ pub async fn revoke(client: &mut Client, format: Format, id: String) -> anyhow::
 
 fn print_audit(entries: &[AuditEntry]) {
     let now = apitap_common::time::now_ms();
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
+    table_of(
+        &["SEQ", "WHEN", "WHO", "ACTION", "OBJECT", "OUTCOME"],
+        entries,
+        |e| {
             vec![
                 e.seq.to_string(),
                 format!("{} ago", output::age(now.saturating_sub(e.at_ms))),
@@ -112,11 +110,7 @@ fn print_audit(entries: &[AuditEntry]) {
                 e.object.clone(),
                 e.outcome.clone(),
             ]
-        })
-        .collect();
-    table(
-        &["SEQ", "WHEN", "WHO", "ACTION", "OBJECT", "OUTCOME"],
-        &rows,
+        },
     );
 }
 

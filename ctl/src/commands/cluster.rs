@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 
 use crate::cli::Format;
 use crate::client::Client;
-use crate::output::{self, table};
+use crate::output::{self, table_of};
 
 fn print_status(s: &ClusterStatusResponse, format: Format) {
     if output::structured(format, s) {
@@ -42,21 +42,7 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
         s.snapshot_index
     );
     outln!();
-    let rows: Vec<Vec<String>> = s
-        .members
-        .iter()
-        .map(|m| {
-            vec![
-                m.node_id.to_string(),
-                m.addr.clone(),
-                m.role.clone(),
-                if m.voter { "voter" } else { "learner" }.into(),
-                m.matched_index.to_string(),
-                if m.reachable { "yes" } else { "no" }.into(),
-            ]
-        })
-        .collect();
-    table(
+    table_of(
         &[
             "NODE",
             "ADDRESS",
@@ -65,16 +51,26 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
             "MATCHED",
             "REACHABLE",
         ],
-        &rows,
+        &s.members,
+        |m| {
+            vec![
+                m.node_id.to_string(),
+                m.addr.clone(),
+                m.role.clone(),
+                if m.voter { "voter" } else { "learner" }.into(),
+                m.matched_index.to_string(),
+                if m.reachable { "yes" } else { "no" }.into(),
+            ]
+        },
     );
     outln!();
     if s.workers.is_empty() {
         outln!("no workers registered");
     } else {
-        let rows: Vec<Vec<String>> = s
-            .workers
-            .iter()
-            .map(|w| {
+        table_of(
+            &["WORKER", "ADDRESS", "STATUS", "LEASES", "LAST HEARTBEAT"],
+            &s.workers,
+            |w| {
                 vec![
                     w.worker_id.clone(),
                     w.addr.clone(),
@@ -82,11 +78,7 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
                     format!("{}/{}", w.leases, w.slots),
                     format!("{}ms", w.last_heartbeat_ms_ago),
                 ]
-            })
-            .collect();
-        table(
-            &["WORKER", "ADDRESS", "STATUS", "LEASES", "LAST HEARTBEAT"],
-            &rows,
+            },
         );
     }
 }

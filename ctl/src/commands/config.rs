@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, ConfigWhat, Format};
 use crate::context::{self, ContextFile};
-use crate::output::{self, table};
+use crate::output::{self, table_of};
 
 /// The coordinators apitapctl talks to when nothing names any.
 pub const DEFAULT_COORDINATOR: &str = "127.0.0.1:7400";
@@ -136,10 +136,10 @@ pub fn run(settings: &Settings, what: &ConfigWhat, format: Format) -> anyhow::Re
             if output::structured(format, &file.contexts) {
                 return Ok(0);
             }
-            let rows: Vec<Vec<String>> = file
-                .contexts
-                .iter()
-                .map(|c| {
+            table_of(
+                &["CURRENT", "NAME", "COORDINATORS", "NAMESPACE"],
+                &file.contexts,
+                |c| {
                     let current = file.current_context.as_deref() == Some(c.name.as_str());
                     vec![
                         if current { "*" } else { "" }.to_string(),
@@ -147,9 +147,8 @@ pub fn run(settings: &Settings, what: &ConfigWhat, format: Format) -> anyhow::Re
                         c.coordinators.join(","),
                         c.namespace.clone().unwrap_or_default(),
                     ]
-                })
-                .collect();
-            table(&["CURRENT", "NAME", "COORDINATORS", "NAMESPACE"], &rows);
+                },
+            );
             Ok(0)
         }
         ConfigWhat::UseContext { name } => {

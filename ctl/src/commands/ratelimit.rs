@@ -6,7 +6,7 @@ use apitap_proto::v1::{
 
 use crate::cli::Format;
 use crate::client::Client;
-use crate::output::{self, table};
+use crate::output::{self, table_of};
 
 fn print(limits: &[RateLimitInfo]) {
     if limits.is_empty() {
@@ -14,9 +14,18 @@ fn print(limits: &[RateLimitInfo]) {
         return;
     }
     let now = apitap_common::time::now_ms();
-    let rows: Vec<Vec<String>> = limits
-        .iter()
-        .map(|l| {
+    table_of(
+        &[
+            "KEY",
+            "LIMIT RPS",
+            "BURST",
+            "GRANTED RPS",
+            "USED (1s)",
+            "WORKERS",
+            "BACK-OFF",
+        ],
+        limits,
+        |l| {
             vec![
                 l.key.clone(),
                 format!("{}", l.rps),
@@ -30,19 +39,7 @@ fn print(limits: &[RateLimitInfo]) {
                     "-".into()
                 },
             ]
-        })
-        .collect();
-    table(
-        &[
-            "KEY",
-            "LIMIT RPS",
-            "BURST",
-            "GRANTED RPS",
-            "USED (1s)",
-            "WORKERS",
-            "BACK-OFF",
-        ],
-        &rows,
+        },
     );
 }
 

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Scope;
 use crate::cli::Format;
 use crate::client::Client;
-use crate::output::{self, duration_between, table};
+use crate::output::{self, duration_between, table, table_of};
 
 fn totals(run: &RunInfo) -> (usize, u64, u64) {
     let done = run
@@ -133,10 +133,13 @@ fn print_run(run: &RunInfo) {
     if !run.error.is_empty() {
         outln!("Error:     {}", run.error);
     }
-    let rows: Vec<Vec<String>> = run
-        .shards
-        .iter()
-        .map(|s| {
+    outln!();
+    table_of(
+        &[
+            "SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "ERROR",
+        ],
+        &run.shards,
+        |s| {
             vec![
                 s.index.to_string(),
                 s.key.clone(),
@@ -152,14 +155,7 @@ fn print_run(run: &RunInfo) {
                 s.records.to_string(),
                 s.error.clone(),
             ]
-        })
-        .collect();
-    outln!();
-    table(
-        &[
-            "SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "ERROR",
-        ],
-        &rows,
+        },
     );
 }
 
