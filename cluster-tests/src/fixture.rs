@@ -44,6 +44,49 @@ pub fn wait_succeeded(cluster: &TestCluster, run: u64, timeout: Duration) -> any
     Ok(info)
 }
 
+/// Makes a zombie of the worker that holds shard 0 of `run` (once it loaded something): it
+/// is frozen (SIGSTOP) until the shard moved to another worker under a higher fence, then
+/// thawed (SIGCONT). Returns the zombie's name. Its workers should ignore revocations
+/// (`APITAP_FAULT_IGNORE_REVOCATIONS`), so that only the sink's fence stops it.
+pub fn make_zombie(cluster: &mut TestCluster, run: u64) -> anyhow::Result<String> {
+    let before = wait_for_progress(cluster, run)?;
+    let holder = before["shards"][0]["worker"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let old_fence = before["shards"][0]["fence"].as_u64().unwrap_or_default();
+    let idx = usize::from(holder != "worker-1");
+    cluster
+        .worker_proc(idx)
+        .ok_or_else(|| anyhow::anyhow!("{holder} is not running"))?
+        .signal(libc::SIGSTOP);
+    wait::until("the shard to move", Duration::from_secs(60), || {
+        let r = cluster.run_info(run).ok()?;
+        let s = &r["shards"][0];
+        (s["fence"].as_u64()? > old_fence && s["worker"] != holder.as_str()).then_some(())
+    })?;
+    cluster
+        .worker_proc(idx)
+        .ok_or_else(|| anyhow::anyhow!("{holder} is not running"))?
+        .signal(libc::SIGCONT);
+    Ok(holder)
+}
+
+/// Waits (up to 30 s) until `worker`'s log shows a commit the sink refused.
+pub fn wait_commit_rejected(cluster: &TestCluster, worker: &str) -> anyhow::Result<()> {
+    let log = cluster.log_path(worker);
+    wait::until(
+        &format!("{worker}'s rejected commit in its log"),
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&log)
+                .ok()?
+                .contains("commit rejected")
+                .then_some(())
+        },
+    )
+}
+
 /// SIGKILLs the coordinator that leads now (waiting up to 10 s for one).
 pub fn kill_leader(cluster: &mut TestCluster) -> anyhow::Result<()> {
     let leader = cluster.wait_for_leader(Duration::from_secs(10))?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use apitap_chaos::testbed::{pipeline_doc, wait, TestCluster};
+use apitap_chaos::testbed::{pipeline_doc, TestCluster};
 use apitap_cluster_tests::fixture;
 use apitap_common::spec::{FileFormat, FilesSink as FilesSpec};
 use apitap_worker::sink::FilesSink;
@@ -92,37 +92,8 @@ async fn a_frozen_zombie_cannot_make_its_parts_visible() -> anyhow::Result<()> {
     let dir = cluster.out_path("zombie-files");
     fixture::slow_source(&cluster, 150);
     let run = cluster.submit("zombie", &pipeline("zombie", &dir, 1))?;
-    let before = fixture::wait_for_progress(&cluster, run)?;
-    let holder = before["shards"][0]["worker"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let old_fence = before["shards"][0]["fence"].as_u64().unwrap_or_default();
-    let idx = usize::from(holder != "worker-1");
-    cluster
-        .worker_proc(idx)
-        .expect("running")
-        .signal(libc::SIGSTOP);
-    wait::until("the shard to move", Duration::from_secs(60), || {
-        let r = cluster.run_info(run).ok()?;
-        let s = &r["shards"][0];
-        (s["fence"].as_u64()? > old_fence && s["worker"] != holder.as_str()).then_some(())
-    })?;
-    cluster
-        .worker_proc(idx)
-        .expect("running")
-        .signal(libc::SIGCONT);
+    let zombie = fixture::make_zombie(&mut cluster, run)?;
     fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
-    let log = cluster.log_path(&holder);
-    wait::until(
-        "the zombie's rejected commit in its log",
-        Duration::from_secs(30),
-        || {
-            std::fs::read_to_string(&log)
-                .ok()?
-                .contains("commit rejected")
-                .then_some(())
-        },
-    )?;
+    fixture::wait_commit_rejected(&cluster, &zombie)?;
     assert_exact(&dir).await
 }

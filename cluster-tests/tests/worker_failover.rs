@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use apitap_chaos::testbed::{wait, TempPostgres, TestCluster};
+use apitap_chaos::testbed::{TempPostgres, TestCluster};
 use apitap_cluster_tests::fixture::{self, assert_terminates, slow_source, wait_for_progress};
 use apitap_cluster_tests::{expect, pipelines};
 use serde_json::Value;
@@ -80,37 +80,9 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
     );
     slow_source(&cluster, 150);
     let run = cluster.submit("zombie", &pipelines::sharded("zombie", RECORDS, 1))?;
-    let before = wait_for_progress(&cluster, run)?;
-    let holder = before["shards"][0]["worker"].as_str().unwrap().to_string();
-    let old_fence = before["shards"][0]["fence"].as_u64().unwrap();
-    let idx = if holder == "worker-1" { 0 } else { 1 };
-    cluster
-        .worker_proc(idx)
-        .expect("running")
-        .signal(libc::SIGSTOP);
-
-    wait::until("the shard to move", Duration::from_secs(60), || {
-        let r = cluster.run_info(run).ok()?;
-        let s = &r["shards"][0];
-        (s["fence"].as_u64()? > old_fence && s["worker"] != holder.as_str()).then_some(())
-    })?;
-    cluster
-        .worker_proc(idx)
-        .expect("running")
-        .signal(libc::SIGCONT);
-
+    let zombie = fixture::make_zombie(&mut cluster, run)?;
     fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
-    let log = cluster.log_path(&holder);
-    wait::until(
-        "the zombie's rejected commit in its log",
-        Duration::from_secs(30),
-        || {
-            std::fs::read_to_string(&log)
-                .ok()?
-                .contains("commit rejected")
-                .then_some(())
-        },
-    )?;
+    fixture::wait_commit_rejected(&cluster, &zombie)?;
     expect::exact_dataset_at(&pg.url(), "zombie", RECORDS).await
 }
 
