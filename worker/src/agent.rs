@@ -54,6 +54,8 @@ pub struct Agent {
     tokens: Arc<crate::fetch::TokenCache>,
     /// Memory and time each page's SQL may take.
     transform_limits: crate::transform::TransformLimits,
+    /// The folder local sinks must stay inside.
+    local_root: Arc<crate::sink::LocalRoot>,
     heartbeat: Duration,
     registered: bool,
     draining: bool,
@@ -92,6 +94,7 @@ impl Agent {
             egress: Arc::new(Egress::default()),
             tokens: Default::default(),
             transform_limits: Default::default(),
+            local_root: Default::default(),
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
@@ -121,6 +124,12 @@ impl Agent {
     /// Bounds every lease's transform by `limits`.
     pub fn with_transform_limits(mut self, limits: crate::transform::TransformLimits) -> Self {
         self.transform_limits = limits;
+        self
+    }
+
+    /// Keeps every lease's SQLite file and local files folder inside `root`.
+    pub fn with_local_root(mut self, root: crate::sink::LocalRoot) -> Self {
+        self.local_root = Arc::new(root);
         self
     }
 
@@ -332,6 +341,7 @@ impl Agent {
             egress: self.egress.clone(),
             tokens: self.tokens.clone(),
             transform_limits: self.transform_limits,
+            local_root: self.local_root.clone(),
         })
     }
 

@@ -68,6 +68,11 @@ pub struct Config {
     /// a pipeline should read.
     #[arg(long, env = "APITAP_EGRESS_DENY_LOOPBACK")]
     pub egress_deny_loopback: bool,
+    /// The folder every SQLite file and local files-sink folder must be inside; relative
+    /// paths in specs are resolved against it. Unset: anywhere this worker's user can write
+    /// (a pipeline's author then chooses where the worker writes).
+    #[arg(long, env = "APITAP_LOCAL_SINK_ROOT")]
+    pub local_sink_root: Option<std::path::PathBuf>,
     /// Mutual TLS to the coordinators (a client certificate from the cluster's CA).
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,

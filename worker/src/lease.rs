@@ -32,4 +32,6 @@ pub struct LeaseWork {
     pub tokens: Arc<crate::fetch::TokenCache>,
     /// Memory and time each page's SQL may take.
     pub transform_limits: crate::transform::TransformLimits,
+    /// The folder local sinks must stay inside (`--local-sink-root`).
+    pub local_root: Arc<crate::sink::LocalRoot>,
 }

@@ -26,6 +26,11 @@ fn main() -> anyhow::Result<()> {
     let code = system.block_on(async move {
         let id = config.worker_id();
         let tls = config.tls()?;
+        let local_root = apitap_worker::sink::LocalRoot::new(config.local_sink_root.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        if config.local_sink_root.is_none() {
+            tracing::warn!("no --local-sink-root: SQLite and local files sinks write wherever a pipeline's spec says");
+        }
         // Installed before the "started" line, so that an early SIGTERM drains too.
         let os_signal = apitap_common::shutdown::wait_for_os_signal();
         let metrics = Arc::new(Metrics::new());
@@ -47,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         .with_metrics(metrics.clone())
         .with_egress(Arc::new(config.egress()))?
         .with_transform_limits(config.transform_limits())
+        .with_local_root(local_root)
         .with_tls(tls)
         .start();
         println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string(), "failpoints": cfg!(feature = "failpoints")}));

@@ -119,7 +119,7 @@ impl<'a> Lease<'a> {
             run_id: work.run_id,
             shard: work.shard,
         };
-        let mut sink = sink::open(&work.pipeline.spec.sink)
+        let mut sink = sink::open(&work.pipeline.spec.sink, &work.local_root)
             .await
             .map_err(|e| sink_outcome(e, None))?;
         let cp = sink

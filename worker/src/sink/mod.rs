@@ -26,6 +26,7 @@
 //! `tests.rs` (the shared suite of `sql/suite.rs` run against it, then its own cases).
 
 pub mod files;
+pub mod local_root;
 pub mod mysql;
 pub mod postgres;
 pub mod sql;
@@ -40,6 +41,7 @@ use arrow::record_batch::RecordBatch;
 use self::sql::Lease;
 
 pub use files::FilesSink;
+pub use local_root::LocalRoot;
 pub use mysql::MysqlSink;
 pub use postgres::PostgresSink;
 pub use sqlite::SqliteSink;
@@ -192,15 +194,36 @@ impl Sink for AnySink {
     }
 }
 
-/// Connects to the sink `spec` names. The spec must have its `${ENV}` secrets substituted
-/// already. Exactly one sink must be set (validation guarantees it; a hand-made spec
-/// gets a user error).
-pub async fn open(spec: &apitap_common::spec::Sink) -> Result<AnySink, SinkError> {
+/// Connects to the sink `spec` names; a SQLite file or a local files folder must be under
+/// `root`. The spec must have its `${ENV}` secrets substituted already. Exactly one sink
+/// must be set (validation guarantees it; a hand-made spec gets a user error).
+pub async fn open(
+    spec: &apitap_common::spec::Sink,
+    root: &LocalRoot,
+) -> Result<AnySink, SinkError> {
     match (&spec.postgres, &spec.sqlite, &spec.mysql, &spec.files) {
         (Some(pg), None, None, None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
-        (None, Some(sq), None, None) => Ok(AnySink::Sqlite(SqliteSink::open(sq).await?)),
+        (None, Some(sq), None, None) => {
+            let path = root.resolve("sink.sqlite.path", &sq.path)?;
+            let sq = apitap_common::spec::SqliteSink {
+                path: path.display().to_string(),
+                ..sq.clone()
+            };
+            Ok(AnySink::Sqlite(SqliteSink::open(&sq).await?))
+        }
         (None, None, Some(my), None) => Ok(AnySink::Mysql(MysqlSink::connect(my).await?)),
-        (None, None, None, Some(files)) => Ok(AnySink::Files(FilesSink::open(files)?)),
+        (None, None, None, Some(files)) if files.url.starts_with("s3://") => {
+            Ok(AnySink::Files(FilesSink::open(files)?))
+        }
+        (None, None, None, Some(files)) => {
+            let local = files.url.strip_prefix("file://").unwrap_or(&files.url);
+            let folder = root.resolve("sink.files.url", local)?;
+            let files = apitap_common::spec::FilesSink {
+                url: folder.display().to_string(),
+                ..files.clone()
+            };
+            Ok(AnySink::Files(FilesSink::open(&files)?))
+        }
         _ => Err(SinkError::User(
             "exactly one of sink.postgres, sink.sqlite, sink.mysql and sink.files must be set"
                 .into(),
