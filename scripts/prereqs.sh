@@ -81,12 +81,12 @@ install_moto() {
     exit 1
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    echo "install moto with: sudo python3 -m venv /opt/apitap/moto && sudo /opt/apitap/moto/bin/pip install 'moto[server]>=5,<6'" >&2
+    echo "install moto with: sudo python3 -m venv /opt/apitap/moto && sudo /opt/apitap/moto/bin/pip install 'moto[server]>=5.0.16,<6'" >&2
     exit 1
   fi
   echo "installing moto[server] into /opt/apitap/moto" >&2
   python3 -m venv /opt/apitap/moto
-  /opt/apitap/moto/bin/pip install -q 'moto[server]>=5,<6' >/dev/null
+  /opt/apitap/moto/bin/pip install -q 'moto[server]>=5.0.16,<6' >/dev/null
 }
 
 if [ ${#missing[@]} -gt 0 ]; then

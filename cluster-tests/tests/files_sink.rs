@@ -9,6 +9,7 @@ use std::time::Duration;
 use apitap_chaos::testbed::{pipeline_doc, TestCluster};
 use apitap_cluster_tests::fixture;
 use apitap_common::spec::{FileFormat, FilesSink as FilesSpec};
+use apitap_worker::fetch::Egress;
 use apitap_worker::sink::FilesSink;
 
 const RECORDS: u64 = 1_200;
@@ -42,7 +43,10 @@ fn pipeline(name: &str, dir: &Path, shards: u32) -> String {
 /// Every id 1..=RECORDS in the visible parts exactly once, and the manifests' row counts
 /// agree with the part files.
 async fn assert_exact(dir: &Path) -> anyhow::Result<()> {
-    let parts = FilesSink::open(&spec(dir))?.visible_parts().await?;
+    let parts = FilesSink::open(&spec(dir), &Egress::default())
+        .await?
+        .visible_parts()
+        .await?;
     let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
     for (part, rows) in &parts {
         let text = std::fs::read_to_string(dir.join(part))?;

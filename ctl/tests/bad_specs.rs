@@ -310,6 +310,11 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         "spec.sink.files.table: invalid folder name \"users/2026\"",
     ),
     (
+        "files_s3_without_keys.yaml",
+        Some(11),
+        "spec.sink.files.s3: an s3:// URL needs the store's keys",
+    ),
+    (
         "files_s3_on_a_folder.yaml",
         Some(11),
         "spec.sink.files.s3: S3 settings with a URL that is not s3://",

@@ -119,7 +119,12 @@ impl<'a> Lease<'a> {
             run_id: work.run_id,
             shard: work.shard,
         };
-        let mut sink = sink::open(&work.pipeline.spec.sink, &work.local_root)
+        let reach = sink::Reach {
+            namespace: &work.pipeline.metadata.namespace,
+            local_root: &work.local_root,
+            egress: &work.egress,
+        };
+        let mut sink = sink::open(&work.pipeline.spec.sink, reach)
             .await
             .map_err(|e| sink_outcome(e, None))?;
         let cp = sink

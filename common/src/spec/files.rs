@@ -21,8 +21,8 @@ pub struct FilesSink {
     pub table: String,
     #[serde(default)]
     pub format: FileFormat,
-    /// S3 connection settings (only with an `s3://` URL); unset ones come from the
-    /// worker's `AWS_*` environment.
+    /// S3 connection settings (with an `s3://` URL): the keys are required, since a worker
+    /// never lends its own AWS credentials to a pipeline's store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Options>,
 }
@@ -104,8 +104,13 @@ pub(crate) fn rules(f: &FilesSink, out: &mut Vec<Problem>) {
             .hint("s3://bucket/prefix, file:///data/exports or /data/exports (no `..`)"),
         );
     }
-    if let Some(s3) = &f.s3 {
-        s3_rules(s3, is_s3, out);
+    match &f.s3 {
+        Some(s3) => s3_rules(s3, is_s3 || f.url.starts_with("${"), out),
+        None if is_s3 => out.push(
+            Problem::new(format!("{FILES}.s3"), "an s3:// URL needs the store's keys")
+                .hint("s3: { access_key_id: \"${S3_KEY_ID}\", secret_access_key: \"${S3_SECRET_KEY}\" }; a worker never lends its own AWS credentials"),
+        ),
+        None => {}
     }
 }
 
@@ -141,6 +146,15 @@ fn s3_rules(s3: &S3Options, is_s3: bool, out: &mut Vec<Problem>) {
                 .hint("for example https://minio.internal:9000"),
             ),
         }
+    }
+    if s3.access_key_id.is_none() || s3.secret_access_key.is_none() {
+        out.push(
+            Problem::new(
+                format!("{FILES}.s3"),
+                "access_key_id and secret_access_key are both required",
+            )
+            .hint("a worker never lends its own AWS credentials to a pipeline's store"),
+        );
     }
     if s3
         .secret_access_key

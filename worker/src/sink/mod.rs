@@ -194,39 +194,53 @@ impl Sink for AnySink {
     }
 }
 
-/// Connects to the sink `spec` names; a SQLite file or a local files folder must be under
-/// `root`. The spec must have its `${ENV}` secrets substituted already. Exactly one sink
-/// must be set (validation guarantees it; a hand-made spec gets a user error).
+/// What a lease's sink may reach: its namespace's folder under the worker's local sink
+/// root, and (for an S3 endpoint) what the worker's egress deny-list allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach<'a> {
+    pub namespace: &'a str,
+    pub local_root: &'a LocalRoot,
+    pub egress: &'a crate::fetch::Egress,
+}
+
+/// Connects to the sink `spec` names, within `reach`. The spec must have its `${ENV}`
+/// secrets substituted already. Exactly one sink must be set (validation guarantees it; a
+/// hand-made spec gets a user error).
 pub async fn open(
     spec: &apitap_common::spec::Sink,
-    root: &LocalRoot,
+    reach: Reach<'_>,
 ) -> Result<AnySink, SinkError> {
+    let local = |key: &str, path: &str| reach.local_root.resolve(reach.namespace, key, path);
     match (&spec.postgres, &spec.sqlite, &spec.mysql, &spec.files) {
         (Some(pg), None, None, None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
         (None, Some(sq), None, None) => {
-            let path = root.resolve("sink.sqlite.path", &sq.path)?;
             let sq = apitap_common::spec::SqliteSink {
-                path: path.display().to_string(),
+                path: utf8(local("sink.sqlite.path", &sq.path)?)?,
                 ..sq.clone()
             };
             Ok(AnySink::Sqlite(SqliteSink::open(&sq).await?))
         }
         (None, None, Some(my), None) => Ok(AnySink::Mysql(MysqlSink::connect(my).await?)),
         (None, None, None, Some(files)) if files.url.starts_with("s3://") => {
-            Ok(AnySink::Files(FilesSink::open(files)?))
+            Ok(AnySink::Files(FilesSink::open(files, reach.egress).await?))
         }
         (None, None, None, Some(files)) => {
-            let local = files.url.strip_prefix("file://").unwrap_or(&files.url);
-            let folder = root.resolve("sink.files.url", local)?;
+            let folder = files.url.strip_prefix("file://").unwrap_or(&files.url);
             let files = apitap_common::spec::FilesSink {
-                url: folder.display().to_string(),
+                url: utf8(local("sink.files.url", folder)?)?,
                 ..files.clone()
             };
-            Ok(AnySink::Files(FilesSink::open(&files)?))
+            Ok(AnySink::Files(FilesSink::open(&files, reach.egress).await?))
         }
         _ => Err(SinkError::User(
             "exactly one of sink.postgres, sink.sqlite, sink.mysql and sink.files must be set"
                 .into(),
         )),
     }
+}
+
+fn utf8(path: std::path::PathBuf) -> Result<String, SinkError> {
+    path.into_os_string()
+        .into_string()
+        .map_err(|p| SinkError::User(format!("the path {p:?} is not UTF-8")))
 }

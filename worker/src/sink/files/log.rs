@@ -33,28 +33,47 @@ pub struct Entry {
 
 impl Entry {
     /// The entry that claims the shard for `fence` after `head` (none: a new shard).
-    pub fn claim(head: Option<&Entry>, fence: u64) -> Entry {
-        Entry {
-            version: head.map_or(1, |h| h.version + 1),
+    pub fn claim(head: Option<&Entry>, fence: u64) -> Result<Entry, SinkError> {
+        Ok(Entry {
+            version: head.map_or(Ok(1), Entry::following)?,
             fence,
             checkpoint: head.map_or_else(Checkpoint::start, |h| h.checkpoint.clone()),
             part: None,
             rows: 0,
             at_ms: apitap_common::time::now_ms(),
-        }
+        })
     }
 
     /// The entry after this one: `part` (path, rows) committed with `checkpoint`.
-    pub fn next(&self, fence: u64, checkpoint: Checkpoint, part: Option<(String, u64)>) -> Entry {
+    pub fn next(
+        &self,
+        fence: u64,
+        checkpoint: Checkpoint,
+        part: Option<(String, u64)>,
+    ) -> Result<Entry, SinkError> {
         let (part, rows) = part.map_or((None, 0), |(p, r)| (Some(p), r));
-        Entry {
-            version: self.version + 1,
+        Ok(Entry {
+            version: Entry::following(self)?,
             fence,
             checkpoint,
             part,
             rows,
             at_ms: apitap_common::time::now_ms(),
-        }
+        })
+    }
+
+    fn following(&self) -> Result<u64, SinkError> {
+        self.version
+            .checked_add(1)
+            .ok_or_else(|| SinkError::Internal("the manifest log is full".into()))
+    }
+
+    /// The same commit: fence, checkpoint, part and rows (not the time).
+    fn same_commit(&self, other: &Entry) -> bool {
+        self.fence == other.fence
+            && self.checkpoint == other.checkpoint
+            && self.part == other.part
+            && self.rows == other.rows
     }
 }
 
@@ -97,11 +116,11 @@ impl<'a> ShardLog<'a> {
             .join(format!("part-{fence:020}-{pages:012}.{extension}"))
     }
 
-    pub fn dead_letter_path(&self, page: u64) -> Path {
+    pub fn dead_letter_path(&self, page: u64, fence: u64) -> Path {
         self.dir
             .clone()
             .join("dead-letters")
-            .join(format!("page-{page:012}.jsonl"))
+            .join(format!("page-{page:012}-fence-{fence:020}.jsonl"))
     }
 
     /// The newest entry (`None`: the shard has none yet).
@@ -116,15 +135,28 @@ impl<'a> ShardLog<'a> {
             .iter()
             .filter_map(|o| entry_version(o.location.filename()?))
             .max();
-        match newest {
-            Some(v) => self.read(v).await,
-            None => Ok(None),
+        let Some(mut version) = newest else {
+            return Ok(None);
+        };
+        // A listing may lag behind a create: step forward until an entry is missing.
+        let mut entry = self.read(version).await?;
+        while let Some(next) = self.read(version.saturating_add(1)).await? {
+            version += 1;
+            entry = Some(next);
         }
+        Ok(entry)
     }
 
     /// Entry `version`, if it exists.
     pub async fn read(&self, version: u64) -> Result<Option<Entry>, SinkError> {
-        read_entry(self.store, &self.entry_path(version)).await
+        let entry = read_entry(self.store, &self.entry_path(version)).await?;
+        match entry {
+            Some(e) if e.version != version => Err(SinkError::Internal(format!(
+                "manifest entry {version} says it is entry {}",
+                e.version
+            ))),
+            other => Ok(other),
+        }
     }
 
     /// Creates `entry` unless its version exists: `Ok(false)` then.
@@ -166,10 +198,7 @@ impl<'a> ShardLog<'a> {
                 ours: head.fence,
             });
         }
-        if found.fence == entry.fence
-            && found.checkpoint == entry.checkpoint
-            && found.part == entry.part
-        {
+        if found.same_commit(&entry) {
             return Ok(found);
         }
         Err(SinkError::Internal(format!(
@@ -180,7 +209,7 @@ impl<'a> ShardLog<'a> {
 
     /// `Ok` unless a newer lease appended after `head`.
     pub async fn check_still_owned(&self, head: &Entry) -> Result<(), SinkError> {
-        match self.read(head.version + 1).await? {
+        match self.read(head.version.saturating_add(1)).await? {
             Some(e) if e.fence > head.fence => Err(SinkError::Fenced {
                 stored: e.fence,
                 ours: head.fence,

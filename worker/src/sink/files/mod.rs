@@ -33,6 +33,11 @@ use object_store::ObjectStore;
 
 use self::log::{Entry, ShardLog};
 use super::{ShardRef, SinkError};
+use crate::fetch::Egress;
+
+/// Claim attempts that lose a race for the next manifest entry before the claim gives up
+/// (transient: the lease is tried again).
+const MAX_CLAIM_RACES: u32 = 16;
 
 /// A files sink: the store, the table's folder in it, and each shard's last seen entry.
 #[derive(Debug)]
@@ -45,9 +50,11 @@ pub struct FilesSink {
 }
 
 impl FilesSink {
-    /// Opens the store `spec` names (a local folder is created if missing).
-    pub fn open(spec: &FilesSpec) -> Result<Self, SinkError> {
-        let (store, root) = store::open(spec)?;
+    /// Opens the store `spec` names (a local folder is created if missing; an S3
+    /// endpoint must pass `egress`) and proves that it creates objects only if absent.
+    pub async fn open(spec: &FilesSpec, egress: &Egress) -> Result<Self, SinkError> {
+        let (store, root) = store::open(spec, egress).await?;
+        store::probe_create_only(store.as_ref(), &root).await?;
         Ok(Self::with_store(store, root, spec.format))
     }
 
@@ -62,7 +69,7 @@ impl FilesSink {
     }
 
     /// The parts the manifests name, with their rows: what a reader should read (paths
-    /// relative to the sink's URL).
+    /// relative to the local folder, or to the bucket).
     pub async fn visible_parts(&self) -> Result<Vec<(String, u64)>, SinkError> {
         log::visible_parts(self.store.as_ref(), &self.root).await
     }
@@ -75,7 +82,7 @@ impl FilesSink {
     /// checkpoint, unless the newest entry has this fence already.
     pub async fn claim(&mut self, shard: &ShardRef, fence: u64) -> Result<Checkpoint, SinkError> {
         let log = self.log(shard);
-        loop {
+        for _ in 0..MAX_CLAIM_RACES {
             let head = log.newest().await?;
             if let Some(h) = &head {
                 if h.fence > fence {
@@ -90,13 +97,16 @@ impl FilesSink {
                     return Ok(checkpoint);
                 }
             }
-            let entry = Entry::claim(head.as_ref(), fence);
+            let entry = Entry::claim(head.as_ref(), fence)?;
             if log.create(&entry).await? {
                 let checkpoint = entry.checkpoint.clone();
                 self.heads.insert(shard.clone(), entry);
                 return Ok(checkpoint);
             }
         }
+        Err(SinkError::Transient(format!(
+            "the claim lost {MAX_CLAIM_RACES} races for the shard's next manifest entry"
+        )))
     }
 
     /// Writes `batch` as a part, then appends the entry that names it with `checkpoint`.
@@ -118,14 +128,15 @@ impl FilesSink {
             }
             None => None,
         };
-        let entry = head.next(fence, checkpoint.clone(), part);
+        let entry = head.next(fence, checkpoint.clone(), part)?;
         let written = log.append_after(&head, entry).await?;
         self.heads.insert(shard.clone(), written);
         Ok(())
     }
 
-    /// Keeps `records` of page `page` in `dead-letters/page-P.jsonl` beside the shard's log,
-    /// if `fence` still owns the shard. Rewriting the same page is idempotent.
+    /// Keeps `records` of page `page` in `dead-letters/page-P-fence-F.jsonl` beside the
+    /// shard's log, if `fence` still owns the shard. Rewriting the same page is idempotent,
+    /// and a stale lease cannot overwrite a newer one's file.
     pub async fn dead_letter(
         &mut self,
         shard: &ShardRef,
@@ -146,7 +157,7 @@ impl FilesSink {
         }
         store::put(
             self.store.as_ref(),
-            &log.dead_letter_path(page),
+            &log.dead_letter_path(page, fence),
             text.into_bytes(),
         )
         .await

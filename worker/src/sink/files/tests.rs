@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::log::{Entry, ShardLog};
 use super::{encode, FilesSink};
+use crate::fetch::Egress;
 use crate::sink::sql::suite::{at, batch, shard};
 use crate::sink::SinkError;
 
@@ -39,9 +40,11 @@ async fn visible_rows(sink: &FilesSink) -> (usize, u64) {
 }
 
 /// The protocol every store must keep: resume, fencing, idempotent re-claim.
-async fn claim_commit_resume_and_fencing(open: impl Fn() -> FilesSink) {
+async fn claim_commit_resume_and_fencing(spec: &FilesSpec) {
+    let egress = Egress::default();
+    let open = || FilesSink::open(spec, &egress);
     let s = shard();
-    let mut a = open();
+    let mut a = open().await.unwrap();
     assert_eq!(a.claim(&s, 1).await.unwrap(), Checkpoint::start());
     a.commit(&s, 1, Some(&page(1, 3)), &at(3, 1, 3))
         .await
@@ -53,7 +56,7 @@ async fn claim_commit_resume_and_fencing(open: impl Fn() -> FilesSink) {
     assert_eq!(visible_rows(&a).await, (2, 5));
 
     // Claiming again with the same fence resumes; a lower fence is refused.
-    let mut again = open();
+    let mut again = open().await.unwrap();
     assert_eq!(again.claim(&s, 1).await.unwrap(), at(5, 3, 5));
     assert!(matches!(
         again.claim(&s, 0).await,
@@ -61,7 +64,7 @@ async fn claim_commit_resume_and_fencing(open: impl Fn() -> FilesSink) {
     ));
 
     // A newer lease claims; the old one (a zombie) can no longer make anything visible.
-    let mut b = open();
+    let mut b = open().await.unwrap();
     assert_eq!(b.claim(&s, 2).await.unwrap(), at(5, 3, 5));
     let zombie = a.commit(&s, 1, Some(&page(6, 4)), &at(9, 4, 9)).await;
     assert!(
@@ -80,7 +83,7 @@ async fn claim_commit_resume_and_fencing(open: impl Fn() -> FilesSink) {
     );
 
     // A commit without a claim is a bug, not data.
-    let mut fresh = open();
+    let mut fresh = open().await.unwrap();
     let unclaimed = fresh.commit(&s, 2, None, &at(9, 5, 9)).await;
     assert!(
         matches!(unclaimed, Err(SinkError::Internal(_))),
@@ -92,7 +95,7 @@ async fn claim_commit_resume_and_fencing(open: impl Fn() -> FilesSink) {
 async fn a_local_folder_keeps_the_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let spec = local(dir.path(), FileFormat::Parquet);
-    claim_commit_resume_and_fencing(|| FilesSink::open(&spec).unwrap()).await;
+    claim_commit_resume_and_fencing(&spec).await;
     // Four part files on disk (one the zombie's), three named by manifests.
     let data = dir.path().join("users/p/run-9/shard-2");
     assert_eq!(std::fs::read_dir(data).unwrap().count(), 4);
@@ -113,7 +116,7 @@ async fn an_s3_bucket_keeps_the_protocol() {
             allow_http: true,
         }),
     };
-    claim_commit_resume_and_fencing(|| FilesSink::open(&spec).unwrap()).await;
+    claim_commit_resume_and_fencing(&spec).await;
 }
 
 #[tokio::test]
@@ -122,15 +125,17 @@ async fn a_commit_whose_answer_was_lost_is_not_written_twice() {
     let root = Path::from("t");
     let s = shard();
     let log = ShardLog::new(store.as_ref(), &root, &s);
-    let head = Entry::claim(None, 3);
+    let head = Entry::claim(None, 3).unwrap();
     assert!(log.create(&head).await.unwrap());
-    let next = head.next(3, at(10, 1, 10), Some(("t/part".into(), 10)));
+    let next = head
+        .next(3, at(10, 1, 10), Some(("t/part".into(), 10)))
+        .unwrap();
     assert!(log.create(&next).await.unwrap());
     // The retry of the same commit finds its own entry and succeeds without a second one.
     assert_eq!(log.append_after(&head, next.clone()).await.unwrap(), next);
     assert_eq!(log.newest().await.unwrap(), Some(next.clone()));
     // Another commit in the same place is a broken invariant.
-    let other = head.next(3, at(20, 2, 20), None);
+    let other = head.next(3, at(20, 2, 20), None).unwrap();
     assert!(matches!(
         log.append_after(&head, other).await,
         Err(SinkError::Internal(_))
@@ -140,7 +145,9 @@ async fn a_commit_whose_answer_was_lost_is_not_written_twice() {
 #[tokio::test]
 async fn dead_letters_are_kept_per_page() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = FilesSink::open(&local(dir.path(), FileFormat::Csv)).unwrap();
+    let mut sink = FilesSink::open(&local(dir.path(), FileFormat::Csv), &Egress::default())
+        .await
+        .unwrap();
     let s = shard();
     sink.claim(&s, 1).await.unwrap();
     let records = [json!({"id": 1}), json!({"id": "x"})];
@@ -151,7 +158,7 @@ async fn dead_letters_are_kept_per_page() {
     }
     let path = dir
         .path()
-        .join("users/_apitap/p/run-9/shard-2/dead-letters/page-000000000007.jsonl");
+        .join("users/_apitap/p/run-9/shard-2/dead-letters/page-000000000007-fence-00000000000000000001.jsonl");
     let text = std::fs::read_to_string(path).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains(r#""error":"not a number""#), "{text}");

@@ -52,9 +52,16 @@ pub(crate) async fn open<F: Fixture>(
     fields["mode"] = json!(mode);
     fields["primary_key"] = json!(primary_key);
     let spec: SinkSpec = serde_json::from_value(json!({ database: fields })).expect("a sink spec");
-    crate::sink::open(&spec, &crate::sink::LocalRoot::default())
-        .await
-        .expect("opening the sink")
+    crate::sink::open(
+        &spec,
+        crate::sink::Reach {
+            namespace: "default",
+            local_root: &crate::sink::LocalRoot::default(),
+            egress: &crate::fetch::Egress::default(),
+        },
+    )
+    .await
+    .expect("opening the sink")
 }
 
 /// Instantiates every test of the suite as a `#[tokio::test]` for `$fixture`.
