@@ -209,19 +209,14 @@ fn source(
             a.basic.is_some(),
             a.api_key.is_some(),
             a.oauth2.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
-        if set != 1 {
-            out.push(
-                Problem::new(
-                    format!("{HTTP}.auth"),
-                    format!("{set} auth methods are set; exactly one is needed"),
-                )
-                .hint("use one of bearer, basic, api_key or oauth2"),
-            );
-        }
+        ];
+        exactly_one(
+            &set,
+            &format!("{HTTP}.auth"),
+            "auth methods are",
+            "use one of bearer, basic, api_key or oauth2",
+            out,
+        );
         if let Some(o) = &a.oauth2 {
             let probe = probe_url(&o.token_url, env);
             super::connector_rules::oauth2(o, probe, limits, out);
@@ -648,26 +643,32 @@ impl Visitor for Tables {
     }
 }
 
+/// A problem at `path` unless exactly one of `set` is true ("2 {what} set; exactly one is
+/// needed").
+fn exactly_one(set: &[bool], path: &str, what: &str, hint: &str, out: &mut Vec<Problem>) {
+    let count = set.iter().filter(|x| **x).count();
+    if count != 1 {
+        out.push(
+            Problem::new(path, format!("{count} {what} set; exactly one is needed")).hint(hint),
+        );
+    }
+}
+
 fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
     let s = &p.spec.sink;
-    let count = [
+    let set = [
         s.postgres.is_some(),
         s.sqlite.is_some(),
         s.mysql.is_some(),
         s.files.is_some(),
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
-    if count != 1 {
-        out.push(
-            Problem::new(
-                "spec.sink",
-                format!("{count} sinks are set; exactly one is needed"),
-            )
-            .hint("use `postgres: {url, table}`, `mysql: {url, table}`, `sqlite: {path, table}` or `files: {url, table}`"),
-        );
-    }
+    ];
+    exactly_one(
+        &set,
+        "spec.sink",
+        "sinks are",
+        "use `postgres: {url, table}`, `mysql: {url, table}`, `sqlite: {path, table}` or `files: {url, table}`",
+        out,
+    );
     fn table_rules(out: &mut Vec<Problem>, path: &str, table: &str, mode: LoadMode, pk: &[String]) {
         if !table.split('.').all(is_identifier) || table.split('.').count() > 2 {
             out.push(
