@@ -5,6 +5,7 @@
 //! template variables ([`template`]); both are kept unresolved in the stored spec. Every
 //! size and count is bounded by [`crate::limits`]; [`load_with`] takes other limits.
 
+mod batch;
 mod bounds;
 mod connector_rules;
 pub mod duration;
@@ -28,6 +29,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use batch::Batch;
 pub use connector_rules::MAX_SCOPES;
 pub use message::MAX_MESSAGE_CHARS;
 pub use parse::{check_document_size, load, load_with, SpecError, SpecErrors};
