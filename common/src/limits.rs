@@ -304,4 +304,3 @@ mod tests {
         assert!(i64::try_from(MAX_DURATION.as_secs()).is_ok());
     }
 }
-

@@ -172,9 +172,12 @@ impl<'a> Lease<'a> {
             .with_stop(stop);
         let (fetcher, demand) = with_budget(fetcher, work);
         let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
-        let transformer =
-            Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref())
-                .with_limits(work.transform_limits);
+        let declared = work.pipeline.spec.schema.as_deref();
+        let transformer = match &work.pipeline.spec.transform {
+            Some(t) => Transformer::new(&t.sql, declared),
+            None => Transformer::passthrough(declared),
+        }
+        .with_limits(work.transform_limits);
         let lease = Self {
             work,
             shard,
