@@ -260,6 +260,25 @@ pub fn check_count(
     ))
 }
 
+/// Default most source records one sink transaction covers (`spec.batch.max_records`).
+pub const DEFAULT_BATCH_MAX_RECORDS: u64 = 10_000;
+
+/// Largest `spec.batch.max_records`: a batch's pages are held in memory until they commit.
+pub const MAX_BATCH_RECORDS: u64 = 1_000_000;
+
+/// Default longest time a batch stays open after its first page (`spec.batch.max_wait`).
+pub const DEFAULT_BATCH_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Longest `spec.batch.max_wait`: what a batch holds is not visible before it commits.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(60);
+
+/// Default pages a shard fetches ahead of the one it transforms and loads
+/// (`spec.batch.prefetch_pages`).
+pub const DEFAULT_PREFETCH_PAGES: usize = 2;
+
+/// Largest `spec.batch.prefetch_pages`: each page ahead is held in memory.
+pub const MAX_PREFETCH_PAGES: usize = 16;
+
 #[cfg(test)]
 mod tests {
     use super::*;

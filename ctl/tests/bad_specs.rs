@@ -110,6 +110,11 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         Some(10),
         "spec.source.http.timeout: invalid duration \"fast\"; write it like 500ms, 30s",
     ),
+    (
+        "batch_wait_too_long.yaml",
+        Some(13),
+        "spec.batch.max_wait: must be at most 60s",
+    ),
     // Header of the document.
     (
         "wrong_api_version.yaml",

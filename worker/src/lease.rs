@@ -35,3 +35,14 @@ pub struct LeaseWork {
     /// The folder local sinks must stay inside (`--local-sink-root`).
     pub local_root: Arc<crate::sink::LocalRoot>,
 }
+
+impl LeaseWork {
+    /// What this lease's sink may reach: its namespace's local folder and the egress rules.
+    pub fn sink_reach(&self) -> crate::sink::Reach<'_> {
+        crate::sink::Reach {
+            namespace: &self.pipeline.metadata.namespace,
+            local_root: &self.local_root,
+            egress: &self.egress,
+        }
+    }
+}

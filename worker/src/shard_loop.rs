@@ -1,20 +1,20 @@
 //! The work of one lease: claim the shard in the sink, then fetch → transform → commit
-//! page by page until the source is exhausted (DESIGN §6). Plain async code; the
-//! `ShardRunner` actor owns it.
-
-use std::time::{Duration, Instant};
+//! until the source is exhausted (DESIGN §6). Plain async code; the `ShardRunner` actor
+//! owns it.
+//!
+//! Modules: `prefetch` fetches pages in cursor order a bounded number ahead; `load`
+//! transforms them and commits them in batches (`spec.batch`), each batch one fenced sink
+//! transaction with the checkpoint after its last page; `batch` is the open batch.
 
 use apitap_common::checkpoint::Checkpoint;
 use apitap_common::error::ErrorClass;
-use tokio::sync::watch;
-use tracing::Instrument;
+use tokio::sync::{mpsc, watch};
 
 use crate::fetch::Fetcher;
 pub use crate::lease::LeaseWork;
 use crate::metrics::FetchObserver;
-use crate::shard_limits::{self, ShardBudget};
+use crate::shard_limits::ShardBudget;
 use crate::sink::{self, ShardRef, Sink, SinkError};
-use crate::spans::{stage_span, Stage};
 use crate::transform::Transformer;
 
 /// A named fail point that, when set (`FAILPOINTS="sink::after_commit=return"`, see
@@ -26,6 +26,10 @@ macro_rules! crash_point {
         fail::fail_point!($name, |_| { std::process::abort() });
     };
 }
+
+mod batch;
+mod load;
+mod prefetch;
 
 /// How a lease's work ended.
 #[derive(Debug, Clone)]
@@ -58,39 +62,58 @@ fn sink_outcome(e: SinkError, cp: Option<&Checkpoint>) -> Outcome {
     }
 }
 
-/// Runs the lease to its end. `progress` receives each committed checkpoint; `stop` asks
-/// for a stop at the next batch boundary.
+/// Runs the lease to its end. `progress` receives committed checkpoints; `stop` asks for a
+/// stop at the next batch boundary (the open batch commits first).
+///
+/// Two futures share the lease: [`prefetch`] fetches pages in cursor order, at most
+/// `spec.batch.prefetch_pages` ahead, and [`load::Loader`] transforms them and commits them
+/// in batches. When the loader ends, pages fetched ahead are dropped uncommitted.
 pub async fn run(
     work: LeaseWork,
     http: reqwest::Client,
     progress: impl Fn(&Checkpoint) + Send,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Outcome {
-    let (mut lease, mut cp) = match Lease::open(&work, http, stop.clone()).await {
+    let (lease, cp) = match Lease::open(&work, http, stop.clone()).await {
         Ok(opened) => opened,
         Err(outcome) => return outcome,
     };
-    let mut last_report = Instant::now() - Duration::from_secs(10);
-    while !cp.is_done() {
-        if *stop.borrow_and_update() {
-            return Outcome::Stopped(cp);
-        }
-        cp = match lease.page(&cp).await {
-            Ok(next) => next,
-            // A fetch cut short by the stop (a wait on an open circuit breaker): nothing
-            // of this page was committed, so the lease stops where it was.
-            Err(Outcome::Failed {
-                class: ErrorClass::Transient,
-                ..
-            }) if *stop.borrow() => return Outcome::Stopped(cp),
-            Err(outcome) => return outcome,
-        };
-        if cp.is_done() || last_report.elapsed() >= Duration::from_millis(500) {
-            progress(&cp);
-            last_report = Instant::now();
-        }
+    let Lease {
+        work,
+        shard,
+        mut sink,
+        fetcher,
+        fetches,
+        transformer,
+        budget,
+        _demand,
+    } = lease;
+    let limits = work.pipeline.spec.batch.clone();
+    let (ahead, pages) = mpsc::channel(limits.prefetch_pages.max(1));
+    let fetching = prefetch::Prefetch {
+        work,
+        fetcher: &fetcher,
+        fetches: &fetches,
+        budget,
     }
-    Outcome::Done(cp)
+    .run(cp.clone(), ahead);
+    let loading = load::Loader {
+        work,
+        shard: &shard,
+        sink: &mut sink,
+        transformer: &transformer,
+        limits,
+        progress,
+        committed: cp,
+        pending: batch::Pending::default(),
+        last_report: None,
+    }
+    .run(pages, stop);
+    tokio::pin!(loading);
+    tokio::select! {
+        outcome = &mut loading => outcome,
+        () = fetching => loading.await,
+    }
 }
 
 /// What working on one claimed lease needs, page after page.
@@ -119,12 +142,7 @@ impl<'a> Lease<'a> {
             run_id: work.run_id,
             shard: work.shard,
         };
-        let reach = sink::Reach {
-            namespace: &work.pipeline.metadata.namespace,
-            local_root: &work.local_root,
-            egress: &work.egress,
-        };
-        let mut sink = sink::open(&work.pipeline.spec.sink, reach)
+        let mut sink = sink::open(&work.pipeline.spec.sink, work.sink_reach())
             .await
             .map_err(|e| sink_outcome(e, None))?;
         let cp = sink
@@ -154,9 +172,12 @@ impl<'a> Lease<'a> {
             .with_stop(stop);
         let (fetcher, demand) = with_budget(fetcher, work);
         let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
-        let transformer =
-            Transformer::new(work.pipeline.sql(), work.pipeline.spec.schema.as_deref())
-                .with_limits(work.transform_limits);
+        let declared = work.pipeline.spec.schema.as_deref();
+        let transformer = match &work.pipeline.spec.transform {
+            Some(t) => Transformer::new(&t.sql, declared),
+            None => Transformer::passthrough(declared),
+        }
+        .with_limits(work.transform_limits);
         let lease = Self {
             work,
             shard,
@@ -168,95 +189,6 @@ impl<'a> Lease<'a> {
             _demand: demand,
         };
         Ok((lease, cp))
-    }
-
-    /// Fetches, transforms and commits the page at `cp`; returns the committed checkpoint.
-    async fn page(&mut self, cp: &Checkpoint) -> Result<Checkpoint, Outcome> {
-        let work = self.work;
-        if let Err(e) = self.budget.before_fetch(cp) {
-            shard_limits::report_budget(&work.metrics, &e);
-            return Err(fail(ErrorClass::User, e, Some(cp)));
-        }
-        let page = self
-            .fetches
-            .fetch(&self.fetcher, &cp.position, cp.pages, cp.records)
-            .instrument(stage_span(Stage::Fetch, work))
-            .await
-            .map_err(|e| fail(e.class(), e, Some(cp)))?;
-        if let Err(e) = self.budget.after_fetch(cp, page.records.len(), page.bytes) {
-            shard_limits::report_budget(&work.metrics, &e);
-            return Err(fail(ErrorClass::User, e, Some(cp)));
-        }
-        let batch = match self
-            .transformer
-            .run(&page.records)
-            .instrument(stage_span(Stage::Transform, work))
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                let (class, error) = (e.class(), e.to_string());
-                return Err(self.dead_letter(cp, &page.records, class, error).await);
-            }
-        };
-        let rows = batch.as_ref().map_or(0, |b| b.num_rows() as u64);
-        work.metrics.records_transformed.add(rows);
-        let watermark = match &work.pipeline.spec.incremental {
-            Some(inc) => shard_limits::advance_watermark(
-                &work.metrics,
-                inc,
-                cp.watermark.clone(),
-                &page.records,
-                apitap_common::time::now_ms(),
-            ),
-            // A full refresh keeps its response's validators (`conditional`) instead.
-            None => page.validators.clone(),
-        };
-        let next = Checkpoint {
-            position: page.next,
-            pages: cp.pages + 1,
-            records: cp.records + page.records.len() as u64,
-            watermark,
-        };
-        let committing = Instant::now();
-        crash_point!("sink::before_commit");
-        if let Err(e) = self
-            .sink
-            .commit(&self.shard, work.fence, batch.as_ref(), &next)
-            .instrument(stage_span(Stage::Load, work))
-            .await
-        {
-            if e.class() == ErrorClass::User {
-                let error = e.to_string();
-                return Err(self
-                    .dead_letter(cp, &page.records, ErrorClass::User, error)
-                    .await);
-            }
-            return Err(sink_outcome(e, Some(cp)));
-        }
-        // The page and its checkpoint are in the sink; the coordinator has not heard yet.
-        crash_point!("sink::after_commit");
-        work.metrics.observe_commit(committing.elapsed(), rows);
-        Ok(next)
-    }
-
-    async fn dead_letter(
-        &mut self,
-        cp: &Checkpoint,
-        records: &[serde_json::Value],
-        class: ErrorClass,
-        error: String,
-    ) -> Outcome {
-        dead_letter(
-            &mut self.sink,
-            &self.shard,
-            self.work,
-            cp,
-            records,
-            class,
-            error,
-        )
-        .await
     }
 }
 

@@ -128,7 +128,8 @@ pub enum FaultKind {
     CrashWorkerAt,
 }
 
-/// The worker's named fail points (`worker/src/shard_loop.rs`), for `crash-worker-at`.
+/// The worker's named fail points (`worker/src/shard_loop.rs`, placed in
+/// `worker/src/shard_loop/load.rs`), for `crash-worker-at`.
 pub const FAIL_POINTS: [&str; 2] = ["sink::before_commit", "sink::after_commit"];
 
 impl FaultKind {

@@ -5,6 +5,7 @@
 //! template variables ([`template`]); both are kept unresolved in the stored spec. Every
 //! size and count is bounded by [`crate::limits`]; [`load_with`] takes other limits.
 
+mod batch;
 mod bounds;
 mod connector_rules;
 pub mod duration;
@@ -29,6 +30,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use batch::Batch;
 pub use connector_rules::MAX_SCOPES;
 pub use files::{FileFormat, FilesSink, S3Options, MAX_FILES_TABLE_CHARS};
 pub use message::MAX_MESSAGE_CHARS;

@@ -51,6 +51,9 @@ pub struct PipelineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<Transform>,
     pub sink: Sink,
+    /// How many pages one sink transaction covers (`spec.batch`).
+    #[serde(default, skip_serializing_if = "super::Batch::is_default")]
+    pub batch: super::Batch,
     #[serde(default)]
     pub policy: Policy,
 }

@@ -102,6 +102,7 @@ pub(crate) fn validate(
         }
     }
     sink(p, &mut out);
+    super::batch::validate(&p.spec.batch, &mut out);
     if p.spec.policy.max_attempts == 0 || p.spec.policy.max_attempts > 100 {
         out.push(Problem::new(
             "spec.policy.max_attempts",

@@ -62,7 +62,8 @@ impl TransformError {
 /// Turns one page of records into the rows to load.
 #[derive(Debug, Clone)]
 pub struct Transformer {
-    sql: Arc<str>,
+    /// `None` without `spec.transform`: the records' Arrow batch is loaded as it is.
+    sql: Option<Arc<str>>,
     /// The declared source schema as Arrow; `None` means infer per page.
     declared: Option<SchemaRef>,
     /// Memory and time one page's SQL may take.
@@ -74,9 +75,18 @@ impl Transformer {
     /// when `None`).
     pub fn new(sql: &str, declared: Option<&[Field]>) -> Self {
         Self {
-            sql: Arc::from(sql),
+            sql: Some(Arc::from(sql)),
             declared: declared.map(infer::declared_schema),
             limits: TransformLimits::default(),
+        }
+    }
+
+    /// For a pipeline without `spec.transform`: JSON → Arrow only. What `SELECT * FROM
+    /// source` would return, without planning and running a query per page.
+    pub fn passthrough(declared: Option<&[Field]>) -> Self {
+        Self {
+            sql: None,
+            ..Self::new("", declared)
         }
     }
 
@@ -86,7 +96,7 @@ impl Transformer {
         self
     }
 
-    /// JSON objects → Arrow (declared or inferred schema) → SQL → one batch.
+    /// JSON objects → Arrow (declared or inferred schema) → SQL (if any) → one batch.
     ///
     /// Returns `Ok(None)` when there is nothing to load: the page was empty or the query
     /// produced no rows (the caller still commits the checkpoint). The JSON decoding runs on
@@ -100,6 +110,9 @@ impl Transformer {
             return Ok(None);
         }
         let batch = infer::records_to_batch(records, self.declared.clone())?;
-        sql::run_off_thread(self.sql.clone(), batch, self.limits).await
+        match &self.sql {
+            Some(sql) => sql::run_off_thread(sql.clone(), batch, self.limits).await,
+            None => Ok((batch.num_rows() > 0).then_some(batch)),
+        }
     }
 }

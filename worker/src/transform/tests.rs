@@ -223,3 +223,42 @@ async fn a_page_over_the_time_limit_is_cancelled_with_an_error_naming_it() {
     assert!(err.to_string().contains("--transform-timeout"), "{err}");
     assert_eq!(err.class(), ErrorClass::User);
 }
+
+/// Without `spec.transform` the batch skips DataFusion: it must be what `SELECT *` returns,
+/// schema (types, nullability, the JSON-text marker) and values alike.
+#[tokio::test]
+async fn passthrough_is_what_select_star_returns() {
+    let declared = vec![
+        SpecField {
+            name: "id".into(),
+            data_type: FieldType::Int64,
+            nullable: false,
+        },
+        SpecField {
+            name: "meta".into(),
+            data_type: FieldType::Json,
+            nullable: true,
+        },
+    ];
+    let pages = [
+        json!([{"id": 1, "meta": {"a": [1]}}, {"id": 2, "meta": null}]),
+        json!([{"a": 1, "b": {"x": [1, 2], "y": "s"}, "c": null}, {"a": 2.5, "c": true}]),
+        json!([{"id": 1, "v": {"x": 1}}, {"id": 2, "v": "plain"}, {"id": 3, "v": [1]}]),
+        json!([{"when": "2024-02-29T10:00:00Z", "n": null}]),
+    ];
+    for (i, page) in pages.iter().enumerate() {
+        let schema = (i == 0).then_some(declared.as_slice());
+        let rows = records(page.clone());
+        let sql = Transformer::new("SELECT * FROM source", schema);
+        let want = sql.run(&rows).await.unwrap().unwrap();
+        let got = Transformer::passthrough(schema)
+            .run(&rows)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.schema(), want.schema(), "page {i}");
+        assert_eq!(got, want, "page {i}");
+    }
+    let none = Transformer::passthrough(None).run(&[]).await.unwrap();
+    assert!(none.is_none(), "an empty page has no rows to load");
+}

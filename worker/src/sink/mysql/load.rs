@@ -3,13 +3,14 @@
 //! statement ends in `ON DUPLICATE KEY UPDATE`, which applies its rows in order, so a later
 //! row of the page wins over an earlier one with the same key.
 
-use serde_json::{Map, Value};
+use arrow::record_batch::RecordBatch;
+use serde_json::Value;
 use sqlx::MySqlConnection;
 
 use super::{err, MysqlDialect};
 use crate::sink::sql::dialect::Load;
 use crate::sink::sql::exec::{Param, SqlDb};
-use crate::sink::sql::table::{quote_ident, quote_list, Column, TableName};
+use crate::sink::sql::table::{json_rows, quote_ident, quote_list, Column, TableName};
 use crate::sink::SinkError;
 
 /// Placeholders one statement may carry (the protocol counts them in 16 bits).
@@ -20,9 +21,10 @@ impl Load for MysqlDialect {
         conn: &mut MySqlConnection,
         table: &TableName,
         columns: &[Column],
-        rows: &[Map<String, Value>],
+        rows: &RecordBatch,
         primary_key: &[String],
     ) -> Result<(), SinkError> {
+        let rows = json_rows(rows, columns)?;
         let per_row = format!("({})", vec!["?"; columns.len()].join(", "));
         let names = quote_list(columns.iter().map(|c| c.name.as_str()));
         let chunk = (MAX_PARAMS / columns.len().max(1)).max(1);

@@ -5,6 +5,7 @@
 //! connection does not stall the shard). The commit's `SELECT … FOR UPDATE` on the
 //! checkpoint row makes a newer lease's claim wait for the commit in flight.
 
+mod csv;
 mod ddl;
 mod load;
 mod sql;

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 
-use serde_json::{Map, Value};
+use arrow::record_batch::RecordBatch;
 use sqlx::error::DatabaseError;
 
 use super::exec::SqlDb;
@@ -115,14 +115,14 @@ pub(crate) trait Ddl: Dialect {
 
 /// How a dialect writes the rows of one page.
 pub(crate) trait Load: Dialect {
-    /// Writes `rows` (the `columns` of one page) into `table`: appended when `primary_key`
-    /// is empty, else upserted on it, a later row of the page winning over an earlier one
-    /// with the same key. Runs inside the commit transaction.
+    /// Writes the `columns` of `rows` into `table`: appended when `primary_key` is empty,
+    /// else upserted on it, a later row winning over an earlier one with the same key.
+    /// Runs inside the commit transaction.
     fn load(
         conn: &mut Conn<Self>,
         table: &TableName,
         columns: &[Column],
-        rows: &[Map<String, Value>],
+        rows: &RecordBatch,
         primary_key: &[String],
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }

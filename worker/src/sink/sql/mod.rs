@@ -36,7 +36,7 @@ use self::columns::ColumnLimits;
 use self::dialect::{Conn, Ddl, Dialect, Load};
 use self::error::{classify, err, to_i64, to_u64};
 use self::exec::{Param, SqlDb};
-use self::table::{check_batch, json_rows, write_columns, TableName};
+use self::table::{check_batch, write_columns, TableName};
 use super::SinkError;
 
 /// The target table as the spec configures it (`sink.<database>.*`).
@@ -214,8 +214,7 @@ impl<D: Ddl + Load> SqlSink<D> {
             tracing::warn!(table = %t.table.quoted(), "page has no typed columns; rows skipped");
             return Ok(existing);
         }
-        let rows = json_rows(batch, &columns)?;
-        D::load(conn, &t.table, &columns, &rows, key).await?;
+        D::load(conn, &t.table, &columns, batch, key).await?;
         Ok(existing)
     }
 }

@@ -3,13 +3,13 @@
 //! for an embedded database. In merge mode each row is an upsert, so a later row of the
 //! page wins over an earlier one with the same key.
 
-use serde_json::{Map, Value};
+use arrow::record_batch::RecordBatch;
 use sqlx::SqliteConnection;
 
 use super::{err, SqliteDialect};
 use crate::sink::sql::dialect::Load;
 use crate::sink::sql::exec::{Param, SqlDb};
-use crate::sink::sql::table::{quote_list, upsert_clause, Column, TableName};
+use crate::sink::sql::table::{json_rows, quote_list, upsert_clause, Column, TableName};
 use crate::sink::SinkError;
 
 impl Load for SqliteDialect {
@@ -17,9 +17,10 @@ impl Load for SqliteDialect {
         conn: &mut SqliteConnection,
         table: &TableName,
         columns: &[Column],
-        rows: &[Map<String, Value>],
+        rows: &RecordBatch,
         primary_key: &[String],
     ) -> Result<(), SinkError> {
+        let rows = json_rows(rows, columns)?;
         let mut insert = format!(
             "INSERT INTO {} ({}) VALUES ({})",
             table.quoted(),
