@@ -16,6 +16,8 @@ pub enum SinkKind {
     Postgres,
     Sqlite,
     Mysql,
+    /// Parquet parts in a local folder (the files sink).
+    Files,
 }
 
 pub struct LoadBench {
@@ -35,6 +37,7 @@ enum Sink {
     Postgres(TempPostgres),
     Mysql(TempMariadb),
     Sqlite(std::path::PathBuf),
+    Files(std::path::PathBuf),
 }
 
 impl Sink {
@@ -43,6 +46,7 @@ impl Sink {
             SinkKind::Postgres => Sink::Postgres(TempPostgres::start()?),
             SinkKind::Mysql => Sink::Mysql(TempMariadb::start()?),
             SinkKind::Sqlite => Sink::Sqlite(cluster.out_path("bench.db")),
+            SinkKind::Files => Sink::Files(cluster.out_path("bench-files")),
         })
     }
 
@@ -59,6 +63,10 @@ impl Sink {
                     path.display()
                 )
             }
+            Sink::Files(dir) => format!(
+                "files: {{ url: \"{}\", table: bench_users, format: parquet }}",
+                dir.display()
+            ),
         }
     }
 
@@ -78,8 +86,28 @@ impl Sink {
                     sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await?;
                 sqlx::query(COUNT).fetch_one(&pool).await?.get(0)
             }
+            Sink::Files(dir) => manifest_rows(&dir.join("bench_users/_apitap"))?,
         })
     }
+}
+
+/// The rows the files sink's manifest entries (`v-N.json`) under `dir` make visible.
+fn manifest_rows(dir: &std::path::Path) -> anyhow::Result<i64> {
+    let mut rows = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            rows += manifest_rows(&path)?;
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("v-") && n.ends_with(".json"))
+        {
+            let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            rows += entry["rows"].as_i64().unwrap_or(0);
+        }
+    }
+    Ok(rows)
 }
 
 fn pipeline(b: &LoadBench, sink: &Sink) -> String {
