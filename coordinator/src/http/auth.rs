@@ -1,0 +1,106 @@
+//! Who calls the HTTP API and console, decided with the gRPC API's own parts: the token
+//! store (`crate::auth::verify_token`) and the authorization table
+//! (`crate::auth::policy`), each HTTP route naming the RPC whose requirement it shares.
+//!
+//! A token comes in the `Authorization: Bearer` header (scripts) or in the console's
+//! session cookie (HttpOnly, SameSite=Strict). A post carried by the cookie must also come
+//! from a page of this server (its `Origin` is this host), so another site cannot make a
+//! browser act for its user even where SameSite is not honoured.
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use apitap_proto::identity::Identity;
+use tonic::Status;
+
+use super::Settings;
+use crate::auth::{policy, Caller, Mode};
+use crate::node::Node;
+
+/// The console's session cookie: the token itself, readable by no script.
+pub const COOKIE: &str = "apitap_session";
+
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Header,
+    Cookie,
+    /// No token (allowed only where the gRPC API allows anonymous callers).
+    Nothing,
+}
+
+/// The caller of `req` once it may do what `rpc` (a `ControlService` method name) needs.
+pub fn authorize(
+    node: &Node,
+    settings: &Settings,
+    req: &HttpRequest,
+    rpc: &str,
+) -> Result<(Caller, Via), Status> {
+    let (caller, via) = caller(node, settings.mode, req)?;
+    let members: Vec<u64> = {
+        let st = node.state();
+        st.membership
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let ctx = policy::Context {
+        mode: settings.mode,
+        members: &members,
+    };
+    policy::authorize(&ctx, &caller, &format!("/apitap.v1.ControlService/{rpc}"))?;
+    Ok((caller, via))
+}
+
+/// Refuses a post carried by the cookie unless its `Origin` names this server.
+pub fn check_origin(req: &HttpRequest, via: Via) -> Result<(), Status> {
+    if via != Via::Cookie {
+        return Ok(());
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    let host = req.connection_info().host().to_string();
+    match origin {
+        Some(o)
+            if o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                == Some(&host) =>
+        {
+            Ok(())
+        }
+        _ => Err(Status::permission_denied(format!(
+            "a console action must come from a page of this server (Origin {}, expected \
+             http://{host}); scripts send `Authorization: Bearer <token>` instead of the cookie",
+            origin.map_or_else(|| "absent".to_string(), |o| format!("{o:?}")),
+        ))),
+    }
+}
+
+fn caller(node: &Node, mode: Mode, req: &HttpRequest) -> Result<(Caller, Via), Status> {
+    let (presented, via) = match req.headers().get(header::AUTHORIZATION) {
+        Some(h) => (
+            h.to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    Status::unauthenticated("the authorization header is not `Bearer <token>`")
+                })?
+                .to_string(),
+            Via::Header,
+        ),
+        None => match req.cookie(COOKIE) {
+            Some(c) => (c.value().to_string(), Via::Cookie),
+            None if mode == Mode::Insecure => return Ok((Caller::Anonymous, Via::Nothing)),
+            None => {
+                // The policy answers a caller without a role with UNAUTHENTICATED.
+                let nobody = Caller::Node(Identity::User("http caller without a token".into()));
+                return Ok((nobody, Via::Nothing));
+            }
+        },
+    };
+    let token = crate::auth::verify_token(&node.state, &presented)?;
+    Ok((Caller::Token { token, cert: None }, via))
+}
