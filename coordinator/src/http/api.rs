@@ -245,3 +245,35 @@ pub async fn rate_limits(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{list_limit, pipeline_key_of, DEFAULT_LIST};
+    use crate::http::Settings;
+
+    #[test]
+    fn a_listing_limit_has_a_default_and_a_bound() {
+        let s = Settings {
+            mode: crate::auth::Mode::Insecure,
+            max_list: 100,
+        };
+        assert_eq!(list_limit(None, &s).unwrap(), DEFAULT_LIST as usize);
+        assert_eq!(list_limit(Some(100), &s).unwrap(), 100);
+        let e = list_limit(Some(101), &s).unwrap_err();
+        assert!(e.message().contains("--http-max-list"), "{e:?}");
+        assert!(list_limit(Some(0), &s).is_err());
+    }
+
+    #[test]
+    fn pipeline_names_in_paths_are_dns_labels() {
+        assert_eq!(pipeline_key_of("shop", "orders").unwrap(), "shop/orders");
+        let huge = "x".repeat(10_000);
+        for (ns, name) in [("shop", "Orders"), ("a/b", "c"), ("shop", huge.as_str())] {
+            let e = pipeline_key_of(ns, name).unwrap_err();
+            assert!(
+                e.message().len() < 300,
+                "the refusal does not echo a huge name"
+            );
+        }
+    }
+}

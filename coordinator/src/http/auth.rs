@@ -104,3 +104,34 @@ fn caller(node: &Node, mode: Mode, req: &HttpRequest) -> Result<(Caller, Via), S
     let token = crate::auth::verify_token(&node.state, &presented)?;
     Ok((Caller::Token { token, cert: None }, via))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::{check_origin, Via};
+
+    #[test]
+    fn a_cookie_post_must_come_from_this_host() {
+        let req = |origin: Option<&str>| {
+            let mut r = TestRequest::post().insert_header(("Host", "127.0.0.1:7401"));
+            if let Some(o) = origin {
+                r = r.insert_header(("Origin", o));
+            }
+            r.to_http_request()
+        };
+        assert!(check_origin(&req(Some("http://127.0.0.1:7401")), Via::Cookie).is_ok());
+        for bad in [
+            None,
+            Some("http://evil.example"),
+            Some("null"),
+            Some("http://127.0.0.1:7401.evil"),
+        ] {
+            let e = check_origin(&req(bad), Via::Cookie).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{bad:?}");
+        }
+        // A bearer header is not sent by a browser on its own: no Origin needed.
+        assert!(check_origin(&req(None), Via::Header).is_ok());
+        assert!(check_origin(&req(Some("http://evil.example")), Via::Header).is_ok());
+    }
+}

@@ -202,3 +202,7 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .insert_header(("Cache-Control", "max-age=300"))
         .body(body)
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
