@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/usr/lib/llvm-14/lib" "$root/usr/lib/postgresql/15/bin" "$root/usr/sbin"
+mkdir -p "$root/usr/lib/llvm-14/lib" "$root/usr/lib/postgresql/15/bin" "$root/usr/sbin" "$root/usr/bin"
 touch "$root/usr/lib/llvm-14/lib/libclang-cpp.so.14" "$root/usr/lib/postgresql/15/bin/initdb" \
-  "$root/usr/sbin/mariadbd"
+  "$root/usr/sbin/mariadbd" "$root/usr/bin/chromium"
 
 out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && {
   echo "prereqs selftest: a root with only libclang-cpp passed the check" >&2
@@ -29,4 +29,8 @@ grep -q "mariadb-server" <<<"$out" && { echo "prereqs selftest: mariadbd was pre
 rm "$root/usr/sbin/mariadbd"
 out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no mariadbd passed" >&2; exit 1; }
 grep -q "mariadb-server" <<<"$out" || { echo "prereqs selftest: expected mariadb-server in: $out" >&2; exit 1; }
+grep -q "chromium" <<<"$out" && { echo "prereqs selftest: chromium was present: $out" >&2; exit 1; }
+rm "$root/usr/bin/chromium"
+out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no chromium passed" >&2; exit 1; }
+grep -q "chromium" <<<"$out" || { echo "prereqs selftest: expected chromium in: $out" >&2; exit 1; }
 echo "prereqs selftest passed" >&2

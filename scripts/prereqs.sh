@@ -4,7 +4,8 @@
 #   - clang + libclang: RocksDB's Rust bindings are generated with bindgen at build time;
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres): tests start throwaway servers;
 #   - MariaDB server binaries (mariadb-install-db, mariadbd): the MySQL sink's tests start
-#     throwaway servers too.
+#     throwaway servers too;
+#   - Chromium: the console test opens the coordinator's web console in headless Chromium.
 #
 #   scripts/prereqs.sh           check, and install what is missing
 #   scripts/prereqs.sh --check   only report what is missing (exit 1 if anything is)
@@ -48,10 +49,18 @@ has_mariadbd() {
   any_exists "$root"/usr/sbin/mariadbd "$root"/usr/local/bin/mariadbd
 }
 
+has_chromium() {
+  if [ -z "$root" ] && command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  any_exists "$root"/usr/bin/chromium
+}
+
 missing=()
 has_libclang || missing+=(libclang-dev clang)
 has_initdb || missing+=(postgresql)
 has_mariadbd || missing+=(mariadb-server)
+has_chromium || missing+=(chromium)
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain from https://rustup.rs" >&2
   exit 1
