@@ -43,8 +43,8 @@ enum Cmd {
         bench: BenchCmd,
     },
     /// Start a testbed (coordinators, workers, the mock API and a throwaway PostgreSQL) and
-    /// keep it running until Ctrl-C, printing every node's gRPC and admin HTTP address, the
-    /// mock API's URL and PostgreSQL's URL.
+    /// keep it running until Ctrl-C, printing every node's gRPC and admin HTTP address, each
+    /// coordinator's web console, the mock API's URL and PostgreSQL's URL.
     Up {
         #[arg(long, default_value_t = 1)]
         coordinators: usize,
@@ -53,7 +53,7 @@ enum Cmd {
         #[arg(long, default_value_t = 10000)]
         records: u64,
         /// Print one JSON object with the addresses on the first line of stdout:
-        /// `coordinators` [{id, grpc, admin}], `workers` [{id, admin}], `mock_api`,
+        /// `coordinators` [{id, grpc, admin, console}], `workers` [{id, admin}], `mock_api`,
         /// `postgres`, `logs`.
         #[arg(long)]
         json: bool,
