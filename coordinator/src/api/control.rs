@@ -225,7 +225,7 @@ impl ControlApi {
     }
 
     async fn status(&self) -> Result<ClusterStatusResponse, Status> {
-        Ok(views::cluster_status(&self.node))
+        Ok(views::cluster_status(&self.node, views::Digest::Compute))
     }
 }
 
@@ -325,7 +325,7 @@ impl ControlService for ControlApi {
         req: Request<ListPipelinesRequest>,
     ) -> Reply<ListPipelinesResponse> {
         let (caller, req) = self.read(req).await?;
-        let pipelines = views::pipelines(&self.node, &caller, &req.namespace);
+        let pipelines = views::pipelines(&self.node, &caller, &req.namespace, usize::MAX);
         Ok(Response::new(ListPipelinesResponse { pipelines }))
     }
 

@@ -22,14 +22,15 @@ pub struct RunFilter<'a> {
     pub limit: usize,
 }
 
-/// The pipelines of `namespace` (empty: all) that `caller` sees.
-pub fn pipelines(node: &Node, caller: &Caller, namespace: &str) -> Vec<PipelineInfo> {
+/// The first `limit` pipelines of `namespace` (empty: all) that `caller` sees, by key.
+pub fn pipelines(node: &Node, caller: &Caller, namespace: &str, limit: usize) -> Vec<PipelineInfo> {
     let st = node.state();
     st.state
         .pipelines
         .values()
         .filter(|p| namespace.is_empty() || p.namespace == namespace)
         .filter(|p| caller.sees(&p.namespace))
+        .take(limit)
         .map(|p| pipeline_info(p, &st.state))
         .collect()
 }
@@ -97,14 +98,27 @@ pub fn rate_limits(node: &Node) -> Vec<RateLimitInfo> {
         .collect()
 }
 
+/// Whether a status carries the digest of the applied state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digest {
+    /// Hash the whole state (serialised, under the read lock: milliseconds per thousand
+    /// runs), so that operators can compare nodes.
+    Compute,
+    /// Leave `state_digest` empty: pages and polls that do not show it.
+    Skip,
+}
+
 /// The cluster as this node sees it: Raft membership and progress, and the workers with
 /// the leases they hold (heartbeats are the leader's soft state: zero elsewhere).
-pub fn cluster_status(node: &Node) -> ClusterStatusResponse {
+pub fn cluster_status(node: &Node, digest: Digest) -> ClusterStatusResponse {
     let m = node.raft_metrics();
     let (digest, snapshots_installed, pipelines) = {
         let st = node.state();
         (
-            st.digest(),
+            match digest {
+                Digest::Compute => st.digest(),
+                Digest::Skip => String::new(),
+            },
             st.snapshots_installed,
             st.state.pipelines.len() as u64,
         )
@@ -158,7 +172,9 @@ fn members(node: &Node, m: &openraft::RaftMetrics<u64, openraft::BasicNode>) -> 
         .collect()
 }
 
-fn workers(node: &Node) -> Vec<WorkerInfo> {
+/// The registered workers with the leases they hold, their liveness and last heartbeat
+/// (the leader's soft state: not live and zero elsewhere).
+pub fn workers(node: &Node) -> Vec<WorkerInfo> {
     let now = std::time::Instant::now();
     let ttl = node.config.lease_ttl;
     let st = node.state();

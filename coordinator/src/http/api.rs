@@ -110,6 +110,7 @@ pub fn list_limit(limit: Option<u32>, settings: &Settings) -> Result<usize, Stat
 }
 
 /// The cluster: Raft members, leader, term, applied index, and the workers.
+/// `state_digest` is left empty (hashing the whole state is for `apitapctl cluster status`).
 #[utoipa::path(get, path = "/api/cluster", tag = "read",
     responses((status = 200, body = ClusterReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -121,7 +122,7 @@ pub async fn cluster(
     read(&node, &s, &req, "ClusterStatus", |_| {
         Ok(ClusterReply {
             fresh: Freshness::of(&node),
-            cluster: views::cluster_status(&node),
+            cluster: views::cluster_status(&node, views::Digest::Skip),
         })
     })
 }
@@ -138,14 +139,14 @@ pub async fn workers(
     read(&node, &s, &req, "ClusterStatus", |_| {
         Ok(WorkersReply {
             fresh: Freshness::of(&node),
-            workers: views::cluster_status(&node).workers,
+            workers: views::workers(&node),
         })
     })
 }
 
 /// The pipelines the token covers, with schedule, last run and next scheduled start.
 #[utoipa::path(get, path = "/api/pipelines", tag = "read", params(PipelinesQuery),
-    responses((status = 200, body = PipelinesReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = PipelinesReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn pipelines(
     node: web::Data<Node>,
@@ -155,7 +156,7 @@ pub async fn pipelines(
 ) -> HttpResponse {
     read(&node, &s, &req, "ListPipelines", |caller| {
         let ns = q.namespace.as_deref().unwrap_or_default();
-        let list = views::pipelines(&node, caller, ns);
+        let list = views::pipelines(&node, caller, ns, list_limit(q.limit, &s)?);
         Ok(PipelinesReply {
             fresh: Freshness::of(&node),
             pipelines: list.into_iter().map(|p| pipeline_view(&node, p)).collect(),

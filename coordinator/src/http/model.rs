@@ -99,6 +99,9 @@ pub struct ActionReply {
 pub struct PipelinesQuery {
     /// Only this namespace (default: every namespace the token covers).
     pub namespace: Option<String>,
+    /// Most pipelines to return, by namespace and name (default 50, at most
+    /// `--http-max-list`).
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

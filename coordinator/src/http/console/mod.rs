@@ -100,14 +100,14 @@ async fn cluster(node: web::Data<Node>, s: web::Data<Settings>, req: HttpRequest
     show(&node, &s, &req, "ClusterStatus", "/console/cluster", |_| {
         Ok((
             "Cluster".into(),
-            pages::cluster(&views::cluster_status(&node)),
+            pages::cluster(&views::cluster_status(&node, views::Digest::Skip)),
         ))
     })
 }
 
 async fn workers(node: web::Data<Node>, s: web::Data<Settings>, req: HttpRequest) -> HttpResponse {
     show(&node, &s, &req, "ClusterStatus", "/console/workers", |_| {
-        let list = views::cluster_status(&node).workers;
+        let list = views::workers(&node);
         Ok(("Workers".into(), pages::workers(&list, node.is_leader())))
     })
 }
@@ -124,7 +124,7 @@ async fn pipelines(
         "ListPipelines",
         "/console/pipelines",
         |caller| {
-            let list: Vec<_> = views::pipelines(&node, caller, "")
+            let list: Vec<_> = views::pipelines(&node, caller, "", s.max_list as usize)
                 .into_iter()
                 .map(|p| pipeline_view(&node, p))
                 .collect();
