@@ -314,3 +314,49 @@ async fn browse(
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_reads_marked_stale_and_sends_actions_to_the_leader() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder()
+        .coordinators(3)
+        .workers(0)
+        .records(10)
+        .start()
+        .await?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30))?;
+    let db = cluster.out_path("follower.db");
+    let run = cluster.submit(
+        PIPELINE,
+        &pipelines::sharded_sqlite(PIPELINE, 10, 1, 10, &db),
+    )?;
+    let follower = cluster
+        .coordinators
+        .iter()
+        .find(|c| c.id != leader)
+        .and_then(|c| c.admin.clone())
+        .expect("a follower's admin address");
+    // Insecure cluster: no token needed, as for apitapctl.
+    let api = Api::new(&follower, None);
+    let got = wait::until_async(
+        "the run on the follower",
+        Duration::from_secs(30),
+        || async { api.get(&format!("/api/runs/{run}")).await.ok() },
+    )
+    .await?;
+    assert_eq!(got["stale"], true, "{got}");
+    assert_eq!(got["run"]["run_id"], run);
+    let (status, body) = api.send(true, &format!("/api/runs/{run}/cancel")).await?;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");
+    assert_eq!(body["leader_id"], leader, "{body}");
+    let leader_grpc = cluster
+        .coordinators
+        .iter()
+        .find(|c| c.id == leader)
+        .map(|c| c.addr.clone());
+    assert_eq!(
+        body["leader_addr"].as_str(),
+        leader_grpc.as_deref(),
+        "{body}"
+    );
+    Ok(())
+}
