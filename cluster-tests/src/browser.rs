@@ -190,6 +190,18 @@ impl Browser {
         Ok(())
     }
 
+    /// Closes the browser as a user would, so that it writes its profile (cookies
+    /// included) to disk, and waits for it to exit.
+    pub fn close(mut self) -> anyhow::Result<()> {
+        let _ = self.browser_call("Browser.close", json!({}));
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while self.child.try_wait()?.is_none() {
+            anyhow::ensure!(Instant::now() < deadline, "chromium did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
     fn browser_call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
         self.send(json!({"method": method, "params": params}))
     }

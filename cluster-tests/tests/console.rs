@@ -307,6 +307,25 @@ async fn browse(
     );
     assert_eq!(b.text("#run-state")?, "cancelled");
     assert_eq!(cluster.run_info(second)?["state"], "cancelled");
+    // The plain command line with the same profile is signed in too (its cookie persisted).
+    let profile = cluster.out_path("chromium-profile");
+    b.close()?;
+    let out = browser::headless(
+        &[
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+        ],
+        &format!("{base}/console/runs/{run}"),
+    )?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains(r#"<span id="run-state" class="st ok">succeeded</span>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(r#"<span id="run-records">{RECORDS}</span>"#)),
+        "{dom}"
+    );
     let audit = cluster.ctl_json(&["audit"])?;
     assert!(
         audit.to_string().contains("console-operator"),
