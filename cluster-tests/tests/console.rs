@@ -75,6 +75,58 @@ fn token(cluster: &TestCluster, name: &str, role: &str) -> anyhow::Result<String
     Ok(t["token"].as_str().unwrap_or_default().to_string())
 }
 
+/// No token, a token that is none, a viewer acting, bad parameters: each refused.
+async fn refusals(admin: &str, viewer: &str, run: u64) -> anyhow::Result<()> {
+    // Refusals: no token, a token that is no token, a viewer acting.
+    let anonymous = Api::new(admin, None);
+    let (status, body) = anonymous.send(false, &format!("/api/runs/{run}")).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs a token"),
+        "{body}"
+    );
+    let forged = Api::new(
+        admin,
+        Some(
+            "apitap_000000000000_0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+    );
+    assert_eq!(
+        forged.send(false, "/api/cluster").await?.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let as_viewer = Api::new(admin, Some(viewer));
+    for action in [
+        format!("/api/runs/{run}/cancel"),
+        format!("/api/pipelines/default/{PIPELINE}/run"),
+    ] {
+        let (status, body) = as_viewer.send(true, &action).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{action}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("role viewer"),
+            "{body}"
+        );
+    }
+    for bad in [
+        "/api/runs?limit=0",
+        "/api/runs?limit=1001",
+        "/api/pipelines/default/Not_A_Name",
+    ] {
+        assert_eq!(
+            as_viewer.send(false, bad).await?.0,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    Ok(())
+}
+
 /// p50 and p99 of `n` sequential GETs of `path`, in milliseconds.
 async fn latency(api: &Api, path: &str, n: usize) -> anyhow::Result<(f64, f64)> {
     let mut ms = Vec::with_capacity(n);
@@ -115,53 +167,8 @@ async fn the_json_api_and_the_console_show_a_run_and_act_on_the_leader() -> anyh
         &pipelines::sharded_sqlite(PIPELINE, RECORDS, 3, 50, &db),
     )?;
 
-    // Refusals: no token, a token that is no token, a viewer acting.
-    let anonymous = Api::new(&admin, None);
-    let (status, body) = anonymous.send(false, &format!("/api/runs/{run}")).await?;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("needs a token"),
-        "{body}"
-    );
-    let forged = Api::new(
-        &admin,
-        Some(
-            "apitap_000000000000_0000000000000000000000000000000000000000000000000000000000000000",
-        ),
-    );
-    assert_eq!(
-        forged.send(false, "/api/cluster").await?.0,
-        StatusCode::UNAUTHORIZED
-    );
+    refusals(&admin, &viewer, run).await?;
     let as_viewer = Api::new(&admin, Some(&viewer));
-    for action in [
-        format!("/api/runs/{run}/cancel"),
-        format!("/api/pipelines/default/{PIPELINE}/run"),
-    ] {
-        let (status, body) = as_viewer.send(true, &action).await?;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{action}: {body}");
-        assert!(
-            body["error"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("role viewer"),
-            "{body}"
-        );
-    }
-    for bad in [
-        "/api/runs?limit=0",
-        "/api/runs?limit=1001",
-        "/api/pipelines/default/Not_A_Name",
-    ] {
-        assert_eq!(
-            as_viewer.send(false, bad).await?.0,
-            StatusCode::BAD_REQUEST,
-            "{bad}"
-        );
-    }
 
     // Follow the run to the end through the API; it agrees with apitapctl.
     let api_run = wait::until_async(
@@ -207,7 +214,7 @@ async fn the_json_api_and_the_console_show_a_run_and_act_on_the_leader() -> anyh
         (p["last_run_id"].as_u64(), &p["next_run_ms"]),
         (Some(run), &Value::Null)
     );
-    let doc = anonymous.get("/api/openapi.json").await?;
+    let doc = Api::new(&admin, None).get("/api/openapi.json").await?;
     assert!(doc["paths"]["/api/runs/{id}"]["get"].is_object(), "{doc}");
 
     let (api_p50, api_p99) = latency(&as_viewer, &format!("/api/runs/{run}"), 200).await?;
@@ -273,40 +280,8 @@ async fn browse(
     b.screenshot(&cluster.out_path("console-run-phone.png"))?;
     b.resize(1280, 900, false)?;
 
-    // Run now from the page, on a slow source so that the new run is still going, then
-    // cancel it from its page.
-    fixture::slow_source(cluster, 2_000);
-    b.open(&format!("{base}/console/runs/{run}"))?;
-    b.click_and_wait("form.run-now button")?;
-    let path = b.eval("location.pathname")?;
-    let second: u64 = path
-        .as_str()
-        .and_then(|p| p.strip_prefix("/console/runs/"))
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("run now led to {path}"))?;
-    assert!(second > run, "a new run: {path}");
-    let state = b.text("#run-state")?;
-    assert!(matches!(state.as_str(), "pending" | "running"), "{state}");
-    // The page's script follows the run in place (no reload while it goes on).
-    b.eval("window.stillThisPage = true")?;
-    wait::until(
-        "the page to show the run running",
-        Duration::from_secs(30),
-        || (b.text("#run-state").ok()? == "running").then_some(()),
-    )?;
-    assert_eq!(
-        b.eval("window.stillThisPage === true")?,
-        true,
-        "updated without a reload"
-    );
-    b.screenshot(&cluster.out_path("console-run-live.png"))?;
-    b.click_and_wait("form.cancel button")?;
-    assert_eq!(
-        b.eval("location.pathname")?,
-        format!("/console/runs/{second}")
-    );
-    assert_eq!(b.text("#run-state")?, "cancelled");
-    assert_eq!(cluster.run_info(second)?["state"], "cancelled");
+    act_through_the_page(cluster, &mut b, &base, run)?;
+
     // The plain command line with the same profile is signed in too (its cookie persisted).
     let profile = cluster.out_path("chromium-profile");
     b.close()?;
@@ -377,5 +352,48 @@ async fn a_follower_reads_marked_stale_and_sends_actions_to_the_leader() -> anyh
         leader_grpc.as_deref(),
         "{body}"
     );
+    Ok(())
+}
+
+/// Run now from the run page, on a slow source so that the new run is still going, then
+/// cancel it from its page.
+fn act_through_the_page(
+    cluster: &TestCluster,
+    b: &mut Browser,
+    base: &str,
+    run: u64,
+) -> anyhow::Result<()> {
+    fixture::slow_source(cluster, 2_000);
+    b.open(&format!("{base}/console/runs/{run}"))?;
+    b.click_and_wait("form.run-now button")?;
+    let path = b.eval("location.pathname")?;
+    let second: u64 = path
+        .as_str()
+        .and_then(|p| p.strip_prefix("/console/runs/"))
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("run now led to {path}"))?;
+    assert!(second > run, "a new run: {path}");
+    let state = b.text("#run-state")?;
+    assert!(matches!(state.as_str(), "pending" | "running"), "{state}");
+    // The page's script follows the run in place (no reload while it goes on).
+    b.eval("window.stillThisPage = true")?;
+    wait::until(
+        "the page to show the run running",
+        Duration::from_secs(30),
+        || (b.text("#run-state").ok()? == "running").then_some(()),
+    )?;
+    assert_eq!(
+        b.eval("window.stillThisPage === true")?,
+        true,
+        "updated without a reload"
+    );
+    b.screenshot(&cluster.out_path("console-run-live.png"))?;
+    b.click_and_wait("form.cancel button")?;
+    assert_eq!(
+        b.eval("location.pathname")?,
+        format!("/console/runs/{second}")
+    );
+    assert_eq!(b.text("#run-state")?, "cancelled");
+    assert_eq!(cluster.run_info(second)?["state"], "cancelled");
     Ok(())
 }
