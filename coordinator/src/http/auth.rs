@@ -52,30 +52,34 @@ pub fn authorize(
     Ok((caller, via))
 }
 
-/// Refuses a post carried by the cookie unless its `Origin` names this server.
+/// Refuses a post a browser could have been made to send by another site: one carried by
+/// the cookie needs an `Origin` naming this server; one without a token (insecure clusters)
+/// may come without an `Origin` (curl, scripts) but not with another site's. A bearer
+/// header is never added by a browser on its own, so such a post needs no `Origin`.
 pub fn check_origin(req: &HttpRequest, via: Via) -> Result<(), Status> {
-    if via != Via::Cookie {
-        return Ok(());
-    }
     let origin = req
         .headers()
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok());
     let host = req.connection_info().host().to_string();
-    match origin {
-        Some(o)
-            if o.strip_prefix("http://")
-                .or_else(|| o.strip_prefix("https://"))
-                == Some(&host) =>
-        {
-            Ok(())
-        }
-        _ => Err(Status::permission_denied(format!(
-            "a console action must come from a page of this server (Origin {}, expected \
-             http://{host}); scripts send `Authorization: Bearer <token>` instead of the cookie",
-            origin.map_or_else(|| "absent".to_string(), |o| format!("{o:?}")),
-        ))),
+    let same = |o: &str| {
+        o.strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"))
+            == Some(host.as_str())
+    };
+    let allowed = match (via, origin) {
+        (Via::Header, _) | (Via::Nothing, None) => true,
+        (Via::Cookie | Via::Nothing, Some(o)) => same(o),
+        (Via::Cookie, None) => false,
+    };
+    if allowed {
+        return Ok(());
     }
+    Err(Status::permission_denied(format!(
+        "a console action must come from a page of this server (Origin {}, expected \
+         http://{host}); scripts send `Authorization: Bearer <token>` instead of the cookie",
+        origin.map_or_else(|| "absent".to_string(), |o| format!("{o:?}")),
+    )))
 }
 
 fn caller(node: &Node, mode: Mode, req: &HttpRequest) -> Result<(Caller, Via), Status> {
@@ -130,6 +134,10 @@ mod tests {
             let e = check_origin(&req(bad), Via::Cookie).unwrap_err();
             assert_eq!(e.code(), tonic::Code::PermissionDenied, "{bad:?}");
         }
+        // Without a token (insecure clusters): scripts send no Origin, other sites do.
+        assert!(check_origin(&req(None), Via::Nothing).is_ok());
+        assert!(check_origin(&req(Some("http://127.0.0.1:7401")), Via::Nothing).is_ok());
+        assert!(check_origin(&req(Some("http://evil.example")), Via::Nothing).is_err());
         // A bearer header is not sent by a browser on its own: no Origin needed.
         assert!(check_origin(&req(None), Via::Header).is_ok());
         assert!(check_origin(&req(Some("http://evil.example")), Via::Header).is_ok());

@@ -58,9 +58,13 @@ pub async fn login(
     if let Err(e) = crate::auth::verify_token(&node.state, token) {
         return respond(StatusCode::UNAUTHORIZED, form(Some(e.message())));
     }
+    // Behind a TLS-terminating proxy (which says so in `Forwarded` or
+    // `X-Forwarded-Proto`) the cookie is only ever sent over TLS.
+    let https = req.connection_info().scheme() == "https";
     let cookie = Cookie::build(COOKIE, token.to_string())
         .path("/")
         .http_only(true)
+        .secure(https)
         .same_site(SameSite::Strict)
         .max_age(CookieAge::hours(SESSION_HOURS))
         .finish();
