@@ -395,5 +395,15 @@ fn act_through_the_page(
     );
     assert_eq!(b.text("#run-state")?, "cancelled");
     assert_eq!(cluster.run_info(second)?["state"], "cancelled");
+    b.click_and_wait("form.retry button")?;
+    assert_eq!(
+        b.eval("location.pathname")?,
+        format!("/console/runs/{second}")
+    );
+    let state = b.text("#run-state")?;
+    assert!(
+        matches!(state.as_str(), "pending" | "running"),
+        "retried: {state}"
+    );
     Ok(())
 }

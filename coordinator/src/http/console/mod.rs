@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(session::run_now),
         )
         .route("/console/runs/{id}/cancel", web::post().to(session::cancel))
+        .route("/console/runs/{id}/retry", web::post().to(session::retry))
         .route("/console/assets/console.css", web::get().to(css))
         .route("/console/assets/console.js", web::get().to(js));
 }

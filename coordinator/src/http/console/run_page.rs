@@ -40,6 +40,12 @@ pub fn run(r: &RunInfo, can_act: bool) -> Markup {
                         form.inline.run-now method="post" action=(format!("/console/pipelines/{}/{}/run", r.namespace, r.pipeline)) {
                             button type="submit" { "Run pipeline again" }
                         }
+                        @if r.state == "failed" || r.state == "cancelled" {
+                            " "
+                            form.inline.retry method="post" action=(format!("/console/runs/{}/retry", r.run_id)) {
+                                button type="submit" { "Retry its failed and cancelled shards" }
+                            }
+                        }
                     }
                 }
             }

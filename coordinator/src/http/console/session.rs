@@ -125,3 +125,12 @@ pub async fn cancel(
 ) -> HttpResponse {
     console_act(node, s, req, Action::Cancel(id.into_inner())).await
 }
+
+pub async fn retry(
+    node: web::Data<Node>,
+    s: web::Data<Settings>,
+    req: HttpRequest,
+    id: web::Path<u64>,
+) -> HttpResponse {
+    console_act(node, s, req, Action::Retry(id.into_inner())).await
+}

@@ -50,6 +50,16 @@ fn a_finished_run_offers_to_run_again_and_a_live_one_to_cancel() {
         done.contains("action=\"/console/pipelines/shop/orders/run\""),
         "{done}"
     );
+    assert!(
+        !done.contains("/retry"),
+        "only a failed run is retried: {done}"
+    );
+    run.state = "failed".into();
+    let failed = run_page::run(&run, true).into_string();
+    assert!(
+        failed.contains("action=\"/console/runs/3/retry\""),
+        "{failed}"
+    );
     let viewer = run_page::run(&run, false).into_string();
     assert!(
         !viewer.contains("<form"),
