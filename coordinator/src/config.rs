@@ -120,6 +120,10 @@ pub struct Config {
     /// action forms; the JSON API's actions take none.
     #[arg(long, env = "APITAP_HTTP_MAX_BODY", default_value_t = 8_192, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
     pub http_max_body: u32,
+    /// The one origin (scheme://host[:port]) whose web pages may call the HTTP JSON API
+    /// with a bearer token (CORS); none by default.
+    #[arg(long, env = "APITAP_HTTP_CORS_ORIGIN")]
+    pub http_cors_origin: Option<String>,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,
@@ -159,6 +163,8 @@ impl Config {
             humantime::format_duration(self.forget_workers_after),
             humantime::format_duration(self.lease_ttl)
         );
+        crate::http::cors::Cors::new(self.http_cors_origin.as_deref())
+            .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Service;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use apitap_common::shutdown::ShutdownSignal;
 use openraft::{BasicNode, RaftMetrics, ServerState};
@@ -52,8 +53,21 @@ pub fn start(node: Arc<Node>, shutdown: ShutdownSignal) -> std::io::Result<Admin
         max_list: node.config.http_max_list,
     });
     let max_body = node.config.http_max_body as usize;
+    let cors = crate::http::cors::Cors::new(node.config.http_cors_origin.as_deref())
+        .map_err(std::io::Error::other)?;
     let server = HttpServer::new(move || {
+        let decorate = cors.clone();
         App::new()
+            .wrap_fn(move |req, srv| {
+                let allowed = decorate.allowed(req.request());
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    crate::http::cors::Cors::decorate(allowed, res.headers_mut());
+                    Ok(res)
+                }
+            })
+            .app_data(web::Data::new(cors.clone()))
             .app_data(data.clone())
             .app_data(settings.clone())
             .app_data(web::FormConfig::default().limit(max_body))

@@ -10,6 +10,7 @@
 //! - [`auth`]: bearer tokens (header or console cookie) checked against the token store and
 //!   the authorization table of the gRPC API; the Origin check of cookie-borne posts.
 //! - [`reply`]: gRPC statuses as HTTP answers, once.
+//! - [`cors`]: cross-origin calls of `/api`, off unless `--http-cors-origin` names one.
 //!
 //! Dependencies run one way: `http` → `api`, `auth`, `node`, `state`; nothing below
 //! knows of `http`.
@@ -18,6 +19,7 @@ pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod console;
+pub mod cors;
 pub mod model;
 pub mod openapi;
 pub mod reply;
@@ -38,6 +40,10 @@ pub struct Settings {
 /// Mounts the JSON API, its OpenAPI document and the console on an admin server app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     api::configure(cfg);
-    cfg.route("/api/openapi.json", web::get().to(openapi::serve));
+    cfg.route("/api/openapi.json", web::get().to(openapi::serve))
+        .route(
+            "/api/{tail:.*}",
+            web::method(actix_web::http::Method::OPTIONS).to(cors::preflight),
+        );
     console::configure(cfg);
 }
