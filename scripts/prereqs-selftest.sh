@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/lib/llvm-14/lib" "$root/usr/lib/postgresql/15/bin" "$root/usr/sbin" \
-  "$root/opt/apitap/moto/bin"
+  "$root/usr/bin" "$root/opt/apitap/moto/bin"
 touch "$root/usr/lib/llvm-14/lib/libclang-cpp.so.14" "$root/usr/lib/postgresql/15/bin/initdb" \
-  "$root/usr/sbin/mariadbd" "$root/opt/apitap/moto/bin/moto_server"
+  "$root/usr/sbin/mariadbd" "$root/usr/bin/chromium" "$root/opt/apitap/moto/bin/moto_server"
 
 out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && {
   echo "prereqs selftest: a root with only libclang-cpp passed the check" >&2
@@ -30,7 +30,11 @@ grep -q "mariadb-server" <<<"$out" && { echo "prereqs selftest: mariadbd was pre
 rm "$root/usr/sbin/mariadbd"
 out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no mariadbd passed" >&2; exit 1; }
 grep -q "mariadb-server" <<<"$out" || { echo "prereqs selftest: expected mariadb-server in: $out" >&2; exit 1; }
-touch "$root/usr/sbin/mariadbd"
+grep -q "chromium" <<<"$out" && { echo "prereqs selftest: chromium was present: $out" >&2; exit 1; }
+rm "$root/usr/bin/chromium"
+out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no chromium passed" >&2; exit 1; }
+grep -q "chromium" <<<"$out" || { echo "prereqs selftest: expected chromium in: $out" >&2; exit 1; }
+touch "$root/usr/sbin/mariadbd" "$root/usr/bin/chromium"
 rm "$root/opt/apitap/moto/bin/moto_server"
 out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no moto_server passed" >&2; exit 1; }
 grep -q "python3-venv" <<<"$out" || { echo "prereqs selftest: expected python3-venv in: $out" >&2; exit 1; }

@@ -7,6 +7,7 @@
 #     throwaway servers too;
 #   - moto_server (PyPI's moto[server], in a venv at /opt/apitap/moto): the files sink's
 #     tests start a throwaway S3-compatible server (needs python3 and python3-venv).
+#   - Chromium: the console test opens the coordinator's web console in headless Chromium.
 #
 #   scripts/prereqs.sh           check, and install what is missing
 #   scripts/prereqs.sh --check   only report what is missing (exit 1 if anything is)
@@ -60,6 +61,12 @@ has_moto() {
 has_venv() {
   [ -z "$root" ] && command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' 2>/dev/null
 }
+has_chromium() {
+  if [ -z "$root" ] && command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  any_exists "$root"/usr/bin/chromium
+}
 
 missing=()
 has_libclang || missing+=(libclang-dev clang)
@@ -70,6 +77,7 @@ if ! has_moto; then
   need_moto=true
   has_venv || missing+=(python3 python3-venv)
 fi
+has_chromium || missing+=(chromium)
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain from https://rustup.rs" >&2
   exit 1

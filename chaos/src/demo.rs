@@ -45,6 +45,22 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         },
         cluster.mock.url()
     );
+    if let Some(admin) = &cluster.coordinators[0].admin {
+        eprintln!(
+            "web console: http://{admin}/console{}",
+            if opts.insecure {
+                String::new()
+            } else {
+                format!(
+                    " (sign in with the token in {})",
+                    cluster.coordinators[0]
+                        .data_dir
+                        .join("admin.token")
+                        .display()
+                )
+            }
+        );
+    }
     eprintln!(
         "submitting {} (apitapctl context: APITAP_CONFIG={})",
         opts.pipeline.display(),

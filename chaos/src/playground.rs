@@ -134,7 +134,13 @@ impl Playground {
             .cluster
             .coordinators
             .iter()
-            .map(|c| serde_json::json!({"id": c.id, "grpc": c.addr, "admin": http(&c.admin)}))
+            .map(|c| {
+                let console = http(&c.admin)
+                    .as_str()
+                    .map(|a| serde_json::Value::from(format!("{a}/console")))
+                    .unwrap_or_default();
+                serde_json::json!({"id": c.id, "grpc": c.addr, "admin": http(&c.admin), "console": console})
+            })
             .collect();
         let workers: Vec<serde_json::Value> = self
             .cluster
@@ -160,10 +166,11 @@ impl Playground {
         let mut out = String::new();
         for c in info["coordinators"].as_array().into_iter().flatten() {
             out += &format!(
-                "coordinator-{}: gRPC {}  admin {}\n",
+                "coordinator-{}: gRPC {}  admin {}  console {}\n",
                 c["id"],
                 s(&c["grpc"]),
-                s(&c["admin"])
+                s(&c["admin"]),
+                s(&c["console"])
             );
         }
         for w in info["workers"].as_array().into_iter().flatten() {
@@ -175,9 +182,16 @@ impl Playground {
         out += &format!(
             "security:   {}\n",
             if self.cluster.certs.is_some() {
-                "mutual TLS, API tokens (apitapctl uses the first admin token), sealed secrets"
+                format!(
+                    "mutual TLS, API tokens (apitapctl and the console's sign-in use the first \
+                     admin token, {}), sealed secrets",
+                    self.cluster.coordinators[0]
+                        .data_dir
+                        .join("admin.token")
+                        .display()
+                )
             } else {
-                "none (--insecure)"
+                "none (--insecure)".to_string()
             }
         );
         out += &format!(

@@ -108,6 +108,15 @@ fn up_starts_again_on_its_folder_fresh_or_kept() -> anyhow::Result<()> {
     let init_log = out.join("logs/coordinator-1.log");
 
     let first = up(&out, &logs, &[])?;
+    let c = &first.info["coordinators"][0];
+    assert_eq!(
+        c["console"].as_str(),
+        c["admin"]
+            .as_str()
+            .map(|a| format!("{a}/console"))
+            .as_deref(),
+        "up prints each coordinator's web console: {c}"
+    );
     assert_eq!(first.info["tls"], true, "{}", first.info);
     first.ctl(&["ratelimit", "set", "first.example", "--rps", "5"])?;
     // Without the context file's certificate and token: refused.

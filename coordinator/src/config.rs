@@ -30,7 +30,8 @@ pub struct Config {
     /// gRPC listen address (clients, workers and peers). Port 0 picks a free port.
     #[arg(long, env = "APITAP_GRPC_ADDR", default_value = "127.0.0.1:7400")]
     pub grpc_addr: SocketAddr,
-    /// Admin HTTP listen address: /health/live, /health/ready, /metrics. Port 0 picks a free port.
+    /// Admin HTTP listen address: /health/live, /health/ready, /metrics, the JSON API under
+    /// /api and the web console under /console. Port 0 picks a free port.
     #[arg(long, env = "APITAP_ADMIN_ADDR", default_value = "127.0.0.1:7401")]
     pub admin_addr: SocketAddr,
     /// Address peers and clients use to reach this node (defaults to the bound address).
@@ -111,6 +112,18 @@ pub struct Config {
     /// this flag a coordinator without TLS only listens on loopback; see docs/security.md.
     #[arg(long, env = "APITAP_INSECURE", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub insecure: bool,
+    /// Most items one HTTP API listing returns (`/api/runs?limit=`); a larger `limit` is
+    /// refused with this number in the message.
+    #[arg(long, env = "APITAP_HTTP_MAX_LIST", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub http_max_list: u32,
+    /// Largest HTTP request body (bytes) the admin server reads: the console's login and
+    /// action forms; the JSON API's actions take none.
+    #[arg(long, env = "APITAP_HTTP_MAX_BODY", default_value_t = 8_192, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
+    pub http_max_body: u32,
+    /// The one origin (scheme://host[:port]) whose web pages may call the HTTP JSON API
+    /// with a bearer token (CORS); none by default.
+    #[arg(long, env = "APITAP_HTTP_CORS_ORIGIN")]
+    pub http_cors_origin: Option<String>,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,
@@ -150,6 +163,8 @@ impl Config {
             humantime::format_duration(self.forget_workers_after),
             humantime::format_duration(self.lease_ttl)
         );
+        crate::http::cors::Cors::new(self.http_cors_origin.as_deref())
+            .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -222,5 +237,17 @@ mod tests {
         assert!(e.contains("at least twice --raft-heartbeat"), "{e}");
         let e = validate(&["--raft-heartbeat", "0s"]).unwrap_err();
         assert!(e.contains("must not be zero"), "{e}");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_bounds() {
+        let c = Config::try_parse_from(["apitap-coordinator"]).unwrap();
+        assert_eq!((c.http_max_list, c.http_max_body), (1_000, 8_192));
+        assert!(validate(&["--http-max-list", "0"]).is_err());
+        assert!(validate(&["--http-max-body", "100"]).is_err());
+        assert_eq!(
+            validate(&["--http-max-list", "50", "--http-max-body", "4096"]),
+            Ok(())
+        );
     }
 }

@@ -7,6 +7,8 @@
 //!   missed heartbeats → lease expiry. Decisions are pure functions in `placement`.
 //! - [`ratelimit`]: leader-only rate budgets (fair shares with a TTL).
 //! - [`api`]: the tonic services (control, worker, raft) and the admin HTTP server.
+//! - [`http`]: the JSON API (`/api`), its OpenAPI document and the web console
+//!   (`/console`), served by the admin server over the views of `api`.
 //! - [`metrics`]: Prometheus metrics, served by the admin server in `api::admin`.
 //! - [`spans`]: the coordinator's tracing spans and the trace context kept in runs and shards.
 //! - [`auth`]: the trust boundary: callers, tokens and the authorization table, in one
@@ -29,6 +31,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod limits;
 pub mod liveness;
 pub mod metrics;

@@ -5,9 +5,11 @@
 //! - [`lease`]: shard reassignment after a worker kill, and lease grants/s with simulated
 //!   workers.
 //! - [`ratelimit`]: overshoot and utilisation of a global rate limit.
+//! - [`console`]: latency of the coordinator's JSON API and web console with a large state.
 //!
 //! `control` holds what they share: the control stub, submitting, reading runs, rounding.
 
+pub mod console;
 mod control;
 pub mod lease;
 pub mod load;

@@ -43,8 +43,8 @@ enum Cmd {
         bench: BenchCmd,
     },
     /// Start a testbed (coordinators, workers, the mock API and a throwaway PostgreSQL) and
-    /// keep it running until Ctrl-C, printing every node's gRPC and admin HTTP address, the
-    /// mock API's URL and PostgreSQL's URL.
+    /// keep it running until Ctrl-C, printing every node's gRPC and admin HTTP address, each
+    /// coordinator's web console, the mock API's URL and PostgreSQL's URL.
     Up {
         #[arg(long, default_value_t = 1)]
         coordinators: usize,
@@ -53,7 +53,7 @@ enum Cmd {
         #[arg(long, default_value_t = 10000)]
         records: u64,
         /// Print one JSON object with the addresses on the first line of stdout:
-        /// `coordinators` [{id, grpc, admin}], `workers` [{id, admin}], `mock_api`,
+        /// `coordinators` [{id, grpc, admin, console}], `workers` [{id, admin}], `mock_api`,
         /// `postgres`, `logs`.
         #[arg(long)]
         json: bool,
@@ -217,6 +217,18 @@ enum BenchCmd {
     /// and two pipelines sharing the key (default), or `--simulated N` in-process workers
     /// that call AcquireBudget themselves (the only mode that counts those RPCs).
     Ratelimit(apitap_chaos::bench::ratelimit::RateLimitBench),
+    /// Latency (p50/p99 ms) of the coordinator's JSON API and web console pages with
+    /// `--runs` pending 3-shard runs and `--workers` registered simulated workers in the
+    /// state; 1 coordinator, no real workers.
+    Console {
+        #[arg(long, default_value_t = 1000)]
+        runs: u32,
+        #[arg(long, default_value_t = 50)]
+        workers: u32,
+        /// Requests per route, one after another.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
 }
 
 #[tokio::main]
@@ -333,6 +345,22 @@ async fn main() -> anyhow::Result<()> {
                 tls,
             };
             println!("{}", apitap_chaos::bench::lease::grants(b).await?);
+            Ok(())
+        }
+        Cmd::Bench {
+            bench:
+                BenchCmd::Console {
+                    runs,
+                    workers,
+                    requests,
+                },
+        } => {
+            let b = apitap_chaos::bench::console::ConsoleBench {
+                runs,
+                workers,
+                requests,
+            };
+            println!("{}", apitap_chaos::bench::console::console(b).await?);
             Ok(())
         }
         Cmd::Bench {

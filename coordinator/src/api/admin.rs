@@ -1,5 +1,6 @@
 //! The admin HTTP server of a coordinator node (actix-web): `/health/live`, `/health/ready`
-//! and `/metrics` (Prometheus text format 0.0.4).
+//! and `/metrics` (Prometheus text format 0.0.4), and the JSON API and web console of
+//! [`crate::http`].
 //!
 //! Ready means this node can take part in serving the cluster: it knows a leader for the
 //! current term and, if it is that leader, a quorum acknowledged it recently (openraft 0.9
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Service;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use apitap_common::shutdown::ShutdownSignal;
 use openraft::{BasicNode, RaftMetrics, ServerState};
@@ -46,12 +48,35 @@ pub fn start(node: Arc<Node>, shutdown: ShutdownSignal) -> std::io::Result<Admin
     let listener = std::net::TcpListener::bind(node.config.admin_addr)?;
     let addr = listener.local_addr()?;
     let data = web::Data::from(node.clone());
+    let settings = web::Data::new(crate::http::Settings {
+        mode: node.config.auth_mode().map_err(std::io::Error::other)?,
+        max_list: node.config.http_max_list,
+    });
+    let max_body = node.config.http_max_body as usize;
+    let cors = crate::http::cors::Cors::new(node.config.http_cors_origin.as_deref())
+        .map_err(std::io::Error::other)?;
     let server = HttpServer::new(move || {
+        let decorate = cors.clone();
         App::new()
+            .wrap_fn(move |req, srv| {
+                let allowed = decorate.allowed(req.request());
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    crate::http::cors::Cors::decorate(allowed, res.headers_mut());
+                    Ok(res)
+                }
+            })
+            .app_data(web::Data::new(cors.clone()))
             .app_data(data.clone())
+            .app_data(settings.clone())
+            .app_data(web::FormConfig::default().limit(max_body))
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::JsonConfig::default().limit(max_body))
             .route("/health/live", web::get().to(live))
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics))
+            .configure(crate::http::configure)
     })
     .workers(1)
     .disable_signals()

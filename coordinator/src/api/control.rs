@@ -1,7 +1,7 @@
 //! `ControlService`: what apitapctl talks to. Writes are Raft commands on the leader;
 //! reads are linearizable (served by the leader after `ensure_linearizable`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use apitap_common::{spec, trace_context};
@@ -9,8 +9,8 @@ use apitap_proto::v1::control_service_server::ControlService;
 use apitap_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::convert::{pipeline_info, run_info};
-use super::{audited, membership};
+use super::convert::run_info;
+use super::{audited, membership, views};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
@@ -214,30 +214,7 @@ impl ControlApi {
 
     async fn rate_limits(&self) -> Result<Vec<RateLimitInfo>, Status> {
         self.node.linearizable().await?;
-        let now = std::time::Instant::now();
-        let st = self.node.state();
-        let budgets = self
-            .node
-            .budgets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(st
-            .state
-            .rate_limits
-            .values()
-            .map(|l| {
-                let u = budgets.usage(&l.key, now);
-                RateLimitInfo {
-                    key: l.key.clone(),
-                    rps: l.rps,
-                    burst: l.burst,
-                    granted_rps: u.granted_rps,
-                    used_last_second: u.used_last_second,
-                    workers: u.workers,
-                    backoff_until_ms: l.backoff_until_ms,
-                }
-            })
-            .collect())
+        Ok(views::rate_limits(&self.node))
     }
 
     /// The status after a membership change, with what the change did.
@@ -248,87 +225,7 @@ impl ControlApi {
     }
 
     async fn status(&self) -> Result<ClusterStatusResponse, Status> {
-        let node = &self.node;
-        let m = node.raft_metrics();
-        let membership = m.membership_config.membership().clone();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let replication = m.replication.clone().unwrap_or_default();
-        let members = membership
-            .nodes()
-            .map(|(id, n)| {
-                let matched = replication.get(id).cloned().flatten().map(|l| l.index);
-                let is_self = *id == node.id;
-                MemberInfo {
-                    node_id: *id,
-                    addr: n.addr.clone(),
-                    voter: voters.contains(id),
-                    role: if m.current_leader == Some(*id) {
-                        "leader".into()
-                    } else if voters.contains(id) {
-                        "follower".into()
-                    } else {
-                        "learner".into()
-                    },
-                    reachable: is_self || matched.is_some(),
-                    matched_index: if is_self {
-                        m.last_applied.map(|l| l.index).unwrap_or(0)
-                    } else {
-                        matched.unwrap_or(0)
-                    },
-                }
-            })
-            .collect();
-        let now = std::time::Instant::now();
-        let ttl = node.config.lease_ttl;
-        let (digest, snapshots_installed, pipelines) = {
-            let st = node.state();
-            (
-                st.digest(),
-                st.snapshots_installed,
-                st.state.pipelines.len() as u64,
-            )
-        };
-        let workers = {
-            let st = node.state();
-            let held = st.state.leases_by_worker();
-            let live = node.liveness();
-            let workers = st
-                .state
-                .workers
-                .values()
-                .map(|w| {
-                    let seen = live
-                        .workers
-                        .get(&w.id)
-                        .map(|s| now.duration_since(s.last_seen).as_millis() as u64);
-                    WorkerInfo {
-                        worker_id: w.id.clone(),
-                        addr: w.addr.clone(),
-                        slots: w.slots,
-                        leases: held.get(&w.id).copied().unwrap_or(0),
-                        live: live.is_live(&w.id, ttl, now),
-                        last_heartbeat_ms_ago: seen.unwrap_or(0),
-                    }
-                })
-                .collect::<Vec<_>>();
-            workers
-        };
-        Ok(ClusterStatusResponse {
-            node_id: node.id,
-            leader_id: m.current_leader.unwrap_or(0),
-            leader_addr: node.leader_addr().unwrap_or_default(),
-            term: m.current_term,
-            last_log_index: m.last_log_index.unwrap_or(0),
-            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
-            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
-            members,
-            workers,
-            role: format!("{:?}", m.state).to_lowercase(),
-            state_digest: digest,
-            snapshots_installed,
-            pipelines,
-            change: String::new(),
-        })
+        Ok(views::cluster_status(&self.node, views::Digest::Compute))
     }
 }
 
@@ -428,30 +325,16 @@ impl ControlService for ControlApi {
         req: Request<ListPipelinesRequest>,
     ) -> Reply<ListPipelinesResponse> {
         let (caller, req) = self.read(req).await?;
-        let namespace = req.namespace;
-        let st = self.node.state();
-        let pipelines = st
-            .state
-            .pipelines
-            .values()
-            .filter(|p| namespace.is_empty() || p.namespace == namespace)
-            .filter(|p| caller.sees(&p.namespace))
-            .map(|p| pipeline_info(p, &st.state))
-            .collect();
+        let pipelines = views::pipelines(&self.node, &caller, &req.namespace, usize::MAX);
         Ok(Response::new(ListPipelinesResponse { pipelines }))
     }
 
     async fn get_pipeline(&self, req: Request<GetPipelineRequest>) -> Reply<PipelineInfo> {
         let (caller, req) = self.read(req).await?;
         let (_, key) = requested_pipeline(&req.namespace, &req.name)?;
-        let st = self.node.state();
-        let p = st
-            .state
-            .pipelines
-            .get(&key)
-            .filter(|p| caller.sees(&p.namespace))
-            .ok_or_else(|| Error::NotFound(format!("pipeline {key}")))?;
-        Ok(Response::new(pipeline_info(p, &st.state)))
+        views::pipeline(&self.node, &caller, &key)
+            .map(Response::new)
+            .ok_or_else(|| Error::NotFound(format!("pipeline {key}")).into())
     }
 
     async fn delete_pipeline(
@@ -515,39 +398,25 @@ impl ControlService for ControlApi {
 
     async fn list_runs(&self, req: Request<ListRunsRequest>) -> Reply<ListRunsResponse> {
         let (caller, req) = self.read(req).await?;
-        let limit = if req.limit == 0 {
-            50
-        } else {
-            req.limit as usize
+        let filter = views::RunFilter {
+            pipeline: &req.pipeline,
+            namespace: &req.namespace,
+            limit: if req.limit == 0 {
+                50
+            } else {
+                req.limit as usize
+            },
         };
-        let st = self.node.state();
-        let runs = st
-            .state
-            .runs
-            .values()
-            .rev()
-            .filter(|r| req.pipeline.is_empty() || r.pipeline == req.pipeline)
-            .filter(|r| {
-                let ns = st.state.namespace_of_run(r);
-                (req.namespace.is_empty() || ns == req.namespace) && caller.sees(ns)
-            })
-            .take(limit)
-            .map(|r| run_info(r, &st.state))
-            .collect();
+        let runs = views::runs(&self.node, &caller, &filter);
         Ok(Response::new(ListRunsResponse { runs }))
     }
 
     async fn get_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {
         let (caller, req) = self.read(req).await?;
         let id = req.run_id;
-        let st = self.node.state();
-        let run = st
-            .state
-            .runs
-            .get(&id)
-            .filter(|r| caller.sees(st.state.namespace_of_run(r)))
-            .ok_or_else(|| Error::NotFound(format!("run {id}")))?;
-        Ok(Response::new(run_info(run, &st.state)))
+        views::run(&self.node, &caller, id)
+            .map(Response::new)
+            .ok_or_else(|| Error::NotFound(format!("run {id}")).into())
     }
 
     async fn cancel_run(&self, req: Request<GetRunRequest>) -> Reply<RunInfo> {

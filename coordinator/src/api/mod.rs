@@ -7,6 +7,7 @@ mod convert;
 pub mod exposition;
 pub mod membership;
 pub mod raft;
+pub mod views;
 pub mod worker;
 
 use crate::state::command::Command;

@@ -11,7 +11,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{policy, token, Caller, Mode};
+use super::{policy, Caller, Mode};
 use crate::raft::state_machine::SharedState;
 
 #[derive(Clone)]
@@ -74,36 +74,8 @@ impl<S> Auth<S> {
             .ok_or_else(|| {
                 Status::unauthenticated("the authorization header is not `Bearer <token>`")
             })?;
-        let unknown = || {
-            Status::unauthenticated(
-                "the token is not valid here (mistyped, revoked or expired); `apitapctl token list` \
-                 shows the live ones",
-            )
-        };
-        let (id, secret) = token::parse(presented).ok_or_else(unknown)?;
-        let record = {
-            let a = self
-                .state
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            a.state.tokens.get(id).cloned()
-        };
-        let record = record
-            .filter(|t| token::matches(secret, &t.hash))
-            .ok_or_else(unknown)?;
-        if record
-            .expires_at_ms
-            .is_some_and(|at| at <= apitap_common::time::now_ms())
-        {
-            return Err(Status::unauthenticated(format!(
-                "token {} ({}) has expired; ask an admin for a new one",
-                record.id, record.name
-            )));
-        }
-        Ok(Caller::Token {
-            token: record,
-            cert,
-        })
+        let token = super::verify_token(&self.state, presented)?;
+        Ok(Caller::Token { token, cert })
     }
 
     fn members(&self) -> Vec<u64> {

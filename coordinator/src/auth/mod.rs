@@ -19,6 +19,40 @@ use tonic::{Request, Status};
 
 use crate::state::access::{Role, TokenRecord};
 
+/// The live token record of the bearer token `presented`, or why it is not one. The gRPC
+/// layer and the HTTP API both check tokens here.
+pub fn verify_token(
+    state: &crate::raft::state_machine::SharedState,
+    presented: &str,
+) -> Result<TokenRecord, Status> {
+    let unknown = || {
+        Status::unauthenticated(
+            "the token is not valid here (mistyped, revoked or expired); `apitapctl token list` \
+             shows the live ones",
+        )
+    };
+    let (id, secret) = token::parse(presented).ok_or_else(unknown)?;
+    let record = {
+        let a = state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        a.state.tokens.get(id).cloned()
+    };
+    let record = record
+        .filter(|t| token::matches(secret, &t.hash))
+        .ok_or_else(unknown)?;
+    if record
+        .expires_at_ms
+        .is_some_and(|at| at <= apitap_common::time::now_ms())
+    {
+        return Err(Status::unauthenticated(format!(
+            "token {} ({}) has expired; ask an admin for a new one",
+            record.id, record.name
+        )));
+    }
+    Ok(record)
+}
+
 /// Whether calls are authenticated (decided by the configuration).
 pub use crate::config::AuthMode as Mode;
 

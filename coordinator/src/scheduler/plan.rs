@@ -211,25 +211,34 @@ fn prune(
     }
 }
 
+/// When the schedule of `p` next starts a run (Unix ms; 0: as soon as the scheduler looks),
+/// or `None` for a pipeline without a schedule. A run still going when that time comes
+/// delays the next one until it ends (no overlap).
+pub fn next_run_ms(state: &State, p: &PipelineRecord) -> Option<u64> {
+    let last = p.last_run_id.and_then(|id| state.runs.get(&id));
+    match (&p.cron, p.every_ms) {
+        (Some(expr), _) => {
+            let since = last.map_or(p.updated_at_ms, |r| r.created_at_ms.max(p.updated_at_ms));
+            apitap_common::cron::next_fire(expr, (since / 1000) as i64)
+                .map(|next| u64::try_from(next).unwrap_or(0).saturating_mul(1000))
+        }
+        (None, Some(every)) => Some(last.map_or(0, |r| r.created_at_ms.saturating_add(every))),
+        (None, None) => None,
+    }
+}
+
 /// A run of `p` if its schedule is due, unless its previous run is still going (no overlap).
 fn schedule(state: &State, p: &PipelineRecord, now_ms: u64) -> Option<Planned> {
     let last = p.last_run_id.and_then(|id| state.runs.get(&id));
     if last.is_some_and(|r| !r.state.is_terminal()) {
         return None;
     }
-    let (due, trigger) = match (&p.cron, p.every_ms) {
-        (Some(expr), _) => {
-            let since = last.map_or(p.updated_at_ms, |r| r.created_at_ms.max(p.updated_at_ms));
-            let due = apitap_common::cron::next_fire(expr, (since / 1000) as i64)
-                .is_some_and(|next| next.saturating_mul(1000) <= now_ms as i64);
-            (due, Trigger::Cron)
-        }
-        (None, Some(every)) => (
-            last.is_none_or(|r| r.created_at_ms.saturating_add(every) <= now_ms),
-            Trigger::Every,
-        ),
-        (None, None) => (false, Trigger::Every),
+    let trigger = if p.cron.is_some() {
+        Trigger::Cron
+    } else {
+        Trigger::Every
     };
+    let due = next_run_ms(state, p).is_some_and(|next| next <= now_ms);
     if !due {
         return None;
     }

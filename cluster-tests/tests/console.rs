@@ -1,0 +1,350 @@
+//! The coordinator's JSON API and web console on a TLS cluster: a run followed to
+//! `succeeded` through `/api` with a viewer token agrees with `apitapctl -o json`; requests
+//! without a token or with too small a role are refused; and a real headless Chromium signs
+//! in, shows the run with the same record count, and starts and cancels a run by clicking
+//! the page's own buttons. The screenshots stay in `<target>/tmp/console/` (emptied by the
+//! next run) as artefacts.
+
+use std::time::{Duration, Instant};
+
+use apitap_chaos::testbed::{out_dir, wait, TestCluster};
+use apitap_cluster_tests::api::{latency, Api};
+use apitap_cluster_tests::browser::{self, Browser};
+use apitap_cluster_tests::{fixture, pipelines};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const RECORDS: u64 = 300;
+const PIPELINE: &str = "console-orders";
+
+fn token(cluster: &TestCluster, name: &str, role: &str) -> anyhow::Result<String> {
+    let t = cluster.ctl_json(&[
+        "token",
+        "create",
+        name,
+        "--role",
+        role,
+        "--namespaces",
+        "default",
+    ])?;
+    Ok(t["token"].as_str().unwrap_or_default().to_string())
+}
+
+/// No token, a token that is none, a viewer acting, bad parameters: each refused.
+async fn refusals(admin: &str, viewer: &str, run: u64) -> anyhow::Result<()> {
+    // Refusals: no token, a token that is no token, a viewer acting.
+    let anonymous = Api::new(admin, None);
+    let (status, body) = anonymous.send(false, &format!("/api/runs/{run}")).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs a token"),
+        "{body}"
+    );
+    let forged = Api::new(
+        admin,
+        Some(
+            "apitap_000000000000_0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+    );
+    assert_eq!(
+        forged.send(false, "/api/cluster").await?.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let as_viewer = Api::new(admin, Some(viewer));
+    for action in [
+        format!("/api/runs/{run}/cancel"),
+        format!("/api/pipelines/default/{PIPELINE}/run"),
+    ] {
+        let (status, body) = as_viewer.send(true, &action).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{action}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("role viewer"),
+            "{body}"
+        );
+    }
+    for bad in [
+        "/api/runs?limit=0",
+        "/api/runs?limit=1001",
+        "/api/pipelines/default/Not_A_Name",
+    ] {
+        assert_eq!(
+            as_viewer.send(false, bad).await?.0,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_json_api_and_the_console_show_a_run_and_act_on_the_leader() -> anyhow::Result<()> {
+    let out = out_dir::fresh(
+        &std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console"),
+        "console test",
+    )?;
+    let cluster = TestCluster::builder()
+        .out_dir(&out)
+        .tls()
+        .coordinators(1)
+        .workers(2)
+        .records(RECORDS)
+        .start()
+        .await?;
+    let admin = cluster.coordinators[0]
+        .admin
+        .clone()
+        .expect("admin address");
+    let viewer = token(&cluster, "console-viewer", "viewer")?;
+    let operator = token(&cluster, "console-operator", "operator")?;
+    let db = cluster.out_path("console.db");
+    let run = cluster.submit(
+        PIPELINE,
+        &pipelines::sharded_sqlite(PIPELINE, RECORDS, 3, 50, &db),
+    )?;
+
+    refusals(&admin, &viewer, run).await?;
+    let as_viewer = Api::new(&admin, Some(&viewer));
+
+    // Follow the run to the end through the API; it agrees with apitapctl.
+    let api_run = wait::until_async(
+        "the run to succeed in /api",
+        Duration::from_secs(120),
+        || async {
+            let v = as_viewer.get(&format!("/api/runs/{run}")).await.ok()?;
+            (v["run"]["state"] == "succeeded").then_some(v)
+        },
+    )
+    .await?;
+    assert_eq!(api_run["stale"], false, "the only node leads");
+    let ctl_run = fixture::wait_succeeded(&cluster, run, Duration::from_secs(10))?;
+    assert_eq!(
+        api_run["run"], ctl_run,
+        "the API and apitapctl show the same run"
+    );
+    let records: u64 = ctl_run["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(records, RECORDS);
+    let status = cluster.cluster_status()?;
+    let api_cluster = as_viewer.get("/api/cluster").await?;
+    for field in ["leader_id", "term", "node_id"] {
+        assert_eq!(api_cluster["cluster"][field], status[field], "{field}");
+    }
+    let workers = as_viewer.get("/api/workers").await?;
+    assert_eq!(
+        workers["workers"].as_array().map(Vec::len),
+        Some(2),
+        "{workers}"
+    );
+    let listed = as_viewer.get("/api/pipelines").await?;
+    let p = &listed["pipelines"][0];
+    assert_eq!(
+        (p["name"].as_str(), p["schedule"].as_str()),
+        (Some(PIPELINE), Some("manual"))
+    );
+    assert_eq!(
+        (p["last_run_id"].as_u64(), &p["next_run_ms"]),
+        (Some(run), &Value::Null)
+    );
+    let doc = Api::new(&admin, None).get("/api/openapi.json").await?;
+    assert!(doc["paths"]["/api/runs/{id}"]["get"].is_object(), "{doc}");
+
+    let (api_p50, api_p99) = latency(&as_viewer, &format!("/api/runs/{run}"), 200).await?;
+    println!("GET /api/runs/{run}: p50 {api_p50:.2} ms, p99 {api_p99:.2} ms (200 requests)");
+
+    if browser::chromium().is_none() {
+        eprintln!(
+            "SKIPPED the browser half: chromium is not installed (scripts/prereqs.sh installs it)"
+        );
+        return Ok(());
+    }
+    browse(&cluster, &admin, &operator, run).await
+}
+
+/// The console in headless Chromium: sign in, read the run, start and cancel a run by
+/// clicking the page's buttons.
+async fn browse(
+    cluster: &TestCluster,
+    admin: &str,
+    operator: &str,
+    run: u64,
+) -> anyhow::Result<()> {
+    let base = format!("http://{admin}");
+    // The plain command line, without a session, lands on the sign-in form.
+    let out = browser::headless(&["--dump-dom"], &format!("{base}/console/cluster"))?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("Sign in") && dom.contains("name=\"token\""),
+        "{dom}"
+    );
+    let shot = cluster.out_path("console-login.png");
+    browser::headless(
+        &[
+            "--window-size=1280,900",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        &format!("{base}/console/login"),
+    )?;
+    assert!(std::fs::metadata(&shot)?.len() > 1000, "a login screenshot");
+
+    let mut b = Browser::launch(&cluster.out_path("chromium-profile"), 1280, 900)?;
+    b.open(&format!("{base}/console/login"))?;
+    let token = serde_json::to_string(operator)?;
+    b.eval(&format!("document.querySelector('#token').value = {token}"))?;
+    b.click_and_wait("form.login button")?;
+    assert_eq!(b.eval("location.pathname")?, "/console/cluster");
+    assert!(b.text("#term")?.parse::<u64>()? >= 1);
+    b.screenshot(&cluster.out_path("console-cluster.png"))?;
+
+    let t = Instant::now();
+    b.open(&format!("{base}/console/runs/{run}"))?;
+    println!(
+        "console run page: loaded in {:.1} ms (Chromium, navigation to load event)",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let dom = b.dom()?;
+    assert!(dom.contains("data-terminal=\"true\""), "{dom}");
+    assert_eq!(b.text("#run-state")?, "succeeded");
+    assert_eq!(b.text("#run-records")?, RECORDS.to_string());
+    b.screenshot(&cluster.out_path("console-run.png"))?;
+    b.resize(390, 844, true)?;
+    b.open(&format!("{base}/console/runs/{run}"))?;
+    b.screenshot(&cluster.out_path("console-run-phone.png"))?;
+    b.resize(1280, 900, false)?;
+
+    act_through_the_page(cluster, &mut b, &base, run)?;
+
+    // The plain command line with the same profile is signed in too (its cookie persisted).
+    let profile = cluster.out_path("chromium-profile");
+    b.close()?;
+    let out = browser::headless(
+        &[
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+        ],
+        &format!("{base}/console/runs/{run}"),
+    )?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains(r#"<span id="run-state" class="st ok">succeeded</span>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(r#"<span id="run-records">{RECORDS}</span>"#)),
+        "{dom}"
+    );
+    let audit = cluster.ctl_json(&["audit"])?;
+    assert!(
+        audit.to_string().contains("console-operator"),
+        "the actions are audited as the operator: {audit}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_reads_marked_stale_and_sends_actions_to_the_leader() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder()
+        .coordinators(3)
+        .workers(0)
+        .records(10)
+        .start()
+        .await?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30))?;
+    let db = cluster.out_path("follower.db");
+    let run = cluster.submit(
+        PIPELINE,
+        &pipelines::sharded_sqlite(PIPELINE, 10, 1, 10, &db),
+    )?;
+    let follower = cluster
+        .coordinators
+        .iter()
+        .find(|c| c.id != leader)
+        .and_then(|c| c.admin.clone())
+        .expect("a follower's admin address");
+    // Insecure cluster: no token needed, as for apitapctl.
+    let api = Api::new(&follower, None);
+    let got = wait::until_async(
+        "the run on the follower",
+        Duration::from_secs(30),
+        || async { api.get(&format!("/api/runs/{run}")).await.ok() },
+    )
+    .await?;
+    assert_eq!(got["stale"], true, "{got}");
+    assert_eq!(got["run"]["run_id"], run);
+    let (status, body) = api.send(true, &format!("/api/runs/{run}/cancel")).await?;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");
+    assert_eq!(body["leader_id"], leader, "{body}");
+    let leader_grpc = cluster
+        .coordinators
+        .iter()
+        .find(|c| c.id == leader)
+        .map(|c| c.addr.clone());
+    assert_eq!(
+        body["leader_addr"].as_str(),
+        leader_grpc.as_deref(),
+        "{body}"
+    );
+    Ok(())
+}
+
+/// Run now from the run page, on a slow source so that the new run is still going, then
+/// cancel it from its page.
+fn act_through_the_page(
+    cluster: &TestCluster,
+    b: &mut Browser,
+    base: &str,
+    run: u64,
+) -> anyhow::Result<()> {
+    fixture::slow_source(cluster, 2_000);
+    b.open(&format!("{base}/console/runs/{run}"))?;
+    b.click_and_wait("form.run-now button")?;
+    let path = b.eval("location.pathname")?;
+    let second: u64 = path
+        .as_str()
+        .and_then(|p| p.strip_prefix("/console/runs/"))
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("run now led to {path}"))?;
+    assert!(second > run, "a new run: {path}");
+    let state = b.text("#run-state")?;
+    assert!(matches!(state.as_str(), "pending" | "running"), "{state}");
+    // The page's script follows the run in place (no reload while it goes on).
+    b.eval("window.stillThisPage = true")?;
+    wait::until(
+        "the page to show the run running",
+        Duration::from_secs(30),
+        || (b.text("#run-state").ok()? == "running").then_some(()),
+    )?;
+    assert_eq!(
+        b.eval("window.stillThisPage === true")?,
+        true,
+        "updated without a reload"
+    );
+    b.screenshot(&cluster.out_path("console-run-live.png"))?;
+    b.click_and_wait("form.cancel button")?;
+    assert_eq!(
+        b.eval("location.pathname")?,
+        format!("/console/runs/{second}")
+    );
+    assert_eq!(b.text("#run-state")?, "cancelled");
+    assert_eq!(cluster.run_info(second)?["state"], "cancelled");
+    b.click_and_wait("form.retry button")?;
+    assert_eq!(
+        b.eval("location.pathname")?,
+        format!("/console/runs/{second}")
+    );
+    let state = b.text("#run-state")?;
+    assert!(
+        matches!(state.as_str(), "pending" | "running"),
+        "retried: {state}"
+    );
+    Ok(())
+}
