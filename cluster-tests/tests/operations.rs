@@ -281,16 +281,28 @@ async fn a_draining_worker_is_not_ready_and_exits_zero() -> anyhow::Result<()> {
     )
     .await?;
 
+    // The drain stops the lease at once (its open batch commits) and then waits for the
+    // coordinator to take the lease back: with the coordinator paused, it stays draining
+    // long enough to be seen.
+    cluster
+        .coordinator_proc(0)
+        .expect("running")
+        .signal(libc::SIGSTOP);
     cluster
         .worker_proc(0)
         .expect("running")
         .signal(libc::SIGTERM);
-    let body = wait_status(&addr, "/health/ready", 503, Duration::from_secs(10)).await?;
+    let seen = wait_status(&addr, "/health/ready", 503, Duration::from_secs(10)).await;
+    let live = admin::get(&addr, "/health/live").await;
+    cluster
+        .coordinator_proc(0)
+        .expect("running")
+        .signal(libc::SIGCONT);
+    let body = seen?;
     assert_eq!(body["ready"], false, "{body}");
     assert_eq!(body["reason"], "draining", "{body}");
-    // Still alive while it finishes its batch.
-    let (live, _) = admin::get(&addr, "/health/live").await?;
-    assert_eq!(live, 200);
+    // Still alive while it hands its lease back.
+    assert_eq!(live?.0, 200);
 
     let proc = cluster.worker_proc(0).expect("running");
     let status = wait::until("the worker to exit", Duration::from_secs(40), || {
