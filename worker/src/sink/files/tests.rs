@@ -207,3 +207,34 @@ fn a_pipeline_name_stays_one_path_segment() {
         "{part}"
     );
 }
+
+#[tokio::test]
+async fn an_s3_store_gets_only_the_specs_keys_and_an_allowed_endpoint() {
+    let s3 = |endpoint: &str, keys: bool| FilesSpec {
+        url: "s3://exports/warehouse".into(),
+        table: "users".into(),
+        format: FileFormat::Parquet,
+        s3: Some(S3Options {
+            endpoint: Some(endpoint.into()),
+            region: None,
+            access_key_id: keys.then(|| "id".into()),
+            secret_access_key: keys.then(|| "secret".into()),
+            allow_http: true,
+        }),
+    };
+    let refused = |r: Result<FilesSink, SinkError>| match r {
+        Err(SinkError::User(m)) => m,
+        other => panic!("expected a user error, got {other:?}"),
+    };
+    // No keys in the spec: the worker's own AWS environment is never used instead.
+    let m =
+        refused(FilesSink::open(&s3("https://s3.example.com", false), &Egress::default()).await);
+    assert!(m.contains("never lends its own AWS credentials"), "{m}");
+    // A cloud metadata address is refused before any request.
+    let m = refused(FilesSink::open(&s3("http://169.254.169.254", true), &Egress::default()).await);
+    assert!(m.contains("egress deny-list"), "{m}");
+    // Loopback too, when the worker denies it.
+    let deny_loopback = Egress::new(Vec::new(), true);
+    let m = refused(FilesSink::open(&s3("http://127.0.0.1:9", true), &deny_loopback).await);
+    assert!(m.contains("egress deny-list"), "{m}");
+}
