@@ -56,6 +56,8 @@ pub struct Agent {
     transform_limits: crate::transform::TransformLimits,
     /// The folder local sinks must stay inside.
     local_root: Arc<crate::sink::LocalRoot>,
+    /// Sink connection pools, shared by every lease loading into one database.
+    pools: Arc<crate::sink::SinkPools>,
     heartbeat: Duration,
     registered: bool,
     draining: bool,
@@ -95,6 +97,7 @@ impl Agent {
             tokens: Default::default(),
             transform_limits: Default::default(),
             local_root: Default::default(),
+            pools: Default::default(),
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
@@ -130,6 +133,12 @@ impl Agent {
     /// Keeps every lease's SQLite file and local files folder inside `root`.
     pub fn with_local_root(mut self, root: crate::sink::LocalRoot) -> Self {
         self.local_root = Arc::new(root);
+        self
+    }
+
+    /// Shares sink connections through `pools` (`--sink-connections`).
+    pub fn with_sink_pools(mut self, pools: crate::sink::SinkPools) -> Self {
+        self.pools = Arc::new(pools);
         self
     }
 
@@ -342,6 +351,7 @@ impl Agent {
             tokens: self.tokens.clone(),
             transform_limits: self.transform_limits,
             local_root: self.local_root.clone(),
+            pools: self.pools.clone(),
         })
     }
 

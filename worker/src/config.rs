@@ -73,6 +73,14 @@ pub struct Config {
     /// (a pipeline's author then chooses where the worker writes).
     #[arg(long, env = "APITAP_LOCAL_SINK_ROOT")]
     pub local_sink_root: Option<std::path::PathBuf>,
+    /// Most connections this worker keeps to one sink database (a PostgreSQL or MySQL URL),
+    /// shared by every shard loading into it: a commit waits for a free one. Keep the sum
+    /// over your workers below the server's `max_connections`.
+    #[arg(long, env = "APITAP_SINK_CONNECTIONS",
+          default_value_t = crate::sink::sql::pools::DEFAULT_SINK_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(
+              crate::sink::sql::pools::MIN_SINK_CONNECTIONS as i64..=crate::sink::sql::pools::MAX_SINK_CONNECTIONS as i64))]
+    pub sink_connections: u32,
     /// Mutual TLS to the coordinators (a client certificate from the cluster's CA).
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,

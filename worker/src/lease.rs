@@ -34,6 +34,8 @@ pub struct LeaseWork {
     pub transform_limits: crate::transform::TransformLimits,
     /// The folder local sinks must stay inside (`--local-sink-root`).
     pub local_root: Arc<crate::sink::LocalRoot>,
+    /// The worker's sink connection pools (`--sink-connections`).
+    pub pools: Arc<crate::sink::SinkPools>,
 }
 
 impl LeaseWork {
@@ -43,6 +45,7 @@ impl LeaseWork {
             namespace: &self.pipeline.metadata.namespace,
             local_root: &self.local_root,
             egress: &self.egress,
+            pools: &self.pools,
         }
     }
 }

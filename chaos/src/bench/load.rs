@@ -79,6 +79,13 @@ async fn copy_seconds(pg: &TempPostgres) -> anyhow::Result<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// The peak resident set of process `pid` (`VmHWM` of `/proc/PID/status`), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
     let data = tempfile::Builder::new().prefix("apitap-bench-").tempdir()?;
     let sink = SinkBed::start(b.sink, data.path(), FileFormat::Parquet)?;
@@ -115,6 +122,12 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
         "loaded {rows} rows, expected {}",
         b.records
     );
+    let peak_rss_mib: Vec<u64> = cluster
+        .workers
+        .iter()
+        .filter_map(|w| w.proc.as_ref().and_then(|p| peak_rss_kib(p.pid())))
+        .map(|kib| kib / 1024)
+        .collect();
     let secs = elapsed.as_secs_f64();
     let rate = b.records as f64 / secs;
     let mut out = serde_json::json!({
@@ -129,6 +142,7 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
         "seconds": (secs * 1000.0).round() / 1000.0,
         "records_per_second": rate.round(),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "worker_peak_rss_mib": peak_rss_mib,
     });
     if let Some(pg) = sink.postgres() {
         let copy = copy_seconds(pg).await?;

@@ -56,6 +56,7 @@ spec:
             tokens: Arc::new(TokenCache::default()),
             transform_limits: Default::default(),
             local_root: Default::default(),
+            pools: Default::default(),
         };
         Self {
             _dir: dir,
