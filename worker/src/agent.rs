@@ -58,6 +58,8 @@ pub struct Agent {
     local_root: Arc<crate::sink::LocalRoot>,
     /// Sink connection pools, shared by every lease loading into one database.
     pools: Arc<crate::sink::SinkPools>,
+    /// The records every lease's open batch together may hold.
+    batch_memory: Arc<crate::batch_memory::BatchMemory>,
     heartbeat: Duration,
     registered: bool,
     draining: bool,
@@ -98,6 +100,7 @@ impl Agent {
             transform_limits: Default::default(),
             local_root: Default::default(),
             pools: Default::default(),
+            batch_memory: Default::default(),
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
@@ -139,6 +142,12 @@ impl Agent {
     /// Shares sink connections through `pools` (`--sink-connections`).
     pub fn with_sink_pools(mut self, pools: crate::sink::SinkPools) -> Self {
         self.pools = Arc::new(pools);
+        self
+    }
+
+    /// Bounds the records all leases' open batches hold together (`--max-batched-records`).
+    pub fn with_batch_memory(mut self, records: u64) -> Self {
+        self.batch_memory = Arc::new(crate::batch_memory::BatchMemory::new(records));
         self
     }
 
@@ -352,6 +361,7 @@ impl Agent {
             transform_limits: self.transform_limits,
             local_root: self.local_root.clone(),
             pools: self.pools.clone(),
+            batch_memory: self.batch_memory.clone(),
         })
     }
 

@@ -36,6 +36,8 @@ pub struct LeaseWork {
     pub local_root: Arc<crate::sink::LocalRoot>,
     /// The worker's sink connection pools (`--sink-connections`).
     pub pools: Arc<crate::sink::SinkPools>,
+    /// The records all of the worker's open batches may hold (`--max-batched-records`).
+    pub batch_memory: Arc<crate::batch_memory::BatchMemory>,
 }
 
 impl LeaseWork {

@@ -14,15 +14,13 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 use apitap_common::spec::MysqlSink as MysqlSpec;
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::{Executor, MySqlPool};
 
 use super::sql::dialect::{Dialect, Statements};
-use super::sql::pools::SinkPools;
+use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
 use super::sql::{error, target_of, SqlSink};
 use super::SinkError;
 
@@ -60,7 +58,7 @@ pub(crate) async fn pool(url: &str, max: u32) -> Result<MySqlPool, SinkError> {
     let options: MySqlConnectOptions = url.parse().map_err(err("parsing sink.mysql.url"))?;
     MySqlPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _| Box::pin(async move { conn.execute(SESSION).await.map(|_| ()) }))
         .connect_with(options.timezone(Some("+00:00".into())))
         .await

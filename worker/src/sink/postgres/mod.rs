@@ -13,14 +13,12 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 use apitap_common::spec::PostgresSink as PostgresSpec;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::dialect::{Dialect, Statements};
-use super::sql::pools::SinkPools;
+use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
 use super::sql::{error, target_of, SqlSink};
 use super::SinkError;
 
@@ -48,7 +46,7 @@ impl PostgresSink {
             .get(&spec.url, || async {
                 PgPoolOptions::new()
                     .max_connections(pools.max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options.application_name("apitap-worker"))
                     .await
                     .map_err(err("connecting to PostgreSQL"))

@@ -5,8 +5,9 @@
 //! server's limit then fail to connect and retry until their attempts run out. Instead each
 //! database (its URL, or a SQLite file's path) gets one pool of at most
 //! `--sink-connections` connections, and a shard holds a connection only while it claims,
-//! commits or keeps a dead letter. A commit waits for a free connection (up to the pool's
-//! acquire timeout, then it fails as transient and is retried).
+//! commits or keeps a dead letter. A commit waits for a free connection, in turn, up to
+//! [`ACQUIRE_TIMEOUT`] (then it fails as transient and is retried): with many shards per
+//! connection the wait is the normal case, not a fault.
 //!
 //! At most [`MAX_SHARED_POOLS`] databases are remembered; past that, a pool without a
 //! connection in use is forgotten (its sinks keep it), and if none is, the new sink gets a
@@ -27,6 +28,8 @@ pub const DEFAULT_SINK_CONNECTIONS: u32 = 16;
 /// server allows one client.
 pub const MIN_SINK_CONNECTIONS: u32 = 2;
 pub const MAX_SINK_CONNECTIONS: u32 = 1_000;
+/// How long a claim, commit or dead letter waits for one of its database's connections.
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The most databases whose pools one worker remembers.
 pub const MAX_SHARED_POOLS: usize = 64;
 

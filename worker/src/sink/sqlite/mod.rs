@@ -22,7 +22,7 @@ use sqlx::error::DatabaseError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use super::sql::dialect::{Dialect, Statements};
-use super::sql::pools::SinkPools;
+use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
 use super::sql::{error, target_of, SqlSink};
 use super::SinkError;
 
@@ -59,6 +59,7 @@ impl SqliteSink {
             .get(&spec.path, || async {
                 SqlitePoolOptions::new()
                     .max_connections(1)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     // Keep the one connection: reopening costs, and `:memory:` would lose
                     // its data.
                     .idle_timeout(None)
