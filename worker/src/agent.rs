@@ -37,6 +37,8 @@ struct Running {
     addr: Addr<ShardRunner>,
     /// The lease's secret values, redacted from its error and log lines.
     secrets: Vec<String>,
+    /// What the shard waits on, sent with every heartbeat.
+    waiting: Arc<crate::fetch::breaker_wait::WaitSlot>,
 }
 
 pub struct Agent {
@@ -222,6 +224,26 @@ impl Agent {
             .collect()
     }
 
+    /// The leases whose shard waits on an open circuit breaker now.
+    fn breaker_waits(&self) -> Vec<BreakerWait> {
+        self.runners
+            .iter()
+            .filter_map(|(&(run_id, shard), r)| {
+                let w = r.waiting.get()?;
+                Some(BreakerWait {
+                    lease: Some(LeaseRef {
+                        run_id,
+                        shard,
+                        fence: r.fence,
+                    }),
+                    host: w.host,
+                    state: w.state.into(),
+                    until_ms: w.until_ms,
+                })
+            })
+            .collect()
+    }
+
     fn send_heartbeat(&mut self, ctx: &mut Context<Self>) {
         if self.heartbeat_in_flight {
             return;
@@ -237,6 +259,7 @@ impl Agent {
             },
             draining: self.draining,
             instance: self.instance.clone(),
+            waits: self.breaker_waits(),
         };
         let rpc = |mut c: worker_rpc::Stub, r| async move { c.heartbeat(r).await };
         self.heartbeat_call(ctx, req, rpc, |act, ctx, r| match r {
@@ -288,6 +311,7 @@ impl Agent {
             let secrets: Vec<String> = lease.secrets.values().cloned().collect();
             match self.lease_work(lease) {
                 Ok(work) => {
+                    let waiting = work.breaker_wait.clone();
                     tracing::info!(run_id = key.0, shard = key.1, fence, pipeline = %work.pipeline.name(), "lease started");
                     let addr = ShardRunner::new(
                         work,
@@ -302,6 +326,7 @@ impl Agent {
                             fence,
                             addr,
                             secrets,
+                            waiting,
                         },
                     );
                 }
@@ -342,6 +367,7 @@ impl Agent {
             tokens: self.tokens.clone(),
             transform_limits: self.transform_limits,
             local_root: self.local_root.clone(),
+            breaker_wait: Default::default(),
         })
     }
 
@@ -367,6 +393,8 @@ impl Agent {
             pages: cp.map(|c| c.pages).unwrap_or(0),
             records: cp.map(|c| c.records).unwrap_or(0),
             watermark: cp.and_then(|c| c.watermark.clone()).unwrap_or_default(),
+            dead_letters: 0,
+            dead_letter_sample: Vec::new(),
         };
         self.reports
             .insert(key, (fence, Report::Complete(req), false));
@@ -505,6 +533,7 @@ impl Handler<RunnerFinished> for Agent {
                 error,
                 class,
                 checkpoint,
+                dead_letters,
             } => {
                 let error = spec::secrets::redact(&error, &secrets);
                 tracing::error!(run_id = key.0, shard = key.1, fence = msg.fence, %error, "shard failed");
@@ -514,6 +543,20 @@ impl Handler<RunnerFinished> for Agent {
                     apitap_common::error::ErrorClass::Internal => "internal",
                 };
                 self.queue_complete(key, msg.fence, false, error, class, checkpoint.as_ref());
+                if let (Some(dead), Some((_, Report::Complete(req), _))) =
+                    (dead_letters, self.reports.get_mut(&key))
+                {
+                    req.dead_letters = dead.records;
+                    req.dead_letter_sample = dead
+                        .sample
+                        .into_iter()
+                        .map(|mut d| {
+                            d.error = spec::secrets::redact(&d.error, &secrets);
+                            d.record = spec::secrets::redact(&d.record, &secrets);
+                            d
+                        })
+                        .collect();
+                }
             }
         }
         self.send_reports(ctx);
