@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use apitap_proto::v1::{
-    ClusterStatusResponse, MemberInfo, PipelineInfo, RateLimitInfo, RunInfo, WorkerInfo,
+    BreakerInfo, ClusterStatusResponse, MemberInfo, PipelineInfo, RateLimitInfo, RunInfo,
+    WorkerInfo,
 };
 
 use super::convert::{pipeline_info, run_info};
@@ -62,14 +63,28 @@ pub fn runs(node: &Node, caller: &Caller, filter: &RunFilter<'_>) -> Vec<RunInfo
         .collect()
 }
 
-/// Run `id`, if `caller` sees it.
+/// Run `id`, if `caller` sees it, with the circuit breakers its leased shards wait on (the
+/// leader's soft state, from the holders' heartbeats: none elsewhere).
 pub fn run(node: &Node, caller: &Caller, id: u64) -> Option<RunInfo> {
-    let st = node.state();
-    st.state
-        .runs
-        .get(&id)
-        .filter(|r| caller.sees(st.state.namespace_of_run(r)))
-        .map(|r| run_info(r, &st.state))
+    let mut info = {
+        let st = node.state();
+        st.state
+            .runs
+            .get(&id)
+            .filter(|r| caller.sees(st.state.namespace_of_run(r)))
+            .map(|r| run_info(r, &st.state))?
+    };
+    let live = node.liveness();
+    for s in info.shards.iter_mut().filter(|s| s.state == "leased") {
+        s.breaker = live
+            .wait_of(&s.worker, (id, s.index, s.fence))
+            .map(|w| BreakerInfo {
+                host: w.host.clone(),
+                state: w.state.to_string(),
+                until_ms: w.until_ms,
+            });
+    }
+    Some(info)
 }
 
 /// Every rate-limit key with its usage; the usage is the leader's (zero elsewhere).
@@ -138,6 +153,7 @@ pub fn cluster_status(node: &Node, digest: Digest) -> ClusterStatusResponse {
         snapshots_installed,
         pipelines,
         change: String::new(),
+        elections: node.history.elections.recent(),
     }
 }
 
@@ -195,6 +211,7 @@ pub fn workers(node: &Node) -> Vec<WorkerInfo> {
                 leases: held.get(&w.id).copied().unwrap_or(0),
                 live: live.is_live(&w.id, ttl, now),
                 last_heartbeat_ms_ago: seen.unwrap_or(0),
+                draining: live.workers.get(&w.id).is_some_and(|s| s.draining),
             }
         })
         .collect()
