@@ -61,6 +61,9 @@ pub struct Agent {
     heartbeat: Duration,
     registered: bool,
     draining: bool,
+    /// A heartbeat that said "draining" was answered (or failed): the drain ends only
+    /// after that, so that the coordinator shows the worker draining before it leaves.
+    drain_told: bool,
     heartbeat_in_flight: bool,
     runners: HashMap<LeaseKey, Running>,
     /// Reports not yet acknowledged, by lease; their leases stay "held" until then.
@@ -100,6 +103,7 @@ impl Agent {
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
+            drain_told: false,
             heartbeat_in_flight: false,
             runners: HashMap::new(),
             reports: HashMap::new(),
@@ -262,10 +266,17 @@ impl Agent {
             waits: self.breaker_waits(),
         };
         let rpc = |mut c: worker_rpc::Stub, r| async move { c.heartbeat(r).await };
-        self.heartbeat_call(ctx, req, rpc, |act, ctx, r| match r {
-            Ok(resp) if !resp.registered => act.registered = false,
-            Ok(resp) => act.apply_heartbeat(resp, ctx),
-            Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
+        let said_draining = self.draining;
+        self.heartbeat_call(ctx, req, rpc, move |act, ctx, r| {
+            match r {
+                Ok(resp) if !resp.registered => act.registered = false,
+                Ok(resp) => act.apply_heartbeat(resp, ctx),
+                Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
+            }
+            if said_draining {
+                act.drain_told = true;
+                act.check_drained();
+            }
         });
     }
 
@@ -440,7 +451,8 @@ impl Agent {
     }
 
     fn check_drained(&self) {
-        if self.draining && self.runners.is_empty() && self.reports.is_empty() {
+        let told = self.drain_told || !self.registered;
+        if self.draining && told && self.runners.is_empty() && self.reports.is_empty() {
             self.drained.send_replace(true);
         }
     }
