@@ -258,7 +258,9 @@ spec:
         "{text}"
     );
     let admin = cluster.coordinators[0].admin.clone().expect("admin");
-    let api = Api::new(&admin, None).get(&format!("/api/runs/{run}")).await?;
+    let api = Api::new(&admin, None)
+        .get(&format!("/api/runs/{run}"))
+        .await?;
     let index = waiting["index"].as_u64().unwrap_or(0) as usize;
     assert_eq!(api["run"]["shards"][index]["breaker"], *b, "{api:#}");
     cluster.ctl_ok(&["run", "cancel", &run.to_string()])?;
