@@ -134,6 +134,36 @@ async fn dead_upstream() -> anyhow::Result<(String, Arc<Mutex<Vec<Instant>>>)> {
     Ok((url, seen))
 }
 
+/// A pipeline `name` of one shard per value of `shards` against the dead upstream at `url`,
+/// with the spec's `retry` and `circuit_breaker` (YAML flow mappings), tried once.
+fn dead_pipeline(
+    cluster: &TestCluster,
+    name: &str,
+    url: &str,
+    retry: &str,
+    breaker: &str,
+    shards: &str,
+) -> String {
+    let db = cluster.out_path(format!("{name}.db"));
+    format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: {name} }}
+spec:
+  source:
+    http:
+      url: "{url}/items?shard={{{{ shard.value }}}}"
+      retry: {retry}
+      circuit_breaker: {breaker}
+  shards: {{ param: part, values: {shards} }}
+  policy: {{ max_attempts: 1 }}
+  sink:
+    sqlite: {{ path: "{}", table: {name} }}
+"#,
+        db.display()
+    )
+}
+
 /// Four shards on one worker against a dead API: the breaker opens after 3 failures, the
 /// shards wait instead of retrying (10 attempts each would be 40 requests), one probe goes
 /// through per cool-down, and the run fails saying that the breaker is open.
@@ -141,23 +171,13 @@ async fn dead_upstream() -> anyhow::Result<(String, Arc<Mutex<Vec<Instant>>>)> {
 async fn the_circuit_breaker_bounds_the_requests_to_a_dead_upstream() -> anyhow::Result<()> {
     let (url, seen) = dead_upstream().await?;
     let cluster = TestCluster::builder().slots(4).start().await?;
-    let db = cluster.out_path("dead.db");
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: dead }}
-spec:
-  source:
-    http:
-      url: "{url}/items?shard={{{{ shard.value }}}}"
-      retry: {{ max_attempts: 10, initial_backoff: 10ms, max_backoff: 50ms }}
-      circuit_breaker: {{ failures: 3, open_for: 1s, max_wait: 3s }}
-  shards: {{ param: part, values: [a, b, c, d] }}
-  policy: {{ max_attempts: 1 }}
-  sink:
-    sqlite: {{ path: "{}", table: dead }}
-"#,
-        db.display()
+    let yaml = dead_pipeline(
+        &cluster,
+        "dead",
+        &url,
+        "{ max_attempts: 10, initial_backoff: 10ms, max_backoff: 50ms }",
+        "{ failures: 3, open_for: 1s, max_wait: 3s }",
+        "[a, b, c, d]",
     );
     let run = cluster.submit("dead", &yaml)?;
     let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
@@ -211,22 +231,13 @@ spec:
 async fn describe_run_shows_the_shards_an_open_breaker_holds_back() -> anyhow::Result<()> {
     let (url, _seen) = dead_upstream().await?;
     let cluster = TestCluster::builder().slots(2).start().await?;
-    let db = cluster.out_path("held.db");
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: held }}
-spec:
-  source:
-    http:
-      url: "{url}/items?shard={{{{ shard.value }}}}"
-      retry: {{ max_attempts: 5, initial_backoff: 10ms, max_backoff: 20ms }}
-      circuit_breaker: {{ failures: 1, open_for: 1m, max_wait: 2m }}
-  shards: {{ param: part, values: [a, b] }}
-  sink:
-    sqlite: {{ path: "{}", table: held }}
-"#,
-        db.display()
+    let yaml = dead_pipeline(
+        &cluster,
+        "held",
+        &url,
+        "{ max_attempts: 5, initial_backoff: 10ms, max_backoff: 20ms }",
+        "{ failures: 1, open_for: 1m, max_wait: 2m }",
+        "[a, b]",
     );
     let run = cluster.submit("held", &yaml)?;
     let host = url.trim_start_matches("http://").to_string();

@@ -1,6 +1,6 @@
 //! Domain ↔ protobuf conversions, kept out of the service code.
 
-use apitap_proto::v1::{DeadLetterInfo, PipelineInfo, RunInfo, ShardInfo};
+use apitap_proto::v1::{DeadLetter, PipelineInfo, RunInfo, ShardInfo};
 
 use crate::state::model::{PipelineRecord, Run, State};
 
@@ -67,7 +67,7 @@ pub fn run_info(r: &Run, state: &State) -> RunInfo {
                 dead_letter_sample: s
                     .dead_letter_sample
                     .iter()
-                    .map(|d| DeadLetterInfo {
+                    .map(|d| DeadLetter {
                         page: d.page,
                         error: d.error.clone(),
                         record: d.record.clone(),

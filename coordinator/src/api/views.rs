@@ -12,6 +12,8 @@ use apitap_proto::v1::{
 use super::convert::{pipeline_info, run_info};
 use crate::auth::Caller;
 use crate::node::Node;
+use crate::ratelimit::Usage;
+use crate::state::model::RateLimitRecord;
 
 /// Which runs a listing returns, newest first.
 #[derive(Debug, Default, Clone)]
@@ -87,8 +89,12 @@ pub fn run(node: &Node, caller: &Caller, id: u64) -> Option<RunInfo> {
     Some(info)
 }
 
-/// Every rate-limit key with its usage; the usage is the leader's (zero elsewhere).
-pub fn rate_limits(node: &Node) -> Vec<RateLimitInfo> {
+/// What `each` makes of every rate-limit key and its usage now, under one read of the
+/// state and the budgets; the usage is the leader's (zero elsewhere).
+pub fn rate_limit_usage<T>(
+    node: &Node,
+    mut each: impl FnMut(&RateLimitRecord, Usage) -> T,
+) -> Vec<T> {
     let now = std::time::Instant::now();
     let st = node.state();
     let budgets = node
@@ -98,19 +104,21 @@ pub fn rate_limits(node: &Node) -> Vec<RateLimitInfo> {
     st.state
         .rate_limits
         .values()
-        .map(|l| {
-            let u = budgets.usage(&l.key, now);
-            RateLimitInfo {
-                key: l.key.clone(),
-                rps: l.rps,
-                burst: l.burst,
-                granted_rps: u.granted_rps,
-                used_last_second: u.used_last_second,
-                workers: u.workers,
-                backoff_until_ms: l.backoff_until_ms,
-            }
-        })
+        .map(|l| each(l, budgets.usage(&l.key, now)))
         .collect()
+}
+
+/// Every rate-limit key with its usage; the usage is the leader's (zero elsewhere).
+pub fn rate_limits(node: &Node) -> Vec<RateLimitInfo> {
+    rate_limit_usage(node, |l, u| RateLimitInfo {
+        key: l.key.clone(),
+        rps: l.rps,
+        burst: l.burst,
+        granted_rps: u.granted_rps,
+        used_last_second: u.used_last_second,
+        workers: u.workers,
+        backoff_until_ms: l.backoff_until_ms,
+    })
 }
 
 /// Whether a status carries the digest of the applied state.

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apitap_common::shutdown::ShutdownSignal;
 use serde::Serialize;
@@ -137,22 +137,9 @@ pub async fn sample(node: Arc<Node>, mut shutdown: ShutdownSignal) {
             node.history.rates.clear();
             continue;
         }
-        let now = Instant::now();
-        let readings: Vec<Reading> = {
-            let st = node.state();
-            let budgets = node
-                .budgets
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            st.state
-                .rate_limits
-                .values()
-                .map(|l| {
-                    let u = budgets.usage(&l.key, now);
-                    (l.key.clone(), l.rps, u.granted_rps, u.used_total)
-                })
-                .collect()
-        };
+        let readings = crate::api::views::rate_limit_usage(&node, |l, u| {
+            (l.key.clone(), l.rps, u.granted_rps, u.used_total)
+        });
         node.history
             .rates
             .record(apitap_common::time::now_ms(), readings);

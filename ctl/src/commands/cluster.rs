@@ -106,11 +106,15 @@ fn print_workers(workers: &[WorkerInfo]) {
     );
 }
 
+async fn cluster_status(client: &mut Client) -> Result<ClusterStatusResponse, Status> {
+    client
+        .call(|mut c| async move { c.cluster_status(ClusterStatusRequest {}).await })
+        .await
+}
+
 /// `get workers`: the workers of `cluster status`, alone (`-o json`: the list).
 pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<i32> {
-    let s = client
-        .call(|mut c| async move { c.cluster_status(ClusterStatusRequest {}).await })
-        .await?;
+    let s = cluster_status(client).await?;
     if !output::structured(format, &s.workers) {
         print_workers(&s.workers);
     }
@@ -118,9 +122,7 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<i32>
 }
 
 pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<i32> {
-    let s = client
-        .call(|mut c| async move { c.cluster_status(ClusterStatusRequest {}).await })
-        .await?;
+    let s = cluster_status(client).await?;
     print_status(&s, format);
     Ok(0)
 }
