@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use apitap_proto::v1::BreakerInfo;
+
 #[derive(Debug, Clone)]
 pub struct WorkerSoft {
     pub last_seen: Instant,
@@ -13,18 +15,7 @@ pub struct WorkerSoft {
     /// send none.
     pub instance: String,
     /// The leases whose shard waits on an open circuit breaker, as the last heartbeat said.
-    pub waits: HashMap<LeaseId, BreakerWait>,
-}
-
-/// A shard held back by the open circuit breaker of its upstream host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerWait {
-    /// `host:port`, cut at [`MAX_WAIT_HOST_BYTES`].
-    pub host: String,
-    /// `open` or `half-open`.
-    pub state: &'static str,
-    /// Unix ms until which the breaker stays open (0: a probe is in flight).
-    pub until_ms: u64,
+    pub waits: HashMap<LeaseId, BreakerInfo>,
 }
 
 /// Longest host a breaker wait keeps (a DNS name of 253 bytes and a port).
@@ -35,22 +26,21 @@ pub const MAX_WAIT_HOST_BYTES: usize = 260;
 pub fn breaker_waits(
     waits: &[apitap_proto::v1::BreakerWait],
     held: &[apitap_proto::v1::LeaseRef],
-) -> HashMap<LeaseId, BreakerWait> {
+) -> HashMap<LeaseId, BreakerInfo> {
     use apitap_proto::limits::{truncate_utf8, MAX_BREAKER_WAITS};
     waits
         .iter()
         .take(MAX_BREAKER_WAITS)
         .filter_map(|w| {
             let l = w.lease.filter(|l| held.contains(l))?;
-            let state = match w.state.as_str() {
-                "open" => "open",
-                "half-open" => "half-open",
-                _ => return None,
-            };
-            let wait = BreakerWait {
-                host: truncate_utf8(&w.host, MAX_WAIT_HOST_BYTES),
-                state,
-                until_ms: w.until_ms,
+            let b = w.breaker.as_ref()?;
+            if !matches!(b.state.as_str(), "open" | "half-open") {
+                return None;
+            }
+            let wait = BreakerInfo {
+                host: truncate_utf8(&b.host, MAX_WAIT_HOST_BYTES),
+                state: b.state.clone(),
+                until_ms: b.until_ms,
             };
             Some(((l.run_id, l.shard, l.fence), wait))
         })
@@ -129,14 +119,14 @@ impl Liveness {
     }
 
     /// The breaker waits `worker`'s latest heartbeat reported (see [`breaker_waits`]).
-    pub fn set_waits(&mut self, worker: &str, waits: HashMap<LeaseId, BreakerWait>) {
+    pub fn set_waits(&mut self, worker: &str, waits: HashMap<LeaseId, BreakerInfo>) {
         if let Some(w) = self.workers.get_mut(worker) {
             w.waits = waits;
         }
     }
 
     /// The breaker wait of the lease (run, shard, fence) held by `worker`, if it reported one.
-    pub fn wait_of(&self, worker: &str, lease: LeaseId) -> Option<&BreakerWait> {
+    pub fn wait_of(&self, worker: &str, lease: LeaseId) -> Option<&BreakerInfo> {
         self.workers.get(worker)?.waits.get(&lease)
     }
 
@@ -190,9 +180,11 @@ mod tests {
                 shard: 0,
                 fence,
             }),
-            host,
-            state: state.into(),
-            until_ms: 99,
+            breaker: Some(BreakerInfo {
+                host,
+                state: state.into(),
+                until_ms: 99,
+            }),
         };
         let waits = breaker_waits(
             &[
@@ -208,7 +200,7 @@ mod tests {
         );
         let w = &waits[&(1, 0, 7)];
         assert!(w.host.len() <= MAX_WAIT_HOST_BYTES);
-        assert_eq!((w.state, w.until_ms), ("open", 99));
+        assert_eq!((w.state.as_str(), w.until_ms), ("open", 99));
         let odd = breaker_waits(&[wire(7, "h:80".into(), "<script>")], &held);
         assert!(odd.is_empty(), "an unknown state is dropped");
         let many: Vec<Wire> = (0..5000)

@@ -240,9 +240,11 @@ impl Agent {
                         shard,
                         fence: r.fence,
                     }),
-                    host: w.host,
-                    state: w.state.into(),
-                    until_ms: w.until_ms,
+                    breaker: Some(BreakerInfo {
+                        host: w.host,
+                        state: w.state.into(),
+                        until_ms: w.until_ms,
+                    }),
                 })
             })
             .collect()

@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 
 use apitap_proto::v1::{
-    BreakerInfo, ClusterStatusResponse, MemberInfo, PipelineInfo, RateLimitInfo, RunInfo,
-    WorkerInfo,
+    ClusterStatusResponse, MemberInfo, PipelineInfo, RateLimitInfo, RunInfo, WorkerInfo,
 };
 
 use super::convert::{pipeline_info, run_info};
@@ -78,13 +77,7 @@ pub fn run(node: &Node, caller: &Caller, id: u64) -> Option<RunInfo> {
     };
     let live = node.liveness();
     for s in info.shards.iter_mut().filter(|s| s.state == "leased") {
-        s.breaker = live
-            .wait_of(&s.worker, (id, s.index, s.fence))
-            .map(|w| BreakerInfo {
-                host: w.host.clone(),
-                state: w.state.to_string(),
-                until_ms: w.until_ms,
-            });
+        s.breaker = live.wait_of(&s.worker, (id, s.index, s.fence)).cloned();
     }
     Some(info)
 }
