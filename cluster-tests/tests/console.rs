@@ -343,6 +343,7 @@ async fn browse(
     b.resize(1280, 900, false)?;
 
     act_through_the_page(cluster, &mut b, &base, run)?;
+    rate_chart(cluster, &mut b, &base).await?;
     draining(cluster, &mut b, &base).await?;
 
     // The plain command line with the same profile is signed in too (its cookie persisted).
@@ -473,6 +474,43 @@ fn act_through_the_page(
         matches!(state.as_str(), "pending" | "running"),
         "retried: {state}"
     );
+    Ok(())
+}
+
+/// A rate-limit key gets a chart once the leader has sampled it: the page draws as many
+/// points as `/api/ratelimits` has samples (or one more, taken in between).
+async fn rate_chart(cluster: &TestCluster, b: &mut Browser, base: &str) -> anyhow::Result<()> {
+    const KEY: &str = "console.example";
+    cluster.ctl_ok(&["ratelimit", "set", KEY, "--rps", "5"])?;
+    let api = Api::new(&base["http://".len()..], cluster.token());
+    let samples = wait::until_async(
+        "the leader to sample the new key",
+        Duration::from_secs(30),
+        || async {
+            let v = api.get("/api/ratelimits").await.ok()?;
+            let series = v["history"].as_array()?.iter().find(|s| s["key"] == KEY)?;
+            let n = series["samples"].as_array()?.len();
+            (n >= 1 && series["samples"][0]["limit_rps"] == 5.0).then_some(n)
+        },
+    )
+    .await?;
+    b.open(&format!("{base}/console/ratelimits"))?;
+    let drawn = b.eval(&format!(
+        "document.querySelector('figure.chart[data-key=\"{KEY}\"]').dataset.samples"
+    ))?;
+    let drawn: usize = drawn.as_str().unwrap_or_default().parse()?;
+    assert!(
+        (samples..=samples + 1).contains(&drawn),
+        "{drawn} points drawn, {samples} samples in /api"
+    );
+    assert_eq!(
+        b.eval(&format!(
+            "document.querySelectorAll('figure.chart[data-key=\"{KEY}\"] polyline').length"
+        ))?,
+        3,
+        "limit, granted and used"
+    );
+    b.screenshot(&cluster.out_path("console-ratelimits.png"))?;
     Ok(())
 }
 
