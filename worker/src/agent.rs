@@ -58,6 +58,10 @@ pub struct Agent {
     transform_limits: crate::transform::TransformLimits,
     /// The folder local sinks must stay inside.
     local_root: Arc<crate::sink::LocalRoot>,
+    /// Sink connection pools, shared by every lease loading into one database.
+    pools: Arc<crate::sink::SinkPools>,
+    /// The records every lease's open batch together may hold.
+    batch_memory: Arc<crate::batch_memory::BatchMemory>,
     heartbeat: Duration,
     registered: bool,
     draining: bool,
@@ -100,6 +104,8 @@ impl Agent {
             tokens: Default::default(),
             transform_limits: Default::default(),
             local_root: Default::default(),
+            pools: Default::default(),
+            batch_memory: Default::default(),
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
@@ -136,6 +142,18 @@ impl Agent {
     /// Keeps every lease's SQLite file and local files folder inside `root`.
     pub fn with_local_root(mut self, root: crate::sink::LocalRoot) -> Self {
         self.local_root = Arc::new(root);
+        self
+    }
+
+    /// Shares sink connections through `pools` (`--sink-connections`).
+    pub fn with_sink_pools(mut self, pools: crate::sink::SinkPools) -> Self {
+        self.pools = Arc::new(pools);
+        self
+    }
+
+    /// Bounds the records all leases' open batches hold together (`--max-batched-records`).
+    pub fn with_batch_memory(mut self, records: u64) -> Self {
+        self.batch_memory = Arc::new(crate::batch_memory::BatchMemory::new(records));
         self
     }
 
@@ -381,6 +399,8 @@ impl Agent {
             transform_limits: self.transform_limits,
             local_root: self.local_root.clone(),
             breaker_wait: Default::default(),
+            pools: self.pools.clone(),
+            batch_memory: self.batch_memory.clone(),
         })
     }
 

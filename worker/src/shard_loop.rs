@@ -138,7 +138,7 @@ pub async fn run(
         limits,
         progress,
         committed: cp,
-        pending: batch::Pending::default(),
+        pending: batch::Pending::new(work.batch_memory.clone()),
         last_report: None,
     }
     .run(pages, stop);

@@ -115,6 +115,11 @@ enum Cmd {
         /// and for watching the links with plain tools (tcpdump, grpcurl -plaintext).
         #[arg(long)]
         insecure: bool,
+        /// The sink the workload loads into (default: the scenario's `workload.sink`, else
+        /// postgres). The checker reads every record back from it; `kill-pg-backend`
+        /// faults need postgres.
+        #[arg(long, value_enum)]
+        sink: Option<apitap_chaos::testbed::SinkKind>,
     },
 }
 
@@ -149,8 +154,8 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         repeat: u32,
         /// Where the records go (each a throwaway server or file).
-        #[arg(long, value_enum, default_value_t = apitap_chaos::bench::load::SinkKind::Postgres)]
-        sink: apitap_chaos::bench::load::SinkKind,
+        #[arg(long, value_enum, default_value_t = apitap_chaos::testbed::SinkKind::Postgres)]
+        sink: apitap_chaos::testbed::SinkKind,
         /// Added to every upstream request (a slow API), e.g. 50ms.
         #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
         latency: std::time::Duration,
@@ -418,7 +423,8 @@ async fn main() -> anyhow::Result<()> {
             json,
             out,
             insecure,
-        } => match drill(&name_or_file, seed, json, out, !insecure).await {
+            sink,
+        } => match drill(&name_or_file, seed, json, out, !insecure, sink).await {
             Ok(report) => std::process::exit(if report.passed { 0 } else { 1 }),
             Err(e) => {
                 eprintln!("drill could not run: {e:#}");
@@ -461,10 +467,14 @@ async fn drill(
     json: bool,
     out: Option<PathBuf>,
     tls: bool,
+    sink: Option<apitap_chaos::testbed::SinkKind>,
 ) -> anyhow::Result<apitap_chaos::drill::Report> {
     let mut scenario = apitap_chaos::drill::load(name_or_file)?;
     if let Some(seed) = seed {
         scenario.reseed(seed);
+    }
+    if let Some(sink) = sink {
+        scenario.workload.sink = sink;
     }
     let out = out.unwrap_or_else(|| PathBuf::from("out/drill").join(&scenario.name));
     let opts = apitap_chaos::drill::DrillOptions {

@@ -57,6 +57,8 @@ spec:
             transform_limits: Default::default(),
             local_root: Default::default(),
             breaker_wait: Default::default(),
+            pools: Default::default(),
+            batch_memory: Default::default(),
         };
         Self {
             _dir: dir,
@@ -108,7 +110,7 @@ spec:
             limits: self.work.pipeline.spec.batch.clone(),
             progress: |cp: &Checkpoint| reported.lock().unwrap().push(cp.clone()),
             committed: Checkpoint::start(),
-            pending: Pending::default(),
+            pending: Pending::new(self.work.batch_memory.clone()),
             last_report: None,
         };
         let (outcome, ()) = tokio::join!(loader.run(rx, stopped), feed(pages, stop));
@@ -203,6 +205,31 @@ async fn a_batch_commits_after_max_wait_however_few_records_it_holds() {
         .await;
     assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
     assert_eq!(stored(&pool).await, (2, 6, 6));
+}
+
+#[tokio::test]
+async fn past_the_workers_batch_memory_every_page_commits_at_once() {
+    let mut bench = Bench::new("{ max_records: 1000, max_wait: 60s }");
+    // Another shard's open batch already holds the worker's whole budget.
+    bench.work.batch_memory = Arc::new(crate::batch_memory::BatchMemory::new(50));
+    bench.work.batch_memory.hold(50);
+    let pool = bench.reader().await;
+    let db = &pool;
+    let (outcome, _) = bench
+        .load(|pages, _stop| async move {
+            pages.send(page(1, 10, false)).await.unwrap();
+            // Far from max_records and max_wait: only the worker's budget commits it.
+            assert_eq!(until_committed(db, 1).await, (1, 10, 10));
+            pages.send(page(11, 10, true)).await.unwrap();
+        })
+        .await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    assert_eq!(stored(&pool).await, (2, 20, 20));
+    assert_eq!(
+        bench.work.batch_memory.held(),
+        50,
+        "the loader gave back what its batches held"
+    );
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ pub use files::FilesSink;
 pub use local_root::LocalRoot;
 pub use mysql::MysqlSink;
 pub use postgres::PostgresSink;
+pub use sql::pools::SinkPools;
 pub use sqlite::SqliteSink;
 
 /// Which shard's checkpoint row a call is about.
@@ -201,6 +202,8 @@ pub struct Reach<'a> {
     pub namespace: &'a str,
     pub local_root: &'a LocalRoot,
     pub egress: &'a crate::fetch::Egress,
+    /// The worker's connection pools, shared by the shards loading into one database.
+    pub pools: &'a SinkPools,
 }
 
 /// Connects to the sink `spec` names, within `reach`. The spec must have its `${ENV}`
@@ -212,15 +215,19 @@ pub async fn open(
 ) -> Result<AnySink, SinkError> {
     let local = |key: &str, path: &str| reach.local_root.resolve(reach.namespace, key, path);
     match (&spec.postgres, &spec.sqlite, &spec.mysql, &spec.files) {
-        (Some(pg), None, None, None) => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
+        (Some(pg), None, None, None) => Ok(AnySink::Postgres(
+            PostgresSink::connect(pg, reach.pools).await?,
+        )),
         (None, Some(sq), None, None) => {
             let sq = apitap_common::spec::SqliteSink {
                 path: utf8(local("sink.sqlite.path", &sq.path)?)?,
                 ..sq.clone()
             };
-            Ok(AnySink::Sqlite(SqliteSink::open(&sq).await?))
+            Ok(AnySink::Sqlite(SqliteSink::open(&sq, reach.pools).await?))
         }
-        (None, None, Some(my), None) => Ok(AnySink::Mysql(MysqlSink::connect(my).await?)),
+        (None, None, Some(my), None) => {
+            Ok(AnySink::Mysql(MysqlSink::connect(my, reach.pools).await?))
+        }
         (None, None, None, Some(files)) if files.url.starts_with("s3://") => {
             Ok(AnySink::Files(FilesSink::open(files, reach.egress).await?))
         }
