@@ -233,6 +233,12 @@ enum BenchCmd {
         /// Requests per route, one after another.
         #[arg(long, default_value_t = 200)]
         requests: usize,
+        /// Rate-limit keys in use (their charts on the rate-limit page).
+        #[arg(long, default_value_t = 20)]
+        rate_keys: u32,
+        /// Samples of each key's history to wait for before measuring (one per 5 s).
+        #[arg(long, default_value_t = 3)]
+        rate_samples: usize,
     },
 }
 
@@ -358,12 +364,16 @@ async fn main() -> anyhow::Result<()> {
                     runs,
                     workers,
                     requests,
+                    rate_keys,
+                    rate_samples,
                 },
         } => {
             let b = apitap_chaos::bench::console::ConsoleBench {
                 runs,
                 workers,
                 requests,
+                rate_keys,
+                rate_samples,
             };
             println!("{}", apitap_chaos::bench::console::console(b).await?);
             Ok(())

@@ -56,6 +56,7 @@ spec:
             tokens: Arc::new(TokenCache::default()),
             transform_limits: Default::default(),
             local_root: Default::default(),
+            breaker_wait: Default::default(),
             pools: Default::default(),
             batch_memory: Default::default(),
         };
@@ -322,8 +323,15 @@ async fn a_page_the_sink_refuses_is_dead_lettered_alone_after_the_pages_before_i
         Outcome::Failed {
             checkpoint: Some(cp),
             class: ErrorClass::User,
+            dead_letters: Some(dead),
             ..
-        } => assert_eq!((cp.pages, cp.records), (1, 2)),
+        } => {
+            assert_eq!((cp.pages, cp.records), (1, 2));
+            assert_eq!(dead.records, 2, "the report counts what the table holds");
+            assert_eq!(dead.sample.len(), 2);
+            assert!(dead.sample.iter().all(|d| d.page == 2), "{dead:?}");
+            assert!(dead.sample[1].record.contains(r#""id":4"#), "{dead:?}");
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(stored(&pool).await, (1, 2, 2), "the page before it, alone");
