@@ -175,8 +175,7 @@ impl Config {
             humantime::format_duration(self.forget_workers_after),
             humantime::format_duration(self.lease_ttl)
         );
-        crate::http::cors::Cors::new(self.http_cors_origin.as_deref())
-            .map_err(anyhow::Error::msg)?;
+        cors_origin(self.http_cors_origin.as_deref()).map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -213,6 +212,25 @@ impl Config {
     pub fn tls(&self) -> anyhow::Result<Option<apitap_proto::tls::Tls>> {
         self.tls.load().map_err(anyhow::Error::msg)
     }
+}
+
+/// `--http-cors-origin` checked: `None` when unset or blank; refused unless it is a bare
+/// `http(s)://host[:port]` (no path, no wildcard).
+pub fn cors_origin(origin: Option<&str>) -> Result<Option<&str>, String> {
+    let Some(o) = origin.map(str::trim).filter(|o| !o.is_empty()) else {
+        return Ok(None);
+    };
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+        .unwrap_or_default();
+    if rest.is_empty() || rest.contains(['/', '*', ' ', '?', '#']) {
+        return Err(format!(
+            "--http-cors-origin {o:?} is not an origin: give scheme, host and port only, \
+             e.g. https://dash.example.com"
+        ));
+    }
+    Ok(Some(o))
 }
 
 #[cfg(test)]

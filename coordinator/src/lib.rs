@@ -6,10 +6,12 @@
 //! - [`scheduler`]: leader-only loop: schedules → runs, pending shards → lease grants,
 //!   missed heartbeats → lease expiry. Decisions are pure functions in `placement`.
 //! - [`ratelimit`]: leader-only rate budgets (fair shares with a TTL).
-//! - [`api`]: the tonic services (control, worker, raft) and the admin HTTP server.
+//! - [`api`]: the tonic services (control, worker, raft) and the read model (`views`).
 //! - [`http`]: the JSON API (`/api`), its OpenAPI document and the web console
-//!   (`/console`), served by the admin server over the views of `api`.
-//! - [`metrics`]: Prometheus metrics, served by the admin server in `api::admin`.
+//!   (`/console`), over the views of `api`.
+//! - [`admin`]: the admin HTTP server: health, `/metrics` and the routes of `http`, and
+//!   the samplers of the node's `history`.
+//! - [`metrics`]: Prometheus metrics, served by the admin server in `admin`.
 //! - [`spans`]: the coordinator's tracing spans and the trace context kept in runs and shards.
 //! - [`auth`]: the trust boundary: callers, tokens and the authorization table, in one
 //!   tower layer in front of every service.
@@ -28,6 +30,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -79,7 +79,7 @@ pub async fn run(
 
     initialise(&config, &node).await?;
 
-    let admin = crate::api::admin::start(node.clone(), shutdown.clone()).map_err(|e| {
+    let admin = crate::admin::start(node.clone(), shutdown.clone()).map_err(|e| {
         anyhow::anyhow!("cannot serve the admin address {}: {e}", config.admin_addr)
     })?;
     println!(
@@ -173,7 +173,7 @@ async fn initialise(config: &Config, node: &Arc<Node>) -> anyhow::Result<()> {
 /// Raft and the metrics export, abandoning whatever still runs at `deadline`.
 async fn stop_servers(
     served: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-    admin: crate::api::admin::AdminServer,
+    admin: crate::admin::AdminServer,
     raft: &crate::raft::Raft,
     metrics_export: Option<apitap_common::telemetry::MetricsExport>,
     deadline: tokio::time::Instant,

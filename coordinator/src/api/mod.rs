@@ -1,7 +1,6 @@
 //! gRPC services of a coordinator node, and its admin HTTP server (`admin`).
 
 pub mod access;
-pub mod admin;
 pub mod control;
 mod convert;
 pub mod exposition;

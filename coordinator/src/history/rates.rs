@@ -3,14 +3,11 @@
 //! [`WINDOW`]. A follower keeps nothing: rate use is the leader's soft state.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use apitap_common::shutdown::ShutdownSignal;
 use serde::Serialize;
 use utoipa::ToSchema;
-
-use crate::node::Node;
 
 /// How often the leader samples each key.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -121,28 +118,6 @@ impl RateHistory {
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
-    }
-}
-
-/// Samples the leader's budgets every [`SAMPLE_EVERY`] until `shutdown`.
-pub async fn sample(node: Arc<Node>, mut shutdown: ShutdownSignal) {
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tick.tick() => {}
-        }
-        if !node.is_leader() {
-            node.history.rates.clear();
-            continue;
-        }
-        let readings = crate::api::views::rate_limit_usage(&node, |l, u| {
-            (l.key.clone(), l.rps, u.granted_rps, u.used_total)
-        });
-        node.history
-            .rates
-            .record(apitap_common::time::now_ms(), readings);
     }
 }
 

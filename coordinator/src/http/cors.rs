@@ -19,19 +19,9 @@ impl Cors {
     /// `origin` as given to `--http-cors-origin`; refused unless it is a bare
     /// `http(s)://host[:port]` (no path, no wildcard).
     pub fn new(origin: Option<&str>) -> Result<Cors, String> {
-        let Some(o) = origin.map(str::trim).filter(|o| !o.is_empty()) else {
+        let Some(o) = crate::config::cors_origin(origin)? else {
             return Ok(Cors::default());
         };
-        let rest = o
-            .strip_prefix("https://")
-            .or_else(|| o.strip_prefix("http://"))
-            .unwrap_or_default();
-        if rest.is_empty() || rest.contains(['/', '*', ' ', '?', '#']) {
-            return Err(format!(
-                "--http-cors-origin {o:?} is not an origin: give scheme, host and port only, \
-                 e.g. https://dash.example.com"
-            ));
-        }
         let value = HeaderValue::from_str(o).map_err(|e| format!("--http-cors-origin: {e}"))?;
         Ok(Cors {
             origin: Some(value),

@@ -1,5 +1,5 @@
 //! The coordinator's HTTP front door for people and scripts, served by the admin server
-//! (`api::admin`) beside `/health` and `/metrics`:
+//! (`admin`) beside `/health` and `/metrics`:
 //!
 //! - [`api`]: the JSON API under `/api`, the same model as `apitapctl -o json` (the
 //!   protobuf messages of `ControlService`, built by `api::views`). Reads are answered

@@ -89,11 +89,11 @@ pub fn start(node: Arc<Node>, shutdown: ShutdownSignal) -> std::io::Result<Admin
     .run();
     let handle = server.handle();
     let served = tokio::spawn(server);
-    let leader_watch = tokio::spawn(super::exposition::watch_leader(
+    let leader_watch = tokio::spawn(crate::api::exposition::watch_leader(
         node.clone(),
         shutdown.clone(),
     ));
-    let rate_history = tokio::spawn(crate::history::rates::sample(node, shutdown.clone()));
+    let rate_history = tokio::spawn(sample_rates(node, shutdown.clone()));
     let mut shutdown = shutdown;
     let task = tokio::spawn(async move {
         shutdown.wait().await;
@@ -130,7 +130,7 @@ async fn ready(node: web::Data<Node>) -> HttpResponse {
 async fn metrics(node: web::Data<Node>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(apitap_common::metrics::CONTENT_TYPE)
-        .body(super::exposition::snapshot(&node).to_text())
+        .body(crate::api::exposition::snapshot(&node).to_text())
 }
 
 /// A leader that no quorum acknowledged for this long is not trusted to be the leader: a
@@ -170,6 +170,28 @@ fn not_ready_reason(
             "leader without quorum: last acknowledged {ms} ms ago"
         )),
         None => Some("leader not yet acknowledged by a quorum".into()),
+    }
+}
+
+/// Samples the leader's budgets every [`SAMPLE_EVERY`](crate::history::rates::SAMPLE_EVERY) into the node's rate history until `shutdown`.
+async fn sample_rates(node: Arc<Node>, mut shutdown: ShutdownSignal) {
+    let mut tick = tokio::time::interval(crate::history::rates::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        if !node.is_leader() {
+            node.history.rates.clear();
+            continue;
+        }
+        let readings = crate::api::views::rate_limit_usage(&node, |l, u| {
+            (l.key.clone(), l.rps, u.granted_rps, u.used_total)
+        });
+        node.history
+            .rates
+            .record(apitap_common::time::now_ms(), readings);
     }
 }
 
