@@ -22,7 +22,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::{Executor, MySqlPool};
 
 use super::sql::dialect::{Dialect, Statements};
-use super::sql::{error, target_of, SqlSink};
+use super::sql::{target_of, SqlSink};
 use super::SinkError;
 
 /// Loads into a MySQL or MariaDB table (`table` or `database.table`).
@@ -31,10 +31,6 @@ pub type MysqlSink = SqlSink<MysqlDialect>;
 /// MySQL's side of [`SqlSink`].
 #[derive(Debug)]
 pub struct MysqlDialect;
-
-fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
-    error::err::<MysqlDialect>(what)
-}
 
 /// Added to the server's `sql_mode` on every connection: identifiers in double quotes.
 const SESSION: &str = "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')";
@@ -52,14 +48,16 @@ impl MysqlSink {
 /// Two connections, as for PostgreSQL: the commit in flight and a spare. Also the pool
 /// tests read back through, so that they see the sink's session settings.
 pub(crate) async fn pool(url: &str) -> Result<MySqlPool, SinkError> {
-    let options: MySqlConnectOptions = url.parse().map_err(err("parsing sink.mysql.url"))?;
+    let options: MySqlConnectOptions = url
+        .parse()
+        .map_err(MysqlDialect::err("parsing sink.mysql.url"))?;
     MySqlPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(|conn, _| Box::pin(async move { conn.execute(SESSION).await.map(|_| ()) }))
         .connect_with(options.timezone(Some("+00:00".into())))
         .await
-        .map_err(err("connecting to MySQL"))
+        .map_err(MysqlDialect::err("connecting to MySQL"))
 }
 
 impl Dialect for MysqlDialect {

@@ -20,7 +20,7 @@ use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::dialect::{Dialect, Statements};
-use super::sql::{error, target_of, SqlSink};
+use super::sql::{target_of, SqlSink};
 use super::SinkError;
 
 /// Loads into a PostgreSQL table (`table` or `schema.table`).
@@ -30,23 +30,21 @@ pub type PostgresSink = SqlSink<PostgresDialect>;
 #[derive(Debug)]
 pub struct PostgresDialect;
 
-fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
-    error::err::<PostgresDialect>(what)
-}
-
 impl PostgresSink {
     /// Connects to `spec.url` (secrets already substituted). A bad URL, password or
     /// database name is a user error; an unreachable server is transient.
     pub async fn connect(spec: &PostgresSpec) -> Result<Self, SinkError> {
         let target = target_of!(PostgresDialect, spec)?;
-        let options: PgConnectOptions =
-            spec.url.parse().map_err(err("parsing sink.postgres.url"))?;
+        let options: PgConnectOptions = spec
+            .url
+            .parse()
+            .map_err(PostgresDialect::err("parsing sink.postgres.url"))?;
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.application_name("apitap-worker"))
             .await
-            .map_err(err("connecting to PostgreSQL"))?;
+            .map_err(PostgresDialect::err("connecting to PostgreSQL"))?;
         Ok(Self::new(pool, target))
     }
 }

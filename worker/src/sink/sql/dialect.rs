@@ -99,6 +99,12 @@ pub(crate) trait Dialect: Send + Sync + Sized + std::fmt::Debug + 'static {
     /// Classifies an error the database returned, by its own error codes. `msg` is the
     /// message to carry.
     fn classify(db: &dyn DatabaseError, msg: String) -> SinkError;
+
+    /// For `map_err`: classifies a failure of the step `what` ("creating the table", …),
+    /// which prefixes the message ([`super::error::classify`]).
+    fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
+        move |e| super::error::classify::<Self>(what, e)
+    }
 }
 
 /// The connection type of a dialect's database.

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use sqlx::SqliteConnection;
 
-use super::{err, SqliteDialect};
-use crate::sink::sql::dialect::Ddl;
+use super::SqliteDialect;
+use crate::sink::sql::dialect::{Ddl, Dialect};
 use crate::sink::sql::table::{Column, TableName, TypeClass};
 use crate::sink::SinkError;
 
@@ -48,7 +48,7 @@ impl Ddl for SqliteDialect {
             .bind(schema)
             .fetch_all(conn)
             .await
-            .map_err(err("reading the table's columns"))?;
+            .map_err(Self::err("reading the table's columns"))?;
         Ok((!names.is_empty()).then(|| names.into_iter().collect()))
     }
 
