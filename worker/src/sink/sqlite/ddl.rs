@@ -13,7 +13,6 @@ use crate::sink::SinkError;
 
 impl Ddl for SqliteDialect {
     /// By affinity; nested values are stored as JSON text.
-    /// By affinity; nested values are stored as JSON text.
     fn column_type(c: &Column, _key: bool) -> &'static str {
         match TypeClass::of(c) {
             TypeClass::Integer | TypeClass::BigUnsigned | TypeClass::Boolean => "INTEGER",
