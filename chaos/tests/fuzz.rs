@@ -25,24 +25,23 @@ fn run_briefly(target: Target, cases: u64) {
     assert_eq!(outcome.cases, cases);
 }
 
-#[test]
-fn spec_target() {
-    run_briefly(Target::Spec, 1_000);
+/// One test per target: `test: Target, cases;`.
+macro_rules! briefly {
+    ($($test:ident: $target:ident, $cases:expr;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                run_briefly(Target::$target, $cases);
+            }
+        )*
+    };
 }
 
-#[test]
-fn jsonpath_target() {
-    run_briefly(Target::Jsonpath, 1_000);
-}
-
-#[test]
-fn link_target() {
-    run_briefly(Target::Link, 1_000);
-}
-
-#[test]
-fn infer_target() {
-    run_briefly(Target::Infer, 300);
+briefly! {
+    spec_target: Spec, 1_000;
+    jsonpath_target: Jsonpath, 1_000;
+    link_target: Link, 1_000;
+    infer_target: Infer, 300;
 }
 
 #[test]

@@ -1267,26 +1267,27 @@ fn every_container_has_resources_and_runs_unprivileged() {
     assert_none("security", check_security(&docs));
 }
 
+/// The manifests hold `count` objects of `kind`, in which `check` finds no problem.
+fn assert_kind(kind: &str, count: usize, check: fn(&[Doc]) -> Vec<String>) {
+    let docs = k8s_docs();
+    assert_eq!(kinds(&docs).get(kind), Some(&count), "{kind}");
+    assert_none(kind, check(&docs));
+}
+
 #[test]
 fn coordinator_statefulset_has_storage_and_a_headless_service() {
-    let docs = k8s_docs();
     // The coordinators' and the workers'.
-    assert_eq!(kinds(&docs).get("StatefulSet"), Some(&2));
-    assert_none("statefulset", check_statefulsets(&docs));
+    assert_kind("StatefulSet", 2, check_statefulsets);
 }
 
 #[test]
 fn pdb_covers_the_coordinators() {
-    let docs = k8s_docs();
-    assert_eq!(kinds(&docs).get("PodDisruptionBudget"), Some(&1));
-    assert_none("pdb", check_pdbs(&docs));
+    assert_kind("PodDisruptionBudget", 1, check_pdbs);
 }
 
 #[test]
 fn hpa_scales_the_worker_set() {
-    let docs = k8s_docs();
-    assert_eq!(kinds(&docs).get("HorizontalPodAutoscaler"), Some(&1));
-    assert_none("hpa", check_hpas(&docs));
+    assert_kind("HorizontalPodAutoscaler", 1, check_hpas);
 }
 
 #[test]

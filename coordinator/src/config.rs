@@ -251,22 +251,30 @@ mod tests {
     #[test]
     fn raft_timing_and_the_shutdown_bound_are_checked() {
         assert_eq!(validate(&[]), Ok(()));
-        let e = validate(&["--election-timeout", "2h"]).unwrap_err();
-        assert!(
-            e.contains("--election-timeout (2h) is over its limit of 1m"),
-            "{e}"
-        );
-        let e = validate(&["--raft-heartbeat", "400000000y"]).unwrap_err();
-        assert!(e.contains("--raft-heartbeat"), "{e}");
-        let e = validate(&["--shutdown-timeout", "1day"]).unwrap_err();
-        assert!(
-            e.contains("--shutdown-timeout (1day) is over its limit of 10m"),
-            "{e}"
-        );
-        let e = validate(&["--raft-heartbeat", "300ms"]).unwrap_err();
-        assert!(e.contains("at least twice --raft-heartbeat"), "{e}");
-        let e = validate(&["--raft-heartbeat", "0s"]).unwrap_err();
-        assert!(e.contains("must not be zero"), "{e}");
+        // (flag, value, what the error says)
+        let bad = [
+            (
+                "--election-timeout",
+                "2h",
+                "--election-timeout (2h) is over its limit of 1m",
+            ),
+            ("--raft-heartbeat", "400000000y", "--raft-heartbeat"),
+            (
+                "--shutdown-timeout",
+                "1day",
+                "--shutdown-timeout (1day) is over its limit of 10m",
+            ),
+            (
+                "--raft-heartbeat",
+                "300ms",
+                "at least twice --raft-heartbeat",
+            ),
+            ("--raft-heartbeat", "0s", "must not be zero"),
+        ];
+        for (flag, value, says) in bad {
+            let e = validate(&[flag, value]).unwrap_err();
+            assert!(e.contains(says), "{flag} {value}: {e}");
+        }
     }
 
     #[test]

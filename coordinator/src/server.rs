@@ -297,28 +297,24 @@ fn serve_grpc(
             .tls_config(tls.server())
             .map_err(|e| anyhow::anyhow!("bad TLS settings: {e}"))?;
     }
+    // The `$server` of `$api` on this node, reading and writing messages of up to `$max` bytes.
+    macro_rules! service {
+        ($server:ident, $api:ident, $max:expr) => {
+            $server::new($api { node: node.clone() })
+                .max_decoding_message_size($max)
+                .max_encoding_message_size($max)
+        };
+    }
     let max = MAX_GRPC_MESSAGE_BYTES;
     Ok(server
         .layer(AuthLayer::new(mode, node.state.clone()))
-        .add_service(
-            ControlServiceServer::new(ControlApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            AccessServiceServer::new(AccessApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            WorkerServiceServer::new(WorkerApi { node: node.clone() })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            RaftServiceServer::new(RaftApi { node: node.clone() })
-                .max_decoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES)
-                .max_encoding_message_size(limits::MAX_RAFT_MESSAGE_BYTES),
-        )
+        .add_service(service!(ControlServiceServer, ControlApi, max))
+        .add_service(service!(AccessServiceServer, AccessApi, max))
+        .add_service(service!(WorkerServiceServer, WorkerApi, max))
+        .add_service(service!(
+            RaftServiceServer,
+            RaftApi,
+            limits::MAX_RAFT_MESSAGE_BYTES
+        ))
         .serve_with_incoming_shutdown(incoming, server_shutdown))
 }

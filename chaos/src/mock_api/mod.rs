@@ -71,6 +71,12 @@ impl MockApiConfig {
         }
     }
 
+    /// Its OAuth2 tokens live `lifetime` (1h by default).
+    pub fn with_token_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.oauth.token_lifetime = lifetime;
+        self
+    }
+
     /// The shared state this configuration starts with.
     pub fn into_state(self) -> web::Data<MockState> {
         let auth = AuthConfig {

@@ -8,13 +8,7 @@ use serde_json::Value;
 use super::*;
 
 async fn server(lifetime: Duration) -> MockApiHandle {
-    let config = MockApiConfig {
-        oauth: OAuthConfig {
-            token_lifetime: lifetime,
-            ..OAuthConfig::default()
-        },
-        ..MockApiConfig::with_records(3)
-    };
+    let config = MockApiConfig::with_records(3).with_token_lifetime(lifetime);
     start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 

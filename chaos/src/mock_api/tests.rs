@@ -91,6 +91,34 @@ fn assert_exactly_once(seen: &[u64], expected: std::ops::RangeInclusive<u64>) {
     assert_eq!(seen, expected.collect::<Vec<_>>().as_slice());
 }
 
+/// The JSON body of a GET of `$uri` (a macro, as `app!`: the service's type has no name to
+/// write).
+macro_rules! get_json {
+    ($app:expr, $uri:expr) => {
+        send($app, get($uri).to_request()).await.json()
+    };
+}
+
+/// Follows the `next` links from `$uri` to the end, each of which must contain `$keeps`;
+/// the ids of every page. (A macro, as `app!`: the service's type has no name to write.)
+macro_rules! walk_next_links {
+    ($app:expr, $uri:expr, $keeps:expr) => {{
+        let mut seen = Vec::new();
+        let mut uri: String = $uri.into();
+        loop {
+            let body = get_json!($app, &uri);
+            seen.extend(ids(&body["data"]));
+            match body["next"].as_str() {
+                Some(next) => {
+                    assert!(next.contains($keeps), "{next}");
+                    uri = relative(next);
+                }
+                None => break seen,
+            }
+        }
+    }};
+}
+
 macro_rules! app {
     ($config:expr) => {{
         let state = $config.into_state();
@@ -128,18 +156,11 @@ async fn walks_limit_offset_to_the_end() {
 async fn walks_page_number_to_the_end() {
     let (app, _) = app!(MockApiConfig::with_records(N));
     let mut seen = Vec::new();
-    let first = send(&app, get("/v1/page_number?per_page=40").to_request())
-        .await
-        .json();
+    let first = get_json!(&app, "/v1/page_number?per_page=40");
     let total_pages = first["total_pages"].as_u64().unwrap();
     assert_eq!(total_pages, 7);
     for page in 1..=total_pages {
-        let body = send(
-            &app,
-            get(&format!("/v1/page_number?page={page}&per_page=40")).to_request(),
-        )
-        .await
-        .json();
+        let body = get_json!(&app, &format!("/v1/page_number?page={page}&per_page=40"));
         assert_eq!(body["page"], json!(page));
         seen.extend(ids(&body["data"]));
     }
@@ -155,7 +176,7 @@ async fn walks_cursor_to_the_end() {
     let mut seen = Vec::new();
     let mut uri = "/v1/cursor?limit=60".to_owned();
     loop {
-        let body = send(&app, get(&uri).to_request()).await.json();
+        let body = get_json!(&app, &uri);
         seen.extend(ids(&body["data"]));
         match body["next_cursor"].as_str() {
             Some(c) => {
@@ -174,19 +195,7 @@ async fn walks_cursor_to_the_end() {
 #[actix_web::test]
 async fn walks_next_url_to_the_end() {
     let (app, _) = app!(MockApiConfig::with_records(N));
-    let mut seen = Vec::new();
-    let mut uri = "/v1/next_url?limit=100".to_owned();
-    loop {
-        let body = send(&app, get(&uri).to_request()).await.json();
-        seen.extend(ids(&body["data"]));
-        match body["next"].as_str() {
-            Some(next) => {
-                assert!(next.contains("limit=100"), "{next}");
-                uri = relative(next);
-            }
-            None => break,
-        }
-    }
+    let seen = walk_next_links!(&app, "/v1/next_url?limit=100", "limit=100");
     assert_exactly_once(&seen, 1..=N);
 }
 
@@ -213,7 +222,7 @@ async fn walks_link_header_to_the_end() {
 #[actix_web::test]
 async fn all_returns_every_record_and_matches_dataset() {
     let (app, _) = app!(MockApiConfig::with_records(N));
-    let body = send(&app, get("/v1/all").to_request()).await.json();
+    let body = get_json!(&app, "/v1/all");
     assert_exactly_once(&ids(&body), 1..=N);
     assert_eq!(body[41], record(42));
 }
@@ -275,14 +284,12 @@ async fn status_fault_answers_429_with_retry_after_then_recovers() {
     }
     let r = send(&app, get("/v1/all").to_request()).await;
     assert_eq!(r.status, StatusCode::OK);
-    let stats = send(&app, get("/_admin/stats").to_request()).await.json();
+    let stats = get_json!(&app, "/_admin/stats");
     assert_eq!(
         stats,
         json!({"requests": 3, "by_status": {"200": 1, "429": 2}, "records": 10})
     );
-    let log = send(&app, get("/_admin/requests").to_request())
-        .await
-        .json();
+    let log = get_json!(&app, "/_admin/requests");
     assert_eq!(log.as_array().unwrap().len(), 3);
     assert_eq!(log[0]["seq"], 1);
     assert_eq!(log[0]["path"], "/v1/all");
@@ -306,7 +313,7 @@ async fn faults_are_validated_listed_and_cleared() {
     let both = json!([{"kind": "latency", "ms": 1}, {"kind": "truncate"}]);
     let r = send(&app, post_json("/_admin/faults", both).to_request()).await;
     assert_eq!(r.json(), json!({"queued": 2}));
-    let listed = send(&app, get("/_admin/faults").to_request()).await.json();
+    let listed = get_json!(&app, "/_admin/faults");
     assert_eq!(
         listed,
         json!([{"kind": "latency", "ms": 1, "count": 1}, {"kind": "truncate", "count": 1}])
@@ -441,9 +448,7 @@ async fn grow_appends_records() {
     )
     .await;
     assert_eq!(r.json(), json!({"records": 105}));
-    let body = send(&app, get("/v1/limit_offset?offset=100").to_request())
-        .await
-        .json();
+    let body = get_json!(&app, "/v1/limit_offset?offset=100");
     assert_eq!(body["total"], 105);
     assert_eq!(ids(&body["data"]), vec![101, 102, 103, 104, 105]);
     let bad = send(
@@ -452,36 +457,20 @@ async fn grow_appends_records() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let stats = send(&app, get("/_admin/stats").to_request()).await.json();
+    let stats = get_json!(&app, "/_admin/stats");
     assert_eq!(stats["records"], 105);
 }
 
 #[actix_web::test]
 async fn from_id_to_id_restrict_every_endpoint() {
     let (app, _) = app!(MockApiConfig::with_records(N));
-    let body = send(
-        &app,
-        get("/v1/limit_offset?from_id=10&to_id=20&limit=5").to_request(),
-    )
-    .await
-    .json();
+    let body = get_json!(&app, "/v1/limit_offset?from_id=10&to_id=20&limit=5");
     assert_eq!(body["total"], 11);
     assert_eq!(ids(&body["data"]), vec![10, 11, 12, 13, 14]);
 
     // Walk a shard with next links: bounds are kept, nothing leaks out.
-    let mut seen = Vec::new();
-    let mut uri = "/v1/next_url?from_id=100&to_id=149&limit=20".to_owned();
-    loop {
-        let body = send(&app, get(&uri).to_request()).await.json();
-        seen.extend(ids(&body["data"]));
-        match body["next"].as_str() {
-            Some(next) => {
-                assert!(next.contains("&from_id=100&to_id=149"), "{next}");
-                uri = relative(next);
-            }
-            None => break,
-        }
-    }
+    let first = "/v1/next_url?from_id=100&to_id=149&limit=20";
+    let seen = walk_next_links!(&app, first, "&from_id=100&to_id=149");
     assert_exactly_once(&seen, 100..=149);
 
     let r = send(
@@ -495,21 +484,12 @@ async fn from_id_to_id_restrict_every_endpoint() {
             "<http://{HOST}/v1/link_header?page=2&per_page=10&from_id=1&to_id=30>; rel=\"next\""
         )
     );
-    let body = send(
-        &app,
-        get("/v1/page_number?from_id=250&per_page=5").to_request(),
-    )
-    .await
-    .json();
+    let body = get_json!(&app, "/v1/page_number?from_id=250&per_page=5");
     assert_eq!(body["total_pages"], 2);
-    let body = send(&app, get("/v1/cursor?from_id=255&to_id=999").to_request())
-        .await
-        .json();
+    let body = get_json!(&app, "/v1/cursor?from_id=255&to_id=999");
     assert_eq!(ids(&body["data"]), vec![255, 256, 257]);
     assert_eq!(body["has_more"], false);
-    let body = send(&app, get("/v1/all?from_id=300").to_request())
-        .await
-        .json();
+    let body = get_json!(&app, "/v1/all?from_id=300");
     assert_eq!(body, json!([]));
 }
 
@@ -610,7 +590,7 @@ async fn updated_serves_what_changed_after_a_time_and_the_planted_far_future_rec
     let mut seen = Vec::new();
     let mut uri = format!("/v1/updated?limit=25&far_future_id=100&updated_after={after}");
     loop {
-        let body = send(&app, get(&uri).to_request()).await.json();
+        let body = get_json!(&app, &uri);
         for r in body["data"].as_array().unwrap() {
             let id = r["id"].as_u64().unwrap();
             let expected = if id == 100 {
@@ -635,12 +615,7 @@ async fn updated_serves_what_changed_after_a_time_and_the_planted_far_future_rec
     assert_exactly_once(&seen[1..], 201..=N);
     // Without the plant, nothing is after the last record's date.
     let last = dataset::created_at(N);
-    let body = send(
-        &app,
-        get(&format!("/v1/updated?updated_after={last}")).to_request(),
-    )
-    .await
-    .json();
+    let body = get_json!(&app, &format!("/v1/updated?updated_after={last}"));
     assert_eq!(body["data"], json!([]));
     assert_eq!(body["has_more"], json!(false));
     let bad = send(

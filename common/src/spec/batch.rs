@@ -94,20 +94,7 @@ mod tests {
     use crate::spec::load;
 
     fn doc(batch: &str) -> String {
-        format!(
-            r#"
-apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: items }}
-spec:
-  source:
-    http:
-      url: "https://api.example.com/v1/items"
-  sink:
-    sqlite: {{ table: items }}
-{batch}
-"#
-        )
+        crate::spec::test_doc::items("", batch)
     }
 
     fn errors(batch: &str) -> String {

@@ -6,20 +6,7 @@ use std::time::Duration;
 use super::*;
 
 fn doc(http_extra: &str) -> String {
-    format!(
-        r#"
-apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: items }}
-spec:
-  source:
-    http:
-      url: "https://api.example.com/v1/items"
-{http_extra}
-  sink:
-    sqlite: {{ table: items }}
-"#
-    )
+    super::test_doc::items(http_extra, "")
 }
 
 fn env() -> BTreeMap<String, String> {

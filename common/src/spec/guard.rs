@@ -16,9 +16,7 @@
 //! [`walk`] reads every node first, aliases expanded, so that syntax errors, duplicate keys,
 //! a second document and crossed limits are reported before any type error, as before.
 
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 
 use crate::limits::Limits;
 
@@ -53,86 +51,11 @@ pub(crate) fn options(limits: &Limits) -> serde_saphyr::Options {
     }
 }
 
-/// Reads every node of `text` under the budgets of `limits`.
+/// Reads every node of `text` under the budgets of `limits`. serde's `IgnoredAny` visits
+/// every value, and serde-saphyr reads an ignored value as any other (its
+/// `deserialize_ignored_any` is `deserialize_any`): every node, aliases expanded, is counted.
 pub(crate) fn walk(text: &str, limits: &Limits) -> Result<(), serde_saphyr::Error> {
-    serde_saphyr::from_str_with_options::<Walk>(text, options(limits)).map(|_| ())
-}
-
-/// Any YAML value, read to the end and kept nowhere.
-struct Walk;
-
-impl<'de> Deserialize<'de> for Walk {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Walk)
-    }
-}
-
-impl<'de> Visitor<'de> for Walk {
-    type Value = Walk;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Walk, E> {
-        Ok(Walk)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Walk, D::Error> {
-        Walk::deserialize(d)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Walk, A::Error> {
-        while seq.next_element::<Walk>()?.is_some() {}
-        Ok(Walk)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Walk, A::Error> {
-        while map.next_entry::<Walk, Walk>()?.is_some() {}
-        Ok(Walk)
-    }
-
-    /// A tagged node (`!tag value`).
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Walk, A::Error> {
-        let (Walk, variant) = data.variant::<Walk>()?;
-        de::VariantAccess::newtype_variant::<Walk>(variant)
-    }
+    serde_saphyr::from_str_with_options::<IgnoredAny>(text, options(limits)).map(|_| ())
 }
 
 #[cfg(test)]

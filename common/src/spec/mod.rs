@@ -28,6 +28,8 @@ mod limit_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod test_doc;
+#[cfg(test)]
 mod tests;
 
 pub use batch::Batch;

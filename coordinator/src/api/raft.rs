@@ -43,15 +43,27 @@ fn speaks_for(caller: &Caller, node_id: Option<u64>) -> Result<(), Status> {
     }
 }
 
+/// Decodes a Raft message and refuses it unless the caller is the node `sender` says sent
+/// it ([`speaks_for`]).
+fn receive<T: serde::de::DeserializeOwned>(
+    req: Request<RaftMessage>,
+    sender: impl FnOnce(&T) -> Option<u64>,
+) -> Result<T, Status> {
+    let caller = Caller::of(&req);
+    let msg: T = decode(req)?;
+    speaks_for(&caller, sender(&msg))?;
+    Ok(msg)
+}
+
 #[tonic::async_trait]
 impl RaftService for RaftApi {
     async fn append_entries(
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let caller = Caller::of(&req);
-        let append: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(req)?;
-        speaks_for(&caller, append.vote.leader_id().voted_for())?;
+        let append = receive::<openraft::raft::AppendEntriesRequest<TypeConfig>>(req, |a| {
+            a.vote.leader_id().voted_for()
+        })?;
         let r = self.node.raft.append_entries(append).await;
         // Any answer but "I follow a newer vote" means the caller is this node's leader.
         if matches!(&r, Ok(resp) if !matches!(resp, AppendEntriesResponse::HigherVote(_))) {
@@ -61,9 +73,8 @@ impl RaftService for RaftApi {
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let caller = Caller::of(&req);
-        let vote: openraft::raft::VoteRequest<u64> = decode(req)?;
-        speaks_for(&caller, vote.vote.leader_id().voted_for())?;
+        let vote =
+            receive::<openraft::raft::VoteRequest<u64>>(req, |v| v.vote.leader_id().voted_for())?;
         let r = self.node.raft.vote(vote).await;
         if matches!(&r, Ok(resp) if resp.vote_granted) {
             self.node.election.granted();
@@ -75,9 +86,9 @@ impl RaftService for RaftApi {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let caller = Caller::of(&req);
-        let chunk: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(req)?;
-        speaks_for(&caller, chunk.vote.leader_id().voted_for())?;
+        let chunk = receive::<openraft::raft::InstallSnapshotRequest<TypeConfig>>(req, |c| {
+            c.vote.leader_id().voted_for()
+        })?;
         let end = chunk.offset.saturating_add(chunk.data.len() as u64);
         if end > MAX_SNAPSHOT_BYTES {
             return Err(Status::resource_exhausted(format!(
@@ -93,9 +104,7 @@ impl RaftService for RaftApi {
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let caller = Caller::of(&req);
-        let ask: PreVote = decode(req)?;
-        speaks_for(&caller, Some(ask.candidate))?;
+        let ask = receive::<PreVote>(req, |a| Some(a.candidate))?;
         let reply = self.node.election.answer(&self.node.raft, &ask);
         tracing::debug!(candidate = ask.candidate, granted = reply.granted, reason = %reply.reason, "pre-vote");
         encode(&reply)
@@ -105,9 +114,7 @@ impl RaftService for RaftApi {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let caller = Caller::of(&req);
-        let ask: TimeoutNow = decode(req)?;
-        speaks_for(&caller, Some(ask.leader))?;
+        let ask = receive::<TimeoutNow>(req, |a| Some(a.leader))?;
         let m = self.node.raft.metrics().borrow().clone();
         // A repeated request finds this node without a leader (its first election
         // failed); one that finds another leader is too late.

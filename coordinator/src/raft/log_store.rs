@@ -13,7 +13,7 @@ use openraft::{
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 
-use super::store::{write_synced, CF_LOGS, CF_META};
+use super::store::{cf, write_synced, CF_LOGS, CF_META};
 use super::{NodeId, TypeConfig};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -36,24 +36,12 @@ impl LogStore {
         Self { db }
     }
 
-    #[allow(
-        clippy::expect_used,
-        reason = "store::open creates every column family before a store exists"
-    )]
     fn logs(&self) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(CF_LOGS)
-            .expect("column family logs exists")
+        cf(&self.db, CF_LOGS)
     }
 
-    #[allow(
-        clippy::expect_used,
-        reason = "store::open creates every column family before a store exists"
-    )]
     fn meta(&self) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(CF_META)
-            .expect("column family meta exists")
+        cf(&self.db, CF_META)
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> StResult<Option<T>> {

@@ -334,35 +334,32 @@ mod tests {
 
     #[test]
     fn statuses_map_to_what_openraft_does_about_them() {
-        assert_eq!(classify(&Status::deadline_exceeded("")), Failure::Timeout);
-        assert_eq!(
-            classify(&Status::cancelled("Timeout expired")),
-            Failure::Timeout
-        );
-        assert_eq!(
-            classify(&Status::unavailable("tcp connect error")),
-            Failure::Unreachable
-        );
-        assert_eq!(
-            classify(&Status::cancelled(
-                "operation was canceled: connection closed"
-            )),
-            Failure::Unreachable
-        );
-        assert_eq!(
-            classify(&Status::resource_exhausted("snapshot too big")),
-            Failure::TooLarge
-        );
-        assert_eq!(
-            classify(&Status::out_of_range(
-                "Error, encoded message length too large: found 9 bytes, the limit is: 8 bytes"
-            )),
-            Failure::TooLarge
-        );
-        assert_eq!(classify(&Status::out_of_range("other")), Failure::Other);
-        assert_eq!(classify(&Status::permission_denied("")), Failure::Refused);
-        assert_eq!(classify(&Status::unauthenticated("")), Failure::Refused);
-        assert_eq!(classify(&Status::internal("h2")), Failure::Other);
+        let too_long =
+            "Error, encoded message length too large: found 9 bytes, the limit is: 8 bytes";
+        let cases = [
+            (Status::deadline_exceeded(""), Failure::Timeout),
+            (Status::cancelled("Timeout expired"), Failure::Timeout),
+            (
+                Status::unavailable("tcp connect error"),
+                Failure::Unreachable,
+            ),
+            (
+                Status::cancelled("operation was canceled: connection closed"),
+                Failure::Unreachable,
+            ),
+            (
+                Status::resource_exhausted("snapshot too big"),
+                Failure::TooLarge,
+            ),
+            (Status::out_of_range(too_long), Failure::TooLarge),
+            (Status::out_of_range("other"), Failure::Other),
+            (Status::permission_denied(""), Failure::Refused),
+            (Status::unauthenticated(""), Failure::Refused),
+            (Status::internal("h2"), Failure::Other),
+        ];
+        for (status, want) in cases {
+            assert_eq!(classify(&status), want, "{status:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use openraft::{
 use rocksdb::{IteratorMode, WriteBatch, DB};
 use serde::{Deserialize, Serialize};
 
-use super::store::{write_synced, CF_META, CF_SM};
+use super::store::{cf, write_synced, CF_META, CF_SM};
 use super::{NodeId, TypeConfig};
 use crate::state::command::{apply, CommandResult, Key};
 use crate::state::State;
@@ -138,12 +138,8 @@ impl StateMachine {
         self.shared.clone()
     }
 
-    #[allow(
-        clippy::expect_used,
-        reason = "store::open creates every column family before a state machine exists"
-    )]
     fn cf(&self) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(CF_SM).expect("column family sm exists")
+        cf(&self.db, CF_SM)
     }
 
     fn load(&self) -> StResult<Applied> {
@@ -287,14 +283,8 @@ impl StateMachine {
         Ok(batch)
     }
 
-    #[allow(
-        clippy::expect_used,
-        reason = "store::open creates every column family before a state machine exists"
-    )]
     fn meta_cf(&self) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(CF_META)
-            .expect("column family meta exists")
+        cf(&self.db, CF_META)
     }
 
     fn stored_snapshot(&self) -> StResult<Option<StoredSnapshot>> {

@@ -21,6 +21,15 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
 }
 
 /// Writes that must be durable before they are acknowledged.
+/// The column family `name` (one of `CF_*`) of a database [`open`] returned.
+#[allow(
+    clippy::expect_used,
+    reason = "open creates every column family before a store or state machine exists"
+)]
+pub fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name).expect("open created the column family")
+}
+
 pub fn sync_write() -> WriteOptions {
     let mut w = WriteOptions::default();
     w.set_sync(true);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use apitap_chaos::mock_api::{self, MockApiConfig, MockApiHandle, OAuthConfig};
+use apitap_chaos::mock_api::{self, MockApiConfig, MockApiHandle};
 use apitap_common::checkpoint::Position;
 use apitap_common::error::ErrorClass;
 use serde_json::json;
@@ -15,13 +15,7 @@ use super::*;
 const SECRET: &str = "apitap-client-secret";
 
 async fn mock(lifetime: Duration) -> MockApiHandle {
-    let config = MockApiConfig {
-        oauth: OAuthConfig {
-            token_lifetime: lifetime,
-            ..OAuthConfig::default()
-        },
-        ..MockApiConfig::with_records(50)
-    };
+    let config = MockApiConfig::with_records(50).with_token_lifetime(lifetime);
     mock_api::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
@@ -42,21 +36,25 @@ fn oauth_source(url: &str, token_url: &str, secret: &str) -> HttpSource {
     }))
 }
 
-/// (token requests, data requests, data requests answered 401) in the mock's log.
-/// A fetcher of the mock's OAuth-protected page-number endpoint, with its token endpoint.
-fn paged_fetcher(api: &MockApiHandle) -> Fetcher {
+/// A fetcher of the mock's OAuth-protected `endpoint` (`page_number`, `all`, …), with its
+/// token endpoint and the client secret `secret`.
+fn oauth_fetcher(api: &MockApiHandle, endpoint: &str, secret: &str) -> Fetcher {
+    let url = format!("{}/oauth/v1/{endpoint}", api.url());
+    let token_url = format!("{}/oauth/token", api.url());
     Fetcher::new(
         client(),
-        &oauth_source(
-            &format!("{}/oauth/v1/page_number", api.url()),
-            &format!("{}/oauth/token", api.url()),
-            SECRET,
-        ),
+        &oauth_source(&url, &token_url, secret),
         &no_vars(),
     )
     .unwrap()
 }
 
+/// A fetcher of the mock's OAuth-protected page-number endpoint with the right secret.
+fn paged_fetcher(api: &MockApiHandle) -> Fetcher {
+    oauth_fetcher(api, "page_number", SECRET)
+}
+
+/// (token requests, data requests, data requests answered 401) in the mock's log.
 fn counts(api: &MockApiHandle) -> (usize, usize, usize) {
     let log = api.state().requests();
     let tokens = log.iter().filter(|r| r.path == "/oauth/token").count();
@@ -132,16 +130,7 @@ async fn a_second_401_is_an_auth_error_not_a_loop() {
 async fn wrong_client_credentials_fail_at_once_without_the_secret() {
     let api = mock(Duration::from_secs(3600)).await;
     let wrong = "not-the-secret-value";
-    let f = Fetcher::new(
-        client(),
-        &oauth_source(
-            &format!("{}/oauth/v1/all", api.url()),
-            &format!("{}/oauth/token", api.url()),
-            wrong,
-        ),
-        &no_vars(),
-    )
-    .unwrap();
+    let f = oauth_fetcher(&api, "all", wrong);
     let e = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     let text = e.to_string();
     assert_eq!(e.class(), ErrorClass::User, "{text}");

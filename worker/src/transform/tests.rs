@@ -10,14 +10,31 @@ fn records(v: serde_json::Value) -> Vec<serde_json::Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn mixed_int_and_float_widen_to_float64() {
-    let t = Transformer::new("SELECT * FROM source", None);
-    let batch = t
-        .run(&records(json!([{"a": 1}, {"a": 2.5}, {"a": null}])))
+/// A declared field of the spec's `schema`.
+fn field(name: &str, data_type: FieldType, nullable: bool) -> SpecField {
+    SpecField {
+        name: name.into(),
+        data_type,
+        nullable,
+    }
+}
+
+/// The batch `sql` makes of the records `v` (with no declared schema).
+async fn batch_of(sql: &str, v: serde_json::Value) -> RecordBatch {
+    let t = Transformer::new(sql, None);
+    t.run(&records(v))
         .await
         .unwrap()
-        .unwrap();
+        .expect("the query returns rows")
+}
+
+#[tokio::test]
+async fn mixed_int_and_float_widen_to_float64() {
+    let batch = batch_of(
+        "SELECT * FROM source",
+        json!([{"a": 1}, {"a": 2.5}, {"a": null}]),
+    )
+    .await;
     let col = batch.column_by_name("a").unwrap();
     assert_eq!(col.data_type(), &DataType::Float64);
     let a = col.as_primitive::<Float64Type>();
@@ -28,15 +45,15 @@ async fn mixed_int_and_float_widen_to_float64() {
 
 #[tokio::test]
 async fn nested_struct_and_list_are_kept() {
-    let t = Transformer::new(
-        "SELECT id, user, tags, user['login'] AS login FROM source",
-        None,
-    );
-    let rows = records(json!([
+    let rows = json!([
         {"id": 1, "user": {"login": "ann", "id": 7}, "tags": ["a", "b"]},
         {"id": 2, "user": {"login": "bob"}, "tags": []}
-    ]));
-    let batch = t.run(&rows).await.unwrap().unwrap();
+    ]);
+    let batch = batch_of(
+        "SELECT id, user, tags, user['login'] AS login FROM source",
+        rows,
+    )
+    .await;
     let schema = batch.schema();
     assert!(matches!(
         schema.field_with_name("user").unwrap().data_type(),
@@ -52,15 +69,12 @@ async fn nested_struct_and_list_are_kept() {
 
 #[tokio::test]
 async fn camel_case_columns_select_unquoted() {
-    let t = Transformer::new(
-        "SELECT userName, postCount * 2 AS doubled FROM source WHERE postCount > 1",
-        None,
-    );
-    let rows = records(json!([
+    let sql = "SELECT userName, postCount * 2 AS doubled FROM source WHERE postCount > 1";
+    let rows = json!([
         {"userName": "ann", "postCount": 3},
         {"userName": "bob", "postCount": 1}
-    ]));
-    let batch = t.run(&rows).await.unwrap().unwrap();
+    ]);
+    let batch = batch_of(sql, rows).await;
     assert_eq!(batch.num_rows(), 1);
     assert_eq!(batch.schema().field(0).name(), "userName");
     let names = batch.column(0).as_string::<i32>();
@@ -96,14 +110,13 @@ async fn empty_page_and_empty_result_give_none() {
 
 #[tokio::test]
 async fn irregular_column_becomes_json_text() {
-    let t = Transformer::new("SELECT * FROM source", None);
-    let rows = records(json!([
+    let rows = json!([
         {"id": 1, "v": {"x": 1}},
         {"id": 2, "v": "plain"},
         {"id": 3, "v": [1, 2]},
         {"id": 4, "v": 5}
-    ]));
-    let batch = t.run(&rows).await.unwrap().unwrap();
+    ]);
+    let batch = batch_of("SELECT * FROM source", rows).await;
     let field = batch.schema().field_with_name("v").unwrap().clone();
     assert_eq!(field.data_type(), &DataType::Utf8);
     let v = batch.column_by_name("v").unwrap().as_string::<i32>();
@@ -126,21 +139,9 @@ async fn scalar_and_list_mix_is_not_an_error() {
 #[tokio::test]
 async fn declared_schema_with_json_field() {
     let declared = vec![
-        SpecField {
-            name: "id".into(),
-            data_type: FieldType::Int64,
-            nullable: false,
-        },
-        SpecField {
-            name: "name".into(),
-            data_type: FieldType::String,
-            nullable: true,
-        },
-        SpecField {
-            name: "meta".into(),
-            data_type: FieldType::Json,
-            nullable: true,
-        },
+        field("id", FieldType::Int64, false),
+        field("name", FieldType::String, true),
+        field("meta", FieldType::Json, true),
     ];
     let t = Transformer::new("SELECT * FROM source", Some(&declared));
     let rows = records(json!([
@@ -163,11 +164,7 @@ async fn declared_schema_with_json_field() {
 
 #[tokio::test]
 async fn declared_schema_mismatch_and_non_objects_are_user_errors() {
-    let declared = vec![SpecField {
-        name: "id".into(),
-        data_type: FieldType::Int64,
-        nullable: false,
-    }];
+    let declared = vec![field("id", FieldType::Int64, false)];
     let t = Transformer::new("SELECT * FROM source", Some(&declared));
     let err = t.run(&records(json!([{"id": "x"}]))).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::User, "{err}");
@@ -229,16 +226,8 @@ async fn a_page_over_the_time_limit_is_cancelled_with_an_error_naming_it() {
 #[tokio::test]
 async fn passthrough_is_what_select_star_returns() {
     let declared = vec![
-        SpecField {
-            name: "id".into(),
-            data_type: FieldType::Int64,
-            nullable: false,
-        },
-        SpecField {
-            name: "meta".into(),
-            data_type: FieldType::Json,
-            nullable: true,
-        },
+        field("id", FieldType::Int64, false),
+        field("meta", FieldType::Json, true),
     ];
     let pages = [
         json!([{"id": 1, "meta": {"a": [1]}}, {"id": 2, "meta": null}]),

@@ -64,6 +64,34 @@ impl Log {
         self.index
     }
 
+    /// Pipeline `p` of `shards` shards and `max_attempts` attempts each, with shard 0 of
+    /// its run leased to worker `a`: the log, the run and the lease's fence.
+    fn leased(shards: u32, max_attempts: u32) -> (Self, u64, u64) {
+        let mut log = Log::new();
+        let run = log.pipeline("p", "s", shards, max_attempts);
+        let fence = log.grant(run, 0, "a");
+        (log, run, fence)
+    }
+
+    /// `worker` reports `checkpoint` (one page, one record) on shard 0 under `fence`.
+    fn checkpoint(
+        &mut self,
+        run_id: u64,
+        fence: u64,
+        worker: &str,
+        checkpoint: String,
+    ) -> CommandResult {
+        self.step(Command::Checkpoint(command::Checkpoint {
+            run_id,
+            shard: 0,
+            fence,
+            checkpoint,
+            pages: 1,
+            records: 1,
+            worker: worker.into(),
+        }))
+    }
+
     fn complete(&mut self, run_id: u64, fence: u64, worker: &str, ok: bool) -> CommandResult {
         self.step(Command::CompleteShard(command::CompleteShard {
             run_id,
@@ -92,19 +120,9 @@ fn rejected(r: &CommandResult) -> &str {
 
 #[test]
 fn only_the_holder_may_report_on_a_shard() {
-    let mut log = Log::new();
-    let run = log.pipeline("p", "s", 1, 3);
-    let fence = log.grant(run, 0, "a");
+    let (mut log, run, fence) = Log::leased(1, 3);
 
-    let forged_checkpoint = log.step(Command::Checkpoint(command::Checkpoint {
-        run_id: run,
-        shard: 0,
-        fence,
-        checkpoint: "{\"forged\":true}".into(),
-        pages: 99,
-        records: 99,
-        worker: "b".into(),
-    }));
+    let forged_checkpoint = log.checkpoint(run, fence, "b", "{\"forged\":true}".into());
     assert!(rejected(&forged_checkpoint).contains("not held by worker b"));
     let forged_release = log.step(Command::ReleaseLease(command::ReleaseLease {
         run_id: run,
@@ -127,9 +145,7 @@ fn only_the_holder_may_report_on_a_shard() {
 
 #[test]
 fn a_stale_fence_is_rejected_even_from_the_right_worker() {
-    let mut log = Log::new();
-    let run = log.pipeline("p", "s", 1, 3);
-    let first = log.grant(run, 0, "a");
+    let (mut log, run, first) = Log::leased(1, 3);
     let expired = log.step(Command::ExpireLease(command::ExpireLease {
         run_id: run,
         shard: 0,
@@ -144,9 +160,7 @@ fn a_stale_fence_is_rejected_even_from_the_right_worker() {
 
 #[test]
 fn failures_retry_until_the_attempts_run_out_then_the_run_fails() {
-    let mut log = Log::new();
-    let run = log.pipeline("p", "s", 1, 2);
-    let f1 = log.grant(run, 0, "a");
+    let (mut log, run, f1) = Log::leased(1, 2);
     log.complete(run, f1, "a", false);
     let shard = &log.state.runs[&run].shards[0];
     assert_eq!(shard.state, ShardState::Pending);
@@ -173,9 +187,7 @@ fn failures_retry_until_the_attempts_run_out_then_the_run_fails() {
 
 #[test]
 fn a_cancelled_run_takes_no_more_reports() {
-    let mut log = Log::new();
-    let run = log.pipeline("p", "s", 2, 1);
-    let fence = log.grant(run, 0, "a");
+    let (mut log, run, fence) = Log::leased(2, 1);
     let r = log.step(Command::CancelRun(command::CancelRun {
         run_id: run,
         now_ms: 3,
@@ -189,18 +201,8 @@ fn a_cancelled_run_takes_no_more_reports() {
 
 #[test]
 fn oversized_reports_are_bounded() {
-    let mut log = Log::new();
-    let run = log.pipeline("p", "s", 1, 1);
-    let fence = log.grant(run, 0, "a");
-    let big = log.step(Command::Checkpoint(command::Checkpoint {
-        run_id: run,
-        shard: 0,
-        fence,
-        checkpoint: "x".repeat(MAX_CHECKPOINT_BYTES + 1),
-        pages: 1,
-        records: 1,
-        worker: "a".into(),
-    }));
+    let (mut log, run, fence) = Log::leased(1, 1);
+    let big = log.checkpoint(run, fence, "a", "x".repeat(MAX_CHECKPOINT_BYTES + 1));
     assert!(rejected(&big).contains("MAX_CHECKPOINT_BYTES"));
     let r = log.step(Command::CompleteShard(command::CompleteShard {
         run_id: run,

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use sqlx::MySqlConnection;
 
-use super::{err, MysqlDialect};
-use crate::sink::sql::dialect::Ddl;
+use super::MysqlDialect;
+use crate::sink::sql::dialect::{Ddl, Dialect};
 use crate::sink::sql::table::{quote_ident, Column, TableName, TypeClass};
 use crate::sink::SinkError;
 
@@ -49,7 +49,7 @@ impl Ddl for MysqlDialect {
         .bind(&table.name)
         .fetch_all(conn)
         .await
-        .map_err(err("reading the table's columns"))?;
+        .map_err(Self::err("reading the table's columns"))?;
         Ok((!names.is_empty()).then(|| names.into_iter().collect()))
     }
 
@@ -62,7 +62,7 @@ impl Ddl for MysqlDialect {
         sqlx::query(&ddl)
             .execute(conn)
             .await
-            .map_err(err("creating the database"))?;
+            .map_err(Self::err("creating the database"))?;
         Ok(())
     }
 }

@@ -7,8 +7,8 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 use sqlx::MySqlConnection;
 
-use super::{err, MysqlDialect};
-use crate::sink::sql::dialect::Load;
+use super::MysqlDialect;
+use crate::sink::sql::dialect::{Dialect, Load};
 use crate::sink::sql::exec::{Param, SqlDb};
 use crate::sink::sql::table::{json_rows, quote_ident, quote_list, Column, TableName};
 use crate::sink::SinkError;
@@ -43,7 +43,7 @@ impl Load for MysqlDialect {
                 .collect();
             sqlx::MySql::execute(&mut *conn, &insert, &params)
                 .await
-                .map_err(err("inserting rows"))?;
+                .map_err(Self::err("inserting rows"))?;
         }
         Ok(())
     }

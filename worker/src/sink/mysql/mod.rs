@@ -21,7 +21,7 @@ use sqlx::{Executor, MySqlPool};
 
 use super::sql::dialect::{Dialect, Statements};
 use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
-use super::sql::{error, target_of, SqlSink};
+use super::sql::{target_of, SqlSink};
 use super::SinkError;
 
 /// Loads into a MySQL or MariaDB table (`table` or `database.table`).
@@ -30,10 +30,6 @@ pub type MysqlSink = SqlSink<MysqlDialect>;
 /// MySQL's side of [`SqlSink`].
 #[derive(Debug)]
 pub struct MysqlDialect;
-
-fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
-    error::err::<MysqlDialect>(what)
-}
 
 /// Added to the server's `sql_mode` on every connection: identifiers in double quotes.
 const SESSION: &str = "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')";
@@ -55,14 +51,16 @@ impl MysqlSink {
 /// At most `max` connections, each with the sink's session settings. Also the pool tests
 /// read back through, so that they see those settings.
 pub(crate) async fn pool(url: &str, max: u32) -> Result<MySqlPool, SinkError> {
-    let options: MySqlConnectOptions = url.parse().map_err(err("parsing sink.mysql.url"))?;
+    let options: MySqlConnectOptions = url
+        .parse()
+        .map_err(MysqlDialect::err("parsing sink.mysql.url"))?;
     MySqlPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _| Box::pin(async move { conn.execute(SESSION).await.map(|_| ()) }))
         .connect_with(options.timezone(Some("+00:00".into())))
         .await
-        .map_err(err("connecting to MySQL"))
+        .map_err(MysqlDialect::err("connecting to MySQL"))
 }
 
 impl Dialect for MysqlDialect {

@@ -2,19 +2,16 @@
 //! placeholders exist, so each statement names its parameters in the order the core binds
 //! them. The pipeline name is a `VARCHAR` because a key cannot hold unbounded text.
 
-use crate::sink::sql::dialect::Statements;
+use crate::sink::sql::dialect::{ledger_tables, Statements};
+
+/// The checkpoint and dead-letter tables in this dialect's types.
+const TABLES: (&str, &str) = ledger_tables! {
+    name: "VARCHAR(512)", int: "BIGINT", json: "JSON", text: "LONGTEXT",
+    time: "DATETIME(6)", now: "CURRENT_TIMESTAMP(6)", options: " ENGINE = InnoDB",
+};
 
 pub(super) const STATEMENTS: Statements = Statements {
-    create_checkpoints: "CREATE TABLE IF NOT EXISTS apitap_checkpoints (
-        pipeline   VARCHAR(512) NOT NULL,
-        run_id     BIGINT       NOT NULL,
-        shard      BIGINT       NOT NULL,
-        fence      BIGINT       NOT NULL,
-        checkpoint JSON         NOT NULL,
-        records    BIGINT       NOT NULL DEFAULT 0,
-        pages      BIGINT       NOT NULL DEFAULT 0,
-        updated_at DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-        PRIMARY KEY (pipeline, run_id, shard)) ENGINE = InnoDB",
+    create_checkpoints: TABLES.0,
 
     // Assignments apply left to right: `updated_at` still sees the old fence. The row
     // stays locked until the transaction ends.
@@ -37,17 +34,7 @@ pub(super) const STATEMENTS: Statements = Statements {
             updated_at = CURRENT_TIMESTAMP(6)
         WHERE pipeline = ? AND run_id = ? AND shard = ?",
 
-    create_dead_letters: "CREATE TABLE IF NOT EXISTS apitap_dead_letters (
-        pipeline   VARCHAR(512) NOT NULL,
-        run_id     BIGINT       NOT NULL,
-        shard      BIGINT       NOT NULL,
-        page       BIGINT       NOT NULL,
-        ordinal    BIGINT       NOT NULL,
-        fence      BIGINT       NOT NULL,
-        record     JSON         NOT NULL,
-        error      LONGTEXT     NOT NULL,
-        created_at DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-        PRIMARY KEY (pipeline, run_id, shard, page, ordinal)) ENGINE = InnoDB",
+    create_dead_letters: TABLES.1,
 
     insert_dead_letters: "INSERT IGNORE INTO apitap_dead_letters
             (pipeline, run_id, shard, page, ordinal, fence, record, error)

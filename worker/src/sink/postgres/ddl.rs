@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use sqlx::PgConnection;
 
-use super::{err, PostgresDialect};
-use crate::sink::sql::dialect::Ddl;
+use super::PostgresDialect;
+use crate::sink::sql::dialect::{Ddl, Dialect};
 use crate::sink::sql::table::{quote_ident, Column, TableName, TypeClass};
 use crate::sink::SinkError;
 
@@ -36,7 +36,7 @@ impl Ddl for PostgresDialect {
             .bind(DDL_LOCK_KEY)
             .execute(conn)
             .await
-            .map_err(err("taking the DDL lock"))?;
+            .map_err(Self::err("taking the DDL lock"))?;
         Ok(())
     }
 
@@ -49,7 +49,7 @@ impl Ddl for PostgresDialect {
             .bind(table.quoted())
             .fetch_one(&mut *conn)
             .await
-            .map_err(err("looking up the target table"))?;
+            .map_err(Self::err("looking up the target table"))?;
         if !exists {
             return Ok(None);
         }
@@ -60,7 +60,7 @@ impl Ddl for PostgresDialect {
         .bind(table.quoted())
         .fetch_all(&mut *conn)
         .await
-        .map_err(err("reading the target table's columns"))?;
+        .map_err(Self::err("reading the target table's columns"))?;
         Ok(Some(names.into_iter().collect()))
     }
 
@@ -75,13 +75,13 @@ impl Ddl for PostgresDialect {
                 .bind(schema)
                 .fetch_one(&mut *conn)
                 .await
-                .map_err(err("looking up the schema"))?;
+                .map_err(Self::err("looking up the schema"))?;
         if !exists {
             let ddl = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
             sqlx::query(&ddl)
                 .execute(&mut *conn)
                 .await
-                .map_err(err("creating the schema"))?;
+                .map_err(Self::err("creating the schema"))?;
         }
         Ok(())
     }

@@ -12,8 +12,8 @@ use arrow::record_batch::RecordBatch;
 use sqlx::PgConnection;
 
 use super::csv::to_csv;
-use super::{err, PostgresDialect};
-use crate::sink::sql::dialect::Load;
+use super::PostgresDialect;
+use crate::sink::sql::dialect::{Dialect, Load};
 use crate::sink::sql::table::{quote_list, upsert_clause, Column, TableName};
 use crate::sink::SinkError;
 
@@ -31,7 +31,7 @@ impl Load for PostgresDialect {
         sqlx::query("SET LOCAL TimeZone = 'UTC'")
             .execute(&mut *conn)
             .await
-            .map_err(err("setting the time zone"))?;
+            .map_err(Self::err("setting the time zone"))?;
         let csv = to_csv(rows, columns)?;
         let cols = quote_list(columns.iter().map(|c| c.name.as_str()));
         let stage = format!(
@@ -41,19 +41,21 @@ impl Load for PostgresDialect {
         sqlx::query(&stage)
             .execute(&mut *conn)
             .await
-            .map_err(err("creating the staging table"))?;
+            .map_err(Self::err("creating the staging table"))?;
 
         let mut copy = conn
             .copy_in_raw(&format!(
                 "COPY {STAGE} ({cols}) FROM STDIN WITH (FORMAT csv)"
             ))
             .await
-            .map_err(err("starting COPY"))?;
+            .map_err(Self::err("starting COPY"))?;
         if let Err(e) = copy.send(csv).await {
             let _ = copy.abort("send failed").await;
-            return Err(err("sending COPY data")(e));
+            return Err(Self::err("sending COPY data")(e));
         }
-        copy.finish().await.map_err(err("loading rows (COPY)"))?;
+        copy.finish()
+            .await
+            .map_err(Self::err("loading rows (COPY)"))?;
 
         let insert = if primary_key.is_empty() {
             format!(
@@ -74,7 +76,7 @@ impl Load for PostgresDialect {
         sqlx::query(&insert)
             .execute(&mut *conn)
             .await
-            .map_err(err("moving staged rows into the target table"))?;
+            .map_err(Self::err("moving staged rows into the target table"))?;
         Ok(())
     }
 }

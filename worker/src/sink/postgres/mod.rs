@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::dialect::{Dialect, Statements};
 use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
-use super::sql::{error, target_of, SqlSink};
+use super::sql::{target_of, SqlSink};
 use super::SinkError;
 
 /// Loads into a PostgreSQL table (`table` or `schema.table`).
@@ -29,18 +29,16 @@ pub type PostgresSink = SqlSink<PostgresDialect>;
 #[derive(Debug)]
 pub struct PostgresDialect;
 
-fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
-    error::err::<PostgresDialect>(what)
-}
-
 impl PostgresSink {
     /// Connects to `spec.url` (secrets already substituted). A bad URL, password or
     /// database name is a user error; an unreachable server is transient. The pool of
     /// `spec.url` in `pools` is used if this worker has one.
     pub async fn connect(spec: &PostgresSpec, pools: &SinkPools) -> Result<Self, SinkError> {
         let target = target_of!(PostgresDialect, spec)?;
-        let options: PgConnectOptions =
-            spec.url.parse().map_err(err("parsing sink.postgres.url"))?;
+        let options: PgConnectOptions = spec
+            .url
+            .parse()
+            .map_err(PostgresDialect::err("parsing sink.postgres.url"))?;
         let pool = pools
             .postgres
             .get(&spec.url, || async {
@@ -49,7 +47,7 @@ impl PostgresSink {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options.application_name("apitap-worker"))
                     .await
-                    .map_err(err("connecting to PostgreSQL"))
+                    .map_err(PostgresDialect::err("connecting to PostgreSQL"))
             })
             .await?;
         Ok(Self::new(pool, target))

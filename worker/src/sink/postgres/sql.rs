@@ -1,19 +1,16 @@
 //! PostgreSQL's checkpoint and dead-letter statements, created in the default schema (the
 //! first of `search_path`). JSON is stored as `jsonb` and bound as text with a cast.
 
-use crate::sink::sql::dialect::Statements;
+use crate::sink::sql::dialect::{ledger_tables, Statements};
+
+/// The checkpoint and dead-letter tables in this dialect's types.
+const TABLES: (&str, &str) = ledger_tables! {
+    name: "TEXT", int: "BIGINT", json: "JSONB", text: "TEXT",
+    time: "TIMESTAMPTZ", now: "now()", options: "",
+};
 
 pub(super) const STATEMENTS: Statements = Statements {
-    create_checkpoints: "CREATE TABLE IF NOT EXISTS apitap_checkpoints (
-        pipeline   TEXT        NOT NULL,
-        run_id     BIGINT      NOT NULL,
-        shard      BIGINT      NOT NULL,
-        fence      BIGINT      NOT NULL,
-        checkpoint JSONB       NOT NULL,
-        records    BIGINT      NOT NULL DEFAULT 0,
-        pages      BIGINT      NOT NULL DEFAULT 0,
-        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (pipeline, run_id, shard))",
+    create_checkpoints: TABLES.0,
 
     // The conflicting row stays locked until the transaction ends even when the WHERE is
     // false, so the read that follows is stable.
@@ -34,17 +31,7 @@ pub(super) const STATEMENTS: Statements = Statements {
         SET checkpoint = $1::jsonb, records = $2, pages = $3, fence = $4, updated_at = now()
         WHERE pipeline = $5 AND run_id = $6 AND shard = $7",
 
-    create_dead_letters: "CREATE TABLE IF NOT EXISTS apitap_dead_letters (
-        pipeline   TEXT        NOT NULL,
-        run_id     BIGINT      NOT NULL,
-        shard      BIGINT      NOT NULL,
-        page       BIGINT      NOT NULL,
-        ordinal    BIGINT      NOT NULL,
-        fence      BIGINT      NOT NULL,
-        record     JSONB       NOT NULL,
-        error      TEXT        NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (pipeline, run_id, shard, page, ordinal))",
+    create_dead_letters: TABLES.1,
 
     insert_dead_letters: "INSERT INTO apitap_dead_letters
             (pipeline, run_id, shard, page, ordinal, fence, record, error)

@@ -13,7 +13,6 @@ use arrow::datatypes::{DataType, Schema};
 
 use super::columns::ColumnLimits;
 use super::dialect::{Conn, Ddl};
-use super::error::err;
 use super::exec::SqlDb;
 use super::table::{needed_columns, quote_ident, quote_list, write_columns, Column, TableName};
 use crate::sink::SinkError;
@@ -63,7 +62,7 @@ pub(crate) async fn ensure_table<D: Ddl>(
     for ddl in &statements {
         D::Db::execute(conn, ddl, &[])
             .await
-            .map_err(err::<D>("creating or altering the target table"))?;
+            .map_err(D::err("creating or altering the target table"))?;
     }
     let mut all = found;
     all.extend(missing.into_iter().map(|c| c.name));

@@ -43,6 +43,37 @@ pub(crate) struct Statements {
     pub insert_dead_letters: &'static str,
 }
 
+/// The `create_checkpoints` and `create_dead_letters` statements of [`Statements`], written
+/// once for every dialect from its column types: `name` (the pipeline name, part of the
+/// key), `int` (64-bit integers), `json`, `text` (an error message), `time` (a timestamp)
+/// with its `now` default, and `options` after the closing parenthesis (e.g. the engine).
+/// Expands to the pair of statements.
+#[rustfmt::skip]
+macro_rules! ledger_tables {
+    { name: $name:literal, int: $int:literal, json: $json:literal, text: $text:literal,
+      time: $time:literal, now: $now:literal, options: $options:literal $(,)? } => {
+        (
+            concat!(
+                "CREATE TABLE IF NOT EXISTS apitap_checkpoints (",
+                "pipeline ", $name, " NOT NULL, run_id ", $int, " NOT NULL, shard ", $int, " NOT NULL, ",
+                "fence ", $int, " NOT NULL, checkpoint ", $json, " NOT NULL, ",
+                "records ", $int, " NOT NULL DEFAULT 0, pages ", $int, " NOT NULL DEFAULT 0, ",
+                "updated_at ", $time, " NOT NULL DEFAULT ", $now, ", ",
+                "PRIMARY KEY (pipeline, run_id, shard))", $options,
+            ),
+            concat!(
+                "CREATE TABLE IF NOT EXISTS apitap_dead_letters (",
+                "pipeline ", $name, " NOT NULL, run_id ", $int, " NOT NULL, shard ", $int, " NOT NULL, ",
+                "page ", $int, " NOT NULL, ordinal ", $int, " NOT NULL, fence ", $int, " NOT NULL, ",
+                "record ", $json, " NOT NULL, error ", $text, " NOT NULL, ",
+                "created_at ", $time, " NOT NULL DEFAULT ", $now, ", ",
+                "PRIMARY KEY (pipeline, run_id, shard, page, ordinal))", $options,
+            ),
+        )
+    };
+}
+pub(crate) use ledger_tables;
+
 /// One SQL database's side of the sink. Implemented by zero-sized types; the sink holds
 /// the pool and the table's configuration.
 pub(crate) trait Dialect: Send + Sync + Sized + std::fmt::Debug + 'static {
@@ -68,6 +99,12 @@ pub(crate) trait Dialect: Send + Sync + Sized + std::fmt::Debug + 'static {
     /// Classifies an error the database returned, by its own error codes. `msg` is the
     /// message to carry.
     fn classify(db: &dyn DatabaseError, msg: String) -> SinkError;
+
+    /// For `map_err`: classifies a failure of the step `what` ("creating the table", …),
+    /// which prefixes the message ([`super::error::classify`]).
+    fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
+        move |e| super::error::classify::<Self>(what, e)
+    }
 }
 
 /// The connection type of a dialect's database.

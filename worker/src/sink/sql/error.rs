@@ -23,11 +23,6 @@ pub(crate) fn classify<D: Dialect>(what: &str, err: sqlx::Error) -> SinkError {
     }
 }
 
-/// For `map_err`: classifies a failure of the step `what`.
-pub(crate) fn err<D: Dialect>(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
-    move |e| classify::<D>(what, e)
-}
-
 /// Converts a u64 counter to the BIGINT/INTEGER the checkpoint table stores.
 pub(crate) fn to_i64(what: &str, v: u64) -> Result<i64, SinkError> {
     i64::try_from(v).map_err(|_| SinkError::Internal(format!("{what} {v} does not fit in i64")))

@@ -36,7 +36,7 @@ use self::checkpoint::parse_checkpoint;
 pub(crate) use self::checkpoint::Lease;
 use self::columns::ColumnLimits;
 use self::dialect::{Conn, Ddl, Dialect, Load};
-use self::error::{classify, err, to_i64, to_u64};
+use self::error::{classify, to_i64, to_u64};
 use self::exec::{Param, SqlDb};
 use self::table::{check_batch, write_columns, TableName};
 use super::SinkError;
@@ -143,7 +143,7 @@ impl<D: Ddl + Load> SqlSink<D> {
             Some(statement) => self.pool.begin_with(statement).await,
             None => self.pool.begin().await,
         }
-        .map_err(err::<D>(what))
+        .map_err(D::err(what))
     }
 
     /// Creates one of ApiTap's own tables if it is missing, in a transaction of its own
@@ -194,7 +194,7 @@ impl<D: Ddl + Load> SqlSink<D> {
             ddl::ensure_table::<D>(&mut *tx, &t.table, &schema, key, known, &t.limits).await?;
         tx.commit()
             .await
-            .map_err(err::<D>("committing the schema change"))?;
+            .map_err(D::err("committing the schema change"))?;
         Ok(Some(columns))
     }
 
@@ -233,10 +233,10 @@ impl<D: Ddl + Load> SqlSink<D> {
         let params = [p, r, s, Param::Int(ours), Param::text(&start)];
         D::Db::execute(&mut *tx, D::SQL.claim, &params)
             .await
-            .map_err(err::<D>("claiming the shard"))?;
+            .map_err(D::err("claiming the shard"))?;
         let (stored, text) = D::Db::fetch_int_text(&mut *tx, D::SQL.read, &key.params())
             .await
-            .map_err(err::<D>("reading the checkpoint"))?
+            .map_err(D::err("reading the checkpoint"))?
             .ok_or_else(|| SinkError::Internal("the claimed checkpoint row is missing".into()))?;
         if stored > ours {
             let _ = tx.rollback().await;
@@ -245,9 +245,7 @@ impl<D: Ddl + Load> SqlSink<D> {
                 ours: fence,
             });
         }
-        tx.commit()
-            .await
-            .map_err(err::<D>("committing the claim"))?;
+        tx.commit().await.map_err(D::err("committing the claim"))?;
         parse_checkpoint(&text)
     }
 
@@ -285,8 +283,8 @@ impl<D: Ddl + Load> SqlSink<D> {
         ];
         D::Db::execute(&mut *tx, D::SQL.update, &params)
             .await
-            .map_err(err::<D>("updating the checkpoint"))?;
-        tx.commit().await.map_err(err::<D>("committing"))?;
+            .map_err(D::err("updating the checkpoint"))?;
+        tx.commit().await.map_err(D::err("committing"))?;
         self.columns = known;
         Ok(())
     }
@@ -316,10 +314,8 @@ impl<D: Ddl + Load> SqlSink<D> {
         ];
         D::Db::execute(&mut *tx, D::SQL.insert_dead_letters, &params)
             .await
-            .map_err(err::<D>("writing dead letters"))?;
-        tx.commit()
-            .await
-            .map_err(err::<D>("committing dead letters"))
+            .map_err(D::err("writing dead letters"))?;
+        tx.commit().await.map_err(D::err("committing dead letters"))
     }
 }
 
@@ -328,6 +324,6 @@ impl<D: Ddl + Load> SqlSink<D> {
 async fn lock_own_row<D: Dialect>(conn: &mut Conn<D>, lease: &Lease<'_>) -> Result<(), SinkError> {
     let stored = D::Db::fetch_int(conn, D::SQL.lock, &lease.key.params())
         .await
-        .map_err(err::<D>("locking the checkpoint"))?;
+        .map_err(D::err("locking the checkpoint"))?;
     lease.check(stored)
 }

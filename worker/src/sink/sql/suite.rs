@@ -21,7 +21,8 @@ use super::table::TableName;
 use crate::sink::{AnySink, ShardRef, Sink, SinkError};
 use crate::transform::infer::records_to_batch;
 
-/// A throwaway database of one dialect.
+/// What runs a throwaway database of one dialect (a server, a file): [`Fixture::fresh`]
+/// gives a fresh, empty database as a [`TestDb`] that holds it.
 pub(crate) trait Fixture: Sized {
     type D: Ddl + Load;
 
@@ -29,25 +30,33 @@ pub(crate) trait Fixture: Sized {
     /// queries write `AS TEXT)` and [`rows`] puts this in its place.
     const TEXT: &'static str = "TEXT";
 
-    /// A fresh, empty database.
-    fn start() -> impl Future<Output = Self>;
+    /// How the database stores [`temporal_page`]: a query of the `times` table's `at` and
+    /// `d` columns (as text), and the row it returns.
+    const TEMPORAL: (&'static str, (&'static str, &'static str));
 
+    /// A fresh, empty database.
+    fn fresh() -> impl Future<Output = TestDb<Self>>;
+}
+
+/// A fresh database of the fixture `F`, gone when this is dropped.
+pub(crate) struct TestDb<F: Fixture> {
+    /// What runs the database.
+    pub server: F,
     /// Where the database is, as the spec's `sink` section says it: the database's key
     /// (`postgres`, …) and its connection fields (`url`, `path`, …).
-    fn location(&self) -> (&'static str, Value);
-
+    pub location: (&'static str, Value),
     /// A pool of the test's own, to read back what the sinks wrote.
-    fn reader(&self) -> &Pool<<Self::D as Dialect>::Db>;
+    pub reader: Pool<<F::D as Dialect>::Db>,
 }
 
 /// A sink on `table` of the fixture's database, opened from a spec as a worker opens it.
 pub(crate) async fn open<F: Fixture>(
-    fx: &F,
+    fx: &TestDb<F>,
     table: &str,
     mode: LoadMode,
     primary_key: &[&str],
 ) -> AnySink {
-    let (database, mut fields) = fx.location();
+    let (database, mut fields) = fx.location.clone();
     fields["table"] = json!(table);
     fields["mode"] = json!(mode);
     fields["primary_key"] = json!(primary_key);
@@ -84,6 +93,7 @@ macro_rules! sql_sink_suite {
             a_page_of_a_thousand_new_keys_is_refused_and_changes_nothing,
             rejected_rows_are_a_user_error_and_roll_back,
             dead_letters_are_kept_once_and_fenced,
+            timestamps_and_dates_keep_their_instant_and_day,
         );
     };
 }
@@ -92,7 +102,7 @@ pub(crate) use sql_sink_suite;
 /// Opens a sink on `table`, claims the shard and commits `batch` as its first page: the
 /// start of a dialect's own tests of what it wrote.
 pub(crate) async fn load_page<F: Fixture>(
-    fx: &F,
+    fx: &TestDb<F>,
     table: &str,
     mode: LoadMode,
     primary_key: &[&str],
@@ -106,20 +116,27 @@ pub(crate) async fn load_page<F: Fixture>(
     sink
 }
 
-/// The first two columns of every row of `sql` (cast to text), such as names and types
-/// from a catalog.
-pub(crate) async fn pairs<F: Fixture>(fx: &F, sql: &str) -> Vec<(String, String)> {
-    let cell = |v: &Option<String>| v.clone().unwrap_or_default();
+/// Asserts that the first two columns of the rows of `sql` (cast to text) are `want`, such
+/// as names and types from a catalog (a NULL reads as "").
+pub(crate) async fn expect_pairs<F: Fixture>(fx: &TestDb<F>, sql: &str, want: &[(&str, &str)]) {
     let got = rows(fx, sql).await;
-    got.iter().map(|r| (cell(&r[0]), cell(&r[1]))).collect()
-}
-
-/// `pairs` as [`pairs`] returns them.
-pub(crate) fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
+    let cell = |v: &Option<String>| v.clone().unwrap_or_default();
+    let got: Vec<(String, String)> = got.iter().map(|r| (cell(&r[0]), cell(&r[1]))).collect();
+    let want: Vec<(String, String)> = want
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+        .collect();
+    assert_eq!(got, want, "{sql}");
+}
+
+/// Asserts that the rows of `sql` (every column cast to text) are `want`.
+async fn expect_rows<F: Fixture>(fx: &TestDb<F>, sql: &str, want: &[&[Option<&str>]]) {
+    let got = rows(fx, sql).await;
+    let got: Vec<Vec<Option<&str>>> = got
+        .iter()
+        .map(|r| r.iter().map(Option::as_deref).collect())
+        .collect();
+    assert_eq!(got, want, "{sql}");
 }
 
 /// A page with a timestamp (`at`, 2023-11-14 22:13:20 UTC) and a date (`d`, 2024-02-29),
@@ -158,22 +175,22 @@ pub(crate) fn at(offset: u64, pages: u64, records: u64) -> Checkpoint {
 }
 
 /// Every row of `sql` (whose columns are cast to text).
-pub(crate) async fn rows<F: Fixture>(fx: &F, sql: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) async fn rows<F: Fixture>(fx: &TestDb<F>, sql: &str) -> Vec<Vec<Option<String>>> {
     let sql = sql.replace(" AS TEXT)", &format!(" AS {})", F::TEXT));
-    let mut conn = fx.reader().acquire().await.expect("a reader connection");
+    let mut conn = fx.reader.acquire().await.expect("a reader connection");
     <F::D as Dialect>::Db::fetch_rows(&mut conn, &sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-async fn exec<F: Fixture>(fx: &F, sql: &str) {
-    let mut conn = fx.reader().acquire().await.expect("a reader connection");
+async fn exec<F: Fixture>(fx: &TestDb<F>, sql: &str) {
+    let mut conn = fx.reader.acquire().await.expect("a reader connection");
     <F::D as Dialect>::Db::execute(&mut conn, sql, &[])
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-async fn count<F: Fixture>(fx: &F, table: &str) -> String {
+async fn count<F: Fixture>(fx: &TestDb<F>, table: &str) -> String {
     let got = rows(
         fx,
         &format!("SELECT CAST(COUNT(*) AS TEXT) FROM \"{table}\""),
@@ -183,8 +200,8 @@ async fn count<F: Fixture>(fx: &F, table: &str) -> String {
 }
 
 /// The table's columns as the dialect reads them (`None`: no such table).
-async fn columns<F: Fixture>(fx: &F, table: &str) -> Option<HashSet<String>> {
-    let mut conn = fx.reader().acquire().await.expect("a reader connection");
+async fn columns<F: Fixture>(fx: &TestDb<F>, table: &str) -> Option<HashSet<String>> {
+    let mut conn = fx.reader.acquire().await.expect("a reader connection");
     F::D::table_columns(&mut conn, &TableName::plain(table))
         .await
         .expect("reading the columns")
@@ -199,7 +216,7 @@ fn json_text(v: &Option<String>) -> Value {
 }
 
 pub(crate) async fn claim_commit_resume_and_fencing<F: Fixture>() {
-    let fx = F::start().await;
+    let fx = F::fresh().await;
     let mut old = open(&fx, "userEvents", LoadMode::Append, &[]).await;
     assert_eq!(old.claim(&shard(), 10).await.unwrap(), Checkpoint::start());
     let cp1 = at(2, 1, 2);
@@ -244,31 +261,28 @@ pub(crate) async fn claim_commit_resume_and_fencing<F: Fixture>() {
     new.commit(&shard(), 12, Some(&late), &at(3, 2, 3))
         .await
         .unwrap();
-    let got = rows(
+    expect_rows(
         &fx,
         "SELECT CAST(id AS TEXT), CAST(\"userName\" AS TEXT), CAST(score AS TEXT) \
          FROM \"userEvents\" ORDER BY id",
+        &[
+            &[Some("1"), Some("ann"), Some("1.5")],
+            &[Some("2"), Some("say \"hi\", ok\n"), None],
+            &[Some("3"), Some("zed"), None],
+        ],
     )
     .await;
-    assert_eq!(
-        got,
-        [
-            [text("1"), text("ann"), text("1.5")],
-            [text("2"), text("say \"hi\", ok\n"), None],
-            [text("3"), text("zed"), None],
-        ]
-    );
-    let stored = rows(
+    expect_rows(
         &fx,
         "SELECT CAST(fence AS TEXT), CAST(records AS TEXT), CAST(pages AS TEXT) \
          FROM apitap_checkpoints",
+        &[&[Some("12"), Some("3"), Some("2")]],
     )
     .await;
-    assert_eq!(stored, [[text("12"), text("3"), text("2")]]);
 }
 
 pub(crate) async fn empty_page_advances_the_checkpoint_and_commit_needs_a_claim<F: Fixture>() {
-    let fx = F::start().await;
+    let fx = F::fresh().await;
     let mut sink = open(&fx, "events", LoadMode::Append, &[]).await;
     // Before any claim there is not even a checkpoint table.
     let err = sink
@@ -299,7 +313,7 @@ pub(crate) async fn empty_page_advances_the_checkpoint_and_commit_needs_a_claim<
 }
 
 pub(crate) async fn merge_upserts_the_last_row_of_a_key_and_needs_the_key<F: Fixture>() {
-    let fx = F::start().await;
+    let fx = F::fresh().await;
     let mut sink = open(&fx, "events", LoadMode::Merge, &["id"]).await;
     sink.claim(&shard(), 1).await.unwrap();
     let first = batch(json!([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]));
@@ -315,19 +329,16 @@ pub(crate) async fn merge_upserts_the_last_row_of_a_key_and_needs_the_key<F: Fix
     sink.commit(&shard(), 1, Some(&second), &at(5, 2, 5))
         .await
         .unwrap();
-    let got = rows(
+    expect_rows(
         &fx,
         "SELECT CAST(id AS TEXT), CAST(name AS TEXT), CAST(extra AS TEXT) FROM events ORDER BY id",
+        &[
+            &[Some("1"), Some("e"), Some("6")],
+            &[Some("2"), Some("b"), None],
+            &[Some("3"), Some("d"), None],
+        ],
     )
     .await;
-    assert_eq!(
-        got,
-        [
-            [text("1"), text("e"), text("6")],
-            [text("2"), text("b"), None],
-            [text("3"), text("d"), None],
-        ]
-    );
 
     let no_key = batch(json!([{"name": "x"}]));
     let err = sink
@@ -339,7 +350,7 @@ pub(crate) async fn merge_upserts_the_last_row_of_a_key_and_needs_the_key<F: Fix
 }
 
 pub(crate) async fn new_columns_are_added_and_nested_values_stored_as_json<F: Fixture>() {
-    let fx = F::start().await;
+    let fx = F::fresh().await;
     let mut sink = open(&fx, "events", LoadMode::Append, &[]).await;
     sink.claim(&shard(), 1).await.unwrap();
     let first = batch(json!([{"id": 1, "ghost": null}]));
@@ -372,7 +383,7 @@ pub(crate) async fn new_columns_are_added_and_nested_values_stored_as_json<F: Fi
 }
 
 pub(crate) async fn a_page_of_a_thousand_new_keys_is_refused_and_changes_nothing<F: Fixture>() {
-    let fx = F::start().await;
+    let fx = F::fresh().await;
     let mut sink = open(&fx, "events", LoadMode::Append, &[]).await;
     sink.claim(&shard(), 1).await.unwrap();
     let first = batch(json!([{"id": 1}]));
@@ -401,7 +412,7 @@ pub(crate) async fn a_page_of_a_thousand_new_keys_is_refused_and_changes_nothing
 }
 
 pub(crate) async fn rejected_rows_are_a_user_error_and_roll_back<F: Fixture>() {
-    let fx = F::start().await;
+    let fx = F::fresh().await;
     exec(
         &fx,
         "CREATE TABLE events (id BIGINT NOT NULL, name TEXT NOT NULL)",
@@ -425,7 +436,7 @@ pub(crate) async fn rejected_rows_are_a_user_error_and_roll_back<F: Fixture>() {
 }
 
 pub(crate) async fn dead_letters_are_kept_once_and_fenced<F: Fixture>() {
-    let fx = F::start().await;
+    let fx = F::fresh().await;
     let mut old = open(&fx, "events", LoadMode::Append, &[]).await;
     old.claim(&shard(), 1).await.unwrap();
     // Records are kept as JSON whatever they are, not only objects.
@@ -464,4 +475,11 @@ pub(crate) async fn dead_letters_are_kept_once_and_fenced<F: Fixture>() {
     assert_eq!(err, SinkError::Fenced { stored: 2, ours: 1 });
     let kept = rows(&fx, select).await.len();
     assert_eq!(kept, records.len(), "the fenced write kept nothing");
+}
+
+pub(crate) async fn timestamps_and_dates_keep_their_instant_and_day<F: Fixture>() {
+    let fx = F::fresh().await;
+    load_page(&fx, "times", LoadMode::Append, &[], &temporal_page().await).await;
+    let (sql, want) = F::TEMPORAL;
+    expect_pairs(&fx, sql, &[want]).await;
 }

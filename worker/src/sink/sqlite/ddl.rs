@@ -6,13 +6,12 @@ use std::collections::HashSet;
 
 use sqlx::SqliteConnection;
 
-use super::{err, SqliteDialect};
-use crate::sink::sql::dialect::Ddl;
+use super::SqliteDialect;
+use crate::sink::sql::dialect::{Ddl, Dialect};
 use crate::sink::sql::table::{Column, TableName, TypeClass};
 use crate::sink::SinkError;
 
 impl Ddl for SqliteDialect {
-    /// By affinity; nested values are stored as JSON text.
     /// By affinity; nested values are stored as JSON text.
     fn column_type(c: &Column, _key: bool) -> &'static str {
         match TypeClass::of(c) {
@@ -48,7 +47,7 @@ impl Ddl for SqliteDialect {
             .bind(schema)
             .fetch_all(conn)
             .await
-            .map_err(err("reading the table's columns"))?;
+            .map_err(Self::err("reading the table's columns"))?;
         Ok((!names.is_empty()).then(|| names.into_iter().collect()))
     }
 

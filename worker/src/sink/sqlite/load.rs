@@ -6,8 +6,8 @@
 use arrow::record_batch::RecordBatch;
 use sqlx::SqliteConnection;
 
-use super::{err, SqliteDialect};
-use crate::sink::sql::dialect::Load;
+use super::SqliteDialect;
+use crate::sink::sql::dialect::{Dialect, Load};
 use crate::sink::sql::exec::{Param, SqlDb};
 use crate::sink::sql::table::{json_rows, quote_list, upsert_clause, Column, TableName};
 use crate::sink::SinkError;
@@ -37,7 +37,7 @@ impl Load for SqliteDialect {
                 .collect();
             sqlx::Sqlite::execute(&mut *conn, &insert, &params)
                 .await
-                .map_err(err("inserting rows"))?;
+                .map_err(Self::err("inserting rows"))?;
         }
         Ok(())
     }

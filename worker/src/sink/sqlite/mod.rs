@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use super::sql::dialect::{Dialect, Statements};
 use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
-use super::sql::{error, target_of, SqlSink};
+use super::sql::{target_of, SqlSink};
 use super::SinkError;
 
 /// Loads into a table of a SQLite database file.
@@ -32,10 +32,6 @@ pub type SqliteSink = SqlSink<SqliteDialect>;
 /// SQLite's side of [`SqlSink`].
 #[derive(Debug)]
 pub struct SqliteDialect;
-
-fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
-    error::err::<SqliteDialect>(what)
-}
 
 impl SqliteSink {
     /// Opens (creating if needed) the database file; a relative path is relative to the
@@ -66,7 +62,7 @@ impl SqliteSink {
                     .max_lifetime(None)
                     .connect_with(options)
                     .await
-                    .map_err(err("opening the SQLite database"))
+                    .map_err(SqliteDialect::err("opening the SQLite database"))
             })
             .await?;
         Ok(Self::new(pool, target))

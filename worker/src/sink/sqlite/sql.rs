@@ -2,19 +2,16 @@
 //! ISO-8601 text in UTC. There is no row lock: `BEGIN IMMEDIATE` takes the database's
 //! write lock up front, which plays the part of PostgreSQL's `FOR UPDATE`.
 
-use crate::sink::sql::dialect::Statements;
+use crate::sink::sql::dialect::{ledger_tables, Statements};
+
+/// The checkpoint and dead-letter tables in this dialect's types.
+const TABLES: (&str, &str) = ledger_tables! {
+    name: "TEXT", int: "INTEGER", json: "TEXT", text: "TEXT",
+    time: "TEXT", now: "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", options: "",
+};
 
 pub(super) const STATEMENTS: Statements = Statements {
-    create_checkpoints: "CREATE TABLE IF NOT EXISTS apitap_checkpoints (
-        pipeline   TEXT    NOT NULL,
-        run_id     INTEGER NOT NULL,
-        shard      INTEGER NOT NULL,
-        fence      INTEGER NOT NULL,
-        checkpoint TEXT    NOT NULL,
-        records    INTEGER NOT NULL DEFAULT 0,
-        pages      INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        PRIMARY KEY (pipeline, run_id, shard))",
+    create_checkpoints: TABLES.0,
 
     claim: "INSERT INTO apitap_checkpoints
             (pipeline, run_id, shard, fence, checkpoint)
@@ -36,17 +33,7 @@ pub(super) const STATEMENTS: Statements = Statements {
             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
         WHERE pipeline = ?5 AND run_id = ?6 AND shard = ?7",
 
-    create_dead_letters: "CREATE TABLE IF NOT EXISTS apitap_dead_letters (
-        pipeline   TEXT    NOT NULL,
-        run_id     INTEGER NOT NULL,
-        shard      INTEGER NOT NULL,
-        page       INTEGER NOT NULL,
-        ordinal    INTEGER NOT NULL,
-        fence      INTEGER NOT NULL,
-        record     TEXT    NOT NULL,
-        error      TEXT    NOT NULL,
-        created_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        PRIMARY KEY (pipeline, run_id, shard, page, ordinal))",
+    create_dead_letters: TABLES.1,
 
     // `->` returns each element as JSON text; `j.value` would be its SQL value (a string
     // unquoted, `true` as 1, `null` as NULL, which `OR IGNORE` would silently drop).

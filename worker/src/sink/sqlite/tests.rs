@@ -1,29 +1,28 @@
 //! The shared suite against a SQLite file in a temporary directory, then what only SQLite
 //! does: creating the file's directories and choosing columns by type affinity.
 
-use std::path::PathBuf;
-
 use apitap_common::spec::{LoadMode, SqliteSink as SqliteSpec};
-use serde_json::{json, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use super::SqliteSink;
-use crate::sink::sql::suite::{
-    batch, load_page, owned, pairs, sql_sink_suite, temporal_page, Fixture,
-};
+use crate::sink::sql::suite::{batch, expect_pairs, load_page, sql_sink_suite, Fixture, TestDb};
 use crate::sink::{AnySink, ShardRef, Sink};
 
-/// A database file in a directory that is removed on drop.
+/// The directory of a database file, removed on drop.
 struct TempSqlite {
     _dir: tempfile::TempDir,
-    path: PathBuf,
-    reader: SqlitePool,
 }
 
 impl Fixture for TempSqlite {
     type D = super::SqliteDialect;
+    /// ISO-8601 text.
+    const TEMPORAL: (&'static str, (&'static str, &'static str)) = (
+        "SELECT \"at\", d FROM times",
+        ("2023-11-14T22:13:20", "2024-02-29"),
+    );
 
-    async fn start() -> Self {
+    async fn fresh() -> TestDb<Self> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("apitap.db");
         let options = SqliteConnectOptions::new()
@@ -34,19 +33,11 @@ impl Fixture for TempSqlite {
             .connect_with(options)
             .await
             .expect("creating the database file");
-        Self {
-            _dir: dir,
-            path,
+        TestDb {
+            server: TempSqlite { _dir: dir },
+            location: ("sqlite", json!({ "path": path })),
             reader,
         }
-    }
-
-    fn location(&self) -> (&'static str, Value) {
-        ("sqlite", json!({ "path": self.path }))
-    }
-
-    fn reader(&self) -> &SqlitePool {
-        &self.reader
     }
 }
 
@@ -54,32 +45,24 @@ sql_sink_suite!(TempSqlite);
 
 #[tokio::test]
 async fn columns_are_typed_by_affinity() {
-    let fx = TempSqlite::start().await;
+    let fx = TempSqlite::fresh().await;
     let page = batch(json!([{"id": 1, "score": 1.5, "ok": true, "name": "a", "tags": ["x"]}]));
     load_page(&fx, "events", LoadMode::Append, &[], &page).await;
-    let types = pairs(
+    expect_pairs(
         &fx,
         "SELECT name, type FROM pragma_table_info('events') ORDER BY name",
+        &[
+            ("id", "INTEGER"),
+            ("name", "TEXT"),
+            ("ok", "INTEGER"),
+            ("score", "REAL"),
+            ("tags", "TEXT"),
+        ],
     )
     .await;
-    let want = [
-        ("id", "INTEGER"),
-        ("name", "TEXT"),
-        ("ok", "INTEGER"),
-        ("score", "REAL"),
-        ("tags", "TEXT"),
-    ];
-    assert_eq!(types, owned(&want));
-    let ok = pairs(&fx, "SELECT CAST(ok AS TEXT), typeof(ok) FROM events").await;
-    assert_eq!(ok, owned(&[("1", "integer")]), "booleans are stored as 0/1");
-}
-
-#[tokio::test]
-async fn timestamps_and_dates_are_iso_text() {
-    let fx = TempSqlite::start().await;
-    load_page(&fx, "times", LoadMode::Append, &[], &temporal_page().await).await;
-    let got = pairs(&fx, "SELECT \"at\", d FROM times").await;
-    assert_eq!(got, owned(&[("2023-11-14T22:13:20", "2024-02-29")]));
+    // Booleans are stored as 0/1.
+    let ok = "SELECT CAST(ok AS TEXT), typeof(ok) FROM events";
+    expect_pairs(&fx, ok, &[("1", "integer")]).await;
 }
 
 #[tokio::test]
