@@ -369,21 +369,12 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         &delay_all_commit_ms,
         delay_all_commit_failures,
     );
-    let faults_total = injected.values().sum();
     let report = Report {
-        drill: scenario.name.clone(),
-        seed: scenario.seed,
-        tls: opts.tls,
-        sink: w.sink,
-        passed: violations.is_empty(),
-        duration_ms: started.elapsed().as_millis() as u64,
         records_checked: tables.iter().map(|t| t.expected).sum(),
         lost: tables.iter().map(|t| t.lost).sum(),
         duplicated: tables.iter().map(|t| t.duplicated).sum(),
         unexpected: tables.iter().map(|t| t.unexpected).sum(),
         corrupt: tables.iter().map(|t| t.corrupt).sum(),
-        faults_injected: injected,
-        faults_total,
         leader_failover_ms: summary(&failover_ms),
         shard_reassign_ms: summary(&reassign_ms),
         zombie_commits_attempted: zombie_rejected + zombie_accepted,
@@ -395,16 +386,13 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         leadership,
         proxy: proxies.as_ref().map(|p| p.stats()),
         raft_digest,
-        rate_limit_max_window_overshoot_pct: None,
-        rate_limit_utilization_pct: None,
-        rate_limit_early_requests: None,
-        rate_limit: None,
-        timeline,
         notes,
         violations,
-        out: out.display().to_string(),
-    };
-    report.save(&out)?;
+        ..Report::base(
+            &scenario, opts.tls, w.sink, started, injected, timeline, &out,
+        )
+    }
+    .finish()?;
     drop(cluster);
     drop(proxies);
     drop(sink);

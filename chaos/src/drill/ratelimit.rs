@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::report::{Report, SampleCounts};
+use super::report::Report;
 use super::{check, inject::TimelineEntry, prepare_out, DrillOptions, Scenario};
 use crate::bench::ratelimit::{
     analyse, arrivals, first_arrival, max_window, now_ms, pipeline, sleep_until_ms, RateLimitBench,
 };
 use crate::mock_api::{Fault, FaultSpec};
-use crate::stats::summary;
 use crate::testbed::{wait, TempPostgres, TestCluster};
 
 const LIMIT: f64 = 50.0;
@@ -276,31 +275,8 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
     };
 
     let worst = steady_worst.max(kill_worst);
-    let faults_total = injected.values().sum();
-    let report = Report {
-        drill: scenario.name.clone(),
-        seed: scenario.seed,
-        tls: opts.tls,
-        sink: w.sink,
-        passed: violations.is_empty(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        records_checked: 0,
-        lost: 0,
-        duplicated: 0,
-        unexpected: 0,
-        corrupt: 0,
-        faults_injected: injected,
-        faults_total,
-        leader_failover_ms: summary(&[]),
-        shard_reassign_ms: summary(&[]),
-        zombie_commits_attempted: 0,
-        zombie_commits_rejected: 0,
-        zombie_commits_accepted: 0,
-        tables: Vec::new(),
-        runs: Vec::new(),
-        samples: SampleCounts::default(),
-        leadership: Default::default(),
-        proxy: None,
+    // The cluster stops before its PostgreSQL: locals drop in reverse order.
+    Report {
         raft_digest,
         rate_limit_max_window_overshoot_pct: Some(overshoot_pct(worst)),
         rate_limit_utilization_pct: Some(utilisation),
@@ -327,15 +303,13 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
             },
             "non_200": not_ok,
         })),
-        timeline,
         notes,
         violations,
-        out: out.display().to_string(),
-    };
-    report.save(&out)?;
-    drop(cluster);
-    drop(pg);
-    Ok(report)
+        ..Report::base(
+            &scenario, opts.tls, w.sink, started, injected, timeline, &out,
+        )
+    }
+    .finish()
 }
 
 #[cfg(test)]

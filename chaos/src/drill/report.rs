@@ -102,6 +102,63 @@ fn ms_line(v: &Value) -> String {
 }
 
 impl Report {
+    /// The report of `scenario` before its drill adds what it measured: who ran, how long
+    /// (from `started`), which faults were injected when; nothing checked, no sample, no
+    /// violation. Each drill sets its figures on top with struct update syntax, then calls
+    /// [`Report::finish`].
+    pub fn base(
+        scenario: &super::Scenario,
+        tls: bool,
+        sink: SinkKind,
+        started: std::time::Instant,
+        faults_injected: BTreeMap<String, u64>,
+        timeline: Vec<TimelineEntry>,
+        out: &std::path::Path,
+    ) -> Report {
+        Report {
+            drill: scenario.name.clone(),
+            seed: scenario.seed,
+            tls,
+            sink,
+            passed: false,
+            duration_ms: started.elapsed().as_millis() as u64,
+            records_checked: 0,
+            lost: 0,
+            duplicated: 0,
+            unexpected: 0,
+            corrupt: 0,
+            faults_total: faults_injected.values().sum(),
+            faults_injected,
+            leader_failover_ms: crate::stats::summary(&[]),
+            shard_reassign_ms: crate::stats::summary(&[]),
+            zombie_commits_attempted: 0,
+            zombie_commits_rejected: 0,
+            zombie_commits_accepted: 0,
+            tables: Vec::new(),
+            runs: Vec::new(),
+            samples: SampleCounts::default(),
+            leadership: Default::default(),
+            proxy: None,
+            raft_digest: None,
+            rate_limit_max_window_overshoot_pct: None,
+            rate_limit_utilization_pct: None,
+            rate_limit_early_requests: None,
+            rate_limit: None,
+            timeline,
+            notes: Vec::new(),
+            violations: Vec::new(),
+            out: out.display().to_string(),
+        }
+    }
+
+    /// The drill passed exactly when it found no violation; the report is saved to its
+    /// output folder.
+    pub fn finish(mut self) -> anyhow::Result<Report> {
+        self.passed = self.violations.is_empty();
+        self.save(std::path::Path::new(&self.out))?;
+        Ok(self)
+    }
+
     /// Writes the report as `report.json` into the drill's output folder `out`.
     pub fn save(&self, out: &std::path::Path) -> anyhow::Result<()> {
         std::fs::write(out.join("report.json"), serde_json::to_string_pretty(self)?)?;
