@@ -1120,31 +1120,29 @@ async fn sends_auth_headers_and_rendered_templates() {
     );
     assert_eq!(req.header("accept").as_deref(), Some("application/json"));
 
-    // Basic auth.
-    let f = fetcher(json!({
-        "url": server.url("/items"),
-        "auth": {"basic": {"username": "user", "password": "pass"}},
-        "records": "$.items",
-    }))
-    .unwrap();
-    f.fetch(&Position::Start, 0, 0).await.unwrap();
-    assert_eq!(
-        server.requests()[1].header("authorization").as_deref(),
-        Some("Basic dXNlcjpwYXNz")
-    );
-
-    // API key in a header.
-    let f = fetcher(json!({
-        "url": server.url("/items"),
-        "auth": {"api_key": {"name": "X-Api-Key", "value": "k-1"}},
-        "records": "$.items",
-    }))
-    .unwrap();
-    f.fetch(&Position::Start, 0, 0).await.unwrap();
-    assert_eq!(
-        server.requests()[2].header("x-api-key").as_deref(),
-        Some("k-1")
-    );
+    // Basic auth, then an API key in a header.
+    let cases = [
+        (
+            json!({"basic": {"username": "user", "password": "pass"}}),
+            "authorization",
+            "Basic dXNlcjpwYXNz",
+        ),
+        (
+            json!({"api_key": {"name": "X-Api-Key", "value": "k-1"}}),
+            "x-api-key",
+            "k-1",
+        ),
+    ];
+    for (i, (auth, header, expected)) in cases.into_iter().enumerate() {
+        let f = fetcher(json!({"url": server.url("/items"), "auth": auth, "records": "$.items"}))
+            .unwrap();
+        f.fetch(&Position::Start, 0, 0).await.unwrap();
+        assert_eq!(
+            server.requests()[i + 1].header(header).as_deref(),
+            Some(expected),
+            "{auth}"
+        );
+    }
 }
 
 #[tokio::test]
