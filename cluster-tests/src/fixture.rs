@@ -18,6 +18,23 @@ pub fn warehouse() -> anyhow::Result<(TempPostgres, ClusterBuilder)> {
     Ok((pg, builder))
 }
 
+/// `coordinators` coordinators and `workers` workers with a PostgreSQL warehouse
+/// ([`warehouse`]) and `records` mock records.
+pub async fn warehouse_cluster(
+    coordinators: usize,
+    workers: usize,
+    records: u64,
+) -> anyhow::Result<(TempPostgres, TestCluster)> {
+    let (pg, builder) = warehouse()?;
+    let cluster = builder
+        .coordinators(coordinators)
+        .workers(workers)
+        .records(records)
+        .start()
+        .await?;
+    Ok((pg, cluster))
+}
+
 /// The mock API answers every request `ms` later (for the next 100 000 requests), so that a
 /// run is still going when the test acts on it.
 pub fn slow_source(cluster: &TestCluster, ms: u64) {

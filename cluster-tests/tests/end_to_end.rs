@@ -31,13 +31,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_pagination_kind_loads_the_exact_dataset() -> anyhow::Result<()> {
-    let (pg, builder) = fixture::warehouse()?;
-    let cluster = builder
-        .coordinators(1)
-        .workers(2)
-        .records(RECORDS)
-        .start()
-        .await?;
+    let (pg, cluster) = fixture::warehouse_cluster(1, 2, RECORDS).await?;
 
     let cases = [
         (

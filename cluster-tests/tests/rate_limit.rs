@@ -55,14 +55,7 @@ fn max_window(t: &[u64]) -> usize {
 }
 
 async fn start(coordinators: usize, records: u64) -> anyhow::Result<(TempPostgres, TestCluster)> {
-    let (pg, builder) = fixture::warehouse()?;
-    let cluster = builder
-        .coordinators(coordinators)
-        .workers(4)
-        .records(records)
-        .start()
-        .await?;
-    Ok((pg, cluster))
+    fixture::warehouse_cluster(coordinators, 4, records).await
 }
 
 fn ceiling() -> usize {

@@ -10,13 +10,7 @@ const RECORDS: u64 = 6_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn coordinator_restart_mid_run_keeps_state_and_finishes_exactly() -> anyhow::Result<()> {
-    let (pg, builder) = fixture::warehouse()?;
-    let mut cluster = builder
-        .coordinators(1)
-        .workers(1)
-        .records(RECORDS)
-        .start()
-        .await?;
+    let (pg, mut cluster) = fixture::warehouse_cluster(1, 1, RECORDS).await?;
     // Slow the source down so the run is still going when the coordinator dies.
     cluster
         .mock

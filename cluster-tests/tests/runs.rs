@@ -131,13 +131,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_coordinator_leader_mid_run_keeps_data_exact() -> anyhow::Result<()> {
-    let (pg, builder) = fixture::warehouse()?;
-    let mut cluster = builder
-        .coordinators(3)
-        .workers(2)
-        .records(4000)
-        .start()
-        .await?;
+    let (pg, mut cluster) = fixture::warehouse_cluster(3, 2, 4000).await?;
     slow_source(&cluster, 100);
     let paging = pipelines::cursor(50);
     let yaml = pipelines::sharded_paged(
