@@ -35,6 +35,16 @@ pub async fn warehouse_cluster(
     Ok((pg, cluster))
 }
 
+/// `coordinators` coordinators and `workers` workers, with no warehouse and the mock API's
+/// default records.
+pub async fn cluster(coordinators: usize, workers: usize) -> anyhow::Result<TestCluster> {
+    TestCluster::builder()
+        .coordinators(coordinators)
+        .workers(workers)
+        .start()
+        .await
+}
+
 /// The mock API answers every request `ms` later (for the next 100 000 requests), so that a
 /// run is still going when the test acts on it.
 pub fn slow_source(cluster: &TestCluster, ms: u64) {

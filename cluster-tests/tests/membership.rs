@@ -11,7 +11,8 @@ use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use apitap_chaos::testbed::cluster::CoordinatorNode;
-use apitap_chaos::testbed::{bins, free_port, wait, TestCluster};
+use apitap_chaos::testbed::{bins, free_port, wait};
+use apitap_cluster_tests::fixture;
 use serde_json::Value;
 
 /// apitapctl against one coordinator only (a paused one would stall a client that tries it).
@@ -65,11 +66,7 @@ fn text(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_add_is_idempotent_and_waits_for_an_earlier_change() -> anyhow::Result<()> {
-    let mut cluster = TestCluster::builder()
-        .coordinators(3)
-        .workers(0)
-        .start()
-        .await?;
+    let mut cluster = fixture::cluster(3, 0).await?;
     // Two more coordinators, running but not members yet.
     for id in [4u64, 5] {
         cluster.coordinators.push(CoordinatorNode {

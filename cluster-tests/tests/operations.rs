@@ -313,11 +313,7 @@ async fn a_draining_worker_is_not_ready_and_exits_zero() -> anyhow::Result<()> {
 }
 
 async fn three_coordinators() -> anyhow::Result<(TestCluster, usize)> {
-    let cluster = TestCluster::builder()
-        .coordinators(3)
-        .workers(0)
-        .start()
-        .await?;
+    let cluster = fixture::cluster(3, 0).await?;
     let leader_id = cluster.wait_for_leader(Duration::from_secs(30))?;
     let leader = cluster
         .coordinators
@@ -374,11 +370,7 @@ async fn a_leader_cut_off_from_its_quorum_is_not_ready() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_every_binary_with_status_zero() -> anyhow::Result<()> {
-    let mut cluster = TestCluster::builder()
-        .coordinators(1)
-        .workers(1)
-        .start()
-        .await?;
+    let mut cluster = fixture::cluster(1, 1).await?;
     let worker = worker_admin(&cluster, 0);
     let coordinator = coordinator_admin(&cluster, 0);
     wait_status(&worker, "/health/ready", 200, Duration::from_secs(30)).await?;

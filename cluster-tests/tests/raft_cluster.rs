@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use apitap_chaos::testbed::grpc::{status_of, Submitter};
 use apitap_chaos::testbed::{wait, TestCluster};
+use apitap_cluster_tests::fixture;
 
 async fn three_nodes(snapshot_every: Option<u64>) -> anyhow::Result<TestCluster> {
     let mut b = TestCluster::builder().coordinators(3).workers(0);
@@ -276,11 +277,7 @@ async fn sigterm_of_the_leader_hands_leadership_off_in_one_election() -> anyhow:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_nodes_survive_two_losses_and_a_removed_member_leaves() -> anyhow::Result<()> {
-    let mut cluster = TestCluster::builder()
-        .coordinators(5)
-        .workers(0)
-        .start()
-        .await?;
+    let mut cluster = fixture::cluster(5, 0).await?;
     submit_many(&cluster, "five", 20, 2).await?;
     converged(&cluster, &[0, 1, 2, 3, 4]).await?;
 
