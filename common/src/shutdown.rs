@@ -56,6 +56,17 @@ impl ShutdownSignal {
         // An error means the sender is gone, which also means shutdown.
         let _ = self.rx.wait_for(|v| *v).await;
     }
+
+    /// Waits for the next tick of `every`: `true` at the tick, `false` once shutdown was
+    /// triggered (checked first), so that a periodic task reads
+    /// `while shutdown.tick(&mut every).await { .. }`.
+    pub async fn tick(&mut self, every: &mut tokio::time::Interval) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.wait() => false,
+            _ = every.tick() => true,
+        }
+    }
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C).
@@ -88,5 +99,24 @@ pub fn wait_for_os_signal() -> impl std::future::Future<Output = ()> + Send {
         async {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tick_is_true_at_each_tick_and_false_from_shutdown_on() {
+        let shutdown = Shutdown::new();
+        let mut signal = shutdown.signal();
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(10));
+        assert!(signal.tick(&mut every).await);
+        assert!(signal.tick(&mut every).await);
+        shutdown.trigger();
+        // The next tick is due as well: shutdown wins.
+        every.reset_immediately();
+        assert!(!signal.tick(&mut every).await);
+        assert!(!signal.tick(&mut every).await);
     }
 }

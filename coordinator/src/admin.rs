@@ -177,11 +177,7 @@ fn not_ready_reason(
 async fn sample_rates(node: Arc<Node>, mut shutdown: ShutdownSignal) {
     let mut tick = tokio::time::interval(crate::history::rates::SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tick.tick() => {}
-        }
+    while shutdown.tick(&mut tick).await {
         if !node.is_leader() {
             node.history.rates.clear();
             continue;

@@ -22,11 +22,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub async fn run(node: Arc<Node>, mut shutdown: ShutdownSignal) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = interval.tick() => {}
-        }
+    while shutdown.tick(&mut interval).await {
         if !node.is_leader() {
             continue;
         }
