@@ -137,6 +137,11 @@ mod tests {
             .map_err(|e| SinkError::Transient(e.to_string()))
     }
 
+    /// A connect that fails with `why`.
+    async fn refuse(why: &str) -> Result<Pool<sqlx::Sqlite>, SinkError> {
+        Err(SinkError::Transient(why.into()))
+    }
+
     #[tokio::test]
     async fn one_database_gets_one_pool_and_a_failed_connect_is_tried_again() {
         let r: Registry<sqlx::Sqlite> = Registry::default();
@@ -146,21 +151,12 @@ mod tests {
             .await
             .unwrap();
         // The same key: the same pool (the table is there); no second connect.
-        let again = r
-            .get("db-a", || async {
-                Err(SinkError::Transient("not called".into()))
-            })
-            .await
-            .unwrap();
+        let again = r.get("db-a", || refuse("not called")).await.unwrap();
         sqlx::query("INSERT INTO t VALUES (1)")
             .execute(&again)
             .await
             .unwrap();
-        let failed = r
-            .get("db-b", || async {
-                Err(SinkError::Transient("refused".into()))
-            })
-            .await;
+        let failed = r.get("db-b", || refuse("refused")).await;
         assert_eq!(failed.unwrap_err(), SinkError::Transient("refused".into()));
         let b = r.get("db-b", memory_pool).await.unwrap();
         assert!(sqlx::query("SELECT * FROM t").execute(&b).await.is_err());
@@ -179,11 +175,7 @@ mod tests {
         // A new database: the idle pools are forgotten, the busy one stays.
         r.get("new", memory_pool).await.unwrap();
         assert_eq!(r.len(), 2);
-        let kept = r
-            .get("busy", || async {
-                Err(SinkError::Transient("reconnected".into()))
-            })
-            .await;
+        let kept = r.get("busy", || refuse("reconnected")).await;
         assert!(kept.is_ok(), "the busy pool is still shared");
     }
 
