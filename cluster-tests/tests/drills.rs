@@ -4,7 +4,7 @@
 //! `--insecure`, so that the plaintext mode stays covered too), and a drill of killed and
 //! frozen (zombie) workers holds exactly once in every other sink (`--sink`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use apitap_chaos::testbed::bins;
@@ -20,13 +20,30 @@ fn scratch(name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs `apitap-chaos drill <scenario> --json [extra]`; returns the exit code and the report.
-fn drill(dir: &Path, name: &str, scenario: &str, extra: &[&str]) -> anyhow::Result<(i32, Value)> {
-    let file = dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, scenario)?;
+/// What `apitap-chaos drill` runs.
+enum Scenario<'a> {
+    /// A scenario file written from this YAML.
+    Yaml(&'a str),
+    /// A built-in scenario, by name.
+    Builtin(&'a str),
+}
+
+/// Runs `apitap-chaos drill <scenario> --json [extra]` in a fresh folder ([`scratch`]), one
+/// drill at a time; returns the folder, the exit code and the report.
+fn drill(name: &str, scenario: Scenario, extra: &[&str]) -> anyhow::Result<(PathBuf, i32, Value)> {
+    let _one = one_at_a_time();
+    let dir = scratch(name)?;
+    let scenario = match scenario {
+        Scenario::Yaml(yaml) => {
+            let file = dir.join(format!("{name}.yaml"));
+            std::fs::write(&file, yaml)?;
+            file.into_os_string()
+        }
+        Scenario::Builtin(builtin) => builtin.into(),
+    };
     let out = Command::new(bins::path("apitap-chaos")?)
         .arg("drill")
-        .arg(&file)
+        .arg(scenario)
         .arg("--json")
         .args(extra)
         .arg("--out")
@@ -40,7 +57,7 @@ fn drill(dir: &Path, name: &str, scenario: &str, extra: &[&str]) -> anyhow::Resu
             String::from_utf8_lossy(&out.stderr)
         )
     })?;
-    Ok((code, report))
+    Ok((dir, code, report))
 }
 
 /// Drills measure timing (failover, rate windows, back-off within 50 ms); running them one
@@ -56,12 +73,10 @@ fn count(report: &Value, key: &str) -> u64 {
 
 #[test]
 fn a_short_mixed_drill_keeps_every_invariant() -> anyhow::Result<()> {
-    let _one = one_at_a_time();
-    let dir = scratch("short-mixed")?;
-    let (code, report) = drill(
-        &dir,
+    let (dir, code, report) = drill(
         "short-mixed",
-        r#"
+        Scenario::Yaml(
+            r#"
 deadline: 3m
 workload: { records: 24000, pipelines: 2, shards: 3, page_size: 50, source_latency: 150ms,
             coordinators: 3, workers: 3, slots: 4 }
@@ -77,6 +92,7 @@ faults:
   - { at: 12s, kind: cpu-hog, duration: 2s }
   - { at: 13s, kind: delay-all, duration: 2s }
 "#,
+        ),
         &[],
     )?;
     assert_eq!(code, 0, "{report:#}");
@@ -114,17 +130,16 @@ faults:
 
 #[test]
 fn the_zombie_drill_without_fencing_is_caught() -> anyhow::Result<()> {
-    let _one = one_at_a_time();
-    let dir = scratch("zombie-unfenced")?;
-    let (code, report) = drill(
-        &dir,
+    let (dir, code, report) = drill(
         "zombie-unfenced",
-        r#"
+        Scenario::Yaml(
+            r#"
 deadline: 3m
 workload: { records: 8000, shards: 2, coordinators: 1, workers: 2, unsafe_disable_fencing: true }
 faults:
   - { at: 3s, kind: pause-worker, duration: 6s }
 "#,
+        ),
         &["--insecure"],
     )?;
     assert_eq!(code, 1, "a violation must fail the drill: {report:#}");
@@ -150,13 +165,11 @@ faults:
 /// Killed workers and a frozen one that wakes up as a zombie, into `sink`: every record once,
 /// and the zombie's commits refused by the sink's own fence.
 fn zombie_and_kill_drill(sink: &str) -> anyhow::Result<()> {
-    let _one = one_at_a_time();
     let name = format!("zombie-kill-{sink}");
-    let dir = scratch(&name)?;
-    let (code, report) = drill(
-        &dir,
+    let (dir, code, report) = drill(
         &name,
-        r#"
+        Scenario::Yaml(
+            r#"
 deadline: 3m
 workload: { records: 9000, pipelines: 1, shards: 3, page_size: 50, source_latency: 100ms,
             coordinators: 1, workers: 3, slots: 2 }
@@ -164,6 +177,7 @@ faults:
   - { at: 2s, kind: pause-worker, duration: 5s }
   - { at: 4s, kind: kill-worker, restart_after: 2s }
 "#,
+        ),
         &["--insecure", "--sink", sink],
     )?;
     assert_eq!(code, 0, "{report:#}");
@@ -200,26 +214,17 @@ fn killed_and_zombie_workers_keep_the_sqlite_sink_exact() -> anyhow::Result<()> 
 
 #[test]
 fn the_rate_limit_drill_holds_the_limit_and_reports_its_figures() -> anyhow::Result<()> {
-    let _one = one_at_a_time();
-    let dir = scratch("rate-limit")?;
     // Plaintext, to keep the figures comparable run to run: debug-build TLS on a loaded
     // 2-core machine costs the budget RPCs a share of the limit (side by side at load
     // average 14: 61–63 % used with TLS, 81–84 % without). The share used is a reported
     // figure, not asserted; the invariants (never over the limit, nothing during a
     // back-off) are. The drill itself runs with TLS by default, and the short mixed drill
     // above covers the TLS path.
-    let out = Command::new(bins::path("apitap-chaos")?)
-        .args(["drill", "rate-limit", "--insecure", "--json", "--out"])
-        .arg(dir.join("rate-limit"))
-        .output()?;
-    let code = out.status.code().unwrap_or(-1);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
-        anyhow::anyhow!(
-            "exit {code}, no JSON report ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
+    let (dir, code, report) = drill(
+        "rate-limit",
+        Scenario::Builtin("rate-limit"),
+        &["--insecure"],
+    )?;
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["tls"], false, "{report:#}");
     assert!(
