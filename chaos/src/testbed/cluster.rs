@@ -16,6 +16,19 @@ use super::process::Proc;
 use super::{bins, free_port, wait};
 use crate::mock_api::{self, MockApiConfig, MockApiHandle, OAuthConfig as MockOAuth};
 
+/// Builder methods that set the field of their name to their argument.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            }
+        )*
+    };
+}
+
 pub struct ClusterBuilder {
     coordinators: usize,
     workers: usize,
@@ -41,22 +54,13 @@ impl ClusterBuilder {
         self
     }
 
-    pub fn coordinators(mut self, n: usize) -> Self {
-        self.coordinators = n;
-        self
-    }
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n;
-        self
-    }
-    pub fn slots(mut self, n: u32) -> Self {
-        self.slots = n;
-        self
-    }
-    /// Size of the mock API's dataset.
-    pub fn records(mut self, n: u64) -> Self {
-        self.records = n;
-        self
+    setters! {
+        coordinators: usize;
+        workers: usize;
+        slots: u32;
+        /// Size of the mock API's dataset.
+        records: u64;
+        lease_ttl: Duration;
     }
     /// The mock API's OAuth2 tokens live this long (1h by default).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
@@ -71,10 +75,6 @@ impl ClusterBuilder {
     /// Coordinators build a Raft snapshot after this many applied entries.
     pub fn snapshot_every(mut self, entries: u64) -> Self {
         self.snapshot_every = Some(entries);
-        self
-    }
-    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
         self
     }
     pub fn worker_env(mut self, key: &str, value: &str) -> Self {
@@ -320,9 +320,7 @@ impl TestCluster {
             .arg("--admin-addr")
             .arg("127.0.0.1:0")
             .env("RUST_LOG", "info,openraft=warn");
-        for (k, v) in &self.coordinator_env {
-            cmd.env(k, v);
-        }
+        cmd.envs(self.coordinator_env.iter().map(|(k, v)| (k, v)));
         if let Some(certs) = &self.certs {
             cmd.envs(certs.coordinator_env(node.id)?);
         }
@@ -369,9 +367,7 @@ impl TestCluster {
             .arg("--admin-addr")
             .arg("127.0.0.1:0")
             .env("RUST_LOG", "info");
-        for (k, v) in &self.worker_env {
-            cmd.env(k, v);
-        }
+        cmd.envs(self.worker_env.iter().map(|(k, v)| (k, v)));
         if let Some(certs) = &self.certs {
             cmd.envs(certs.worker_env(&id)?);
         }
