@@ -131,3 +131,14 @@ pub async fn latency(api: &Api, path: &str, n: usize) -> anyhow::Result<(f64, f6
     let at = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
     Ok((at(0.5), at(0.99)))
 }
+
+/// Asserts that an answer of [`Api::send`] (or the refusal of [`Api::events`]) has the
+/// status `expected` and an `error` that says `says`.
+pub fn assert_refused(answer: &(StatusCode, Value), expected: StatusCode, says: &str) {
+    let (status, body) = answer;
+    assert_eq!(*status, expected, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or_default().contains(says),
+        "the error should say {says:?}: {body}"
+    );
+}
