@@ -134,18 +134,30 @@ async fn dead_upstream() -> anyhow::Result<(String, Arc<Mutex<Vec<Instant>>>)> {
     Ok((url, seen))
 }
 
-/// A pipeline `name` of one shard per value of `shards` against the dead upstream at `url`,
-/// with the spec's `retry` and `circuit_breaker` (YAML flow mappings), tried once.
-fn dead_pipeline(
-    cluster: &TestCluster,
+/// A run against a [`dead_upstream`].
+struct DeadRun {
+    cluster: TestCluster,
+    /// The dead upstream's `http://host:port`.
+    url: String,
+    /// When the dead upstream was connected to.
+    seen: Arc<Mutex<Vec<Instant>>>,
+    run: u64,
+}
+
+/// Submits a pipeline `name` of one shard per value of `shards` against a dead upstream,
+/// with the spec's `retry` and `circuit_breaker` (YAML flow mappings), tried once, to a
+/// cluster whose one worker has `slots` slots.
+async fn dead_run(
+    slots: u32,
     name: &str,
-    url: &str,
     retry: &str,
     breaker: &str,
     shards: &str,
-) -> String {
+) -> anyhow::Result<DeadRun> {
+    let (url, seen) = dead_upstream().await?;
+    let cluster = TestCluster::builder().slots(slots).start().await?;
     let db = cluster.out_path(format!("{name}.db"));
-    format!(
+    let yaml = format!(
         r#"apiVersion: apitap/v1
 kind: Pipeline
 metadata: {{ name: {name} }}
@@ -161,7 +173,14 @@ spec:
     sqlite: {{ path: "{}", table: {name} }}
 "#,
         db.display()
-    )
+    );
+    let run = cluster.submit(name, &yaml)?;
+    Ok(DeadRun {
+        cluster,
+        url,
+        seen,
+        run,
+    })
 }
 
 /// Four shards on one worker against a dead API: the breaker opens after 3 failures, the
@@ -169,17 +188,19 @@ spec:
 /// through per cool-down, and the run fails saying that the breaker is open.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_circuit_breaker_bounds_the_requests_to_a_dead_upstream() -> anyhow::Result<()> {
-    let (url, seen) = dead_upstream().await?;
-    let cluster = TestCluster::builder().slots(4).start().await?;
-    let yaml = dead_pipeline(
-        &cluster,
+    let DeadRun {
+        cluster,
+        url,
+        seen,
+        run,
+    } = dead_run(
+        4,
         "dead",
-        &url,
         "{ max_attempts: 10, initial_backoff: 10ms, max_backoff: 50ms }",
         "{ failures: 3, open_for: 1s, max_wait: 3s }",
         "[a, b, c, d]",
-    );
-    let run = cluster.submit("dead", &yaml)?;
+    )
+    .await?;
     let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
     assert_eq!(info["state"], "failed", "{info:#}");
     // A shard that waited `max_wait` says why; the one that sent the probes ran out of
@@ -229,17 +250,16 @@ async fn the_circuit_breaker_bounds_the_requests_to_a_dead_upstream() -> anyhow:
 /// heartbeat; once the run is cancelled, nothing waits any more.
 #[tokio::test(flavor = "multi_thread")]
 async fn describe_run_shows_the_shards_an_open_breaker_holds_back() -> anyhow::Result<()> {
-    let (url, _seen) = dead_upstream().await?;
-    let cluster = TestCluster::builder().slots(2).start().await?;
-    let yaml = dead_pipeline(
-        &cluster,
+    let DeadRun {
+        cluster, url, run, ..
+    } = dead_run(
+        2,
         "held",
-        &url,
         "{ max_attempts: 5, initial_backoff: 10ms, max_backoff: 20ms }",
         "{ failures: 1, open_for: 1m, max_wait: 2m }",
         "[a, b]",
-    );
-    let run = cluster.submit("held", &yaml)?;
+    )
+    .await?;
     let host = url.trim_start_matches("http://").to_string();
     let waiting = wait::until(
         "describe run to show a shard waiting on the breaker",
@@ -285,6 +305,15 @@ async fn describe_run_shows_the_shards_an_open_breaker_holds_back() -> anyhow::R
     Ok(())
 }
 
+/// Asserts that the run `info` shows succeeded, having loaded `records` records.
+fn assert_loaded(info: &serde_json::Value, records: u64) {
+    assert_eq!(
+        (info["state"].as_str(), total_records(info)),
+        (Some("succeeded"), records),
+        "{info:#}"
+    );
+}
+
 /// A full refresh with `conditional: true`: the second run sends the first run's `ETag`
 /// back, gets `304 Not Modified` and loads nothing; after the data changed, the third run
 /// loads it all again.
@@ -312,45 +341,24 @@ spec:
             .ok_or_else(|| anyhow::anyhow!("no run id"))?;
         cluster.wait_for_run(run, Duration::from_secs(60))
     };
+    // The statuses the mock API answered, in order.
+    let statuses = || -> Vec<u16> {
+        let requests = cluster.mock.state().requests();
+        requests.iter().map(|r| r.status).collect()
+    };
     let first = cluster.submit("full", &yaml)?;
     let info = cluster.wait_for_run(first, Duration::from_secs(60))?;
-    assert_eq!(
-        (info["state"].as_str(), total_records(&info)),
-        (Some("succeeded"), 300),
-        "{info:#}"
-    );
+    assert_loaded(&info, 300);
 
     let info = again(&cluster)?;
-    assert_eq!(
-        (info["state"].as_str(), total_records(&info)),
-        (Some("succeeded"), 0),
-        "{info:#}"
-    );
-    let statuses: Vec<u16> = cluster
-        .mock
-        .state()
-        .requests()
-        .iter()
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(statuses, [200, 304]);
+    assert_loaded(&info, 0);
+    assert_eq!(statuses(), [200, 304]);
 
     cluster.mock.state().dataset().grow(20);
     let info = again(&cluster)?;
-    assert_eq!(
-        (info["state"].as_str(), total_records(&info)),
-        (Some("succeeded"), 320),
-        "{info:#}"
-    );
+    assert_loaded(&info, 320);
     let info = again(&cluster)?;
     assert_eq!(total_records(&info), 0, "{info:#}");
-    let statuses: Vec<u16> = cluster
-        .mock
-        .state()
-        .requests()
-        .iter()
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(statuses, [200, 304, 200, 304]);
+    assert_eq!(statuses(), [200, 304, 200, 304]);
     Ok(())
 }
