@@ -93,21 +93,29 @@ impl Log {
     }
 
     fn complete(&mut self, run_id: u64, fence: u64, worker: &str, ok: bool) -> CommandResult {
-        self.step(Command::CompleteShard(command::CompleteShard {
-            run_id,
-            shard: 0,
-            fence,
-            ok,
-            retriable: true,
-            error: (!ok).then(|| "boom".into()),
-            pages: 1,
-            records: 10,
-            watermark: None,
-            dead_letters: 0,
-            dead_letter_sample: Vec::new(),
-            now_ms: 5,
-            worker: worker.into(),
-        }))
+        self.step(Command::CompleteShard(completion(
+            run_id, fence, worker, ok,
+        )))
+    }
+}
+
+/// `worker` ends shard 0 under `fence` after one page of ten records; a failure is
+/// retriable and says `boom`.
+fn completion(run_id: u64, fence: u64, worker: &str, ok: bool) -> command::CompleteShard {
+    command::CompleteShard {
+        run_id,
+        shard: 0,
+        fence,
+        ok,
+        retriable: true,
+        error: (!ok).then(|| "boom".into()),
+        pages: 1,
+        records: 10,
+        watermark: None,
+        dead_letters: 0,
+        dead_letter_sample: Vec::new(),
+        now_ms: 5,
+        worker: worker.into(),
     }
 }
 
@@ -205,19 +213,11 @@ fn oversized_reports_are_bounded() {
     let big = log.checkpoint(run, fence, "a", "x".repeat(MAX_CHECKPOINT_BYTES + 1));
     assert!(rejected(&big).contains("MAX_CHECKPOINT_BYTES"));
     let r = log.step(Command::CompleteShard(command::CompleteShard {
-        run_id: run,
-        shard: 0,
-        fence,
-        ok: false,
         retriable: false,
         error: Some("e".repeat(10 * MAX_ERROR_BYTES)),
         pages: 0,
         records: 0,
-        watermark: None,
-        dead_letters: 0,
-        dead_letter_sample: Vec::new(),
-        now_ms: 5,
-        worker: "a".into(),
+        ..completion(run, fence, "a", false)
     }));
     assert_eq!(r, CommandResult::Done);
     let error = log.state.runs[&run].shards[0].error.clone().unwrap();
@@ -237,19 +237,12 @@ fn dead_letters_add_up_over_attempts_and_keep_a_bounded_sample_of_the_newest() {
             })
             .collect();
         log.step(Command::CompleteShard(command::CompleteShard {
-            run_id: run,
-            shard: 0,
-            fence,
-            ok: false,
-            retriable: true,
             error: Some("cannot cast".into()),
             pages: 0,
             records: 0,
-            watermark: None,
-            now_ms: 5,
-            worker: "a".into(),
             dead_letters: count,
             dead_letter_sample: sample,
+            ..completion(run, fence, "a", false)
         }))
     };
     let fence = log.grant(run, 0, "a");
