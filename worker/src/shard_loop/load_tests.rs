@@ -190,21 +190,27 @@ async fn a_batch_commits_its_pages_together_once_it_holds_max_records() {
     assert_eq!(pages, [2, 4], "only committed checkpoints are reported");
 }
 
-#[tokio::test]
-async fn a_batch_commits_after_max_wait_however_few_records_it_holds() {
-    let bench = Bench::new("{ max_records: 1000, max_wait: 100ms }");
+/// Sends a page of `n` records and waits until it is committed with no page after it, then
+/// a last page of `n`: the load ends and both pages are stored.
+async fn first_page_commits_alone(bench: &Bench, n: i64) {
     let pool = bench.reader().await;
     let db = &pool;
     let (outcome, _) = bench
         .load(|pages, _stop| async move {
-            pages.send(page(1, 3, false)).await.unwrap();
-            // No more pages come and the batch is far from full: only max_wait commits it.
-            assert_eq!(until_committed(db, 1).await, (1, 3, 3));
-            pages.send(page(4, 3, true)).await.unwrap();
+            pages.send(page(1, n, false)).await.unwrap();
+            assert_eq!(until_committed(db, 1).await, (1, n, n));
+            pages.send(page(n + 1, n, true)).await.unwrap();
         })
         .await;
     assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
-    assert_eq!(stored(&pool).await, (2, 6, 6));
+    assert_eq!(stored(&pool).await, (2, 2 * n, 2 * n));
+}
+
+#[tokio::test]
+async fn a_batch_commits_after_max_wait_however_few_records_it_holds() {
+    let bench = Bench::new("{ max_records: 1000, max_wait: 100ms }");
+    // No more pages come and the batch is far from full: only max_wait commits it.
+    first_page_commits_alone(&bench, 3).await;
 }
 
 #[tokio::test]
@@ -213,18 +219,8 @@ async fn past_the_workers_batch_memory_every_page_commits_at_once() {
     // Another shard's open batch already holds the worker's whole budget.
     bench.work.batch_memory = Arc::new(crate::batch_memory::BatchMemory::new(50));
     bench.work.batch_memory.hold(50);
-    let pool = bench.reader().await;
-    let db = &pool;
-    let (outcome, _) = bench
-        .load(|pages, _stop| async move {
-            pages.send(page(1, 10, false)).await.unwrap();
-            // Far from max_records and max_wait: only the worker's budget commits it.
-            assert_eq!(until_committed(db, 1).await, (1, 10, 10));
-            pages.send(page(11, 10, true)).await.unwrap();
-        })
-        .await;
-    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
-    assert_eq!(stored(&pool).await, (2, 20, 20));
+    // Far from max_records and max_wait: only the worker's budget commits it.
+    first_page_commits_alone(&bench, 10).await;
     assert_eq!(
         bench.work.batch_memory.held(),
         50,
