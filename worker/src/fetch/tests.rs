@@ -41,6 +41,18 @@ pub(super) fn fetcher(v: Value) -> Result<Fetcher, FetchError> {
     Fetcher::new(client(), &source(v), &no_vars())
 }
 
+/// A fetcher of `url` that sends the API key `secret` as the query parameter `name` and
+/// tries `attempts` times with a fast back-off: where a secret must stay out of errors
+/// and logs.
+fn keyed_fetcher(url: impl Into<String>, name: &str, secret: &str, attempts: u32) -> Fetcher {
+    fetcher(json!({
+        "url": url.into(),
+        "auth": {"api_key": {"name": name, "value": secret, "in": "query"}},
+        "retry": fast_retry(attempts),
+    }))
+    .unwrap()
+}
+
 pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
@@ -979,12 +991,7 @@ async fn client_errors_fail_at_once_without_secrets() {
     let server =
         Server::start(|_, _| Reply::text(401, r#"{"error": "invalid api key sup3r-s3cret-key"}"#))
             .await;
-    let f = fetcher(json!({
-        "url": server.url("/items"),
-        "auth": {"api_key": {"name": "api_key", "value": "sup3r-s3cret-key", "in": "query"}},
-        "retry": fast_retry(5),
-    }))
-    .unwrap();
+    let f = keyed_fetcher(server.url("/items"), "api_key", "sup3r-s3cret-key", 5);
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert_eq!(server.requests().len(), 1);
     assert_eq!(err.class(), ErrorClass::User);
@@ -1072,12 +1079,7 @@ async fn connection_refused_is_transient_and_hides_the_query() {
     let reserved = tokio::net::TcpSocket::new_v4().unwrap();
     reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = reserved.local_addr().unwrap();
-    let f = fetcher(json!({
-        "url": format!("http://{addr}/items"),
-        "auth": {"api_key": {"name": "k", "value": "very-secret-value", "in": "query"}},
-        "retry": fast_retry(2),
-    }))
-    .unwrap();
+    let f = keyed_fetcher(format!("http://{addr}/items"), "k", "very-secret-value", 2);
     let err = f.fetch(&Position::Start, 0, 0).await.unwrap_err();
     assert!(matches!(err, FetchError::Transport { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Transient);
@@ -1442,12 +1444,7 @@ async fn retries_are_logged_without_secrets() {
         }
     })
     .await;
-    let f = fetcher(json!({
-        "url": server.url("/items"),
-        "auth": {"api_key": {"name": "key", "value": "lo9-s3cret", "in": "query"}},
-        "retry": fast_retry(3),
-    }))
-    .unwrap();
+    let f = keyed_fetcher(server.url("/items"), "key", "lo9-s3cret", 3);
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(page.attempts, 2);
     let lines = capture.0.lock().unwrap().clone();
