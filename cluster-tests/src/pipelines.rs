@@ -5,7 +5,7 @@ use std::path::Path;
 
 use apitap_chaos::testbed::pipeline_doc;
 pub use apitap_chaos::testbed::pipeline_doc::{
-    cursor, limit_offset, page_number, postgres, Paging,
+    cursor, doc, limit_offset, page_number, postgres, Paging,
 };
 
 /// `records` mock records in `shards` id ranges, fetched with limit/offset pages of 50 into

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use apitap_chaos::testbed::{wait, TestCluster};
 use apitap_cluster_tests::api::Api;
 use apitap_cluster_tests::expect::total_records;
+use apitap_cluster_tests::pipelines;
 
 fn oauth_pipeline(name: &str, db: &std::path::Path) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: {name} }}
-spec:
-  source:
+    pipelines::doc(
+        name,
+        &format!(
+            r#"  source:
     http:
       url: "${{MOCK_API_URL}}/oauth/v1/page_number"
       records: $.data
@@ -31,7 +30,8 @@ spec:
   sink:
     sqlite: {{ path: "{}", table: items }}
 "#,
-        db.display()
+            db.display()
+        ),
     )
 }
 
@@ -157,12 +157,10 @@ async fn dead_run(
     let (url, seen) = dead_upstream().await?;
     let cluster = TestCluster::builder().slots(slots).start().await?;
     let db = cluster.out_path(format!("{name}.db"));
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: {name} }}
-spec:
-  source:
+    let yaml = pipelines::doc(
+        name,
+        &format!(
+            r#"  source:
     http:
       url: "{url}/items?shard={{{{ shard.value }}}}"
       retry: {retry}
@@ -172,7 +170,8 @@ spec:
   sink:
     sqlite: {{ path: "{}", table: {name} }}
 "#,
-        db.display()
+            db.display()
+        ),
     );
     let run = cluster.submit(name, &yaml)?;
     Ok(DeadRun {
@@ -321,19 +320,18 @@ fn assert_loaded(info: &serde_json::Value, records: u64) {
 async fn an_unchanged_full_refresh_loads_nothing() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().records(300).start().await?;
     let db = cluster.out_path("full.db");
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: full }}
-spec:
-  source:
+    let yaml = pipelines::doc(
+        "full",
+        &format!(
+            r#"  source:
     http:
       url: "${{MOCK_API_URL}}/v1/all"
       conditional: true
   sink:
     sqlite: {{ path: "{}", table: full_refresh, mode: merge, primary_key: [id] }}
 "#,
-        db.display()
+            db.display()
+        ),
     );
     let again = |cluster: &TestCluster| -> anyhow::Result<serde_json::Value> {
         let run = cluster.ctl_json(&["run", "full"])?["run_id"]

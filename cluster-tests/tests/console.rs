@@ -26,12 +26,10 @@ const BAD_PAGE: u64 = 50;
 /// A pipeline whose SQL names a column the source lacks: its first page goes to the sink's
 /// dead-letter table and the run fails.
 fn bad_sql(db: &std::path::Path) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: {BAD} }}
-spec:
-  source:
+    pipelines::doc(
+        BAD,
+        &format!(
+            r#"  source:
     http:
       url: "${{MOCK_API_URL}}/v1/limit_offset"
       records: $.data
@@ -41,7 +39,8 @@ spec:
   sink:
     sqlite: {{ path: "{}", table: never_loaded }}
 "#,
-        db.display()
+            db.display()
+        ),
     )
 }
 

@@ -4,18 +4,13 @@
 use std::time::Duration;
 
 use apitap_chaos::testbed::{TempPostgres, TestCluster};
-use apitap_cluster_tests::{expect, fixture};
+use apitap_cluster_tests::{expect, fixture, pipelines};
 
 const RECORDS: u64 = 1_250;
 
 fn pipeline(kind: &str, pagination: &str, records: &str) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata:
-  name: users-{name}
-spec:
-  source:
+    let spec = format!(
+        r#"  source:
     http:
       url: "${{MOCK_API_URL}}/v1/{kind}"
       {records}
@@ -24,9 +19,9 @@ spec:
     postgres:
       url: "${{WAREHOUSE_URL}}"
       table: users_{kind}
-"#,
-        name = kind.replace('_', "-"),
-    )
+"#
+    );
+    pipelines::doc(&format!("users-{}", kind.replace('_', "-")), &spec)
 }
 
 #[tokio::test(flavor = "multi_thread")]

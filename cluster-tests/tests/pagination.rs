@@ -7,14 +7,11 @@ use apitap_cluster_tests::expect::total_records;
 use std::time::Duration;
 
 use apitap_chaos::testbed::TestCluster;
+use apitap_cluster_tests::pipelines;
 
 fn pipeline(name: &str, db: &std::path::Path, pagination: &str) -> String {
-    format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: {} }}
-spec:
-  source:
+    let spec = format!(
+        r#"  source:
     http:
       url: "${{MOCK_API_URL}}/v1/starting_after"
       records: $.data
@@ -22,9 +19,9 @@ spec:
   sink:
     sqlite: {{ path: "{}", table: {name} }}
 "#,
-        name.replace('_', "-"),
         db.display()
-    )
+    );
+    pipelines::doc(&name.replace('_', "-"), &spec)
 }
 
 #[tokio::test(flavor = "multi_thread")]

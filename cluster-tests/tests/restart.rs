@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use apitap_chaos::testbed::wait;
-use apitap_cluster_tests::{expect, fixture};
+use apitap_cluster_tests::{expect, fixture, pipelines};
 
 const RECORDS: u64 = 6_000;
 
@@ -19,20 +19,18 @@ async fn coordinator_restart_mid_run_keeps_state_and_finishes_exactly() -> anyho
             fault: apitap_chaos::mock_api::Fault::Latency { ms: 40 },
             count: 60,
         });
-    let yaml = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata:
-  name: restart-users
-spec:
-  source:
+    let yaml = pipelines::doc(
+        "restart-users",
+        r#"  source:
     http:
       url: "${MOCK_API_URL}/v1/limit_offset"
       records: $.data
       pagination: { kind: limit_offset, size: 50 }
   sink:
     postgres: { url: "${WAREHOUSE_URL}", table: restart_users, mode: merge, primary_key: [id] }
-"#;
-    let run = cluster.submit("restart", yaml)?;
+"#,
+    );
+    let run = cluster.submit("restart", &yaml)?;
     wait::until("the run to make progress", Duration::from_secs(60), || {
         let r = cluster.run_info(run).ok()?;
         (r["shards"][0]["records"].as_u64().unwrap_or(0) > 0).then_some(())

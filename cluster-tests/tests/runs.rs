@@ -14,11 +14,9 @@ use sqlx::Row;
 async fn scheduled_incremental_runs_load_only_new_records() -> anyhow::Result<()> {
     let (pg, builder) = fixture::warehouse()?;
     let cluster = builder.records(500).start().await?;
-    let yaml = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: { name: incremental }
-spec:
-  schedule: { every: 2s }
+    let yaml = pipelines::doc(
+        "incremental",
+        r#"  schedule: { every: 2s }
   incremental: { cursor_field: id, initial: "0" }
   source:
     http:
@@ -27,8 +25,9 @@ spec:
       pagination: { kind: cursor, cursor_path: $.next_cursor, has_more_path: $.has_more, size: 100 }
   sink:
     postgres: { url: "${WAREHOUSE_URL}", table: incremental_users }
-"#;
-    cluster.submit("incremental", yaml)?;
+"#,
+    );
+    cluster.submit("incremental", &yaml)?;
     let runs = |cluster: &TestCluster| -> Option<Vec<serde_json::Value>> {
         let v = cluster
             .ctl_json(&["get", "runs", "--pipeline", "incremental"])
@@ -94,11 +93,9 @@ async fn cancel_then_retry_resumes_and_loads_exactly() -> anyhow::Result<()> {
 async fn records_the_sql_cannot_transform_go_to_the_dead_letter_table() -> anyhow::Result<()> {
     let (pg, builder) = fixture::warehouse()?;
     let cluster = builder.records(300).start().await?;
-    let yaml = r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: { name: bad-sql }
-spec:
-  source:
+    let yaml = pipelines::doc(
+        "bad-sql",
+        r#"  source:
     http:
       url: "${MOCK_API_URL}/v1/limit_offset"
       records: $.data
@@ -107,8 +104,9 @@ spec:
     sql: SELECT id, no_such_column FROM source
   sink:
     postgres: { url: "${WAREHOUSE_URL}", table: never_loaded }
-"#;
-    let run = cluster.submit("bad-sql", yaml)?;
+"#,
+    );
+    let run = cluster.submit("bad-sql", &yaml)?;
     let info = cluster.wait_for_run(run, Duration::from_secs(60))?;
     assert_eq!(info["state"], "failed", "{info:#}");
     assert!(
@@ -152,19 +150,18 @@ async fn killing_the_coordinator_leader_mid_run_keeps_data_exact() -> anyhow::Re
 async fn a_cron_schedule_fires_at_the_next_minute() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().records(50).start().await?;
     let db = cluster.out_path("cron.db");
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: every-minute }}
-spec:
-  schedule: {{ cron: "* * * * *" }}
+    let yaml = pipelines::doc(
+        "every-minute",
+        &format!(
+            r#"  schedule: {{ cron: "* * * * *" }}
   source:
     http:
       url: "${{MOCK_API_URL}}/v1/all"
   sink:
     sqlite: {{ path: "{}", table: users }}
 "#,
-        db.display()
+            db.display()
+        ),
     );
     let run_id = cluster.submit("cron", &yaml)?;
     assert_eq!(run_id, 0, "a scheduled pipeline does not run on submit");

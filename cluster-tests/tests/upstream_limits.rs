@@ -4,6 +4,7 @@
 
 use apitap_cluster_tests::expect::total_records;
 use apitap_cluster_tests::fixture;
+use apitap_cluster_tests::pipelines;
 use std::time::Duration;
 
 use apitap_chaos::mock_api::{Fault, FaultSpec};
@@ -41,12 +42,10 @@ async fn a_far_future_record_does_not_stop_later_incremental_runs() -> anyhow::R
     let cluster = TestCluster::builder().records(500).start().await?;
     let db = cluster.out_path("future.db");
     // Record 250 is dated 9999-12-31; the API serves what changed after the watermark.
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: future }}
-spec:
-  incremental: {{ cursor_field: createdAt, initial: "2025-01-01T00:00:00Z" }}
+    let yaml = pipelines::doc(
+        "future",
+        &format!(
+            r#"  incremental: {{ cursor_field: createdAt, initial: "2025-01-01T00:00:00Z" }}
   source:
     http:
       url: "${{MOCK_API_URL}}/v1/updated"
@@ -56,7 +55,8 @@ spec:
   sink:
     sqlite: {{ path: "{}", table: users, mode: merge, primary_key: [id] }}
 "#,
-        db.display()
+            db.display()
+        ),
     );
     let first = cluster.submit("future", &yaml)?;
     let info = fixture::wait_succeeded(&cluster, first, Duration::from_secs(60))?;
@@ -90,12 +90,10 @@ spec:
 async fn a_shard_over_its_page_budget_fails_once_naming_the_key() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().records(500).start().await?;
     let db = cluster.out_path("budget.db");
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: budget }}
-spec:
-  source:
+    let yaml = pipelines::doc(
+        "budget",
+        &format!(
+            r#"  source:
     http:
       url: "${{MOCK_API_URL}}/v1/cursor"
       records: $.data
@@ -104,7 +102,8 @@ spec:
   sink:
     sqlite: {{ path: "{}", table: users }}
 "#,
-        db.display()
+            db.display()
+        ),
     );
     let run = cluster.submit("budget", &yaml)?;
     let info = cluster.wait_for_run(run, Duration::from_secs(60))?;
@@ -138,12 +137,10 @@ async fn a_huge_retry_after_is_clamped_to_the_pipeline_maximum() -> anyhow::Resu
         },
         count: 1,
     });
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: patient }}
-spec:
-  rate_limit: {{ key: mock-api, requests_per_second: 50, burst: 10 }}
+    let yaml = pipelines::doc(
+        "patient",
+        &format!(
+            r#"  rate_limit: {{ key: mock-api, requests_per_second: 50, burst: 10 }}
   source:
     http:
       url: "${{MOCK_API_URL}}/v1/all"
@@ -151,7 +148,8 @@ spec:
   sink:
     sqlite: {{ path: "{}", table: users }}
 "#,
-        db.display()
+            db.display()
+        ),
     );
     let run = cluster.submit("patient", &yaml)?;
     let info = fixture::wait_succeeded(&cluster, run, Duration::from_secs(30))?;

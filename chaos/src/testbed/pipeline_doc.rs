@@ -43,6 +43,11 @@ pub fn postgres(table: &str) -> String {
     format!(r#"postgres: {{ url: "${{WAREHOUSE_URL}}", table: {table}, mode: append }}"#)
 }
 
+/// The pipeline document `name` whose `spec:` is `spec` (lines indented by 2).
+pub fn doc(name: &str, spec: &str) -> String {
+    format!("apiVersion: apitap/v1\nkind: Pipeline\nmetadata: {{ name: {name} }}\nspec:\n{spec}")
+}
+
 /// A pipeline over the mock records with the ids `ids`, cut into `shards` ranges.
 #[derive(Debug, Clone)]
 pub struct Sharded<'a> {
@@ -72,13 +77,8 @@ impl Sharded<'_> {
         } = self;
         let (first, last, endpoint) = (ids.start(), ids.end(), paging.endpoint);
         let pagination = &paging.pagination;
-        format!(
-            r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata:
-  name: {name}
-spec:
-  shards: {{ param: ids, range: {{ start: {first}, end: {last}, count: {shards} }} }}
+        let spec = format!(
+            r#"  shards: {{ param: ids, range: {{ start: {first}, end: {last}, count: {shards} }} }}
   source:
     http:
       url: "${{MOCK_API_URL}}/v1/{endpoint}?from_id={{{{ shard.start }}}}&to_id={{{{ shard.end }}}}"
@@ -87,7 +87,8 @@ spec:
 {http_extra}  sink:
     {sink}
 {spec_extra}"#
-        )
+        );
+        doc(name, &spec)
     }
 }
 
