@@ -70,6 +70,11 @@ async fn wait_status(
     .await
 }
 
+/// Waits up to 30 s for the admin server at `addr` to answer ready (200); returns the answer.
+async fn wait_ready(addr: &str) -> anyhow::Result<Value> {
+    wait_status(addr, "/health/ready", 200, Duration::from_secs(30)).await
+}
+
 /// The sum of `name` over every worker's scrape.
 async fn workers_sum(
     cluster: &TestCluster,
@@ -96,13 +101,7 @@ async fn metrics_move_during_a_run_and_count_every_loaded_record() -> anyhow::Re
         .await?;
     let coordinator = coordinator_admin(&cluster, 0);
     for i in 0..cluster.workers.len() {
-        wait_status(
-            &worker_admin(&cluster, i),
-            "/health/ready",
-            200,
-            Duration::from_secs(30),
-        )
-        .await?;
+        wait_ready(&worker_admin(&cluster, i)).await?;
     }
     let idle = admin::scrape(&coordinator).await?;
     assert_eq!(idle.value("apitap_raft_is_leader"), Some(1.0));
@@ -266,7 +265,7 @@ async fn a_draining_worker_is_not_ready_and_exits_zero() -> anyhow::Result<()> {
         .start()
         .await?;
     let addr = worker_admin(&cluster, 0);
-    let ready = wait_status(&addr, "/health/ready", 200, Duration::from_secs(30)).await?;
+    let ready = wait_ready(&addr).await?;
     assert_eq!(ready["ready"], true, "{ready}");
 
     slow_source(&cluster, 2_000);
@@ -321,13 +320,7 @@ async fn three_coordinators() -> anyhow::Result<(TestCluster, usize)> {
         .position(|c| c.id == leader_id)
         .expect("the leader is a member");
     for i in 0..3 {
-        wait_status(
-            &coordinator_admin(&cluster, i),
-            "/health/ready",
-            200,
-            Duration::from_secs(30),
-        )
-        .await?;
+        wait_ready(&coordinator_admin(&cluster, i)).await?;
     }
     Ok((cluster, leader))
 }
