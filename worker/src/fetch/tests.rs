@@ -41,6 +41,17 @@ pub(super) fn fetcher(v: Value) -> Result<Fetcher, FetchError> {
     Fetcher::new(client(), &source(v), &no_vars())
 }
 
+/// A fetcher of `url` that tries `attempts` times with a fast back-off, and the retries it
+/// reported so far.
+fn retry_recorder(url: String, attempts: u32) -> (Fetcher, Arc<Mutex<Vec<RetryEvent>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let f = fetcher(json!({"url": url, "retry": fast_retry(attempts)}))
+        .unwrap()
+        .on_retry(move |e| seen.lock().unwrap().push(e.clone()));
+    (f, events)
+}
+
 /// A fetcher of `url` that sends the API key `secret` as the query parameter `name` and
 /// tries `attempts` times with a fast back-off: where a secret must stay out of errors
 /// and logs.
@@ -930,11 +941,7 @@ async fn retries_5xx_until_success() {
         }
     })
     .await;
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let seen = events.clone();
-    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(5)}))
-        .unwrap()
-        .on_retry(move |e| seen.lock().unwrap().push(e.clone()));
+    let (f, events) = retry_recorder(server.url("/items"), 5);
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     assert_eq!(page.attempts, 3);
     assert_eq!(page.status, 200);
@@ -961,11 +968,7 @@ async fn honours_retry_after_on_429() {
         }
     })
     .await;
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let seen = events.clone();
-    let f = fetcher(json!({"url": server.url("/items"), "retry": fast_retry(3)}))
-        .unwrap()
-        .on_retry(move |e| seen.lock().unwrap().push(e.clone()));
+    let (f, events) = retry_recorder(server.url("/items"), 3);
     let started = Instant::now();
     let page = f.fetch(&Position::Start, 0, 0).await.unwrap();
     let elapsed = started.elapsed();
