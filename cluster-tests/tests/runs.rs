@@ -12,8 +12,7 @@ use sqlx::Row;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_incremental_runs_load_only_new_records() -> anyhow::Result<()> {
-    let (pg, builder) = fixture::warehouse()?;
-    let cluster = builder.records(500).start().await?;
+    let (pg, cluster) = fixture::warehouse_cluster(1, 1, 500).await?;
     let yaml = pipelines::doc(
         "incremental",
         r#"  schedule: { every: 2s }
@@ -65,8 +64,7 @@ async fn scheduled_incremental_runs_load_only_new_records() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_then_retry_resumes_and_loads_exactly() -> anyhow::Result<()> {
-    let (pg, builder) = fixture::warehouse()?;
-    let cluster = builder.records(3000).workers(2).start().await?;
+    let (pg, cluster) = fixture::warehouse_cluster(1, 2, 3000).await?;
     slow_source(&cluster, 100);
     let paging = pipelines::page_number(50);
     let yaml =
@@ -91,8 +89,7 @@ async fn cancel_then_retry_resumes_and_loads_exactly() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_the_sql_cannot_transform_go_to_the_dead_letter_table() -> anyhow::Result<()> {
-    let (pg, builder) = fixture::warehouse()?;
-    let cluster = builder.records(300).start().await?;
+    let (pg, cluster) = fixture::warehouse_cluster(1, 1, 300).await?;
     let yaml = pipelines::doc(
         "bad-sql",
         r#"  source:
