@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use apitap_chaos::testbed::TestCluster;
 use apitap_cluster_tests::pipelines;
+use serde_json::Value;
 
-fn pipeline(name: &str, db: &std::path::Path, pagination: &str) -> String {
+/// Runs the pipeline `name` (its table; dashed, its name) with `pagination` over the mock's
+/// `starting_after` endpoint into `pages.db` to its end; returns the run.
+fn run_to_end(cluster: &TestCluster, name: &str, pagination: &str) -> anyhow::Result<Value> {
     let spec = format!(
         r#"  source:
     http:
@@ -19,34 +22,30 @@ fn pipeline(name: &str, db: &std::path::Path, pagination: &str) -> String {
   sink:
     sqlite: {{ path: "{}", table: {name} }}
 "#,
-        db.display()
+        cluster.out_path("pages.db").display()
     );
-    pipelines::doc(&name.replace('_', "-"), &spec)
+    let name = name.replace('_', "-");
+    let run = cluster.submit(&name, &pipelines::doc(&name, &spec))?;
+    cluster.wait_for_run(run, Duration::from_secs(120))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cursor_from_the_last_record_loads_all_and_a_lost_cursor_fails() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().records(1234).start().await?;
-    let db = cluster.out_path("pages.db");
-
-    let yaml = pipeline(
+    let info = run_to_end(
+        &cluster,
         "stripe_like",
-        &db,
         "{ kind: cursor, cursor_field: id, cursor_param: starting_after, has_more_path: $.has_more, size: 100 }",
-    );
-    let run = cluster.submit("stripe-like", &yaml)?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    )?;
     assert_eq!(info["state"], "succeeded", "{info:#}");
     assert_eq!(total_records(&info), 1234, "{info:#}");
 
     // The closest spec without `cursor_field`: a path that finds no cursor on a full page.
-    let yaml = pipeline(
+    let info = run_to_end(
+        &cluster,
         "lost_cursor",
-        &db,
         "{ kind: cursor, cursor_path: $.next_cursor, cursor_param: starting_after, size: 100 }",
-    );
-    let run = cluster.submit("lost-cursor", &yaml)?;
-    let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
+    )?;
     assert_eq!(info["state"], "failed", "{info:#}");
     let error = info["error"].as_str().unwrap_or_default();
     assert!(
