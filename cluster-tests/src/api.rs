@@ -46,6 +46,21 @@ impl Api {
         ))
     }
 
+    /// Polls `GET path` for up to `timeout` until `found` finds what the test waits for
+    /// (`what`) in an answer; returns it.
+    pub async fn until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        path: &str,
+        found: impl Fn(Value) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        apitap_chaos::testbed::wait::until_async(what, timeout, || async {
+            found(self.get(path).await.ok()?)
+        })
+        .await
+    }
+
     /// `GET path`, which must answer 200.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let (status, body) = self.send(false, path).await?;

@@ -157,15 +157,14 @@ async fn the_json_api_and_the_console_show_a_run_and_act_on_the_leader() -> anyh
     let as_viewer = Api::new(&admin, Some(&viewer));
 
     // Follow the run to the end through the API; it agrees with apitapctl.
-    let api_run = wait::until_async(
-        "the run to succeed in /api",
-        Duration::from_secs(120),
-        || async {
-            let v = as_viewer.get(&format!("/api/runs/{run}")).await.ok()?;
-            (v["run"]["state"] == "succeeded").then_some(v)
-        },
-    )
-    .await?;
+    let api_run = as_viewer
+        .until(
+            "the run to succeed in /api",
+            Duration::from_secs(120),
+            &format!("/api/runs/{run}"),
+            |v| (v["run"]["state"] == "succeeded").then_some(v),
+        )
+        .await?;
     assert_eq!(api_run["stale"], false, "the only node leads");
     let ctl_run = fixture::wait_succeeded(&cluster, run, Duration::from_secs(10))?;
     assert_eq!(
@@ -380,12 +379,14 @@ async fn a_follower_reads_marked_stale_and_sends_actions_to_the_leader() -> anyh
         .expect("a follower's admin address");
     // Insecure cluster: no token needed, as for apitapctl.
     let api = Api::new(&follower, None);
-    let got = wait::until_async(
-        "the run on the follower",
-        Duration::from_secs(30),
-        || async { api.get(&format!("/api/runs/{run}")).await.ok() },
-    )
-    .await?;
+    let got = api
+        .until(
+            "the run on the follower",
+            Duration::from_secs(30),
+            &format!("/api/runs/{run}"),
+            Some,
+        )
+        .await?;
     assert_eq!(got["stale"], true, "{got}");
     assert_eq!(got["run"]["run_id"], run);
     let (status, body) = api.send(true, &format!("/api/runs/{run}/cancel")).await?;
@@ -468,17 +469,18 @@ async fn rate_chart(cluster: &TestCluster, b: &mut Browser, base: &str) -> anyho
     const KEY: &str = "console.example";
     cluster.ctl_ok(&["ratelimit", "set", KEY, "--rps", "5"])?;
     let api = Api::new(&base["http://".len()..], cluster.token());
-    let samples = wait::until_async(
-        "the leader to sample the new key",
-        Duration::from_secs(30),
-        || async {
-            let v = api.get("/api/ratelimits").await.ok()?;
-            let series = v["history"].as_array()?.iter().find(|s| s["key"] == KEY)?;
-            let n = series["samples"].as_array()?.len();
-            (n >= 1 && series["samples"][0]["limit_rps"] == 5.0).then_some(n)
-        },
-    )
-    .await?;
+    let samples = api
+        .until(
+            "the leader to sample the new key",
+            Duration::from_secs(30),
+            "/api/ratelimits",
+            |v| {
+                let series = v["history"].as_array()?.iter().find(|s| s["key"] == KEY)?;
+                let n = series["samples"].as_array()?.len();
+                (n >= 1 && series["samples"][0]["limit_rps"] == 5.0).then_some(n)
+            },
+        )
+        .await?;
     b.open(&format!("{base}/console/ratelimits"))?;
     let drawn = b.eval(&format!(
         "document.querySelector('figure.chart[data-key=\"{KEY}\"]').dataset.samples"
@@ -507,19 +509,20 @@ async fn draining(cluster: &mut TestCluster, b: &mut Browser, base: &str) -> any
         .expect("worker 0")
         .signal(libc::SIGTERM);
     let api = Api::new(&base["http://".len()..], cluster.token());
-    let worker = wait::until_async(
-        "a worker to show draining in /api/workers",
-        Duration::from_secs(30),
-        || async {
-            let v = api.get("/api/workers").await.ok()?;
-            v["workers"]
-                .as_array()?
-                .iter()
-                .find(|w| w["draining"] == true)
-                .and_then(|w| w["worker_id"].as_str().map(str::to_owned))
-        },
-    )
-    .await?;
+    let worker = api
+        .until(
+            "a worker to show draining in /api/workers",
+            Duration::from_secs(30),
+            "/api/workers",
+            |v| {
+                v["workers"]
+                    .as_array()?
+                    .iter()
+                    .find(|w| w["draining"] == true)
+                    .and_then(|w| w["worker_id"].as_str().map(str::to_owned))
+            },
+        )
+        .await?;
     let listed = cluster.ctl_json(&["get", "workers"])?;
     let ctl = listed
         .as_array()
