@@ -8,6 +8,7 @@
 mod batch;
 mod bounds;
 mod connector_rules;
+mod delimited;
 pub mod duration;
 mod files;
 mod guard;

@@ -6,27 +6,24 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::delimited::{between, pieces, Piece};
 use super::types::Pipeline;
+
+const UNCLOSED: &str = "`${` without a closing `}`";
 
 /// Names of every `${VAR}` in `text`.
 pub fn references(text: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("${") {
-        let after = &rest[open + 2..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| "`${` without a closing `}`".to_string())?;
-        let name = &after[..close];
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "`${{{name}}}` is not an environment variable name (letters, digits and _)"
-            ));
-        }
-        out.push(name.to_string());
-        rest = &after[close + 1..];
-    }
-    Ok(out)
+    between(text, "${", "}")
+        .map(|name| {
+            let name = name.ok_or_else(|| UNCLOSED.to_string())?;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`${{{name}}}` is not an environment variable name (letters, digits and _)"
+                ));
+            }
+            Ok(name.to_string())
+        })
+        .collect()
 }
 
 /// Every (key path, variable) referenced anywhere in the pipeline.
@@ -44,21 +41,16 @@ pub fn referenced_vars(p: &Pipeline) -> Vec<(String, Result<Vec<String>, String>
 /// Replaces every `${VAR}` with its value from `env`.
 pub fn substitute(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("${") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| "`${` without a closing `}`".to_string())?;
-        let name = &after[..close];
-        let value = env
-            .get(name)
-            .ok_or_else(|| format!("environment variable {name} is not set"))?;
-        out.push_str(value);
-        rest = &after[close + 1..];
+    for piece in pieces(text, "${", "}") {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Reference(name) => out.push_str(
+                env.get(name)
+                    .ok_or_else(|| format!("environment variable {name} is not set"))?,
+            ),
+            Piece::Unclosed => return Err(UNCLOSED.to_string()),
+        }
     }
-    out.push_str(rest);
     Ok(out)
 }
 

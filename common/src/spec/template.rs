@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::delimited::{between, pieces, Piece};
+
 /// Everything but RFC 3986 unreserved characters: what a value may not bring into a path
 /// segment or a query value unencoded (`/`, `?`, `&`, `=`, `#`, `+`, `%`, space, non-ASCII).
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -14,23 +16,21 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+fn unclosed(text: &str) -> String {
+    format!("`{{{{` without a closing `}}}}` in {text:?}")
+}
+
 /// The names of every `{{ var }}` in `text`, or an error for an unclosed `{{`.
 pub fn variables(text: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| format!("`{{{{` without a closing `}}}}` in {text:?}"))?;
-        let name = after[..close].trim();
-        if name.is_empty() {
-            return Err(format!("empty `{{{{ }}}}` in {text:?}"));
-        }
-        out.push(name.to_string());
-        rest = &after[close + 2..];
-    }
-    Ok(out)
+    between(text, "{{", "}}")
+        .map(|name| {
+            let name = name.ok_or_else(|| unclosed(text))?.trim();
+            if name.is_empty() {
+                return Err(format!("empty `{{{{ }}}}` in {text:?}"));
+            }
+            Ok(name.to_string())
+        })
+        .collect()
 }
 
 /// Replaces every `{{ var }}` with its value; unknown variables are an error.
@@ -49,21 +49,19 @@ fn render_with(
     mut put: impl FnMut(&mut String, &str, &str) -> Result<(), String>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| format!("`{{{{` without a closing `}}}}` in {text:?}"))?;
-        let name = after[..close].trim();
-        let value = vars
-            .get(name)
-            .ok_or_else(|| format!("unknown template variable {{{{ {name} }}}}"))?;
-        put(&mut out, name, value)?;
-        rest = &after[close + 2..];
+    for piece in pieces(text, "{{", "}}") {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Reference(name) => {
+                let name = name.trim();
+                let value = vars
+                    .get(name)
+                    .ok_or_else(|| format!("unknown template variable {{{{ {name} }}}}"))?;
+                put(&mut out, name, value)?;
+            }
+            Piece::Unclosed => return Err(unclosed(text)),
+        }
     }
-    out.push_str(rest);
     Ok(out)
 }
 
