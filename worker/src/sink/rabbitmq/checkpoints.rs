@@ -18,7 +18,7 @@ use apitap_common::checkpoint::Checkpoint;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, Consumer};
+use lapin::{Channel, Connection, Consumer};
 use serde::{Deserialize, Serialize};
 
 use super::amqp_error;
@@ -137,30 +137,62 @@ pub async fn declare(channel: &Channel, name: &str, retention: Duration) -> Resu
         .map_err(|e| amqp_error(&format!("declaring the checkpoint stream {name}"), &e))
 }
 
+/// The refusal of a stream that is still starting on the node.
+fn is_starting(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p) if p.get_message().as_str().contains("does not have a replica"))
+}
+
 fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
 }
 
 impl Tail {
-    /// Starts reading the stream `name` from its first entry on `channel` (a channel of
-    /// its own: the tail's prefetch applies to the whole channel).
-    pub async fn open(channel: &Channel, name: &str, pipeline: &str) -> Result<Self, SinkError> {
+    /// Starts reading the stream `name` from its first entry, on a channel of its own (the
+    /// tail's prefetch applies to the whole channel). A stream declared a moment ago may
+    /// not have started on the node yet ("does not have a replica on the local node"):
+    /// that refusal is tried again on a new channel until `within` has passed.
+    pub async fn open(
+        connection: &Connection,
+        name: &str,
+        pipeline: &str,
+        within: Duration,
+    ) -> Result<Self, SinkError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match Self::consume(connection, name).await {
+                Ok(consumer) => {
+                    return Ok(Self {
+                        consumer,
+                        pipeline: pipeline.to_string(),
+                        states: HashMap::new(),
+                        seen: HashMap::new(),
+                    })
+                }
+                Err(e) if is_starting(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(amqp_error(
+                        &format!("reading the checkpoint stream {name}"),
+                        &e,
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn consume(connection: &Connection, name: &str) -> Result<Consumer, lapin::Error> {
+        let channel = connection.create_channel().await?;
         channel
             .basic_qos(TAIL_PREFETCH, BasicQosOptions::default())
-            .await
-            .map_err(|e| amqp_error("setting the checkpoint reader's prefetch", &e))?;
+            .await?;
         let mut args = FieldTable::default();
         args.insert("x-stream-offset".into(), long_string("first"));
-        let consumer = channel
+        channel
             .basic_consume(name.into(), "".into(), BasicConsumeOptions::default(), args)
             .await
-            .map_err(|e| amqp_error(&format!("reading the checkpoint stream {name}"), &e))?;
-        Ok(Self {
-            consumer,
-            pipeline: pipeline.to_string(),
-            states: HashMap::new(),
-            seen: HashMap::new(),
-        })
     }
 
     /// The pipeline whose entries this tail folds.

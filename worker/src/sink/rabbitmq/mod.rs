@@ -203,7 +203,14 @@ impl RabbitmqSink {
             let stream = self.spec.checkpoint_stream_for(pipeline);
             let ch = channel(&self.connection).await?;
             checkpoints::declare(&ch, &stream, self.spec.checkpoint_retention).await?;
-            let tail = Tail::open(&ch, &stream, pipeline).await?;
+            let _ = ch.close(200, "declared".into()).await;
+            let tail = Tail::open(
+                &self.connection,
+                &stream,
+                pipeline,
+                self.spec.confirm_timeout,
+            )
+            .await?;
             self.tail = Some((stream, tail));
         }
         match &mut self.tail {
