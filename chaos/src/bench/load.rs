@@ -1,14 +1,17 @@
 //! `apitap-chaos bench load`: end-to-end throughput of the workers loading the mock dataset
 //! into a throwaway sink (submit → run succeeded), printed as records per second. With the
 //! PostgreSQL sink it also times PostgreSQL's own `COPY` of the same rows from a CSV file,
-//! the physical limit of that sink, and gives the ratio.
+//! the physical limit of that sink, and gives the ratio. With the RabbitMQ sink the rows are
+//! the messages in the queue the sink declares (at least once: a run without faults
+//! publishes each record once, which the count checks).
 
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
 use crate::mock_api::{Fault, FaultSpec};
-use crate::testbed::{TempMariadb, TempPostgres, TestCluster};
+use crate::testbed::rabbitmq::queue_len;
+use crate::testbed::{TempMariadb, TempPostgres, TempRabbitmq, TestCluster};
 
 /// The sink a load bench writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,6 +21,8 @@ pub enum SinkKind {
     Mysql,
     /// Parquet parts in a local folder (the files sink).
     Files,
+    /// One message per row on a throwaway RabbitMQ node.
+    Rabbitmq,
 }
 
 pub struct LoadBench {
@@ -38,6 +43,8 @@ enum Sink {
     Mysql(TempMariadb),
     Sqlite(std::path::PathBuf),
     Files(std::path::PathBuf),
+    /// Started before the cluster: its password is a secret of the submit.
+    Rabbitmq(TempRabbitmq),
 }
 
 impl Sink {
@@ -47,6 +54,7 @@ impl Sink {
             SinkKind::Mysql => Sink::Mysql(TempMariadb::start()?),
             SinkKind::Sqlite => Sink::Sqlite(cluster.out_path("bench.db")),
             SinkKind::Files => Sink::Files(cluster.out_path("bench-files")),
+            SinkKind::Rabbitmq => anyhow::bail!("the RabbitMQ node starts before the cluster"),
         })
     }
 
@@ -66,6 +74,10 @@ impl Sink {
             Sink::Files(dir) => format!(
                 "files: {{ url: \"{}\", table: bench_users, format: parquet }}",
                 dir.display()
+            ),
+            Sink::Rabbitmq(node) => format!(
+                "rabbitmq: {{ url: \"{}\", exchange: amq.direct, routing_key: bench_users, queue: bench_users }}",
+                node.url_with_secret("RABBITMQ_PASSWORD")
             ),
         }
     }
@@ -87,6 +99,7 @@ impl Sink {
                 sqlx::query(COUNT).fetch_one(&pool).await?.get(0)
             }
             Sink::Files(dir) => manifest_rows(&dir.join("bench_users/_apitap"))?,
+            Sink::Rabbitmq(node) => i64::from(queue_len(&node.url(), "bench_users").await?),
         })
     }
 }
@@ -169,13 +182,19 @@ async fn copy_seconds(pg: &TempPostgres) -> anyhow::Result<f64> {
 }
 
 pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
-    let cluster = TestCluster::builder()
+    let rabbitmq = match b.sink {
+        SinkKind::Rabbitmq => Some(TempRabbitmq::start().await?),
+        _ => None,
+    };
+    let mut builder = TestCluster::builder()
         .coordinators(1)
         .workers(b.workers)
         .slots(b.slots)
-        .records(b.records)
-        .start()
-        .await?;
+        .records(b.records);
+    if let Some(node) = &rabbitmq {
+        builder = builder.secret("RABBITMQ_PASSWORD", &node.password);
+    }
+    let cluster = builder.start().await?;
     if !b.latency.is_zero() {
         cluster.mock.state().push_fault(FaultSpec {
             fault: Fault::Latency {
@@ -184,7 +203,10 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
             count: u64::MAX,
         });
     }
-    let sink = Sink::start(b.sink, &cluster)?;
+    let sink = match rabbitmq {
+        Some(node) => Sink::Rabbitmq(node),
+        None => Sink::start(b.sink, &cluster)?,
+    };
     let started = Instant::now();
     let run = cluster.submit("bench-load", &pipeline(&b, &sink))?;
     let info = cluster.wait_for_run(run, Duration::from_secs(3600))?;

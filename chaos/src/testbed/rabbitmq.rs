@@ -243,3 +243,21 @@ pub async fn read_all(url: &str, queue: &str) -> anyhow::Result<Vec<ReadMessage>
     conn.close(200, "read".into()).await?;
     Ok(out)
 }
+
+/// How many messages `queue` at `url` holds now (a passive declare: nothing is read).
+pub async fn queue_len(url: &str, queue: &str) -> anyhow::Result<u32> {
+    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let channel = conn.create_channel().await?;
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await?;
+    conn.close(200, "counted".into()).await?;
+    Ok(declared.message_count())
+}
