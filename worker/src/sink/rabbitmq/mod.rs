@@ -268,25 +268,10 @@ impl RabbitmqSink {
             let page = checkpoint.pages.checked_sub(1).ok_or_else(|| {
                 SinkError::Internal("a commit with rows must count at least one page".into())
             })?;
+            let rows = publish::rows_as_json(b, self.spec.max_message_bytes)?;
             let headers = publish::headers(shard, fence, page);
-            let messages = publish::rows_as_json(b, self.spec.max_message_bytes)?
-                .into_iter()
-                .enumerate()
-                .map(|(index, body)| Message {
-                    routing_key: self.spec.routing_key.clone(),
-                    message_id: publish::message_id(shard, page, index),
-                    body,
-                    headers: headers.clone(),
-                })
-                .collect();
-            publish::publish_confirmed(
-                &self.publisher,
-                &self.spec.exchange,
-                messages,
-                self.spec.persistent,
-                self.spec.confirm_timeout,
-            )
-            .await?;
+            self.publish_page(&self.spec.routing_key, shard, page, rows, headers, "")
+                .await?;
         }
         let counted = self
             .append(entry(shard, Kind::Commit, fence, Some(checkpoint.clone())))
@@ -321,14 +306,30 @@ impl RabbitmqSink {
             "x-apitap-error".into(),
             AMQPValue::LongString(LongString::from(error.into_bytes())),
         );
+        let bodies = records.iter().map(|r| r.to_string().into_bytes()).collect();
         let dead_key = self.spec.dead_letter_key();
-        let messages = records
-            .iter()
+        self.publish_page(&dead_key, shard, page, bodies, headers, "/dead-letter")
+            .await
+    }
+
+    /// Publishes `bodies` (row `index` of page `page` each) to `routing_key` on the spec's
+    /// exchange and waits for every confirm; `id_suffix` tells dead letters apart.
+    async fn publish_page(
+        &self,
+        routing_key: &str,
+        shard: &ShardRef,
+        page: u64,
+        bodies: Vec<Vec<u8>>,
+        headers: FieldTable,
+        id_suffix: &str,
+    ) -> Result<(), SinkError> {
+        let messages = bodies
+            .into_iter()
             .enumerate()
-            .map(|(index, record)| Message {
-                routing_key: dead_key.clone(),
-                message_id: format!("{}/dead-letter", publish::message_id(shard, page, index)),
-                body: record.to_string().into_bytes(),
+            .map(|(index, body)| Message {
+                routing_key: routing_key.to_string(),
+                message_id: format!("{}{id_suffix}", publish::message_id(shard, page, index)),
+                body,
                 headers: headers.clone(),
             })
             .collect();

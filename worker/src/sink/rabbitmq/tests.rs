@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::RabbitmqSink;
 use crate::fetch::Egress;
-use crate::sink::sql::suite::{at, batch, shard};
+use crate::sink::sql::suite::{at, shard, users_page as page};
 use crate::sink::SinkError;
 
 fn spec(url: String, queue: &str) -> apitap_common::spec::RabbitmqSink {
@@ -31,13 +31,6 @@ fn spec(url: String, queue: &str) -> apitap_common::spec::RabbitmqSink {
         checkpoint_stream: Some(format!("{queue}.checkpoints")),
         checkpoint_retention: DEFAULT_RABBITMQ_CHECKPOINT_RETENTION,
     }
-}
-
-fn page(first: u64, n: u64) -> arrow::record_batch::RecordBatch {
-    let rows: Vec<_> = (first..first + n)
-        .map(|id| json!({"id": id, "name": format!("user {id}")}))
-        .collect();
-    batch(json!(rows))
 }
 
 #[tokio::test]
