@@ -161,6 +161,24 @@ impl TempRabbitmq {
         )
     }
 
+    /// Freezes the node (SIGSTOP to its process group): connections stay open, nothing is
+    /// answered, as with a broker stuck on its disk.
+    pub fn pause(&self) {
+        self.signal_node(libc::SIGSTOP);
+    }
+
+    /// Thaws a paused node.
+    pub fn resume(&self) {
+        self.signal_node(libc::SIGCONT);
+    }
+
+    fn signal_node(&self, sig: i32) {
+        // SAFETY: kill(2) on the process group this testbed started; no memory is touched.
+        unsafe {
+            libc::kill(-(self.server.id() as i32), sig);
+        }
+    }
+
     /// The node's log (startup, connections, errors).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
@@ -169,6 +187,7 @@ impl TempRabbitmq {
 
 impl Drop for TempRabbitmq {
     fn drop(&mut self) {
+        self.resume();
         for child in [&mut self.server, &mut self.epmd] {
             // SAFETY: kill(2) on the process group this test started; no memory is touched.
             unsafe {

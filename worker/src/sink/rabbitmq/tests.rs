@@ -173,6 +173,19 @@ async fn refusals_are_user_errors_that_say_what_to_fix() {
     let m = user_error(sink.commit(&s, 1, Some(&page(1, 1)), &at(1, 1, 1)).await);
     assert!(m.contains("max_message_bytes"), "{m}");
 
+    // A broker that stops answering: no confirm within confirm_timeout is transient.
+    let mut slow = spec(node.url(), "slow");
+    slow.confirm_timeout = Duration::from_millis(500);
+    let mut sink = RabbitmqSink::open(&slow, &egress).await.unwrap();
+    sink.claim(&s, 1).await.unwrap();
+    node.pause();
+    let timed_out = sink.commit(&s, 1, Some(&page(1, 1)), &at(1, 1, 1)).await;
+    node.resume();
+    match timed_out {
+        Err(SinkError::Transient(m)) => assert!(m.contains("confirm_timeout"), "{m}"),
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+
     let open_error = |r: Result<RabbitmqSink, SinkError>| match r {
         Err(SinkError::User(m)) => m,
         other => panic!("expected a user error, got {other:?}"),
