@@ -17,16 +17,7 @@ fn pipeline(name: &str, node: &TempRabbitmq, shards: u32) -> String {
         r#"rabbitmq: {{ url: "{}", exchange: amq.direct, routing_key: {name}, queue: {name} }}"#,
         node.url_with_secret("RABBITMQ_PASSWORD")
     );
-    pipeline_doc::Sharded {
-        name,
-        ids: 1..=RECORDS,
-        shards,
-        paging: &pipeline_doc::limit_offset(50),
-        sink: &sink,
-        http_extra: "",
-        spec_extra: "",
-    }
-    .yaml()
+    pipeline_doc::sharded(name, RECORDS, shards, &sink)
 }
 
 /// Every id 1..=RECORDS has a message; every copy of a record carries one message_id and
