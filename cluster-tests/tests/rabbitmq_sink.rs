@@ -1,13 +1,15 @@
 //! The RabbitMQ sink end to end, on a throwaway RabbitMQ node: a sharded run publishes a
 //! message for every record (at least once: a duplicate must carry the same message_id as
 //! the first copy), also when a frozen zombie worker wakes up and publishes after its shard
-//! moved on; the sink refuses the zombie's commit, so its checkpoint never counts.
+//! moved on; the sink refuses the zombie's commit, so its checkpoint never counts. A worker
+//! that aborts between a page's confirms and its checkpoint entry makes the next lease
+//! publish that page again: duplicates, each under the first copy's message_id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use apitap_chaos::testbed::rabbitmq::read_messages;
-use apitap_chaos::testbed::{pipeline_doc, TempRabbitmq, TestCluster};
+use apitap_chaos::testbed::{pipeline_doc, wait, TempRabbitmq, TestCluster};
 use apitap_cluster_tests::fixture;
 
 const RECORDS: u64 = 1_200;
@@ -97,5 +99,45 @@ async fn a_frozen_zombie_is_fenced_out_and_its_copies_share_their_ids() -> anyho
     fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
     fixture::wait_commit_rejected(&cluster, &zombie)?;
     assert_at_least_once(&node, "zombie").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_confirms_and_checkpoint_repeats_the_page_under_the_same_ids(
+) -> anyhow::Result<()> {
+    let node = TempRabbitmq::start().await?;
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .workers(2)
+        .records(RECORDS)
+        .lease_ttl(Duration::from_secs(2))
+        .secret("RABBITMQ_PASSWORD", &node.password)
+        .start()
+        .await?;
+    assert!(
+        cluster.workers[0].failpoints,
+        "apitap-worker was built without fail points: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
+    );
+    fixture::slow_source(&cluster, 100);
+    // Armed before the run, so that worker-1's first page with rows hits the fail point.
+    cluster.worker_proc(0).expect("running").kill();
+    cluster.start_worker_with_env(
+        0,
+        &[("FAILPOINTS", "sink::rabbitmq::after_confirms=return")],
+    )?;
+    let run = cluster.submit("crash", &pipeline("crash", &node, 4))?;
+    let status = wait::until(
+        "worker-1 to abort after its confirms",
+        Duration::from_secs(60),
+        || cluster.workers[0].proc.as_mut().and_then(|p| p.try_wait()),
+    )?;
+    assert!(!status.success(), "worker-1 exited cleanly: {status}");
+    cluster.start_worker(0)?;
+    fixture::wait_succeeded(&cluster, run, Duration::from_secs(180))?;
+    let duplicates = assert_at_least_once(&node, "crash").await?;
+    assert!(
+        duplicates >= 1,
+        "the page confirmed before the crash is published again by the next lease"
+    );
     Ok(())
 }

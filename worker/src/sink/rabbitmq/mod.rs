@@ -272,6 +272,12 @@ impl RabbitmqSink {
             let headers = publish::headers(shard, fence, page);
             self.publish_page(&self.spec.routing_key, shard, page, rows, headers, "")
                 .await?;
+            // The rows are confirmed, the checkpoint entry not yet written: a crash here
+            // makes the next lease publish the page again (docs/chaos.md "Fail points").
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("sink::rabbitmq::after_confirms", |_| {
+                std::process::abort()
+            });
         }
         let counted = self
             .append(entry(shard, Kind::Commit, fence, Some(checkpoint.clone())))
