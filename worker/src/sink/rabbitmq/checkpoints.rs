@@ -11,7 +11,7 @@
 //! counted by reading the log up to that entry ([`Tail::until`]): the broker orders the
 //! appends, and the fold is the same for every reader.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use apitap_common::checkpoint::Checkpoint;
@@ -98,7 +98,9 @@ pub struct Tail {
     consumer: Consumer,
     pipeline: String,
     states: HashMap<(u64, u32), ShardState>,
-    /// Nonces of this sink's own entries seen, with whether they counted.
+    /// Nonces of this sink's own entries not read back yet.
+    awaited: HashSet<String>,
+    /// Nonces of this sink's own entries read back, with whether they counted.
     seen: HashMap<String, bool>,
 }
 
@@ -166,6 +168,7 @@ impl Tail {
                         consumer,
                         pipeline: pipeline.to_string(),
                         states: HashMap::new(),
+                        awaited: HashSet::new(),
                         seen: HashMap::new(),
                     })
                 }
@@ -216,7 +219,13 @@ impl Tail {
         Ok(())
     }
 
-    /// Reads until the entry with `nonce` (appended and confirmed by this sink) has been
+    /// Marks `nonce` as an entry this sink is about to append (before it is published, so
+    /// that a read in between cannot miss it).
+    pub fn expect(&mut self, nonce: &str) {
+        self.awaited.insert(nonce.to_string());
+    }
+
+    /// Reads until the entry with `nonce` (announced with [`Tail::expect`]) has been
     /// folded in, at most `timeout`; whether it counted.
     pub async fn until(&mut self, nonce: &str, timeout: Duration) -> Result<bool, SinkError> {
         let reading = async {
@@ -261,7 +270,9 @@ impl Tail {
                 .entry((entry.run_id, entry.shard))
                 .or_default()
                 .apply(&entry);
-            self.seen.insert(entry.nonce, counted);
+            if self.awaited.remove(&entry.nonce) {
+                self.seen.insert(entry.nonce, counted);
+            }
         }
         Ok(())
     }

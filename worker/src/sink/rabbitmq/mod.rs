@@ -228,6 +228,7 @@ impl RabbitmqSink {
         let timeout = self.spec.confirm_timeout;
         let publisher = self.publisher.clone();
         let (stream, tail) = self.tail(&entry.pipeline).await?;
+        tail.expect(&entry.nonce);
         let message = Message {
             routing_key: stream.to_string(),
             message_id: entry.nonce.clone(),
