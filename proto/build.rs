@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute(".apitap.v1.RunInfo", TO_SCHEMA)
         .type_attribute(".apitap.v1.ShardInfo", TO_SCHEMA)
         .type_attribute(".apitap.v1.RateLimitInfo", TO_SCHEMA)
+        .type_attribute(".apitap.v1.DeadLetter", TO_SCHEMA)
+        .type_attribute(".apitap.v1.BreakerInfo", TO_SCHEMA)
+        .type_attribute(".apitap.v1.ElectionInfo", TO_SCHEMA)
         .compile_protos(
             &[
                 "proto/control.proto",

@@ -54,6 +54,70 @@ impl Api {
     }
 }
 
+/// A Server-Sent Events answer, read event by event.
+pub struct Events {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Api {
+    /// `GET path` as an event stream (no overall timeout: the stream may stay open). Err
+    /// carries the status and body of a refusal.
+    pub async fn events(&self, path: &str) -> anyhow::Result<Result<Events, (StatusCode, Value)>> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        let mut req = http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        if status != StatusCode::OK {
+            let text = resp.text().await?;
+            let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            return Ok(Err((status, body)));
+        }
+        Ok(Ok(Events {
+            resp,
+            buf: String::new(),
+        }))
+    }
+}
+
+impl Events {
+    /// The next event as (name, JSON data), waiting at most `timeout`; `None` once the
+    /// stream has ended. Comment lines (keep-alives) are skipped.
+    pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<Option<(String, Value)>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if name.is_empty() {
+                    continue;
+                }
+                return Ok(Some((name, serde_json::from_str(&data)?)));
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .map_err(|_| anyhow::anyhow!("no event within {timeout:?}"))??;
+            match chunk {
+                Some(bytes) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
 /// p50 and p99 of `n` sequential GETs of `path`, in milliseconds.
 pub async fn latency(api: &Api, path: &str, n: usize) -> anyhow::Result<(f64, f64)> {
     let mut ms = Vec::with_capacity(n);

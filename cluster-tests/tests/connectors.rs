@@ -1,11 +1,13 @@
 //! Connector features of the HTTP source against a real cluster and the mock API: OAuth2
 //! client credentials with tokens that expire during the run, and the per-host circuit
-//! breaker against a dead upstream.
+//! breaker against a dead upstream (bounded requests; the waiting shards shown by
+//! `describe run` and the JSON API).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apitap_chaos::testbed::TestCluster;
+use apitap_chaos::testbed::{wait, TestCluster};
+use apitap_cluster_tests::api::Api;
 use apitap_cluster_tests::expect::total_records;
 
 fn oauth_pipeline(name: &str, db: &std::path::Path) -> String {
@@ -132,6 +134,36 @@ async fn dead_upstream() -> anyhow::Result<(String, Arc<Mutex<Vec<Instant>>>)> {
     Ok((url, seen))
 }
 
+/// A pipeline `name` of one shard per value of `shards` against the dead upstream at `url`,
+/// with the spec's `retry` and `circuit_breaker` (YAML flow mappings), tried once.
+fn dead_pipeline(
+    cluster: &TestCluster,
+    name: &str,
+    url: &str,
+    retry: &str,
+    breaker: &str,
+    shards: &str,
+) -> String {
+    let db = cluster.out_path(format!("{name}.db"));
+    format!(
+        r#"apiVersion: apitap/v1
+kind: Pipeline
+metadata: {{ name: {name} }}
+spec:
+  source:
+    http:
+      url: "{url}/items?shard={{{{ shard.value }}}}"
+      retry: {retry}
+      circuit_breaker: {breaker}
+  shards: {{ param: part, values: {shards} }}
+  policy: {{ max_attempts: 1 }}
+  sink:
+    sqlite: {{ path: "{}", table: {name} }}
+"#,
+        db.display()
+    )
+}
+
 /// Four shards on one worker against a dead API: the breaker opens after 3 failures, the
 /// shards wait instead of retrying (10 attempts each would be 40 requests), one probe goes
 /// through per cool-down, and the run fails saying that the breaker is open.
@@ -139,23 +171,13 @@ async fn dead_upstream() -> anyhow::Result<(String, Arc<Mutex<Vec<Instant>>>)> {
 async fn the_circuit_breaker_bounds_the_requests_to_a_dead_upstream() -> anyhow::Result<()> {
     let (url, seen) = dead_upstream().await?;
     let cluster = TestCluster::builder().slots(4).start().await?;
-    let db = cluster.out_path("dead.db");
-    let yaml = format!(
-        r#"apiVersion: apitap/v1
-kind: Pipeline
-metadata: {{ name: dead }}
-spec:
-  source:
-    http:
-      url: "{url}/items?shard={{{{ shard.value }}}}"
-      retry: {{ max_attempts: 10, initial_backoff: 10ms, max_backoff: 50ms }}
-      circuit_breaker: {{ failures: 3, open_for: 1s, max_wait: 3s }}
-  shards: {{ param: part, values: [a, b, c, d] }}
-  policy: {{ max_attempts: 1 }}
-  sink:
-    sqlite: {{ path: "{}", table: dead }}
-"#,
-        db.display()
+    let yaml = dead_pipeline(
+        &cluster,
+        "dead",
+        &url,
+        "{ max_attempts: 10, initial_backoff: 10ms, max_backoff: 50ms }",
+        "{ failures: 3, open_for: 1s, max_wait: 3s }",
+        "[a, b, c, d]",
     );
     let run = cluster.submit("dead", &yaml)?;
     let info = cluster.wait_for_run(run, Duration::from_secs(120))?;
@@ -198,6 +220,67 @@ spec:
     println!(
         "breaker: {} requests to the dead upstream over {span:?} (40 without it)",
         times.len()
+    );
+    Ok(())
+}
+
+/// Shards held back by the open breaker of a dead upstream: `describe run` (JSON and
+/// table) and `/api/runs/{id}` name the host, the state and until when, from the holder's
+/// heartbeat; once the run is cancelled, nothing waits any more.
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_run_shows_the_shards_an_open_breaker_holds_back() -> anyhow::Result<()> {
+    let (url, _seen) = dead_upstream().await?;
+    let cluster = TestCluster::builder().slots(2).start().await?;
+    let yaml = dead_pipeline(
+        &cluster,
+        "held",
+        &url,
+        "{ max_attempts: 5, initial_backoff: 10ms, max_backoff: 20ms }",
+        "{ failures: 1, open_for: 1m, max_wait: 2m }",
+        "[a, b]",
+    );
+    let run = cluster.submit("held", &yaml)?;
+    let host = url.trim_start_matches("http://").to_string();
+    let waiting = wait::until(
+        "describe run to show a shard waiting on the breaker",
+        Duration::from_secs(60),
+        || {
+            let info = cluster.run_info(run).ok()?;
+            let shard = info["shards"]
+                .as_array()?
+                .iter()
+                .find(|s| s["breaker"].is_object())?
+                .clone();
+            Some(shard)
+        },
+    )?;
+    let b = &waiting["breaker"];
+    assert_eq!(b["host"], host.as_str(), "{waiting:#}");
+    assert_eq!(b["state"], "open", "{waiting:#}");
+    let now = apitap_common::time::now_ms();
+    let until = b["until_ms"].as_u64().unwrap_or(0);
+    assert!(
+        until > now && until <= now + 61_000,
+        "open for the spec's minute: {waiting:#}"
+    );
+    let text = cluster.ctl_ok(&["describe", "run", &run.to_string()])?;
+    assert!(
+        text.contains(&format!("waits: the circuit breaker of {host} is open")),
+        "{text}"
+    );
+    let admin = cluster.coordinators[0].admin.clone().expect("admin");
+    let api = Api::new(&admin, None)
+        .get(&format!("/api/runs/{run}"))
+        .await?;
+    let index = waiting["index"].as_u64().unwrap_or(0) as usize;
+    assert_eq!(api["run"]["shards"][index]["breaker"], *b, "{api:#}");
+    cluster.ctl_ok(&["run", "cancel", &run.to_string()])?;
+    let info = cluster.wait_for_run(run, Duration::from_secs(30))?;
+    assert!(
+        info["shards"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|s| s["breaker"].is_null())),
+        "{info:#}"
     );
     Ok(())
 }

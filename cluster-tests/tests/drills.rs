@@ -1,7 +1,8 @@
 //! `apitap-chaos drill` end to end: a short mixed drill passes on a cluster secured as in
-//! production (mutual TLS, tokens, sealed secrets: the default), and the zombie drill with
+//! production (mutual TLS, tokens, sealed secrets: the default), the zombie drill with
 //! fencing switched off (test-only) is caught by the checker and exits non-zero (run with
-//! `--insecure`, so that the plaintext mode stays covered too).
+//! `--insecure`, so that the plaintext mode stays covered too), and a drill of killed and
+//! frozen (zombie) workers holds exactly once in every other sink (`--sink`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,6 +145,57 @@ faults:
     );
     std::fs::remove_dir_all(dir)?;
     Ok(())
+}
+
+/// Killed workers and a frozen one that wakes up as a zombie, into `sink`: every record once,
+/// and the zombie's commits refused by the sink's own fence.
+fn zombie_and_kill_drill(sink: &str) -> anyhow::Result<()> {
+    let _one = one_at_a_time();
+    let name = format!("zombie-kill-{sink}");
+    let dir = scratch(&name)?;
+    let (code, report) = drill(
+        &dir,
+        &name,
+        r#"
+deadline: 3m
+workload: { records: 9000, pipelines: 1, shards: 3, page_size: 50, source_latency: 100ms,
+            coordinators: 1, workers: 3, slots: 2 }
+faults:
+  - { at: 2s, kind: pause-worker, duration: 5s }
+  - { at: 4s, kind: kill-worker, restart_after: 2s }
+"#,
+        &["--insecure", "--sink", sink],
+    )?;
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["sink"], sink, "{report:#}");
+    assert_eq!(report["violations"], serde_json::json!([]), "{report:#}");
+    assert_eq!(count(&report, "records_checked"), 9_000);
+    assert_eq!(report["tables"][0]["rows"], 9_000, "{report:#}");
+    assert_eq!(count(&report, "lost"), 0);
+    assert_eq!(count(&report, "duplicated"), 0);
+    assert_eq!(count(&report, "corrupt"), 0);
+    assert!(
+        count(&report, "zombie_commits_rejected") >= 1,
+        "the frozen worker woke up and tried to commit: {report:#}"
+    );
+    assert_eq!(count(&report, "zombie_commits_accepted"), 0);
+    std::fs::remove_dir_all(dir)?;
+    Ok(())
+}
+
+#[test]
+fn killed_and_zombie_workers_keep_the_files_sink_exact() -> anyhow::Result<()> {
+    zombie_and_kill_drill("files")
+}
+
+#[test]
+fn killed_and_zombie_workers_keep_the_mysql_sink_exact() -> anyhow::Result<()> {
+    zombie_and_kill_drill("mysql")
+}
+
+#[test]
+fn killed_and_zombie_workers_keep_the_sqlite_sink_exact() -> anyhow::Result<()> {
+    zombie_and_kill_drill("sqlite")
 }
 
 #[test]

@@ -59,7 +59,7 @@ async fn assert_at_least_once(node: &TempRabbitmq, queue: &str) -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sharded_run_publishes_every_record() -> anyhow::Result<()> {
-    let node = TempRabbitmq::start().await?;
+    let node = TempRabbitmq::start()?;
     let cluster = TestCluster::builder()
         .coordinators(1)
         .workers(2)
@@ -79,7 +79,7 @@ async fn a_sharded_run_publishes_every_record() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_zombie_is_fenced_out_and_its_copies_share_their_ids() -> anyhow::Result<()> {
-    let node = TempRabbitmq::start().await?;
+    let node = TempRabbitmq::start()?;
     let mut cluster = TestCluster::builder()
         .coordinators(1)
         .workers(2)
@@ -105,7 +105,7 @@ async fn a_frozen_zombie_is_fenced_out_and_its_copies_share_their_ids() -> anyho
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_between_confirms_and_checkpoint_repeats_the_page_under_the_same_ids(
 ) -> anyhow::Result<()> {
-    let node = TempRabbitmq::start().await?;
+    let node = TempRabbitmq::start()?;
     let mut cluster = TestCluster::builder()
         .coordinators(1)
         .workers(2)

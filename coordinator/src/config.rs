@@ -124,6 +124,18 @@ pub struct Config {
     /// with a bearer token (CORS); none by default.
     #[arg(long, env = "APITAP_HTTP_CORS_ORIGIN")]
     pub http_cors_origin: Option<String>,
+    /// Leader elections a node remembers for the console's cluster page and `/api/cluster`
+    /// (memory only).
+    #[arg(long, env = "APITAP_HISTORY_ELECTIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub history_elections: u32,
+    /// Rate-limit keys whose granted and used rate the leader samples for the last ten
+    /// minutes (the first ones by name; memory only).
+    #[arg(long, env = "APITAP_HISTORY_RATE_KEYS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub history_rate_keys: u32,
+    /// Server-Sent Event streams (live run pages) one node serves at once; more are
+    /// refused with 503 and the page falls back to polling.
+    #[arg(long, env = "APITAP_HTTP_MAX_STREAMS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub http_max_streams: u32,
     /// Log format: pretty or json.
     #[arg(long, env = "APITAP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: apitap_common::telemetry::LogFormat,
@@ -243,6 +255,18 @@ mod tests {
     fn http_limits_have_defaults_and_bounds() {
         let c = Config::try_parse_from(["apitap-coordinator"]).unwrap();
         assert_eq!((c.http_max_list, c.http_max_body), (1_000, 8_192));
+        assert_eq!(
+            (c.history_elections, c.history_rate_keys, c.http_max_streams),
+            (20, 100, 64)
+        );
+        for knob in [
+            "--history-elections",
+            "--history-rate-keys",
+            "--http-max-streams",
+        ] {
+            assert!(validate(&[knob, "0"]).is_err(), "{knob} 0");
+            assert!(validate(&[knob, "10001"]).is_err(), "{knob} 10001");
+        }
         assert!(validate(&["--http-max-list", "0"]).is_err());
         assert!(validate(&["--http-max-body", "100"]).is_err());
         assert_eq!(

@@ -13,6 +13,7 @@
 //! - [`spans`]: the coordinator's tracing spans and the trace context kept in runs and shards.
 //! - [`auth`]: the trust boundary: callers, tokens and the authorization table, in one
 //!   tower layer in front of every service.
+//! - [`history`]: elections observed and rate-limit use sampled, for the console.
 //! - [`limits`]: the coordinator's own bounds (Raft messages, snapshots, server timeouts).
 //! - [`secrets`]: secret values sealed at rest under the envelope key.
 //! - [`liveness`]: the leader's soft state: worker heartbeats and lease deadlines.
@@ -31,6 +32,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod limits;
 pub mod liveness;

@@ -35,6 +35,8 @@ pub struct Node {
     pub election: Arc<crate::raft::election::Election>,
     /// The connections to the other coordinators (shared with openraft).
     pub network: crate::raft::network::Network,
+    /// Elections observed and rate-limit use sampled, for the console (memory only).
+    pub history: crate::history::History,
 }
 
 impl Node {

@@ -268,6 +268,10 @@ async fn start_node(
         secrets,
         election: Arc::new(Election::new(config.election_timeout)),
         network,
+        history: crate::history::History::new(
+            config.history_elections as usize,
+            config.history_rate_keys as usize,
+        ),
     }))
 }
 

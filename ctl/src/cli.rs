@@ -236,6 +236,8 @@ pub enum GetWhat {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Registered workers: liveness, draining, leases and slots, last heartbeat.
+    Workers,
 }
 
 #[derive(Debug, Subcommand)]

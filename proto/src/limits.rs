@@ -23,6 +23,19 @@ pub const MAX_ERROR_BYTES: usize = 4 << 10;
 /// longer values are clamped, on the worker and again on the coordinator.
 pub const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
 
+/// Most dead-lettered records a shard keeps as a sample in Raft (the newest ones), and a
+/// completion report may carry. A constant, not a knob: every node must apply a report to
+/// the same state. The sink's dead-letter table keeps every record.
+pub const MAX_DEAD_LETTER_SAMPLE: usize = 3;
+
+/// Longest raw record of a dead-letter sample (JSON, cut at a character boundary); its
+/// error is cut at [`MAX_ERROR_BYTES`].
+pub const MAX_DEAD_LETTER_RECORD_BYTES: usize = 512;
+
+/// Most breaker waits one heartbeat may carry; a worker holds at most `MAX_WORKER_SLOTS`
+/// leases, so a longer list is not a worker's.
+pub const MAX_BREAKER_WAITS: usize = MAX_WORKER_SLOTS as usize;
+
 /// Cuts `s` to at most `max` bytes at a character boundary, marking the cut.
 pub fn truncate_utf8(s: &str, max: usize) -> String {
     if s.len() <= max {

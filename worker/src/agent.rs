@@ -37,6 +37,8 @@ struct Running {
     addr: Addr<ShardRunner>,
     /// The lease's secret values, redacted from its error and log lines.
     secrets: Vec<String>,
+    /// What the shard waits on, sent with every heartbeat.
+    waiting: Arc<crate::fetch::breaker_wait::WaitSlot>,
 }
 
 pub struct Agent {
@@ -56,9 +58,16 @@ pub struct Agent {
     transform_limits: crate::transform::TransformLimits,
     /// The folder local sinks must stay inside.
     local_root: Arc<crate::sink::LocalRoot>,
+    /// Sink connection pools, shared by every lease loading into one database.
+    pools: Arc<crate::sink::SinkPools>,
+    /// The records every lease's open batch together may hold.
+    batch_memory: Arc<crate::batch_memory::BatchMemory>,
     heartbeat: Duration,
     registered: bool,
     draining: bool,
+    /// A heartbeat that said "draining" was answered (or failed): the drain ends only
+    /// after that, so that the coordinator shows the worker draining before it leaves.
+    drain_told: bool,
     heartbeat_in_flight: bool,
     runners: HashMap<LeaseKey, Running>,
     /// Reports not yet acknowledged, by lease; their leases stay "held" until then.
@@ -95,9 +104,12 @@ impl Agent {
             tokens: Default::default(),
             transform_limits: Default::default(),
             local_root: Default::default(),
+            pools: Default::default(),
+            batch_memory: Default::default(),
             heartbeat: Duration::from_millis(500),
             registered: false,
             draining: false,
+            drain_told: false,
             heartbeat_in_flight: false,
             runners: HashMap::new(),
             reports: HashMap::new(),
@@ -130,6 +142,18 @@ impl Agent {
     /// Keeps every lease's SQLite file and local files folder inside `root`.
     pub fn with_local_root(mut self, root: crate::sink::LocalRoot) -> Self {
         self.local_root = Arc::new(root);
+        self
+    }
+
+    /// Shares sink connections through `pools` (`--sink-connections`).
+    pub fn with_sink_pools(mut self, pools: crate::sink::SinkPools) -> Self {
+        self.pools = Arc::new(pools);
+        self
+    }
+
+    /// Bounds the records all leases' open batches hold together (`--max-batched-records`).
+    pub fn with_batch_memory(mut self, records: u64) -> Self {
+        self.batch_memory = Arc::new(crate::batch_memory::BatchMemory::new(records));
         self
     }
 
@@ -222,6 +246,28 @@ impl Agent {
             .collect()
     }
 
+    /// The leases whose shard waits on an open circuit breaker now.
+    fn breaker_waits(&self) -> Vec<BreakerWait> {
+        self.runners
+            .iter()
+            .filter_map(|(&(run_id, shard), r)| {
+                let w = r.waiting.get()?;
+                Some(BreakerWait {
+                    lease: Some(LeaseRef {
+                        run_id,
+                        shard,
+                        fence: r.fence,
+                    }),
+                    breaker: Some(BreakerInfo {
+                        host: w.host,
+                        state: w.state.into(),
+                        until_ms: w.until_ms,
+                    }),
+                })
+            })
+            .collect()
+    }
+
     fn send_heartbeat(&mut self, ctx: &mut Context<Self>) {
         if self.heartbeat_in_flight {
             return;
@@ -237,12 +283,20 @@ impl Agent {
             },
             draining: self.draining,
             instance: self.instance.clone(),
+            waits: self.breaker_waits(),
         };
         let rpc = |mut c: worker_rpc::Stub, r| async move { c.heartbeat(r).await };
-        self.heartbeat_call(ctx, req, rpc, |act, ctx, r| match r {
-            Ok(resp) if !resp.registered => act.registered = false,
-            Ok(resp) => act.apply_heartbeat(resp, ctx),
-            Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
+        let said_draining = self.draining;
+        self.heartbeat_call(ctx, req, rpc, move |act, ctx, r| {
+            match r {
+                Ok(resp) if !resp.registered => act.registered = false,
+                Ok(resp) => act.apply_heartbeat(resp, ctx),
+                Err(e) => tracing::warn!(error = %e.message(), "heartbeat failed"),
+            }
+            if said_draining {
+                act.drain_told = true;
+                act.check_drained();
+            }
         });
     }
 
@@ -288,6 +342,7 @@ impl Agent {
             let secrets: Vec<String> = lease.secrets.values().cloned().collect();
             match self.lease_work(lease) {
                 Ok(work) => {
+                    let waiting = work.breaker_wait.clone();
                     tracing::info!(run_id = key.0, shard = key.1, fence, pipeline = %work.pipeline.name(), "lease started");
                     let addr = ShardRunner::new(
                         work,
@@ -302,6 +357,7 @@ impl Agent {
                             fence,
                             addr,
                             secrets,
+                            waiting,
                         },
                     );
                 }
@@ -342,6 +398,9 @@ impl Agent {
             tokens: self.tokens.clone(),
             transform_limits: self.transform_limits,
             local_root: self.local_root.clone(),
+            breaker_wait: Default::default(),
+            pools: self.pools.clone(),
+            batch_memory: self.batch_memory.clone(),
         })
     }
 
@@ -367,6 +426,8 @@ impl Agent {
             pages: cp.map(|c| c.pages).unwrap_or(0),
             records: cp.map(|c| c.records).unwrap_or(0),
             watermark: cp.and_then(|c| c.watermark.clone()).unwrap_or_default(),
+            dead_letters: 0,
+            dead_letter_sample: Vec::new(),
         };
         self.reports
             .insert(key, (fence, Report::Complete(req), false));
@@ -412,7 +473,8 @@ impl Agent {
     }
 
     fn check_drained(&self) {
-        if self.draining && self.runners.is_empty() && self.reports.is_empty() {
+        let told = self.drain_told || !self.registered;
+        if self.draining && told && self.runners.is_empty() && self.reports.is_empty() {
             self.drained.send_replace(true);
         }
     }
@@ -505,6 +567,7 @@ impl Handler<RunnerFinished> for Agent {
                 error,
                 class,
                 checkpoint,
+                dead_letters,
             } => {
                 let error = spec::secrets::redact(&error, &secrets);
                 tracing::error!(run_id = key.0, shard = key.1, fence = msg.fence, %error, "shard failed");
@@ -514,6 +577,20 @@ impl Handler<RunnerFinished> for Agent {
                     apitap_common::error::ErrorClass::Internal => "internal",
                 };
                 self.queue_complete(key, msg.fence, false, error, class, checkpoint.as_ref());
+                if let (Some(dead), Some((_, Report::Complete(req), _))) =
+                    (dead_letters, self.reports.get_mut(&key))
+                {
+                    req.dead_letters = dead.records;
+                    req.dead_letter_sample = dead
+                        .sample
+                        .into_iter()
+                        .map(|mut d| {
+                            d.error = spec::secrets::redact(&d.error, &secrets);
+                            d.record = spec::secrets::redact(&d.record, &secrets);
+                            d
+                        })
+                        .collect();
+                }
             }
         }
         self.send_reports(ctx);

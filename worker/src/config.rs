@@ -73,6 +73,22 @@ pub struct Config {
     /// (a pipeline's author then chooses where the worker writes).
     #[arg(long, env = "APITAP_LOCAL_SINK_ROOT")]
     pub local_sink_root: Option<std::path::PathBuf>,
+    /// Most connections this worker keeps to one sink database (a PostgreSQL or MySQL URL),
+    /// shared by every shard loading into it: a commit waits for a free one. Keep the sum
+    /// over your workers below the server's `max_connections`.
+    #[arg(long, env = "APITAP_SINK_CONNECTIONS",
+          default_value_t = crate::sink::sql::pools::DEFAULT_SINK_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(
+              crate::sink::sql::pools::MIN_SINK_CONNECTIONS as i64..=crate::sink::sql::pools::MAX_SINK_CONNECTIONS as i64))]
+    pub sink_connections: u32,
+    /// Most source records all of this worker's open batches (`spec.batch`) hold together;
+    /// past it every shard commits its batch at its next page instead of gathering more.
+    /// Bounds the worker's memory when many slots gather large batches at once.
+    #[arg(long, env = "APITAP_MAX_BATCHED_RECORDS",
+          default_value_t = crate::batch_memory::DEFAULT_MAX_BATCHED_RECORDS,
+          value_parser = clap::value_parser!(u64).range(
+              crate::batch_memory::MIN_MAX_BATCHED_RECORDS..=crate::batch_memory::MAX_MAX_BATCHED_RECORDS))]
+    pub max_batched_records: u64,
     /// Mutual TLS to the coordinators (a client certificate from the cluster's CA).
     #[command(flatten)]
     pub tls: apitap_proto::tls::TlsArgs,

@@ -34,6 +34,12 @@ pub struct LeaseWork {
     pub transform_limits: crate::transform::TransformLimits,
     /// The folder local sinks must stay inside (`--local-sink-root`).
     pub local_root: Arc<crate::sink::LocalRoot>,
+    /// What the shard waits on (an open circuit breaker), read by the agent's heartbeat.
+    pub breaker_wait: Arc<crate::fetch::breaker_wait::WaitSlot>,
+    /// The worker's sink connection pools (`--sink-connections`).
+    pub pools: Arc<crate::sink::SinkPools>,
+    /// The records all of the worker's open batches may hold (`--max-batched-records`).
+    pub batch_memory: Arc<crate::batch_memory::BatchMemory>,
 }
 
 impl LeaseWork {
@@ -43,6 +49,7 @@ impl LeaseWork {
             namespace: &self.pipeline.metadata.namespace,
             local_root: &self.local_root,
             egress: &self.egress,
+            pools: &self.pools,
         }
     }
 }

@@ -23,6 +23,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod batch_memory;
 pub mod config;
 pub mod fetch;
 pub mod lease;

@@ -53,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         .with_egress(Arc::new(config.egress()))?
         .with_transform_limits(config.transform_limits())
         .with_local_root(local_root)
+        .with_sink_pools(apitap_worker::sink::SinkPools::new(config.sink_connections))
+        .with_batch_memory(config.max_batched_records)
         .with_tls(tls)
         .start();
         println!("{}", serde_json::json!({"event": "started", "worker_id": id, "admin": admin.addr.to_string(), "failpoints": cfg!(feature = "failpoints")}));

@@ -44,7 +44,39 @@ pub enum Outcome {
         error: String,
         class: ErrorClass,
         checkpoint: Option<Checkpoint>,
+        /// The page written to the sink's dead-letter table before the failure, if any.
+        dead_letters: Option<DeadLettered>,
     },
+}
+
+/// A page kept in the sink's dead-letter table, as the completion report tells the
+/// coordinator: how many records, and the first few of them, cut to the wire's bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLettered {
+    pub records: u64,
+    pub sample: Vec<apitap_proto::v1::DeadLetter>,
+}
+
+impl DeadLettered {
+    /// The page `page` of `records` dead-lettered with `error`.
+    pub fn new(page: u64, records: &[serde_json::Value], error: &str) -> Self {
+        use apitap_proto::limits::{
+            truncate_utf8, MAX_DEAD_LETTER_RECORD_BYTES, MAX_DEAD_LETTER_SAMPLE, MAX_ERROR_BYTES,
+        };
+        let error = truncate_utf8(error, MAX_ERROR_BYTES);
+        Self {
+            records: records.len() as u64,
+            sample: records
+                .iter()
+                .take(MAX_DEAD_LETTER_SAMPLE)
+                .map(|r| apitap_proto::v1::DeadLetter {
+                    page,
+                    error: error.clone(),
+                    record: truncate_utf8(&r.to_string(), MAX_DEAD_LETTER_RECORD_BYTES),
+                })
+                .collect(),
+        }
+    }
 }
 
 fn fail(class: ErrorClass, error: impl ToString, checkpoint: Option<&Checkpoint>) -> Outcome {
@@ -52,6 +84,7 @@ fn fail(class: ErrorClass, error: impl ToString, checkpoint: Option<&Checkpoint>
         error: error.to_string(),
         class,
         checkpoint: checkpoint.cloned(),
+        dead_letters: None,
     }
 }
 
@@ -105,7 +138,7 @@ pub async fn run(
         limits,
         progress,
         committed: cp,
-        pending: batch::Pending::default(),
+        pending: batch::Pending::new(work.batch_memory.clone()),
         last_report: None,
     }
     .run(pages, stop);
@@ -169,6 +202,7 @@ impl<'a> Lease<'a> {
                 ),
             )
             .with_breakers(work.metrics.breakers.clone())
+            .with_wait_slot(work.breaker_wait.clone())
             .with_stop(stop);
         let (fetcher, demand) = with_budget(fetcher, work);
         let (fetcher, fetches) = FetchObserver::attach(&work.metrics, fetcher, &cp.position);
@@ -205,12 +239,20 @@ async fn dead_letter(
     error: String,
 ) -> Outcome {
     if class == ErrorClass::User && !records.is_empty() {
+        let page = cp.pages + 1;
         match sink
-            .dead_letter(shard, work.fence, cp.pages + 1, records, &error)
+            .dead_letter(shard, work.fence, page, records, &error)
             .await
         {
             Ok(()) => {
-                tracing::warn!(run_id = work.run_id, shard = work.shard, records = records.len(), %error, "page dead-lettered")
+                tracing::warn!(run_id = work.run_id, shard = work.shard, records = records.len(), %error, "page dead-lettered");
+                let dead = DeadLettered::new(page, records, &error);
+                return Outcome::Failed {
+                    error,
+                    class,
+                    checkpoint: Some(cp.clone()),
+                    dead_letters: Some(dead),
+                };
             }
             Err(e) => return sink_outcome(e, Some(cp)),
         }
@@ -257,5 +299,25 @@ struct DemandGuard {
 impl Drop for DemandGuard {
     fn drop(&mut self) {
         self.budget.demand(&self.key, 0.0, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeadLettered;
+    use apitap_proto::limits::{MAX_DEAD_LETTER_RECORD_BYTES, MAX_DEAD_LETTER_SAMPLE};
+
+    #[test]
+    fn a_dead_lettered_page_reports_its_count_and_a_bounded_sample() {
+        let records: Vec<serde_json::Value> = (0..50)
+            .map(|i| serde_json::json!({"id": i, "pad": "x".repeat(2_000)}))
+            .collect();
+        let d = DeadLettered::new(7, &records, "cannot cast");
+        assert_eq!(d.records, 50);
+        assert_eq!(d.sample.len(), MAX_DEAD_LETTER_SAMPLE);
+        for s in &d.sample {
+            assert_eq!((s.page, s.error.as_str()), (7, "cannot cast"));
+            assert!(s.record.len() <= MAX_DEAD_LETTER_RECORD_BYTES);
+        }
     }
 }

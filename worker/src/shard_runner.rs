@@ -101,6 +101,7 @@ impl Actor for ShardRunner {
                 error: format!("shard task ended abnormally: {e}"),
                 class: ErrorClass::Internal,
                 checkpoint: None,
+                dead_letters: None,
             });
             act.task = None;
             act.finished.do_send(RunnerFinished {

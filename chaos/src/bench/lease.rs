@@ -529,6 +529,7 @@ async fn sim_worker(
                 free_slots: slots.saturating_sub(held.len() as u32),
                 draining: false,
                 instance: String::new(),
+                waits: Vec::new(),
             })
             .await;
         let resp = match resp {

@@ -1,29 +1,13 @@
 //! `apitap-chaos bench load`: end-to-end throughput of the workers loading the mock dataset
 //! into a throwaway sink (submit → run succeeded), printed as records per second. With the
 //! PostgreSQL sink it also times PostgreSQL's own `COPY` of the same rows from a CSV file,
-//! the physical limit of that sink, and gives the ratio. With the RabbitMQ sink the rows are
-//! the messages in the queue the sink declares (at least once: a run without faults
-//! publishes each record once, which the count checks).
+//! the physical limit of that sink, and gives the ratio.
 
 use std::time::{Duration, Instant};
 
-use sqlx::Row;
-
 use crate::mock_api::{Fault, FaultSpec};
-use crate::testbed::rabbitmq::queue_len;
-use crate::testbed::{TempMariadb, TempPostgres, TempRabbitmq, TestCluster};
-
-/// The sink a load bench writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SinkKind {
-    Postgres,
-    Sqlite,
-    Mysql,
-    /// Parquet parts in a local folder (the files sink).
-    Files,
-    /// One message per row on a throwaway RabbitMQ node.
-    Rabbitmq,
-}
+use crate::testbed::{SinkBed, SinkKind, TempPostgres, TestCluster};
+use apitap_common::spec::FileFormat;
 
 pub struct LoadBench {
     pub records: u64,
@@ -37,93 +21,7 @@ pub struct LoadBench {
     pub latency: Duration,
 }
 
-/// The sink's server (if any) and how to reach it.
-enum Sink {
-    Postgres(TempPostgres),
-    Mysql(TempMariadb),
-    Sqlite(std::path::PathBuf),
-    Files(std::path::PathBuf),
-    /// Started before the cluster: its password is a secret of the submit.
-    Rabbitmq(TempRabbitmq),
-}
-
-impl Sink {
-    fn start(kind: SinkKind, cluster: &TestCluster) -> anyhow::Result<Self> {
-        Ok(match kind {
-            SinkKind::Postgres => Sink::Postgres(TempPostgres::start()?),
-            SinkKind::Mysql => Sink::Mysql(TempMariadb::start()?),
-            SinkKind::Sqlite => Sink::Sqlite(cluster.out_path("bench.db")),
-            SinkKind::Files => Sink::Files(cluster.out_path("bench-files")),
-            SinkKind::Rabbitmq => anyhow::bail!("the RabbitMQ node starts before the cluster"),
-        })
-    }
-
-    /// The `sink:` of the pipeline.
-    fn yaml(&self) -> String {
-        match self {
-            Sink::Postgres(pg) => {
-                format!("postgres: {{ url: \"{}\", table: bench_users }}", pg.url())
-            }
-            Sink::Mysql(db) => format!("mysql: {{ url: \"{}\", table: bench_users }}", db.url()),
-            Sink::Sqlite(path) => {
-                format!(
-                    "sqlite: {{ path: \"{}\", table: bench_users }}",
-                    path.display()
-                )
-            }
-            Sink::Files(dir) => format!(
-                "files: {{ url: \"{}\", table: bench_users, format: parquet }}",
-                dir.display()
-            ),
-            Sink::Rabbitmq(node) => format!(
-                "rabbitmq: {{ url: \"{}\", exchange: amq.direct, routing_key: bench_users, queue: bench_users }}",
-                node.url_with_secret("RABBITMQ_PASSWORD")
-            ),
-        }
-    }
-
-    async fn rows(&self) -> anyhow::Result<i64> {
-        const COUNT: &str = "SELECT COUNT(*) FROM bench_users";
-        Ok(match self {
-            Sink::Postgres(pg) => {
-                let pool = sqlx::PgPool::connect(&pg.url()).await?;
-                sqlx::query(COUNT).fetch_one(&pool).await?.get(0)
-            }
-            Sink::Mysql(db) => {
-                let pool = sqlx::MySqlPool::connect(&db.url()).await?;
-                sqlx::query(COUNT).fetch_one(&pool).await?.get(0)
-            }
-            Sink::Sqlite(path) => {
-                let pool =
-                    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await?;
-                sqlx::query(COUNT).fetch_one(&pool).await?.get(0)
-            }
-            Sink::Files(dir) => manifest_rows(&dir.join("bench_users/_apitap"))?,
-            Sink::Rabbitmq(node) => i64::from(queue_len(&node.url(), "bench_users").await?),
-        })
-    }
-}
-
-/// The rows the files sink's manifest entries (`v-N.json`) under `dir` make visible.
-fn manifest_rows(dir: &std::path::Path) -> anyhow::Result<i64> {
-    let mut rows = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            rows += manifest_rows(&path)?;
-        } else if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("v-") && n.ends_with(".json"))
-        {
-            let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-            rows += entry["rows"].as_i64().unwrap_or(0);
-        }
-    }
-    Ok(rows)
-}
-
-fn pipeline(b: &LoadBench, sink: &Sink) -> String {
+fn pipeline(b: &LoadBench, sink: &SinkBed) -> String {
     let (shards, id_range) = if b.shards > 1 {
         (
             format!(
@@ -150,7 +48,7 @@ spec:
     {sink}
 "#,
         page = b.page_size,
-        sink = sink.yaml(),
+        sink = sink.yaml("bench_users"),
     )
 }
 
@@ -181,18 +79,23 @@ async fn copy_seconds(pg: &TempPostgres) -> anyhow::Result<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// The peak resident set of process `pid` (`VmHWM` of `/proc/PID/status`), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
-    let rabbitmq = match b.sink {
-        SinkKind::Rabbitmq => Some(TempRabbitmq::start().await?),
-        _ => None,
-    };
+    let data = tempfile::Builder::new().prefix("apitap-bench-").tempdir()?;
+    let sink = SinkBed::start(b.sink, data.path(), FileFormat::Parquet)?;
     let mut builder = TestCluster::builder()
         .coordinators(1)
         .workers(b.workers)
         .slots(b.slots)
         .records(b.records);
-    if let Some(node) = &rabbitmq {
-        builder = builder.secret("RABBITMQ_PASSWORD", &node.password);
+    if let Some(url) = sink.secret() {
+        builder = builder.secret("WAREHOUSE_URL", &url);
     }
     let cluster = builder.start().await?;
     if !b.latency.is_zero() {
@@ -203,10 +106,6 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
             count: u64::MAX,
         });
     }
-    let sink = match rabbitmq {
-        Some(node) => Sink::Rabbitmq(node),
-        None => Sink::start(b.sink, &cluster)?,
-    };
     let started = Instant::now();
     let run = cluster.submit("bench-load", &pipeline(&b, &sink))?;
     let info = cluster.wait_for_run(run, Duration::from_secs(3600))?;
@@ -215,12 +114,20 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
         info["state"] == "succeeded",
         "bench run did not succeed: {info:#}"
     );
-    let rows = sink.rows().await?;
+    let reader = sink.reader().await?;
+    let rows = reader.rows("bench_users").await?;
+    reader.close().await;
     anyhow::ensure!(
-        rows as u64 == b.records,
+        rows == b.records,
         "loaded {rows} rows, expected {}",
         b.records
     );
+    let peak_rss_mib: Vec<u64> = cluster
+        .workers
+        .iter()
+        .filter_map(|w| w.proc.as_ref().and_then(|p| peak_rss_kib(p.pid())))
+        .map(|kib| kib / 1024)
+        .collect();
     let secs = elapsed.as_secs_f64();
     let rate = b.records as f64 / secs;
     let mut out = serde_json::json!({
@@ -230,13 +137,14 @@ pub async fn load(b: LoadBench) -> anyhow::Result<serde_json::Value> {
         "workers": b.workers,
         "slots": b.slots,
         "shards": b.shards.max(1),
-        "sink": format!("{:?}", b.sink).to_lowercase(),
+        "sink": b.sink.name(),
         "latency_ms": b.latency.as_millis() as u64,
         "seconds": (secs * 1000.0).round() / 1000.0,
         "records_per_second": rate.round(),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "worker_peak_rss_mib": peak_rss_mib,
     });
-    if let Sink::Postgres(pg) = &sink {
+    if let Some(pg) = sink.postgres() {
         let copy = copy_seconds(pg).await?;
         let copy_rate = b.records as f64 / copy;
         out["copy_records_per_second"] = copy_rate.round().into();

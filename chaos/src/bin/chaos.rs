@@ -115,6 +115,11 @@ enum Cmd {
         /// and for watching the links with plain tools (tcpdump, grpcurl -plaintext).
         #[arg(long)]
         insecure: bool,
+        /// The sink the workload loads into (default: the scenario's `workload.sink`, else
+        /// postgres). The checker reads every record back from it; `kill-pg-backend`
+        /// faults need postgres.
+        #[arg(long, value_enum)]
+        sink: Option<apitap_chaos::testbed::SinkKind>,
     },
 }
 
@@ -149,8 +154,8 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         repeat: u32,
         /// Where the records go (each a throwaway server or file).
-        #[arg(long, value_enum, default_value_t = apitap_chaos::bench::load::SinkKind::Postgres)]
-        sink: apitap_chaos::bench::load::SinkKind,
+        #[arg(long, value_enum, default_value_t = apitap_chaos::testbed::SinkKind::Postgres)]
+        sink: apitap_chaos::testbed::SinkKind,
         /// Added to every upstream request (a slow API), e.g. 50ms.
         #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
         latency: std::time::Duration,
@@ -228,6 +233,12 @@ enum BenchCmd {
         /// Requests per route, one after another.
         #[arg(long, default_value_t = 200)]
         requests: usize,
+        /// Rate-limit keys in use (their charts on the rate-limit page).
+        #[arg(long, default_value_t = 20)]
+        rate_keys: u32,
+        /// Samples of each key's history to wait for before measuring (one per 5 s).
+        #[arg(long, default_value_t = 3)]
+        rate_samples: usize,
     },
 }
 
@@ -353,12 +364,16 @@ async fn main() -> anyhow::Result<()> {
                     runs,
                     workers,
                     requests,
+                    rate_keys,
+                    rate_samples,
                 },
         } => {
             let b = apitap_chaos::bench::console::ConsoleBench {
                 runs,
                 workers,
                 requests,
+                rate_keys,
+                rate_samples,
             };
             println!("{}", apitap_chaos::bench::console::console(b).await?);
             Ok(())
@@ -408,7 +423,8 @@ async fn main() -> anyhow::Result<()> {
             json,
             out,
             insecure,
-        } => match drill(&name_or_file, seed, json, out, !insecure).await {
+            sink,
+        } => match drill(&name_or_file, seed, json, out, !insecure, sink).await {
             Ok(report) => std::process::exit(if report.passed { 0 } else { 1 }),
             Err(e) => {
                 eprintln!("drill could not run: {e:#}");
@@ -451,10 +467,14 @@ async fn drill(
     json: bool,
     out: Option<PathBuf>,
     tls: bool,
+    sink: Option<apitap_chaos::testbed::SinkKind>,
 ) -> anyhow::Result<apitap_chaos::drill::Report> {
     let mut scenario = apitap_chaos::drill::load(name_or_file)?;
     if let Some(seed) = seed {
         scenario.reseed(seed);
+    }
+    if let Some(sink) = sink {
+        scenario.workload.sink = sink;
     }
     let out = out.unwrap_or_else(|| PathBuf::from("out/drill").join(&scenario.name));
     let opts = apitap_chaos::drill::DrillOptions {

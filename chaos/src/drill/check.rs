@@ -4,27 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Row;
-
 use super::workload::DrillPipeline;
 use crate::mock_api::record;
 use crate::testbed::grpc::{status_as, Caller};
-use crate::testbed::wait;
-
-/// The `application_name` of the drill's own PostgreSQL connections, so that
-/// `kill-pg-backend` never picks them.
-pub const DRILL_APP_NAME: &str = "apitap-chaos-drill";
-
-/// A small pool on the drill's PostgreSQL, named so that the drill's own faults spare it.
-pub async fn drill_pool(url: &str) -> sqlx::Result<PgPool> {
-    let options: PgConnectOptions = url.parse()?;
-    PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options.application_name(DRILL_APP_NAME))
-        .await
-}
+use crate::testbed::{wait, SinkReader};
 
 /// How one pipeline's table compares with the records it had to load.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,51 +33,35 @@ pub struct TableCheck {
     pub lost_ids: BTreeSet<u64>,
 }
 
-/// Compares `p.table` with ids `p.first_id..=p.last_id` of the mock dataset.
-pub async fn table(pool: &PgPool, p: &DrillPipeline) -> anyhow::Result<TableCheck> {
+/// Compares `p.table` in the sink with ids `p.first_id..=p.last_id` of the mock dataset.
+pub async fn table(sink: &SinkReader, p: &DrillPipeline) -> anyhow::Result<TableCheck> {
     let mut c = TableCheck {
         pipeline: p.name.clone(),
         table: p.table.clone(),
         expected: p.records(),
         ..Default::default()
     };
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(&p.table)
-        .fetch_one(pool)
-        .await?;
-    let rows = if exists {
-        sqlx::query(&format!(
-            "SELECT id::bigint, COUNT(*)::bigint, MIN(email), MAX(email), MIN(\"userName\"), MAX(\"userName\") FROM {} GROUP BY id ORDER BY id",
-            p.table
-        ))
-        .fetch_all(pool)
-        .await?
-    } else {
-        Vec::new()
-    };
     let mut seen = BTreeSet::new();
-    for r in rows {
-        let id: i64 = r.get(0);
-        let n: i64 = r.get(1);
-        let id = id as u64;
-        c.rows += n as u64;
+    for r in sink.id_rows(&p.table).await? {
+        let (id, n) = (r.id as u64, r.rows);
+        c.rows += n;
         if !(p.first_id..=p.last_id).contains(&id) {
             c.unexpected += 1;
             continue;
         }
         seen.insert(id);
         if n > 1 {
-            c.duplicated += (n - 1) as u64;
+            c.duplicated += n - 1;
             if c.first_duplicated.len() < 10 {
                 c.first_duplicated.push(id);
             }
         }
         let want = record(id);
-        let fields: [Option<String>; 4] = [r.get(2), r.get(3), r.get(4), r.get(5)];
-        let ok = fields[..2]
+        let ok = r
+            .email
             .iter()
             .all(|f| f.as_deref() == want["email"].as_str())
-            && fields[2..]
+            && r.user_name
                 .iter()
                 .all(|f| f.as_deref() == want["userName"].as_str());
         if !ok {

@@ -87,7 +87,9 @@ const CRASH_POLL: Duration = Duration::from_millis(100);
 pub struct Injector<'a> {
     pub cluster: &'a mut TestCluster,
     pub proxies: Option<&'a PeerProxies>,
-    pub pool: PgPool,
+    /// The drill's PostgreSQL sink, for `kill-pg-backend` (`None` for other sinks: the
+    /// scenario's validation refuses the fault then).
+    pub pool: Option<PgPool>,
     pub obs: Shared,
     pub t0: Instant,
     /// Latency every upstream request gets, kept at the tail of the mock's fault queue.
@@ -122,7 +124,7 @@ impl<'a> Injector<'a> {
     pub fn new(
         cluster: &'a mut TestCluster,
         proxies: Option<&'a PeerProxies>,
-        pool: PgPool,
+        pool: Option<PgPool>,
         obs: Shared,
         seed: u64,
         background: Option<FaultSpec>,
@@ -648,7 +650,11 @@ impl<'a> Injector<'a> {
                 );
             }
             FaultKind::KillPgBackend => {
-                let n = kill_pg_backends(&self.pool, e.count()).await?;
+                let pool = self
+                    .pool
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("kill-pg-backend needs the postgres sink"))?;
+                let n = kill_pg_backends(pool, e.count()).await?;
                 if n == 0 {
                     self.notes.push(format!(
                         "kill-pg-backend at {:?}: no worker backend was connected",

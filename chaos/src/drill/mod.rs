@@ -29,7 +29,8 @@ use crate::mock_api::{Fault, FaultSpec};
 use crate::proxy::PeerProxies;
 use crate::stats::summary;
 use crate::testbed::grpc::Caller;
-use crate::testbed::{free_port, out_dir, wait, TempPostgres, TestCluster};
+use crate::testbed::{free_port, out_dir, wait, SinkBed, TestCluster};
+use apitap_common::spec::FileFormat;
 
 pub use report::Report;
 pub use scenario::{FaultEntry, FaultKind, Scenario, Workload};
@@ -119,7 +120,9 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         serde_saphyr::to_string(&scenario)?,
     )?;
 
-    let pg = tokio::task::block_in_place(TempPostgres::start)?;
+    let sink = tokio::task::block_in_place(|| {
+        SinkBed::start(w.sink, &out.join("sink"), FileFormat::Jsonl)
+    })?;
     let proxies = if w.coordinators > 1 {
         let listen: Vec<(u64, String)> = (1..=w.coordinators as u64)
             .map(|id| (id, format!("127.0.0.1:{}", free_port())))
@@ -135,8 +138,10 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         .records(w.records)
         .lease_ttl(w.lease_ttl)
         .out_dir(&out)
-        .secret("WAREHOUSE_URL", &pg.url())
         .worker_env("APITAP_LOG_FORMAT", "json");
+    if let Some(url) = sink.secret() {
+        builder = builder.secret("WAREHOUSE_URL", &url);
+    }
     if opts.tls {
         builder = builder.tls();
     }
@@ -154,13 +159,14 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         builder = builder.advertise(pairs);
     }
     say(format!(
-        "drill {}: {} coordinators, {} workers, {} records in {} pipelines × {} shards, {}; logs in {}",
+        "drill {}: {} coordinators, {} workers, {} records in {} pipelines × {} shards into {}, {}; logs in {}",
         scenario.name,
         w.coordinators,
         w.workers,
         w.records,
         w.pipelines,
         w.shards,
+        w.sink.name(),
         security(opts.tls),
         out.join("logs").display()
     ));
@@ -185,7 +191,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
     let pipelines = workload::pipelines(w);
     let mut runs = Vec::new();
     for (i, p) in pipelines.iter().enumerate() {
-        let yaml = workload::pipeline_yaml(p, w.page_size, i);
+        let yaml = workload::pipeline_yaml(p, w.page_size, i, &sink.yaml(&p.table));
         let run = tokio::task::block_in_place(|| cluster.submit(&p.name, &yaml))?;
         runs.push((run, Instant::now()));
     }
@@ -200,18 +206,18 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         .map(|c| (c.id, c.addr.clone()))
         .collect();
     let caller = observer(&cluster)?;
+    let reader = sink.reader().await?;
     let samplers = sample::Samplers::start(
         nodes.clone(),
         runs.iter().map(|r| r.0).collect(),
-        pg.url(),
+        reader.clone(),
         &caller,
     )?;
-    let pool = check::drill_pool(&pg.url()).await?;
 
     let mut injector = inject::Injector::new(
         &mut cluster,
         proxies.as_ref(),
-        pool.clone(),
+        reader.postgres().cloned(),
         samplers.obs.clone(),
         scenario.seed,
         background,
@@ -289,7 +295,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
 
     let mut tables = Vec::new();
     for p in &pipelines {
-        let c = check::table(&pool, p).await?;
+        let c = check::table(&reader, p).await?;
         if c.lost > 0 {
             let keys = shard_keys.get(&p.name).cloned().unwrap_or_default();
             violations.extend(check::shard_gaps(&c, &keys));
@@ -318,7 +324,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         }
         tables.push(c);
     }
-    pool.close().await;
+    reader.close().await;
 
     let addrs: Vec<String> = nodes.iter().map(|(_, a)| a.clone()).collect();
     let raft_digest = match check::raft_converged(&addrs, &caller, Duration::from_secs(60)).await {
@@ -368,6 +374,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         drill: scenario.name.clone(),
         seed: scenario.seed,
         tls: opts.tls,
+        sink: w.sink,
         passed: violations.is_empty(),
         duration_ms: started.elapsed().as_millis() as u64,
         records_checked: tables.iter().map(|t| t.expected).sum(),
@@ -400,7 +407,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
     report.save(&out)?;
     drop(cluster);
     drop(proxies);
-    drop(pg);
+    drop(sink);
     Ok(report)
 }
 

@@ -281,6 +281,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         drill: scenario.name.clone(),
         seed: scenario.seed,
         tls: opts.tls,
+        sink: w.sink,
         passed: violations.is_empty(),
         duration_ms: started.elapsed().as_millis() as u64,
         records_checked: 0,

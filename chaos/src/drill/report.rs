@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::check::TableCheck;
 use super::inject::TimelineEntry;
 use crate::proxy::ProxyStats;
+use crate::testbed::SinkKind;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
@@ -39,6 +40,8 @@ pub struct Report {
     pub seed: u64,
     /// The cluster ran with mutual TLS, tokens and sealed secrets (`false`: `--insecure`).
     pub tls: bool,
+    /// The sink the workload loaded into, which the checker read back.
+    pub sink: SinkKind,
     pub passed: bool,
     pub duration_ms: u64,
     pub records_checked: u64,
@@ -117,6 +120,7 @@ impl Report {
             self.duration_ms as f64 / 1000.0
         );
         let _ = writeln!(s, "  cluster          {}", super::security(self.tls));
+        let _ = writeln!(s, "  sink             {}", self.sink.name());
         let _ = writeln!(
             s,
             "  records checked  {}  (lost {}, duplicated {}, unexpected {}, corrupt {})",

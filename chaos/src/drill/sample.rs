@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use apitap_proto::auth::AuthChannel;
 use apitap_proto::v1::control_service_client::ControlServiceClient;
 use apitap_proto::v1::{ClusterStatusRequest, GetRunRequest, RunInfo};
-use sqlx::Row;
 use tokio::task::JoinHandle;
 
 use crate::testbed::grpc::Caller;
+use crate::testbed::SinkReader;
 
 /// At most this many violations of one sampler are kept verbatim (the rest are counted).
 const MAX_KEPT: usize = 20;
@@ -142,7 +142,7 @@ impl Samplers {
     pub fn start(
         nodes: Vec<(u64, String)>,
         runs: Vec<u64>,
-        pg_url: String,
+        sink: SinkReader,
         caller: &Caller,
     ) -> anyhow::Result<Self> {
         let obs: Shared = Arc::default();
@@ -153,7 +153,7 @@ impl Samplers {
         let tasks = vec![
             tokio::spawn(status_loop(clients, obs.clone(), stop.clone())),
             tokio::spawn(run_loop(leader, runs, obs.clone(), stop.clone())),
-            tokio::spawn(checkpoint_loop(pg_url, obs.clone(), stop.clone())),
+            tokio::spawn(checkpoint_loop(sink, obs.clone(), stop.clone())),
         ];
         Ok(Self { obs, stop, tasks })
     }
@@ -302,40 +302,25 @@ fn record_run(o: &mut Observations, info: RunInfo, at: Instant) {
     o.runs.insert(info.run_id, info);
 }
 
-async fn checkpoint_loop(pg_url: String, obs: Shared, stop: Arc<AtomicBool>) {
-    let pool = loop {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Ok(p) = super::check::drill_pool(&pg_url).await {
-            break p;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+async fn checkpoint_loop(sink: SinkReader, obs: Shared, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
-        let rows = sqlx::query(
-            "SELECT pipeline, run_id, shard, fence, records, pages FROM apitap_checkpoints",
-        )
-        .fetch_all(&pool)
-        .await;
-        if let Ok(rows) = rows {
+        if let Ok(rows) = sink.checkpoints().await {
             let mut o = lock_obs(&obs);
             o.checkpoint_samples += 1;
             for r in rows {
-                let key: (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
                 let now = CheckpointObs {
-                    fence: r.get(3),
-                    records: r.get(4),
-                    pages: r.get(5),
+                    fence: r.fence,
+                    records: r.records,
+                    pages: r.pages,
                 };
-                if let Some(prev) = o.checkpoints.insert(key.clone(), now) {
+                if let Some(prev) = o.checkpoints.insert(r.key.clone(), now) {
                     if now.fence < prev.fence
                         || now.records < prev.records
                         || now.pages < prev.pages
                     {
                         o.violation(format!(
                             "checkpoint of {} run {} shard {} went back: fence {} → {}, records {} → {}, pages {} → {}",
-                            key.0, key.1, key.2, prev.fence, now.fence, prev.records, now.records, prev.pages, now.pages
+                            r.key.0, r.key.1, r.key.2, prev.fence, now.fence, prev.records, now.records, prev.pages, now.pages
                         ));
                     }
                 }
@@ -343,7 +328,6 @@ async fn checkpoint_loop(pg_url: String, obs: Shared, stop: Arc<AtomicBool>) {
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    pool.close().await;
 }
 
 #[cfg(test)]

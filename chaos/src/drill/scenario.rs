@@ -7,6 +7,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::testbed::SinkKind;
+
 /// One drill, as a YAML scenario file describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +66,8 @@ pub struct Workload {
     /// must be empty, the phases inject their own.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rate_limit_phases: bool,
+    /// The sink the pipelines load into; the checker reads every record back from it.
+    pub sink: SinkKind,
 }
 
 impl Default for Workload {
@@ -81,6 +85,7 @@ impl Default for Workload {
             zombie_workers: true,
             unsafe_disable_fencing: false,
             rate_limit_phases: false,
+            sink: SinkKind::Postgres,
         }
     }
 }
@@ -351,8 +356,20 @@ impl Scenario {
                 w.coordinators >= 3,
                 "workload.rate_limit_phases kills the leader: it needs at least 3 coordinators"
             );
+            anyhow::ensure!(
+                w.sink == SinkKind::Postgres,
+                "workload.rate_limit_phases measures rate budgets into postgres only; \
+                 leave workload.sink (--sink) at postgres"
+            );
         }
         for f in &self.faults {
+            anyhow::ensure!(
+                f.kind != FaultKind::KillPgBackend || w.sink == SinkKind::Postgres,
+                "kill-pg-backend at {:?} kills PostgreSQL backends, but this drill loads into \
+                 {}: remove the fault or load into postgres (workload.sink, --sink)",
+                f.at,
+                w.sink.name()
+            );
             if f.kind == FaultKind::Upstream500 {
                 anyhow::ensure!(
                     (500..=599).contains(&f.status()),
@@ -605,6 +622,21 @@ faults:
             .to_string();
         assert!(err.contains("recrods"), "{err}");
         assert!(Scenario::from_yaml("faults: [{ at: 1s, kind: kill-worker, repeat: 3 }]").is_err());
+        let err = Scenario::from_yaml(
+            "workload: { sink: files }\nfaults: [{ at: 1s, kind: kill-pg-backend }]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("kill-pg-backend") && err.contains("loads into files"),
+            "{err}"
+        );
+        let err = Scenario::from_yaml("workload: { sink: oracle }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oracle"), "{err}");
+        let files = Scenario::from_yaml("workload: { sink: files }").unwrap();
+        assert_eq!(files.workload.sink, SinkKind::Files);
         let err = Scenario::from_yaml("faults: [{ at: 1s, kind: crash-worker-at }]")
             .unwrap_err()
             .to_string();

@@ -1,6 +1,6 @@
 //! The drill's workload: pipelines over disjoint id ranges of the mock API, each loading its
-//! own table of the drill's PostgreSQL in `append` mode without a key, so that a record
-//! loaded twice shows up as two rows.
+//! own table of the drill's sink (`workload.sink`) in `append` mode without a key, so that a
+//! record loaded twice shows up as two rows.
 
 use super::scenario::Workload;
 use crate::testbed::pipeline_doc;
@@ -45,9 +45,11 @@ pub fn pipelines(w: &Workload) -> Vec<DrillPipeline> {
         .collect()
 }
 
-/// The pipeline document of `p`; `${MOCK_API_URL}` and `${WAREHOUSE_URL}` are substituted
-/// by apitapctl. Generous retries: the drill's faults are meant to be survived.
-pub fn pipeline_yaml(p: &DrillPipeline, page_size: u64, index: usize) -> String {
+/// The pipeline document of `p` into `sink` (a YAML flow mapping, e.g.
+/// [`SinkBed::yaml`](crate::testbed::SinkBed::yaml)); `${MOCK_API_URL}` and
+/// `${WAREHOUSE_URL}` are substituted by apitapctl. Generous retries: the drill's faults are
+/// meant to be survived.
+pub fn pipeline_yaml(p: &DrillPipeline, page_size: u64, index: usize, sink: &str) -> String {
     let paging = match index % 3 {
         0 => pipeline_doc::limit_offset(page_size),
         1 => pipeline_doc::cursor(page_size),
@@ -58,7 +60,7 @@ pub fn pipeline_yaml(p: &DrillPipeline, page_size: u64, index: usize) -> String 
         ids: p.first_id..=p.last_id,
         shards: p.shards,
         paging: &paging,
-        sink: &pipeline_doc::postgres(&p.table),
+        sink,
         http_extra: "      retry: { max_attempts: 10, initial_backoff: 100ms, max_backoff: 2s }\n      timeout: 20s\n",
         spec_extra: "  policy: { max_attempts: 20 }\n",
     }
@@ -85,7 +87,7 @@ mod tests {
             assert_eq!(pair[0].last_id + 1, pair[1].first_id);
         }
         assert_eq!(ps.iter().map(|p| p.records()).sum::<u64>(), 100_001);
-        let yaml = pipeline_yaml(&ps[1], 50, 1);
+        let yaml = pipeline_yaml(&ps[1], 50, 1, &pipeline_doc::postgres(&ps[1].table));
         assert!(yaml.contains("count: 8"), "{yaml}");
         assert!(
             yaml.contains("/v1/cursor?from_id={{ shard.start }}"),

@@ -47,8 +47,8 @@ fn find_server() -> anyhow::Result<PathBuf> {
 }
 
 impl TempRabbitmq {
-    /// Starts the node and waits until it takes AMQP connections (a few seconds).
-    pub async fn start() -> anyhow::Result<Self> {
+    /// Starts the node and waits until it takes AMQP connections (a few seconds). Blocking.
+    pub fn start() -> anyhow::Result<Self> {
         let server_bin = find_server()?;
         let dir = tempfile::Builder::new()
             .prefix("apitap-rabbitmq-")
@@ -110,34 +110,29 @@ impl TempRabbitmq {
             user,
             password,
         };
-        node.wait_ready().await?;
+        node.wait_ready()?;
         Ok(node)
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let url = self.url();
+    /// Until the node's log says its start-up is complete (its listeners are up by then)
+    /// and the AMQP port takes a TCP connection, or the node has exited (then with its log).
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
         let log = self.dir.path().join("server.log");
+        let port = self.port;
         let server = &mut self.server;
-        let ready = wait::until_async(
-            "RabbitMQ to take AMQP connections",
+        let text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let ready = wait::until(
+            "RabbitMQ to complete its start-up",
             Duration::from_secs(90),
             || {
-                let exited = server.try_wait().ok().flatten();
-                let url = url.clone();
-                async move {
-                    if let Some(status) = exited {
-                        return Some(Err(status));
-                    }
-                    let conn = Connection::connect(&url, ConnectionProperties::default())
-                        .await
-                        .ok()?;
-                    let _ = conn.close(200, "ready".into()).await;
-                    Some(Ok(()))
+                if let Ok(Some(status)) = server.try_wait() {
+                    return Some(Err(status));
                 }
+                let started = text().contains("Server startup complete");
+                (started && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+                    .then_some(Ok(()))
             },
-        )
-        .await;
-        let text = || std::fs::read_to_string(&log).unwrap_or_default();
+        );
         match ready {
             Ok(Ok(())) => Ok(()),
             Ok(Err(status)) => anyhow::bail!("rabbitmq-server exited ({status}):\n{}", text()),
@@ -206,6 +201,8 @@ pub struct ReadMessage {
     pub message_id: String,
     /// The `x-apitap-fence` header.
     pub fence: Option<i64>,
+    /// The message's JSON body (`Null` if it is not JSON).
+    pub body: serde_json::Value,
 }
 
 /// Every message in `queue` at `url` as (record id, message_id) pairs, in queue order,
@@ -255,6 +252,7 @@ pub async fn read_all(url: &str, queue: &str) -> anyhow::Result<Vec<ReadMessage>
             record_id,
             message_id,
             fence,
+            body,
         });
     }
     // Unacknowledged messages return to the queue, in order, when the channel closes.

@@ -53,6 +53,9 @@ pub fn start(node: Arc<Node>, shutdown: ShutdownSignal) -> std::io::Result<Admin
         max_list: node.config.http_max_list,
     });
     let max_body = node.config.http_max_body as usize;
+    let streams = web::Data::new(crate::http::events::Streams::new(
+        node.config.http_max_streams as usize,
+    ));
     let cors = crate::http::cors::Cors::new(node.config.http_cors_origin.as_deref())
         .map_err(std::io::Error::other)?;
     let server = HttpServer::new(move || {
@@ -70,6 +73,7 @@ pub fn start(node: Arc<Node>, shutdown: ShutdownSignal) -> std::io::Result<Admin
             .app_data(web::Data::new(cors.clone()))
             .app_data(data.clone())
             .app_data(settings.clone())
+            .app_data(streams.clone())
             .app_data(web::FormConfig::default().limit(max_body))
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
@@ -85,13 +89,18 @@ pub fn start(node: Arc<Node>, shutdown: ShutdownSignal) -> std::io::Result<Admin
     .run();
     let handle = server.handle();
     let served = tokio::spawn(server);
-    let leader_watch = tokio::spawn(super::exposition::watch_leader(node, shutdown.clone()));
+    let leader_watch = tokio::spawn(super::exposition::watch_leader(
+        node.clone(),
+        shutdown.clone(),
+    ));
+    let rate_history = tokio::spawn(crate::history::rates::sample(node, shutdown.clone()));
     let mut shutdown = shutdown;
     let task = tokio::spawn(async move {
         shutdown.wait().await;
         handle.stop(true).await;
         let _ = served.await;
         let _ = leader_watch.await;
+        let _ = rate_history.await;
     });
     Ok(AdminServer { addr, task })
 }

@@ -1,6 +1,6 @@
 //! Domain ↔ protobuf conversions, kept out of the service code.
 
-use apitap_proto::v1::{PipelineInfo, RunInfo, ShardInfo};
+use apitap_proto::v1::{DeadLetter, PipelineInfo, RunInfo, ShardInfo};
 
 use crate::state::model::{PipelineRecord, Run, State};
 
@@ -49,6 +49,7 @@ pub fn run_info(r: &Run, state: &State) -> RunInfo {
         created_at_ms: r.created_at_ms,
         finished_at_ms: r.finished_at_ms.unwrap_or(0),
         error: r.error.clone().unwrap_or_default(),
+        dead_letters: r.shards.iter().map(|s| s.dead_letters).sum(),
         shards: r
             .shards
             .iter()
@@ -62,6 +63,18 @@ pub fn run_info(r: &Run, state: &State) -> RunInfo {
                 records: s.records,
                 attempts: s.attempts,
                 error: s.error.clone().unwrap_or_default(),
+                dead_letters: s.dead_letters,
+                dead_letter_sample: s
+                    .dead_letter_sample
+                    .iter()
+                    .map(|d| DeadLetter {
+                        page: d.page,
+                        error: d.error.clone(),
+                        record: d.record.clone(),
+                    })
+                    .collect(),
+                // The leader's soft state: filled in by `views` where it knows it.
+                breaker: None,
             })
             .collect(),
     }

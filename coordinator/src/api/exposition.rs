@@ -259,6 +259,11 @@ pub async fn watch_leader(node: Arc<Node>, mut shutdown: ShutdownSignal) {
             node.metrics.leader_changes.inc();
             last = seen;
         }
+        if let Some((leader, term)) = seen {
+            node.history
+                .elections
+                .observe(term, Some(leader), apitap_common::time::now_ms());
+        }
         tokio::select! {
             _ = shutdown.wait() => return,
             changed = rx.changed() => if changed.is_err() { return },

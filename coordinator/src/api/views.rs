@@ -11,6 +11,8 @@ use apitap_proto::v1::{
 use super::convert::{pipeline_info, run_info};
 use crate::auth::Caller;
 use crate::node::Node;
+use crate::ratelimit::Usage;
+use crate::state::model::RateLimitRecord;
 
 /// Which runs a listing returns, newest first.
 #[derive(Debug, Default, Clone)]
@@ -62,18 +64,30 @@ pub fn runs(node: &Node, caller: &Caller, filter: &RunFilter<'_>) -> Vec<RunInfo
         .collect()
 }
 
-/// Run `id`, if `caller` sees it.
+/// Run `id`, if `caller` sees it, with the circuit breakers its leased shards wait on (the
+/// leader's soft state, from the holders' heartbeats: none elsewhere).
 pub fn run(node: &Node, caller: &Caller, id: u64) -> Option<RunInfo> {
-    let st = node.state();
-    st.state
-        .runs
-        .get(&id)
-        .filter(|r| caller.sees(st.state.namespace_of_run(r)))
-        .map(|r| run_info(r, &st.state))
+    let mut info = {
+        let st = node.state();
+        st.state
+            .runs
+            .get(&id)
+            .filter(|r| caller.sees(st.state.namespace_of_run(r)))
+            .map(|r| run_info(r, &st.state))?
+    };
+    let live = node.liveness();
+    for s in info.shards.iter_mut().filter(|s| s.state == "leased") {
+        s.breaker = live.wait_of(&s.worker, (id, s.index, s.fence)).cloned();
+    }
+    Some(info)
 }
 
-/// Every rate-limit key with its usage; the usage is the leader's (zero elsewhere).
-pub fn rate_limits(node: &Node) -> Vec<RateLimitInfo> {
+/// What `each` makes of every rate-limit key and its usage now, under one read of the
+/// state and the budgets; the usage is the leader's (zero elsewhere).
+pub fn rate_limit_usage<T>(
+    node: &Node,
+    mut each: impl FnMut(&RateLimitRecord, Usage) -> T,
+) -> Vec<T> {
     let now = std::time::Instant::now();
     let st = node.state();
     let budgets = node
@@ -83,19 +97,21 @@ pub fn rate_limits(node: &Node) -> Vec<RateLimitInfo> {
     st.state
         .rate_limits
         .values()
-        .map(|l| {
-            let u = budgets.usage(&l.key, now);
-            RateLimitInfo {
-                key: l.key.clone(),
-                rps: l.rps,
-                burst: l.burst,
-                granted_rps: u.granted_rps,
-                used_last_second: u.used_last_second,
-                workers: u.workers,
-                backoff_until_ms: l.backoff_until_ms,
-            }
-        })
+        .map(|l| each(l, budgets.usage(&l.key, now)))
         .collect()
+}
+
+/// Every rate-limit key with its usage; the usage is the leader's (zero elsewhere).
+pub fn rate_limits(node: &Node) -> Vec<RateLimitInfo> {
+    rate_limit_usage(node, |l, u| RateLimitInfo {
+        key: l.key.clone(),
+        rps: l.rps,
+        burst: l.burst,
+        granted_rps: u.granted_rps,
+        used_last_second: u.used_last_second,
+        workers: u.workers,
+        backoff_until_ms: l.backoff_until_ms,
+    })
 }
 
 /// Whether a status carries the digest of the applied state.
@@ -138,6 +154,7 @@ pub fn cluster_status(node: &Node, digest: Digest) -> ClusterStatusResponse {
         snapshots_installed,
         pipelines,
         change: String::new(),
+        elections: node.history.elections.recent(),
     }
 }
 
@@ -195,6 +212,7 @@ pub fn workers(node: &Node) -> Vec<WorkerInfo> {
                 leases: held.get(&w.id).copied().unwrap_or(0),
                 live: live.is_live(&w.id, ttl, now),
                 last_heartbeat_ms_ago: seen.unwrap_or(0),
+                draining: live.workers.get(&w.id).is_some_and(|s| s.draining),
             }
         })
         .collect()

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use apitap_proto::limits::{
-    truncate_utf8, MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES, MAX_RETRY_AFTER_MS, MAX_WORKER_SLOTS,
+    truncate_utf8, MAX_CHECKPOINT_BYTES, MAX_DEAD_LETTER_RECORD_BYTES, MAX_DEAD_LETTER_SAMPLE,
+    MAX_ERROR_BYTES, MAX_RETRY_AFTER_MS, MAX_WORKER_SLOTS,
 };
 use apitap_proto::v1::worker_service_server::WorkerService;
 use apitap_proto::v1::*;
@@ -16,7 +17,7 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::spans;
 use crate::state::command::{self, Command, CommandResult};
-use crate::state::model::{PipelineRecord, Run, ShardState, State};
+use crate::state::model::{DeadLetterSample, PipelineRecord, Run, ShardState, State};
 
 pub struct WorkerApi {
     pub node: Arc<Node>,
@@ -40,6 +41,21 @@ fn reported_lease(
         ));
     }
     Ok((lease, worker_id.to_string()))
+}
+
+/// The newest `MAX_DEAD_LETTER_SAMPLE` entries of a report, each cut to its bounds before
+/// it becomes a Raft entry (`apply` bounds them again).
+fn dead_letter_sample(sample: &[DeadLetter]) -> Vec<DeadLetterSample> {
+    let newest = sample.len().saturating_sub(MAX_DEAD_LETTER_SAMPLE);
+    sample
+        .iter()
+        .skip(newest)
+        .map(|d| DeadLetterSample {
+            page: d.page,
+            error: truncate_utf8(&d.error, MAX_ERROR_BYTES),
+            record: truncate_utf8(&d.record, MAX_DEAD_LETTER_RECORD_BYTES),
+        })
+        .collect()
 }
 
 fn ack(r: CommandResult) -> Response<Ack> {
@@ -227,6 +243,10 @@ impl WorkerService for WorkerApi {
             req.draining,
             now,
         );
+        live.set_waits(
+            &req.worker_id,
+            crate::liveness::breaker_waits(&req.waits, &req.held),
+        );
         let mut revoked = Vec::new();
         for h in &req.held {
             let current = st.state.runs.get(&h.run_id).and_then(|r| {
@@ -308,6 +328,8 @@ impl WorkerService for WorkerApi {
                     watermark: (!req.watermark.is_empty()).then_some(req.watermark),
                     now_ms: apitap_common::time::now_ms(),
                     worker,
+                    dead_letters: req.dead_letters,
+                    dead_letter_sample: dead_letter_sample(&req.dead_letter_sample),
                 }),
                 &span,
             )

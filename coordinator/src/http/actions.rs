@@ -2,15 +2,15 @@
 //! calls, so the namespace check, the audit record and the command are theirs. Only the
 //! leader acts; a follower answers 421 with the leader.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use apitap_proto::v1::control_service_server::ControlService;
 use apitap_proto::v1::{GetRunRequest, RunInfo, StartRunRequest};
 use tonic::Status;
 
 use super::auth::{self, Via};
+use super::context::Ctx;
 use super::model::ActionReply;
 use super::reply::{self, ErrorBody};
-use super::Settings;
 use crate::api::control::ControlApi;
 use crate::auth::Caller;
 use crate::node::Node;
@@ -23,6 +23,12 @@ pub enum Action {
 }
 
 impl Action {
+    /// Run the pipeline named by a `{namespace}/{name}` path now.
+    pub fn run_now(path: web::Path<(String, String)>) -> Self {
+        let (namespace, name) = path.into_inner();
+        Action::RunNow { namespace, name }
+    }
+
     fn rpc(&self) -> &'static str {
         match self {
             Action::RunNow { .. } => "StartRun",
@@ -54,20 +60,14 @@ impl Refusal {
 /// Does `action` for the caller of `req` on the leader, through the `ControlService`
 /// handler (which checks the namespace and writes the audit record); a cookie-borne post
 /// must pass the Origin check. Returns the run afterwards.
-pub async fn act(
-    node: &web::Data<Node>,
-    settings: &Settings,
-    req: &HttpRequest,
-    action: Action,
-) -> Result<RunInfo, Refusal> {
-    let (caller, via): (Caller, Via) =
-        auth::authorize(node, settings, req, action.rpc()).map_err(Refusal::Status)?;
-    auth::check_origin(req, via).map_err(Refusal::Status)?;
-    if !node.is_leader() {
+pub async fn act(cx: &Ctx, action: Action) -> Result<RunInfo, Refusal> {
+    let (caller, via): (Caller, Via) = cx.authorize(action.rpc()).map_err(Refusal::Status)?;
+    auth::check_origin(&cx.req, via).map_err(Refusal::Status)?;
+    if !cx.node.is_leader() {
         return Err(Refusal::NotLeader);
     }
     let api = ControlApi {
-        node: node.clone().into_inner(),
+        node: cx.node.clone().into_inner(),
     };
     let result = match action {
         Action::RunNow { namespace, name } => {
@@ -98,10 +98,11 @@ fn with_caller<T>(inner: T, caller: &Caller) -> tonic::Request<T> {
     r
 }
 
-fn acted(node: &Node, result: Result<RunInfo, Refusal>) -> HttpResponse {
-    match result {
+/// Does `action` and answers with the run, or the refusal, as JSON.
+async fn acted(cx: Ctx, action: Action) -> HttpResponse {
+    match act(&cx, action).await {
         Ok(run) => HttpResponse::Ok().json(ActionReply { run }),
-        Err(refusal) => refusal.json(node),
+        Err(refusal) => refusal.json(&cx.node),
     }
 }
 
@@ -111,17 +112,8 @@ fn acted(node: &Node, result: Result<RunInfo, Refusal>) -> HttpResponse {
     responses((status = 200, body = ActionReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 421, description = "not the leader", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn run_now(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> HttpResponse {
-    let (namespace, name) = path.into_inner();
-    acted(
-        &node,
-        act(&node, &s, &req, Action::RunNow { namespace, name }).await,
-    )
+pub async fn run_now(cx: Ctx, path: web::Path<(String, String)>) -> HttpResponse {
+    acted(cx, Action::run_now(path)).await
 }
 
 /// Cancels the run (role operator; on the leader).
@@ -129,16 +121,8 @@ pub async fn run_now(
     responses((status = 200, body = ActionReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 421, description = "not the leader", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    id: web::Path<u64>,
-) -> HttpResponse {
-    acted(
-        &node,
-        act(&node, &s, &req, Action::Cancel(id.into_inner())).await,
-    )
+pub async fn cancel(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
+    acted(cx, Action::Cancel(*id)).await
 }
 
 /// Retries the failed shards of a finished run (role operator; on the leader).
@@ -146,14 +130,6 @@ pub async fn cancel(
     responses((status = 200, body = ActionReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 421, description = "not the leader", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn retry(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    id: web::Path<u64>,
-) -> HttpResponse {
-    acted(
-        &node,
-        act(&node, &s, &req, Action::Retry(id.into_inner())).await,
-    )
+pub async fn retry(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
+    acted(cx, Action::Retry(*id)).await
 }

@@ -2,16 +2,16 @@
 //! run actions. Each route names the `ControlService` RPC whose role it needs, and every
 //! served route is listed in [`SERVED`], which the OpenAPI test holds to the document.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use apitap_common::spec;
-use apitap_proto::v1::PipelineInfo;
-use serde::Serialize;
+use apitap_proto::v1::{PipelineInfo, RunInfo};
 use tonic::Status;
 
 use super::actions::{cancel, retry, run_now};
-use super::auth;
+use super::context::Ctx;
+use super::events::run_events;
 use super::model::*;
-use super::reply::{self, ErrorBody};
+use super::reply::ErrorBody;
 use super::Settings;
 use crate::api::views::{self, RunFilter};
 use crate::auth::Caller;
@@ -41,26 +41,11 @@ routes! {
     (get, "/api/pipelines/{namespace}/{name}", pipeline),
     (get, "/api/runs", runs),
     (get, "/api/runs/{id}", run),
+    (get, "/api/runs/{id}/events", run_events),
     (get, "/api/ratelimits", rate_limits),
     (post, "/api/pipelines/{namespace}/{name}/run", run_now),
     (post, "/api/runs/{id}/cancel", cancel),
     (post, "/api/runs/{id}/retry", retry),
-}
-
-/// Answers a read for `rpc`'s role with what `view` makes of the caller.
-fn read<T: Serialize>(
-    node: &Node,
-    settings: &Settings,
-    req: &HttpRequest,
-    rpc: &str,
-    view: impl FnOnce(&Caller) -> Result<T, Status>,
-) -> HttpResponse {
-    match auth::authorize(node, settings, req, rpc).and_then(|(caller, _)| view(&caller)) {
-        Ok(body) => HttpResponse::Ok()
-            .insert_header(("Cache-Control", "no-store"))
-            .json(body),
-        Err(status) => reply::refused(node, &status),
-    }
 }
 
 /// A `namespace/name` from a path, both DNS labels as at submit.
@@ -96,6 +81,11 @@ pub fn pipeline_view(node: &Node, mut info: PipelineInfo) -> PipelineView {
     PipelineView { info, next_run_ms }
 }
 
+/// Run `id` as `caller` sees it, or 404 (also for another namespace's run).
+pub fn run_of(node: &Node, caller: &Caller, id: u64) -> Result<RunInfo, Status> {
+    views::run(node, caller, id).ok_or_else(|| Status::not_found(format!("run {id} not found")))
+}
+
 /// The `limit` of a listing, or why it is refused.
 pub fn list_limit(limit: Option<u32>, settings: &Settings) -> Result<usize, Status> {
     match limit.unwrap_or(DEFAULT_LIST) {
@@ -114,15 +104,11 @@ pub fn list_limit(limit: Option<u32>, settings: &Settings) -> Result<usize, Stat
 #[utoipa::path(get, path = "/api/cluster", tag = "read",
     responses((status = 200, body = ClusterReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cluster(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-) -> HttpResponse {
-    read(&node, &s, &req, "ClusterStatus", |_| {
+pub async fn cluster(cx: Ctx) -> HttpResponse {
+    cx.read("ClusterStatus", |_| {
         Ok(ClusterReply {
-            fresh: Freshness::of(&node),
-            cluster: views::cluster_status(&node, views::Digest::Skip),
+            fresh: Freshness::of(&cx.node),
+            cluster: views::cluster_status(&cx.node, views::Digest::Skip),
         })
     })
 }
@@ -131,15 +117,11 @@ pub async fn cluster(
 #[utoipa::path(get, path = "/api/workers", tag = "read",
     responses((status = 200, body = WorkersReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn workers(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-) -> HttpResponse {
-    read(&node, &s, &req, "ClusterStatus", |_| {
+pub async fn workers(cx: Ctx) -> HttpResponse {
+    cx.read("ClusterStatus", |_| {
         Ok(WorkersReply {
-            fresh: Freshness::of(&node),
-            workers: views::workers(&node),
+            fresh: Freshness::of(&cx.node),
+            workers: views::workers(&cx.node),
         })
     })
 }
@@ -148,18 +130,16 @@ pub async fn workers(
 #[utoipa::path(get, path = "/api/pipelines", tag = "read", params(PipelinesQuery),
     responses((status = 200, body = PipelinesReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn pipelines(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    q: web::Query<PipelinesQuery>,
-) -> HttpResponse {
-    read(&node, &s, &req, "ListPipelines", |caller| {
+pub async fn pipelines(cx: Ctx, q: web::Query<PipelinesQuery>) -> HttpResponse {
+    cx.read("ListPipelines", |caller| {
         let ns = q.namespace.as_deref().unwrap_or_default();
-        let list = views::pipelines(&node, caller, ns, list_limit(q.limit, &s)?);
+        let list = views::pipelines(&cx.node, caller, ns, list_limit(q.limit, &cx.settings)?);
         Ok(PipelinesReply {
-            fresh: Freshness::of(&node),
-            pipelines: list.into_iter().map(|p| pipeline_view(&node, p)).collect(),
+            fresh: Freshness::of(&cx.node),
+            pipelines: list
+                .into_iter()
+                .map(|p| pipeline_view(&cx.node, p))
+                .collect(),
         })
     })
 }
@@ -169,19 +149,14 @@ pub async fn pipelines(
     params(("namespace" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = PipelineReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn pipeline(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> HttpResponse {
-    read(&node, &s, &req, "GetPipeline", |caller| {
+pub async fn pipeline(cx: Ctx, path: web::Path<(String, String)>) -> HttpResponse {
+    cx.read("GetPipeline", |caller| {
         let key = pipeline_key_of(&path.0, &path.1)?;
-        let info = views::pipeline(&node, caller, &key)
+        let info = views::pipeline(&cx.node, caller, &key)
             .ok_or_else(|| Status::not_found(format!("pipeline {key} not found")))?;
         Ok(PipelineReply {
-            fresh: Freshness::of(&node),
-            pipeline: pipeline_view(&node, info),
+            fresh: Freshness::of(&cx.node),
+            pipeline: pipeline_view(&cx.node, info),
         })
     })
 }
@@ -190,59 +165,45 @@ pub async fn pipeline(
 #[utoipa::path(get, path = "/api/runs", tag = "read", params(RunsQuery),
     responses((status = 200, body = RunsReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn runs(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    q: web::Query<RunsQuery>,
-) -> HttpResponse {
-    read(&node, &s, &req, "ListRuns", |caller| {
+pub async fn runs(cx: Ctx, q: web::Query<RunsQuery>) -> HttpResponse {
+    cx.read("ListRuns", |caller| {
         let filter = RunFilter {
             pipeline: q.pipeline.as_deref().unwrap_or_default(),
             namespace: q.namespace.as_deref().unwrap_or_default(),
-            limit: list_limit(q.limit, &s)?,
+            limit: list_limit(q.limit, &cx.settings)?,
         };
         Ok(RunsReply {
-            fresh: Freshness::of(&node),
-            runs: views::runs(&node, caller, &filter),
+            fresh: Freshness::of(&cx.node),
+            runs: views::runs(&cx.node, caller, &filter),
         })
     })
 }
 
-/// One run: state, error, and each shard's state, worker, fence, pages and records.
+/// One run: state, error, dead letters, and each shard's state, worker, fence, pages,
+/// records, dead letters and the circuit breaker it waits on.
 #[utoipa::path(get, path = "/api/runs/{id}", tag = "read", params(("id" = u64, Path)),
     responses((status = 200, body = RunReply), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn run(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    id: web::Path<u64>,
-) -> HttpResponse {
-    let id = id.into_inner();
-    read(&node, &s, &req, "GetRun", |caller| {
-        let run = views::run(&node, caller, id)
-            .ok_or_else(|| Status::not_found(format!("run {id} not found")))?;
+pub async fn run(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
+    cx.read("GetRun", |caller| {
         Ok(RunReply {
-            fresh: Freshness::of(&node),
-            run,
+            fresh: Freshness::of(&cx.node),
+            run: run_of(&cx.node, caller, *id)?,
         })
     })
 }
 
-/// The rate-limit keys with their budgets and back-offs (usage as the leader counts it).
+/// The rate-limit keys with their budgets and back-offs (usage as the leader counts it),
+/// and each key's granted and used rate over the last ten minutes (the leader's samples).
 #[utoipa::path(get, path = "/api/ratelimits", tag = "read",
     responses((status = 200, body = RateLimitsReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn rate_limits(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-) -> HttpResponse {
-    read(&node, &s, &req, "ListRateLimits", |_| {
+pub async fn rate_limits(cx: Ctx) -> HttpResponse {
+    cx.read("ListRateLimits", |_| {
         Ok(RateLimitsReply {
-            fresh: Freshness::of(&node),
-            limits: views::rate_limits(&node),
+            fresh: Freshness::of(&cx.node),
+            limits: views::rate_limits(&cx.node),
+            history: cx.node.history.rates.series(),
         })
     })
 }

@@ -9,6 +9,8 @@
 //! - [`console`]: the web console under `/console`, HTML rendered here from the same views.
 //! - [`auth`]: bearer tokens (header or console cookie) checked against the token store and
 //!   the authorization table of the gRPC API; the Origin check of cookie-borne posts.
+//! - [`events`]: Server-Sent Events of a run for its console page, a bounded number at once.
+//! - [`context`]: the node, settings and request every handler starts from, one extractor.
 //! - [`reply`]: gRPC statuses as HTTP answers, once.
 //! - [`cors`]: cross-origin calls of `/api`, off unless `--http-cors-origin` names one.
 //!
@@ -19,7 +21,9 @@ pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod console;
+pub mod context;
 pub mod cors;
+pub mod events;
 pub mod model;
 pub mod openapi;
 pub mod reply;

@@ -6,6 +6,7 @@ use apitap_proto::v1::{ClusterStatusResponse, PipelineInfo, RateLimitInfo, RunIn
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::history::RateSeries;
 use crate::node::Node;
 
 /// How current a read is: reads are answered by any node from its applied state.
@@ -87,6 +88,9 @@ pub struct RateLimitsReply {
     #[serde(flatten)]
     pub fresh: Freshness,
     pub limits: Vec<RateLimitInfo>,
+    /// Granted and used rate of each key over the last ten minutes, one sample every five
+    /// seconds (the leader's; empty elsewhere; at most `--history-rate-keys` keys).
+    pub history: Vec<RateSeries>,
 }
 
 /// The run an action changed or started, as it is once the action committed.

@@ -7,17 +7,17 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, api};
+use super::{actions, api, events};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "ApiTap coordinator HTTP API",
-        description = "The cluster, its workers, pipelines, runs and rate limits as `apitapctl -o json` shows them, and the run actions. Reads need a token of role viewer, actions role operator (docs/console.md)."
+        description = "The cluster, its workers, pipelines, runs and rate limits as `apitapctl -o json` shows them, a run's Server-Sent Events, and the run actions. Reads need a token of role viewer, actions role operator (docs/console.md)."
     ),
     paths(
         api::cluster, api::workers, api::pipelines, api::pipeline, api::runs, api::run,
-        api::rate_limits, actions::run_now, actions::cancel, actions::retry
+        events::run_events, api::rate_limits, actions::run_now, actions::cancel, actions::retry
     ),
     modifiers(&Bearer),
     tags((name = "read", description = "Served by every node from its applied state (`stale` off the leader)"),

@@ -22,6 +22,8 @@ struct KeyBudget {
     held: HashMap<String, Held>,
     /// (report time, requests) of the last second, for listings.
     used: Vec<(Instant, u64)>,
+    /// Requests reported for the key since this leader's term began, for the history.
+    used_total: u64,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,8 @@ pub struct Usage {
     pub granted_rps: f64,
     pub used_last_second: u64,
     pub workers: u32,
+    /// Requests reported since this leader's term began (falls back to 0 in a new term).
+    pub used_total: u64,
 }
 
 impl Budgets {
@@ -82,6 +86,7 @@ impl Budgets {
             .retain(|(t, _)| now.duration_since(*t) < Duration::from_secs(1));
         if used > 0 {
             kb.used.push((now, used));
+            kb.used_total = kb.used_total.saturating_add(used);
         }
         // A new leader has not heard from every holder yet: hand out no new capacity.
         let wants = if learning { wants.min(has) } else { wants };
@@ -120,6 +125,7 @@ impl Budgets {
                 .map(|(_, n)| n)
                 .sum(),
             workers: live.len() as u32,
+            used_total: kb.used_total,
         }
     }
 }

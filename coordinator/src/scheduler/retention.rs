@@ -154,6 +154,8 @@ mod tests {
                     pages: 1,
                     records: 1,
                     watermark: None,
+                    dead_letters: 0,
+                    dead_letter_sample: Vec::new(),
                     now_ms: 0,
                     worker: "w".into(),
                 }),

@@ -181,6 +181,28 @@ pub struct Shard {
     /// (set only while spans are exported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// Records this shard's leases wrote to the sink's dead-letter table, over all attempts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dead_letters: u64,
+    /// The newest few of them (at most `MAX_DEAD_LETTER_SAMPLE`), so that people see what
+    /// failed without reading the sink.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letter_sample: Vec<DeadLetterSample>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One dead-lettered record as the shard keeps it: bounded by `MAX_ERROR_BYTES` and
+/// `MAX_DEAD_LETTER_RECORD_BYTES`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterSample {
+    /// The page (1-based) the record came from.
+    pub page: u64,
+    pub error: String,
+    /// The raw record as JSON, cut at `MAX_DEAD_LETTER_RECORD_BYTES`.
+    pub record: String,
 }
 
 impl Shard {
@@ -198,6 +220,8 @@ impl Shard {
             not_before_ms: 0,
             error: None,
             trace: None,
+            dead_letters: 0,
+            dead_letter_sample: Vec::new(),
         }
     }
 }

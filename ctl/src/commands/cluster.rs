@@ -2,7 +2,7 @@
 
 use apitap_proto::v1::{
     ClusterAddRequest, ClusterInitRequest, ClusterRemoveRequest, ClusterStatusRequest,
-    ClusterStatusResponse,
+    ClusterStatusResponse, WorkerInfo,
 };
 
 use std::future::Future;
@@ -63,30 +63,66 @@ fn print_status(s: &ClusterStatusResponse, format: Format) {
             ]
         },
     );
-    outln!();
-    if s.workers.is_empty() {
-        outln!("no workers registered");
-    } else {
-        table_of(
-            &["WORKER", "ADDRESS", "STATUS", "LEASES", "LAST HEARTBEAT"],
-            &s.workers,
-            |w| {
-                vec![
-                    w.worker_id.clone(),
-                    w.addr.clone(),
-                    if w.live { "live" } else { "gone" }.into(),
-                    format!("{}/{}", w.leases, w.slots),
-                    format!("{}ms", w.last_heartbeat_ms_ago),
-                ]
-            },
-        );
+    if !s.elections.is_empty() {
+        outln!();
+        table_of(&["TERM", "LEADER", "SEEN"], &s.elections, |e| {
+            vec![
+                e.term.to_string(),
+                if e.leader_id == 0 {
+                    "none".into()
+                } else {
+                    e.leader_id.to_string()
+                },
+                format!("{} ago", crate::output::age(e.at_ms)),
+            ]
+        });
     }
+    outln!();
+    print_workers(&s.workers);
+}
+
+fn print_workers(workers: &[WorkerInfo]) {
+    if workers.is_empty() {
+        outln!("no workers registered");
+        return;
+    }
+    table_of(
+        &["WORKER", "ADDRESS", "STATUS", "LEASES", "LAST HEARTBEAT"],
+        workers,
+        |w| {
+            vec![
+                w.worker_id.clone(),
+                w.addr.clone(),
+                match (w.live, w.draining) {
+                    (true, true) => "draining",
+                    (true, false) => "live",
+                    (false, _) => "gone",
+                }
+                .into(),
+                format!("{}/{}", w.leases, w.slots),
+                format!("{}ms", w.last_heartbeat_ms_ago),
+            ]
+        },
+    );
+}
+
+async fn cluster_status(client: &mut Client) -> Result<ClusterStatusResponse, Status> {
+    client
+        .call(|mut c| async move { c.cluster_status(ClusterStatusRequest {}).await })
+        .await
+}
+
+/// `get workers`: the workers of `cluster status`, alone (`-o json`: the list).
+pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<i32> {
+    let s = cluster_status(client).await?;
+    if !output::structured(format, &s.workers) {
+        print_workers(&s.workers);
+    }
+    Ok(0)
 }
 
 pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<i32> {
-    let s = client
-        .call(|mut c| async move { c.cluster_status(ClusterStatusRequest {}).await })
-        .await?;
+    let s = cluster_status(client).await?;
     print_status(&s, format);
     Ok(0)
 }

@@ -69,6 +69,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             what: GetWhat::Pipelines,
         } => pipelines::list(&mut client, format, &scope).await,
         Command::Get {
+            what: GetWhat::Workers,
+        } => cluster::workers(&mut client, format).await,
+        Command::Get {
             what: GetWhat::Runs { pipeline, limit },
         } => runs::list(&mut client, format, &scope, pipeline, limit).await,
         Command::Describe {

@@ -133,10 +133,17 @@ fn print_run(run: &RunInfo) {
     if !run.error.is_empty() {
         outln!("Error:     {}", run.error);
     }
+    if run.dead_letters > 0 {
+        outln!(
+            "Dead letters: {} records in the sink's apitap_dead_letters table",
+            run.dead_letters
+        );
+    }
     outln!();
     table_of(
         &[
-            "SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "ERROR",
+            "SHARD", "KEY", "STATE", "WORKER", "FENCE", "ATTEMPTS", "PAGES", "RECORDS", "DEAD",
+            "ERROR",
         ],
         &run.shards,
         |s| {
@@ -153,10 +160,39 @@ fn print_run(run: &RunInfo) {
                 s.attempts.to_string(),
                 s.pages.to_string(),
                 s.records.to_string(),
+                s.dead_letters.to_string(),
                 s.error.clone(),
             ]
         },
     );
+    for s in &run.shards {
+        if let Some(b) = &s.breaker {
+            let until = if b.until_ms == 0 {
+                "a probe is in flight".to_string()
+            } else {
+                format!("for {}", output::duration_between(now_ms(), b.until_ms))
+            };
+            outln!(
+                "Shard {} waits: the circuit breaker of {} is {} ({until})",
+                s.index,
+                b.host,
+                b.state
+            );
+        }
+        for d in &s.dead_letter_sample {
+            outln!(
+                "Shard {} dead letter (page {}): {} — {}",
+                s.index,
+                d.page,
+                d.error,
+                d.record
+            );
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    apitap_common::time::now_ms()
 }
 
 pub async fn describe(client: &mut Client, format: Format, run_id: u64) -> anyhow::Result<i32> {

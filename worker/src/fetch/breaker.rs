@@ -20,6 +20,7 @@ use apitap_common::spec::CircuitBreaker;
 use tokio::sync::watch;
 use url::Url;
 
+use super::breaker_wait::{unix_ms, ClearOnDrop, WaitSlot, Waiting};
 use super::error::FetchError;
 
 /// Hosts tracked; closed breakers without failures are dropped beyond this.
@@ -186,6 +187,13 @@ impl Breakers {
         }
     }
 
+    /// The state of `host`'s breaker (closed if unknown).
+    pub fn state_of(&self, host: &str) -> State {
+        self.lock()
+            .get(host)
+            .map_or(State::Closed { failures: 0 }, |h| h.state)
+    }
+
     /// Every host's state, for the metrics.
     pub fn states(&self) -> Vec<(String, State)> {
         let mut out: Vec<_> = self
@@ -215,10 +223,12 @@ pub(crate) async fn pass(
     url: &Url,
     shown: &str,
     mut stop: Option<watch::Receiver<bool>>,
+    slot: Option<&WaitSlot>,
 ) -> Result<Ticket, FetchError> {
     let host = key(url);
     let deadline = Instant::now() + cfg.max_wait;
     let mut waiting = false;
+    let _clear = ClearOnDrop(slot);
     loop {
         let until = match breakers.admit(&host, Instant::now()) {
             Admit::Go { probe } => {
@@ -249,6 +259,17 @@ pub(crate) async fn pass(
         if !waiting {
             waiting = true;
             tracing::info!(url = %shown, host = %host, until = %until_utc(until), "circuit breaker open: waiting");
+        }
+        if let Some(slot) = slot {
+            let (state, until_ms) = match breakers.state_of(&host) {
+                State::HalfOpen { .. } => ("half-open", 0),
+                _ => ("open", unix_ms(until)),
+            };
+            slot.set(Waiting {
+                host: host.clone(),
+                state,
+                until_ms,
+            });
         }
         let wake = tokio::time::Instant::from_std(until.min(deadline));
         let mut closed = false;

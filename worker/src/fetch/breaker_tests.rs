@@ -133,8 +133,28 @@ async fn a_stop_ends_the_wait_at_once_and_4xx_keeps_it_closed() {
         .await
         .unwrap_err();
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let waiting = fetcher(&dead.url("/gone"), 1, cfg, &shared).with_stop(rx);
+    let slot = Arc::new(breaker_wait::WaitSlot::default());
+    let waiting = fetcher(&dead.url("/gone"), 1, cfg, &shared)
+        .with_stop(rx)
+        .with_wait_slot(slot.clone());
     let task = tokio::spawn(async move { waiting.fetch(&Position::Start, 0, 0).await });
+    // The wait shows in the slot the heartbeat reads: host, state and until when.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let shown = loop {
+        if let Some(w) = slot.get() {
+            break w;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wait never showed in the slot"
+        );
+        tokio::task::yield_now().await;
+    };
+    let port = Url::parse(&dead.url("/")).unwrap().port().unwrap();
+    assert_eq!(shown.host, format!("127.0.0.1:{port}"));
+    assert_eq!(shown.state, "open");
+    let in_59_minutes = apitap_common::time::now_ms() + 59 * 60_000;
+    assert!(shown.until_ms > in_59_minutes, "{shown:?}");
     tx.send_replace(true);
     let e = tokio::time::timeout(Duration::from_secs(5), task)
         .await
@@ -145,6 +165,7 @@ async fn a_stop_ends_the_wait_at_once_and_4xx_keeps_it_closed() {
         e.to_string().contains("asked to stop while it waited"),
         "{e}"
     );
+    assert_eq!(slot.get(), None, "a wait that ended leaves the slot empty");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@
 //! - [`oauth2`]: client-credentials tokens, cached per worker and pipeline.
 //! - [`body`]: reading a body within a byte limit.
 //! - [`breaker`]: circuit breakers per upstream host, shared by the worker's shards.
+//! - [`breaker_wait`]: what a shard waits on, for the agent's heartbeat.
 //! - [`conditional`]: `ETag` / `Last-Modified` of full refreshes, `304 Not Modified`.
 //!
 //! Credentials (auth, api key, custom headers) go to the pipeline URL's origin only. Next
@@ -24,6 +25,7 @@
 
 mod body;
 pub mod breaker;
+pub mod breaker_wait;
 pub mod client;
 pub mod conditional;
 pub mod egress;
@@ -119,6 +121,8 @@ pub struct Fetcher {
     breaker: apitap_common::spec::CircuitBreaker,
     /// Set when the shard should stop: ends a wait on an open breaker early.
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Where a wait on an open breaker is shown to the agent (for the heartbeat).
+    waiting: Option<Arc<breaker_wait::WaitSlot>>,
     /// `conditional` of the spec (with `pagination.kind: none`).
     conditional: bool,
     /// The validators of the shard's last run, sent as `If-None-Match` / `If-Modified-Since`.
@@ -181,6 +185,7 @@ impl Fetcher {
             breakers: Arc::default(),
             breaker: source.circuit_breaker.clone(),
             stop: None,
+            waiting: None,
             conditional: source.conditional
                 && source.pagination.kind == apitap_common::spec::PaginationKind::None,
             validators: source
@@ -193,6 +198,12 @@ impl Fetcher {
     /// Shares `breakers` (the worker's, one per upstream host) with the other fetchers.
     pub fn with_breakers(mut self, breakers: Arc<Breakers>) -> Self {
         self.breakers = breakers;
+        self
+    }
+
+    /// Shows a wait on an open circuit breaker in `slot` while it lasts.
+    pub fn with_wait_slot(mut self, slot: Arc<breaker_wait::WaitSlot>) -> Self {
+        self.waiting = Some(slot);
         self
     }
 
@@ -372,6 +383,7 @@ impl Fetcher {
             &url,
             shown,
             self.stop.clone(),
+            self.waiting.as_deref(),
         )
         .await?;
         let result = self.attempt_once(url, shown).await;

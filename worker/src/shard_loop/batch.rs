@@ -1,9 +1,12 @@
 //! The open batch: pages fetched and transformed but not yet committed. They commit together,
 //! in one sink transaction with the checkpoint after the last of them, once they hold
 //! `spec.batch.max_records` source records or `spec.batch.max_wait` has passed since the
-//! first (DESIGN §6). Until then nothing of them is in the sink, so losing the batch (a
-//! crash, a lost lease) loses nothing: the shard resumes from the last committed checkpoint.
+//! first (DESIGN §6), or once the worker's open batches together hold more records than
+//! its [`BatchMemory`] allows. Until then nothing of them is in the sink, so losing the
+//! batch (a crash, a lost lease) loses nothing: the shard resumes from the last committed
+//! checkpoint.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apitap_common::checkpoint::Checkpoint;
@@ -12,6 +15,8 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
+
+use crate::batch_memory::BatchMemory;
 
 /// One fetched and transformed page, waiting for its batch to commit.
 #[derive(Debug)]
@@ -25,8 +30,9 @@ pub(super) struct PendingPage {
 }
 
 /// The pages of the open batch, in cursor order. All their rows share one Arrow schema, so
-/// they load as one batch; a page of another shape waits for the next batch.
-#[derive(Debug, Default)]
+/// they load as one batch; a page of another shape waits for the next batch. Its records
+/// count in the worker's [`BatchMemory`] until the batch is taken or dropped.
+#[derive(Debug)]
 pub(super) struct Pending {
     pages: Vec<PendingPage>,
     /// Source records of the pages (what `max_records` counts).
@@ -34,9 +40,21 @@ pub(super) struct Pending {
     /// When the first page was added: `max_wait` counts from here.
     opened: Option<Instant>,
     schema: Option<SchemaRef>,
+    memory: Arc<BatchMemory>,
 }
 
 impl Pending {
+    /// An empty batch whose records count in `memory`.
+    pub fn new(memory: Arc<BatchMemory>) -> Self {
+        Self {
+            pages: Vec::new(),
+            records: 0,
+            opened: None,
+            schema: None,
+            memory,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pages.is_empty()
     }
@@ -62,14 +80,16 @@ impl Pending {
             self.schema = page.rows.as_ref().map(RecordBatch::schema);
         }
         self.records += page.records.len() as u64;
+        self.memory.hold(page.records.len() as u64);
         self.pages.push(page);
     }
 
     /// Whether the batch must commit now: it holds `max_records` records, its time is up,
-    /// or its last page ends the shard.
+    /// its last page ends the shard, or the worker's open batches hold too much.
     pub fn is_due(&self, limits: &Batch, now: Instant) -> bool {
         !self.is_empty()
             && (self.records >= limits.max_records
+                || self.memory.is_over()
                 || self.deadline(limits.max_wait).is_some_and(|d| now >= d)
                 || self.last().is_some_and(Checkpoint::is_done))
     }
@@ -82,8 +102,24 @@ impl Pending {
     /// Empties the batch, returning its pages.
     pub fn take(&mut self) -> Vec<PendingPage> {
         let pages = std::mem::take(&mut self.pages);
-        *self = Self::default();
+        self.memory.release(self.records);
+        self.records = 0;
+        self.opened = None;
+        self.schema = None;
         pages
+    }
+}
+
+impl Default for Pending {
+    /// A batch with a budget of its own (the default's), for tests.
+    fn default() -> Self {
+        Self::new(Arc::default())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.memory.release(self.records);
     }
 }
 

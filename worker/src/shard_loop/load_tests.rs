@@ -56,6 +56,9 @@ spec:
             tokens: Arc::new(TokenCache::default()),
             transform_limits: Default::default(),
             local_root: Default::default(),
+            breaker_wait: Default::default(),
+            pools: Default::default(),
+            batch_memory: Default::default(),
         };
         Self {
             _dir: dir,
@@ -107,7 +110,7 @@ spec:
             limits: self.work.pipeline.spec.batch.clone(),
             progress: |cp: &Checkpoint| reported.lock().unwrap().push(cp.clone()),
             committed: Checkpoint::start(),
-            pending: Pending::default(),
+            pending: Pending::new(self.work.batch_memory.clone()),
             last_report: None,
         };
         let (outcome, ()) = tokio::join!(loader.run(rx, stopped), feed(pages, stop));
@@ -205,6 +208,31 @@ async fn a_batch_commits_after_max_wait_however_few_records_it_holds() {
 }
 
 #[tokio::test]
+async fn past_the_workers_batch_memory_every_page_commits_at_once() {
+    let mut bench = Bench::new("{ max_records: 1000, max_wait: 60s }");
+    // Another shard's open batch already holds the worker's whole budget.
+    bench.work.batch_memory = Arc::new(crate::batch_memory::BatchMemory::new(50));
+    bench.work.batch_memory.hold(50);
+    let pool = bench.reader().await;
+    let db = &pool;
+    let (outcome, _) = bench
+        .load(|pages, _stop| async move {
+            pages.send(page(1, 10, false)).await.unwrap();
+            // Far from max_records and max_wait: only the worker's budget commits it.
+            assert_eq!(until_committed(db, 1).await, (1, 10, 10));
+            pages.send(page(11, 10, true)).await.unwrap();
+        })
+        .await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    assert_eq!(stored(&pool).await, (2, 20, 20));
+    assert_eq!(
+        bench.work.batch_memory.held(),
+        50,
+        "the loader gave back what its batches held"
+    );
+}
+
+#[tokio::test]
 async fn a_fenced_out_batch_leaves_no_rows_and_the_checkpoint_unchanged() {
     let bench = Bench::new("{ max_records: 30, max_wait: 60s }");
     let newer = &bench;
@@ -295,8 +323,15 @@ async fn a_page_the_sink_refuses_is_dead_lettered_alone_after_the_pages_before_i
         Outcome::Failed {
             checkpoint: Some(cp),
             class: ErrorClass::User,
+            dead_letters: Some(dead),
             ..
-        } => assert_eq!((cp.pages, cp.records), (1, 2)),
+        } => {
+            assert_eq!((cp.pages, cp.records), (1, 2));
+            assert_eq!(dead.records, 2, "the report counts what the table holds");
+            assert_eq!(dead.sample.len(), 2);
+            assert!(dead.sample.iter().all(|d| d.page == 2), "{dead:?}");
+            assert!(dead.sample[1].record.contains(r#""id":4"#), "{dead:?}");
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(stored(&pool).await, (1, 2, 2), "the page before it, alone");

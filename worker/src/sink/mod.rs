@@ -48,6 +48,7 @@ pub use local_root::LocalRoot;
 pub use mysql::MysqlSink;
 pub use postgres::PostgresSink;
 pub use rabbitmq::RabbitmqSink;
+pub use sql::pools::SinkPools;
 pub use sqlite::SqliteSink;
 
 /// Which shard's checkpoint row a call is about.
@@ -218,6 +219,8 @@ pub struct Reach<'a> {
     pub namespace: &'a str,
     pub local_root: &'a LocalRoot,
     pub egress: &'a crate::fetch::Egress,
+    /// The worker's connection pools, shared by the shards loading into one database.
+    pub pools: &'a SinkPools,
 }
 
 /// Connects to the sink `spec` names, within `reach`. The spec must have its `${ENV}`
@@ -228,31 +231,38 @@ pub async fn open(
     reach: Reach<'_>,
 ) -> Result<AnySink, SinkError> {
     let local = |key: &str, path: &str| reach.local_root.resolve(reach.namespace, key, path);
-    if let (Some(r), None, None, None, None) = (
-        &spec.rabbitmq,
-        &spec.postgres,
-        &spec.sqlite,
-        &spec.mysql,
-        &spec.files,
-    ) {
+    let others = [
+        spec.postgres.is_some(),
+        spec.sqlite.is_some(),
+        spec.mysql.is_some(),
+        spec.files.is_some(),
+    ];
+    if let Some(r) = &spec.rabbitmq {
+        if others.contains(&true) {
+            return Err(not_exactly_one());
+        }
         return Ok(AnySink::Rabbitmq(Box::new(
             RabbitmqSink::open(r, reach.egress).await?,
         )));
     }
     match (&spec.postgres, &spec.sqlite, &spec.mysql, &spec.files) {
-        (Some(pg), None, None, None) if spec.rabbitmq.is_none() => Ok(AnySink::Postgres(PostgresSink::connect(pg).await?)),
-        (None, Some(sq), None, None) if spec.rabbitmq.is_none() => {
+        (Some(pg), None, None, None) => Ok(AnySink::Postgres(
+            PostgresSink::connect(pg, reach.pools).await?,
+        )),
+        (None, Some(sq), None, None) => {
             let sq = apitap_common::spec::SqliteSink {
                 path: utf8(local("sink.sqlite.path", &sq.path)?)?,
                 ..sq.clone()
             };
-            Ok(AnySink::Sqlite(SqliteSink::open(&sq).await?))
+            Ok(AnySink::Sqlite(SqliteSink::open(&sq, reach.pools).await?))
         }
-        (None, None, Some(my), None) if spec.rabbitmq.is_none() => Ok(AnySink::Mysql(MysqlSink::connect(my).await?)),
-        (None, None, None, Some(files)) if files.url.starts_with("s3://") && spec.rabbitmq.is_none() => {
+        (None, None, Some(my), None) => {
+            Ok(AnySink::Mysql(MysqlSink::connect(my, reach.pools).await?))
+        }
+        (None, None, None, Some(files)) if files.url.starts_with("s3://") => {
             Ok(AnySink::Files(FilesSink::open(files, reach.egress).await?))
         }
-        (None, None, None, Some(files)) if spec.rabbitmq.is_none() => {
+        (None, None, None, Some(files)) => {
             let folder = files.url.strip_prefix("file://").unwrap_or(&files.url);
             let files = apitap_common::spec::FilesSink {
                 url: utf8(local("sink.files.url", folder)?)?,
@@ -260,11 +270,15 @@ pub async fn open(
             };
             Ok(AnySink::Files(FilesSink::open(&files, reach.egress).await?))
         }
-        _ => Err(SinkError::User(
-            "exactly one of sink.postgres, sink.sqlite, sink.mysql, sink.files and sink.rabbitmq must be set"
-                .into(),
-        )),
+        _ => Err(not_exactly_one()),
     }
+}
+
+fn not_exactly_one() -> SinkError {
+    SinkError::User(
+        "exactly one of sink.postgres, sink.sqlite, sink.mysql, sink.files and sink.rabbitmq must be set"
+            .into(),
+    )
 }
 
 fn utf8(path: std::path::PathBuf) -> Result<String, SinkError> {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use apitap_common::spec::{Field as SpecField, FieldType};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow_json::reader::infer_json_schema_from_iterator;
@@ -82,6 +82,52 @@ pub fn records_to_batch(
     }
 }
 
+/// Decodes `records` with `last`, the schema the shard's previous page decoded with, when
+/// they fit it exactly (no field it lacks, every value of its column's type); otherwise as
+/// [`records_to_batch`] does, inferring a schema from them. Inference costs about as much
+/// as decoding, and most pages of a shard have the shape of the page before.
+pub fn records_to_batch_like(
+    records: &[Value],
+    last: Option<SchemaRef>,
+) -> Result<RecordBatch, TransformError> {
+    if let Some(schema) = last {
+        let objects = as_objects(records)?;
+        if objects.iter().all(|o| object_fits(o, schema.fields())) {
+            if let Ok(batch) = decode_with(schema, &objects, true) {
+                return Ok(batch);
+            }
+        }
+    }
+    records_to_batch(records, None)
+}
+
+/// Whether every field of `object` is one of `fields` and its value fits that field's type
+/// without loss (the decoder would turn 4.5 into an Int64 4).
+fn object_fits(object: &Map<String, Value>, fields: &Fields) -> bool {
+    object.iter().all(|(key, value)| {
+        fields
+            .iter()
+            .find(|f| f.name() == key)
+            .is_some_and(|f| is_json_text(f) || value_fits(value, f.data_type()))
+    })
+}
+
+fn value_fits(value: &Value, t: &DataType) -> bool {
+    match (value, t) {
+        (Value::Null, _) => true,
+        (Value::Bool(_), DataType::Boolean) => true,
+        (Value::Number(n), DataType::Int64) => n.is_i64(),
+        (Value::Number(_), DataType::Float64) => true,
+        // A string column takes numbers and booleans as their text (coerce_primitive).
+        (Value::String(_) | Value::Number(_) | Value::Bool(_), DataType::Utf8) => true,
+        (Value::Array(items), DataType::List(item)) => {
+            items.iter().all(|v| value_fits(v, item.data_type()))
+        }
+        (Value::Object(map), DataType::Struct(fields)) => object_fits(map, fields),
+        _ => false,
+    }
+}
+
 fn as_objects(records: &[Value]) -> Result<Vec<&Map<String, Value>>, TransformError> {
     records
         .iter()
@@ -145,6 +191,15 @@ fn infer_column(key: &str, objects: &[&Map<String, Value>]) -> Option<Field> {
 }
 
 fn decode(schema: SchemaRef, objects: &[&Map<String, Value>]) -> Result<RecordBatch, ArrowError> {
+    decode_with(schema, objects, false)
+}
+
+/// `strict`: a field the schema lacks is an error instead of being skipped.
+fn decode_with(
+    schema: SchemaRef,
+    objects: &[&Map<String, Value>],
+    strict: bool,
+) -> Result<RecordBatch, ArrowError> {
     let json_text: HashSet<&str> = schema
         .fields()
         .iter()
@@ -162,6 +217,7 @@ fn decode(schema: SchemaRef, objects: &[&Map<String, Value>]) -> Result<RecordBa
         .with_batch_size(objects.len().max(1))
         // Numbers and booleans in a string column become their text instead of an error.
         .with_coerce_primitive(true)
+        .with_strict_mode(strict)
         .build_decoder()?;
     decoder.serialize(&rows)?;
     Ok(decoder

@@ -68,6 +68,8 @@ pub struct Transformer {
     declared: Option<SchemaRef>,
     /// Memory and time one page's SQL may take.
     limits: TransformLimits,
+    /// Without `declared`: the schema the last page decoded with, tried first on the next.
+    last: Arc<std::sync::Mutex<Option<SchemaRef>>>,
 }
 
 impl Transformer {
@@ -78,6 +80,7 @@ impl Transformer {
             sql: Some(Arc::from(sql)),
             declared: declared.map(infer::declared_schema),
             limits: TransformLimits::default(),
+            last: Default::default(),
         }
     }
 
@@ -109,7 +112,15 @@ impl Transformer {
         if records.is_empty() {
             return Ok(None);
         }
-        let batch = infer::records_to_batch(records, self.declared.clone())?;
+        let batch = match &self.declared {
+            Some(declared) => infer::records_to_batch(records, Some(declared.clone()))?,
+            None => {
+                let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let batch = infer::records_to_batch_like(records, last)?;
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(batch.schema());
+                batch
+            }
+        };
         match &self.sql {
             Some(sql) => sql::run_off_thread(sql.clone(), batch, self.limits).await,
             None => Ok((batch.num_rows() > 0).then_some(batch)),

@@ -262,3 +262,44 @@ async fn passthrough_is_what_select_star_returns() {
     let none = Transformer::passthrough(None).run(&[]).await.unwrap();
     assert!(none.is_none(), "an empty page has no rows to load");
 }
+
+#[tokio::test]
+async fn a_page_of_the_last_pages_shape_reuses_its_schema_and_a_new_shape_is_inferred() {
+    let t = Transformer::passthrough(None);
+    let shape = |b: &arrow::record_batch::RecordBatch| -> Vec<String> {
+        let mut fields: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("{}:{}", f.name(), f.data_type()))
+            .collect();
+        fields.sort();
+        fields
+    };
+    let page = |v: serde_json::Value| records(v);
+    let first = t
+        .run(&page(json!([{"id": 1, "name": "a"}])))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shape(&first), ["id:Int64", "name:Utf8"]);
+    // Same shape; a missing field is null in its column.
+    let second = t.run(&page(json!([{"id": 2}]))).await.unwrap().unwrap();
+    assert_eq!(shape(&second), ["id:Int64", "name:Utf8"]);
+    let name = second.schema().index_of("name").unwrap();
+    assert_eq!(second.column(name).null_count(), 1);
+    // A field the last schema lacks: inferred anew, nothing dropped.
+    let third = t
+        .run(&page(json!([{"id": 3, "name": "c", "extra": true}])))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shape(&third), ["extra:Boolean", "id:Int64", "name:Utf8"]);
+    // A value the last schema's type cannot hold: inferred anew, widened.
+    let fourth = t
+        .run(&page(json!([{"id": 4.5, "name": "d", "extra": false}])))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shape(&fourth), ["extra:Boolean", "id:Float64", "name:Utf8"]);
+}

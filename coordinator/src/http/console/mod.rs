@@ -5,23 +5,23 @@
 //! it); actions are form posts that also pass the Origin check of `http::auth`. Pages need
 //! the viewer role, actions the operator role, exactly as the gRPC API.
 
+mod chart;
 mod layout;
 mod pages;
 mod run_page;
 mod session;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use maud::Markup;
 use tonic::{Code, Status};
 
 use self::layout::{error_page, page, respond, Viewer};
-use super::api::{list_limit, pipeline_view};
+use super::api::{list_limit, pipeline_view, run_of};
 use super::auth;
-use super::Settings;
+use super::context::Ctx;
 use crate::api::views::{self, RunFilter};
 use crate::auth::Caller;
-use crate::node::Node;
 use crate::state::access::Role;
 
 /// Mounts the console's pages, forms and assets.
@@ -61,14 +61,12 @@ pub(super) fn see_other(to: &str) -> HttpResponse {
 /// A page for a caller who may call `rpc`: `render` makes its title and body; a caller
 /// without a token is sent to sign in, one without the role is told what it lacks.
 fn show(
-    node: &Node,
-    s: &Settings,
-    req: &HttpRequest,
+    cx: &Ctx,
     rpc: &str,
     current: &str,
     render: impl FnOnce(&Caller) -> Result<(String, Markup), Status>,
 ) -> HttpResponse {
-    let (caller, via) = match auth::authorize(node, s, req, rpc) {
+    let (caller, via) = match cx.authorize(rpc) {
         Ok(c) => c,
         Err(e) => return refused(&e, None),
     };
@@ -76,7 +74,7 @@ fn show(
     let viewer = Viewer {
         who: &who,
         signed_in: via == auth::Via::Cookie,
-        leader: node.is_leader(),
+        leader: cx.node.is_leader(),
     };
     match render(&caller) {
         Ok((title, body)) => respond(StatusCode::OK, page(&title, current, Some(&viewer), body)),
@@ -97,89 +95,56 @@ fn can_act(caller: &Caller) -> bool {
     caller.role().is_some_and(|r| r >= Role::Operator)
 }
 
-async fn cluster(node: web::Data<Node>, s: web::Data<Settings>, req: HttpRequest) -> HttpResponse {
-    show(&node, &s, &req, "ClusterStatus", "/console/cluster", |_| {
-        Ok((
-            "Cluster".into(),
-            pages::cluster(&views::cluster_status(&node, views::Digest::Skip)),
-        ))
+async fn cluster(cx: Ctx) -> HttpResponse {
+    show(&cx, "ClusterStatus", "/console/cluster", |_| {
+        let status = views::cluster_status(&cx.node, views::Digest::Skip);
+        Ok(("Cluster".into(), pages::cluster(&status)))
     })
 }
 
-async fn workers(node: web::Data<Node>, s: web::Data<Settings>, req: HttpRequest) -> HttpResponse {
-    show(&node, &s, &req, "ClusterStatus", "/console/workers", |_| {
-        let list = views::workers(&node);
-        Ok(("Workers".into(), pages::workers(&list, node.is_leader())))
+async fn workers(cx: Ctx) -> HttpResponse {
+    show(&cx, "ClusterStatus", "/console/workers", |_| {
+        let list = views::workers(&cx.node);
+        Ok(("Workers".into(), pages::workers(&list, cx.node.is_leader())))
     })
 }
 
-async fn pipelines(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-) -> HttpResponse {
-    show(
-        &node,
-        &s,
-        &req,
-        "ListPipelines",
-        "/console/pipelines",
-        |caller| {
-            let list: Vec<_> = views::pipelines(&node, caller, "", s.max_list as usize)
-                .into_iter()
-                .map(|p| pipeline_view(&node, p))
-                .collect();
-            Ok(("Pipelines".into(), pages::pipelines(&list, can_act(caller))))
-        },
-    )
+async fn pipelines(cx: Ctx) -> HttpResponse {
+    show(&cx, "ListPipelines", "/console/pipelines", |caller| {
+        let list: Vec<_> = views::pipelines(&cx.node, caller, "", cx.settings.max_list as usize)
+            .into_iter()
+            .map(|p| pipeline_view(&cx.node, p))
+            .collect();
+        Ok(("Pipelines".into(), pages::pipelines(&list, can_act(caller))))
+    })
 }
 
-async fn runs(node: web::Data<Node>, s: web::Data<Settings>, req: HttpRequest) -> HttpResponse {
-    show(&node, &s, &req, "ListRuns", "/console/runs", |caller| {
+async fn runs(cx: Ctx) -> HttpResponse {
+    show(&cx, "ListRuns", "/console/runs", |caller| {
         let filter = RunFilter {
-            limit: list_limit(None, &s)?,
+            limit: list_limit(None, &cx.settings)?,
             ..RunFilter::default()
         };
-        Ok((
-            "Runs".into(),
-            pages::runs(&views::runs(&node, caller, &filter)),
-        ))
+        let list = views::runs(&cx.node, caller, &filter);
+        Ok(("Runs".into(), pages::runs(&list)))
     })
 }
 
-async fn run(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    id: web::Path<u64>,
-) -> HttpResponse {
-    let id = id.into_inner();
-    show(&node, &s, &req, "GetRun", "/console/runs", |caller| {
-        let run = views::run(&node, caller, id)
-            .ok_or_else(|| Status::not_found(format!("run {id} not found")))?;
+async fn run(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
+    show(&cx, "GetRun", "/console/runs", |caller| {
+        let run = run_of(&cx.node, caller, *id)?;
         Ok((format!("Run #{id}"), run_page::run(&run, can_act(caller))))
     })
 }
 
-async fn rate_limits(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-) -> HttpResponse {
-    show(
-        &node,
-        &s,
-        &req,
-        "ListRateLimits",
-        "/console/ratelimits",
-        |_| {
-            let now = apitap_common::time::now_ms();
-            Ok((
-                "Rate limits".into(),
-                pages::rate_limits(&views::rate_limits(&node), now),
-            ))
-        },
-    )
+async fn rate_limits(cx: Ctx) -> HttpResponse {
+    show(&cx, "ListRateLimits", "/console/ratelimits", |_| {
+        let now = apitap_common::time::now_ms();
+        let limits = views::rate_limits(&cx.node);
+        let history = cx.node.history.rates.series();
+        let body = pages::rate_limits(&limits, &history, now, cx.node.is_leader());
+        Ok(("Rate limits".into(), body))
+    })
 }
 
 async fn css() -> HttpResponse {

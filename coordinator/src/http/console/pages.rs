@@ -4,7 +4,9 @@
 use apitap_proto::v1::{ClusterStatusResponse, RateLimitInfo, RunInfo, WorkerInfo};
 use maud::{html, Markup};
 
+use super::chart::rate_chart;
 use super::layout::{ago, state_class, time};
+use crate::history::RateSeries;
 use crate::http::model::PipelineView;
 
 pub fn cluster(c: &ClusterStatusResponse) -> Markup {
@@ -20,6 +22,19 @@ pub fn cluster(c: &ClusterStatusResponse) -> Markup {
             dt { "Snapshot index" } dd { (c.snapshot_index) }
             dt { "Pipelines" } dd { (c.pipelines) }
             dt { "Workers" } dd { (c.workers.len()) }
+        }
+        h2 { "Recent elections" }
+        @if c.elections.is_empty() { p { "None observed since this node started." } } @else {
+            div.table { table #elections {
+                thead { tr { th { "Term" } th { "Leader" } th { "Seen" } } }
+                tbody { @for e in &c.elections {
+                    tr data-term=(e.term) {
+                        td.num { (e.term) }
+                        td.leader { @if e.leader_id == 0 { "none" } @else { "node " (e.leader_id) } }
+                        td { (time(e.at_ms)) }
+                    }
+                } }
+            } }
         }
         h2 { "Members" }
         div.table { table {
@@ -41,11 +56,12 @@ pub fn workers(workers: &[WorkerInfo], leader: bool) -> Markup {
         @if !leader { p.stale { "Heartbeats and liveness are the leader's: open the leader's console for them." } }
         @if workers.is_empty() { p { "No workers registered." } } @else {
             div.table { table {
-                thead { tr { th { "Worker" } th { "Address" } th { "Slots" } th { "Leases" } th { "Live" } th { "Last heartbeat" } } }
+                thead { tr { th { "Worker" } th { "Address" } th { "Slots" } th { "Leases" } th { "Live" } th { "Draining" } th { "Last heartbeat" } } }
                 tbody { @for w in workers {
-                    tr data-worker=(w.worker_id) {
+                    tr data-worker=(w.worker_id) data-draining=(w.draining) {
                         td { (w.worker_id) } td { (w.addr) } td.num { (w.slots) } td.num { (w.leases) }
                         td { @if w.live { span.ok { "live" } } @else { span.bad { "silent" } } }
+                        td.draining { @if w.draining { span.off { "draining" } } @else { "no" } }
                         td { @if w.live || w.last_heartbeat_ms_ago > 0 { (ago(w.last_heartbeat_ms_ago)) " ago" } @else { "-" } }
                     }
                 } }
@@ -107,7 +123,12 @@ pub fn runs(list: &[RunInfo]) -> Markup {
     }
 }
 
-pub fn rate_limits(limits: &[RateLimitInfo], now_ms: u64) -> Markup {
+pub fn rate_limits(
+    limits: &[RateLimitInfo],
+    history: &[RateSeries],
+    now_ms: u64,
+    leader: bool,
+) -> Markup {
     html! {
         @if limits.is_empty() { p { "No rate-limit keys." } } @else {
             div.table { table {
@@ -120,6 +141,17 @@ pub fn rate_limits(limits: &[RateLimitInfo], now_ms: u64) -> Markup {
                     }
                 } }
             } }
+            h2 { "Granted and used" }
+            @if !leader {
+                p.stale { "Rate use is the leader's: open the leader's console for its history." }
+            } @else if history.is_empty() {
+                p { "No samples yet: the leader samples every key every few seconds." }
+            } @else {
+                @for series in history { (rate_chart(series, now_ms)) }
+                @if history.len() < limits.len() {
+                    p { small { "Charts of the first " (history.len()) " keys by name (" code { "--history-rate-keys" } ")." } }
+                }
+            }
         }
     }
 }

@@ -1,8 +1,11 @@
-//! The run page: the run's state and a progress bar per shard, kept live by
-//! `assets/console.js` polling `/api/runs/{id}` while the run is going.
+//! The run page: the run's state and a progress bar per shard, its dead letters and the
+//! circuit breakers its shards wait on, kept live by `assets/console.js` from the run's
+//! event stream (`/api/runs/{id}/events`, polling `/api/runs/{id}` where it is refused).
 
 use apitap_proto::v1::RunInfo;
 use maud::{html, Markup};
+
+use apitap_proto::v1::BreakerInfo;
 
 use super::layout::{state_class, time};
 
@@ -26,6 +29,7 @@ pub fn run(r: &RunInfo, can_act: bool) -> Markup {
                 dt { "Shards done" } dd { span #run-done { (done) " of " (total) } }
                 dt { "Progress" } dd { progress #run-progress max="1" value=(if total == 0 { 1.0 } else { done as f64 / total as f64 }) {} }
                 dt { "Records" } dd { span #run-records { (records) } }
+                dt { "Dead letters" } dd { span #run-dead-letters { (r.dead_letters) } }
                 dt { "Started" } dd { (time(r.created_at_ms)) }
                 dt { "Finished" } dd { (time(r.finished_at_ms)) }
                 @if !r.error.is_empty() { dt { "Error" } dd.error { (r.error) } }
@@ -51,7 +55,7 @@ pub fn run(r: &RunInfo, can_act: bool) -> Markup {
             }
             h2 { "Shards" }
             div.table { table {
-                thead { tr { th { "Shard" } th { "Progress" } th { "State" } th { "Worker" } th { "Fence" } th { "Pages" } th { "Records" } th { "Attempts" } th { "Error" } } }
+                thead { tr { th { "Shard" } th { "Progress" } th { "State" } th { "Worker" } th { "Fence" } th { "Pages" } th { "Records" } th { "Dead letters" } th { "Attempts" } th { "Waiting on" } th { "Error" } } }
                 tbody { @for s in &r.shards {
                     @let over = TERMINAL_SHARD.contains(&s.state.as_str());
                     tr data-shard=(s.index) {
@@ -64,11 +68,34 @@ pub fn run(r: &RunInfo, can_act: bool) -> Markup {
                         td.num.fence { (s.fence) }
                         td.num.pages { (s.pages) }
                         td.num.records { (s.records) }
+                        td.num.dead-letters { (s.dead_letters) }
                         td.num { (s.attempts) }
+                        td.breaker { (breaker(s.breaker.as_ref())) }
                         td.error { (s.error) }
                     }
                 } }
             } }
+            @let dead: Vec<_> = r.shards.iter().flat_map(|s| s.dead_letter_sample.iter().map(move |d| (s.index, d))).collect();
+            @if !dead.is_empty() {
+                h2 { "Dead letters" }
+                p { small { "The newest few of each shard; the sink's " code { "apitap_dead_letters" } " table keeps them all." } }
+                div.table { table #dead-letters {
+                    thead { tr { th { "Shard" } th { "Page" } th { "Error" } th { "Record" } } }
+                    tbody { @for (shard, d) in dead {
+                        tr { td.num { (shard) } td.num { (d.page) } td.error { (d.error) } td { code { (d.record) } } }
+                    } }
+                } }
+            }
         }
+    }
+}
+
+/// What a shard waits on: the open circuit breaker of its upstream host, or nothing. The
+/// script writes the same text (see `breakerText` in `assets/console.js`).
+pub fn breaker(b: Option<&BreakerInfo>) -> String {
+    match b {
+        None => "-".into(),
+        Some(b) if b.until_ms == 0 => format!("breaker {} {} (probing)", b.host, b.state),
+        Some(b) => format!("breaker {} {} until {}", b.host, b.state, time(b.until_ms)),
     }
 }

@@ -12,8 +12,8 @@ use super::layout::{error_page, page, respond};
 use super::{refused, see_other};
 use crate::http::actions::{act, Action, Refusal};
 use crate::http::auth::{self, Via, COOKIE};
+use crate::http::context::Ctx;
 use crate::http::reply::not_leader_message;
-use crate::http::Settings;
 use crate::node::Node;
 
 /// How long the browser keeps the session cookie; the token's own expiry still applies.
@@ -87,50 +87,29 @@ pub async fn logout(req: HttpRequest) -> HttpResponse {
 }
 
 /// An action form's answer: to the run's page, or a page saying why not.
-async fn console_act(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    action: Action,
-) -> HttpResponse {
-    match act(&node, &s, &req, action).await {
+async fn console_act(cx: Ctx, action: Action) -> HttpResponse {
+    match act(&cx, action).await {
         Ok(run) => see_other(&format!("/console/runs/{}", run.run_id)),
         Err(Refusal::Status(e)) => refused(&e, None),
         Err(Refusal::NotLeader) => {
-            let leader = node.raft_metrics().current_leader;
+            let leader = cx.node.raft_metrics().current_leader;
             error_page(
                 StatusCode::MISDIRECTED_REQUEST,
-                &not_leader_message(&node, leader),
+                &not_leader_message(&cx.node, leader),
                 None,
             )
         }
     }
 }
 
-pub async fn run_now(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> HttpResponse {
-    let (namespace, name) = path.into_inner();
-    console_act(node, s, req, Action::RunNow { namespace, name }).await
+pub async fn run_now(cx: Ctx, path: web::Path<(String, String)>) -> HttpResponse {
+    console_act(cx, Action::run_now(path)).await
 }
 
-pub async fn cancel(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    id: web::Path<u64>,
-) -> HttpResponse {
-    console_act(node, s, req, Action::Cancel(id.into_inner())).await
+pub async fn cancel(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
+    console_act(cx, Action::Cancel(*id)).await
 }
 
-pub async fn retry(
-    node: web::Data<Node>,
-    s: web::Data<Settings>,
-    req: HttpRequest,
-    id: web::Path<u64>,
-) -> HttpResponse {
-    console_act(node, s, req, Action::Retry(id.into_inner())).await
+pub async fn retry(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
+    console_act(cx, Action::Retry(*id)).await
 }

@@ -7,12 +7,15 @@
     reason = "a shard position i always comes from `shard_mut` or `held`, which found the shard at i in the same run"
 )]
 
-use apitap_proto::limits::{truncate_utf8, MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES};
+use apitap_proto::limits::{
+    truncate_utf8, MAX_CHECKPOINT_BYTES, MAX_DEAD_LETTER_RECORD_BYTES, MAX_DEAD_LETTER_SAMPLE,
+    MAX_ERROR_BYTES,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{done, rejected, shard_mut, Applied};
 use crate::state::command::{CommandResult, Key};
-use crate::state::model::{Run, State};
+use crate::state::model::{DeadLetterSample, Run, Shard, State};
 
 /// One shard for one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +172,12 @@ pub struct CompleteShard {
     /// The reporting worker (empty only in entries written before reports named it).
     #[serde(default)]
     pub worker: String,
+    /// Records the lease wrote to the sink's dead-letter table.
+    #[serde(default)]
+    pub dead_letters: u64,
+    /// A few of them; `apply` keeps the newest `MAX_DEAD_LETTER_SAMPLE`, each bounded.
+    #[serde(default)]
+    pub dead_letter_sample: Vec<DeadLetterSample>,
 }
 
 impl CompleteShard {
@@ -193,6 +202,7 @@ impl CompleteShard {
             (Some(e), true) => Some(truncate_utf8(e, MAX_ERROR_BYTES)),
             (e, _) => e.clone(),
         };
+        keep_dead_letters(s, self.dead_letters, &self.dead_letter_sample);
         if self.ok {
             s.succeed();
         } else {
@@ -209,6 +219,25 @@ impl CompleteShard {
         }
         done(keys)
     }
+}
+
+/// Adds a lease's dead letters to the shard: the count, and the sample cut to its bounds
+/// (the newest `MAX_DEAD_LETTER_SAMPLE`), so that no report can grow the state unbounded.
+fn keep_dead_letters(s: &mut Shard, count: u64, sample: &[DeadLetterSample]) {
+    s.dead_letters = s.dead_letters.saturating_add(count);
+    let newest = sample.len().saturating_sub(MAX_DEAD_LETTER_SAMPLE);
+    for d in sample.iter().skip(newest) {
+        s.dead_letter_sample.push(DeadLetterSample {
+            page: d.page,
+            error: truncate_utf8(&d.error, MAX_ERROR_BYTES),
+            record: truncate_utf8(&d.record, MAX_DEAD_LETTER_RECORD_BYTES),
+        });
+    }
+    let over = s
+        .dead_letter_sample
+        .len()
+        .saturating_sub(MAX_DEAD_LETTER_SAMPLE);
+    s.dead_letter_sample.drain(..over);
 }
 
 /// The shard, if `fence` is its current, live lease held by `worker` (see

@@ -3,10 +3,13 @@
 use std::collections::BTreeMap;
 
 use apitap_common::shard::ShardDef;
-use apitap_proto::limits::{MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES, MAX_RETRY_AFTER_MS};
+use apitap_proto::limits::{
+    MAX_CHECKPOINT_BYTES, MAX_DEAD_LETTER_RECORD_BYTES, MAX_DEAD_LETTER_SAMPLE, MAX_ERROR_BYTES,
+    MAX_RETRY_AFTER_MS,
+};
 
 use crate::state::command::{self, apply, Command, CommandResult, LeaseGrant};
-use crate::state::model::{RunState, ShardState, State};
+use crate::state::model::{DeadLetterSample, RunState, ShardState, State};
 
 /// A state machine fed by hand: each step is the next log index.
 struct Log {
@@ -72,6 +75,8 @@ impl Log {
             pages: 1,
             records: 10,
             watermark: None,
+            dead_letters: 0,
+            dead_letter_sample: Vec::new(),
             now_ms: 5,
             worker: worker.into(),
         }))
@@ -207,12 +212,62 @@ fn oversized_reports_are_bounded() {
         pages: 0,
         records: 0,
         watermark: None,
+        dead_letters: 0,
+        dead_letter_sample: Vec::new(),
         now_ms: 5,
         worker: "a".into(),
     }));
     assert_eq!(r, CommandResult::Done);
     let error = log.state.runs[&run].shards[0].error.clone().unwrap();
     assert!(error.len() <= MAX_ERROR_BYTES, "{} bytes", error.len());
+}
+
+#[test]
+fn dead_letters_add_up_over_attempts_and_keep_a_bounded_sample_of_the_newest() {
+    let mut log = Log::new();
+    let run = log.pipeline("p", "s", 1, 3);
+    let failed_with = |log: &mut Log, fence: u64, count: u64, pages: std::ops::Range<u64>| {
+        let sample = pages
+            .map(|page| DeadLetterSample {
+                page,
+                error: "e".repeat(2 * MAX_ERROR_BYTES),
+                record: format!("{{\"page\": {page}, \"pad\": \"{}\"}}", "x".repeat(4096)),
+            })
+            .collect();
+        log.step(Command::CompleteShard(command::CompleteShard {
+            run_id: run,
+            shard: 0,
+            fence,
+            ok: false,
+            retriable: true,
+            error: Some("cannot cast".into()),
+            pages: 0,
+            records: 0,
+            watermark: None,
+            now_ms: 5,
+            worker: "a".into(),
+            dead_letters: count,
+            dead_letter_sample: sample,
+        }))
+    };
+    let fence = log.grant(run, 0, "a");
+    assert_eq!(failed_with(&mut log, fence, 10, 1..6), CommandResult::Done);
+    let fence = log.grant(run, 0, "a");
+    assert_eq!(failed_with(&mut log, fence, 2, 7..8), CommandResult::Done);
+    let shard = &log.state.runs[&run].shards[0];
+    assert_eq!(shard.dead_letters, 12);
+    let pages: Vec<u64> = shard.dead_letter_sample.iter().map(|d| d.page).collect();
+    assert_eq!(pages.len(), MAX_DEAD_LETTER_SAMPLE);
+    assert_eq!(pages, [4, 5, 7], "the newest are kept");
+    for d in &shard.dead_letter_sample {
+        assert!(
+            d.record.len() <= MAX_DEAD_LETTER_RECORD_BYTES,
+            "{}",
+            d.record.len()
+        );
+        assert!(d.error.len() <= MAX_ERROR_BYTES, "{}", d.error.len());
+        assert!(d.record.ends_with("[truncated]"));
+    }
 }
 
 #[test]

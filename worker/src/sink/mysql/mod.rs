@@ -14,14 +14,13 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 use apitap_common::spec::MysqlSink as MysqlSpec;
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::{Executor, MySqlPool};
 
 use super::sql::dialect::{Dialect, Statements};
+use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
 use super::sql::{error, target_of, SqlSink};
 use super::SinkError;
 
@@ -42,20 +41,24 @@ const SESSION: &str = "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')
 impl MysqlSink {
     /// Connects to `spec.url` (secrets already substituted). A bad URL, password or
     /// database name is a user error; an unreachable server is transient.
-    pub async fn connect(spec: &MysqlSpec) -> Result<Self, SinkError> {
+    /// The pool of `spec.url` in `pools` is used if this worker has one.
+    pub async fn connect(spec: &MysqlSpec, pools: &SinkPools) -> Result<Self, SinkError> {
         let target = target_of!(MysqlDialect, spec)?;
-        let pool = pool(&spec.url).await?;
+        let pool = pools
+            .mysql
+            .get(&spec.url, || pool(&spec.url, pools.max_connections))
+            .await?;
         Ok(Self::new(pool, target))
     }
 }
 
-/// Two connections, as for PostgreSQL: the commit in flight and a spare. Also the pool
-/// tests read back through, so that they see the sink's session settings.
-pub(crate) async fn pool(url: &str) -> Result<MySqlPool, SinkError> {
+/// At most `max` connections, each with the sink's session settings. Also the pool tests
+/// read back through, so that they see those settings.
+pub(crate) async fn pool(url: &str, max: u32) -> Result<MySqlPool, SinkError> {
     let options: MySqlConnectOptions = url.parse().map_err(err("parsing sink.mysql.url"))?;
     MySqlPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(max)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _| Box::pin(async move { conn.execute(SESSION).await.map(|_| ()) }))
         .connect_with(options.timezone(Some("+00:00".into())))
         .await

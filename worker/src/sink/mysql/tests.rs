@@ -26,7 +26,7 @@ impl Fixture for TestMariadb {
             .await
             .expect("the start task")
             .expect("a throwaway MariaDB (scripts/prereqs.sh installs the server)");
-        let reader = super::pool(&server.url())
+        let reader = super::pool(&server.url(), 2)
             .await
             .expect("connecting to the throwaway MariaDB");
         Self { server, reader }
@@ -90,7 +90,7 @@ async fn connection_errors_are_classified() {
         (unreachable, ErrorClass::Transient),
     ] {
         let spec: MysqlSpec = serde_json::from_value(json!({"url": url, "table": "t"})).unwrap();
-        match super::MysqlSink::connect(&spec).await {
+        match super::MysqlSink::connect(&spec, &Default::default()).await {
             Err(e) => assert_eq!(e.class(), class, "{url}: {e}"),
             Ok(_) => panic!("connected to {url}"),
         }

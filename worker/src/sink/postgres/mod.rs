@@ -1,8 +1,8 @@
 //! The PostgreSQL sink: the shared core ([`SqlSink`]) over the PostgreSQL dialect, which
 //! bulk-loads with COPY ([`load`]) and keeps its DDL under an advisory lock ([`ddl`]).
 //!
-//! A small pool (2 connections: one for the commit in flight, one spare so a broken
-//! connection does not stall the shard). The commit's `SELECT … FOR UPDATE` on the
+//! The pool is shared by every shard of the worker loading into the same database
+//! ([`SinkPools`]). The commit's `SELECT … FOR UPDATE` on the
 //! checkpoint row makes a newer lease's claim wait for the commit in flight.
 
 mod csv;
@@ -13,13 +13,12 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 use apitap_common::spec::PostgresSink as PostgresSpec;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::dialect::{Dialect, Statements};
+use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
 use super::sql::{error, target_of, SqlSink};
 use super::SinkError;
 
@@ -36,17 +35,23 @@ fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
 
 impl PostgresSink {
     /// Connects to `spec.url` (secrets already substituted). A bad URL, password or
-    /// database name is a user error; an unreachable server is transient.
-    pub async fn connect(spec: &PostgresSpec) -> Result<Self, SinkError> {
+    /// database name is a user error; an unreachable server is transient. The pool of
+    /// `spec.url` in `pools` is used if this worker has one.
+    pub async fn connect(spec: &PostgresSpec, pools: &SinkPools) -> Result<Self, SinkError> {
         let target = target_of!(PostgresDialect, spec)?;
         let options: PgConnectOptions =
             spec.url.parse().map_err(err("parsing sink.postgres.url"))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.application_name("apitap-worker"))
-            .await
-            .map_err(err("connecting to PostgreSQL"))?;
+        let pool = pools
+            .postgres
+            .get(&spec.url, || async {
+                PgPoolOptions::new()
+                    .max_connections(pools.max_connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.application_name("apitap-worker"))
+                    .await
+                    .map_err(err("connecting to PostgreSQL"))
+            })
+            .await?;
         Ok(Self::new(pool, target))
     }
 }

@@ -94,12 +94,12 @@ async fn connection_errors_are_classified() {
     let mut missing_db = url::Url::parse(&fx.server.url()).unwrap();
     missing_db.set_path("/apitap_no_such_database");
     let spec_missing = spec(missing_db.as_str(), "t");
-    match PostgresSink::connect(&spec_missing).await {
+    match PostgresSink::connect(&spec_missing, &Default::default()).await {
         Err(e) => assert_eq!(e.class(), ErrorClass::User, "{e}"),
         Ok(_) => panic!("connected to a missing database"),
     }
     let unreachable = spec("postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "t");
-    match PostgresSink::connect(&unreachable).await {
+    match PostgresSink::connect(&unreachable, &Default::default()).await {
         Err(e) => assert_eq!(e.class(), ErrorClass::Transient, "{e}"),
         Ok(_) => panic!("connected to port 1"),
     }

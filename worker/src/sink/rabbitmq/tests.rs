@@ -35,7 +35,7 @@ fn spec(url: String, queue: &str) -> apitap_common::spec::RabbitmqSink {
 
 #[tokio::test]
 async fn publish_resume_fencing_and_dead_letters() {
-    let node = TempRabbitmq::start().await.unwrap();
+    let node = TempRabbitmq::start().unwrap();
     let spec = spec(node.url(), "users");
     let egress = Egress::default();
     let s = shard();
@@ -149,7 +149,7 @@ async fn publish_resume_fencing_and_dead_letters() {
 
 #[tokio::test]
 async fn refusals_are_user_errors_that_say_what_to_fix() {
-    let node = TempRabbitmq::start().await.unwrap();
+    let node = TempRabbitmq::start().unwrap();
     let egress = Egress::default();
     let s = shard();
     let user_error = |r: Result<(), SinkError>| match r {

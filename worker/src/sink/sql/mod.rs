@@ -9,7 +9,8 @@
 //! Modules: `dialect` (what a database brings), `exec` (the few sqlx calls, over any
 //! database), `checkpoint` (the row's key and fence check), `ddl` (schema evolution),
 //! `columns` (its limits), `table` (names, columns and row values), `error` (sqlx error
-//! classification).
+//! classification), `pools` (connection pools shared by the shards loading into one
+//! database).
 
 mod checkpoint;
 pub(crate) mod columns;
@@ -17,6 +18,7 @@ mod ddl;
 pub(crate) mod dialect;
 pub(crate) mod error;
 pub(crate) mod exec;
+pub mod pools;
 pub(crate) mod table;
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ pub(crate) async fn open<F: Fixture>(
             namespace: "default",
             local_root: &crate::sink::LocalRoot::default(),
             egress: &crate::fetch::Egress::default(),
+            pools: &crate::sink::SinkPools::default(),
         },
     )
     .await

@@ -22,6 +22,7 @@ use sqlx::error::DatabaseError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use super::sql::dialect::{Dialect, Statements};
+use super::sql::pools::{SinkPools, ACQUIRE_TIMEOUT};
 use super::sql::{error, target_of, SqlSink};
 use super::SinkError;
 
@@ -38,8 +39,9 @@ fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
 
 impl SqliteSink {
     /// Opens (creating if needed) the database file; a relative path is relative to the
-    /// worker's working directory. Missing parent directories are created.
-    pub async fn open(spec: &SqliteSpec) -> Result<Self, SinkError> {
+    /// worker's working directory. Missing parent directories are created. The one
+    /// connection to the file is shared through `pools` by every shard loading into it.
+    pub async fn open(spec: &SqliteSpec, pools: &SinkPools) -> Result<Self, SinkError> {
         let target = target_of!(SqliteDialect, spec)?;
         let path = Path::new(&spec.path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -52,14 +54,21 @@ impl SqliteSink {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            // Keep the one connection: reopening costs, and `:memory:` would lose its data.
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(err("opening the SQLite database"))?;
+        let pool = pools
+            .sqlite
+            .get(&spec.path, || async {
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    // Keep the one connection: reopening costs, and `:memory:` would lose
+                    // its data.
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await
+                    .map_err(err("opening the SQLite database"))
+            })
+            .await?;
         Ok(Self::new(pool, target))
     }
 }

@@ -87,7 +87,7 @@ async fn open_creates_the_file_and_its_missing_directories() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/apitap.db");
     let spec: SqliteSpec = serde_json::from_value(json!({"path": path, "table": "t"})).unwrap();
-    let mut sink = AnySink::Sqlite(SqliteSink::open(&spec).await.unwrap());
+    let mut sink = AnySink::Sqlite(SqliteSink::open(&spec, &Default::default()).await.unwrap());
     let shard = ShardRef {
         pipeline: "p".into(),
         run_id: 1,
