@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use apitap_chaos::testbed::rabbitmq::read_messages;
-use apitap_chaos::testbed::{pipeline_doc, wait, TempRabbitmq, TestCluster};
+use apitap_chaos::testbed::{pipeline_doc, wait, ClusterBuilder, TempRabbitmq, TestCluster};
 use apitap_cluster_tests::fixture;
 
 const RECORDS: u64 = 1_200;
@@ -20,6 +20,17 @@ fn pipeline(name: &str, node: &TempRabbitmq, shards: u32) -> String {
         node.url_with_secret("RABBITMQ_PASSWORD")
     );
     pipeline_doc::sharded(name, RECORDS, shards, &sink)
+}
+
+/// One coordinator and two workers with 2 s leases over the mock records; the node's
+/// password is the secret `RABBITMQ_PASSWORD` of the submits.
+fn builder(node: &TempRabbitmq) -> ClusterBuilder {
+    TestCluster::builder()
+        .coordinators(1)
+        .workers(2)
+        .records(RECORDS)
+        .lease_ttl(Duration::from_secs(2))
+        .secret("RABBITMQ_PASSWORD", &node.password)
 }
 
 /// Every id 1..=RECORDS has a message; every copy of a record carries one message_id and
@@ -60,13 +71,7 @@ async fn assert_at_least_once(node: &TempRabbitmq, queue: &str) -> anyhow::Resul
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sharded_run_publishes_every_record() -> anyhow::Result<()> {
     let node = TempRabbitmq::start()?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .workers(2)
-        .records(RECORDS)
-        .secret("RABBITMQ_PASSWORD", &node.password)
-        .start()
-        .await?;
+    let cluster = builder(&node).start().await?;
     let run = cluster.submit("rabbit", &pipeline("rabbit", &node, 4))?;
     fixture::wait_succeeded(&cluster, run, Duration::from_secs(120))?;
     let duplicates = assert_at_least_once(&node, "rabbit").await?;
@@ -80,13 +85,8 @@ async fn a_sharded_run_publishes_every_record() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_zombie_is_fenced_out_and_its_copies_share_their_ids() -> anyhow::Result<()> {
     let node = TempRabbitmq::start()?;
-    let mut cluster = TestCluster::builder()
-        .coordinators(1)
-        .workers(2)
-        .records(RECORDS)
-        .lease_ttl(Duration::from_secs(2))
+    let mut cluster = builder(&node)
         .worker_env("APITAP_FAULT_IGNORE_REVOCATIONS", "true")
-        .secret("RABBITMQ_PASSWORD", &node.password)
         .start()
         .await?;
     assert!(
@@ -106,14 +106,7 @@ async fn a_frozen_zombie_is_fenced_out_and_its_copies_share_their_ids() -> anyho
 async fn a_crash_between_confirms_and_checkpoint_repeats_the_page_under_the_same_ids(
 ) -> anyhow::Result<()> {
     let node = TempRabbitmq::start()?;
-    let mut cluster = TestCluster::builder()
-        .coordinators(1)
-        .workers(2)
-        .records(RECORDS)
-        .lease_ttl(Duration::from_secs(2))
-        .secret("RABBITMQ_PASSWORD", &node.password)
-        .start()
-        .await?;
+    let mut cluster = builder(&node).start().await?;
     assert!(
         cluster.workers[0].failpoints,
         "apitap-worker was built without fail points: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
