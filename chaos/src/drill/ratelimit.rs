@@ -287,6 +287,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         records_checked: 0,
         lost: 0,
         duplicated: 0,
+        redelivered: 0,
         unexpected: 0,
         corrupt: 0,
         faults_injected: injected,

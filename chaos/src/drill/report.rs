@@ -47,6 +47,9 @@ pub struct Report {
     pub records_checked: u64,
     pub lost: u64,
     pub duplicated: u64,
+    /// An at-least-once sink (RabbitMQ): messages delivered again under a message id already
+    /// seen, which consumers drop by that id; counted, not a violation.
+    pub redelivered: u64,
     /// Rows with ids outside the pipeline's range.
     pub unexpected: u64,
     /// Rows whose content differs from the source record.
@@ -123,8 +126,8 @@ impl Report {
         let _ = writeln!(s, "  sink             {}", self.sink.name());
         let _ = writeln!(
             s,
-            "  records checked  {}  (lost {}, duplicated {}, unexpected {}, corrupt {})",
-            self.records_checked, self.lost, self.duplicated, self.unexpected, self.corrupt
+            "  records checked  {}  (lost {}, duplicated {}, unexpected {}, corrupt {}, redelivered under the same message id {})",
+            self.records_checked, self.lost, self.duplicated, self.unexpected, self.corrupt, self.redelivered
         );
         let kinds: Vec<String> = self
             .faults_injected

@@ -68,6 +68,9 @@ pub struct IdRows {
     pub rows: u64,
     pub email: [Option<String>; 2],
     pub user_name: [Option<String>; 2],
+    /// For a sink with message ids (RabbitMQ): how many distinct ids the rows carry. Rows
+    /// beyond these are redeliveries a consumer drops by message id, not duplicates.
+    pub message_ids: Option<u64>,
 }
 
 /// One shard's checkpoint as the sink stores it.
@@ -271,6 +274,7 @@ impl SinkReader {
                     rows: u64::try_from(r.1)?,
                     email: [r.2, r.3],
                     user_name: [r.4, r.5],
+                    message_ids: None,
                 })
             })
             .collect()
@@ -378,12 +382,18 @@ async fn queue_id_rows(url: &str, table: &str) -> anyhow::Result<Vec<IdRows>> {
         return Ok(Vec::new());
     }
     let mut by_id: BTreeMap<i64, IdRows> = BTreeMap::new();
+    let mut ids: std::collections::BTreeSet<(i64, String)> = Default::default();
     for m in read_all(url, table).await? {
         let v = &m.body;
         let id = v["id"]
             .as_i64()
             .ok_or_else(|| anyhow::anyhow!("message {}: no integer id", m.message_id))?;
         add_row(&mut by_id, id, v);
+        if ids.insert((id, m.message_id)) {
+            if let Some(e) = by_id.get_mut(&id) {
+                *e.message_ids.get_or_insert(0) += 1;
+            }
+        }
     }
     Ok(by_id.into_values().collect())
 }
@@ -396,6 +406,7 @@ fn add_row(by_id: &mut BTreeMap<i64, IdRows>, id: i64, v: &serde_json::Value) {
         rows: 0,
         email: [text("email"), text("email")],
         user_name: [text("userName"), text("userName")],
+        message_ids: None,
     });
     e.rows += 1;
     widen(&mut e.email, text("email"));
