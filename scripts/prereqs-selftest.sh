@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/lib/llvm-14/lib" "$root/usr/lib/postgresql/15/bin" "$root/usr/sbin" \
-  "$root/usr/bin" "$root/opt/apitap/moto/bin"
+  "$root/usr/bin" "$root/opt/apitap/moto/bin" "$root/usr/lib/rabbitmq/bin"
+touch "$root/usr/lib/rabbitmq/bin/rabbitmq-server"
 touch "$root/usr/lib/llvm-14/lib/libclang-cpp.so.14" "$root/usr/lib/postgresql/15/bin/initdb" \
   "$root/usr/sbin/mariadbd" "$root/usr/bin/chromium" "$root/opt/apitap/moto/bin/moto_server"
 
@@ -38,4 +39,8 @@ touch "$root/usr/sbin/mariadbd" "$root/usr/bin/chromium"
 rm "$root/opt/apitap/moto/bin/moto_server"
 out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no moto_server passed" >&2; exit 1; }
 grep -q "python3-venv" <<<"$out" || { echo "prereqs selftest: expected python3-venv in: $out" >&2; exit 1; }
+grep -q "rabbitmq-server" <<<"$out" && { echo "prereqs selftest: rabbitmq-server was present: $out" >&2; exit 1; }
+rm "$root/usr/lib/rabbitmq/bin/rabbitmq-server"
+out=$(PREREQS_ROOT="$root" scripts/prereqs.sh --check 2>&1) && { echo "prereqs selftest: no rabbitmq-server passed" >&2; exit 1; }
+grep -q "rabbitmq-server" <<<"$out" || { echo "prereqs selftest: expected rabbitmq-server in: $out" >&2; exit 1; }
 echo "prereqs selftest passed" >&2

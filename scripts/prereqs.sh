@@ -7,6 +7,9 @@
 #     throwaway servers too;
 #   - moto_server (PyPI's moto[server], in a venv at /opt/apitap/moto): the files sink's
 #     tests start a throwaway S3-compatible server (needs python3 and python3-venv).
+#   - RabbitMQ (rabbitmq-server, the Debian package; its node scripts in /usr/lib/rabbitmq/bin):
+#     the RabbitMQ sink's tests start throwaway nodes on ports of their own. The install
+#     keeps the packaged service from starting (policy-rc.d), so no system node holds 5672;
 #   - Chromium: the console test opens the coordinator's web console in headless Chromium.
 #
 #   scripts/prereqs.sh           check, and install what is missing
@@ -61,6 +64,13 @@ has_moto() {
 has_venv() {
   [ -z "$root" ] && command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' 2>/dev/null
 }
+# The node scripts the testbed runs (`TempRabbitmq`), not the /usr/sbin wrapper.
+has_rabbitmq() {
+  if [ -z "$root" ] && [ -n "${APITAP_RABBITMQ_BIN:-}" ] && [ -x "$APITAP_RABBITMQ_BIN/rabbitmq-server" ]; then
+    return 0
+  fi
+  any_exists "$root"/usr/lib/rabbitmq/bin/rabbitmq-server
+}
 has_chromium() {
   if [ -z "$root" ] && command -v chromium >/dev/null 2>&1; then
     return 0
@@ -77,6 +87,7 @@ if ! has_moto; then
   need_moto=true
   has_venv || missing+=(python3 python3-venv)
 fi
+has_rabbitmq || missing+=(rabbitmq-server)
 has_chromium || missing+=(chromium)
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain from https://rustup.rs" >&2
@@ -105,7 +116,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing them with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # Tests start servers of their own: keep the packages' services (RabbitMQ on 5672,
+    # PostgreSQL, MariaDB) from starting, unless the machine has a policy already.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=false
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=true
+      trap 'rm -f "$policy"' EXIT
+    fi
     apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+    if $own_policy; then rm -f "$policy" && trap - EXIT; fi
   else
     echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
     exit 1

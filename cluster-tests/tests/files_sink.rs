@@ -28,16 +28,7 @@ fn pipeline(name: &str, dir: &Path, shards: u32) -> String {
         r#"files: {{ url: "{}", table: users, format: jsonl }}"#,
         dir.display()
     );
-    pipeline_doc::Sharded {
-        name,
-        ids: 1..=RECORDS,
-        shards,
-        paging: &pipeline_doc::limit_offset(50),
-        sink: &sink,
-        http_extra: "",
-        spec_extra: "",
-    }
-    .yaml()
+    pipeline_doc::sharded(name, RECORDS, shards, &sink)
 }
 
 /// Every id 1..=RECORDS in the visible parts exactly once, and the manifests' row counts

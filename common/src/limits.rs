@@ -135,6 +135,31 @@ pub const DEFAULT_MAX_NEW_COLUMNS: usize = 100;
 /// names would be truncated silently and could collide; not a knob.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// Default of `spec.sink.rabbitmq.confirm_timeout`: how long a commit waits for the
+/// broker's publisher confirms before it fails as transient (and is retried).
+pub const DEFAULT_RABBITMQ_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest `confirm_timeout`: a commit holds its page in memory until every confirm is in.
+pub const MAX_RABBITMQ_CONFIRM_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Default of `spec.sink.rabbitmq.max_message_bytes`: the largest message (one row as JSON)
+/// the sink publishes; a larger row is the pipeline's to fix (it is dead-lettered).
+pub const DEFAULT_RABBITMQ_MAX_MESSAGE_BYTES: u64 = 1024 * 1024;
+
+/// Largest `max_message_bytes`: RabbitMQ's own default `max_message_size` (128 MiB).
+pub const RABBITMQ_MAX_MESSAGE_BYTES_CEILING: u64 = 128 * 1024 * 1024;
+
+/// Default of `spec.sink.rabbitmq.checkpoint_retention`: how long the broker keeps the
+/// entries of the checkpoint stream (`x-max-age`).
+pub const DEFAULT_RABBITMQ_CHECKPOINT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// Shortest `checkpoint_retention`: a shard's checkpoint must outlive its run's retries.
+pub const MIN_RABBITMQ_CHECKPOINT_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Longest AMQP exchange, queue or routing key name, in bytes: the protocol's short string
+/// (not a knob).
+pub const MAX_AMQP_NAME_BYTES: usize = 255;
+
 /// The limits a spec is checked against; `Limits::default()` holds the constants above.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

@@ -330,6 +330,36 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
         "spec.sink.files.format: unknown value `avro`",
     ),
     (
+        "rabbitmq_password_in_clear.yaml",
+        Some(12),
+        "spec.sink.rabbitmq.url: the password must be a secret reference, not the password itself",
+    ),
+    (
+        "rabbitmq_not_amqp.yaml",
+        Some(12),
+        "spec.sink.rabbitmq.url: not an AMQP URL",
+    ),
+    (
+        "rabbitmq_default_exchange_other_queue.yaml",
+        Some(14),
+        "spec.sink.rabbitmq.queue: the default exchange cannot route the key \"users\" to the queue \"apitap-users\"",
+    ),
+    (
+        "rabbitmq_confirm_timeout_too_long.yaml",
+        Some(15),
+        "spec.sink.rabbitmq.confirm_timeout: 3600s is out of range",
+    ),
+    (
+        "rabbitmq_message_too_large.yaml",
+        Some(15),
+        "spec.sink.rabbitmq.max_message_bytes: 1073741824 is out of range",
+    ),
+    (
+        "rabbitmq_no_routing_key.yaml",
+        Some(11),
+        "spec.sink.rabbitmq: missing field `routing_key`",
+    ),
+    (
         "merge_without_primary_key.yaml",
         Some(11),
         "spec.sink.sqlite.primary_key: mode merge needs a primary_key",
@@ -340,6 +370,7 @@ const BAD: &[(&str, Option<usize>, &str)] = &[
 const GOOD: &[(&str, &str)] = &[
     ("users.yaml", "github-issues"),
     ("cursor_postgres.yaml", "crm-contacts"),
+    ("rabbitmq_orders.yaml", "shop-orders"),
 ];
 
 fn dir(name: &str) -> PathBuf {
@@ -357,6 +388,7 @@ fn apitapctl(cwd: &Path, args: &[&str]) -> Output {
         .env_remove("NOT_SET_VAR")
         .env_remove("APITAP_COORDINATOR")
         .env("GOOD_SPEC_TOKEN", "t0ken")
+        .env("RABBITMQ_PASSWORD", "s3cret")
         .env(
             "GOOD_SPEC_WAREHOUSE_URL",
             "postgres://etl@127.0.0.1:1/warehouse",

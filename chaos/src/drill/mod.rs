@@ -373,6 +373,7 @@ pub async fn run(scenario: Scenario, opts: DrillOptions) -> anyhow::Result<Repor
         records_checked: tables.iter().map(|t| t.expected).sum(),
         lost: tables.iter().map(|t| t.lost).sum(),
         duplicated: tables.iter().map(|t| t.duplicated).sum(),
+        redelivered: tables.iter().map(|t| t.redelivered).sum(),
         unexpected: tables.iter().map(|t| t.unexpected).sum(),
         corrupt: tables.iter().map(|t| t.corrupt).sum(),
         leader_failover_ms: summary(&failover_ms),

@@ -47,6 +47,9 @@ pub struct Report {
     pub records_checked: u64,
     pub lost: u64,
     pub duplicated: u64,
+    /// An at-least-once sink (RabbitMQ): messages delivered again under a message id already
+    /// seen, which consumers drop by that id; counted, not a violation.
+    pub redelivered: u64,
     /// Rows with ids outside the pipeline's range.
     pub unexpected: u64,
     /// Rows whose content differs from the source record.
@@ -125,6 +128,7 @@ impl Report {
             records_checked: 0,
             lost: 0,
             duplicated: 0,
+            redelivered: 0,
             unexpected: 0,
             corrupt: 0,
             faults_total: faults_injected.values().sum(),
@@ -180,8 +184,8 @@ impl Report {
         let _ = writeln!(s, "  sink             {}", self.sink.name());
         let _ = writeln!(
             s,
-            "  records checked  {}  (lost {}, duplicated {}, unexpected {}, corrupt {})",
-            self.records_checked, self.lost, self.duplicated, self.unexpected, self.corrupt
+            "  records checked  {}  (lost {}, duplicated {}, unexpected {}, corrupt {}, redelivered under the same message id {})",
+            self.records_checked, self.lost, self.duplicated, self.unexpected, self.corrupt, self.redelivered
         );
         let kinds: Vec<String> = self
             .faults_injected

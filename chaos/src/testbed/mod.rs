@@ -6,6 +6,7 @@
 //! - [`postgres`]: a throwaway PostgreSQL server (`TempPostgres`).
 //! - [`mariadb`]: a throwaway MariaDB server (`TempMariadb`).
 //! - [`moto`]: a throwaway S3-compatible server (`TempS3`).
+//! - [`rabbitmq`]: a throwaway RabbitMQ node (`TempRabbitmq`) and reading a queue back.
 //! - [`sink`]: a throwaway sink of any kind (`SinkBed`) and reading back what it holds.
 //! - [`certs`]: a throwaway CA and certificates for a TLS cluster.
 //! - [`cluster`]: coordinators + workers + the mock API (`TestCluster`).
@@ -24,6 +25,7 @@ pub mod out_dir;
 pub mod pipeline_doc;
 pub mod postgres;
 pub mod process;
+pub mod rabbitmq;
 pub mod sink;
 pub mod wait;
 
@@ -31,6 +33,7 @@ pub use cluster::{ClusterBuilder, TestCluster};
 pub use mariadb::TempMariadb;
 pub use moto::TempS3;
 pub use postgres::TempPostgres;
+pub use rabbitmq::TempRabbitmq;
 pub use sink::{SinkBed, SinkKind, SinkReader};
 
 /// A port that was free a moment ago, chosen below Linux's ephemeral range (32768+): the

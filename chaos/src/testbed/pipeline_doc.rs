@@ -63,6 +63,21 @@ pub struct Sharded<'a> {
     pub spec_extra: &'a str,
 }
 
+/// The mock records 1..=`records` in `shards` ranges, 50 a page (limit/offset), into `sink`:
+/// the plain document of the sink tests.
+pub fn sharded(name: &str, records: u64, shards: u32, sink: &str) -> String {
+    Sharded {
+        name,
+        ids: 1..=records,
+        shards,
+        paging: &limit_offset(50),
+        sink,
+        http_extra: "",
+        spec_extra: "",
+    }
+    .yaml()
+}
+
 impl Sharded<'_> {
     /// The pipeline document.
     pub fn yaml(&self) -> String {

@@ -7,6 +7,9 @@
 //! - SQLite: a database file in the bed's folder.
 //! - Files: JSON Lines or Parquet parts in the bed's folder, read back through the manifest
 //!   log (only what a manifest entry names is visible).
+//! - RabbitMQ: a throwaway node ([`TempRabbitmq`]), the AMQP URL as `${WAREHOUSE_URL}`; one
+//!   queue per table, read back without consuming it. At least once: a row per message,
+//!   duplicates included; its checkpoints (a stream on the broker) are not read back.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,8 @@ use apitap_worker::sink::FilesSink;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{TempMariadb, TempPostgres};
+use super::rabbitmq::{queue_len, read_all};
+use super::{TempMariadb, TempPostgres, TempRabbitmq};
 
 /// The kinds of sink a bench or a drill loads into.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -29,6 +33,8 @@ pub enum SinkKind {
     Mysql,
     /// Parts in a local folder (the files sink): Parquet in benches, JSON Lines in drills.
     Files,
+    /// One message per row on a throwaway RabbitMQ node (at least once).
+    Rabbitmq,
 }
 
 impl SinkKind {
@@ -38,6 +44,7 @@ impl SinkKind {
             SinkKind::Sqlite => "sqlite",
             SinkKind::Mysql => "mysql",
             SinkKind::Files => "files",
+            SinkKind::Rabbitmq => "rabbitmq",
         }
     }
 }
@@ -50,6 +57,7 @@ pub enum SinkBed {
     Sqlite(PathBuf),
     /// The folder of the parts and manifests, and their format.
     Files(PathBuf, FileFormat),
+    Rabbitmq(TempRabbitmq),
 }
 
 /// What a sink holds for one record id of a table: how many rows, and the smallest and
@@ -60,6 +68,9 @@ pub struct IdRows {
     pub rows: u64,
     pub email: [Option<String>; 2],
     pub user_name: [Option<String>; 2],
+    /// For a sink with message ids (RabbitMQ): how many distinct ids the rows carry. Rows
+    /// beyond these are redeliveries a consumer drops by message id, not duplicates.
+    pub message_ids: Option<u64>,
 }
 
 /// One shard's checkpoint as the sink stores it.
@@ -87,6 +98,7 @@ impl SinkBed {
                 std::fs::create_dir_all(dir)?;
                 SinkBed::Files(dir.join("parts"), format)
             }
+            SinkKind::Rabbitmq => SinkBed::Rabbitmq(TempRabbitmq::start()?),
         })
     }
 
@@ -96,6 +108,7 @@ impl SinkBed {
             SinkBed::Mysql(_) => SinkKind::Mysql,
             SinkBed::Sqlite(_) => SinkKind::Sqlite,
             SinkBed::Files(..) => SinkKind::Files,
+            SinkBed::Rabbitmq(_) => SinkKind::Rabbitmq,
         }
     }
 
@@ -105,6 +118,7 @@ impl SinkBed {
         match self {
             SinkBed::Postgres(pg) => Some(pg.url()),
             SinkBed::Mysql(db) => Some(db.url()),
+            SinkBed::Rabbitmq(node) => Some(node.url()),
             SinkBed::Sqlite(_) | SinkBed::Files(..) => None,
         }
     }
@@ -137,6 +151,9 @@ impl SinkBed {
                 dir.display(),
                 format.extension()
             ),
+            SinkBed::Rabbitmq(_) => format!(
+                r#"rabbitmq: {{ url: "${{WAREHOUSE_URL}}", exchange: amq.direct, routing_key: {table}, queue: {table} }}"#
+            ),
         }
     }
 
@@ -168,6 +185,7 @@ impl SinkBed {
                     .connect_lazy_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path)),
             ),
             SinkBed::Files(dir, format) => SinkReader::Files(dir.clone(), *format),
+            SinkBed::Rabbitmq(node) => SinkReader::Rabbitmq(node.url()),
         })
     }
 }
@@ -185,6 +203,8 @@ pub enum SinkReader {
     Mysql(sqlx::MySqlPool),
     Sqlite(sqlx::SqlitePool),
     Files(PathBuf, FileFormat),
+    /// The broker's AMQP URL; a table is a queue.
+    Rabbitmq(String),
 }
 
 /// Runs `$body` with `$pool` bound to the reader's pool, whichever database it is on, or
@@ -195,7 +215,7 @@ macro_rules! on_pool {
             SinkReader::Postgres($pool) => $body,
             SinkReader::Mysql($pool) => $body,
             SinkReader::Sqlite($pool) => $body,
-            $files => $other,
+            $files | SinkReader::Rabbitmq(_) => $other,
         }
     };
 }
@@ -228,6 +248,9 @@ impl SinkReader {
         if let SinkReader::Files(dir, format) = self {
             return file_id_rows(dir, *format, table).await;
         }
+        if let SinkReader::Rabbitmq(url) = self {
+            return queue_id_rows(url, table).await;
+        }
         if !self.exists(table).await? {
             return Ok(Vec::new());
         }
@@ -251,6 +274,7 @@ impl SinkReader {
                     rows: u64::try_from(r.1)?,
                     email: [r.2, r.3],
                     user_name: [r.4, r.5],
+                    message_ids: None,
                 })
             })
             .collect()
@@ -266,6 +290,9 @@ impl SinkReader {
                 .await?;
             return Ok(parts.iter().map(|(_, rows)| rows).sum());
         }
+        if let SinkReader::Rabbitmq(url) = self {
+            return Ok(u64::from(queue_len(url, table).await?));
+        }
         let query = format!("SELECT COUNT(*) FROM {table}");
         let n: i64 = on_pool!(self,
             pool => sqlx::query(&query).fetch_one(pool).await?.try_get(0)?,
@@ -278,6 +305,9 @@ impl SinkReader {
     pub async fn checkpoints(&self) -> anyhow::Result<Vec<StoredCheckpoint>> {
         if let SinkReader::Files(dir, _) = self {
             return file_checkpoints(dir);
+        }
+        if let SinkReader::Rabbitmq(_) = self {
+            return Ok(Vec::new());
         }
         if !self.exists("apitap_checkpoints").await? {
             return Ok(Vec::new());
@@ -308,6 +338,7 @@ impl SinkReader {
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
             }
             SinkReader::Files(dir, _) => return Ok(dir.join(table).exists()),
+            SinkReader::Rabbitmq(url) => return Ok(queue_len(url, table).await.is_ok()),
         };
         let n: i64 = on_pool!(self,
             pool => sqlx::query(query).bind(table).fetch_one(pool).await?.try_get(0)?,
@@ -338,19 +369,48 @@ async fn file_id_rows(dir: &Path, format: FileFormat, table: &str) -> anyhow::Re
             let id = v["id"]
                 .as_i64()
                 .ok_or_else(|| anyhow::anyhow!("{part}: a row without an integer id"))?;
-            let text = |key: &str| v[key].as_str().map(str::to_owned);
-            let e = by_id.entry(id).or_insert_with(|| IdRows {
-                id,
-                rows: 0,
-                email: [text("email"), text("email")],
-                user_name: [text("userName"), text("userName")],
-            });
-            e.rows += 1;
-            widen(&mut e.email, text("email"));
-            widen(&mut e.user_name, text("userName"));
+            add_row(&mut by_id, id, &v);
         }
     }
     Ok(by_id.into_values().collect())
+}
+
+/// The messages of the queue `table`, grouped by the `id` of their JSON bodies (no queue
+/// yet: none).
+async fn queue_id_rows(url: &str, table: &str) -> anyhow::Result<Vec<IdRows>> {
+    if queue_len(url, table).await.is_err() {
+        return Ok(Vec::new());
+    }
+    let mut by_id: BTreeMap<i64, IdRows> = BTreeMap::new();
+    let mut ids: std::collections::BTreeSet<(i64, String)> = Default::default();
+    for m in read_all(url, table).await? {
+        let v = &m.body;
+        let id = v["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("message {}: no integer id", m.message_id))?;
+        add_row(&mut by_id, id, v);
+        if ids.insert((id, m.message_id)) {
+            if let Some(e) = by_id.get_mut(&id) {
+                *e.message_ids.get_or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(by_id.into_values().collect())
+}
+
+/// Counts row `v` (with `id`) into `by_id`.
+fn add_row(by_id: &mut BTreeMap<i64, IdRows>, id: i64, v: &serde_json::Value) {
+    let text = |key: &str| v[key].as_str().map(str::to_owned);
+    let e = by_id.entry(id).or_insert_with(|| IdRows {
+        id,
+        rows: 0,
+        email: [text("email"), text("email")],
+        user_name: [text("userName"), text("userName")],
+        message_ids: None,
+    });
+    e.rows += 1;
+    widen(&mut e.email, text("email"));
+    widen(&mut e.user_name, text("userName"));
 }
 
 /// The files sink over `dir/table`, as a reader opens it.

@@ -638,6 +638,9 @@ pub struct Sink {
     /// Part files in a folder or an S3-compatible bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<super::files::FilesSink>,
+    /// One message per row on a RabbitMQ broker, at least once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq: Option<super::rabbitmq::RabbitmqSink>,
 }
 
 /// A SQL sink's struct: the fields given, then the table and how it is loaded, which every

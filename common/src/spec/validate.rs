@@ -662,12 +662,13 @@ fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
         s.sqlite.is_some(),
         s.mysql.is_some(),
         s.files.is_some(),
+        s.rabbitmq.is_some(),
     ];
     exactly_one(
         &set,
         "spec.sink",
         "sinks are",
-        "use `postgres: {url, table}`, `mysql: {url, table}`, `sqlite: {path, table}` or `files: {url, table}`",
+        "use `postgres: {url, table}`, `mysql: {url, table}`, `sqlite: {path, table}`, `files: {url, table}` or `rabbitmq: {url, routing_key}`",
         out,
     );
     fn table_rules(out: &mut Vec<Problem>, path: &str, table: &str, mode: LoadMode, pk: &[String]) {
@@ -731,6 +732,9 @@ fn sink(p: &Pipeline, out: &mut Vec<Problem>) {
     }
     if let Some(files) = &s.files {
         super::files::rules(files, out);
+    }
+    if let Some(rabbitmq) = &s.rabbitmq {
+        super::rabbitmq::rules(rabbitmq, out);
     }
     if let Some(sq) = &s.sqlite {
         table_rules(out, "spec.sink.sqlite", &sq.table, sq.mode, &sq.primary_key);

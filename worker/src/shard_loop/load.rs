@@ -162,7 +162,7 @@ impl<P: Fn(&Checkpoint)> Loader<'_, P> {
         let Some(last) = pages.last() else {
             return Ok(());
         };
-        if pages.len() == 1 {
+        if pages.len() == 1 || self.sink.commits_pages_alone() {
             return self.commit_alone(pages).await;
         }
         let rows =

@@ -16,7 +16,8 @@
 //! A replayed page (crash after fetch, before commit) is fetched again from the last
 //! committed position, so each record is committed exactly once.
 //!
-//! Modules: [`files`] writes part files made visible by a per-shard manifest log (exactly
+//! Modules: [`rabbitmq`] publishes one message per row, at least once, with the checkpoint
+//! in a stream on the broker (the one sink that is not exactly once); [`files`] writes part files made visible by a per-shard manifest log (exactly
 //! once without transactions); [`sql`] is the exactly-once core of the SQL sinks (claim, fenced commit, dead
 //! letters, schema evolution), written once over a dialect; [`postgres`] (COPY-based bulk
 //! load), [`mysql`] (MySQL and MariaDB) and [`sqlite`] (the embedded default) are its
@@ -25,10 +26,12 @@
 //! statements), `ddl.rs` (column types, catalog look-ups), `load.rs` (how rows get in) and
 //! `tests.rs` (the shared suite of `sql/suite.rs` run against it, then its own cases).
 
+pub mod endpoint;
 pub mod files;
 pub mod local_root;
 pub mod mysql;
 pub mod postgres;
+pub mod rabbitmq;
 pub mod sql;
 pub mod sqlite;
 
@@ -44,6 +47,7 @@ pub use files::FilesSink;
 pub use local_root::LocalRoot;
 pub use mysql::MysqlSink;
 pub use postgres::PostgresSink;
+pub use rabbitmq::RabbitmqSink;
 pub use sql::pools::SinkPools;
 pub use sqlite::SqliteSink;
 
@@ -147,10 +151,22 @@ pub enum AnySink {
     Sqlite(SqliteSink),
     Mysql(MysqlSink),
     Files(FilesSink),
+    /// Boxed: the connection and the stream reader make it five times the next largest.
+    Rabbitmq(Box<RabbitmqSink>),
+}
+
+impl AnySink {
+    /// Whether the loader must commit each page on its own rather than a batch of pages in
+    /// one call: the RabbitMQ sink names each message by its page, which must not depend
+    /// on how pages were batched.
+    pub fn commits_pages_alone(&self) -> bool {
+        matches!(self, AnySink::Rabbitmq(_))
+    }
 }
 
 /// `$sql` on the [`SqlSink`](sql::SqlSink) inside `$any`, whichever database it is for (a
-/// macro: each variant's sink is of another type), or `$files` on the files sink.
+/// macro: each variant's sink is of another type), or `$files` on the files or RabbitMQ sink
+/// (same method names, other types).
 macro_rules! on_sink {
     ($any:expr, $sink:ident => $sql:expr, $f:ident => $files:expr) => {
         match $any {
@@ -158,6 +174,7 @@ macro_rules! on_sink {
             AnySink::Sqlite($sink) => $sql,
             AnySink::Mysql($sink) => $sql,
             AnySink::Files($f) => $files,
+            AnySink::Rabbitmq($f) => $files,
         }
     };
 }
@@ -214,6 +231,20 @@ pub async fn open(
     reach: Reach<'_>,
 ) -> Result<AnySink, SinkError> {
     let local = |key: &str, path: &str| reach.local_root.resolve(reach.namespace, key, path);
+    let others = [
+        spec.postgres.is_some(),
+        spec.sqlite.is_some(),
+        spec.mysql.is_some(),
+        spec.files.is_some(),
+    ];
+    if let Some(r) = &spec.rabbitmq {
+        if others.contains(&true) {
+            return Err(not_exactly_one());
+        }
+        return Ok(AnySink::Rabbitmq(Box::new(
+            RabbitmqSink::open(r, reach.egress).await?,
+        )));
+    }
     match (&spec.postgres, &spec.sqlite, &spec.mysql, &spec.files) {
         (Some(pg), None, None, None) => Ok(AnySink::Postgres(
             PostgresSink::connect(pg, reach.pools).await?,
@@ -239,11 +270,15 @@ pub async fn open(
             };
             Ok(AnySink::Files(FilesSink::open(&files, reach.egress).await?))
         }
-        _ => Err(SinkError::User(
-            "exactly one of sink.postgres, sink.sqlite, sink.mysql and sink.files must be set"
-                .into(),
-        )),
+        _ => Err(not_exactly_one()),
     }
+}
+
+fn not_exactly_one() -> SinkError {
+    SinkError::User(
+        "exactly one of sink.postgres, sink.sqlite, sink.mysql, sink.files and sink.rabbitmq must be set"
+            .into(),
+    )
 }
 
 fn utf8(path: std::path::PathBuf) -> Result<String, SinkError> {

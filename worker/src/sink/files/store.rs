@@ -80,20 +80,7 @@ async fn check_endpoint(endpoint: &str, s3: &S3Options, egress: &Egress) -> Resu
                 .into(),
         ));
     }
-    egress
-        .check_url(&url)
-        .map_err(|e| SinkError::User(format!("sink.files.s3.endpoint: {e}")))?;
-    let host = url.host_str().unwrap_or_default();
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addrs = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| SinkError::Transient(format!("sink.files.s3.endpoint {host}: {e}")))?;
-    for addr in addrs {
-        egress
-            .check_ip(addr.ip())
-            .map_err(|e| SinkError::User(format!("sink.files.s3.endpoint: {e}")))?;
-    }
-    Ok(())
+    crate::sink::endpoint::check("sink.files.s3.endpoint", &url, egress).await
 }
 
 /// Creates a probe object under `root` twice: the second time must fail as "already

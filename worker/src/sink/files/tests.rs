@@ -14,7 +14,7 @@ use serde_json::json;
 use super::log::{Entry, ShardLog};
 use super::{encode, FilesSink};
 use crate::fetch::Egress;
-use crate::sink::sql::suite::{at, batch, shard};
+use crate::sink::sql::suite::{at, batch, shard, users_page as page};
 use crate::sink::SinkError;
 
 fn local(dir: &std::path::Path, format: FileFormat) -> FilesSpec {
@@ -24,13 +24,6 @@ fn local(dir: &std::path::Path, format: FileFormat) -> FilesSpec {
         format,
         s3: None,
     }
-}
-
-fn page(first: u64, n: u64) -> arrow::record_batch::RecordBatch {
-    let rows: Vec<_> = (first..first + n)
-        .map(|id| json!({"id": id, "name": format!("user {id}")}))
-        .collect();
-    batch(json!(rows))
 }
 
 /// The rows of every visible part, summed.

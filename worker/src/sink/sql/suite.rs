@@ -165,6 +165,14 @@ pub(crate) fn batch(v: Value) -> RecordBatch {
         .expect("records convert to a batch")
 }
 
+/// A page of `n` users with the ids `first..first + n` (an `id` and a `name` each).
+pub(crate) fn users_page(first: u64, n: u64) -> RecordBatch {
+    let rows: Vec<_> = (first..first + n)
+        .map(|id| serde_json::json!({"id": id, "name": format!("user {id}")}))
+        .collect();
+    batch(serde_json::json!(rows))
+}
+
 pub(crate) fn at(offset: u64, pages: u64, records: u64) -> Checkpoint {
     Checkpoint {
         position: Position::Offset { offset },
