@@ -45,6 +45,14 @@ pub async fn cluster(coordinators: usize, workers: usize) -> anyhow::Result<Test
         .await
 }
 
+/// Asserts that the workers were built with fault injection, which the test needs.
+pub fn assert_failpoints(cluster: &TestCluster) {
+    assert!(
+        cluster.workers.iter().all(|w| w.failpoints),
+        "apitap-worker was built without fault injection: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
+    );
+}
+
 /// The mock API answers every request `ms` later (for the next 100 000 requests), so that a
 /// run is still going when the test acts on it.
 pub fn slow_source(cluster: &TestCluster, ms: u64) {

@@ -20,10 +20,7 @@ async fn crash_at(failpoint: &str, table: &str) -> anyhow::Result<()> {
         .lease_ttl(Duration::from_secs(2))
         .start()
         .await?;
-    assert!(
-        cluster.workers[0].failpoints,
-        "apitap-worker was built without fail points: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
-    );
+    fixture::assert_failpoints(&cluster);
     fixture::slow_source(&cluster, 100);
     // Armed before the run, so that worker-1's very first commit hits the fail point.
     cluster.worker_proc(0).expect("running").kill();

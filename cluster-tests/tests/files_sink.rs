@@ -80,10 +80,7 @@ async fn a_frozen_zombie_cannot_make_its_parts_visible() -> anyhow::Result<()> {
         .worker_env("APITAP_FAULT_IGNORE_REVOCATIONS", "true")
         .start()
         .await?;
-    assert!(
-        cluster.workers.iter().all(|w| w.failpoints),
-        "apitap-worker was built without fault injection: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
-    );
+    fixture::assert_failpoints(&cluster);
     let dir = cluster.out_path("zombie-files");
     fixture::slow_source(&cluster, 150);
     let run = cluster.submit("zombie", &pipeline("zombie", &dir, 1))?;

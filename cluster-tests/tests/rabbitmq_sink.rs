@@ -89,10 +89,7 @@ async fn a_frozen_zombie_is_fenced_out_and_its_copies_share_their_ids() -> anyho
         .worker_env("APITAP_FAULT_IGNORE_REVOCATIONS", "true")
         .start()
         .await?;
-    assert!(
-        cluster.workers.iter().all(|w| w.failpoints),
-        "apitap-worker was built without fault injection: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
-    );
+    fixture::assert_failpoints(&cluster);
     fixture::slow_source(&cluster, 150);
     let run = cluster.submit("zombie", &pipeline("zombie", &node, 1))?;
     let zombie = fixture::make_zombie(&mut cluster, run)?;
@@ -107,10 +104,7 @@ async fn a_crash_between_confirms_and_checkpoint_repeats_the_page_under_the_same
 ) -> anyhow::Result<()> {
     let node = TempRabbitmq::start()?;
     let mut cluster = builder(&node).start().await?;
-    assert!(
-        cluster.workers[0].failpoints,
-        "apitap-worker was built without fail points: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
-    );
+    fixture::assert_failpoints(&cluster);
     fixture::slow_source(&cluster, 100);
     // Armed before the run, so that worker-1's first page with rows hits the fail point.
     cluster.worker_proc(0).expect("running").kill();

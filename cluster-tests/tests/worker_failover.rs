@@ -74,10 +74,7 @@ async fn a_frozen_zombie_is_fenced_out_of_the_sink() -> anyhow::Result<()> {
     // the sink's fence can stop it.
     let (pg, mut cluster) =
         cluster_with_pg(2, &[("APITAP_FAULT_IGNORE_REVOCATIONS", "true")]).await?;
-    assert!(
-        cluster.workers.iter().all(|w| w.failpoints),
-        "apitap-worker was built without fault injection: build with `--features apitap-worker/failpoints` (scripts/test.sh does)"
-    );
+    fixture::assert_failpoints(&cluster);
     slow_source(&cluster, 150);
     let run = cluster.submit("zombie", &pipelines::sharded("zombie", RECORDS, 1))?;
     let zombie = fixture::make_zombie(&mut cluster, run)?;
