@@ -14,7 +14,7 @@ use crate::fetch::Fetcher;
 pub use crate::lease::LeaseWork;
 use crate::metrics::FetchObserver;
 use crate::shard_limits::ShardBudget;
-use crate::sink::{self, ShardRef, Sink, SinkError};
+use crate::sink::{self, DeadPage, ShardRef, Sink, SinkError};
 use crate::transform::Transformer;
 
 /// A named fail point that, when set (`FAILPOINTS="sink::after_commit=return"`, see
@@ -241,7 +241,15 @@ async fn dead_letter(
     if class == ErrorClass::User && !records.is_empty() {
         let page = cp.pages + 1;
         match sink
-            .dead_letter(shard, work.fence, page, records, &error)
+            .dead_letter(
+                shard,
+                work.fence,
+                DeadPage {
+                    page,
+                    records,
+                    error: &error,
+                },
+            )
             .await
         {
             Ok(()) => {

@@ -3,16 +3,17 @@
 //! killed on drop. As root, the server runs as the `mysql` user (`--user`), as the
 //! packaged server does.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use super::postgres::is_root;
+use super::process::KillOnDrop;
 use super::{free_port, wait};
 
 pub struct TempMariadb {
     dir: tempfile::TempDir,
-    server: Child,
+    server: KillOnDrop,
     pub port: u16,
 }
 
@@ -84,23 +85,20 @@ impl TempMariadb {
         std::fs::write(&init, "CREATE DATABASE IF NOT EXISTS apitap;\n")?;
         let port = free_port();
         let file = |name: &str| path.join(name).display().to_string();
-        let server = Command::new(&mariadbd)
-            .args(["--no-defaults", &data, &tmp])
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}", file("mysqld.sock")))
-            .arg(format!("--pid-file={}", file("mysqld.pid")))
-            .arg(format!("--log-error={}", file("error.log")))
-            .arg(format!("--init-file={}", init.display()))
-            // Durability is not what a throwaway server is for.
-            .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
-            .args(["--innodb-buffer-pool-size=32M", "--skip-name-resolve"])
-            .args(user)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", mariadbd.display()))?;
+        let server = KillOnDrop::spawn_quiet(
+            Command::new(&mariadbd)
+                .args(["--no-defaults", &data, &tmp])
+                .arg(format!("--port={port}"))
+                .arg("--bind-address=127.0.0.1")
+                .arg(format!("--socket={}", file("mysqld.sock")))
+                .arg(format!("--pid-file={}", file("mysqld.pid")))
+                .arg(format!("--log-error={}", file("error.log")))
+                .arg(format!("--init-file={}", init.display()))
+                // Durability is not what a throwaway server is for.
+                .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
+                .args(["--innodb-buffer-pool-size=32M", "--skip-name-resolve"])
+                .args(user),
+        )?;
         let mut db = Self { dir, server, port };
         db.wait_ready()?;
         Ok(db)
@@ -110,36 +108,18 @@ impl TempMariadb {
     /// exited (then with its error log).
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let log = self.dir.path().join("error.log");
-        let port = self.port;
-        let server = &mut self.server;
-        let ready = wait::until(
-            "mariadbd to accept connections",
+        wait::listening(
+            "mariadbd",
+            &mut self.server.0,
+            self.port,
             Duration::from_secs(60),
-            || {
-                if let Ok(Some(status)) = server.try_wait() {
-                    return Some(Err(status));
-                }
-                std::net::TcpStream::connect(("127.0.0.1", port))
-                    .ok()
-                    .map(|_| Ok(()))
-            },
-        )?;
-        ready.map_err(|status| anyhow::anyhow!("mariadbd exited ({status}):\n{}", read_log(&log)))
+            Some(&log),
+            || true,
+        )
     }
 
     /// Connection URL of the `apitap` database as `root` (no password).
     pub fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}/apitap", self.port)
-    }
-}
-
-fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-impl Drop for TempMariadb {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
     }
 }

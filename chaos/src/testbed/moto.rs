@@ -3,16 +3,17 @@
 //! on drop. It takes any access key; its state lives in memory.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use super::process::KillOnDrop;
 use super::{free_port, wait};
 
 /// Where scripts/prereqs.sh installs moto when it is not on `PATH`.
 pub const MOTO_VENV_BIN: &str = "/opt/apitap/moto/bin";
 
 pub struct TempS3 {
-    server: Child,
+    server: KillOnDrop,
     pub port: u16,
     pub bucket: String,
 }
@@ -41,28 +42,25 @@ impl TempS3 {
     pub async fn start(bucket: &str) -> anyhow::Result<Self> {
         let bin = find()?;
         let port = free_port();
-        let server = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", bin.display()))?;
+        let server = KillOnDrop::spawn_quiet(Command::new(&bin).args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]))?;
         let mut s3 = Self {
             server,
             port,
             bucket: bucket.to_string(),
         };
-        let server = &mut s3.server;
-        let up = wait::until("moto_server to listen", Duration::from_secs(60), || {
-            if let Ok(Some(status)) = server.try_wait() {
-                return Some(Err(status));
-            }
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| Ok(()))
-        })?;
-        up.map_err(|status| anyhow::anyhow!("moto_server exited ({status})"))?;
+        wait::listening(
+            "moto_server",
+            &mut s3.server.0,
+            port,
+            Duration::from_secs(60),
+            None,
+            || true,
+        )?;
         let created = reqwest::Client::new()
             .put(format!("{}/{bucket}", s3.endpoint()))
             .send()
@@ -78,12 +76,5 @@ impl TempS3 {
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for TempS3 {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
     }
 }

@@ -121,3 +121,29 @@ impl Drop for Proc {
         }
     }
 }
+
+/// A server process a testbed started (a database, an S3 server): killed and reaped when
+/// dropped, so a test that fails halfway leaves no server behind.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Starts `command` without stdin and with its output discarded (a server that logs to
+    /// a file of its own, or not at all).
+    pub fn spawn_quiet(command: &mut Command) -> anyhow::Result<Self> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(KillOnDrop)
+            .map_err(|e| anyhow::anyhow!("cannot run {:?}: {e}", command.get_program()))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -118,26 +118,16 @@ impl TempRabbitmq {
     /// and the AMQP port takes a TCP connection, or the node has exited (then with its log).
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let log = self.dir.path().join("server.log");
-        let port = self.port;
-        let server = &mut self.server;
-        let text = || std::fs::read_to_string(&log).unwrap_or_default();
-        let ready = wait::until(
-            "RabbitMQ to complete its start-up",
+        let started =
+            || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Server startup complete"));
+        wait::listening(
+            "rabbitmq-server",
+            &mut self.server,
+            self.port,
             Duration::from_secs(90),
-            || {
-                if let Ok(Some(status)) = server.try_wait() {
-                    return Some(Err(status));
-                }
-                let started = text().contains("Server startup complete");
-                (started && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
-                    .then_some(Ok(()))
-            },
-        );
-        match ready {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(status)) => anyhow::bail!("rabbitmq-server exited ({status}):\n{}", text()),
-            Err(e) => anyhow::bail!("{e}; its log:\n{}", text()),
-        }
+            Some(&log),
+            started,
+        )
     }
 
     /// The AMQP URL with the password in it (the default vhost `/`).

@@ -131,17 +131,37 @@ pub trait Sink: Send {
         checkpoint: &Checkpoint,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// Keeps `records` (the raw JSON of page number `page`, which could not be transformed
-    /// or loaded) in `apitap_dead_letters` with `error`, if `fence` still owns the shard.
+    /// Keeps the records of `dead` (the raw JSON of a page which could not be transformed
+    /// or loaded) in `apitap_dead_letters` with its error, if `fence` still owns the shard.
     /// Idempotent per (shard, page, record position).
     fn dead_letter(
         &mut self,
         shard: &ShardRef,
         fence: u64,
-        page: u64,
-        records: &[serde_json::Value],
-        error: &str,
+        dead: DeadPage<'_>,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// A page kept aside instead of loaded: its number in the shard, its raw records, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadPage<'a> {
+    pub page: u64,
+    pub records: &'a [serde_json::Value],
+    pub error: &'a str,
+}
+
+/// A [`DeadPage`], for tests.
+#[cfg(test)]
+pub(crate) fn dead<'a>(
+    page: u64,
+    records: &'a [serde_json::Value],
+    error: &'a str,
+) -> DeadPage<'a> {
+    DeadPage {
+        page,
+        records,
+        error,
+    }
 }
 
 /// The sink a pipeline spec names.
@@ -202,13 +222,11 @@ impl Sink for AnySink {
         &mut self,
         shard: &ShardRef,
         fence: u64,
-        page: u64,
-        records: &[serde_json::Value],
-        error: &str,
+        dead: DeadPage<'_>,
     ) -> Result<(), SinkError> {
         on_sink!(self,
-            s => s.dead_letter(&Lease::new(shard, fence)?, page, records, error).await,
-            f => f.dead_letter(shard, fence, page, records, error).await)
+            s => s.dead_letter(&Lease::new(shard, fence)?, dead.page, dead.records, dead.error).await,
+            f => f.dead_letter(shard, fence, dead).await)
     }
 }
 

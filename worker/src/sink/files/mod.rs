@@ -32,7 +32,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use self::log::{Entry, ShardLog};
-use super::{ShardRef, SinkError};
+use super::{DeadPage, ShardRef, SinkError};
 use crate::fetch::Egress;
 
 /// Claim attempts that lose a race for the next manifest entry before the claim gives up
@@ -134,17 +134,20 @@ impl FilesSink {
         Ok(())
     }
 
-    /// Keeps `records` of page `page` in `dead-letters/page-P-fence-F.jsonl` beside the
+    /// Keeps the records of page `dead.page` in `dead-letters/page-P-fence-F.jsonl` beside the
     /// shard's log, if `fence` still owns the shard. Rewriting the same page is idempotent,
     /// and a stale lease cannot overwrite a newer one's file.
     pub async fn dead_letter(
         &mut self,
         shard: &ShardRef,
         fence: u64,
-        page: u64,
-        records: &[serde_json::Value],
-        error: &str,
+        dead: DeadPage<'_>,
     ) -> Result<(), SinkError> {
+        let DeadPage {
+            page,
+            records,
+            error,
+        } = dead;
         let head = self.owned_head(shard, fence)?;
         let log = self.log(shard);
         log.check_still_owned(&head).await?;

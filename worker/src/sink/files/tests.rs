@@ -14,6 +14,7 @@ use serde_json::json;
 use super::log::{Entry, ShardLog};
 use super::{encode, FilesSink};
 use crate::fetch::Egress;
+use crate::sink::dead;
 use crate::sink::sql::suite::{at, batch, shard, users_page as page};
 use crate::sink::SinkError;
 
@@ -64,7 +65,9 @@ async fn claim_commit_resume_and_fencing(spec: &FilesSpec) {
         matches!(zombie, Err(SinkError::Fenced { stored: 2, ours: 1 })),
         "{zombie:?}"
     );
-    let dead = a.dead_letter(&s, 1, 4, &[json!({"id": 6})], "bad").await;
+    let dead = a
+        .dead_letter(&s, 1, dead(4, &[json!({"id": 6})], "bad"))
+        .await;
     assert!(matches!(dead, Err(SinkError::Fenced { .. })), "{dead:?}");
     b.commit(&s, 2, Some(&page(6, 4)), &at(9, 4, 9))
         .await
@@ -145,7 +148,7 @@ async fn dead_letters_are_kept_per_page() {
     sink.claim(&s, 1).await.unwrap();
     let records = [json!({"id": 1}), json!({"id": "x"})];
     for _ in 0..2 {
-        sink.dead_letter(&s, 1, 7, &records, "not a number")
+        sink.dead_letter(&s, 1, dead(7, &records, "not a number"))
             .await
             .unwrap();
     }

@@ -34,7 +34,7 @@ use lapin::{Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 
 use self::checkpoints::{Entry, Kind, Tail};
 use self::publish::Message;
-use super::{ShardRef, SinkError};
+use super::{DeadPage, ShardRef, SinkError};
 use crate::fetch::Egress;
 
 pub use self::checkpoints::ShardState;
@@ -299,10 +299,13 @@ impl RabbitmqSink {
         &mut self,
         shard: &ShardRef,
         fence: u64,
-        page: u64,
-        records: &[serde_json::Value],
-        error: &str,
+        dead: DeadPage<'_>,
     ) -> Result<(), SinkError> {
+        let DeadPage {
+            page,
+            records,
+            error,
+        } = dead;
         self.check_owned(shard, fence).await?;
         let mut headers = publish::headers(shard, fence, page);
         let mut error = error.to_string();

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::RabbitmqSink;
 use crate::fetch::Egress;
 use crate::sink::sql::suite::{at, shard, users_page as page};
-use crate::sink::SinkError;
+use crate::sink::{dead, SinkError};
 
 fn spec(url: String, queue: &str) -> apitap_common::spec::RabbitmqSink {
     apitap_common::spec::RabbitmqSink {
@@ -104,7 +104,9 @@ async fn publish_resume_fencing_and_dead_letters() {
         "{stale:?}"
     );
     // b was fenced out by c's claim.
-    let fenced = b.dead_letter(&s, 9, 3, &[json!({"id": 6})], "bad").await;
+    let fenced = b
+        .dead_letter(&s, 9, dead(3, &[json!({"id": 6})], "bad"))
+        .await;
     assert!(
         matches!(fenced, Err(SinkError::Fenced { .. })),
         "{fenced:?}"
@@ -129,9 +131,11 @@ async fn publish_resume_fencing_and_dead_letters() {
     c.dead_letter(
         &s,
         10,
-        4,
-        &[json!({"id": 8}), json!({"id": 9})],
-        "column x: not a number",
+        dead(
+            4,
+            &[json!({"id": 8}), json!({"id": 9})],
+            "column x: not a number",
+        ),
     )
     .await
     .unwrap();

@@ -18,7 +18,7 @@ use sqlx::Pool;
 use super::dialect::{Ddl, Dialect, Load};
 use super::exec::SqlDb;
 use super::table::TableName;
-use crate::sink::{AnySink, ShardRef, Sink, SinkError};
+use crate::sink::{dead, AnySink, ShardRef, Sink, SinkError};
 use crate::transform::infer::records_to_batch;
 
 /// What runs a throwaway database of one dialect (a server, a file): [`Fixture::fresh`]
@@ -457,7 +457,7 @@ pub(crate) async fn dead_letters_are_kept_once_and_fenced<F: Fixture>() {
     ];
     for _ in 0..2 {
         // A retried page keeps its records once.
-        old.dead_letter(&shard(), 1, 4, &records, "cannot cast")
+        old.dead_letter(&shard(), 1, dead(4, &records, "cannot cast"))
             .await
             .unwrap();
     }
@@ -477,7 +477,7 @@ pub(crate) async fn dead_letters_are_kept_once_and_fenced<F: Fixture>() {
     let mut new = open(&fx, "events", LoadMode::Append, &[]).await;
     new.claim(&shard(), 2).await.unwrap();
     let err = old
-        .dead_letter(&shard(), 1, 5, &records, "late")
+        .dead_letter(&shard(), 1, dead(5, &records, "late"))
         .await
         .unwrap_err();
     assert_eq!(err, SinkError::Fenced { stored: 2, ours: 1 });
