@@ -116,20 +116,36 @@ pub async fn run_now(cx: Ctx, path: web::Path<(String, String)>) -> HttpResponse
     acted(cx, Action::run_now(path)).await
 }
 
+/// What an action on a run answers: the run after it, or why not (the same for every
+/// action on a run, so described once).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its description in the OpenAPI document is used
+enum RunActionAnswers {
+    #[response(status = 200)]
+    Done(ActionReply),
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// not the leader
+    #[response(status = 421)]
+    NotLeader(ErrorBody),
+}
+
 /// Cancels the run (role operator; on the leader).
 #[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "action", params(("id" = u64, Path)),
-    responses((status = 200, body = ActionReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 421, description = "not the leader", body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses(RunActionAnswers), security(("bearer" = [])))]
 pub async fn cancel(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
     acted(cx, Action::Cancel(*id)).await
 }
 
 /// Retries the failed shards of a finished run (role operator; on the leader).
 #[utoipa::path(post, path = "/api/runs/{id}/retry", tag = "action", params(("id" = u64, Path)),
-    responses((status = 200, body = ActionReply), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 421, description = "not the leader", body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses(RunActionAnswers), security(("bearer" = [])))]
 pub async fn retry(cx: Ctx, id: web::Path<u64>) -> HttpResponse {
     acted(cx, Action::Retry(*id)).await
 }

@@ -69,3 +69,31 @@ fn every_reference_resolves_and_every_route_needs_the_bearer() {
         }
     }
 }
+
+#[test]
+fn every_action_on_a_run_documents_its_answers_and_their_bodies() {
+    let doc = doc();
+    for path in ["/api/runs/{id}/cancel", "/api/runs/{id}/retry"] {
+        let responses = &doc["paths"][path]["post"]["responses"];
+        let statuses: Vec<&str> = responses
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: no responses"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            statuses,
+            ["200", "401", "403", "404", "409", "421"],
+            "{path}"
+        );
+        let body = |status: &str| {
+            responses[status]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(body("200"), "#/components/schemas/ActionReply", "{path}");
+        assert_eq!(body("409"), "#/components/schemas/ErrorBody", "{path}");
+        assert_eq!(responses["421"]["description"], "not the leader", "{path}");
+    }
+}
