@@ -156,4 +156,28 @@ mod tests {
         }
         assert!(Config::try_parse_from(["apitap-worker", "--egress-deny", "nonsense"]).is_err());
     }
+
+    #[test]
+    fn the_sink_connection_and_batched_record_bounds_refuse_what_is_outside_them() {
+        let c = Config::parse_from(["apitap-worker"]);
+        assert_eq!(c.sink_connections, 16);
+        assert_eq!(c.max_batched_records, 500_000);
+        for (flag, value) in [
+            ("--sink-connections", "1"),
+            ("--sink-connections", "1001"),
+            ("--sink-connections", "-3"),
+            ("--sink-connections", "１６"),
+            ("--max-batched-records", "0"),
+            ("--max-batched-records", "100000001"),
+            ("--max-batched-records", "18446744073709551616"),
+        ] {
+            let arg = format!("{flag}={value}");
+            let err = Config::try_parse_from(["apitap-worker", arg.as_str()])
+                .expect_err(value)
+                .to_string();
+            assert!(err.contains(flag), "{flag} {value}: {err}");
+        }
+        let c = Config::parse_from(["apitap-worker", "--sink-connections", "2"]);
+        assert_eq!(c.sink_connections, 2);
+    }
 }
